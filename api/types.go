@@ -1,0 +1,330 @@
+// Package api defines braid's spec: the Go types a YAML file decodes into,
+// strict decoding with positions, defaults and validation. It performs no
+// I/O beyond reading the spec file; secrets are references resolved later.
+package api
+
+// APIVersion is the only apiVersion this build understands.
+const APIVersion = "braid/v1alpha1"
+
+// Kinds of documents.
+const (
+	KindRouter = "Router"
+	KindPeer   = "Peer"
+)
+
+// Document is one spec file: a Router (the box) or a Peer (the aggregation
+// server).
+type Document struct {
+	// APIVersion must be "braid/v1alpha1".
+	APIVersion string `json:"apiVersion"`
+	// Kind is "Router" or "Peer".
+	Kind string `json:"kind" enum:"Router,Peer"`
+	// Metadata names the document.
+	Metadata Metadata `json:"metadata"`
+	// Spec is the desired state. Its shape depends on Kind: RouterSpec or
+	// PeerSpec.
+	Router *RouterSpec `json:"-"`
+	// Peer is set when Kind is "Peer".
+	Peer *PeerSpec `json:"-"`
+}
+
+// Metadata identifies a document.
+type Metadata struct {
+	// Name is a short label for logs and status.
+	Name string `json:"name" required:"true"`
+}
+
+// RouterSpec is the desired state of a box with several uplinks.
+type RouterSpec struct {
+	// Management says who may always reach the box, and what must keep
+	// answering after a change.
+	Management *Management `json:"management,omitempty"`
+	// LAN is the local network the box routes for.
+	LAN *LAN `json:"lan,omitempty"`
+	// Uplinks are the Internet access links.
+	Uplinks []Uplink `json:"uplinks" required:"true"`
+	// Routes steer destinations or sources out of a given uplink.
+	Routes []RouteRule `json:"routes,omitempty"`
+	// Firewall opens ports on the box and forwards ports to LAN hosts.
+	Firewall *Firewall `json:"firewall,omitempty"`
+	// Tunnels are L2TPv2 tunnels (SFR's 6PE).
+	Tunnels []Tunnel `json:"tunnels,omitempty"`
+	// Aggregation sends traffic through an aggregation peer over MPTCP.
+	Aggregation *Aggregation `json:"aggregation,omitempty"`
+	// DNS is the resolver the box offers the LAN.
+	DNS *DNS `json:"dns,omitempty"`
+}
+
+// Management keeps the box reachable.
+type Management struct {
+	// Allow lists prefixes that may always reach the box.
+	Allow []string `json:"allow,omitempty" format:"cidr"`
+	// Probes must keep answering after a change, or it is rolled back.
+	Probes []Probe `json:"probes,omitempty"`
+}
+
+// Probe is one reachability check: exactly one of its fields is set.
+type Probe struct {
+	// ICMP pings an address.
+	ICMP string `json:"icmp,omitempty" format:"ip"`
+	// TCP connects to HOST:PORT.
+	TCP string `json:"tcp,omitempty" format:"hostport"`
+}
+
+// LAN is the local network.
+type LAN struct {
+	// Interface is the LAN-facing link (a bridge, a VLAN, a port).
+	Interface string `json:"interface" required:"true" format:"ifname"`
+	// Addresses are the box's addresses on the LAN, IPv4 or IPv6, in CIDR
+	// form (192.168.1.1/24, 2001:db8:1::1/64).
+	Addresses []string `json:"addresses,omitempty" format:"ipprefix"`
+	// MTU of the LAN link; 0 leaves it as it is.
+	MTU int `json:"mtu,omitempty"`
+	// IPv6 is the routed IPv6 prefix on the LAN.
+	IPv6 *LANIPv6 `json:"ipv6,omitempty"`
+}
+
+// LANIPv6 describes the LAN's routed IPv6 prefix. IPv6 is routed, never
+// NATed.
+type LANIPv6 struct {
+	// FromTunnel takes a /64 of the prefix delegated over this tunnel.
+	FromTunnel string `json:"fromTunnel,omitempty"`
+	// Subnet is which /64 of the delegated prefix to use.
+	Subnet int `json:"subnet,omitempty"`
+	// Advertise sends router advertisements (SLAAC and RDNSS) on the LAN.
+	Advertise bool `json:"advertise,omitempty"`
+}
+
+// Uplink is one Internet access link.
+type Uplink struct {
+	// Name identifies the uplink in routes, tunnels and status.
+	Name string `json:"name" required:"true" format:"name"`
+	// Interface is the kernel link name (eth1, wwan0).
+	Interface string `json:"interface" required:"true" format:"ifname"`
+	// Priority orders the main table's default routes: lower is preferred.
+	// It is the route metric.
+	Priority int `json:"priority,omitempty"`
+	// Table is the routing table that holds this uplink's default route, in
+	// braid's range; defaulted from the uplink's position.
+	Table int `json:"table,omitempty"`
+	// MTU of the link; 0 leaves it as it is.
+	MTU int `json:"mtu,omitempty"`
+	// IPv4 configuration: dhcp or static.
+	IPv4 *UplinkIPv4 `json:"ipv4,omitempty"`
+	// IPv6 configuration.
+	IPv6 *UplinkIPv6 `json:"ipv6,omitempty"`
+	// MPTCP says how this uplink carries subflows to the peer.
+	MPTCP *MPTCP `json:"mptcp,omitempty"`
+	// Health tracks the uplink and moves traffic away when it fails.
+	Health *Health `json:"health,omitempty"`
+}
+
+// UplinkIPv4 is exactly one of DHCP or Static.
+type UplinkIPv4 struct {
+	// DHCP leases an address.
+	DHCP *DHCPv4 `json:"dhcp,omitempty"`
+	// Static sets an address and gateway.
+	Static *Static `json:"static,omitempty"`
+}
+
+// DHCPv4 configures the uplink's DHCP client.
+type DHCPv4 struct {
+	// VendorClass is option 60 (SFR's ONT wants it to start with "neufbox").
+	VendorClass string `json:"vendorClass,omitempty"`
+	// ClientID is option 61.
+	ClientID string `json:"clientID,omitempty"`
+	// Hostname is option 12.
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// Static is a fixed address and its gateway.
+type Static struct {
+	// Address in CIDR form.
+	Address string `json:"address" required:"true" format:"ipprefix"`
+	// Gateway is the next hop of the uplink's default route.
+	Gateway string `json:"gateway,omitempty" format:"ip"`
+}
+
+// UplinkIPv6 is the uplink's IPv6 configuration.
+type UplinkIPv6 struct {
+	// Static sets an address and gateway.
+	Static *Static `json:"static,omitempty"`
+}
+
+// MPTCP modes.
+const (
+	MPTCPSubflow = "subflow"
+	MPTCPBackup  = "backup"
+	MPTCPOff     = "off"
+)
+
+// MPTCP is an uplink's Multipath TCP role.
+type MPTCP struct {
+	// Mode is subflow (default), backup or off.
+	Mode string `json:"mode,omitempty" enum:"subflow,backup,off"`
+	// Fullmesh adds the fullmesh flag to the endpoint.
+	Fullmesh bool `json:"fullmesh,omitempty"`
+}
+
+// Health configures uplink tracking.
+type Health struct {
+	// Probes are checked out of this uplink.
+	Probes []Probe `json:"probes,omitempty"`
+	// Interval between probes (Go duration: 500ms, 2s).
+	Interval string `json:"interval,omitempty" format:"duration"`
+	// FailAfter consecutive failures mark the uplink down.
+	FailAfter int `json:"failAfter,omitempty"`
+	// RecoverAfter consecutive successes mark it up again.
+	RecoverAfter int `json:"recoverAfter,omitempty"`
+}
+
+// RouteRule steers traffic out of one uplink: To (destinations) or From
+// (sources). A From entry wins over a To entry.
+type RouteRule struct {
+	// To lists destination prefixes.
+	To []string `json:"to,omitempty" format:"ipprefix"`
+	// From lists source prefixes.
+	From []string `json:"from,omitempty" format:"ipprefix"`
+	// Via names the uplink.
+	Via string `json:"via" required:"true"`
+}
+
+// Firewall is what the WAN side may reach.
+type Firewall struct {
+	// Open lists services on the box the WAN side may reach.
+	Open []OpenPort `json:"open,omitempty"`
+	// Forward lists port forwards to LAN hosts.
+	Forward []PortForward `json:"forward,omitempty"`
+}
+
+// OpenPort opens one port on the box.
+type OpenPort struct {
+	// Port number.
+	Port int `json:"port" required:"true"`
+	// Proto is tcp or udp.
+	Proto string `json:"proto,omitempty" enum:"tcp,udp"`
+	// From limits the sources; empty means anyone.
+	From []string `json:"from,omitempty" format:"ipprefix"`
+}
+
+// PortForward forwards a WAN port to a LAN host.
+type PortForward struct {
+	// Port on the WAN side.
+	Port int `json:"port" required:"true"`
+	// Proto is tcp or udp.
+	Proto string `json:"proto,omitempty" enum:"tcp,udp"`
+	// To is the LAN host's ADDRESS:PORT.
+	To string `json:"to" required:"true" format:"hostport"`
+	// From limits the sources; empty means anyone.
+	From []string `json:"from,omitempty" format:"ipprefix"`
+}
+
+// Tunnel is an L2TPv2 tunnel carrying PPP.
+type Tunnel struct {
+	// Name identifies the tunnel.
+	Name string `json:"name" required:"true" format:"name"`
+	// L2TP configures the tunnel.
+	L2TP *L2TP `json:"l2tp" required:"true"`
+}
+
+// L2TP is an L2TPv2 tunnel to an LNS.
+type L2TP struct {
+	// Server is the LNS address (HOST or HOST:PORT, port 1701 by default).
+	Server string `json:"server" required:"true"`
+	// Via names the uplink the tunnel leaves by.
+	Via string `json:"via" required:"true"`
+	// Secret is the tunnel secret (SFR: the shared "6pe").
+	Secret *Secret `json:"secret,omitempty"`
+	// PPP is the session's login.
+	PPP *PPP `json:"ppp" required:"true"`
+	// IPv6 says what to run over the PPP link.
+	IPv6 *TunnelIPv6 `json:"ipv6,omitempty"`
+}
+
+// PPP is the PPP login inside the tunnel.
+type PPP struct {
+	// Username, e.g. dhcp/<public IPv4>@<WAN MAC without colons>.
+	Username string `json:"username" required:"true"`
+	// Password is a secret.
+	Password *Secret `json:"password" required:"true"`
+	// Keepalive is the LCP echo interval.
+	Keepalive string `json:"keepalive,omitempty" format:"duration"`
+}
+
+// TunnelIPv6 says how IPv6 is obtained over the tunnel.
+type TunnelIPv6 struct {
+	// DHCPv6 asks for a delegated prefix.
+	DHCPv6 *DHCPv6 `json:"dhcpv6,omitempty"`
+}
+
+// DHCPv6 configures the DHCPv6 client.
+type DHCPv6 struct {
+	// PrefixDelegation asks for a prefix (IA_PD).
+	PrefixDelegation bool `json:"prefixDelegation,omitempty"`
+}
+
+// Aggregation policies.
+const (
+	TCPProxy  = "proxy"
+	TCPDirect = "direct"
+	UDPPeer   = "peer"
+	UDPDirect = "direct"
+	UDPDrop   = "drop"
+)
+
+// Aggregation sends LAN traffic through the aggregation peer.
+type Aggregation struct {
+	// Peer is the aggregation server.
+	Peer *AggregationPeer `json:"peer" required:"true"`
+	// TCP is proxy (terminate LAN TCP on the box, re-originate at the peer)
+	// or direct.
+	TCP string `json:"tcp,omitempty" enum:"proxy,direct"`
+	// UDP is peer, direct or drop.
+	UDP string `json:"udp,omitempty" enum:"peer,direct,drop"`
+	// Bypass lists destinations that never go through the peer.
+	Bypass []string `json:"bypass,omitempty" format:"ipprefix"`
+}
+
+// AggregationPeer is how the box reaches the peer.
+type AggregationPeer struct {
+	// Address is HOST:PORT.
+	Address string `json:"address" required:"true" format:"hostport"`
+	// Protocol is shadowsocks.
+	Protocol string `json:"protocol,omitempty" enum:"shadowsocks"`
+	// Cipher is the AEAD cipher.
+	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
+	// Key is a secret.
+	Key *Secret `json:"key" required:"true"`
+}
+
+// DNS is the box's resolver policy.
+type DNS struct {
+	// Listen lists the addresses the resolver listens on.
+	Listen []string `json:"listen,omitempty" format:"ip"`
+	// Upstreams are "peer", "uplink:<name>" or an address.
+	Upstreams []string `json:"upstreams,omitempty"`
+	// AAAA is keep (default) or filter.
+	AAAA string `json:"aaaa,omitempty" enum:"keep,filter"`
+}
+
+// Secret is a reference to a secret: exactly one field is set. Value is for
+// what is not really secret (SFR's shared "6pe"); File and Env are resolved
+// at apply time.
+type Secret struct {
+	// Value is the secret inline.
+	Value string `json:"value,omitempty" secret:"true"`
+	// File is a path whose content (trailing newline trimmed) is the secret.
+	File string `json:"file,omitempty"`
+	// Env names an environment variable holding the secret.
+	Env string `json:"env,omitempty"`
+}
+
+// PeerSpec is the aggregation server's desired state; a later issue fills it.
+type PeerSpec struct {
+	// Listen is the address the peer listens on.
+	Listen string `json:"listen,omitempty" format:"hostport"`
+	// Cipher is the AEAD cipher.
+	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
+	// Key is a secret.
+	Key *Secret `json:"key,omitempty"`
+}

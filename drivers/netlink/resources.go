@@ -1,0 +1,175 @@
+// Package netlink converges the kernel's links, addresses, routes, policy
+// rules and sysctls for the interfaces a spec names, over rtnetlink and
+// /proc/sys. It owns routes and rules by protocol number, and records in the
+// ownership record what the kernel cannot mark: the addresses it adds, the
+// previous values of sysctls and the previous admin state and MTU of links.
+package netlink
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Protocol is the route and rule protocol number that marks braid's own
+// routes and rules (rtnetlink's RTPROT_*; 98 is free in iproute2's list).
+const Protocol = 98
+
+// Routing tables and rule priorities braid uses.
+const (
+	// TableMain is the kernel's main table.
+	TableMain = 254
+	// TableMin and TableMax bound braid's table range.
+	TableMin = 7100
+	TableMax = 7199
+	// TableSteer holds the routes: destinations, each via its uplink.
+	TableSteer = 7100
+
+	// PrioMain looks up the main table for everything but its default
+	// routes, so connected and LAN routes win over steering.
+	PrioMain = 7000
+	// PrioFrom sends routes: sources to their uplink's table.
+	PrioFrom = 7100
+	// PrioUplink sends traffic from an uplink's address to its table (MPTCP
+	// subflows and replies leave by the link they belong to).
+	PrioUplink = 7200
+	// PrioSteer looks up the table of routes: destinations.
+	PrioSteer = 7300
+)
+
+// Link is the settings braid keeps on an interface it does not create.
+type Link struct {
+	Name string
+	// Up is the wanted admin state.
+	Up bool
+	// MTU is the wanted MTU; 0 leaves it as it is.
+	MTU int
+}
+
+// Address implements plan.Resource.
+func (l Link) Address() string { return "link[" + l.Name + "]" }
+
+// Fields implements plan.Resource.
+func (l Link) Fields() []plan.Field {
+	f := []plan.Field{{Name: "up", Value: strconv.FormatBool(l.Up)}}
+	if l.MTU != 0 {
+		f = append(f, plan.Field{Name: "mtu", Value: strconv.Itoa(l.MTU)})
+	}
+	return f
+}
+
+// Sysctl is one /proc/sys value, named in dotted form
+// (net.ipv4.conf.eth1.rp_filter).
+type Sysctl struct {
+	Name  string
+	Value string
+}
+
+// Address implements plan.Resource.
+func (s Sysctl) Address() string { return "sysctl[" + s.Name + "]" }
+
+// Fields implements plan.Resource.
+func (s Sysctl) Fields() []plan.Field {
+	return []plan.Field{{Name: "value", Value: s.Value}}
+}
+
+// Addr is an address on a link, added with noprefixroute.
+type Addr struct {
+	Link   string
+	Prefix netip.Prefix
+}
+
+// Address implements plan.Resource.
+func (a Addr) Address() string { return "address[" + a.Link + " " + a.Prefix.String() + "]" }
+
+// Fields implements plan.Resource.
+func (a Addr) Fields() []plan.Field {
+	return []plan.Field{{Name: "link", Value: a.Link}, {Name: "prefix", Value: a.Prefix.String()}}
+}
+
+// Route is a unicast route braid owns. Its identity is (table, destination,
+// metric), as the kernel's.
+type Route struct {
+	Table  int
+	Dst    netip.Prefix
+	Metric int
+	// Gateway is the next hop; invalid for a link-scope (connected) route.
+	Gateway netip.Addr
+	// Link is the outgoing interface.
+	Link string
+	// Src is the preferred source address; optional.
+	Src netip.Addr
+}
+
+// TableName renders a table number, "main" for the main table.
+func TableName(t int) string {
+	if t == TableMain {
+		return "main"
+	}
+	return strconv.Itoa(t)
+}
+
+// Address implements plan.Resource.
+func (r Route) Address() string {
+	return fmt.Sprintf("route[%s %s metric %d]", TableName(r.Table), r.Dst, r.Metric)
+}
+
+// Fields implements plan.Resource.
+func (r Route) Fields() []plan.Field {
+	var f []plan.Field
+	if r.Gateway.IsValid() {
+		f = append(f, plan.Field{Name: "via", Value: r.Gateway.String()})
+	}
+	f = append(f, plan.Field{Name: "dev", Value: r.Link})
+	if r.Src.IsValid() {
+		f = append(f, plan.Field{Name: "src", Value: r.Src.String()})
+	}
+	return f
+}
+
+// Rule is a policy routing rule braid owns. Its identity is its priority,
+// family and selectors.
+type Rule struct {
+	Priority int
+	// IPv6 selects the family when neither From nor To is set.
+	IPv6 bool
+	// From and To are the selectors; invalid means "all".
+	From netip.Prefix
+	To   netip.Prefix
+	// Table is looked up when the rule matches.
+	Table int
+	// SuppressPrefixlen, when non-negative, rejects the table's routes with
+	// this prefix length or shorter (0: ignore default routes). -1 is unset.
+	SuppressPrefixlen int
+}
+
+// Family is "inet" or "inet6".
+func (r Rule) Family() string {
+	if r.IPv6 || r.From.Addr().Is6() || r.To.Addr().Is6() {
+		return "inet6"
+	}
+	return "inet"
+}
+
+// Address implements plan.Resource.
+func (r Rule) Address() string {
+	s := fmt.Sprintf("rule[%s pref %d", r.Family(), r.Priority)
+	if r.From.IsValid() {
+		s += " from " + r.From.String()
+	}
+	if r.To.IsValid() {
+		s += " to " + r.To.String()
+	}
+	return s + "]"
+}
+
+// Fields implements plan.Resource.
+func (r Rule) Fields() []plan.Field {
+	f := []plan.Field{{Name: "lookup", Value: TableName(r.Table)}}
+	if r.SuppressPrefixlen >= 0 {
+		f = append(f, plan.Field{Name: "suppress_prefixlength", Value: strconv.Itoa(r.SuppressPrefixlen)})
+	}
+	return f
+}

@@ -1,0 +1,179 @@
+// Package plan holds the vocabulary shared by braid's engine and its
+// drivers: resources with stable addresses, the changes between a live and a
+// desired set of them, conflicts with foreign objects, and per-object status.
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Field is one displayed attribute of a resource. Secret fields are redacted
+// wherever a plan or status is printed.
+type Field struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// Resource is one object braid converges: a link's settings, an address, a
+// route, a rule, a sysctl, an nftables table, a session.
+type Resource interface {
+	// Address is the stable, unique name of the resource across all
+	// drivers, e.g. "route.main[0.0.0.0/0 metric 10]". Two resources with
+	// the same address are the same object in two states.
+	Address() string
+	// Fields lists the attributes that matter, in display order. Two states
+	// of a resource with equal fields need no change.
+	Fields() []Field
+}
+
+// Action is what a change does to a resource.
+type Action string
+
+// Actions, in the order they are printed.
+const (
+	Create Action = "create"
+	Update Action = "update"
+	Delete Action = "delete"
+)
+
+// Symbol is the one-character prefix of the action in a text plan.
+func (a Action) Symbol() string {
+	switch a {
+	case Create:
+		return "+"
+	case Update:
+		return "~"
+	case Delete:
+		return "-"
+	}
+	return "?"
+}
+
+// Change moves one resource from Before to After. Before is nil for a
+// create, After is nil for a delete.
+type Change struct {
+	Action Action
+	Before Resource
+	After  Resource
+}
+
+// Address is the address of the resource the change is about.
+func (c Change) Address() string {
+	if c.After != nil {
+		return c.After.Address()
+	}
+	return c.Before.Address()
+}
+
+// Inverse is the change that undoes c.
+func (c Change) Inverse() Change {
+	switch c.Action {
+	case Create:
+		return Change{Action: Delete, Before: c.After}
+	case Delete:
+		return Change{Action: Create, After: c.Before}
+	}
+	return Change{Action: Update, Before: c.After, After: c.Before}
+}
+
+// Resource is the state the change acts on: After, or Before for a delete.
+func (c Change) Resource() Resource {
+	if c.After != nil {
+		return c.After
+	}
+	return c.Before
+}
+
+// Conflict is a foreign object that occupies what braid wants. braid reports
+// it and leaves it alone.
+type Conflict struct {
+	// Address is the address braid wanted.
+	Address string `json:"address"`
+	// Foreign describes the object that is in the way.
+	Foreign string `json:"foreign"`
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("%s: occupied by a foreign object (%s); left alone", c.Address, c.Foreign)
+}
+
+// Note is something the plan must say that is not a change, such as a
+// section this version does not converge yet.
+type Note struct {
+	Section string `json:"section"`
+	Message string `json:"message"`
+}
+
+func (n Note) String() string { return n.Section + ": " + n.Message }
+
+// Observed is a live resource as a driver found it. Foreign objects are
+// returned only where they collide with a desired address, so the diff can
+// report a conflict.
+type Observed struct {
+	Resource
+	// Foreign is set when braid does not own the object.
+	Foreign bool
+}
+
+// Diff computes the changes that turn live into desired. A desired
+// resource whose address is held by a foreign object becomes a conflict, not
+// a change; owned live resources that are not desired are deleted. The
+// result is ordered: creates and updates in desired order, then deletes in
+// reverse live order.
+func Diff(desired []Resource, live []Observed) ([]Change, []Conflict) {
+	byAddr := make(map[string]Observed, len(live))
+	for _, o := range live {
+		byAddr[o.Address()] = o
+	}
+	want := make(map[string]bool, len(desired))
+	var changes []Change
+	var conflicts []Conflict
+	for _, d := range desired {
+		want[d.Address()] = true
+		o, ok := byAddr[d.Address()]
+		switch {
+		case !ok:
+			changes = append(changes, Change{Action: Create, After: d})
+		case o.Foreign:
+			conflicts = append(conflicts, Conflict{Address: d.Address(), Foreign: Describe(o.Resource)})
+		case !slices.Equal(o.Fields(), d.Fields()):
+			changes = append(changes, Change{Action: Update, Before: o.Resource, After: d})
+		}
+	}
+	for i := len(live) - 1; i >= 0; i-- {
+		o := live[i]
+		if o.Foreign || want[o.Address()] {
+			continue
+		}
+		changes = append(changes, Change{Action: Delete, Before: o.Resource})
+	}
+	return changes, conflicts
+}
+
+// Describe renders a resource's fields on one line, secrets redacted.
+func Describe(r Resource) string {
+	var b strings.Builder
+	for i, f := range r.Fields() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(f.Name)
+		b.WriteByte('=')
+		b.WriteString(f.Display())
+	}
+	return b.String()
+}
+
+// Redacted is what a secret field shows.
+const Redacted = "(sensitive)"
+
+// Display is the value as it may be printed.
+func (f Field) Display() string {
+	if f.Secret {
+		return Redacted
+	}
+	return f.Value
+}

@@ -1,0 +1,169 @@
+// Package record is braid's write-ahead ownership record: what braid changed
+// on the host that the kernel cannot mark as braid's (addresses it added, the
+// previous values of sysctls, links' previous admin state and MTU). An entry
+// is written, synced and renamed into place before the kernel write it
+// describes, so that after a crash braid still knows what it owns and
+// `destroy` can put the host back as it found it.
+package record
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// FileName is the record's name inside the state directory.
+const FileName = "owned.json"
+
+// Record is the ownership record of one network namespace. Entries are
+// grouped by kind ("address", "sysctl", "link", ...) and keyed by a driver's
+// own key. It is safe for concurrent use.
+type Record struct {
+	path string
+
+	mu   sync.Mutex
+	data map[string]map[string]json.RawMessage
+}
+
+// Open loads the record in dir, or starts an empty one if there is none. The
+// directory is created when the first entry is written.
+func Open(dir string) (*Record, error) {
+	r := &Record{path: filepath.Join(dir, FileName), data: map[string]map[string]json.RawMessage{}}
+	b, err := os.ReadFile(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ownership record: %w", err)
+	}
+	if err := json.Unmarshal(b, &r.data); err != nil {
+		return nil, fmt.Errorf("ownership record %s is corrupt: %w", r.path, err)
+	}
+	if r.data == nil {
+		r.data = map[string]map[string]json.RawMessage{}
+	}
+	return r, nil
+}
+
+// Memory returns a record that is never persisted, for tests and dry runs.
+func Memory() *Record {
+	return &Record{data: map[string]map[string]json.RawMessage{}}
+}
+
+// Get decodes the entry kind/key into v and reports whether it exists.
+func (r *Record) Get(kind, key string, v any) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	raw, ok := r.data[kind][key]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("ownership record %s %q: %w", kind, key, err)
+	}
+	return true, nil
+}
+
+// Has reports whether kind/key is recorded.
+func (r *Record) Has(kind, key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.data[kind][key]
+	return ok
+}
+
+// Keys lists the keys recorded for kind, sorted.
+func (r *Record) Keys(kind string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([]string, 0, len(r.data[kind]))
+	for k := range r.data[kind] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Put records v under kind/key and persists the record before returning.
+func (r *Record) Put(kind, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("record %s %q: %w", kind, key, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.data[kind] == nil {
+		r.data[kind] = map[string]json.RawMessage{}
+	}
+	r.data[kind][key] = raw
+	return r.save()
+}
+
+// PutIfAbsent records v under kind/key unless an entry exists (the first
+// previous value is the one to restore) and persists the record.
+func (r *Record) PutIfAbsent(kind, key string, v any) error {
+	if r.Has(kind, key) {
+		return nil
+	}
+	return r.Put(kind, key, v)
+}
+
+// Delete forgets kind/key and persists the record.
+func (r *Record) Delete(kind, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.data[kind][key]; !ok {
+		return nil
+	}
+	delete(r.data[kind], key)
+	if len(r.data[kind]) == 0 {
+		delete(r.data, kind)
+	}
+	return r.save()
+}
+
+// Empty reports whether nothing is recorded.
+func (r *Record) Empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.data) == 0
+}
+
+// save writes the record atomically: temporary file, fsync, rename.
+func (r *Record) save() error {
+	if r.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(r.data, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode ownership record: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
+		return fmt.Errorf("ownership record: %w", err)
+	}
+	tmp := r.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write ownership record: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, r.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write ownership record %s: %w", r.path, err)
+	}
+	return nil
+}
