@@ -1,0 +1,97 @@
+// Package netns finds braid's name for the current network namespace and
+// runs code inside another namespace on a locked OS thread.
+package netns
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// NamedDir is where `ip netns` keeps named namespaces.
+const NamedDir = "/run/netns"
+
+// Current returns braid's name for the network namespace of the calling
+// thread: the name under /run/netns whose inode matches, "host" for the
+// initial namespace (that of PID 1), else "ns-<inode>".
+func Current() (string, error) {
+	self, err := inode("/proc/thread-self/ns/net")
+	if err != nil {
+		return "", err
+	}
+	if initNS, err := inode("/proc/1/ns/net"); err == nil && initNS == self {
+		return "host", nil
+	}
+	entries, _ := os.ReadDir(NamedDir)
+	for _, e := range entries {
+		if ino, err := inode(filepath.Join(NamedDir, e.Name())); err == nil && ino == self {
+			return e.Name(), nil
+		}
+	}
+	return fmt.Sprintf("ns-%d", self), nil
+}
+
+func inode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+// Enter moves the calling OS thread into the named namespace. The caller
+// must have locked the goroutine to its thread (runtime.LockOSThread) and
+// must not unlock it afterwards unless it moves back.
+func Enter(name string) error {
+	path := name
+	if filepath.Base(name) == name {
+		path = filepath.Join(NamedDir, name)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter network namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// Do runs fn on a locked OS thread inside the named namespace and returns
+// its error. Goroutines started by fn do not inherit the namespace. If the
+// thread cannot be moved back, it is left locked so that the runtime
+// discards it instead of reusing it in the wrong namespace.
+func Do(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open current network namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		if err := Enter(name); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// Exists reports whether a named namespace exists.
+func Exists(name string) bool {
+	_, err := os.Stat(filepath.Join(NamedDir, name))
+	return err == nil
+}
+
