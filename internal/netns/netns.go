@@ -94,4 +94,3 @@ func Exists(name string) bool {
 	_, err := os.Stat(filepath.Join(NamedDir, name))
 	return err == nil
 }
-
