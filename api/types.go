@@ -77,7 +77,7 @@ type LAN struct {
 	Interface string `json:"interface" required:"true" format:"ifname"`
 	// Addresses are the box's addresses on the LAN, IPv4 or IPv6, in CIDR
 	// form (192.168.1.1/24, 2001:db8:1::1/64).
-	Addresses []string `json:"addresses,omitempty" format:"ipprefix"`
+	Addresses []string `json:"addresses,omitempty" format:"ifaddr"`
 	// MTU of the LAN link; 0 leaves it as it is.
 	MTU int `json:"mtu,omitempty"`
 	// IPv6 is the routed IPv6 prefix on the LAN.
@@ -140,7 +140,7 @@ type DHCPv4 struct {
 // Static is a fixed address and its gateway.
 type Static struct {
 	// Address in CIDR form.
-	Address string `json:"address" required:"true" format:"ipprefix"`
+	Address string `json:"address" required:"true" format:"ifaddr"`
 	// Gateway is the next hop of the uplink's default route.
 	Gateway string `json:"gateway,omitempty" format:"ip"`
 }
@@ -182,9 +182,9 @@ type Health struct {
 // (sources). A From entry wins over a To entry.
 type RouteRule struct {
 	// To lists destination prefixes.
-	To []string `json:"to,omitempty" format:"ipprefix"`
+	To []string `json:"to,omitempty" format:"cidr"`
 	// From lists source prefixes.
-	From []string `json:"from,omitempty" format:"ipprefix"`
+	From []string `json:"from,omitempty" format:"cidr"`
 	// Via names the uplink.
 	Via string `json:"via" required:"true"`
 }
@@ -204,7 +204,7 @@ type OpenPort struct {
 	// Proto is tcp or udp.
 	Proto string `json:"proto,omitempty" enum:"tcp,udp"`
 	// From limits the sources; empty means anyone.
-	From []string `json:"from,omitempty" format:"ipprefix"`
+	From []string `json:"from,omitempty" format:"cidr"`
 }
 
 // PortForward forwards a WAN port to a LAN host.
@@ -216,7 +216,7 @@ type PortForward struct {
 	// To is the LAN host's ADDRESS:PORT.
 	To string `json:"to" required:"true" format:"hostport"`
 	// From limits the sources; empty means anyone.
-	From []string `json:"from,omitempty" format:"ipprefix"`
+	From []string `json:"from,omitempty" format:"cidr"`
 }
 
 // Tunnel is an L2TPv2 tunnel carrying PPP.
@@ -282,7 +282,7 @@ type Aggregation struct {
 	// UDP is peer, direct or drop.
 	UDP string `json:"udp,omitempty" enum:"peer,direct,drop"`
 	// Bypass lists destinations that never go through the peer.
-	Bypass []string `json:"bypass,omitempty" format:"ipprefix"`
+	Bypass []string `json:"bypass,omitempty" format:"cidr"`
 }
 
 // AggregationPeer is how the box reaches the peer.
