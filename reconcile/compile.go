@@ -1,0 +1,329 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Facts is what running sessions learnt (a DHCP lease, an uplink's health,
+// the tunnel and its delegated prefix). A missing fact means "waiting",
+// never "remove". The daemon fills it; this version has none.
+type Facts struct {
+	// Version increases with every change.
+	Version uint64 `json:"version"`
+}
+
+// Desired is the state compiled from a spec and the facts: the resources
+// to converge, in apply order, and the notes the plan must carry.
+type Desired struct {
+	Resources []plan.Resource
+	Notes     []plan.Note
+}
+
+// Route metrics for routes whose order does not matter. IPv6 has no metric
+// 0: the kernel turns it into 1024, so braid asks for that directly.
+const (
+	metricConnected4 = 0
+	metricConnected6 = 256
+	metricTable4     = 0
+	metricTable6     = 1024
+)
+
+// notConverged is the note for a section this version validates but does
+// not converge yet.
+const notConverged = "validated, but not converged by this version of braid"
+
+// Compile turns a router spec and the current facts into the desired state.
+// It is pure: no I/O, no clock, no secrets.
+func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
+	c := compiler{}
+	if spec == nil {
+		return Desired{}, nil
+	}
+	c.notes(spec)
+	c.forwarding()
+	if lan := spec.LAN; lan != nil {
+		c.link(lan.Interface, lan.MTU)
+		for _, a := range lan.Addresses {
+			if err := c.address(lan.Interface, a); err != nil {
+				return Desired{}, fmt.Errorf("lan.addresses: %w", err)
+			}
+		}
+	}
+	uplinks := map[string]*uplinkState{}
+	for i := range spec.Uplinks {
+		u := &spec.Uplinks[i]
+		st, err := c.uplink(u)
+		if err != nil {
+			return Desired{}, fmt.Errorf("uplinks[%s]: %w", u.Name, err)
+		}
+		uplinks[u.Name] = st
+	}
+	if len(spec.Uplinks) > 0 {
+		// Connected, LAN and other specific routes of the main table win
+		// over every steering rule; its default routes come last.
+		c.rules = append(c.rules,
+			nl.Rule{Priority: nl.PrioMain, Table: nl.TableMain, SuppressPrefixlen: 0},
+			nl.Rule{Priority: nl.PrioMain, IPv6: true, Table: nl.TableMain, SuppressPrefixlen: 0})
+	}
+	steer4, steer6 := false, false
+	for i, r := range spec.Routes {
+		u, ok := uplinks[r.Via]
+		if !ok {
+			return Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
+		}
+		for _, s := range r.From {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return Desired{}, fmt.Errorf("routes[%d].from: %w", i, err)
+			}
+			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, From: p.Masked(), Table: u.table, SuppressPrefixlen: -1})
+		}
+		for _, s := range r.To {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return Desired{}, fmt.Errorf("routes[%d].to: %w", i, err)
+			}
+			p = p.Masked()
+			gw, metric := u.gw4, metricTable4
+			if p.Addr().Is6() {
+				gw, metric = u.gw6, metricTable6
+				steer6 = true
+			} else {
+				steer4 = true
+			}
+			if !gw.IsValid() {
+				return Desired{}, fmt.Errorf("routes[%d].to: %s via %s: the uplink has no %s gateway", i, p, r.Via, family(p.Addr()))
+			}
+			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
+		}
+	}
+	if steer4 {
+		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioSteer, Table: nl.TableSteer, SuppressPrefixlen: -1})
+	}
+	if steer6 {
+		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioSteer, IPv6: true, Table: nl.TableSteer, SuppressPrefixlen: -1})
+	}
+	return c.desired()
+}
+
+type uplinkState struct {
+	link     string
+	table    int
+	gw4, gw6 netip.Addr
+	addr4    netip.Prefix
+	addr6    netip.Prefix
+}
+
+type compiler struct {
+	links   []nl.Link
+	sysctls []nl.Sysctl
+	addrs   []nl.Addr
+	routes  []nl.Route
+	rules   []nl.Rule
+	noted   []plan.Note
+}
+
+func (c *compiler) desired() (Desired, error) {
+	var d Desired
+	seen := map[string]string{}
+	add := func(r plan.Resource) error {
+		if prev, ok := seen[r.Address()]; ok && prev != plan.Describe(r) {
+			return fmt.Errorf("%s is wanted twice, with %s and with %s", r.Address(), prev, plan.Describe(r))
+		} else if ok {
+			return nil
+		}
+		seen[r.Address()] = plan.Describe(r)
+		d.Resources = append(d.Resources, r)
+		return nil
+	}
+	for _, r := range c.links {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	for _, r := range c.sysctls {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	for _, r := range c.addrs {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	// Connected routes first: a gateway must be reachable when its route
+	// is added.
+	routes := slices.Clone(c.routes)
+	slices.SortStableFunc(routes, func(a, b nl.Route) int {
+		return boolRank(a.Gateway.IsValid()) - boolRank(b.Gateway.IsValid())
+	})
+	for _, r := range routes {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	for _, r := range c.rules {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	d.Notes = c.noted
+	return d, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func (c *compiler) forwarding() {
+	c.sysctls = append(c.sysctls,
+		nl.Sysctl{Name: "net.ipv4.ip_forward", Value: "1"},
+		nl.Sysctl{Name: "net.ipv6.conf.all.forwarding", Value: "1"})
+}
+
+func (c *compiler) link(name string, mtu int) {
+	c.links = append(c.links, nl.Link{Name: name, Up: true, MTU: mtu})
+}
+
+// address adds an interface address and its connected route in the main
+// table, which braid installs itself (addresses carry noprefixroute).
+func (c *compiler) address(link, s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return err
+	}
+	c.addrs = append(c.addrs, nl.Addr{Link: link, Prefix: p})
+	c.routes = append(c.routes, connected(nl.TableMain, link, p))
+	return nil
+}
+
+func connected(table int, link string, p netip.Prefix) nl.Route {
+	r := nl.Route{Table: table, Dst: p.Masked(), Link: link, Metric: metricConnected4, Src: p.Addr()}
+	if p.Addr().Is6() {
+		// A preferred source on IPv6 routes fails while the address is
+		// tentative; source selection picks it anyway.
+		r.Metric, r.Src = metricConnected6, netip.Addr{}
+	}
+	return r
+}
+
+func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
+	st := &uplinkState{link: u.Interface, table: u.Table}
+	c.link(u.Interface, u.MTU)
+	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
+	var statics []*api.Static
+	if u.IPv4 != nil && u.IPv4.Static != nil {
+		statics = append(statics, u.IPv4.Static)
+	}
+	if u.IPv6 != nil && u.IPv6.Static != nil {
+		statics = append(statics, u.IPv6.Static)
+	}
+	for _, s := range statics {
+		p, err := netip.ParsePrefix(s.Address)
+		if err != nil {
+			return nil, fmt.Errorf("address: %w", err)
+		}
+		if err := c.address(u.Interface, s.Address); err != nil {
+			return nil, err
+		}
+		c.routes = append(c.routes, connected(u.Table, u.Interface, p))
+		host := netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioUplink, From: host, Table: u.Table, SuppressPrefixlen: -1})
+		if s.Gateway == "" {
+			continue
+		}
+		gw, err := netip.ParseAddr(s.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		def, metric := netip.PrefixFrom(netip.IPv4Unspecified(), 0), metricTable4
+		if gw.Is6() {
+			def, metric = netip.PrefixFrom(netip.IPv6Unspecified(), 0), metricTable6
+			st.gw6, st.addr6 = gw, p
+		} else {
+			st.gw4, st.addr4 = gw, p
+		}
+		c.routes = append(c.routes,
+			nl.Route{Table: u.Table, Dst: def, Metric: metric, Gateway: gw, Link: u.Interface},
+			nl.Route{Table: nl.TableMain, Dst: def, Metric: u.Priority, Gateway: gw, Link: u.Interface})
+	}
+	return st, nil
+}
+
+// sysctlIfname writes an interface name as sysctl(8) does in dotted names:
+// a dot in the name (eth0.100) becomes a slash.
+func sysctlIfname(name string) string {
+	b := []byte(name)
+	for i := range b {
+		if b[i] == '.' {
+			b[i] = '/'
+		}
+	}
+	return string(b)
+}
+
+// notes lists the sections this version validates but does not converge,
+// one note per section that the spec uses.
+func (c *compiler) notes(spec *api.RouterSpec) {
+	note := func(section, msg string) {
+		c.noted = append(c.noted, plan.Note{Section: section, Message: msg})
+	}
+	if m := spec.Management; m != nil && len(m.Allow) > 0 {
+		note("management.allow", notConverged+" (the firewall driver keeps these open)")
+	}
+	if m := spec.Management; m != nil && len(m.Probes) > 0 {
+		note("management.probes", notConverged+" (the daemon checks them after a change)")
+	}
+	if l := spec.LAN; l != nil && l.IPv6 != nil {
+		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
+	}
+	var dhcp, mptcp, health bool
+	for _, u := range spec.Uplinks {
+		if u.IPv4 != nil && u.IPv4.DHCP != nil {
+			dhcp = true
+		}
+		if u.MPTCP != nil && u.MPTCP.Mode != api.MPTCPOff {
+			mptcp = true
+		}
+		if u.Health != nil {
+			health = true
+		}
+	}
+	if dhcp {
+		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
+	}
+	if mptcp {
+		note("uplinks[].mptcp", notConverged+" (MPTCP endpoints and limits)")
+	}
+	if health {
+		note("uplinks[].health", notConverged+" (uplink tracking)")
+	}
+	if f := spec.Firewall; f != nil && (len(f.Open) > 0 || len(f.Forward) > 0) {
+		note("firewall", notConverged+" (nftables)")
+	}
+	if len(spec.Tunnels) > 0 {
+		note("tunnels", notConverged+" (L2TP/PPP)")
+	}
+	if spec.Aggregation != nil {
+		note("aggregation", notConverged+" (transparent proxy and peer)")
+	}
+	if spec.DNS != nil {
+		note("dns", notConverged+" (resolver)")
+	}
+}

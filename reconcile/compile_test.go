@@ -1,0 +1,287 @@
+package reconcile
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// twoUplinks is the lab's shape: a LAN and two static uplinks.
+func twoUplinks() *api.RouterSpec {
+	return &api.RouterSpec{
+		LAN: &api.LAN{Interface: "lan0", Addresses: []string{"192.168.50.1/24", "2001:db8:50::1/64"}},
+		Uplinks: []api.Uplink{
+			{Name: "isp1", Interface: "wan1", Priority: 10, Table: 7101,
+				IPv4: &api.UplinkIPv4{Static: &api.Static{Address: "10.101.0.2/24", Gateway: "10.101.0.1"}},
+				IPv6: &api.UplinkIPv6{Static: &api.Static{Address: "2001:db8:101::2/64", Gateway: "2001:db8:101::1"}}},
+			{Name: "isp2", Interface: "wan2", Priority: 20, Table: 7102, MTU: 1492,
+				IPv4: &api.UplinkIPv4{Static: &api.Static{Address: "10.102.0.2/24", Gateway: "10.102.0.1"}}},
+		},
+	}
+}
+
+func addresses(rs []plan.Resource) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Address()+" "+plan.Describe(r))
+	}
+	return out
+}
+
+func TestCompileTwoUplinks(t *testing.T) {
+	d, err := Compile(twoUplinks(), Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"link[lan0] up=true",
+		"link[wan1] up=true",
+		"link[wan2] up=true mtu=1492",
+		"sysctl[net.ipv4.ip_forward] value=1",
+		"sysctl[net.ipv6.conf.all.forwarding] value=1",
+		"sysctl[net.ipv4.conf.wan1.rp_filter] value=2",
+		"sysctl[net.ipv4.conf.wan2.rp_filter] value=2",
+		"address[lan0 192.168.50.1/24] link=lan0 prefix=192.168.50.1/24",
+		"address[lan0 2001:db8:50::1/64] link=lan0 prefix=2001:db8:50::1/64",
+		"address[wan1 10.101.0.2/24] link=wan1 prefix=10.101.0.2/24",
+		"address[wan1 2001:db8:101::2/64] link=wan1 prefix=2001:db8:101::2/64",
+		"address[wan2 10.102.0.2/24] link=wan2 prefix=10.102.0.2/24",
+		"route[main 192.168.50.0/24 metric 0] dev=lan0 src=192.168.50.1",
+		"route[main 2001:db8:50::/64 metric 256] dev=lan0",
+		"route[main 10.101.0.0/24 metric 0] dev=wan1 src=10.101.0.2",
+		"route[7101 10.101.0.0/24 metric 0] dev=wan1 src=10.101.0.2",
+		"route[main 2001:db8:101::/64 metric 256] dev=wan1",
+		"route[7101 2001:db8:101::/64 metric 256] dev=wan1",
+		"route[main 10.102.0.0/24 metric 0] dev=wan2 src=10.102.0.2",
+		"route[7102 10.102.0.0/24 metric 0] dev=wan2 src=10.102.0.2",
+		"route[7101 0.0.0.0/0 metric 0] via=10.101.0.1 dev=wan1",
+		"route[main 0.0.0.0/0 metric 10] via=10.101.0.1 dev=wan1",
+		"route[7101 ::/0 metric 1024] via=2001:db8:101::1 dev=wan1",
+		"route[main ::/0 metric 10] via=2001:db8:101::1 dev=wan1",
+		"route[7102 0.0.0.0/0 metric 0] via=10.102.0.1 dev=wan2",
+		"route[main 0.0.0.0/0 metric 20] via=10.102.0.1 dev=wan2",
+		"rule[inet pref 7200 from 10.101.0.2/32] lookup=7101",
+		"rule[inet6 pref 7200 from 2001:db8:101::2/128] lookup=7101",
+		"rule[inet pref 7200 from 10.102.0.2/32] lookup=7102",
+		"rule[inet pref 7000] lookup=main suppress_prefixlength=0",
+		"rule[inet6 pref 7000] lookup=main suppress_prefixlength=0",
+	}
+	got := addresses(d.Resources)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("desired state:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.Notes) != 0 {
+		t.Errorf("notes = %v, want none for a spec this version converges", d.Notes)
+	}
+}
+
+func TestCompileRoutes(t *testing.T) {
+	tests := []struct {
+		name   string
+		routes []api.RouteRule
+		want   []string // resources that must be present
+		absent []string // addresses that must not be
+		err    string
+	}{
+		{
+			name:   "to prefixes go to the steering table, one lookup rule per family",
+			routes: []api.RouteRule{{To: []string{"203.0.113.0/24", "2001:db8:ffff::/48"}, Via: "isp1"}},
+			want: []string{
+				"route[7100 203.0.113.0/24 metric 0] via=10.101.0.1 dev=wan1",
+				"route[7100 2001:db8:ffff::/48 metric 1024] via=2001:db8:101::1 dev=wan1",
+				"rule[inet pref 7300] lookup=7100",
+				"rule[inet6 pref 7300] lookup=7100",
+			},
+		},
+		{
+			name:   "from prefixes are rules to the uplink table, before steering",
+			routes: []api.RouteRule{{From: []string{"192.168.50.50/32"}, Via: "isp2"}},
+			want:   []string{"rule[inet pref 7100 from 192.168.50.50/32] lookup=7102"},
+			absent: []string{"rule[inet pref 7300]"},
+		},
+		{
+			name:   "only IPv4 steering: no IPv6 lookup rule",
+			routes: []api.RouteRule{{To: []string{"198.51.100.128/25"}, Via: "isp2"}},
+			want:   []string{"route[7100 198.51.100.128/25 metric 0] via=10.102.0.1 dev=wan2", "rule[inet pref 7300] lookup=7100"},
+			absent: []string{"rule[inet6 pref 7300]"},
+		},
+		{
+			name:   "IPv6 destination via an uplink without IPv6",
+			routes: []api.RouteRule{{To: []string{"2001:db8:ffff::/48"}, Via: "isp2"}},
+			err:    "routes[0].to: 2001:db8:ffff::/48 via isp2: the uplink has no IPv6 gateway",
+		},
+		{
+			name:   "unknown uplink",
+			routes: []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "lte"}},
+			err:    `routes[0].via: no uplink "lte"`,
+		},
+		{
+			name: "the same destination twice via two uplinks",
+			routes: []api.RouteRule{
+				{To: []string{"203.0.113.0/24"}, Via: "isp1"},
+				{To: []string{"203.0.113.0/24"}, Via: "isp2"},
+			},
+			err: "route[7100 203.0.113.0/24 metric 0] is wanted twice",
+		},
+		{
+			name: "the same destination twice via the same uplink is one route",
+			routes: []api.RouteRule{
+				{To: []string{"203.0.113.0/24"}, Via: "isp1"},
+				{To: []string{"203.0.113.0/24"}, Via: "isp1"},
+			},
+			want: []string{"route[7100 203.0.113.0/24 metric 0] via=10.101.0.1 dev=wan1"},
+		},
+		{
+			name:   "host bits of a destination are masked",
+			routes: []api.RouteRule{{To: []string{"203.0.113.9/24"}, Via: "isp1"}},
+			want:   []string{"route[7100 203.0.113.0/24 metric 0] via=10.101.0.1 dev=wan1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := twoUplinks()
+			spec.Routes = tt.routes
+			d, err := Compile(spec, Facts{})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(addresses(d.Resources), "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in\n%s", w, got)
+				}
+				if strings.Count(got, w) > 1 {
+					t.Errorf("%q appears twice", w)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(got, a) {
+					t.Errorf("unexpected %q in\n%s", a, got)
+				}
+			}
+		})
+	}
+}
+
+func TestCompileOrder(t *testing.T) {
+	spec := twoUplinks()
+	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp2"}, {From: []string{"192.168.50.7/32"}, Via: "isp1"}}
+	d, err := Compile(spec, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank := func(r plan.Resource) int {
+		switch r := r.(type) {
+		case nl.Link:
+			return 0
+		case nl.Sysctl:
+			return 1
+		case nl.Addr:
+			return 2
+		case nl.Route:
+			if r.Gateway.IsValid() {
+				return 4
+			}
+			return 3
+		case nl.Rule:
+			return 5
+		}
+		t.Fatalf("unexpected resource %T", r)
+		return 0
+	}
+	for i := 1; i < len(d.Resources); i++ {
+		if rank(d.Resources[i-1]) > rank(d.Resources[i]) {
+			t.Errorf("%s comes after %s: links, sysctls, addresses, connected routes, gateway routes, rules", d.Resources[i].Address(), d.Resources[i-1].Address())
+		}
+	}
+}
+
+func TestCompileNotes(t *testing.T) {
+	spec := twoUplinks()
+	spec.Management = &api.Management{Allow: []string{"192.168.50.0/24"}, Probes: []api.Probe{{TCP: "192.168.50.10:22"}}}
+	spec.Uplinks[0].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
+	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPOff}
+	spec.Uplinks[1].Health = &api.Health{Interval: "1s"}
+	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22}}}
+	spec.Tunnels = []api.Tunnel{{Name: "sixpe"}}
+	spec.Aggregation = &api.Aggregation{}
+	spec.DNS = &api.DNS{}
+	spec.LAN.IPv6 = &api.LANIPv6{FromTunnel: "sixpe"}
+	d, err := Compile(spec, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sections []string
+	for _, n := range d.Notes {
+		sections = append(sections, n.Section)
+		if !strings.Contains(n.Message, "not converged") {
+			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
+		}
+	}
+	want := "management.allow management.probes lan.ipv6 uplinks[].mptcp uplinks[].health firewall tunnels aggregation dns"
+	if got := strings.Join(sections, " "); got != want {
+		t.Errorf("notes for %q, want %q", got, want)
+	}
+	// A DHCP uplink is noted; it contributes its link and rp_filter only.
+	spec = twoUplinks()
+	spec.Uplinks[1].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{VendorClass: "neufbox_braid"}}
+	d, err = Compile(spec, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Notes) != 1 || d.Notes[0].Section != "uplinks[].ipv4.dhcp" {
+		t.Errorf("notes = %v, want one for uplinks[].ipv4.dhcp", d.Notes)
+	}
+	for _, r := range d.Resources {
+		if rt, ok := r.(nl.Route); ok && rt.Link == "wan2" {
+			t.Errorf("route %s for a DHCP uplink without a lease", r.Address())
+		}
+	}
+}
+
+func TestCompileEmpty(t *testing.T) {
+	d, err := Compile(nil, Facts{})
+	if err != nil || len(d.Resources) != 0 || len(d.Notes) != 0 {
+		t.Fatalf("Compile(nil) = %v, %v; want nothing", d, err)
+	}
+	// A router with a LAN only has no uplink rules.
+	d, err = Compile(&api.RouterSpec{LAN: &api.LAN{Interface: "br-lan", Addresses: []string{"192.168.1.1/24"}}}, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range d.Resources {
+		if _, ok := r.(nl.Rule); ok {
+			t.Errorf("unexpected rule %s without uplinks", r.Address())
+		}
+	}
+}
+
+func TestCompileDotInInterfaceName(t *testing.T) {
+	spec := &api.RouterSpec{Uplinks: []api.Uplink{{Name: "vlan", Interface: "eth0.100", Table: 7101,
+		IPv4: &api.UplinkIPv4{Static: &api.Static{Address: "10.0.0.2/24", Gateway: "10.0.0.1"}}}}}
+	d, err := Compile(spec, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(addresses(d.Resources), "\n")
+	if !strings.Contains(got, "sysctl[net.ipv4.conf.eth0/100.rp_filter]") {
+		t.Errorf("want the sysctl(8) form eth0/100 for eth0.100:\n%s", got)
+	}
+}
+
+func TestCompileIsDeterministic(t *testing.T) {
+	a, _ := Compile(twoUplinks(), Facts{})
+	b, _ := Compile(twoUplinks(), Facts{})
+	if strings.Join(addresses(a.Resources), "\n") != strings.Join(addresses(b.Resources), "\n") {
+		t.Fatal("two compiles of the same spec differ")
+	}
+}
