@@ -101,6 +101,9 @@ type Route struct {
 	Link string
 	// Src is the preferred source address; optional.
 	Src netip.Addr
+	// Proto is the protocol of a foreign route as observed (shown in a
+	// conflict); zero for braid's own routes, desired or observed.
+	Proto int
 }
 
 // TableName renders a table number, "main" for the main table.
@@ -126,6 +129,9 @@ func (r Route) Fields() []plan.Field {
 	if r.Src.IsValid() {
 		f = append(f, plan.Field{Name: "src", Value: r.Src.String()})
 	}
+	if r.Proto != 0 {
+		f = append(f, plan.Field{Name: "proto", Value: ProtoName(r.Proto)})
+	}
 	return f
 }
 
@@ -143,6 +149,9 @@ type Rule struct {
 	// SuppressPrefixlen, when non-negative, rejects the table's routes with
 	// this prefix length or shorter (0: ignore default routes). -1 is unset.
 	SuppressPrefixlen int
+	// Proto is the protocol of a foreign rule as observed (shown in a
+	// conflict); zero for braid's own rules, desired or observed.
+	Proto int
 }
 
 // Family is "inet" or "inet6".
@@ -171,5 +180,46 @@ func (r Rule) Fields() []plan.Field {
 	if r.SuppressPrefixlen >= 0 {
 		f = append(f, plan.Field{Name: "suppress_prefixlength", Value: strconv.Itoa(r.SuppressPrefixlen)})
 	}
+	if r.Proto != 0 {
+		f = append(f, plan.Field{Name: "proto", Value: ProtoName(r.Proto)})
+	}
 	return f
+}
+
+// ProtoName renders a route or rule protocol number as iproute2 names it
+// (rt_protos), or as the number.
+func ProtoName(p int) string {
+	switch p {
+	case 1:
+		return "redirect"
+	case 2:
+		return "kernel"
+	case 3:
+		return "boot"
+	case 4:
+		return "static"
+	case 9:
+		return "ra"
+	case 11:
+		return "zebra"
+	case 12:
+		return "bird"
+	case 16:
+		return "dhcp"
+	case 18:
+		return "keepalived"
+	case 42:
+		return "babel"
+	case Protocol:
+		return "braid"
+	case 186:
+		return "bgp"
+	case 187:
+		return "isis"
+	case 188:
+		return "ospf"
+	case 189:
+		return "rip"
+	}
+	return strconv.Itoa(p)
 }

@@ -1,0 +1,256 @@
+package netlink
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// ipv6DefaultMetric is the metric the kernel gives an IPv6 route added
+// without one.
+const ipv6DefaultMetric = 1024
+
+// routeKey is a route's identity as the kernel sees it: table 0 is the
+// main table, an IPv6 metric 0 is 1024, and the destination is masked.
+type routeKey struct {
+	table  int
+	dst    netip.Prefix
+	metric int
+}
+
+func (r Route) kernelTable() int {
+	if r.Table == 0 {
+		return TableMain
+	}
+	return r.Table
+}
+
+func (r Route) kernelMetric() int {
+	if r.Metric == 0 && r.Dst.Addr().Is6() {
+		return ipv6DefaultMetric
+	}
+	return r.Metric
+}
+
+func (r Route) key() routeKey {
+	return routeKey{table: r.kernelTable(), dst: r.Dst.Masked(), metric: r.kernelMetric()}
+}
+
+// skipType reports whether a route type is none of braid's business: the
+// kernel's local, broadcast, anycast and multicast routes.
+func skipType(t int) bool {
+	switch t {
+	case unix.RTN_LOCAL, unix.RTN_BROADCAST, unix.RTN_ANYCAST, unix.RTN_MULTICAST:
+		return true
+	}
+	return false
+}
+
+// observeRoutes dumps every table, one dump per family. Routes with
+// braid's protocol are braid's; a foreign route is reported only when it
+// has the identity (table, destination, metric) of a desired one. Within
+// braid's routes, link-scope routes come first so that deletes, which run
+// in reverse, remove the routes through a gateway before the route that
+// makes the gateway reachable.
+func (d *Driver) observeRoutes(want map[routeKey]Route) ([]plan.Observed, error) {
+	var connected, viaGateway, foreign []plan.Observed
+	for _, family := range []int{vnl.FAMILY_V4, vnl.FAMILY_V6} {
+		var c, g, f []plan.Observed
+		var err error
+		for range dumpAttempts {
+			c, g, f = c[:0], g[:0], f[:0]
+			err = d.h.RouteListFilteredIter(family, &vnl.Route{Table: unix.RT_TABLE_UNSPEC}, vnl.RT_FILTER_TABLE, func(lr vnl.Route) bool {
+				if skipType(lr.Type) || lr.Flags&unix.RTM_F_CLONED != 0 {
+					return true
+				}
+				r := d.routeFrom(lr)
+				w, wanted := want[r.key()]
+				if wanted {
+					// Name it as the desired route does, so the
+					// addresses match.
+					r.Table, r.Dst, r.Metric = w.Table, w.Dst, w.Metric
+				}
+				switch {
+				case int(lr.Protocol) != Protocol:
+					if wanted {
+						r.Proto = int(lr.Protocol)
+						f = append(f, plan.Observed{Resource: r, Foreign: true})
+					}
+				case r.Gateway.IsValid():
+					g = append(g, plan.Observed{Resource: r})
+				default:
+					c = append(c, plan.Observed{Resource: r})
+				}
+				return true
+			})
+			if !errors.Is(err, vnl.ErrDumpInterrupted) {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list routes: %w", err)
+		}
+		connected, viaGateway, foreign = append(connected, c...), append(viaGateway, g...), append(foreign, f...)
+	}
+	out := make([]plan.Observed, 0, len(connected)+len(viaGateway)+len(foreign))
+	out = append(out, connected...)
+	out = append(out, viaGateway...)
+	return append(out, foreign...), nil
+}
+
+// routeFrom converts a kernel route.
+func (d *Driver) routeFrom(lr vnl.Route) Route {
+	v6 := lr.Family == unix.AF_INET6
+	r := Route{
+		Table:   lr.Table,
+		Dst:     prefixFrom(lr.Dst, v6),
+		Metric:  lr.Priority,
+		Gateway: addrFrom(lr.Gw),
+		Src:     addrFrom(lr.Src),
+		Link:    d.linkName(lr.LinkIndex),
+	}
+	if len(lr.MultiPath) > 0 {
+		// braid adds no multipath route; report the first hop.
+		nh := lr.MultiPath[0]
+		r.Gateway, r.Link = addrFrom(nh.Gw), d.linkName(nh.LinkIndex)
+	}
+	return r
+}
+
+// kernelRoute converts a route for the netlink library, with braid's
+// protocol.
+func kernelRoute(r Route, index int) *vnl.Route {
+	nr := &vnl.Route{
+		LinkIndex: index,
+		Dst:       ipNet(r.Dst.Masked()),
+		Gw:        ipOf(r.Gateway),
+		Src:       ipOf(r.Src),
+		Priority:  r.Metric,
+		Table:     r.kernelTable(),
+		Protocol:  Protocol,
+		Type:      unix.RTN_UNICAST,
+	}
+	if !r.Gateway.IsValid() && r.Dst.Addr().Is4() {
+		nr.Scope = vnl.SCOPE_LINK
+	}
+	return nr
+}
+
+// applyRoute adds (NLM_F_EXCL), replaces or deletes a route.
+func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
+	switch c.Action {
+	case plan.Delete:
+		// By identity and protocol only: whatever braid's route with this
+		// identity now points at, it goes; a foreign one is never matched.
+		// (IPv4 treats metric 0 as "any metric" here, as ip route del
+		// does: a braid route already gone can take braid's route to the
+		// same destination with another metric along, which the next
+		// pass puts back.)
+		nr := &vnl.Route{
+			Dst:      ipNet(r.Dst.Masked()),
+			Priority: r.kernelMetric(),
+			Table:    r.kernelTable(),
+			Protocol: Protocol,
+		}
+		err := d.h.RouteDel(nr)
+		if isGone(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("delete route %s: %w", r.Address(), err)
+		}
+		d.wrote()
+		return true, nil
+	case plan.Update:
+		err := d.withIndex(r.Link, func(i int) error { return d.h.RouteReplace(kernelRoute(r, i)) })
+		if err != nil {
+			return false, routeError("replace", r, err)
+		}
+		d.wrote()
+		return true, nil
+	}
+	err := d.withIndex(r.Link, func(i int) error { return d.h.RouteAdd(kernelRoute(r, i)) })
+	if err == nil {
+		d.wrote()
+		return true, nil
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return false, routeError("add", r, err)
+	}
+	// Something holds the identity: braid's own route (already so, or to
+	// be brought in line) or a foreign one (a conflict).
+	live, foreign, found, lerr := d.findRoute(r)
+	if lerr != nil {
+		return false, fmt.Errorf("add route %s: %w (and listing routes: %v)", r.Address(), err, lerr)
+	}
+	if !found {
+		return false, routeError("add", r, err)
+	}
+	if foreign {
+		return false, fmt.Errorf("add route %s: %w (%s); left alone", r.Address(), ErrConflict, plan.Describe(live))
+	}
+	if equalFields(live, r) {
+		return false, nil
+	}
+	err = d.withIndex(r.Link, func(i int) error { return d.h.RouteReplace(kernelRoute(r, i)) })
+	if err != nil {
+		return false, routeError("replace", r, err)
+	}
+	d.wrote()
+	return true, nil
+}
+
+// findRoute looks for the route that holds r's identity, braid's first,
+// and reports whether it is foreign. It dumps r's family; it runs only when
+// an add met EEXIST.
+func (d *Driver) findRoute(r Route) (live Route, foreign, found bool, err error) {
+	family := vnl.FAMILY_V4
+	if r.Dst.Addr().Is6() {
+		family = vnl.FAMILY_V6
+	}
+	k := r.key()
+	for range dumpAttempts {
+		found = false
+		err = d.h.RouteListFilteredIter(family, &vnl.Route{Table: k.table}, vnl.RT_FILTER_TABLE, func(lr vnl.Route) bool {
+			if skipType(lr.Type) || lr.Flags&unix.RTM_F_CLONED != 0 {
+				return true
+			}
+			lv := d.routeFrom(lr)
+			if lv.key() != k {
+				return true
+			}
+			lv.Table, lv.Dst, lv.Metric = r.Table, r.Dst, r.Metric
+			if int(lr.Protocol) != Protocol {
+				lv.Proto = int(lr.Protocol)
+				if !found {
+					live, foreign, found = lv, true, true
+				}
+				return true
+			}
+			live, foreign, found = lv, false, true
+			return false
+		})
+		if !errors.Is(err, vnl.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return live, foreign, found, err
+}
+
+// routeError wraps a refused route write, naming the gateway when the
+// kernel found it unreachable.
+func routeError(verb string, r Route, err error) error {
+	if r.Gateway.IsValid() && (errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH)) {
+		return fmt.Errorf("%s route %s: gateway %s is not reachable on %s: %w", verb, r.Address(), r.Gateway, r.Link, err)
+	}
+	return fmt.Errorf("%s route %s: %w", verb, r.Address(), err)
+}
+
+// equalFields reports whether two resources need no change between them.
+func equalFields(a, b plan.Resource) bool { return slices.Equal(a.Fields(), b.Fields()) }
