@@ -6,6 +6,15 @@ package api
 // APIVersion is the only apiVersion this build understands.
 const APIVersion = "braid/v1alpha1"
 
+// Routing tables. braid owns tables TableMin..TableMax; uplinks use
+// UplinkTableBase..TableMax, and uplink i (0-based) gets table
+// UplinkTableBase+i unless it sets one.
+const (
+	TableMin        = 7100
+	TableMax        = 7199
+	UplinkTableBase = 7101
+)
+
 // Kinds of documents.
 const (
 	KindRouter = "Router"
@@ -13,25 +22,26 @@ const (
 )
 
 // Document is one spec file: a Router (the box) or a Peer (the aggregation
-// server).
+// server). In YAML it has four fields, apiVersion, kind, metadata and spec;
+// spec decodes into Router or Peer according to kind, and the other one is
+// nil.
 type Document struct {
 	// APIVersion must be "braid/v1alpha1".
-	APIVersion string `json:"apiVersion"`
+	APIVersion string `json:"apiVersion" required:"true"`
 	// Kind is "Router" or "Peer".
-	Kind string `json:"kind" enum:"Router,Peer"`
+	Kind string `json:"kind" required:"true" enum:"Router,Peer"`
 	// Metadata names the document.
-	Metadata Metadata `json:"metadata"`
-	// Spec is the desired state. Its shape depends on Kind: RouterSpec or
-	// PeerSpec.
+	Metadata Metadata `json:"metadata" required:"true"`
+	// Router is the spec when Kind is "Router".
 	Router *RouterSpec `json:"-"`
-	// Peer is set when Kind is "Peer".
+	// Peer is the spec when Kind is "Peer".
 	Peer *PeerSpec `json:"-"`
 }
 
 // Metadata identifies a document.
 type Metadata struct {
-	// Name is a short label for logs and status.
-	Name string `json:"name" required:"true"`
+	// Name is a short label for logs and status: a lowercase DNS label.
+	Name string `json:"name" required:"true" format:"name"`
 }
 
 // RouterSpec is the desired state of a box with several uplinks.

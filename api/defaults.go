@@ -1,0 +1,108 @@
+package api
+
+// Default values filled in by SetDefaults.
+const (
+	DefaultHealthInterval     = "1s"
+	DefaultHealthFailAfter    = 3
+	DefaultHealthRecoverAfter = 5
+	DefaultProto              = "tcp"
+	DefaultProtocol           = "shadowsocks"
+	DefaultCipher             = "chacha20-ietf-poly1305"
+	DefaultAAAA               = "keep"
+	DefaultPPPKeepalive       = "10s"
+)
+
+// SetDefaults fills in every default of d, in place. It is the only place
+// defaults live; Parse calls it before validating, and a document built in
+// Go should go through it before Validate. A field that is set is left as
+// it is, so SetDefaults is idempotent; a zero number counts as unset.
+//
+// Router:
+//   - uplinks[i].priority: (i+1)*10, so uplinks are preferred in the order
+//     they are written
+//   - uplinks[i].table: UplinkTableBase+i (7101, 7102, ...)
+//   - uplinks[i].mptcp: {mode: subflow}; a given mptcp without mode gets
+//     mode subflow
+//   - uplinks[i].health, when given: interval 1s, failAfter 3,
+//     recoverAfter 5
+//   - firewall.open[i].proto, firewall.forward[i].proto: tcp
+//   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
+//     shadowsocks, cipher chacha20-ietf-poly1305
+//   - dns.aaaa: keep (AAAA answers are never filtered unless asked)
+//   - tunnels[i].l2tp.ppp.keepalive: 10s
+//   - tunnels[i].l2tp.server is left as written: without a port, the L2TP
+//     client uses 1701
+//
+// Peer:
+//   - cipher: chacha20-ietf-poly1305
+func SetDefaults(d *Document) {
+	if s := d.Peer; s != nil && s.Cipher == "" {
+		s.Cipher = DefaultCipher
+	}
+	s := d.Router
+	if s == nil {
+		return
+	}
+	for i := range s.Uplinks {
+		u := &s.Uplinks[i]
+		if u.Priority == 0 {
+			u.Priority = (i + 1) * 10
+		}
+		if u.Table == 0 {
+			u.Table = UplinkTableBase + i
+		}
+		if u.MPTCP == nil {
+			u.MPTCP = &MPTCP{}
+		}
+		if u.MPTCP.Mode == "" {
+			u.MPTCP.Mode = MPTCPSubflow
+		}
+		if h := u.Health; h != nil {
+			if h.Interval == "" {
+				h.Interval = DefaultHealthInterval
+			}
+			if h.FailAfter == 0 {
+				h.FailAfter = DefaultHealthFailAfter
+			}
+			if h.RecoverAfter == 0 {
+				h.RecoverAfter = DefaultHealthRecoverAfter
+			}
+		}
+	}
+	if fw := s.Firewall; fw != nil {
+		for i := range fw.Open {
+			if fw.Open[i].Proto == "" {
+				fw.Open[i].Proto = DefaultProto
+			}
+		}
+		for i := range fw.Forward {
+			if fw.Forward[i].Proto == "" {
+				fw.Forward[i].Proto = DefaultProto
+			}
+		}
+	}
+	if a := s.Aggregation; a != nil {
+		if a.TCP == "" {
+			a.TCP = TCPProxy
+		}
+		if a.UDP == "" {
+			a.UDP = UDPPeer
+		}
+		if p := a.Peer; p != nil {
+			if p.Protocol == "" {
+				p.Protocol = DefaultProtocol
+			}
+			if p.Cipher == "" {
+				p.Cipher = DefaultCipher
+			}
+		}
+	}
+	if dns := s.DNS; dns != nil && dns.AAAA == "" {
+		dns.AAAA = DefaultAAAA
+	}
+	for i := range s.Tunnels {
+		if l := s.Tunnels[i].L2TP; l != nil && l.PPP != nil && l.PPP.Keepalive == "" {
+			l.PPP.Keepalive = DefaultPPPKeepalive
+		}
+	}
+}
