@@ -152,11 +152,14 @@ func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
 		// does: a braid route already gone can take braid's route to the
 		// same destination with another metric along, which the next
 		// pass puts back.)
+		// Scope "nowhere" matches any scope (the library would send 0,
+		// universe, which a link-scope route does not match).
 		nr := &vnl.Route{
 			Dst:      ipNet(r.Dst.Masked()),
 			Priority: r.kernelMetric(),
 			Table:    r.kernelTable(),
 			Protocol: Protocol,
+			Scope:    vnl.SCOPE_NOWHERE,
 		}
 		err := d.h.RouteDel(nr)
 		if isGone(err) {

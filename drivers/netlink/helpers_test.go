@@ -1,0 +1,190 @@
+package netlink
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/reconcile/record"
+)
+
+// inNS creates a throwaway namespace and moves the test's goroutine, locked
+// to its OS thread, into it for the rest of the test, so that the driver's
+// rtnetlink socket and its /proc/sys writes land there. The thread is never
+// moved back: it ends with the test's goroutine, and the runtime discards a
+// locked thread whose goroutine exits. (This is nstest.Do's locked thread,
+// kept for the whole test so that t.Fatal works from the test goroutine.)
+func inNS(t *testing.T) string {
+	t.Helper()
+	ns := nstest.New(t)
+	runtime.LockOSThread()
+	if err := netns.Enter(ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// tWriter sends log lines to the test's log.
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// rig is a driver in a test namespace with a persisted record and a write
+// counter.
+type rig struct {
+	t      *testing.T
+	ns     string
+	d      *Driver
+	rec    *record.Record
+	writes *failpoint.Counter
+	dir    string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ns := inNS(t)
+	dir := t.TempDir()
+	rec, err := record.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := &failpoint.Counter{}
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d, err := New(Options{Record: rec, Writes: writes, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return &rig{t: t, ns: ns, d: d, rec: rec, writes: writes, dir: dir}
+}
+
+// ip runs ip(8) in the rig's namespace.
+func (r *rig) ip(args ...string) string {
+	r.t.Helper()
+	return nstest.In(r.t, r.ns, "ip", args...)
+}
+
+// veth creates a veth pair in the namespace, both ends down.
+func (r *rig) veth(a, b string) {
+	r.t.Helper()
+	r.ip("link", "add", "name", a, "type", "veth", "peer", "name", b)
+}
+
+func (r *rig) observe(want []plan.Resource) []plan.Observed {
+	r.t.Helper()
+	live, err := r.d.Observe(context.Background(), want)
+	if err != nil {
+		r.t.Fatalf("observe: %v", err)
+	}
+	return live
+}
+
+// plan observes and diffs.
+func (r *rig) plan(want []plan.Resource) ([]plan.Change, []plan.Conflict) {
+	r.t.Helper()
+	return plan.Diff(want, r.observe(want))
+}
+
+// converge plans and applies every change, and returns the changes.
+func (r *rig) converge(want []plan.Resource) []plan.Change {
+	r.t.Helper()
+	changes, _ := r.plan(want)
+	for _, c := range changes {
+		if err := r.d.Apply(context.Background(), c); err != nil {
+			r.t.Fatalf("apply %s %s: %v", c.Action, c.Address(), err)
+		}
+	}
+	return changes
+}
+
+// settled checks that a second plan is empty and that converging again
+// writes nothing.
+func (r *rig) settled(want []plan.Resource) {
+	r.t.Helper()
+	before := r.writes.Count()
+	if changes := r.converge(want); len(changes) != 0 {
+		r.t.Fatalf("plan after apply is not empty: %s", describe(changes))
+	}
+	if n := r.writes.Count() - before; n != 0 {
+		r.t.Fatalf("a converged state made %d writes", n)
+	}
+}
+
+// wrote runs fn and returns the number of kernel writes it counted.
+func (r *rig) wrote(fn func()) int64 {
+	before := r.writes.Count()
+	fn()
+	return r.writes.Count() - before
+}
+
+func (r *rig) apply(c plan.Change) error {
+	return r.d.Apply(context.Background(), c)
+}
+
+func describe(cs []plan.Change) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
+		if c.After != nil {
+			b.WriteString(" " + plan.Describe(c.After))
+		}
+	}
+	return b.String()
+}
+
+// actions summarises changes as "+addr", "~addr", "-addr", sorted.
+func actions(cs []plan.Change) []string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.Action.Symbol()+c.Address())
+	}
+	slices.Sort(s)
+	return s
+}
+
+func wantActions(t *testing.T, got []plan.Change, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if g := actions(got); !slices.Equal(g, want) {
+		t.Fatalf("changes:\n got  %q\n want %q", g, want)
+	}
+}
+
+func resources[T plan.Resource](rs ...T) []plan.Resource {
+	out := make([]plan.Resource, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
+
+// jsonOut decodes ip -j output.
+func jsonOut[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("decode %q: %v", s, err)
+	}
+	return v
+}
+
+func planCreate(r plan.Resource) plan.Change { return plan.Change{Action: plan.Create, After: r} }
+func planDelete(r plan.Resource) plan.Change { return plan.Change{Action: plan.Delete, Before: r} }
+func planUpdate(before, after plan.Resource) plan.Change {
+	return plan.Change{Action: plan.Update, Before: before, After: after}
+}
