@@ -1,0 +1,244 @@
+package netlink
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// uplink gives the rig an up link wan0 with 10.0.0.1/24 and fd00::1/64
+// (kernel prefix routes, so that gateways are reachable).
+func (r *rig) uplink() {
+	r.t.Helper()
+	r.veth("wan0", "wan0p")
+	r.ip("link", "set", "dev", "wan0", "up")
+	r.ip("link", "set", "dev", "wan0p", "up")
+	r.ip("addr", "add", "10.0.0.1/24", "dev", "wan0")
+	r.ip("addr", "add", "fd00::1/64", "dev", "wan0", "nodad")
+}
+
+// braidRoutes lists braid's routes as ip(8) shows them.
+func (r *rig) braidRoutes() string {
+	r.t.Helper()
+	return r.ip("-4", "route", "show", "table", "all", "proto", "98") +
+		r.ip("-6", "route", "show", "table", "all", "proto", "98")
+}
+
+func testRoutes() []Route {
+	return []Route{
+		{Table: TableMain, Dst: pfx("0.0.0.0/0"), Metric: 10, Gateway: ip("10.0.0.254"), Link: "wan0"},
+		{Table: 7101, Dst: pfx("0.0.0.0/0"), Gateway: ip("10.0.0.254"), Link: "wan0", Src: ip("10.0.0.1")},
+		{Table: TableSteer, Dst: pfx("198.51.100.0/24"), Link: "wan0"},
+		{Table: TableMain, Dst: pfx("::/0"), Metric: 10, Gateway: ip("fd00::fe"), Link: "wan0"},
+		// Metric 0: the kernel stores 1024 for IPv6.
+		{Table: 7101, Dst: pfx("::/0"), Gateway: ip("fd00::fe"), Link: "wan0", Src: ip("fd00::1")},
+		{Table: TableSteer, Dst: pfx("2001:db8:1::/48"), Link: "wan0"},
+	}
+}
+
+func TestRouteConvergeUpdateDelete(t *testing.T) {
+	r := newRig(t)
+	r.uplink()
+	routes := testRoutes()
+	want := resources(routes...)
+
+	var changes []plan.Change
+	n := r.wrote(func() { changes = r.converge(want) })
+	if len(changes) != 6 || n != 6 {
+		t.Fatalf("%d changes, %d writes:%s", len(changes), n, describe(changes))
+	}
+	for _, c := range changes {
+		if c.Action != plan.Create {
+			t.Fatalf("not a create: %s %s", c.Action, c.Address())
+		}
+	}
+	r.settled(want)
+	got := r.braidRoutes()
+	for _, s := range []string{
+		"default via 10.0.0.254 dev wan0 metric 10",
+		"default via 10.0.0.254 dev wan0 table 7101 src 10.0.0.1",
+		"198.51.100.0/24 dev wan0 table 7100 scope link",
+		"default via fd00::fe dev wan0 metric 10",
+		"default via fd00::fe dev wan0 table 7101 src fd00::1 metric 1024",
+		"2001:db8:1::/48 dev wan0 table 7100 metric 1024",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("missing %q in:\n%s", s, got)
+		}
+	}
+	// Only braid's routes are observed: the kernel's own (prefix, local,
+	// multicast, fe80::/64) are not.
+	live := r.observe(nil)
+	if len(live) != 6 {
+		t.Fatalf("observed %d routes, want braid's 6: %v", len(live), live)
+	}
+	// Link-scope routes come first, so deletes remove gateway routes first.
+	for i, o := range live {
+		if gw := o.Resource.(Route).Gateway.IsValid(); gw != (i >= 2) {
+			t.Fatalf("observe order: %v", live)
+		}
+	}
+
+	// Update: a new gateway replaces the route in place (no second route).
+	routes[0].Gateway = ip("10.0.0.253")
+	routes[3].Gateway = ip("fd00::fd")
+	want = resources(routes...)
+	n = r.wrote(func() { changes = r.converge(want) })
+	wantActions(t, changes, "~"+routes[0].Address(), "~"+routes[3].Address())
+	if n != 2 {
+		t.Errorf("update writes = %d", n)
+	}
+	r.settled(want)
+	got = r.braidRoutes()
+	if strings.Contains(got, "10.0.0.254 dev wan0 metric 10") || strings.Contains(got, "fd00::fe dev wan0 metric 10") ||
+		!strings.Contains(got, "default via 10.0.0.253 dev wan0 metric 10") || !strings.Contains(got, "default via fd00::fd dev wan0 metric 10") {
+		t.Fatalf("after update:\n%s", got)
+	}
+
+	// Drift: a braid route deleted by hand comes back.
+	r.ip("-6", "route", "del", "2001:db8:1::/48", "table", "7100")
+	wantActions(t, r.converge(want), "+"+routes[5].Address())
+	r.settled(want)
+
+	// Delete all but one.
+	want = resources(routes[0])
+	n = r.wrote(func() { changes = r.converge(want) })
+	if len(changes) != 5 || n != 5 {
+		t.Fatalf("delete: %d changes, %d writes:%s", len(changes), n, describe(changes))
+	}
+	r.settled(want)
+	if got := strings.TrimSpace(r.braidRoutes()); got != "default via 10.0.0.253 dev wan0 metric 10" {
+		t.Fatalf("after delete:\n%s", got)
+	}
+}
+
+func TestRouteApplyIsIdempotent(t *testing.T) {
+	r := newRig(t)
+	r.uplink()
+	for _, rt := range testRoutes() {
+		if n := r.wrote(func() { must(t, r.apply(planCreate(rt))) }); n != 1 {
+			t.Fatalf("create %s: %d writes", rt.Address(), n)
+		}
+		// EEXIST from braid's own equal route: already so.
+		if n := r.wrote(func() { must(t, r.apply(planCreate(rt))) }); n != 0 {
+			t.Fatalf("create %s again: %d writes", rt.Address(), n)
+		}
+		// EEXIST from braid's own route that differs: brought in line.
+		moved := rt
+		moved.Link = "wan0"
+		if rt.Dst.Addr().Is4() {
+			moved.Src = ip("10.0.0.1")
+		} else {
+			moved.Src = ip("fd00::1")
+		}
+		if moved.Src != rt.Src {
+			if n := r.wrote(func() { must(t, r.apply(planCreate(moved))) }); n != 1 {
+				t.Fatalf("create %s with another source: %d writes", rt.Address(), n)
+			}
+		}
+		if n := r.wrote(func() { must(t, r.apply(planDelete(rt))) }); n != 1 {
+			t.Fatalf("delete %s: %d writes", rt.Address(), n)
+		}
+		// ESRCH/ENOENT: already so.
+		if n := r.wrote(func() { must(t, r.apply(planDelete(rt))) }); n != 0 {
+			t.Fatalf("delete %s again: %d writes", rt.Address(), n)
+		}
+	}
+	if got := r.braidRoutes(); got != "" {
+		t.Fatalf("routes left:\n%s", got)
+	}
+}
+
+func TestRouteForeignIsAConflict(t *testing.T) {
+	r := newRig(t)
+	r.uplink()
+	r.ip("route", "add", "203.0.113.0/24", "via", "10.0.0.254", "dev", "wan0", "metric", "5", "proto", "static")
+	r.ip("-6", "route", "add", "2001:db8:5::/48", "via", "fd00::fe", "dev", "wan0", "metric", "5")
+	r.ip("route", "add", "default", "via", "10.0.0.254", "table", "7100")
+	before := r.ip("-d", "route", "show", "table", "all") + r.ip("-d", "-6", "route", "show", "table", "all")
+
+	mine := []Route{
+		{Table: TableMain, Dst: pfx("203.0.113.0/24"), Metric: 5, Gateway: ip("10.0.0.253"), Link: "wan0"},
+		{Table: TableMain, Dst: pfx("2001:db8:5::/48"), Metric: 5, Gateway: ip("fd00::fd"), Link: "wan0"},
+		{Table: TableSteer, Dst: pfx("0.0.0.0/0"), Gateway: ip("10.0.0.253"), Link: "wan0"},
+	}
+	other := Route{Table: TableMain, Dst: pfx("203.0.113.0/24"), Metric: 6, Gateway: ip("10.0.0.253"), Link: "wan0"}
+	want := resources(append(mine, other)...)
+	changes, conflicts := r.plan(want)
+	wantActions(t, changes, "+"+other.Address())
+	if len(conflicts) != 3 {
+		t.Fatalf("conflicts: %v", conflicts)
+	}
+	for _, c := range conflicts {
+		t.Log(c)
+		if !strings.Contains(c.Foreign, "proto=") {
+			t.Errorf("conflict does not name the foreign protocol: %v", c)
+		}
+	}
+	for _, c := range changes {
+		must(t, r.apply(c))
+	}
+	// Applied anyway (the engine would not), a create is refused as a
+	// conflict.
+	for _, rt := range mine {
+		err := r.apply(planCreate(rt))
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "add route "+rt.Address()) {
+			t.Fatalf("create over a foreign route: %v", err)
+		}
+	}
+	r.ip("route", "del", "203.0.113.0/24", "metric", "6")
+	after := r.ip("-d", "route", "show", "table", "all") + r.ip("-d", "-6", "route", "show", "table", "all")
+	if before != after {
+		t.Fatalf("foreign routes changed:\n%s\n---\n%s", before, after)
+	}
+	// Nothing desired: the foreign routes are not braid's to delete.
+	if changes := r.converge(nil); len(changes) != 0 {
+		t.Fatalf("changes: %s", describe(changes))
+	}
+}
+
+func TestRouteUnreachableGatewayIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.uplink()
+	for _, rt := range []Route{
+		{Table: TableMain, Dst: pfx("0.0.0.0/0"), Gateway: ip("192.0.2.1"), Link: "wan0"},
+		{Table: TableSteer, Dst: pfx("::/0"), Gateway: ip("2001:db8:ff::1"), Link: "wan0"},
+	} {
+		var err error
+		if n := r.wrote(func() { err = r.apply(planCreate(rt)) }); n != 0 {
+			t.Errorf("refused write counted")
+		}
+		if err == nil {
+			t.Fatalf("route via %s accepted", rt.Gateway)
+		}
+		t.Log(err)
+		prefix := "add route " + rt.Address() + ": gateway " + rt.Gateway.String() + " is not reachable on wan0: "
+		if !strings.HasPrefix(err.Error(), prefix) || !(errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH)) {
+			t.Fatalf("error %q (%#v), want prefix %q and ENETUNREACH", err, errors.Unwrap(err), prefix)
+		}
+	}
+	// A missing link is named too.
+	err := r.apply(planCreate(Route{Table: TableMain, Dst: pfx("0.0.0.0/0"), Link: "wan7"}))
+	if !errors.Is(err, ErrNoLink) || !strings.Contains(err.Error(), "link wan7: no such interface") {
+		t.Fatalf("route on a missing link: %v", err)
+	}
+}
+
+// A link recreated under the same name gets a new index: the cached one is
+// refreshed instead of failing.
+func TestRouteLinkRecreated(t *testing.T) {
+	r := newRig(t)
+	r.uplink()
+	rt := Route{Table: TableSteer, Dst: pfx("198.51.100.0/24"), Link: "wan0"}
+	r.converge(resources(rt))
+	r.ip("link", "del", "dev", "wan0")
+	r.uplink()
+	must(t, r.apply(planCreate(rt)))
+	if got := r.braidRoutes(); !strings.Contains(got, "198.51.100.0/24 dev wan0") {
+		t.Fatalf("routes:\n%s", got)
+	}
+}
