@@ -410,6 +410,13 @@ func (r *run) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
+			if rc := resolveAlias(c); rc.Kind == yaml.ScalarNode && rc.ShortTag() == "!!null" {
+				// An empty list item is a mistake, not an item with
+				// nothing set.
+				r.pos[index(path, i)] = position{c.Line, c.Column}
+				r.typeError(rc, v.Type().Elem(), index(path, i))
+				continue
+			}
 			r.decode(c, s.Index(i), index(path, i))
 		}
 		v.Set(s)
@@ -468,6 +475,7 @@ func (r *run) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		name := k.Value
 		if k.ShortTag() == "!!merge" {
 			r.errorAt(n.Content[i], path, "merge keys (<<) are not supported; write the fields out")
+			r.failed[path] = true // what is missing was probably in the merge
 			continue
 		}
 		if first, dup := seen[name]; dup {

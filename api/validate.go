@@ -55,7 +55,7 @@ func (r *run) checkTags(v reflect.Value, path string) {
 		f := &ft.fields[i]
 		fv := v.Field(f.index)
 		fpath := join(path, f.name)
-		if f.required && fv.IsZero() {
+		if f.required && (fv.IsZero() || fv.Kind() == reflect.Slice && fv.Len() == 0) {
 			switch {
 			case !r.present(fpath, fv):
 				r.errorf(path, "missing required field %q", f.name)
@@ -351,6 +351,8 @@ func (r *run) checkRouter(s *RouterSpec) {
 		switch j, dup := tables[u.Table]; {
 		case u.Table < UplinkTableBase || u.Table > TableMax:
 			r.errorf(join(path, "table"), "table %d is outside braid's uplink tables %d..%d", u.Table, UplinkTableBase, TableMax)
+		case dup && r.pos != nil && !r.written(join(path, "table")):
+			r.errorf(join(path, "table"), "default table %d (%d + the uplink's index) is already used by spec.uplinks[%d]; set table", u.Table, UplinkTableBase, j)
 		case dup:
 			r.errorf(join(path, "table"), "table %d is already used by spec.uplinks[%d]", u.Table, j)
 		default:
@@ -358,7 +360,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 		r.checkMTU(join(path, "mtu"), u.MTU, u.IPv6 != nil)
 		if u.IPv4 == nil && u.IPv6 == nil && !r.suppressed(join(path, "ipv4")) && !r.suppressed(join(path, "ipv6")) {
-			r.errorf(path, "uplink %q has neither ipv4 nor ipv6", u.Name)
+			r.errorf(path, "uplink has neither ipv4 nor ipv6")
 		}
 		if v4 := u.IPv4; v4 != nil {
 			p := join(path, "ipv4")
