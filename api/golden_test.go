@@ -34,6 +34,11 @@ func TestErrorsGolden(t *testing.T) {
 				t.Fatalf("Load(%s) = %T %v; want *Errors", f, err, err)
 			}
 			got := err.Error() + "\n"
+			for _, secret := range []string{"hunter2", "s3cr3t"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("errors show the secret %q", secret)
+				}
+			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
