@@ -1,0 +1,237 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// addrList is a repeatable flag of "host:port" addresses.
+type addrList []netip.AddrPort
+
+func (a *addrList) String() string { return fmt.Sprint(*a) }
+
+func (a *addrList) Set(s string) error {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return err
+	}
+	*a = append(*a, ap)
+	return nil
+}
+
+// Serve runs the lab's own services, as `braid lab serve` (the lab starts
+// it inside a namespace, see Process.Serve). args are its flags:
+//
+//	-whoami ADDR       a TCP whoami service on ADDR ("ip:port", "[ip6]:port");
+//	                   repeatable. It writes the client's address as it saw
+//	                   it ("10.101.0.2:40000\n") and closes the connection.
+//	-whoami-udp ADDR   the same over UDP: one answer per datagram.
+//	-ready-fd N        once every service listens, write "ready\n" to file
+//	                   descriptor N and close it.
+//
+// Serve returns when ctx is done (nil), or when a service cannot listen.
+func Serve(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("lab serve", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	var tcp, udp addrList
+	fset.Var(&tcp, "whoami", "TCP whoami service address (repeatable)")
+	fset.Var(&udp, "whoami-udp", "UDP whoami service address (repeatable)")
+	readyFD := fset.Int("ready-fd", -1, "file descriptor to report readiness on")
+	if err := fset.Parse(args); err != nil {
+		return fmt.Errorf("lab serve: %w", err)
+	}
+	if fset.NArg() > 0 {
+		return fmt.Errorf("lab serve: unexpected arguments %q", fset.Args())
+	}
+	if len(tcp)+len(udp) == 0 {
+		return errors.New("lab serve: nothing to serve (use -whoami or -whoami-udp)")
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	var lc net.ListenConfig
+	var wg sync.WaitGroup
+	for _, ap := range tcp {
+		ln, err := lc.Listen(ctx, "tcp", ap.String())
+		if err != nil {
+			return fmt.Errorf("lab serve: whoami: %w", err)
+		}
+		closers = append(closers, ln)
+		wg.Go(func() { serveWhoamiTCP(ln) })
+	}
+	for _, ap := range udp {
+		pc, err := lc.ListenPacket(ctx, "udp", ap.String())
+		if err != nil {
+			return fmt.Errorf("lab serve: whoami-udp: %w", err)
+		}
+		closers = append(closers, pc)
+		wg.Go(func() { serveWhoamiUDP(pc) })
+	}
+	if *readyFD >= 0 {
+		f := os.NewFile(uintptr(*readyFD), "ready")
+		if f == nil {
+			return fmt.Errorf("lab serve: bad -ready-fd %d", *readyFD)
+		}
+		_, err := f.WriteString("ready\n")
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("lab serve: reporting readiness: %w", err)
+		}
+	}
+	<-ctx.Done()
+	for _, c := range closers {
+		c.Close()
+	}
+	closers = nil
+	wg.Wait()
+	return nil
+}
+
+// serveWhoamiTCP answers every connection with its remote address until
+// ln is closed.
+func serveWhoamiTCP(ln net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // say, EMFILE: do not spin
+			continue
+		}
+		wg.Go(func() {
+			defer c.Close()
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "%s\n", unmap(c.RemoteAddr()))
+		})
+	}
+}
+
+// serveWhoamiUDP answers every datagram with its source address until pc
+// is closed.
+func serveWhoamiUDP(pc net.PacketConn) {
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		pc.WriteTo([]byte(unmap(from)+"\n"), from)
+	}
+}
+
+// unmap formats a socket address without an IPv4-mapped IPv6 prefix.
+func unmap(a net.Addr) string {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		return a.String()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
+// whoamiTimeout bounds a Whoami exchange when ctx has no deadline.
+const whoamiTimeout = 5 * time.Second
+
+// Whoami asks the whoami service at server ("host:port") over network
+// ("tcp", "udp", or those with a 4 or 6 suffix) and returns the address
+// the server saw the request come from. bind, if not empty, is the local
+// address to send from ("ip" or "ip:port"). It uses the namespace of the
+// calling thread; see (*Lab).Whoami to ask from a lab's namespace. Without
+// a deadline in ctx it gives up after 5 seconds.
+func Whoami(ctx context.Context, network, server, bind string) (netip.AddrPort, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, whoamiTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	udp := strings.HasPrefix(network, "udp")
+	if !udp && !strings.HasPrefix(network, "tcp") {
+		return netip.AddrPort{}, fmt.Errorf("whoami %s: unknown network %q", server, network)
+	}
+	if bind != "" {
+		local, err := netip.ParseAddrPort(bind)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(bind)
+			if aerr != nil {
+				return netip.AddrPort{}, fmt.Errorf("whoami %s: bind address %q: %w", server, bind, aerr)
+			}
+			local = netip.AddrPortFrom(addr, 0)
+		}
+		if udp {
+			d.LocalAddr = net.UDPAddrFromAddrPort(local)
+		} else {
+			d.LocalAddr = net.TCPAddrFromAddrPort(local)
+		}
+	}
+	c, err := d.DialContext(ctx, network, server)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("whoami %s: %w", server, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	var answer []byte
+	if udp {
+		answer, err = askUDP(ctx, c)
+	} else {
+		answer, err = io.ReadAll(io.LimitReader(c, 256))
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return netip.AddrPort{}, fmt.Errorf("whoami %s: %w", server, err)
+	}
+	seen, err := netip.ParseAddrPort(string(bytes.TrimSpace(answer)))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("whoami %s: unexpected answer %q", server, answer)
+	}
+	return seen, nil
+}
+
+// askUDP sends a whoami datagram on c, again every half second until an
+// answer comes or ctx is done (a datagram may be lost).
+func askUDP(ctx context.Context, c net.Conn) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		if _, err := c.Write([]byte("whoami\n")); err != nil {
+			return nil, err
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}

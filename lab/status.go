@@ -1,0 +1,118 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Status is what a lab looks like right now.
+type Status struct {
+	// Name is the lab's name.
+	Name string `json:"name"`
+	// Dir is its run directory.
+	Dir string `json:"dir"`
+	// Created is when Up built it.
+	Created time.Time `json:"created"`
+	// Namespaces are the lab's namespaces, in the topology's order.
+	Namespaces []NamespaceStatus `json:"namespaces"`
+	// Processes are the processes the lab started.
+	Processes []ProcessStatus `json:"processes"`
+}
+
+// NamespaceStatus is one namespace of a lab.
+type NamespaceStatus struct {
+	Role Role   `json:"role"`
+	Name string `json:"name"`
+	// Exists is false when the namespace is gone.
+	Exists bool `json:"exists"`
+	// Links are its interfaces (loopback included).
+	Links []LinkStatus `json:"links,omitempty"`
+}
+
+// LinkStatus is one interface of a namespace.
+type LinkStatus struct {
+	Name string `json:"name"`
+	// Up is the administrative state.
+	Up bool `json:"up"`
+	// State is the kernel's operational state (UP, DOWN, LOWERLAYERDOWN,
+	// UNKNOWN).
+	State string `json:"state"`
+	// Addrs are its addresses with prefix lengths, link-local ones
+	// included.
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+// ProcessStatus is one process a lab started.
+type ProcessStatus struct {
+	Name      string   `json:"name"`
+	Role      Role     `json:"role"`
+	Namespace string   `json:"namespace"`
+	PID       int      `json:"pid"`
+	Alive     bool     `json:"alive"`
+	Args      []string `json:"args"`
+	// Log is the file that holds its standard output and error.
+	Log string `json:"log"`
+}
+
+// Status observes the lab: which namespaces exist, their interfaces and
+// addresses (from `ip -json addr`), and which recorded processes are alive.
+func (l *Lab) Status(ctx context.Context) (*Status, error) {
+	st := &Status{Name: l.Name, Dir: l.Dir, Created: l.Created}
+	for _, ns := range l.Topology.Namespaces {
+		nss := NamespaceStatus{Role: ns.Role, Name: l.NS(ns.Role)}
+		if nss.Exists = existingNamespaces(l.Name, []Role{ns.Role}) != nil; nss.Exists {
+			links, err := linkStatus(ctx, nss.Name)
+			if err != nil {
+				return nil, fmt.Errorf("lab %s: %w", l.Name, err)
+			}
+			nss.Links = links
+		}
+		st.Namespaces = append(st.Namespaces, nss)
+	}
+	recs, err := readProcs(l.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	for _, rec := range recs {
+		st.Processes = append(st.Processes, ProcessStatus{
+			Name: rec.Name, Role: rec.Role, Namespace: rec.Namespace, PID: rec.PID,
+			Alive: rec.alive(), Args: rec.Args, Log: rec.Log,
+		})
+	}
+	return st, nil
+}
+
+// linkStatus reads the interfaces of namespace ns.
+func linkStatus(ctx context.Context, ns string) ([]LinkStatus, error) {
+	out, err := run(ctx, ns, nil, "ip", "-n", ns, "-json", "addr", "show")
+	if err != nil {
+		return nil, err
+	}
+	var links []struct {
+		Name     string   `json:"ifname"`
+		Flags    []string `json:"flags"`
+		State    string   `json:"operstate"`
+		AddrInfo []struct {
+			Local     string `json:"local"`
+			PrefixLen int    `json:"prefixlen"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil {
+		return nil, fmt.Errorf("namespace %s: ip -json addr show: %w", ns, err)
+	}
+	var res []LinkStatus
+	for _, l := range links {
+		ls := LinkStatus{Name: l.Name, State: l.State}
+		for _, f := range l.Flags {
+			ls.Up = ls.Up || f == "UP"
+		}
+		for _, a := range l.AddrInfo {
+			ls.Addrs = append(ls.Addrs, a.Local+"/"+strconv.Itoa(a.PrefixLen))
+		}
+		res = append(res, ls)
+	}
+	return res, nil
+}
