@@ -60,8 +60,12 @@ type Options struct {
 // rtnetlink. It implements reconcile.Driver. Its methods are safe for
 // concurrent use, though the engine calls them one at a time.
 type Driver struct {
-	h          *vnl.Handle
-	ownHandle  bool
+	h         *vnl.Handle
+	ownHandle bool
+	// raw carries route writes when the driver opened its handle itself
+	// (and so knows the namespace): see conn. With a caller's handle,
+	// whose namespace it cannot tell, everything goes through the handle.
+	raw        *conn
 	rec        *record.Record
 	writes     *failpoint.Counter
 	log        *slog.Logger
@@ -105,15 +109,21 @@ func New(opts Options) (*Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netlink driver: open rtnetlink socket: %w", err)
 		}
-		d.h, d.ownHandle = h, true
+		raw, err := dial()
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("netlink driver: open rtnetlink socket: %w", err)
+		}
+		d.h, d.ownHandle, d.raw = h, true, raw
 	}
 	return d, nil
 }
 
-// Close releases the rtnetlink handle if the driver opened it.
+// Close releases the sockets the driver opened (not a caller's handle).
 func (d *Driver) Close() error {
 	if d.ownHandle {
 		d.h.Close()
+		return d.raw.close()
 	}
 	return nil
 }
@@ -246,10 +256,12 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err != nil {
 		return err
 	}
-	if wrote {
-		d.log.Info("applied", "change", string(c.Action), "object", c.Address())
-	} else {
-		d.log.Info("applied", "change", string(c.Action), "object", c.Address(), "already", true)
+	if d.log.Enabled(ctx, slog.LevelInfo) {
+		if wrote {
+			d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address())
+		} else {
+			d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address(), "already", true)
+		}
 	}
 	return nil
 }

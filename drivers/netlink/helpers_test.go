@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile/failpoint"
@@ -52,7 +55,17 @@ type rig struct {
 	dir    string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, false) }
+
+// bothWays runs a test with a driver that opened its own sockets (route
+// writes over its raw conn) and with one given a netlink.Handle (all
+// through the library).
+func bothWays(t *testing.T, fn func(t *testing.T, r *rig)) {
+	t.Run("own-socket", func(t *testing.T) { fn(t, newRigWith(t, false)) })
+	t.Run("given-handle", func(t *testing.T) { fn(t, newRigWith(t, true)) })
+}
+
+func newRigWith(t *testing.T, givenHandle bool) *rig {
 	t.Helper()
 	ns := inNS(t)
 	dir := t.TempDir()
@@ -62,9 +75,21 @@ func newRig(t *testing.T) *rig {
 	}
 	writes := &failpoint.Counter{}
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := New(Options{Record: rec, Writes: writes, Log: log})
+	opts := Options{Record: rec, Writes: writes, Log: log}
+	if givenHandle {
+		h, err := vnl.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		opts.Handle = h
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if (d.raw == nil) != givenHandle {
+		t.Fatalf("raw conn %v with a given handle %v", d.raw != nil, givenHandle)
 	}
 	t.Cleanup(func() { d.Close() })
 	return &rig{t: t, ns: ns, d: d, rec: rec, writes: writes, dir: dir}

@@ -6,7 +6,6 @@
 package netlink
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 
@@ -115,8 +114,29 @@ func TableName(t int) string {
 }
 
 // Address implements plan.Resource.
+// It is built without fmt: a large plan computes it tens of thousands
+// of times per pass.
 func (r Route) Address() string {
-	return fmt.Sprintf("route[%s %s metric %d]", TableName(r.Table), r.Dst, r.Metric)
+	b := make([]byte, 0, 64)
+	b = append(b, "route["...)
+	if r.Table == TableMain {
+		b = append(b, "main"...)
+	} else {
+		b = strconv.AppendInt(b, int64(r.Table), 10)
+	}
+	b = append(b, ' ')
+	b = appendPrefix(b, r.Dst)
+	b = append(b, " metric "...)
+	b = strconv.AppendInt(b, int64(r.Metric), 10)
+	return string(append(b, ']'))
+}
+
+// appendPrefix appends p as p.String() renders it.
+func appendPrefix(b []byte, p netip.Prefix) []byte {
+	if !p.IsValid() {
+		return append(b, p.String()...)
+	}
+	return p.AppendTo(b)
 }
 
 // Fields implements plan.Resource.
@@ -164,14 +184,18 @@ func (r Rule) Family() string {
 
 // Address implements plan.Resource.
 func (r Rule) Address() string {
-	s := fmt.Sprintf("rule[%s pref %d", r.Family(), r.Priority)
+	b := make([]byte, 0, 64)
+	b = append(b, "rule["...)
+	b = append(b, r.Family()...)
+	b = append(b, " pref "...)
+	b = strconv.AppendInt(b, int64(r.Priority), 10)
 	if r.From.IsValid() {
-		s += " from " + r.From.String()
+		b = appendPrefix(append(b, " from "...), r.From)
 	}
 	if r.To.IsValid() {
-		s += " to " + r.To.String()
+		b = appendPrefix(append(b, " to "...), r.To)
 	}
-	return s + "]"
+	return string(append(b, ']'))
 }
 
 // Fields implements plan.Resource.

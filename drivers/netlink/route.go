@@ -142,6 +142,40 @@ func kernelRoute(r Route, index int) *vnl.Route {
 	return nr
 }
 
+// routeAdd adds a route with NLM_F_EXCL: an existing route with the same
+// identity is EEXIST, never joined into a multipath route.
+func (d *Driver) routeAdd(r Route, index int) error {
+	if d.raw != nil {
+		return d.raw.route(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, r, index)
+	}
+	return d.h.RouteAdd(kernelRoute(r, index))
+}
+
+// routeReplace replaces the route with r's identity, or adds it.
+func (d *Driver) routeReplace(r Route, index int) error {
+	if d.raw != nil {
+		return d.raw.route(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, r, index)
+	}
+	return d.h.RouteReplace(kernelRoute(r, index))
+}
+
+// routeDel deletes braid's route with r's identity, whatever it points at
+// now; a foreign route with that identity is never matched.
+func (d *Driver) routeDel(r Route) error {
+	if d.raw != nil {
+		return d.raw.route(unix.RTM_DELROUTE, 0, r, 0)
+	}
+	// Scope "nowhere" matches any scope (the library would send 0,
+	// universe, which a link-scope route does not match).
+	return d.h.RouteDel(&vnl.Route{
+		Dst:      ipNet(r.Dst.Masked()),
+		Priority: r.kernelMetric(),
+		Table:    r.kernelTable(),
+		Protocol: Protocol,
+		Scope:    vnl.SCOPE_NOWHERE,
+	})
+}
+
 // applyRoute adds (NLM_F_EXCL), replaces or deletes a route.
 func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
 	switch c.Action {
@@ -152,16 +186,7 @@ func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
 		// does: a braid route already gone can take braid's route to the
 		// same destination with another metric along, which the next
 		// pass puts back.)
-		// Scope "nowhere" matches any scope (the library would send 0,
-		// universe, which a link-scope route does not match).
-		nr := &vnl.Route{
-			Dst:      ipNet(r.Dst.Masked()),
-			Priority: r.kernelMetric(),
-			Table:    r.kernelTable(),
-			Protocol: Protocol,
-			Scope:    vnl.SCOPE_NOWHERE,
-		}
-		err := d.h.RouteDel(nr)
+		err := d.routeDel(r)
 		if isGone(err) {
 			return false, nil
 		}
@@ -171,14 +196,14 @@ func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
 		d.wrote()
 		return true, nil
 	case plan.Update:
-		err := d.withIndex(r.Link, func(i int) error { return d.h.RouteReplace(kernelRoute(r, i)) })
+		err := d.withIndex(r.Link, func(i int) error { return d.routeReplace(r, i) })
 		if err != nil {
 			return false, routeError("replace", r, err)
 		}
 		d.wrote()
 		return true, nil
 	}
-	err := d.withIndex(r.Link, func(i int) error { return d.h.RouteAdd(kernelRoute(r, i)) })
+	err := d.withIndex(r.Link, func(i int) error { return d.routeAdd(r, i) })
 	if err == nil {
 		d.wrote()
 		return true, nil
@@ -201,7 +226,7 @@ func (d *Driver) applyRoute(c plan.Change, r Route) (bool, error) {
 	if equalFields(live, r) {
 		return false, nil
 	}
-	err = d.withIndex(r.Link, func(i int) error { return d.h.RouteReplace(kernelRoute(r, i)) })
+	err = d.withIndex(r.Link, func(i int) error { return d.routeReplace(r, i) })
 	if err != nil {
 		return false, routeError("replace", r, err)
 	}

@@ -40,8 +40,9 @@ func testRoutes() []Route {
 	}
 }
 
-func TestRouteConvergeUpdateDelete(t *testing.T) {
-	r := newRig(t)
+func TestRouteConvergeUpdateDelete(t *testing.T) { bothWays(t, testRouteConvergeUpdateDelete) }
+
+func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 	r.uplink()
 	routes := testRoutes()
 	want := resources(routes...)
@@ -116,8 +117,9 @@ func TestRouteConvergeUpdateDelete(t *testing.T) {
 	}
 }
 
-func TestRouteApplyIsIdempotent(t *testing.T) {
-	r := newRig(t)
+func TestRouteApplyIsIdempotent(t *testing.T) { bothWays(t, testRouteApplyIsIdempotent) }
+
+func testRouteApplyIsIdempotent(t *testing.T, r *rig) {
 	r.uplink()
 	for _, rt := range testRoutes() {
 		if n := r.wrote(func() { must(t, r.apply(planCreate(rt))) }); n != 1 {
@@ -153,8 +155,9 @@ func TestRouteApplyIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestRouteForeignIsAConflict(t *testing.T) {
-	r := newRig(t)
+func TestRouteForeignIsAConflict(t *testing.T) { bothWays(t, testRouteForeignIsAConflict) }
+
+func testRouteForeignIsAConflict(t *testing.T, r *rig) {
 	r.uplink()
 	r.ip("route", "add", "203.0.113.0/24", "via", "10.0.0.254", "dev", "wan0", "metric", "5", "proto", "static")
 	r.ip("-6", "route", "add", "2001:db8:5::/48", "via", "fd00::fe", "dev", "wan0", "metric", "5")
@@ -202,7 +205,10 @@ func TestRouteForeignIsAConflict(t *testing.T) {
 }
 
 func TestRouteUnreachableGatewayIsRefused(t *testing.T) {
-	r := newRig(t)
+	bothWays(t, testRouteUnreachableGatewayIsRefused)
+}
+
+func testRouteUnreachableGatewayIsRefused(t *testing.T, r *rig) {
 	r.uplink()
 	for _, rt := range []Route{
 		{Table: TableMain, Dst: pfx("0.0.0.0/0"), Gateway: ip("192.0.2.1"), Link: "wan0"},
@@ -230,8 +236,9 @@ func TestRouteUnreachableGatewayIsRefused(t *testing.T) {
 
 // A link recreated under the same name gets a new index: the cached one is
 // refreshed instead of failing.
-func TestRouteLinkRecreated(t *testing.T) {
-	r := newRig(t)
+func TestRouteLinkRecreated(t *testing.T) { bothWays(t, testRouteLinkRecreated) }
+
+func testRouteLinkRecreated(t *testing.T, r *rig) {
 	r.uplink()
 	rt := Route{Table: TableSteer, Dst: pfx("198.51.100.0/24"), Link: "wan0"}
 	r.converge(resources(rt))

@@ -1,0 +1,142 @@
+package netlink
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/reconcile/record"
+)
+
+// scaleState is n routes (half IPv4, half IPv6) in braid's steering table
+// and m source rules, as a spec's routes: section would yield.
+func scaleState(n, m int) []plan.Resource {
+	var out []plan.Resource
+	for i := range n {
+		if i%2 == 0 {
+			out = append(out, Route{Table: TableSteer, Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}), 32),
+				Gateway: ip("10.0.0.254"), Link: "wan0"})
+		} else {
+			out = append(out, Route{Table: TableSteer, Dst: netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}), 128),
+				Metric: 1024, Gateway: ip("fd00::fe"), Link: "wan0"})
+		}
+	}
+	for i := range m {
+		out = append(out, Rule{Priority: PrioFrom, From: netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i >> 8), byte(i)}), 32),
+			Table: TableSteer, SuppressPrefixlen: -1})
+	}
+	return out
+}
+
+// ipBatch renders the same state as ip -batch input.
+func ipBatch(state []plan.Resource) string {
+	var b strings.Builder
+	for _, r := range state {
+		switch r := r.(type) {
+		case Route:
+			fmt.Fprintf(&b, "route add %s via %s dev %s table %d metric %d proto %d\n", r.Dst, r.Gateway, r.Link, r.Table, r.Metric, Protocol)
+		case Rule:
+			fmt.Fprintf(&b, "rule add pref %d from %s lookup %d proto %d\n", r.Priority, r.From, r.Table, Protocol)
+		}
+	}
+	return b.String()
+}
+
+// BenchmarkConverge10kRoutes converges 10,000 routes and 100 rules from
+// empty in a fresh namespace and compares with ip -batch of the same
+// objects, then times the no-op pass on the converged state.
+func BenchmarkConverge10kRoutes(b *testing.B) {
+	nstest.RequireRoot(b)
+	state := scaleState(10000, 100)
+	batch := filepath.Join(b.TempDir(), "batch")
+	if err := os.WriteFile(batch, []byte(ipBatch(state)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	setup := func() string {
+		ns := nstest.New(b)
+		for _, args := range [][]string{
+			{"link", "add", "name", "wan0", "type", "veth", "peer", "name", "wan0p"},
+			{"link", "set", "dev", "wan0", "up"},
+			{"link", "set", "dev", "wan0p", "up"},
+			{"addr", "add", "10.0.0.1/24", "dev", "wan0"},
+			{"addr", "add", "fd00::1/64", "dev", "wan0", "nodad"},
+		} {
+			nstest.In(b, ns, "ip", args...)
+		}
+		return ns
+	}
+	var braid, batchTime, noop time.Duration
+	var noopWrites int64
+	for b.Loop() {
+		ns := setup()
+		start := time.Now()
+		nstest.Run(b, "ip", "-n", ns, "-batch", batch)
+		batchTime += time.Since(start)
+
+		ns = setup()
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			errc <- func() error {
+				if err := netns.Enter(ns); err != nil {
+					return err
+				}
+				writes := &failpoint.Counter{}
+				d, err := New(Options{Record: record.Memory(), Writes: writes})
+				if err != nil {
+					return err
+				}
+				defer d.Close()
+				ctx := context.Background()
+				start := time.Now()
+				live, err := d.Observe(ctx, state)
+				if err != nil {
+					return err
+				}
+				changes, _ := plan.Diff(state, live)
+				for _, c := range changes {
+					if err := d.Apply(ctx, c); err != nil {
+						return err
+					}
+				}
+				braid += time.Since(start)
+				if len(changes) != len(state) {
+					return fmt.Errorf("%d changes, want %d", len(changes), len(state))
+				}
+
+				before := writes.Count()
+				start = time.Now()
+				live, err = d.Observe(ctx, state)
+				if err != nil {
+					return err
+				}
+				changes, _ = plan.Diff(state, live)
+				noop += time.Since(start)
+				noopWrites += writes.Count() - before
+				if len(changes) != 0 {
+					return fmt.Errorf("no-op pass plans %d changes", len(changes))
+				}
+				return nil
+			}()
+		}()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(braid.Milliseconds())/n, "braid-ms")
+	b.ReportMetric(float64(batchTime.Milliseconds())/n, "ip-batch-ms")
+	b.ReportMetric(float64(braid)/float64(batchTime), "braid/ip-batch")
+	b.ReportMetric(float64(noop.Milliseconds())/n, "noop-ms")
+	b.ReportMetric(float64(noopWrites)/n, "noop-writes")
+}
