@@ -16,6 +16,10 @@ import (
 // MaxFileSize is the largest spec file Load and Parse accept, in bytes.
 const MaxFileSize = 1 << 20
 
+// MaxErrors is the most problems reported for one file; more are
+// summarized in one last line.
+const MaxErrors = 100
+
 // maxAliasNodes bounds the work aliases can cause. Anchors and aliases are
 // allowed (to share a list of probes between uplinks, say), but all the
 // nodes visited through aliases together may not exceed this many, which
@@ -228,13 +232,17 @@ func newRun(file string) *run {
 	}
 }
 
-// result returns the problems found, sorted, or nil.
+// result returns the problems found, sorted, or nil. Past MaxErrors, the
+// rest are counted in one last line.
 func (r *run) result() error {
 	if len(r.errs) == 0 {
 		return nil
 	}
 	e := &Errors{List: r.errs}
 	e.sort()
+	if n := len(e.List); n > MaxErrors {
+		e.List = append(e.List[:MaxErrors], Error{File: r.file, Msg: fmt.Sprintf("too many errors (%d more not shown)", n-MaxErrors)})
+	}
 	return e
 }
 

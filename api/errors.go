@@ -41,7 +41,9 @@ func (e Error) Error() string {
 }
 
 // Errors is every problem found in one run over a spec file, sorted by
-// position: whole-file problems first, then by line, column and path.
+// position: whole-file problems first, then by line, column and path. When
+// there are more than MaxErrors, the list holds the first MaxErrors and a
+// last Error without a position that says how many were left out.
 type Errors struct {
 	List []Error
 }

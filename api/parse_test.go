@@ -232,3 +232,24 @@ func TestKinds(t *testing.T) {
 		t.Errorf("kind list: %s", got)
 	}
 }
+
+func TestTooManyErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: braid/v1alpha1\nkind: Router\nmetadata: {name: t}\nspec:\n  uplinks:\n")
+	for i := range 200 {
+		fmt.Fprintf(&b, "  - {name: u%d, interface: eth%d, ipv4: {dhcp: {}}, prority: 1}\n", i, i)
+	}
+	_, err := Parse("t.yaml", []byte(b.String()))
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse = %v", err)
+	}
+	if len(errs.List) != MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(errs.List), MaxErrors+1)
+	}
+	// 301 errors: 200 unknown fields, and 101 default tables past 7199.
+	if first, last := errs.List[0].Error(), errs.List[MaxErrors].Error(); first != `t.yaml:6:51: spec.uplinks[0]: unknown field "prority"; did you mean "priority"?` ||
+		last != "t.yaml: too many errors (201 more not shown)" {
+		t.Errorf("first: %s\nlast: %s", first, last)
+	}
+}

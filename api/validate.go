@@ -219,6 +219,8 @@ func isHostname(s string) bool {
 // whitespace, not "." or "..".
 func checkIfName(s string) string {
 	switch {
+	case s == "":
+		return "interface name is empty"
 	case len(s) > maxIfName:
 		return fmt.Sprintf("interface name %q is longer than %d bytes", s, maxIfName)
 	case s == "." || s == "..":
@@ -234,7 +236,7 @@ func checkIfName(s string) string {
 // checkName: a lowercase DNS label: 1..63 of a-z, 0-9 and '-', not starting
 // or ending with '-'.
 func checkName(s string) string {
-	ok := len(s) <= maxName && s[0] != '-' && s[len(s)-1] != '-'
+	ok := s != "" && len(s) <= maxName && s[0] != '-' && s[len(s)-1] != '-'
 	for _, c := range []byte(s) {
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
 			ok = false
