@@ -1,6 +1,3 @@
-// Package api defines braid's spec: the Go types a YAML file decodes into,
-// strict decoding with positions, defaults and validation. It performs no
-// I/O beyond reading the spec file; secrets are references resolved later.
 package api
 
 // APIVersion is the only apiVersion this build understands.
