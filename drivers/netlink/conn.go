@@ -2,7 +2,9 @@ package netlink
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"syscall"
 
@@ -30,7 +32,8 @@ func dial() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{fd: fd, req: make([]byte, 0, 256), buf: make([]byte, 16<<10)}
+	// A dump answers with up to 32 KiB per datagram.
+	c := &conn{fd: fd, req: make([]byte, 0, 256), buf: make([]byte, 64<<10)}
 	for _, opt := range []int{unix.NETLINK_EXT_ACK, unix.NETLINK_CAP_ACK} {
 		// Best effort: older kernels answer without them.
 		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, opt, 1)
@@ -67,30 +70,34 @@ func (m *msg) attr32(typ uint16, v uint32) {
 	m.attr(typ, b[:])
 }
 
-// start begins a request of the given type and flags (NLM_F_REQUEST and
-// NLM_F_ACK are added) in the conn's buffer. The caller holds c.mu.
+// start begins a request of the given type and flags (NLM_F_REQUEST is
+// added) in the conn's buffer. The caller holds c.mu.
 func (c *conn) start(typ, flags uint16) msg {
 	b := c.req[:0]
-	b = ne.AppendUint32(b, 0) // length, set by do
+	b = ne.AppendUint32(b, 0) // length, set by send
 	b = ne.AppendUint16(b, typ)
-	b = ne.AppendUint16(b, flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	b = ne.AppendUint16(b, flags|unix.NLM_F_REQUEST)
 	b = ne.AppendUint32(b, 0) // sequence, set by do
 	b = ne.AppendUint32(b, 0) // port id: the kernel fills it in
 	return msg{b}
 }
 
-// do sends m and waits for its acknowledgement. A refusal is returned as
-// the syscall.Errno, wrapped with the kernel's message when it gave one.
+// send completes m's header and sends it; it returns its sequence number.
 // The caller holds c.mu.
-func (c *conn) do(m msg) error {
+func (c *conn) send(m msg) (uint32, error) {
 	c.req = m.b
 	c.seq++
-	seq := c.seq
 	ne.PutUint32(m.b[0:4], uint32(len(m.b)))
-	ne.PutUint32(m.b[8:12], seq)
+	ne.PutUint32(m.b[8:12], c.seq)
 	if err := unix.Sendto(c.fd, m.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("netlink send: %w", err)
+		return 0, fmt.Errorf("netlink send: %w", err)
 	}
+	return c.seq, nil
+}
+
+// receive reads the kernel's answers to request seq and passes each
+// message to fn until fn reports the end. The caller holds c.mu.
+func (c *conn) receive(seq uint32, fn func(typ, flags uint16, body []byte) (done bool, err error)) error {
 	for {
 		n, from, err := unix.Recvfrom(c.fd, c.buf, 0)
 		if err == unix.EINTR {
@@ -110,12 +117,172 @@ func (c *conn) do(m msg) error {
 			}
 			typ, flags, mseq := ne.Uint16(b[4:6]), ne.Uint16(b[6:8]), ne.Uint32(b[8:12])
 			body := b[unix.NLMSG_HDRLEN:l]
-			if mseq == seq && typ == unix.NLMSG_ERROR {
-				return ackError(body, flags)
+			b = b[min(nlmAlign(l), len(b)):]
+			if mseq != seq {
+				continue // a late answer to an abandoned request
+			}
+			done, err := fn(typ, flags, body)
+			if done || err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// do sends m with NLM_F_ACK and waits for its acknowledgement. A refusal
+// is returned as the syscall.Errno, wrapped with the kernel's message when
+// it gave one. The caller holds c.mu.
+func (c *conn) do(m msg) error {
+	ne.PutUint16(m.b[6:8], ne.Uint16(m.b[6:8])|unix.NLM_F_ACK)
+	seq, err := c.send(m)
+	if err != nil {
+		return err
+	}
+	return c.receive(seq, func(typ, flags uint16, body []byte) (bool, error) {
+		if typ == unix.NLMSG_ERROR {
+			return true, ackError(body, flags)
+		}
+		return false, nil
+	})
+}
+
+// errDumpInterrupted says a dump saw the table change under it; its
+// result may be inconsistent and it is retried.
+var errDumpInterrupted = errors.New("netlink dump interrupted")
+
+// dump sends a dump request of type typ whose body is hdr and passes each
+// answer's body to fn.
+func (c *conn) dump(typ uint16, hdr []byte, fn func(body []byte)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.start(typ, unix.NLM_F_DUMP)
+	m.b = append(m.b, hdr...)
+	seq, err := c.send(m)
+	if err != nil {
+		return err
+	}
+	interrupted := false
+	err = c.receive(seq, func(t, flags uint16, body []byte) (bool, error) {
+		if flags&unix.NLM_F_DUMP_INTR != 0 {
+			interrupted = true
+		}
+		switch t {
+		case unix.NLMSG_DONE:
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if err := ackError(body, flags); err != nil {
+				return true, err
+			}
+			return true, nil
+		}
+		fn(body)
+		return false, nil
+	})
+	if err == nil && interrupted {
+		err = errDumpInterrupted
+	}
+	return err
+}
+
+// routes dumps the routes of one family (all tables) into out.
+func (c *conn) routes(family int, out []liveRoute) ([]liveRoute, error) {
+	hdr := make([]byte, unix.SizeofRtMsg)
+	hdr[0] = byte(family)
+	err := c.dump(unix.RTM_GETROUTE, hdr, func(b []byte) {
+		if r, ok := parseRoute(b); ok {
+			out = append(out, r)
+		}
+	})
+	return out, err
+}
+
+// parseRoute decodes an RTM_NEWROUTE body.
+func parseRoute(b []byte) (liveRoute, bool) {
+	if len(b) < unix.SizeofRtMsg {
+		return liveRoute{}, false
+	}
+	r := liveRoute{
+		v6:     b[0] == unix.AF_INET6,
+		table:  int(b[4]),
+		proto:  b[5],
+		typ:    b[7],
+		cloned: ne.Uint32(b[8:12])&unix.RTM_F_CLONED != 0,
+	}
+	if b[0] != unix.AF_INET && b[0] != unix.AF_INET6 {
+		return r, false
+	}
+	dstLen := int(b[1])
+	var dst netip.Addr
+	for typ, v := range attrs(b[unix.SizeofRtMsg:]) {
+		switch typ {
+		case unix.RTA_TABLE:
+			if len(v) >= 4 {
+				r.table = int(ne.Uint32(v))
+			}
+		case unix.RTA_DST:
+			dst = addrOf(v)
+		case unix.RTA_GATEWAY:
+			r.gw = addrOf(v)
+		case unix.RTA_PREFSRC:
+			r.src = addrOf(v)
+		case unix.RTA_OIF:
+			if len(v) >= 4 {
+				r.oif = int(ne.Uint32(v))
+			}
+		case unix.RTA_PRIORITY:
+			if len(v) >= 4 {
+				r.metric = int(ne.Uint32(v))
+			}
+		case unix.RTA_MULTIPATH:
+			// braid adds no multipath route: report the first hop.
+			if len(v) < unix.SizeofRtNexthop || r.gw.IsValid() {
+				continue
+			}
+			if l := min(int(ne.Uint16(v[0:2])), len(v)); l >= unix.SizeofRtNexthop {
+				r.oif = int(ne.Uint32(v[4:8]))
+				for t, a := range attrs(v[unix.SizeofRtNexthop:l]) {
+					if t == unix.RTA_GATEWAY {
+						r.gw = addrOf(a)
+					}
+				}
+			}
+		}
+	}
+	if !dst.IsValid() {
+		dst = netip.IPv4Unspecified()
+		if r.v6 {
+			dst = netip.IPv6Unspecified()
+		}
+	}
+	r.dst = netip.PrefixFrom(dst, dstLen)
+	return r, true
+}
+
+// attrs iterates over route attributes: type (without flag bits) and value.
+func attrs(b []byte) func(yield func(uint16, []byte) bool) {
+	return func(yield func(uint16, []byte) bool) {
+		for len(b) >= unix.SizeofRtAttr {
+			l := int(ne.Uint16(b[0:2]))
+			if l < unix.SizeofRtAttr || l > len(b) {
+				return
+			}
+			if !yield(ne.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[unix.SizeofRtAttr:l]) {
+				return
 			}
 			b = b[min(nlmAlign(l), len(b)):]
 		}
 	}
+}
+
+// addrOf decodes a 4- or 16-byte address.
+func addrOf(v []byte) netip.Addr {
+	switch len(v) {
+	case 4:
+		return netip.AddrFrom4([4]byte(v))
+	case 16:
+		return netip.AddrFrom16([16]byte(v))
+	}
+	return netip.Addr{}
 }
 
 // ackError decodes an NLMSG_ERROR body: nil for an acknowledgement, else

@@ -384,7 +384,9 @@ func (d *Driver) withIndex(name string, fn func(index int) error) error {
 	return err
 }
 
-// addrFrom converts a kernel address; IPv4 comes back as IPv4.
+// addrFrom converts an address from vishvananda/netlink, which sometimes
+// gives IPv4 in 16 bytes (a default route's destination): IPv4 comes back
+// as IPv4.
 func addrFrom(ip net.IP) netip.Addr {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {

@@ -42,14 +42,76 @@ func (r Route) key() routeKey {
 	return routeKey{table: r.kernelTable(), dst: r.Dst.Masked(), metric: r.kernelMetric()}
 }
 
-// skipType reports whether a route type is none of braid's business: the
-// kernel's local, broadcast, anycast and multicast routes.
-func skipType(t int) bool {
-	switch t {
+// liveRoute is a route as the kernel dumped it, from either socket.
+type liveRoute struct {
+	v6         bool
+	table      int
+	metric     int
+	oif        int
+	proto, typ uint8
+	cloned     bool
+	dst        netip.Prefix
+	gw, src    netip.Addr
+}
+
+// skip reports whether a route is none of braid's business: a cached
+// clone, or one of the kernel's local, broadcast, anycast and multicast
+// routes.
+func (lr liveRoute) skip() bool {
+	switch lr.typ {
 	case unix.RTN_LOCAL, unix.RTN_BROADCAST, unix.RTN_ANYCAST, unix.RTN_MULTICAST:
 		return true
 	}
-	return false
+	return lr.cloned
+}
+
+func liveFromLib(lr vnl.Route) liveRoute {
+	r := liveRoute{
+		v6:     lr.Family == unix.AF_INET6,
+		table:  lr.Table,
+		metric: lr.Priority,
+		oif:    lr.LinkIndex,
+		proto:  uint8(lr.Protocol),
+		typ:    uint8(lr.Type),
+		cloned: lr.Flags&unix.RTM_F_CLONED != 0,
+		gw:     addrFrom(lr.Gw),
+		src:    addrFrom(lr.Src),
+	}
+	r.dst = prefixFrom(lr.Dst, r.v6)
+	if len(lr.MultiPath) > 0 && !r.gw.IsValid() {
+		// braid adds no multipath route: report the first hop.
+		r.gw, r.oif = addrFrom(lr.MultiPath[0].Gw), lr.MultiPath[0].LinkIndex
+	}
+	return r
+}
+
+// dumpRoutes lists the routes of one family in every table: one dump,
+// retried if the kernel says the tables changed under it.
+func (d *Driver) dumpRoutes(family int) ([]liveRoute, error) {
+	var out []liveRoute
+	var err error
+	for range dumpAttempts {
+		out = out[:0]
+		if d.raw != nil {
+			out, err = d.raw.routes(family, out)
+			if errors.Is(err, errDumpInterrupted) {
+				continue
+			}
+		} else {
+			err = d.h.RouteListFilteredIter(family, &vnl.Route{Table: unix.RT_TABLE_UNSPEC}, vnl.RT_FILTER_TABLE, func(lr vnl.Route) bool {
+				out = append(out, liveFromLib(lr))
+				return true
+			})
+			if errors.Is(err, vnl.ErrDumpInterrupted) {
+				continue
+			}
+		}
+		break
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	return out, nil
 }
 
 // observeRoutes dumps every table, one dump per family. Routes with
@@ -61,42 +123,33 @@ func skipType(t int) bool {
 func (d *Driver) observeRoutes(want map[routeKey]Route) ([]plan.Observed, error) {
 	var connected, viaGateway, foreign []plan.Observed
 	for _, family := range []int{vnl.FAMILY_V4, vnl.FAMILY_V6} {
-		var c, g, f []plan.Observed
-		var err error
-		for range dumpAttempts {
-			c, g, f = c[:0], g[:0], f[:0]
-			err = d.h.RouteListFilteredIter(family, &vnl.Route{Table: unix.RT_TABLE_UNSPEC}, vnl.RT_FILTER_TABLE, func(lr vnl.Route) bool {
-				if skipType(lr.Type) || lr.Flags&unix.RTM_F_CLONED != 0 {
-					return true
-				}
-				r := d.routeFrom(lr)
-				w, wanted := want[r.key()]
+		list, err := d.dumpRoutes(family)
+		if err != nil {
+			return nil, err
+		}
+		for _, lr := range list {
+			if lr.skip() {
+				continue
+			}
+			r := d.routeFrom(lr)
+			w, wanted := want[r.key()]
+			if wanted {
+				// Name it as the desired route does, so the addresses
+				// match.
+				r.Table, r.Dst, r.Metric = w.Table, w.Dst, w.Metric
+			}
+			switch {
+			case int(lr.proto) != Protocol:
 				if wanted {
-					// Name it as the desired route does, so the
-					// addresses match.
-					r.Table, r.Dst, r.Metric = w.Table, w.Dst, w.Metric
+					r.Proto = int(lr.proto)
+					foreign = append(foreign, plan.Observed{Resource: r, Foreign: true})
 				}
-				switch {
-				case int(lr.Protocol) != Protocol:
-					if wanted {
-						r.Proto = int(lr.Protocol)
-						f = append(f, plan.Observed{Resource: r, Foreign: true})
-					}
-				case r.Gateway.IsValid():
-					g = append(g, plan.Observed{Resource: r})
-				default:
-					c = append(c, plan.Observed{Resource: r})
-				}
-				return true
-			})
-			if !errors.Is(err, vnl.ErrDumpInterrupted) {
-				break
+			case r.Gateway.IsValid():
+				viaGateway = append(viaGateway, plan.Observed{Resource: r})
+			default:
+				connected = append(connected, plan.Observed{Resource: r})
 			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list routes: %w", err)
-		}
-		connected, viaGateway, foreign = append(connected, c...), append(viaGateway, g...), append(foreign, f...)
 	}
 	out := make([]plan.Observed, 0, len(connected)+len(viaGateway)+len(foreign))
 	out = append(out, connected...)
@@ -105,22 +158,15 @@ func (d *Driver) observeRoutes(want map[routeKey]Route) ([]plan.Observed, error)
 }
 
 // routeFrom converts a kernel route.
-func (d *Driver) routeFrom(lr vnl.Route) Route {
-	v6 := lr.Family == unix.AF_INET6
-	r := Route{
-		Table:   lr.Table,
-		Dst:     prefixFrom(lr.Dst, v6),
-		Metric:  lr.Priority,
-		Gateway: addrFrom(lr.Gw),
-		Src:     addrFrom(lr.Src),
-		Link:    d.linkName(lr.LinkIndex),
+func (d *Driver) routeFrom(lr liveRoute) Route {
+	return Route{
+		Table:   lr.table,
+		Dst:     lr.dst,
+		Metric:  lr.metric,
+		Gateway: lr.gw,
+		Src:     lr.src,
+		Link:    d.linkName(lr.oif),
 	}
-	if len(lr.MultiPath) > 0 {
-		// braid adds no multipath route; report the first hop.
-		nh := lr.MultiPath[0]
-		r.Gateway, r.Link = addrFrom(nh.Gw), d.linkName(nh.LinkIndex)
-	}
-	return r
 }
 
 // kernelRoute converts a route for the netlink library, with braid's
@@ -242,33 +288,29 @@ func (d *Driver) findRoute(r Route) (live Route, foreign, found bool, err error)
 	if r.Dst.Addr().Is6() {
 		family = vnl.FAMILY_V6
 	}
+	list, err := d.dumpRoutes(family)
+	if err != nil {
+		return Route{}, false, false, err
+	}
 	k := r.key()
-	for range dumpAttempts {
-		found = false
-		err = d.h.RouteListFilteredIter(family, &vnl.Route{Table: k.table}, vnl.RT_FILTER_TABLE, func(lr vnl.Route) bool {
-			if skipType(lr.Type) || lr.Flags&unix.RTM_F_CLONED != 0 {
-				return true
-			}
-			lv := d.routeFrom(lr)
-			if lv.key() != k {
-				return true
-			}
-			lv.Table, lv.Dst, lv.Metric = r.Table, r.Dst, r.Metric
-			if int(lr.Protocol) != Protocol {
-				lv.Proto = int(lr.Protocol)
-				if !found {
-					live, foreign, found = lv, true, true
-				}
-				return true
-			}
-			live, foreign, found = lv, false, true
-			return false
-		})
-		if !errors.Is(err, vnl.ErrDumpInterrupted) {
-			break
+	for _, lr := range list {
+		if lr.skip() {
+			continue
+		}
+		lv := d.routeFrom(lr)
+		if lv.key() != k {
+			continue
+		}
+		lv.Table, lv.Dst, lv.Metric = r.Table, r.Dst, r.Metric
+		if int(lr.proto) == Protocol {
+			return lv, false, true, nil
+		}
+		if !found {
+			lv.Proto = int(lr.proto)
+			live, foreign, found = lv, true, true
 		}
 	}
-	return live, foreign, found, err
+	return live, foreign, found, nil
 }
 
 // routeError wraps a refused route write, naming the gateway when the
