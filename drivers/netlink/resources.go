@@ -141,7 +141,7 @@ func appendPrefix(b []byte, p netip.Prefix) []byte {
 
 // Fields implements plan.Resource.
 func (r Route) Fields() []plan.Field {
-	var f []plan.Field
+	f := make([]plan.Field, 0, 4)
 	if r.Gateway.IsValid() {
 		f = append(f, plan.Field{Name: "via", Value: r.Gateway.String()})
 	}
