@@ -162,7 +162,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 }
 
 func existsError(name, why string) error {
-	return fmt.Errorf("lab %s: %w (%s); remove it first with `braid lab down --name %s`", name, ErrExists, why, name)
+	return fmt.Errorf("%w: %s (%s); remove it first with `braid lab down --name %s`", ErrExists, name, why, name)
 }
 
 // build does Up's work once the run directory is taken.

@@ -281,6 +281,7 @@ func TestUpRefusesExisting(t *testing.T) {
 }
 
 func TestUpFailureRemovesWhatItBuilt(t *testing.T) {
+	nstest.RequireRoot(t)
 	for _, c := range []struct {
 		what   string
 		break_ func(*lab.Topology)

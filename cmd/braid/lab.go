@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/braid-router/braid/lab"
+)
+
+// newLabCmd is `braid lab`: the disposable network of namespaces braid is
+// demonstrated and tested in (see package lab).
+func newLabCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Build, inspect and remove a disposable test network of namespaces",
+		Long: `The lab is a network of namespaces named <name>-<role>: a LAN client (lan),
+braid's box (box: its interfaces lan0, wan1 and wan2 exist but are down and
+unaddressed, for braid to configure), two ISPs (isp1 at 50 Mbit/s, which
+routes the LAN's IPv6 prefix to the box; isp2 at 10 Mbit/s), the Internet
+core with whoami servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, ` + lab.ServerV6 + ` and
+` + lab.SteeredServerV6 + ` (port ` + strconv.Itoa(lab.WhoamiPort) + `), and the aggregation peer (peer, ` + lab.PeerV4 + `:` + strconv.Itoa(lab.PeerPort) + `).
+specs/lab.yaml configures the box. The lab keeps its state and the processes
+it started under ` + lab.RunDir + `/<name>.`,
+	}
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabWhoamiCmd(), newLabServeCmd())
+	return cmd
+}
+
+// signalContext is the command's context, cancelled by SIGINT or SIGTERM.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+}
+
+func newLabUpCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "up [--name N]",
+		Short: "Build the lab (refuses if it exists)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			l, err := lab.Up(ctx, lab.Config{Name: name})
+			if err != nil {
+				return err
+			}
+			st, err := l.Status(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			printLabStatus(out, st)
+			box := l.NS(lab.RoleBox)
+			fmt.Fprintf(out, "\nNext:\n"+
+				"  braid --netns %s plan -f specs/lab.yaml\n"+
+				"  braid --netns %s apply -f specs/lab.yaml\n"+
+				"  braid lab whoami --name %s --from box %s:%d\n"+
+				"  ip netns exec %s ping %s\n"+
+				"  braid lab down --name %s\n",
+				box, box, l.Name, lab.ServerV4, lab.WhoamiPort, l.NS(lab.RoleLAN), lab.ServerV6, l.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name: its namespaces are NAME-<role>")
+	return cmd
+}
+
+func newLabDownCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "down [--name N]",
+		Short: "Remove the lab: its processes, namespaces and run directory (no error if gone)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			if err := lab.Down(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is down\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name")
+	return cmd
+}
+
+func newLabStatusCmd() *cobra.Command {
+	var name string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--name N] [--json]",
+		Short: "Show the labs: namespaces, interfaces, addresses, processes",
+		Long: `Show every lab, or only the one --name names (an error if it does not
+exist). --json prints a JSON array of lab status objects.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			names := []string{name}
+			if !cmd.Flags().Changed("name") {
+				var err error
+				if names, err = lab.List(); err != nil {
+					return err
+				}
+			}
+			sts := []*lab.Status{}
+			for _, n := range names {
+				l, err := lab.Open(n)
+				if err != nil {
+					return err
+				}
+				st, err := l.Status(ctx)
+				if err != nil {
+					return err
+				}
+				sts = append(sts, st)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(sts)
+			}
+			if len(sts) == 0 {
+				fmt.Fprintln(out, "no lab (braid lab up builds one)")
+			}
+			for i, st := range sts {
+				if i > 0 {
+					fmt.Fprintln(out)
+				}
+				printLabStatus(out, st)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "only this lab")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// printLabStatus prints a lab's namespaces, interfaces and processes as
+// tables. Loopback is shown only when it holds more than 127.0.0.1 and ::1,
+// link-local addresses not at all (--json has everything).
+func printLabStatus(w io.Writer, st *lab.Status) {
+	fmt.Fprintf(w, "lab %s (up since %s, state in %s)\n", st.Name, st.Created.Local().Format(time.DateTime), st.Dir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAMESPACE\tINTERFACE\tSTATE\tADDRESSES")
+	for _, ns := range st.Namespaces {
+		if !ns.Exists {
+			fmt.Fprintf(tw, "  %s\t\tMISSING\t\n", ns.Name)
+			continue
+		}
+		for _, ls := range ns.Links {
+			var addrs []string
+			for _, a := range ls.Addrs {
+				if a == "127.0.0.1/8" || a == "::1/128" || strings.HasPrefix(a, "fe80:") {
+					continue
+				}
+				addrs = append(addrs, a)
+			}
+			if ls.Name == "lo" && len(addrs) == 0 {
+				continue
+			}
+			state := "down"
+			switch {
+			case ls.Up && (ls.State == "UP" || ls.State == "UNKNOWN"):
+				state = "up"
+			case ls.Up:
+				state = "up, no carrier"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", ns.Name, ls.Name, state, strings.Join(addrs, " "))
+		}
+	}
+	tw.Flush()
+	if len(st.Processes) == 0 {
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PROCESS\tNAMESPACE\tPID\tSTATE\tLOG")
+	for _, p := range st.Processes {
+		state := "running"
+		if !p.Alive {
+			state = "DEAD"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", p.Name, p.Namespace, p.PID, state, p.Log)
+	}
+	tw.Flush()
+}
+
+func newLabWhoamiCmd() *cobra.Command {
+	var name, from, bind string
+	var udp bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "whoami [--from ROLE [--name N]] [--bind SRC] [--udp] HOST:PORT",
+		Short: "Ask a lab whoami server which address it sees this host come from",
+		Long: `Connect to a whoami server (the lab runs them on port ` + strconv.Itoa(lab.WhoamiPort) + ` of its server
+addresses) and print the address the server saw: which uplink a connection
+left by. It runs in the current namespace (or the global --netns one), or
+in the lab's namespace for --from ROLE (lan, box, isp1, isp2, inet, peer).`,
+		Example: "  braid lab whoami --from box " + lab.ServerV4 + ":7\n" +
+			"  braid lab whoami --from box --bind " + lab.BoxWAN2V4 + " " + lab.ServerV4 + ":7\n" +
+			"  braid --netns braid-lan lab whoami [" + lab.ServerV6 + "]:7",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+			network := "tcp"
+			if udp {
+				network = "udp"
+			}
+			var seen netip.AddrPort
+			var err error
+			if from == "" {
+				seen, err = lab.Whoami(ctx, network, args[0], bind)
+			} else {
+				l, oerr := lab.Open(name)
+				if oerr != nil {
+					return oerr
+				}
+				seen, err = l.Whoami(ctx, lab.Role(from), network, args[0], bind)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), seen)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name, with --from")
+	cmd.Flags().StringVar(&from, "from", "", "run from the lab namespace of this role")
+	cmd.Flags().StringVar(&bind, "bind", "", "local address to connect from")
+	cmd.Flags().BoolVar(&udp, "udp", false, "ask over UDP")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
+	return cmd
+}
+
+// newLabServeCmd is the hidden `braid lab serve`: the lab starts it inside
+// its namespaces to run the whoami servers (see lab.Serve for its flags).
+func newLabServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-ready-fd N]",
+		Short:              "Run the lab's services (started by braid lab up)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			err := lab.Serve(ctx, args)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+}
