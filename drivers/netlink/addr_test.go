@@ -205,3 +205,19 @@ func TestAddrRecordedButGoneIsNotReported(t *testing.T) {
 		t.Fatalf("not pruned: %v", r.rec.Keys(KindAddress))
 	}
 }
+
+// NODAD: an IPv6 address braid adds is a valid route source in the same
+// pass, even on a link without carrier, where DAD would keep it tentative.
+func TestAddrIPv6UsableAsSourceAtOnce(t *testing.T) {
+	r := newRig(t)
+	r.veth("wan0", "wan0p") // wan0p stays down: no carrier on wan0
+	want := resources[plan.Resource](
+		Link{Name: "wan0", Up: true},
+		Addr{Link: "wan0", Prefix: pfx("fd00::1/64")},
+		Route{Table: TableSteer, Dst: pfx("2001:db8::/48"), Link: "wan0", Src: ip("fd00::1")},
+	)
+	if changes := r.converge(want); len(changes) != 3 {
+		t.Fatalf("changes:%s", describe(changes))
+	}
+	r.settled(want)
+}

@@ -62,9 +62,10 @@ type Options struct {
 type Driver struct {
 	h         *vnl.Handle
 	ownHandle bool
-	// raw carries route writes when the driver opened its handle itself
-	// (and so knows the namespace): see conn. With a caller's handle,
-	// whose namespace it cannot tell, everything goes through the handle.
+	// raw carries route writes and dumps when the driver opened its
+	// handle itself (and so knows the namespace): see conn. With a
+	// caller's handle, whose namespace it cannot tell, everything goes
+	// through the handle.
 	raw        *conn
 	rec        *record.Record
 	writes     *failpoint.Counter
@@ -84,7 +85,10 @@ type Driver struct {
 
 type recordKey struct{ kind, key string }
 
-// New returns a driver.
+// New returns a driver. With a nil Options.Handle it opens its sockets in
+// the network namespace of the calling thread, which is also the one whose
+// /proc/sys it must be used from: braid runs the driver inside the
+// namespace it converges.
 func New(opts Options) (*Driver, error) {
 	if opts.Record == nil {
 		return nil, errors.New("netlink driver: Options.Record is required")
@@ -121,11 +125,14 @@ func New(opts Options) (*Driver, error) {
 
 // Close releases the sockets the driver opened (not a caller's handle).
 func (d *Driver) Close() error {
-	if d.ownHandle {
-		d.h.Close()
-		return d.raw.close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.ownHandle {
+		return nil
 	}
-	return nil
+	d.ownHandle = false
+	d.h.Close()
+	return d.raw.close()
 }
 
 // Name implements reconcile.Driver.

@@ -1,8 +1,3 @@
-// Package netlink converges the kernel's links, addresses, routes, policy
-// rules and sysctls for the interfaces a spec names, over rtnetlink and
-// /proc/sys. It owns routes and rules by protocol number, and records in the
-// ownership record what the kernel cannot mark: the addresses it adds, the
-// previous values of sysctls and the previous admin state and MTU of links.
 package netlink
 
 import (
