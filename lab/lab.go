@@ -115,6 +115,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := ValidName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("lab %s: needs root (it creates network namespaces)", cfg.Name)
+	}
 	topo := Default()
 	if cfg.Topology != nil {
 		topo = *cfg.Topology

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -447,7 +448,8 @@ func TestStatusAndOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Name != l.Name || o.Dir != l.Dir || len(o.Topology.Namespaces) != len(l.Topology.Namespaces) {
+	if o.Name != l.Name || o.Dir != l.Dir || !o.Created.Equal(l.Created) ||
+		!reflect.DeepEqual(o.Topology, l.Topology) || !slices.Equal(o.Helper, l.Helper) {
 		t.Errorf("Open = %+v, want %+v", o, l)
 	}
 	st, err := o.Status(ctx(t))

@@ -123,6 +123,9 @@ exist). --json prints a JSON array of lab status objects.`,
 			sts := []*lab.Status{}
 			for _, n := range names {
 				l, err := lab.Open(n)
+				if errors.Is(err, lab.ErrNotExist) && !cmd.Flags().Changed("name") {
+					continue // being built or removed right now
+				}
 				if err != nil {
 					return err
 				}
