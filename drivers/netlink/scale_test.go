@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile/failpoint"
@@ -54,8 +57,14 @@ func ipBatch(state []plan.Resource) string {
 
 // BenchmarkConverge10kRoutes converges 10,000 routes and 100 rules from
 // empty in a fresh namespace and compares with ip -batch of the same
-// objects, then times the no-op pass on the converged state.
+// objects, then times the no-op pass on the converged state: with the
+// driver's own sockets, and with a caller's netlink.Handle.
 func BenchmarkConverge10kRoutes(b *testing.B) {
+	b.Run("own-socket", func(b *testing.B) { benchConverge(b, false) })
+	b.Run("given-handle", func(b *testing.B) { benchConverge(b, true) })
+}
+
+func benchConverge(b *testing.B, givenHandle bool) {
 	nstest.RequireRoot(b)
 	state := scaleState(10000, 100)
 	batch := filepath.Join(b.TempDir(), "batch")
@@ -92,7 +101,16 @@ func BenchmarkConverge10kRoutes(b *testing.B) {
 					return err
 				}
 				writes := &failpoint.Counter{}
-				d, err := New(Options{Record: record.Memory(), Writes: writes})
+				opts := Options{Record: record.Memory(), Writes: writes}
+				if givenHandle {
+					h, err := vnl.NewHandle(unix.NETLINK_ROUTE)
+					if err != nil {
+						return err
+					}
+					defer h.Close()
+					opts.Handle = h
+				}
+				d, err := New(opts)
 				if err != nil {
 					return err
 				}
