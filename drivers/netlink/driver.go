@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	vnl "github.com/vishvananda/netlink"
@@ -40,8 +41,11 @@ var ErrNoLink = errors.New("no such interface")
 
 // Options configures a Driver.
 type Options struct {
-	// Handle is the rtnetlink handle to use. Nil opens one in the network
-	// namespace of the calling thread; the driver closes it on Close.
+	// Handle is the rtnetlink handle to use. Nil (recommended) opens the
+	// driver's own sockets in the network namespace of the calling
+	// thread, closed by Close; only then do route writes and dumps take
+	// the fast path (see conn), since the namespace of a caller's handle
+	// cannot be known.
 	Handle *vnl.Handle
 	// Record is the ownership record. Required.
 	Record *record.Record
@@ -434,4 +438,14 @@ func ipOf(a netip.Addr) net.IP {
 func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) ||
 		errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENODEV)
+}
+
+// sortedKeys returns the keys of a map in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -3,7 +3,6 @@ package netlink
 import (
 	"fmt"
 	"net"
-	"slices"
 
 	vnl "github.com/vishvananda/netlink"
 
@@ -131,14 +130,4 @@ func upDown(up bool) string {
 		return "up"
 	}
 	return "down"
-}
-
-// sortedKeys returns the keys of a map in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
