@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	vnl "github.com/vishvananda/netlink"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check spec files; exit 1 with every error (FILE:LINE:COL: field: message)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bad := 0
+			for _, path := range args {
+				doc, err := api.Load(path)
+				if err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					bad++
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: valid %s %q\n", path, doc.Kind, doc.Metadata.Name)
+			}
+			if bad > 0 {
+				return &exitCode{code: exitError}
+			}
+			return nil
+		},
+	}
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var file string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plan -f FILE",
+		Short: "Show what apply would change; exit 0 no changes, 2 changes, 1 error",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, desired, err := loadRouter(file)
+			if err != nil {
+				return err
+			}
+			h, err := openHost(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			p, err := h.engine.Plan(cmd.Context(), desired)
+			if err != nil {
+				return err
+			}
+			if err := printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, asJSON); err != nil {
+				return err
+			}
+			return planExit(p)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
+	cmd.MarkFlagRequired("file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (see README: plan document)")
+	return cmd
+}
+
+// planExit maps a plan to the exit code of `braid plan`.
+func planExit(p *reconcile.Plan) error {
+	switch {
+	case len(p.Conflicts) > 0:
+		return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
+	case !p.Empty():
+		return &exitCode{code: exitChanges}
+	}
+	return nil
+}
+
+func conflictError(cs []plan.Conflict) error {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Address)
+	}
+	return fmt.Errorf("%d conflict(s) with foreign objects, left alone: %s", len(cs), strings.Join(names, ", "))
+}
+
+func printPlan(w io.Writer, p *reconcile.Plan, ns string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p.Document(ns))
+	}
+	if !p.Empty() {
+		fmt.Fprintf(w, "braid will make these changes in network namespace %s:\n\n", ns)
+	}
+	return p.WriteText(w, colorFor(w))
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var file string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Plan, apply and verify; exit 0 only when the box is converged",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, desired, err := loadRouter(file)
+			if err != nil {
+				return err
+			}
+			return converge(cmd, g, desired, force)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
+	cmd.MarkFlagRequired("file")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even if the plan would cut this SSH session")
+	return cmd
+}
+
+// converge plans, applies and verifies desired under the namespace lock,
+// restoring this run's changes if the kernel refuses one.
+func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, force bool) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	h, err := openHost(g, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	lock, err := h.dirs.TryLock()
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	p, err := h.engine.Plan(ctx, desired)
+	if err != nil {
+		return err
+	}
+	if err := printPlan(out, p, h.dirs.Namespace, false); err != nil {
+		return err
+	}
+	if p.Empty() {
+		if len(p.Conflicts) > 0 {
+			return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
+		}
+		return nil
+	}
+	ssh, inSSH := reconcile.SSHFromOS()
+	var before reconcile.Path
+	if inSSH {
+		before, err = pathTo(ssh)
+		if err != nil {
+			return fmt.Errorf("find the path of this SSH session (use --force to skip): %w", err)
+		}
+		if why := reconcile.CutsSSH(p, ssh, before); why != "" && !force {
+			return &exitCode{code: exitError, err: fmt.Errorf("refusing to apply: this plan would cut your SSH session from %s: %s (use --force to apply anyway)", ssh.Client, why)}
+		}
+	}
+	start := time.Now()
+	fmt.Fprintln(out)
+	res, err := h.engine.Apply(ctx, p, reconcile.ApplyOptions{Rollback: true})
+	if err != nil {
+		return &exitCode{code: exitError, err: fmt.Errorf("apply: %w", err)}
+	}
+	if inSSH && !force {
+		after, perr := pathTo(ssh)
+		if perr != nil || after != before {
+			rerr := h.engine.Rollback(ctx, res.Applied)
+			msg := fmt.Sprintf("the path to your SSH client %s changed (%v -> %v, %v)", ssh.Client, before, after, perr)
+			if rerr != nil {
+				return &exitCode{code: exitError, err: fmt.Errorf("%s; restoring failed: %w", msg, rerr)}
+			}
+			return &exitCode{code: exitError, err: fmt.Errorf("%s; restored the %d changes of this run (use --force to apply anyway)", msg, len(res.Applied))}
+		}
+	}
+	add, change, remove := p.Counts()
+	fmt.Fprintf(out, "Applied: %d added, %d changed, %d removed in %s.\n", add, change, remove, time.Since(start).Round(time.Millisecond))
+	if err := h.engine.Verify(ctx, desired); err != nil {
+		return &exitCode{code: exitError, err: err}
+	}
+	if len(p.Conflicts) > 0 {
+		return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
+	}
+	fmt.Fprintln(out, "Verified: the live state matches the spec.")
+	return nil
+}
+
+// pathTo asks the kernel how it reaches the SSH client now.
+func pathTo(s reconcile.SSHSession) (reconcile.Path, error) {
+	opts := &vnl.RouteGetOptions{}
+	if s.Server.IsValid() {
+		opts.SrcAddr = net.IP(s.Server.AsSlice())
+	}
+	routes, err := vnl.RouteGetWithOptions(net.IP(s.Client.AsSlice()), opts)
+	if err != nil {
+		return reconcile.Path{}, fmt.Errorf("route to %s: %w", s.Client, err)
+	}
+	if len(routes) == 0 {
+		return reconcile.Path{}, fmt.Errorf("no route to %s", s.Client)
+	}
+	var p reconcile.Path
+	if l, err := vnl.LinkByIndex(routes[0].LinkIndex); err == nil {
+		p.Link = l.Attrs().Name
+	}
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok {
+		p.Gateway = gw.Unmap()
+	}
+	return p, nil
+}
+
+func newShowCmd(g *globals) *cobra.Command {
+	var asJSON, asYAML, effective bool
+	var file string
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show the live state braid owns (or, with --effective -f FILE, the spec with defaults)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if effective {
+				if file == "" {
+					return errors.New("--effective needs -f FILE")
+				}
+				doc, err := api.Load(file)
+				if err != nil {
+					return &exitCode{code: exitError, err: err}
+				}
+				b, err := api.Effective(doc)
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(b)
+				return err
+			}
+			h, err := openHost(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			live, err := h.engine.Observe(cmd.Context(), reconcile.Desired{})
+			if err != nil {
+				return err
+			}
+			var objs []shownObject
+			for _, part := range live {
+				for _, o := range part {
+					if o.Foreign {
+						continue
+					}
+					objs = append(objs, shownObject{Address: o.Address(), Fields: fieldValues(o.Fields())})
+				}
+			}
+			doc := showDocument{Namespace: h.dirs.Namespace, Objects: objs}
+			switch {
+			case asJSON:
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(doc)
+			case asYAML:
+				b, err := yaml.Marshal(doc)
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(b)
+				return err
+			}
+			fmt.Fprintf(out, "braid owns %d objects in network namespace %s:\n", len(objs), doc.Namespace)
+			for _, o := range objs {
+				fmt.Fprintf(out, "  %s", o.Address)
+				for _, f := range o.Fields {
+					fmt.Fprintf(out, " %s=%s", f.Name, f.Value)
+				}
+				fmt.Fprintln(out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&asYAML, "yaml", false, "print as YAML")
+	cmd.Flags().BoolVar(&effective, "effective", false, "print the spec of -f FILE with its defaults filled in")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file (with --effective)")
+	cmd.MarkFlagsMutuallyExclusive("json", "yaml")
+	return cmd
+}
+
+// showDocument is the output of `braid show --json|--yaml`.
+type showDocument struct {
+	Namespace string        `json:"namespace" yaml:"namespace"`
+	Objects   []shownObject `json:"objects" yaml:"objects"`
+}
+
+type shownObject struct {
+	Address string       `json:"address" yaml:"address"`
+	Fields  []shownField `json:"fields" yaml:"fields"`
+}
+
+type shownField struct {
+	Name  string `json:"name" yaml:"name"`
+	Value string `json:"value" yaml:"value"`
+}
+
+func fieldValues(fs []plan.Field) []shownField {
+	out := make([]shownField, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, shownField{Name: f.Name, Value: f.Display()})
+	}
+	return out
+}
+
+func newDestroyCmd(g *globals) *cobra.Command {
+	var yes, force bool
+	cmd := &cobra.Command{
+		Use:   "destroy",
+		Short: "Remove everything braid owns and restore what it changed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := openHost(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			p, err := h.engine.Plan(cmd.Context(), reconcile.Desired{})
+			if err != nil {
+				return err
+			}
+			if p.Empty() {
+				fmt.Fprintln(cmd.OutOrStdout(), "Nothing to destroy: braid owns nothing in network namespace "+h.dirs.Namespace+".")
+				return nil
+			}
+			if !yes {
+				if !isTerminal(os.Stdin) {
+					printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, false)
+					return &exitCode{code: exitError, err: errors.New("destroy needs --yes when not run on a terminal")}
+				}
+				printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, false)
+				if !confirm(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), "Destroy all of the above? Only 'yes' is accepted: ") {
+					return &exitCode{code: exitError, err: errors.New("destroy cancelled")}
+				}
+				// The plan was printed; converge prints it again, which
+				// also shows it is still current.
+			}
+			return converge(cmd, g, reconcile.Desired{}, force)
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
+	cmd.Flags().BoolVar(&force, "force", false, "destroy even if it would cut this SSH session")
+	return cmd
+}
+
+func confirm(ctx context.Context, in io.Reader, out io.Writer, prompt string) bool {
+	fmt.Fprint(out, prompt)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	return strings.TrimSpace(line) == "yes"
+}

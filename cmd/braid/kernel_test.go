@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/internal/nstest"
+)
+
+func TestChangedSpecGivesExactPlan(t *testing.T) {
+	b := newBox(t)
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+	changed := strings.Replace(labSpec, "priority: 20", "priority: 5", 1)
+	changed = strings.Replace(changed, "from: [192.168.50.50/32]", "from: [192.168.50.60/32]", 1)
+	r := b.must(2, "plan", "-f", writeSpec(t, changed))
+	var lines []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if regexp.MustCompile(`^  [+~-] `).MatchString(l) {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	want := []string{
+		"+ route[main 0.0.0.0/0 metric 5]  via=10.102.0.1 dev=wan2",
+		"+ route[main ::/0 metric 5]  via=2001:db8:102::1 dev=wan2",
+		"+ rule[inet pref 7100 from 192.168.50.60/32]  lookup=7102",
+		"- rule[inet pref 7100 from 192.168.50.50/32]  lookup=7102",
+		"- route[main ::/0 metric 20]  via=2001:db8:102::1 dev=wan2",
+		"- route[main 0.0.0.0/0 metric 20]  via=10.102.0.1 dev=wan2",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(r.stdout, "Plan: 3 to add, 0 to change, 3 to remove.") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+	b.must(0, "apply", "-f", writeSpec(t, changed))
+	b.must(0, "plan", "-f", writeSpec(t, changed))
+}
+
+func TestForeignObjectsSurvive(t *testing.T) {
+	b := newBox(t)
+	// Foreign state a careful administrator left: a route in its own table,
+	// a rule, an nftables table.
+	b.ip("link", "set", "wan2", "up")
+	b.ip("addr", "add", "172.16.9.1/24", "dev", "wan2")
+	b.ip("route", "add", "203.0.113.0/24", "via", "172.16.9.2", "table", "100")
+	b.ip("-6", "route", "add", "2001:db8:9::/48", "dev", "wan2", "table", "100")
+	b.ip("rule", "add", "pref", "5000", "from", "172.16.9.0/24", "lookup", "100")
+	nstest.In(t, b.ns, "nft", "add", "table", "inet", "foreign")
+	nstest.In(t, b.ns, "nft", "add", "chain", "inet", "foreign", "input", "{ type filter hook input priority 0; }")
+	foreign := func() string {
+		return normalizeJSON(t, b.ip("-j", "route", "show", "table", "100")) +
+			normalizeJSON(t, b.ip("-j", "-6", "route", "show", "table", "100")) +
+			normalizeJSON(t, b.ip("-j", "rule", "show", "pref", "5000")) +
+			normalizeJSON(t, b.ip("-j", "addr", "show", "dev", "wan2", "scope", "global")) +
+			nstest.In(t, b.ns, "nft", "-j", "list", "table", "inet", "foreign")
+	}
+	// wan2's address is the spec's own here, so use a spec without wan2.
+	spec := writeSpec(t, strings.Split(labSpec, "  - name: isp2")[0])
+	before := foreign()
+	b.must(0, "apply", "-f", spec)
+	if got := foreign(); got != before {
+		t.Errorf("apply touched foreign objects:\n%s", diffLines(before, got))
+	}
+	b.must(0, "destroy", "--yes")
+	if got := foreign(); got != before {
+		t.Errorf("destroy touched foreign objects:\n%s", diffLines(before, got))
+	}
+}
+
+func TestDriftIsPlannedAndRepaired(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	// An address's prefix route, a default route and a rule, deleted by hand.
+	b.ip("route", "del", "10.101.0.0/24", "dev", "wan1", "table", "main")
+	b.ip("route", "del", "default", "via", "10.102.0.1", "table", "7102")
+	b.ip("-6", "rule", "del", "pref", "7000")
+	b.ip("link", "set", "wan2", "down")
+	r := b.must(2, "plan", "-f", spec)
+	for _, want := range []string{
+		"+ route[main 10.101.0.0/24 metric 0]",
+		"+ route[7102 0.0.0.0/0 metric 0]",
+		"+ rule[inet6 pref 7000]",
+		"~ link[wan2]  up: false -> true",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	b.must(0, "apply", "-f", spec)
+	b.must(0, "plan", "-f", spec)
+}
+
+func TestConflictWithForeignRoute(t *testing.T) {
+	b := newBox(t)
+	b.ip("link", "set", "wan1", "up")
+	// The kernel flushes a link's IPv4 routes with its last IPv4 address;
+	// a foreign address keeps the foreign route alive through destroy.
+	b.ip("addr", "add", "172.16.1.1/24", "dev", "wan1")
+	b.ip("route", "add", "default", "via", "10.101.0.1", "dev", "wan1", "metric", "10", "onlink", "proto", "static")
+	foreign := b.ip("-4", "route", "show", "default")
+	r := b.must(1, "plan", "-f", writeSpec(t, labSpec))
+	if !strings.Contains(r.stdout, "! route[main 0.0.0.0/0 metric 10]: occupied by a foreign object") {
+		t.Errorf("plan does not show the conflict:\n%s", r.stdout)
+	}
+	r = b.must(1, "apply", "-f", writeSpec(t, labSpec))
+	if !strings.Contains(r.stderr, "route[main 0.0.0.0/0 metric 10]") {
+		t.Errorf("apply does not name the conflict:\n%s", r.stderr)
+	}
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "default via 10.101.0.1 dev wan1 proto static metric 10 onlink") {
+		t.Errorf("foreign route not intact:\n%s\nwas:\n%s", got, foreign)
+	}
+	// Everything else was applied: the rest of the plan is empty, and the
+	// plan still reports the conflict with exit 1.
+	r = b.must(1, "plan", "-f", writeSpec(t, labSpec))
+	if !strings.Contains(r.stdout, "No changes.") {
+		t.Errorf("the rest was not applied:\n%s", r.stdout)
+	}
+	b.must(0, "destroy", "--yes")
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "proto static metric 10 onlink") {
+		t.Errorf("destroy removed the foreign route:\n%s", got)
+	}
+}
+
+func TestNoOpApplyWritesNothing(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	mon := exec.Command("ip", "-n", b.ns, "monitor", "all")
+	var events syncBuffer
+	mon.Stdout, mon.Stderr = &events, &events
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mon.Process.Kill(); mon.Wait() }()
+	// Wait until the kernel has finished its own work after the apply
+	// (carrier, DAD): a second with no event, at most ten.
+	for quiet, last, start := time.Duration(0), -1, time.Now(); quiet < time.Second; {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the namespace never went quiet:\n%s", events.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := events.Len(); n != last {
+			last, quiet = n, 0
+		} else {
+			quiet += 100 * time.Millisecond
+		}
+	}
+	// The monitor is live: a write we make ourselves shows up.
+	b.ip("route", "add", "192.0.2.0/24", "dev", "lan0", "table", "200")
+	b.ip("route", "del", "192.0.2.0/24", "dev", "lan0", "table", "200")
+	time.Sleep(300 * time.Millisecond)
+	marker := events.Len()
+	if !strings.Contains(events.String(), "192.0.2.0/24") {
+		t.Fatalf("ip monitor did not see our own write, so it cannot prove silence:\n%s", events.String())
+	}
+	r := b.must(0, "apply", "-f", spec)
+	time.Sleep(300 * time.Millisecond)
+	if !strings.Contains(r.stdout, "No changes.") {
+		t.Errorf("no-op apply:\n%s", r.stdout)
+	}
+	if extra := events.String()[marker:]; extra != "" {
+		t.Errorf("a no-op apply wrote to the kernel:\n%s", extra)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer process and a reader test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCrashMidApplyThenConverge(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	pristine := b.snapshot()
+	// Count the writes of a full apply, then crash after each of them.
+	b.must(0, "apply", "-f", spec)
+	converged := b.snapshot()
+	b.must(0, "destroy", "--yes")
+	total := strings.Count(b.must(2, "plan", "-f", spec).stdout, "\n  + ")
+	if total < 20 {
+		t.Fatalf("only %d creates in the plan", total)
+	}
+	for n := 1; n <= total; n++ {
+		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "apply", "-f", spec)
+		if r.code != 86 {
+			t.Fatalf("failpoint %d: exit %d, want 86\n%s%s", n, r.code, r.stdout, r.stderr)
+		}
+		b.must(0, "apply", "-f", spec)
+		if got := b.snapshot(); got != converged {
+			t.Fatalf("after a crash at write %d and apply, state differs from a clean apply:\n%s", n, diffLines(converged, got))
+		}
+		b.must(0, "destroy", "--yes")
+		if got := b.snapshot(); got != pristine {
+			t.Fatalf("after a crash at write %d, destroy did not restore:\n%s", n, diffLines(pristine, got))
+		}
+	}
+	// Crashes in the middle of destroy too.
+	b.must(0, "apply", "-f", spec)
+	for n := 1; ; n++ {
+		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "destroy", "--yes")
+		if r.code == 0 {
+			break
+		}
+		if r.code != 86 {
+			t.Fatalf("destroy failpoint %d: exit %d\n%s", n, r.code, r.stderr)
+		}
+	}
+	if got := b.snapshot(); got != pristine {
+		t.Fatalf("destroy interrupted by crashes did not restore:\n%s", diffLines(pristine, got))
+	}
+}
+
+func TestRefusedWriteRestoresTheRun(t *testing.T) {
+	b := newBox(t)
+	// The kernel refuses IPv6 addresses on a link with IPv6 disabled.
+	nstest.In(t, b.ns, "sysctl", "-qw", "net.ipv6.conf.wan2.disable_ipv6=1")
+	before := b.snapshot()
+	r := b.must(1, "apply", "-f", writeSpec(t, labSpec))
+	if !strings.Contains(r.stderr, "address[wan2 2001:db8:102::2/64]") || !strings.Contains(r.stderr, "restored the") {
+		t.Errorf("apply error does not name the refused object and the restore:\n%s", r.stderr)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("the run was not restored:\n%s", diffLines(before, after))
+	}
+}
+
+func TestSSHGuard(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	// A session from the LAN: removing the LAN address cuts it.
+	ssh := []string{"SSH_CONNECTION=192.168.50.10 50000 192.168.50.1 22"}
+	noLAN := strings.Replace(labSpec, "addresses: [192.168.50.1/24, 2001:db8:50::1/64]", "addresses: [192.168.60.1/24, 2001:db8:50::1/64]", 1)
+	before := b.snapshot()
+	r := b.braid(ssh, "apply", "-f", writeSpec(t, noLAN))
+	if r.code != 1 || !strings.Contains(r.stderr, "would cut your SSH session from 192.168.50.10") {
+		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("a refused apply changed the box:\n%s", diffLines(before, after))
+	}
+	// A change elsewhere is fine over SSH.
+	other := strings.Replace(labSpec, "priority: 20", "priority: 30", 1)
+	if r := b.braid(ssh, "apply", "-f", writeSpec(t, other)); r.code != 0 {
+		t.Fatalf("unrelated change refused over SSH: %s", r.stderr)
+	}
+	// --force applies anyway.
+	if r := b.braid(ssh, "apply", "--force", "-f", writeSpec(t, noLAN)); r.code != 0 {
+		t.Fatalf("--force: %s", r.stderr)
+	}
+}
+
+func TestLockKeepsWritersApart(t *testing.T) {
+	b := newBox(t)
+	// Hold the namespace's lock from another process.
+	holder := exec.Command("flock", "-x", b.runDir+"/"+b.ns+"/lock", "sleep", "30")
+	os.MkdirAll(b.runDir+"/"+b.ns, 0o700)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Process.Kill()
+	time.Sleep(200 * time.Millisecond)
+	r := b.must(1, "apply", "-f", writeSpec(t, labSpec))
+	if !strings.Contains(r.stderr, "another braid process") {
+		t.Errorf("apply while locked:\n%s", r.stderr)
+	}
+	// Reading is not writing: plan works.
+	b.must(2, "plan", "-f", writeSpec(t, labSpec))
+}
+
+func TestDefaultRuntimeLayout(t *testing.T) {
+	nstest.RequireRoot(t)
+	b := newBox(t)
+	b.env = nil // the real /run/braid and /var/lib/braid
+	t.Cleanup(func() {
+		os.RemoveAll("/run/braid/" + b.ns)
+		os.RemoveAll("/var/lib/braid/" + b.ns)
+	})
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+	for _, p := range []string{"/run/braid/" + b.ns + "/lock", "/var/lib/braid/" + b.ns + "/owned.json"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("runtime file: %v", err)
+		}
+	}
+	b.must(0, "destroy", "--yes")
+}
+
+func TestValidateAndPlanExitCodes(t *testing.T) {
+	good := writeSpec(t, labSpec)
+	bad := writeSpec(t, strings.Replace(labSpec, "priority: 10", "prority: 10", 1))
+	cmd := exec.Command(braidBin, "validate", good)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("validate good: %v\n%s", err, out)
+	}
+	cmd = exec.Command(braidBin, "validate", good, bad)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("validate bad: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`spec.yaml:11:5: spec.uplinks\[0\]: unknown field "prority"; did you mean "priority"\?`).Match(out) {
+		t.Errorf("validate output:\n%s", out)
+	}
+	b := newBox(t)
+	if r := b.braid(nil, "plan", "-f", bad); r.code != 1 {
+		t.Errorf("plan of an invalid spec: exit %d", r.code)
+	}
+	if r := b.braid(nil, "plan", "-f", "/nonexistent.yaml"); r.code != 1 {
+		t.Errorf("plan of a missing file: exit %d", r.code)
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/rundir"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/record"
+)
+
+// host is braid's view of the namespace it runs in: its directories, its
+// ownership record and the engine with its drivers.
+type host struct {
+	dirs   rundir.Dirs
+	record *record.Record
+	engine *reconcile.Engine
+	writes *failpoint.Counter
+	log    *slog.Logger
+}
+
+// openHost prepares the engine for the current network namespace.
+func openHost(g *globals, stderr io.Writer) (*host, error) {
+	name := g.netns
+	if name == "" {
+		var err error
+		if name, err = netns.Current(); err != nil {
+			return nil, fmt.Errorf("find the current network namespace: %w", err)
+		}
+	}
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	dirs := rundir.For(name)
+	rec, err := record.Open(dirs.State)
+	if err != nil {
+		return nil, err
+	}
+	writes, err := failpoint.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	drv, err := nl.New(nl.Options{Record: rec, Writes: writes, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return &host{
+		dirs:   dirs,
+		record: rec,
+		engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}, Log: log},
+		writes: writes,
+		log:    log,
+	}, nil
+}
+
+// loadRouter reads a spec file and compiles it. Only kind Router is
+// converged on a box.
+func loadRouter(path string) (*api.Document, reconcile.Desired, error) {
+	doc, err := api.Load(path)
+	if err != nil {
+		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
+	}
+	if doc.Kind != api.KindRouter {
+		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", path, doc.Kind)}
+	}
+	d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+	if err != nil {
+		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	return doc, d, nil
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// colorFor says whether to colour output written to w.
+func colorFor(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" && isTerminal(f)
+}
