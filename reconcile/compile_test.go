@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -283,5 +284,26 @@ func TestCompileIsDeterministic(t *testing.T) {
 	b, _ := Compile(twoUplinks(), Facts{})
 	if strings.Join(addresses(a.Resources), "\n") != strings.Join(addresses(b.Resources), "\n") {
 		t.Fatal("two compiles of the same spec differ")
+	}
+}
+
+// Every example spec users start from compiles.
+func TestCompileExampleSpecs(t *testing.T) {
+	paths, _ := filepath.Glob("../specs/*.yaml")
+	if len(paths) < 3 {
+		t.Fatalf("found only %d specs in ../specs", len(paths))
+	}
+	for _, p := range paths {
+		doc, err := api.Load(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if doc.Kind != api.KindRouter {
+			continue
+		}
+		if _, err := Compile(doc.Router, Facts{}); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
 	}
 }
