@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +120,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return converge(cmd, g, desired, force)
+			return converge(cmd, g, desired, convergeOptions{force: force})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
@@ -130,9 +129,21 @@ func newApplyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// convergeOptions tune converge.
+type convergeOptions struct {
+	// force skips the SSH guard.
+	force bool
+	// ask, if set, is called with the printed plan before anything is
+	// applied; an error cancels.
+	ask func(*reconcile.Plan) error
+	// destroy words the output for `braid destroy`.
+	destroy bool
+}
+
 // converge plans, applies and verifies desired under the namespace lock,
 // restoring this run's changes if the kernel refuses one.
-func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, force bool) error {
+func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, opts convergeOptions) error {
+	force := opts.force
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	h, err := openHost(g, cmd.ErrOrStderr())
@@ -148,6 +159,10 @@ func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, force b
 	if err != nil {
 		return err
 	}
+	if opts.destroy && p.Empty() && len(p.Conflicts) == 0 {
+		fmt.Fprintf(out, "Nothing to destroy: braid owns nothing in network namespace %s.\n", h.dirs.Namespace)
+		return nil
+	}
 	if err := printPlan(out, p, h.dirs.Namespace, false); err != nil {
 		return err
 	}
@@ -156,6 +171,11 @@ func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, force b
 			return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
 		}
 		return nil
+	}
+	if opts.ask != nil {
+		if err := opts.ask(p); err != nil {
+			return err
+		}
 	}
 	ssh, inSSH := reconcile.SSHFromOS()
 	var before reconcile.Path
@@ -193,7 +213,11 @@ func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, force b
 	if len(p.Conflicts) > 0 {
 		return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
 	}
-	fmt.Fprintln(out, "Verified: the live state matches the spec.")
+	if opts.destroy {
+		fmt.Fprintln(out, "Verified: braid owns nothing here any more, and what it changed is restored.")
+	} else {
+		fmt.Fprintln(out, "Verified: the live state matches the spec.")
+	}
 	return nil
 }
 
@@ -325,31 +349,19 @@ func newDestroyCmd(g *globals) *cobra.Command {
 		Short: "Remove everything braid owns and restore what it changed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHost(g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			p, err := h.engine.Plan(cmd.Context(), reconcile.Desired{})
-			if err != nil {
-				return err
-			}
-			if p.Empty() {
-				fmt.Fprintln(cmd.OutOrStdout(), "Nothing to destroy: braid owns nothing in network namespace "+h.dirs.Namespace+".")
-				return nil
-			}
+			opts := convergeOptions{force: force, destroy: true}
 			if !yes {
-				if !isTerminal(os.Stdin) {
-					printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, false)
-					return &exitCode{code: exitError, err: errors.New("destroy needs --yes when not run on a terminal")}
+				opts.ask = func(*reconcile.Plan) error {
+					if !isTerminal(os.Stdin) {
+						return &exitCode{code: exitError, err: errors.New("destroy needs --yes when not run on a terminal")}
+					}
+					if !confirm(cmd.InOrStdin(), cmd.OutOrStdout(), "\nDestroy all of the above? Only 'yes' is accepted: ") {
+						return &exitCode{code: exitError, err: errors.New("destroy cancelled; nothing was changed")}
+					}
+					return nil
 				}
-				printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, false)
-				if !confirm(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), "Destroy all of the above? Only 'yes' is accepted: ") {
-					return &exitCode{code: exitError, err: errors.New("destroy cancelled")}
-				}
-				// The plan was printed; converge prints it again, which
-				// also shows it is still current.
 			}
-			return converge(cmd, g, reconcile.Desired{}, force)
+			return converge(cmd, g, reconcile.Desired{}, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
@@ -357,7 +369,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func confirm(ctx context.Context, in io.Reader, out io.Writer, prompt string) bool {
+func confirm(in io.Reader, out io.Writer, prompt string) bool {
 	fmt.Fprint(out, prompt)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
