@@ -324,7 +324,7 @@ func TestUpFailureRemovesWhatItBuilt(t *testing.T) {
 			}
 			if c.what == "process" {
 				// The whoami started before the bad one is gone.
-				if pids := helpers(t); len(pids) > 0 {
+				if pids := helpers(t, cfg.Name); len(pids) > 0 {
 					t.Errorf("helper processes remain: %v", pids)
 				}
 			}
@@ -360,14 +360,14 @@ func TestBoxByHand(t *testing.T) {
 	box := []string{
 		"link set dev " + lab.BoxLANDev + " up",
 		"addr add " + lab.BoxLANV4 + "/24 dev " + lab.BoxLANDev,
-		"addr add " + lab.BoxLANV6 + "/64 dev " + lab.BoxLANDev,
+		"addr add " + lab.BoxLANV6 + "/64 dev " + lab.BoxLANDev + " nodad", // usable at once
 	}
 	for i, u := range lab.Uplinks() {
 		table := itoa(101 + i)
 		box = append(box,
 			"link set dev "+u.Interface+" up",
 			"addr add "+u.Addr4.String()+" dev "+u.Interface,
-			"addr add "+u.Addr6.String()+" dev "+u.Interface,
+			"addr add "+u.Addr6.String()+" dev "+u.Interface+" nodad",
 			"route add default via "+u.Gateway4.String()+" dev "+u.Interface+" metric "+itoa(10*(i+1)),
 			"route add default via "+u.Gateway6.String()+" dev "+u.Interface+" metric "+itoa(10*(i+1)),
 			"route add default via "+u.Gateway4.String()+" dev "+u.Interface+" table "+table,
@@ -503,10 +503,9 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func contains(s []string, v string) bool { return slices.Contains(s, v) }
 
-// helpers returns the live processes that run this test binary as a lab
-// helper. Tests here are not parallel, so after a test's labs are gone
-// there should be none.
-func helpers(t *testing.T) []int {
+// helpers returns the live processes that run this test binary as a
+// helper of the lab called name.
+func helpers(t *testing.T, name string) []int {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -522,7 +521,7 @@ func helpers(t *testing.T) []int {
 		if p, err := os.Readlink("/proc/" + e.Name() + "/exe"); err != nil || p != exe {
 			continue
 		}
-		if env, err := os.ReadFile("/proc/" + e.Name() + "/environ"); err == nil && strings.Contains(string(env), lab.HelperEnv+"=") {
+		if env, err := os.ReadFile("/proc/" + e.Name() + "/environ"); err == nil && slices.Contains(strings.Split(string(env), "\x00"), lab.NameEnv+"="+name) {
 			pids = append(pids, pid)
 		}
 	}

@@ -25,6 +25,10 @@ import (
 // so that a helper can never start labs of its own.
 const HelperEnv = "BRAID_LAB_HELPER"
 
+// NameEnv is set to the lab's name in the environment of every process the
+// lab starts.
+const NameEnv = "BRAID_LAB"
+
 // readyTimeout bounds how long Up waits for a lab service to listen.
 const readyTimeout = 10 * time.Second
 
@@ -67,7 +71,7 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = append(os.Environ(), l.Env...)
+	cmd.Env = append(append(os.Environ(), NameEnv+"="+l.Name), l.Env...)
 	var ready *os.File
 	if len(p.Serve) > 0 {
 		r, w, err := os.Pipe()

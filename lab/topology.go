@@ -152,8 +152,9 @@ func Default() Topology {
 			},
 			{
 				// The box: links present, down, unaddressed. braid
-				// configures the rest; DAD is off so that the addresses it
-				// adds are usable at once, as everywhere in the lab.
+				// configures the rest. DAD is off, as everywhere in the
+				// lab, so that its link-local addresses (and any address
+				// added without nodad) skip duplicate detection.
 				Role:    RoleBox,
 				Sysctls: hostSysctls,
 			},
@@ -355,7 +356,14 @@ func (t Topology) namespaceBatch(ns Namespace) []string {
 		}
 	}
 	for _, ad := range ns.Addrs {
-		lines = append(lines, fmt.Sprintf("addr add %s dev %s", ad.Prefix, ad.Dev))
+		line := fmt.Sprintf("addr add %s dev %s", ad.Prefix, ad.Dev)
+		if ad.Prefix.Addr().Is6() {
+			// Even with accept_dad=0 the kernel keeps an address tentative
+			// (unusable) until its DAD work item runs, which under load is
+			// after a service tried to bind it; nodad skips that state.
+			line += " nodad"
+		}
+		lines = append(lines, line)
 	}
 	for _, rt := range ns.Routes {
 		line := "route add " + rt.Dst.String()
