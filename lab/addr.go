@@ -148,7 +148,9 @@ const (
 // Rates of the ISPs' rate limits (a tbf qdisc on both of their
 // interfaces), in bit/s.
 const (
+	// ISP1Rate is isp1's rate limit: 50 Mbit/s.
 	ISP1Rate = 50_000_000
+	// ISP2Rate is isp2's rate limit: 10 Mbit/s.
 	ISP2Rate = 10_000_000
 )
 

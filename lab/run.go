@@ -25,6 +25,7 @@ type CommandError struct {
 	Err error
 }
 
+// Error says where the command ran, what it was, and what it printed.
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	if e.Namespace != "" {
@@ -42,6 +43,7 @@ func (e *CommandError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the error from running the command.
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // run runs a command in the initial namespace with stdin as its input and

@@ -24,7 +24,9 @@ type Status struct {
 
 // NamespaceStatus is one namespace of a lab.
 type NamespaceStatus struct {
-	Role Role   `json:"role"`
+	// Role is the namespace's role in the lab.
+	Role Role `json:"role"`
+	// Name is the namespace's name ("<lab>-<role>").
 	Name string `json:"name"`
 	// Exists is false when the namespace is gone.
 	Exists bool `json:"exists"`
@@ -34,6 +36,7 @@ type NamespaceStatus struct {
 
 // LinkStatus is one interface of a namespace.
 type LinkStatus struct {
+	// Name is the interface's name.
 	Name string `json:"name"`
 	// Up is the administrative state.
 	Up bool `json:"up"`
@@ -47,12 +50,18 @@ type LinkStatus struct {
 
 // ProcessStatus is one process a lab started.
 type ProcessStatus struct {
-	Name      string   `json:"name"`
-	Role      Role     `json:"role"`
-	Namespace string   `json:"namespace"`
-	PID       int      `json:"pid"`
-	Alive     bool     `json:"alive"`
-	Args      []string `json:"args"`
+	// Name is the process's name in the topology.
+	Name string `json:"name"`
+	// Role and Namespace say where it runs.
+	Role      Role   `json:"role"`
+	Namespace string `json:"namespace"`
+	// PID is its process ID.
+	PID int `json:"pid"`
+	// Alive is false once it has exited (or its PID is another
+	// program's).
+	Alive bool `json:"alive"`
+	// Args is its command line.
+	Args []string `json:"args"`
 	// Log is the file that holds its standard output and error.
 	Log string `json:"log"`
 }

@@ -40,26 +40,36 @@ type Namespace struct {
 // Sysctl is a kernel setting of a namespace, as sysctl(8) names it
 // ("net.ipv4.ip_forward").
 type Sysctl struct {
-	Key   string `json:"key"`
+	// Key uses dots as separators; interface names with dots are not
+	// supported.
+	Key string `json:"key"`
+	// Value is written as is.
 	Value string `json:"value"`
 }
 
 // Addr is an interface address with its prefix length.
 type Addr struct {
-	Dev    string       `json:"dev"`
+	// Dev is the interface.
+	Dev string `json:"dev"`
+	// Prefix is the address and its prefix length ("10.101.0.1/24").
+	// IPv6 addresses are added with nodad: usable at once.
 	Prefix netip.Prefix `json:"prefix"`
 }
 
 // Route is a route in a namespace's main table: to Dst via the gateway
 // Via, or straight out of Dev when Via is not set.
 type Route struct {
+	// Dst is the destination ("0.0.0.0/0" for a default route).
 	Dst netip.Prefix `json:"dst"`
-	Via netip.Addr   `json:"via,omitzero"`
-	Dev string       `json:"dev,omitempty"`
+	// Via is the gateway, if any.
+	Via netip.Addr `json:"via,omitzero"`
+	// Dev is the outgoing interface, if given.
+	Dev string `json:"dev,omitempty"`
 }
 
 // Qdisc is a token bucket (tc-tbf) rate limit on an interface's egress.
 type Qdisc struct {
+	// Dev is the interface whose egress is limited.
 	Dev string `json:"dev"`
 	// Rate is in bit/s.
 	Rate uint64 `json:"rate"`
@@ -67,14 +77,17 @@ type Qdisc struct {
 
 // Link is a veth pair between two namespaces.
 type Link struct {
+	// A and B are the two ends.
 	A Endpoint `json:"a"`
 	B Endpoint `json:"b"`
 }
 
 // Endpoint is one end of a Link.
 type Endpoint struct {
-	Role Role   `json:"role"`
-	Dev  string `json:"dev"`
+	// Role is the namespace the end lives in.
+	Role Role `json:"role"`
+	// Dev is the interface's name there (at most 15 characters).
+	Dev string `json:"dev"`
 	// Down leaves the interface administratively down (for the box, whose
 	// links braid configures). Other ends are brought up.
 	Down bool `json:"down,omitempty"`
