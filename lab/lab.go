@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/rundir"
 )
 
 // DefaultName is the name of the lab when none is given.
@@ -153,7 +154,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		}
 		return nil, fmt.Errorf("lab %s: %w", l.Name, err)
 	}
-	if err := l.build(ctx); err != nil {
+	err := removeBraidState(l.Name, topo.roles())
+	if err == nil {
+		err = l.build(ctx)
+	}
+	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if derr := Down(cctx, l.Name); derr != nil {
@@ -282,8 +287,9 @@ func List() ([]string, error) {
 // Down removes the lab: it stops the processes the lab recorded and any
 // other process left in its namespaces (except the caller and its
 // ancestors), deletes the namespaces (and with them every veth and
-// qdisc), and removes the run directory. A lab that is already gone, even
-// partly, is not an error.
+// qdisc), removes braid's own runtime and state directories for those
+// namespaces (/run/braid/<ns>, /var/lib/braid/<ns>), and removes the run
+// directory. A lab that is already gone, even partly, is not an error.
 func (l *Lab) Down(ctx context.Context) error { return Down(ctx, l.Name) }
 
 // Down removes the lab called name; see (*Lab).Down.
@@ -335,6 +341,9 @@ func Down(ctx context.Context, name string) error {
 	if left := existingNamespaces(name, roles); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("namespaces %s remain", strings.Join(left, ", ")))
 	}
+	if err := removeBraidState(name, roles); err != nil {
+		errs = append(errs, err)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -342,6 +351,23 @@ func Down(ctx context.Context, name string) error {
 		return fmt.Errorf("lab %s: down: %w", name, err)
 	}
 	return nil
+}
+
+// removeBraidState removes braid's own runtime and state directories
+// (internal/rundir) of the lab's namespaces: they describe namespaces that
+// are gone, or not yet built, and a fresh box must not inherit a dead
+// one's ownership record.
+func removeBraidState(name string, roles []Role) error {
+	var errs []error
+	for _, r := range roles {
+		d := rundir.For(NSName(name, r))
+		for _, dir := range []string{d.Run, d.State} {
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // existingNamespaces returns the names of the lab's namespaces that exist,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/rundir"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
 )
@@ -208,6 +209,16 @@ func TestDownRemovesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// braid's state for the box (say, after an apply) goes with the box.
+	box := rundir.For(l.NS(lab.RoleBox))
+	for _, f := range []string{filepath.Join(box.Run, "lock"), filepath.Join(box.State, "owned.json")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("{}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A stray process in a namespace (a test's server, a shell) goes too.
 	stray := l.Command(context.Background(), lab.RoleISP2, "sleep", "600")
 	if err := stray.Start(); err != nil {
@@ -237,6 +248,11 @@ func TestDownRemovesEverything(t *testing.T) {
 	}
 	if _, err := os.Stat(l.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("run directory %s remains (%v)", l.Dir, err)
+	}
+	for _, dir := range []string{box.Run, box.State} {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("braid's directory %s remains (%v)", dir, err)
+		}
 	}
 	if names, _ := lab.List(); contains(names, cfg.Name) {
 		t.Errorf("List() = %v after Down", names)
@@ -526,4 +542,21 @@ func helpers(t *testing.T, name string) []int {
 		}
 	}
 	return pids
+}
+
+func TestUpClearsStaleBraidState(t *testing.T) {
+	nstest.RequireRoot(t)
+	cfg := labtest.Config(t)
+	stale := rundir.For(lab.NSName(cfg.Name, lab.RoleBox)).State
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stale) })
+	if err := os.WriteFile(filepath.Join(stale, "owned.json"), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Up(t, cfg)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dead box's state %s survives into the new lab (%v)", stale, err)
+	}
 }
