@@ -122,6 +122,9 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 	}
 	add, change, remove := p.Counts()
 	if len(p.Changes) == 0 {
+		if len(p.Conflicts) > 0 || len(p.Notes) > 0 {
+			b.WriteByte('\n')
+		}
 		b.WriteString(paint(bold, "No changes.") + " The live state matches the spec.\n")
 	} else {
 		fmt.Fprintf(&b, "\n%s\n", paint(bold, fmt.Sprintf("Plan: %d to add, %d to change, %d to remove.", add, change, remove)))

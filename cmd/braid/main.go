@@ -130,6 +130,7 @@ func newRootCmd() *cobra.Command {
 		newApplyCmd(g),
 		newShowCmd(g),
 		newDestroyCmd(g),
+		newLabCmd(),
 	)
 	return root
 }
