@@ -300,3 +300,12 @@ func diffLines(a, b string) string {
 	}
 	return out.String()
 }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
