@@ -97,6 +97,11 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 			} else {
 				steer4 = true
 			}
+			if !gw.IsValid() && p.Addr().Is4() && u.dhcp4 {
+				// A missing fact means waiting, never an error.
+				c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("%s via %s waits for the uplink's DHCP lease", p, r.Via))
+				continue
+			}
 			if !gw.IsValid() {
 				return Desired{}, fmt.Errorf("routes[%d].to: %s via %s: the uplink has no %s gateway", i, p, r.Via, family(p.Addr()))
 			}
@@ -118,6 +123,8 @@ type uplinkState struct {
 	gw4, gw6 netip.Addr
 	addr4    netip.Prefix
 	addr6    netip.Prefix
+	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease.
+	dhcp4 bool
 }
 
 type compiler struct {
@@ -224,7 +231,7 @@ func connected(table int, link string, p netip.Prefix) nl.Route {
 }
 
 func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
-	st := &uplinkState{link: u.Interface, table: u.Table}
+	st := &uplinkState{link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
 	c.link(u.Interface, u.MTU)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
 	var statics []*api.Static
@@ -278,12 +285,14 @@ func sysctlIfname(name string) string {
 	return string(b)
 }
 
+func (c *compiler) note(section, msg string) {
+	c.noted = append(c.noted, plan.Note{Section: section, Message: msg})
+}
+
 // notes lists the sections this version validates but does not converge,
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
-	note := func(section, msg string) {
-		c.noted = append(c.noted, plan.Note{Section: section, Message: msg})
-	}
+	note := c.note
 	if m := spec.Management; m != nil && len(m.Allow) > 0 {
 		note("management.allow", notConverged+" (the firewall driver keeps these open)")
 	}

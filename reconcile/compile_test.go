@@ -247,6 +247,15 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("route %s for a DHCP uplink without a lease", r.Address())
 		}
 	}
+	// routes: via a DHCP uplink wait for its lease: a note, not an error.
+	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp2"}}
+	d, err = Compile(spec, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Notes) != 2 || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "waits for the uplink's DHCP lease") {
+		t.Errorf("notes = %v", d.Notes)
+	}
 }
 
 func TestCompileEmpty(t *testing.T) {
