@@ -1,0 +1,200 @@
+// Command bench is braid's benchmark harness: it measures braid against the
+// tool an administrator would use instead for the same result, in the same
+// run, and prints each figure beside the alternative's as a markdown table.
+//
+//	go run ./bench -braid bin/braid [-n 5]
+//
+// It needs root: every measurement runs in fresh network namespaces, which
+// the harness removes when it ends, fails or is interrupted. What it
+// measures:
+//
+//   - converging from empty a spec whose routes: section yields 10,000
+//     routes and 100 source rules, against `ip -batch` of the same kernel
+//     objects (converted from `braid plan --json`, and checked equal in the
+//     kernel afterwards) in a namespace of the same shape;
+//   - the no-op `braid apply` and `braid plan` on the converged state, with
+//     `ip monitor all` counting kernel events during them, against the ip
+//     dumps that read the same state;
+//   - a breakdown of braid's converge time (process start, parse, plan,
+//     apply) from commands that each run one more phase.
+//
+// Each side runs -n times, alternating which goes first; the table shows
+// medians and minimums, and the ratio of the medians.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+// run is main with deferred cleanup: it returns the exit code.
+func run() int {
+	braid := flag.String("braid", "bin/braid", "the braid binary to measure (make build)")
+	n := flag.Int("n", 5, "samples of each side of each measurement")
+	settle := flag.Duration("settle", 300*time.Millisecond, "pause before each sample, for the kernel to finish removing the previous namespaces")
+	quiet := flag.Bool("q", false, "print only the tables, not each sample")
+	files := flag.String("files", "", "write the generated specs and ip -batch files to this directory and keep them (default: a temporary directory)")
+	flag.Parse()
+	if *n < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n must be at least 1")
+		return 2
+	}
+
+	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
+	// with `| head`) cancel the run; cleanup still runs, and further
+	// signals are ignored until it is done, so it cannot be cut short.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer stop()
+
+	h, cleanup, err := newHarness(*braid, *n, *settle, *files)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if *quiet {
+		h.log = discard{}
+	}
+	err = bench(ctx, h)
+	if cerr := cleanup(); cerr != nil {
+		fmt.Fprintln(os.Stderr, "bench: cleanup:", cerr)
+	}
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "bench: interrupted; removed every namespace it made")
+		return 130
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// discard is an io.Writer that drops everything.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// newHarness checks the prerequisites and makes the harness's temporary
+// directory. cleanup removes every namespace and file the harness made.
+func newHarness(braid string, n int, settle time.Duration, files string) (*harness, func() error, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil, errors.New("needs root (it makes network namespaces)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, nil, fmt.Errorf("needs iproute2: %w", err)
+	}
+	abs, err := filepath.Abs(braid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, nil, fmt.Errorf("braid binary: %w (run make build)", err)
+	}
+	if stale, err := removeStale(); err != nil {
+		return nil, nil, fmt.Errorf("remove namespaces of earlier runs: %w", err)
+	} else if len(stale) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: removed what an earlier, killed run left: %s\n", strings.Join(stale, ", "))
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tempPrefix, os.Getpid()))
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &harness{
+		braid:  abs,
+		n:      n,
+		settle: settle,
+		scale:  issueScale,
+		log:    os.Stdout,
+		dir:    dir,
+		files:  dir,
+		ns:     newNamespaces(),
+	}
+	if files != "" {
+		if err := os.MkdirAll(files, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		h.files = files
+	}
+	if _, err := os.Stat(gnuTime); err == nil {
+		h.haveTime = true
+	} else {
+		fmt.Fprintf(os.Stderr, "bench: %s (GNU time) is not installed: max RSS is not measured (apt-get install time)\n", gnuTime)
+	}
+	cleanup := func() error {
+		return errors.Join(h.ns.delAll(), os.RemoveAll(dir))
+	}
+	return h, cleanup, nil
+}
+
+// bench prepares, runs every measurement and prints the report.
+func bench(ctx context.Context, h *harness) error {
+	h.logf("braid benchmark: %s, %d samples per side, %d cores (GOMAXPROCS %d), kernel %s",
+		h.braid, h.n, runtime.NumCPU(), runtime.GOMAXPROCS(0), kernelRelease())
+	if err := h.prepare(ctx); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	h.logf("")
+	var results, parts []*outcome
+	for _, m := range measurements(h) {
+		o, err := h.runMeasurement(ctx, m)
+		if err != nil {
+			return err
+		}
+		results = append(results, o)
+	}
+	for _, m := range breakdown() {
+		o, err := h.runMeasurement(ctx, m)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, o)
+	}
+
+	w := os.Stdout
+	fmt.Fprintf(w, "\n## Results (median of %d, min in brackets; ratio = braid median / alternative median)\n\n", h.n)
+	missed := writeTable(w, results)
+	fmt.Fprintln(w)
+	writeEvents(w, h.events)
+	fmt.Fprintf(w, "\n## Where braid apply's time goes\n\n")
+	writeTable(w, parts)
+	fmt.Fprintln(w)
+	writeBreakdown(w, parts[0], parts[1], parts[2], results[0], results[1], results[2])
+	fmt.Fprintln(w)
+	if len(missed) > 0 {
+		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
+	} else {
+		fmt.Fprintln(w, "braid met every goal.")
+	}
+	return nil
+}
+
+// kernelRelease is `uname -r`.
+func kernelRelease() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return "unknown"
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
