@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -66,15 +67,18 @@ func run() int {
 		return 1
 	}
 	if *quiet {
-		h.log = discard{}
+		h.log = io.Discard
 	}
 	err = bench(ctx, h)
-	if cerr := cleanup(); cerr != nil {
+	cerr := cleanup()
+	if cerr != nil {
 		fmt.Fprintln(os.Stderr, "bench: cleanup:", cerr)
 	}
 	switch {
 	case ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "bench: interrupted; removed every namespace it made")
+		if cerr == nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted; removed every namespace it made")
+		}
 		return 130
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -82,11 +86,6 @@ func run() int {
 	}
 	return 0
 }
-
-// discard is an io.Writer that drops everything.
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // newHarness checks the prerequisites and makes the harness's temporary
 // directory. cleanup removes every namespace and file the harness made.
@@ -143,8 +142,8 @@ func newHarness(braid string, n int, settle time.Duration, files string) (*harne
 
 // bench prepares, runs every measurement and prints the report.
 func bench(ctx context.Context, h *harness) error {
-	h.logf("braid benchmark: %s, %d samples per side, %d cores (GOMAXPROCS %d), kernel %s",
-		h.braid, h.n, runtime.NumCPU(), runtime.GOMAXPROCS(0), kernelRelease())
+	machine := fmt.Sprintf("%d cores, kernel %s, %s", runtime.NumCPU(), kernelRelease(), iprouteVersion(ctx))
+	h.logf("braid benchmark of %s: %d samples per side; %s", h.braid, h.n, machine)
 	if err := h.prepare(ctx); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -166,7 +165,7 @@ func bench(ctx context.Context, h *harness) error {
 	}
 
 	w := os.Stdout
-	fmt.Fprintf(w, "\n## Results (median of %d, min in brackets; ratio = braid median / alternative median)\n\n", h.n)
+	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	missed := writeTable(w, results)
 	fmt.Fprintln(w)
 	writeEvents(w, h.events)
@@ -181,6 +180,20 @@ func bench(ctx context.Context, h *harness) error {
 		fmt.Fprintln(w, "braid met every goal.")
 	}
 	return nil
+}
+
+// iprouteVersion is ip's version ("iproute2-6.1.0").
+func iprouteVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "ip", "-V").Output()
+	if err != nil {
+		return "iproute2 (unknown version)"
+	}
+	for f := range strings.FieldsSeq(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(f, ","), "iproute2-"); ok {
+			return "iproute2 " + v
+		}
+	}
+	return "iproute2 (unknown version)"
 }
 
 // kernelRelease is `uname -r`.

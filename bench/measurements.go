@@ -13,7 +13,7 @@ import (
 // alternative. Issue 3 adds nftables against `nft -f` and MPTCP endpoints
 // against `ip -batch` here.
 func measurements(h *harness) []*measurement {
-	objects := fmt.Sprintf("%d routes + %d source rules", h.scale.To4+h.scale.To6, h.scale.From)
+	objects := thousands(h.scale.To4+h.scale.To6) + " routes + " + thousands(h.scale.From) + " source rules"
 	return []*measurement{
 		{
 			name:  "converge from empty, " + objects,
