@@ -3,7 +3,6 @@ package reconcile
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -41,10 +40,15 @@ const notConverged = "validated, but not converged by this version of braid"
 // Compile turns a router spec and the current facts into the desired state.
 // It is pure: no I/O, no clock, no secrets.
 func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
-	c := compiler{}
 	if spec == nil {
 		return Desired{}, nil
 	}
+	nroutes, nrules := 8*len(spec.Uplinks)+4, 4*len(spec.Uplinks)+4
+	for _, r := range spec.Routes {
+		nroutes += len(r.To)
+		nrules += len(r.From)
+	}
+	c := compiler{routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
 	c.notes(spec)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil {
@@ -137,15 +141,17 @@ type compiler struct {
 }
 
 func (c *compiler) desired() (Desired, error) {
-	var d Desired
-	seen := map[string]string{}
+	d := Desired{Resources: make([]plan.Resource, 0, len(c.links)+len(c.sysctls)+len(c.addrs)+len(c.routes)+len(c.rules))}
+	seen := make(map[string]plan.Resource, cap(d.Resources))
 	add := func(r plan.Resource) error {
-		if prev, ok := seen[r.Address()]; ok && prev != plan.Describe(r) {
-			return fmt.Errorf("%s is wanted twice, with %s and with %s", r.Address(), prev, plan.Describe(r))
-		} else if ok {
+		addr := r.Address()
+		if prev, ok := seen[addr]; ok {
+			if !plan.Same(prev, r) {
+				return fmt.Errorf("%s is wanted twice, with %s and with %s", addr, plan.Describe(prev), plan.Describe(r))
+			}
 			return nil
 		}
-		seen[r.Address()] = plan.Describe(r)
+		seen[addr] = r
 		d.Resources = append(d.Resources, r)
 		return nil
 	}
@@ -166,13 +172,14 @@ func (c *compiler) desired() (Desired, error) {
 	}
 	// Connected routes first: a gateway must be reachable when its route
 	// is added.
-	routes := slices.Clone(c.routes)
-	slices.SortStableFunc(routes, func(a, b nl.Route) int {
-		return boolRank(a.Gateway.IsValid()) - boolRank(b.Gateway.IsValid())
-	})
-	for _, r := range routes {
-		if err := add(r); err != nil {
-			return Desired{}, err
+	for _, gateway := range []bool{false, true} {
+		for _, r := range c.routes {
+			if r.Gateway.IsValid() != gateway {
+				continue
+			}
+			if err := add(r); err != nil {
+				return Desired{}, err
+			}
 		}
 	}
 	for _, r := range c.rules {
@@ -182,13 +189,6 @@ func (c *compiler) desired() (Desired, error) {
 	}
 	d.Notes = c.noted
 	return d, nil
-}
-
-func boolRank(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func family(a netip.Addr) string {

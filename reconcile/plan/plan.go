@@ -5,6 +5,7 @@ package plan
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -124,33 +125,49 @@ type Observed struct {
 // result is ordered: creates and updates in desired order, then deletes in
 // reverse live order.
 func Diff(desired []Resource, live []Observed) ([]Change, []Conflict) {
-	byAddr := make(map[string]Observed, len(live))
-	for _, o := range live {
-		byAddr[o.Address()] = o
+	liveAddrs := make([]string, len(live))
+	byAddr := make(map[string]int, len(live))
+	for i, o := range live {
+		liveAddrs[i] = o.Address()
+		byAddr[liveAddrs[i]] = i
 	}
-	want := make(map[string]bool, len(desired))
+	wanted := make([]bool, len(live))
 	var changes []Change
 	var conflicts []Conflict
 	for _, d := range desired {
-		want[d.Address()] = true
-		o, ok := byAddr[d.Address()]
-		switch {
-		case !ok:
+		addr := d.Address()
+		i, ok := byAddr[addr]
+		if !ok {
 			changes = append(changes, Change{Action: Create, After: d})
+			continue
+		}
+		wanted[i] = true
+		o := live[i]
+		switch {
 		case o.Foreign:
-			conflicts = append(conflicts, Conflict{Address: d.Address(), Foreign: Describe(o.Resource)})
-		case !slices.Equal(o.Fields(), d.Fields()):
+			conflicts = append(conflicts, Conflict{Address: addr, Foreign: Describe(o.Resource)})
+		case !Same(o.Resource, d):
 			changes = append(changes, Change{Action: Update, Before: o.Resource, After: d})
 		}
 	}
 	for i := len(live) - 1; i >= 0; i-- {
-		o := live[i]
-		if o.Foreign || want[o.Address()] {
+		if live[i].Foreign || wanted[i] {
 			continue
 		}
-		changes = append(changes, Change{Action: Delete, Before: o.Resource})
+		changes = append(changes, Change{Action: Delete, Before: live[i].Resource})
 	}
 	return changes, conflicts
+}
+
+// Same reports whether two states of a resource need no change between
+// them: their fields are equal. Values of the same comparable type that are
+// equal are the same without building their fields (the fast path of a
+// converged pass).
+func Same(a, b Resource) bool {
+	if t := reflect.TypeOf(a); t == reflect.TypeOf(b) && t.Comparable() && a == b {
+		return true
+	}
+	return slices.Equal(a.Fields(), b.Fields())
 }
 
 // Describe renders a resource's fields on one line, secrets redacted.
