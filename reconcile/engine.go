@@ -120,11 +120,55 @@ type Result struct {
 	Applied []plan.Change
 	// Failed is the change the kernel refused, if any.
 	Failed *plan.Change
+	// FailedErr is why it was refused.
+	FailedErr error
 	// RolledBack is set when the applied changes were undone.
 	RolledBack bool
-	// Status is the status of every object of the plan's desired state and
-	// of every change.
-	Status []plan.Status
+}
+
+// Statuses is the status of every object of p after this result: done when
+// it needed no change or its change took, error when it was refused or a
+// foreign object is in its way, pending otherwise.
+func (r *Result) Statuses(p *Plan) []plan.Status {
+	changed := make(map[string]plan.State, len(p.Changes))
+	for _, c := range p.Changes {
+		changed[c.Address()] = plan.Pending
+	}
+	if !r.RolledBack {
+		for _, c := range r.Applied {
+			changed[c.Address()] = plan.Done
+		}
+	}
+	conflicts := make(map[string]string, len(p.Conflicts))
+	for _, c := range p.Conflicts {
+		conflicts[c.Address] = c.String()
+	}
+	status := func(addr string) plan.Status {
+		s := plan.Status{Address: addr, State: plan.Done}
+		if st, ok := changed[addr]; ok {
+			s.State = st
+		}
+		if r.Failed != nil && r.Failed.Address() == addr {
+			s.State, s.Error = plan.Failed, r.FailedErr.Error()
+		}
+		if msg, ok := conflicts[addr]; ok {
+			s.State, s.Error = plan.Failed, msg
+		}
+		return s
+	}
+	out := make([]plan.Status, 0, len(p.Desired.Resources)+len(p.Changes))
+	seen := make(map[string]bool, cap(out))
+	for _, r := range p.Desired.Resources {
+		seen[r.Address()] = true
+		out = append(out, status(r.Address()))
+	}
+	for _, c := range p.Changes {
+		if !seen[c.Address()] {
+			seen[c.Address()] = true
+			out = append(out, status(c.Address()))
+		}
+	}
+	return out
 }
 
 // ApplyOptions tune Apply.
@@ -157,72 +201,97 @@ func (e *ApplyError) Error() string {
 
 func (e *ApplyError) Unwrap() error { return e.Err }
 
+// BatchApplier is a Driver that can apply a run of changes faster than one
+// by one (for example by pipelining netlink requests).
+type BatchApplier interface {
+	// ApplyBatch applies changes in order, stopping at the first refused
+	// one. It returns how many took effect, and the refusal.
+	ApplyBatch(ctx context.Context, changes []plan.Change) (int, error)
+}
+
 // Apply performs the plan's changes in order. When a change is refused and
 // opts.Rollback is set, the changes already made are undone in reverse
 // order.
 func (e *Engine) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*Result, error) {
 	res := &Result{}
-	status := map[string]*plan.Status{}
-	var order []string
-	for _, r := range p.Desired.Resources {
-		status[r.Address()] = &plan.Status{Address: r.Address(), State: plan.Done}
-		order = append(order, r.Address())
+	n, err := e.applyAll(ctx, p.Changes)
+	res.Applied = p.Changes[:n:n]
+	if err == nil {
+		return res, nil
 	}
-	for _, c := range p.Changes {
-		if _, ok := status[c.Address()]; !ok {
-			order = append(order, c.Address())
-		}
-		status[c.Address()] = &plan.Status{Address: c.Address(), State: plan.Pending}
+	if n == len(p.Changes) {
+		return res, err // not a refusal: no driver, or cancelled
 	}
-	for _, c := range p.Conflicts {
-		status[c.Address] = &plan.Status{Address: c.Address, State: plan.Failed, Error: c.String()}
+	fc := p.Changes[n]
+	res.Failed, res.FailedErr = &fc, err
+	aerr := &ApplyError{Change: fc, Err: err}
+	if opts.Rollback && n > 0 {
+		aerr.Restored = n
+		aerr.RollbackErr = e.rollback(ctx, res.Applied)
+		aerr.RolledBack = aerr.RollbackErr == nil
+		res.RolledBack = aerr.RolledBack
 	}
-	defer func() {
-		for _, a := range order {
-			res.Status = append(res.Status, *status[a])
-		}
-	}()
-	for _, c := range p.Changes {
+	return res, aerr
+}
+
+// applyAll applies changes in order, each run of one driver's changes at
+// once where the driver can, and returns how many took effect before the
+// first error.
+func (e *Engine) applyAll(ctx context.Context, changes []plan.Change) (int, error) {
+	done := 0
+	for done < len(changes) {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return done, err
 		}
-		drv, err := e.driverFor(c.Resource())
+		drv, err := e.driverFor(changes[done].Resource())
 		if err != nil {
-			return res, err
+			return done, err
 		}
-		if err := drv.Apply(ctx, c); err != nil {
-			fc := c
-			res.Failed = &fc
-			status[c.Address()].State = plan.Failed
-			status[c.Address()].Error = err.Error()
-			aerr := &ApplyError{Change: c, Err: err}
-			if opts.Rollback && len(res.Applied) > 0 {
-				aerr.Restored = len(res.Applied)
-				aerr.RollbackErr = e.rollback(ctx, res.Applied)
-				aerr.RolledBack = aerr.RollbackErr == nil
-				res.RolledBack = aerr.RolledBack
-			}
-			return res, aerr
+		end := done + 1
+		for end < len(changes) && drv.Owns(changes[end].Resource()) {
+			end++
 		}
-		res.Applied = append(res.Applied, c)
-		status[c.Address()].State = plan.Done
+		n, err := applyRun(ctx, drv, changes[done:end])
+		done += n
+		if err != nil {
+			return done, err
+		}
 	}
-	return res, nil
+	return done, nil
+}
+
+func applyRun(ctx context.Context, drv Driver, run []plan.Change) (int, error) {
+	if b, ok := drv.(BatchApplier); ok {
+		return b.ApplyBatch(ctx, run)
+	}
+	for i, c := range run {
+		if err := drv.Apply(ctx, c); err != nil {
+			return i, err
+		}
+	}
+	return len(run), nil
 }
 
 // rollback undoes applied changes in reverse order, trying every one and
 // joining the errors.
 func (e *Engine) rollback(ctx context.Context, applied []plan.Change) error {
+	ctx = context.WithoutCancel(ctx)
+	inverse := make([]plan.Change, len(applied))
+	for i, c := range applied {
+		inverse[len(applied)-1-i] = c.Inverse()
+	}
 	var errs []error
-	for i := len(applied) - 1; i >= 0; i-- {
-		inv := applied[i].Inverse()
-		drv, err := e.driverFor(inv.Resource())
+	for len(inverse) > 0 {
+		n, err := e.applyAll(ctx, inverse)
 		if err == nil {
-			err = drv.Apply(context.WithoutCancel(ctx), inv)
+			break
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("undo %s %s: %w", applied[i].Action, applied[i].Address(), err))
+		if n == len(inverse) {
+			errs = append(errs, err)
+			break
 		}
+		errs = append(errs, fmt.Errorf("undo %s: %w", inverse[n].Address(), err))
+		inverse = inverse[n+1:]
 	}
 	return errors.Join(errs...)
 }

@@ -135,7 +135,7 @@ func TestConflictIsNotAChange(t *testing.T) {
 	if err := e.Verify(context.Background(), d); err != nil {
 		t.Fatalf("a conflict is not a change, verify must pass: %v", err)
 	}
-	for _, s := range res.Status {
+	for _, s := range res.Statuses(p) {
 		if s.Address == "route[default]" && s.State != plan.Failed {
 			t.Errorf("conflicting object status %v, want error", s)
 		}
@@ -220,5 +220,71 @@ func TestNoDriver(t *testing.T) {
 	e := &Engine{}
 	if _, err := e.Plan(context.Background(), Desired{Resources: []plan.Resource{item{"x", "y", "z"}}}); err == nil {
 		t.Fatal("a resource no driver owns must be an error")
+	}
+}
+
+// batchDriver applies runs of changes at once, as the netlink driver does.
+type batchDriver struct {
+	*memDriver
+	runs []int
+}
+
+func (b *batchDriver) ApplyBatch(ctx context.Context, cs []plan.Change) (int, error) {
+	b.runs = append(b.runs, len(cs))
+	for i, c := range cs {
+		if err := b.Apply(ctx, c); err != nil {
+			return i, err
+		}
+	}
+	return len(cs), nil
+}
+
+func TestBatchesAndStatuses(t *testing.T) {
+	var log []string
+	links := newMem("link", &log)
+	routes := &batchDriver{memDriver: newMem("route", &log)}
+	routes.refuse = "route[r3]"
+	e := &Engine{Drivers: []Driver{links, routes}}
+	d := Desired{Resources: []plan.Resource{
+		item{"link", "l", "up"},
+		item{"route", "r1", "1"}, item{"route", "r2", "1"}, item{"route", "r3", "1"}, item{"route", "r4", "1"},
+	}}
+	p, _ := e.Plan(context.Background(), d)
+	res, err := e.Apply(context.Background(), p, ApplyOptions{})
+	if err == nil || len(res.Applied) != 3 || res.Failed.Address() != "route[r3]" {
+		t.Fatalf("apply: %v, applied %d", err, len(res.Applied))
+	}
+	if len(routes.runs) != 1 || routes.runs[0] != 4 {
+		t.Errorf("the four routes were not one run: %v", routes.runs)
+	}
+	got := map[string]plan.State{}
+	for _, s := range res.Statuses(p) {
+		got[s.Address] = s.State
+		if s.State == plan.Failed && !strings.Contains(s.Error, "refused") {
+			t.Errorf("status of %s lacks the error: %+v", s.Address, s)
+		}
+	}
+	want := map[string]plan.State{"link[l]": plan.Done, "route[r1]": plan.Done, "route[r2]": plan.Done, "route[r3]": plan.Failed, "route[r4]": plan.Pending}
+	for a, st := range want {
+		if got[a] != st {
+			t.Errorf("%s: %s, want %s", a, got[a], st)
+		}
+	}
+	// With rollback, the runs are undone in batches too, in reverse.
+	routes.refuse = "route[r4]"
+	log = nil
+	p, _ = e.Plan(context.Background(), d)
+	res, err = e.Apply(context.Background(), p, ApplyOptions{Rollback: true})
+	var aerr *ApplyError
+	if !errors.As(err, &aerr) || !aerr.RolledBack || aerr.Restored != 1 {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got := strings.Join(log, "|"); got != "create route[r3]|delete route[r3]" {
+		t.Errorf("writes %q", got)
+	}
+	for _, s := range res.Statuses(p) {
+		if s.Address == "route[r3]" && s.State != plan.Pending {
+			t.Errorf("a rolled-back change is pending again, got %v", s.State)
+		}
 	}
 }
