@@ -112,6 +112,12 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
 		}
 	}
+	if err := c.firewall(spec); err != nil {
+		return Desired{}, err
+	}
+	if err := c.mptcp(spec); err != nil {
+		return Desired{}, err
+	}
 	if steer4 {
 		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioSteer, Table: nl.TableSteer, SuppressPrefixlen: -1})
 	}
@@ -132,6 +138,11 @@ type uplinkState struct {
 }
 
 type compiler struct {
+	// mptcpObjs and nftObjs are the MPTCP and nftables drivers' resources,
+	// in their apply order.
+	mptcpObjs []plan.Resource
+	nftObjs   []plan.Resource
+
 	links   []nl.Link
 	sysctls []nl.Sysctl
 	addrs   []nl.Addr
@@ -183,6 +194,16 @@ func (c *compiler) desired() (Desired, error) {
 		}
 	}
 	for _, r := range c.rules {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	for _, r := range c.mptcpObjs {
+		if err := add(r); err != nil {
+			return Desired{}, err
+		}
+	}
+	for _, r := range c.nftObjs {
 		if err := add(r); err != nil {
 			return Desired{}, err
 		}
