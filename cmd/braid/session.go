@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/api"
-	nl "github.com/braid-router/braid/drivers/netlink"
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/rundir"
 	"github.com/braid-router/braid/reconcile"
@@ -50,14 +49,14 @@ func openHost(g *globals, stderr io.Writer) (*host, error) {
 	if err != nil {
 		return nil, err
 	}
-	drv, err := nl.New(nl.Options{Record: rec, Writes: writes, Log: log})
+	drivers, err := newDrivers(driverOptions{record: rec, writes: writes, log: log})
 	if err != nil {
 		return nil, err
 	}
 	return &host{
 		dirs:   dirs,
 		record: rec,
-		engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}, Log: log},
+		engine: &reconcile.Engine{Drivers: drivers, Log: log},
 		writes: writes,
 		log:    log,
 	}, nil

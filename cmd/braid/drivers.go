@@ -1,0 +1,30 @@
+package main
+
+import (
+	"log/slog"
+
+	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/record"
+)
+
+// driverOptions is what every driver is built with.
+type driverOptions struct {
+	record *record.Record
+	writes *failpoint.Counter
+	log    *slog.Logger
+}
+
+// newDrivers builds the drivers in apply order: netlink (links, sysctls,
+// addresses, routes, rules), MPTCP, nftables. Deletes run in reverse.
+func newDrivers(o driverOptions) ([]reconcile.Driver, error) {
+	netlink, err := nl.New(nl.Options{Record: o.record, Writes: o.writes, Log: o.log})
+	if err != nil {
+		return nil, err
+	}
+	drivers := []reconcile.Driver{netlink}
+	// MPTCP driver: appended here.
+	// nftables driver: appended here.
+	return drivers, nil
+}
