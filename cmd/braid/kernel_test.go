@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"regexp"
@@ -334,5 +335,50 @@ func TestValidateAndPlanExitCodes(t *testing.T) {
 	}
 	if r := b.braid(nil, "plan", "-f", "/nonexistent.yaml"); r.code != 1 {
 		t.Errorf("plan of a missing file: exit %d", r.code)
+	}
+}
+
+func TestPlanJSONAndEffective(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	r := b.must(2, "plan", "--json", "-f", spec)
+	var doc struct {
+		FormatVersion string `json:"format_version"`
+		Namespace     string `json:"namespace"`
+		Changes       []struct {
+			Action  string            `json:"action"`
+			Address string            `json:"address"`
+			After   map[string]string `json:"after"`
+		} `json:"changes"`
+		Summary struct{ Add, Change, Remove int } `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("plan --json: %v\n%s", err, r.stdout)
+	}
+	if doc.FormatVersion != "1" || doc.Namespace != b.ns || doc.Summary.Add == 0 || len(doc.Changes) != doc.Summary.Add+doc.Summary.Change+doc.Summary.Remove {
+		t.Errorf("plan document: %+v", doc)
+	}
+	found := false
+	for _, c := range doc.Changes {
+		if c.Address == "route[main 0.0.0.0/0 metric 10]" && c.Action == "create" && c.After["via"] == "10.101.0.1" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the default route is not in the JSON plan")
+	}
+	r = b.must(0, "show", "--effective", "-f", spec)
+	for _, want := range []string{"table: 7101", "table: 7102", "mode: subflow"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--effective lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestMissingNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	out, err := exec.Command(braidBin, "--netns", "bt-no-such-ns", "plan", "-f", "x.yaml").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "bt-no-such-ns: no such network namespace") {
+		t.Fatalf("%v: %s", err, out)
 	}
 }
