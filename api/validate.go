@@ -551,8 +551,24 @@ func (r *run) checkStatic(path string, s *Static, ipv6 bool) {
 	if p, err := netip.ParsePrefix(s.Address); err == nil && !want(p.Addr()) {
 		r.errorf(join(path, "address"), "%q is not an %s address", s.Address, family)
 	}
-	if a, err := netip.ParseAddr(s.Gateway); err == nil && !want(a) {
+	gw, err := netip.ParseAddr(s.Gateway)
+	if err != nil {
+		return
+	}
+	if !want(gw) {
 		r.errorf(join(path, "gateway"), "%q is not an %s address", s.Gateway, family)
+		return
+	}
+	// The gateway must be on-link: inside the address's network, or an
+	// IPv6 link-local address. Otherwise the kernel refuses the route at
+	// apply time, halfway through.
+	p, err := netip.ParsePrefix(s.Address)
+	switch {
+	case err != nil || !want(p.Addr()):
+	case gw == p.Addr():
+		r.errorf(join(path, "gateway"), "%s is the uplink's own address", gw)
+	case !p.Masked().Contains(gw) && !gw.IsLinkLocalUnicast():
+		r.errorf(join(path, "gateway"), "%s is not on-link: it is outside %s, the network of %s", gw, p.Masked(), s.Address)
 	}
 }
 
