@@ -1,0 +1,158 @@
+// Package watch subscribes to the kernel's change notifications for what
+// braid converges: rtnetlink's link, address, route and rule groups, and
+// nftables' ruleset changes. It does not decode them: any notification means
+// "something changed", and the engine, which is level-triggered, observes
+// and diffs everything again.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Groups braid listens to on NETLINK_ROUTE (linux/rtnetlink.h).
+var routeGroups = []uint32{
+	unix.RTNLGRP_LINK,
+	unix.RTNLGRP_IPV4_IFADDR,
+	unix.RTNLGRP_IPV6_IFADDR,
+	unix.RTNLGRP_IPV4_ROUTE,
+	unix.RTNLGRP_IPV6_ROUTE,
+	unix.RTNLGRP_IPV4_RULE,
+	unix.RTNLGRP_IPV6_RULE,
+}
+
+// nfnlGroupNFTables is NFNLGRP_NFTABLES (linux/netfilter/nfnetlink.h).
+const nfnlGroupNFTables = 7
+
+// Kernel receives change notifications. Open it in the network namespace
+// to watch: its sockets stay there.
+type Kernel struct {
+	fds []int
+}
+
+// Open subscribes to the notifications. The sockets belong to the network
+// namespace of the calling thread.
+func Open() (*Kernel, error) {
+	k := &Kernel{}
+	rt, err := subscribe(unix.NETLINK_ROUTE, routeGroups)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to rtnetlink changes: %w", err)
+	}
+	k.fds = append(k.fds, rt)
+	nf, err := subscribe(unix.NETLINK_NETFILTER, []uint32{nfnlGroupNFTables})
+	if err != nil {
+		k.Close()
+		return nil, fmt.Errorf("subscribe to nftables changes: %w", err)
+	}
+	k.fds = append(k.fds, nf)
+	return k, nil
+}
+
+func subscribe(proto int, groups []uint32) (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	for _, g := range groups {
+		if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, int(g)); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("join group %d: %w", g, err)
+		}
+	}
+	// A burst larger than the buffer overflows it (ENOBUFS): that is still
+	// "something changed", so a modest buffer is enough.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	return fd, nil
+}
+
+// Run calls changed each time notifications arrive, until ctx ends or a
+// socket fails. Bursts read together are one call.
+func (k *Kernel) Run(ctx context.Context, changed func()) error {
+	// A pipe wakes the poll when ctx ends.
+	var wake [2]int
+	if err := unix.Pipe2(wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer unix.Close(wake[0])
+	defer unix.Close(wake[1])
+	stop := context.AfterFunc(ctx, func() { unix.Write(wake[1], []byte{0}) })
+	defer stop()
+
+	fds := make([]unix.PollFd, 0, len(k.fds)+1)
+	for _, fd := range k.fds {
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	fds = append(fds, unix.PollFd{Fd: int32(wake[0]), Events: unix.POLLIN})
+	buf := make([]byte, 1<<16)
+	for {
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("watch: poll: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		any := false
+		for i := range fds[:len(k.fds)] {
+			if fds[i].Revents == 0 {
+				continue
+			}
+			if k.drain(int(fds[i].Fd), buf) {
+				any = true
+			}
+		}
+		if any {
+			changed()
+		}
+	}
+}
+
+// drain reads every queued notification without blocking and reports
+// whether there was any (an overflow counts).
+func (k *Kernel) drain(fd int, buf []byte) bool {
+	got := false
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		switch {
+		case err == nil && n > 0:
+			got = true
+		case errors.Is(err, unix.ENOBUFS):
+			got = true // lost some: still a change
+		case errors.Is(err, unix.EINTR):
+		default:
+			return got
+		}
+	}
+}
+
+// Drain discards the notifications queued now, and reports whether there
+// were any. The daemon calls it after a pass: what is queued was caused by
+// the pass's own writes (or happened before its final observation).
+func (k *Kernel) Drain() bool {
+	buf := make([]byte, 1<<16)
+	got := false
+	for _, fd := range k.fds {
+		if k.drain(fd, buf) {
+			got = true
+		}
+	}
+	return got
+}
+
+// Close closes the sockets.
+func (k *Kernel) Close() error {
+	for _, fd := range k.fds {
+		unix.Close(fd)
+	}
+	k.fds = nil
+	return nil
+}

@@ -1,0 +1,51 @@
+package watch
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/internal/nstest"
+)
+
+func TestNotifiesOnRouteRuleAndNftablesChanges(t *testing.T) {
+	ns := nstest.New(t)
+	var k *Kernel
+	nstest.Do(t, ns, func() (err error) { k, err = Open(); return err })
+	defer k.Close()
+	var calls atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx, func() { calls.Add(1) }) }()
+	wait := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for calls.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		calls.Store(0)
+	}
+	nstest.Run(t, "ip", "-n", ns, "route", "add", "192.0.2.0/24", "dev", "lo", "table", "100")
+	wait("a route added")
+	nstest.Run(t, "ip", "-n", ns, "rule", "add", "pref", "100", "lookup", "100")
+	wait("a rule added")
+	nstest.In(t, ns, "nft", "add", "table", "inet", "x")
+	wait("an nftables table added")
+	// Drain discards what is queued without reporting it through Run.
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run returned %v", err)
+	}
+	nstest.Run(t, "ip", "-n", ns, "route", "del", "192.0.2.0/24", "dev", "lo", "table", "100")
+	time.Sleep(50 * time.Millisecond)
+	if !k.Drain() {
+		t.Error("Drain found nothing after a route was deleted")
+	}
+	if k.Drain() {
+		t.Error("a second Drain found more")
+	}
+}
