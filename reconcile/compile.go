@@ -323,13 +323,10 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcp, mptcp, health bool
+	var dhcp, health bool
 	for _, u := range spec.Uplinks {
 		if u.IPv4 != nil && u.IPv4.DHCP != nil {
 			dhcp = true
-		}
-		if u.MPTCP != nil && u.MPTCP.Mode != api.MPTCPOff {
-			mptcp = true
 		}
 		if u.Health != nil {
 			health = true
@@ -337,9 +334,6 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	}
 	if dhcp {
 		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
-	}
-	if mptcp {
-		note("uplinks[].mptcp", notConverged+" (MPTCP endpoints and limits)")
 	}
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")

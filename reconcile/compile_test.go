@@ -228,7 +228,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "management.allow management.probes lan.ipv6 uplinks[].mptcp uplinks[].health firewall tunnels aggregation dns"
+	want := "management.allow management.probes lan.ipv6 uplinks[].health firewall tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}

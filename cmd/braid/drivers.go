@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	"github.com/braid-router/braid/drivers/mptcp"
 	nl "github.com/braid-router/braid/drivers/netlink"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/failpoint"
@@ -24,7 +25,7 @@ func newDrivers(o driverOptions) ([]reconcile.Driver, error) {
 		return nil, err
 	}
 	drivers := []reconcile.Driver{netlink}
-	// MPTCP driver: appended here.
+	drivers = append(drivers, mptcp.New(mptcp.Options{Record: o.record, Writes: o.writes, Log: o.log}))
 	// nftables driver: appended here.
 	return drivers, nil
 }

@@ -61,10 +61,10 @@ type Driver struct {
 	log    *slog.Logger
 
 	mu sync.Mutex
-	// sock is the generic netlink socket, opened by New in the driver's
-	// namespace; pm is it with the family resolved, on first need (a spec
-	// without MPTCP works on a kernel without it).
+	// sock is the generic netlink socket to the path manager, opened by
+	// New in the driver's namespace; err is why it could not be.
 	sock *pm
+	err  error
 	// ifsock answers interface name and index look-ups (ioctl), in the
 	// driver's namespace.
 	ifsock int
@@ -78,28 +78,30 @@ type Driver struct {
 	closed bool
 }
 
-// New returns a driver whose sockets live in the network namespace of the
-// calling thread: braid runs it inside the namespace it converges.
-func New(opts Options) (*Driver, error) {
-	if opts.Record == nil {
-		return nil, errors.New("mptcp driver: Options.Record is required")
-	}
-	d := &Driver{rec: opts.Record, writes: opts.Writes, log: opts.Log}
+// New returns a driver whose sockets are opened now, in the network
+// namespace of the calling thread: braid runs it inside the namespace it
+// converges. It never fails itself: what went wrong opening it (no record,
+// no socket) is the error of its first Observe or Apply that needs it, so
+// that a spec without MPTCP still works where the kernel has none.
+func New(opts Options) *Driver {
+	d := &Driver{rec: opts.Record, writes: opts.Writes, log: opts.Log, ifsock: -1}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	if d.rec == nil {
+		d.err = errors.New("mptcp driver: Options.Record is required")
+		return d
+	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("mptcp driver: open interface socket: %w", err)
+		d.err = fmt.Errorf("mptcp driver: open interface socket: %w", err)
+		return d
 	}
 	d.ifsock = fd
-	s, err := dialPM()
-	if err != nil && !errors.Is(err, ErrUnsupported) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("mptcp driver: %w", err)
+	if d.sock, err = dialPM(); err != nil {
+		d.err = fmt.Errorf("mptcp driver: %w", err)
 	}
-	d.sock = s // nil when unsupported: conn says so when it is needed
-	return d, nil
+	return d
 }
 
 // Close releases the driver's sockets.
@@ -110,7 +112,10 @@ func (d *Driver) Close() error {
 		return nil
 	}
 	d.closed = true
-	err := unix.Close(d.ifsock)
+	var err error
+	if d.ifsock >= 0 {
+		err = unix.Close(d.ifsock)
+	}
 	if d.sock != nil {
 		err = errors.Join(err, d.sock.close())
 	}
@@ -121,11 +126,11 @@ func (d *Driver) Close() error {
 func (d *Driver) conn() (*pm, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	switch {
+	case d.closed:
 		return nil, errors.New("mptcp driver: closed")
-	}
-	if d.sock == nil {
-		return nil, fmt.Errorf("mptcp driver: %w", ErrUnsupported)
+	case d.err != nil:
+		return nil, d.err
 	}
 	return d.sock, nil
 }
@@ -162,6 +167,9 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 		case Limits:
 			wantLimits = true
 		}
+	}
+	if d.rec == nil {
+		return nil, d.err
 	}
 	recorded := d.rec.Keys(KindEndpoint)
 	limitsRecorded := d.rec.Has(KindLimits, limitsKey)
@@ -300,11 +308,11 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := d.PruneRecord(); err != nil {
-		return err
-	}
 	p, err := d.conn()
 	if err != nil {
+		return err
+	}
+	if err := d.PruneRecord(); err != nil {
 		return err
 	}
 	var wrote bool

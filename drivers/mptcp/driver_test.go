@@ -360,3 +360,15 @@ func TestObserveDoesNotWriteTheRecord(t *testing.T) {
 		t.Errorf("PruneRecord kept a stale entry (id %d)", id)
 	}
 }
+
+// A driver without a record says so on first use, and never panics.
+func TestNewWithoutRecord(t *testing.T) {
+	d := New(Options{})
+	defer d.Close()
+	if _, err := d.Observe(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "Record is required") {
+		t.Errorf("Observe: %v", err)
+	}
+	if err := d.Apply(context.Background(), planCreate(ep("10.0.0.1", "", FlagSubflow))); err == nil || !strings.Contains(err.Error(), "Record is required") {
+		t.Errorf("Apply: %v", err)
+	}
+}

@@ -65,9 +65,8 @@ func (r *rig) newDriver(rec *record.Record) *Driver {
 	log := slog.New(slog.NewTextHandler(tWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var d *Driver
 	nstest.Do(r.t, r.ns, func() error {
-		var err error
-		d, err = New(Options{Record: rec, Writes: r.writes, Log: log})
-		return err
+		d = New(Options{Record: rec, Writes: r.writes, Log: log})
+		return nil
 	})
 	r.t.Cleanup(func() { d.Close() })
 	return d
