@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ func (i item) Fields() []plan.Field {
 // their own packages.
 type memDriver struct {
 	kind    string
-	live    map[string]item
+	live    map[string]plan.Resource
 	foreign map[string]item
 	order   []string
 	log     *[]string
@@ -31,7 +32,7 @@ type memDriver struct {
 }
 
 func newMem(kind string, log *[]string) *memDriver {
-	return &memDriver{kind: kind, live: map[string]item{}, foreign: map[string]item{}, log: log}
+	return &memDriver{kind: kind, live: map[string]plan.Resource{}, foreign: map[string]item{}, log: log}
 }
 
 func (m *memDriver) Name() string              { return m.kind }
@@ -64,10 +65,10 @@ func (m *memDriver) Apply(_ context.Context, c plan.Change) error {
 	case plan.Delete:
 		delete(m.live, c.Address())
 	default:
-		if _, ok := m.live[c.Address()]; !ok {
+		if !slices.Contains(m.order, c.Address()) {
 			m.order = append(m.order, c.Address())
 		}
-		m.live[c.Address()] = c.After.(item)
+		m.live[c.Address()] = c.After
 	}
 	return nil
 }
@@ -184,7 +185,7 @@ func TestRefusedWriteRollsBackTheRun(t *testing.T) {
 	log = nil
 	p, _ = e.Plan(context.Background(), d)
 	e.Apply(context.Background(), p, ApplyOptions{})
-	if links.live["link[eth0]"].value != "up" {
+	if links.live["link[eth0]"].(item).value != "up" {
 		t.Error("without rollback, the applied change must stay")
 	}
 }

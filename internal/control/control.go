@@ -1,0 +1,123 @@
+// Package control is the daemon's local API: HTTP with JSON over a Unix
+// socket in the namespace's runtime directory, readable by root only.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SocketName is the socket's name in the runtime directory.
+const SocketName = "braid.sock"
+
+// Paths of the API.
+const (
+	PathStatus = "/v1/status"
+	PathFacts  = "/v1/facts"
+)
+
+// Serve serves handler on the socket in dir until ctx ends. The socket is
+// created with mode 0600 (root only) and removed on return.
+func Serve(ctx context.Context, dir string, handler http.Handler) error {
+	path := filepath.Join(dir, SocketName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	// A socket left by a crashed daemon: the namespace lock, held by the
+	// caller, proves nobody serves it.
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	defer os.Remove(path)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	return nil
+}
+
+// JSON is a handler that serves the value get returns as JSON.
+func JSON(get func() any) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(get())
+	})
+}
+
+// ErrNoDaemon is returned by the client when no daemon serves the socket.
+var ErrNoDaemon = errors.New("no braid daemon is running in this namespace")
+
+// Client talks to a daemon's socket.
+type Client struct {
+	dir  string
+	http *http.Client
+}
+
+// NewClient returns a client for the socket in dir.
+func NewClient(dir string) *Client {
+	path := filepath.Join(dir, SocketName)
+	return &Client{dir: dir, http: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+}
+
+// Get fetches path and decodes its JSON into v. It returns ErrNoDaemon
+// when nothing listens on the socket.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	return c.do(ctx, http.MethodGet, path, v)
+}
+
+// Post calls path and decodes the JSON answer into v (if not nil).
+func (c *Client) Post(ctx context.Context, path string, v any) error {
+	return c.do(ctx, http.MethodPost, path, v)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://braid"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &op) {
+			return ErrNoDaemon
+		}
+		return fmt.Errorf("daemon %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("daemon %s: %s: %s", path, resp.Status, b)
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("daemon %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Revision is one version of the spec as a source delivered it.
+type Revision struct {
+	// ID identifies the content: a hash for a file, a commit for git.
+	ID string
+	// Name is where it came from, for errors (a path, URL@commit:path).
+	Name string
+	// Data is the spec file's bytes.
+	Data []byte
+}
+
+// SpecSource is where the daemon reads its spec and learns that it
+// changed.
+type SpecSource interface {
+	String() string
+	Load(ctx context.Context) (Revision, error)
+	Watch(ctx context.Context, changed func()) error
+}
+
+// KernelWatcher delivers the kernel's change notifications.
+type KernelWatcher interface {
+	Run(ctx context.Context, changed func()) error
+	// Drain discards what is queued now.
+	Drain() bool
+}
+
+// Daemon converges continuously: at start, and whenever the spec, the
+// kernel or the facts change, on a periodic full pass, and when a polled
+// driver (one whose objects the kernel sends no events for) drifts.
+// Every pass recomputes everything. A failed pass is retried with backoff;
+// the daemon never exits because a pass failed.
+type Daemon struct {
+	Engine *Engine
+	Source SpecSource
+	// Kernel, if set, triggers a pass on every kernel change that braid's
+	// own writes did not cause.
+	Kernel KernelWatcher
+	// Facts, if set, delivers new facts; each triggers a pass.
+	Facts <-chan Facts
+	// Interval is the periodic full pass (default 1 minute).
+	Interval time.Duration
+	// Polled names the drivers whose objects are polled for drift, every
+	// PollInterval (default 2 s).
+	Polled       []string
+	PollInterval time.Duration
+	// Debounce gathers a burst of triggers into one pass (default 20 ms).
+	Debounce time.Duration
+	Log      *slog.Logger
+
+	triggers chan string
+	busy     atomic.Bool
+
+	mu     sync.Mutex
+	status Status
+	facts  Facts
+	// rev is the last revision loaded; good the last valid one, doc its
+	// parsed spec.
+	rev  Revision
+	good Revision
+	doc  *api.Document
+}
+
+// Status is what `braid status` shows.
+type Status struct {
+	Source string `json:"source"`
+	// Revision is the revision being converged (the last valid one).
+	Revision string `json:"revision,omitempty"`
+	// SpecError is why the newest revision is not applied, if it is not.
+	SpecError   string      `json:"specError,omitempty"`
+	RejectedRev string      `json:"rejectedRevision,omitempty"`
+	LastPass    *PassStatus `json:"lastPass,omitempty"`
+	Passes      uint64      `json:"passes"`
+	// Applying counts passes that changed something; Repairs those among
+	// them that no spec or fact change explains (drift repaired).
+	Applying  uint64          `json:"applyingPasses"`
+	Repairs   uint64          `json:"repairs"`
+	Failures  uint64          `json:"failedPasses"`
+	Objects   []plan.Status   `json:"objects"`
+	Conflicts []plan.Conflict `json:"conflicts"`
+	Notes     []plan.Note     `json:"notes"`
+	Facts     Facts           `json:"facts"`
+}
+
+// PassStatus describes one pass.
+type PassStatus struct {
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"`
+	Triggers []string      `json:"triggers"`
+	Changes  int           `json:"changes"`
+	Result   string        `json:"result"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Pass results.
+const (
+	ResultConverged = "converged"
+	ResultWaiting   = "waiting"
+	ResultFailed    = "error"
+)
+
+func (d *Daemon) defaults() {
+	if d.Interval <= 0 {
+		d.Interval = time.Minute
+	}
+	if d.PollInterval <= 0 {
+		d.PollInterval = 2 * time.Second
+	}
+	if d.Debounce <= 0 {
+		d.Debounce = 20 * time.Millisecond
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	d.triggers = make(chan string, 64)
+}
+
+// Trigger asks for a pass (SIGHUP: "reload" re-reads the spec).
+func (d *Daemon) Trigger(reason string) {
+	select {
+	case d.triggers <- reason:
+	default: // a pass is already pending
+	}
+}
+
+// Status returns a copy of the daemon's status.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	s.Objects = slices.Clone(s.Objects)
+	s.Facts = d.facts
+	return s
+}
+
+// CurrentFacts returns the facts the daemon converges with.
+func (d *Daemon) CurrentFacts() Facts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.facts
+}
+
+// Run converges until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.defaults()
+	d.mu.Lock()
+	d.status.Source = d.Source.String()
+	d.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := d.Source.Watch(ctx, func() { d.Trigger("spec") }); err != nil && ctx.Err() == nil {
+			d.Log.Error("watching the spec failed; only periodic passes will see changes", "source", d.Source.String(), "err", err)
+		}
+	}()
+	if d.Kernel != nil {
+		go func() {
+			err := d.Kernel.Run(ctx, func() {
+				if !d.busy.Load() {
+					d.Trigger("kernel")
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				d.Log.Error("watching the kernel failed; only periodic passes will repair drift", "err", err)
+			}
+		}()
+	}
+	full := time.NewTicker(d.Interval)
+	defer full.Stop()
+	var poll <-chan time.Time
+	if len(d.Polled) > 0 {
+		t := time.NewTicker(d.PollInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	var retry <-chan time.Time
+	backoff := time.Duration(0)
+	reasons := []string{"start", "spec"}
+	for {
+		if len(reasons) > 0 {
+			reasons = d.debounce(ctx, reasons)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err := d.pass(ctx, reasons); err != nil {
+				backoff = min(max(2*backoff, time.Second), time.Minute)
+				d.Log.Warn("pass failed; retrying", "in", backoff, "err", err)
+				retry = time.After(backoff)
+			} else {
+				backoff, retry = 0, nil
+			}
+			reasons = nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-d.triggers:
+			reasons = append(reasons, r)
+		case f, ok := <-d.Facts:
+			if !ok {
+				d.Facts = nil
+				continue
+			}
+			d.mu.Lock()
+			d.facts = f
+			d.mu.Unlock()
+			reasons = append(reasons, "facts")
+		case <-full.C:
+			reasons = append(reasons, "periodic")
+		case <-retry:
+			reasons = append(reasons, "retry")
+		case <-poll:
+			if d.drifted(ctx) {
+				reasons = append(reasons, "poll")
+			}
+		}
+	}
+}
+
+// debounce gathers the triggers that arrive within the debounce window.
+func (d *Daemon) debounce(ctx context.Context, reasons []string) []string {
+	t := time.NewTimer(d.Debounce)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return reasons
+		case r := <-d.triggers:
+			reasons = append(reasons, r)
+		case <-t.C:
+			slices.Sort(reasons)
+			return slices.Compact(reasons)
+		}
+	}
+}
+
+// load reads the spec if a trigger says it may have changed, and keeps the
+// last valid one when the new one is invalid.
+func (d *Daemon) load(ctx context.Context, reasons []string) error {
+	if d.doc != nil && !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "reload") {
+		return nil
+	}
+	rev, err := d.Source.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("read the spec from %s: %w", d.Source, err)
+	}
+	if rev.ID == "" {
+		sum := sha256.Sum256(rev.Data)
+		rev.ID = hex.EncodeToString(sum[:8])
+	}
+	if d.doc != nil && rev.ID == d.rev.ID {
+		return nil
+	}
+	d.rev = rev
+	doc, err := api.Parse(rev.Name, rev.Data)
+	if err == nil && doc.Kind != api.KindRouter {
+		err = fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", rev.Name, doc.Kind)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.status.SpecError, d.status.RejectedRev = err.Error(), rev.ID
+		if d.doc != nil {
+			d.Log.Error("the new spec is invalid; keeping the last good one", "revision", rev.ID, "kept", d.good.ID, "err", err)
+			return nil
+		}
+		return err
+	}
+	d.doc, d.good = doc, rev
+	d.status.Revision, d.status.SpecError, d.status.RejectedRev = rev.ID, "", ""
+	d.Log.Info("spec loaded", "source", d.Source.String(), "revision", rev.ID)
+	return nil
+}
+
+// pass converges once.
+func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
+	start := time.Now()
+	ps := &PassStatus{Start: start, Triggers: reasons}
+	var p *Plan
+	var res *Result
+	defer func() {
+		ps.Duration = time.Since(start)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.status.Passes++
+		switch {
+		case err != nil:
+			ps.Result, ps.Error = ResultFailed, err.Error()
+			d.status.Failures++
+		default:
+			ps.Result = ResultConverged
+		}
+		if p != nil {
+			ps.Changes = len(p.Changes)
+			if res == nil {
+				res = &Result{}
+			}
+			d.status.Objects = res.Statuses(p)
+			d.status.Conflicts, d.status.Notes = p.Conflicts, p.Notes
+			if len(p.Changes) > 0 {
+				d.status.Applying++
+				if !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "facts") && !slices.Contains(reasons, "start") {
+					d.status.Repairs++
+				}
+			}
+		}
+		d.status.LastPass = ps
+		d.Log.Info("pass", "triggers", reasons, "changes", ps.Changes, "result", ps.Result, "duration", ps.Duration.Round(time.Microsecond))
+	}()
+	if err := d.load(ctx, reasons); err != nil {
+		return err
+	}
+	desired, err := Compile(d.doc.Router, d.CurrentFacts())
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", d.good.Name, err)
+	}
+	d.busy.Store(true)
+	defer d.busy.Store(false)
+	p, err = d.Engine.Plan(ctx, desired)
+	if err != nil {
+		return err
+	}
+	if len(p.Changes) > 0 {
+		res, err = d.Engine.Apply(ctx, p, ApplyOptions{})
+		if err != nil {
+			return err
+		}
+	}
+	// Our own writes' notifications are queued by now: discard them, then
+	// observe once more. A change after this point triggers a new pass.
+	if d.Kernel != nil {
+		d.Kernel.Drain()
+	}
+	d.busy.Store(false)
+	if len(p.Changes) > 0 {
+		if err := d.Engine.Verify(ctx, desired); err != nil {
+			return err
+		}
+	}
+	if len(p.Conflicts) > 0 {
+		return fmt.Errorf("%d conflict(s) with foreign objects, left alone", len(p.Conflicts))
+	}
+	return nil
+}
+
+// drifted reports whether a polled driver's objects differ from the
+// desired state of the last good spec.
+func (d *Daemon) drifted(ctx context.Context) bool {
+	if d.doc == nil {
+		return false
+	}
+	desired, err := Compile(d.doc.Router, d.CurrentFacts())
+	if err != nil {
+		return false
+	}
+	changes, err := d.Engine.PlanDrivers(ctx, desired, d.Polled)
+	if err != nil {
+		d.Log.Warn("poll failed", "drivers", d.Polled, "err", err)
+		return false
+	}
+	return changes > 0
+}

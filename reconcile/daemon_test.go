@@ -1,0 +1,181 @@
+package reconcile
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// memSource is a spec source in memory.
+type memSource struct {
+	mu      sync.Mutex
+	data    string
+	changed func()
+	loads   int
+}
+
+func (m *memSource) String() string { return "memory" }
+func (m *memSource) Load(context.Context) (Revision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.loads++
+	return Revision{Name: "mem.yaml", Data: []byte(m.data)}, nil
+}
+func (m *memSource) Watch(ctx context.Context, changed func()) error {
+	m.mu.Lock()
+	m.changed = changed
+	m.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+func (m *memSource) set(data string) {
+	m.mu.Lock()
+	m.data = data
+	f := m.changed
+	m.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+const daemonSpec = `apiVersion: braid/v1alpha1
+kind: Router
+metadata: {name: d}
+spec:
+  uplinks:
+  - name: isp1
+    interface: wan1
+    ipv4: {static: {address: 10.101.0.2/24, gateway: 10.101.0.1}}
+`
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lockedDriver owns every resource and is safe for the daemon's goroutine
+// and the test's: the daemon's logic is tested here; the kernel drivers have
+// their own tests.
+type lockedDriver struct {
+	mu  sync.Mutex
+	mem *memDriver
+}
+
+func (l *lockedDriver) Name() string            { return "mem" }
+func (l *lockedDriver) Owns(plan.Resource) bool { return true }
+func (l *lockedDriver) Observe(ctx context.Context, d []plan.Resource) ([]plan.Observed, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mem.Observe(ctx, d)
+}
+func (l *lockedDriver) Apply(ctx context.Context, c plan.Change) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mem.Apply(ctx, c)
+}
+func (l *lockedDriver) writes() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(*l.mem.log)
+}
+
+// drift removes one live object, as someone's `ip route del` would.
+func (l *lockedDriver) drift() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.mem.live {
+		delete(l.mem.live, k)
+		return
+	}
+}
+
+func TestDaemonConvergesAndKeepsTheLastGoodSpec(t *testing.T) {
+	var log []string
+	drv := &lockedDriver{mem: newMem("any", &log)}
+	src := &memSource{data: daemonSpec}
+	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor(t, "the first pass", func() bool { return d.Status().Passes >= 1 })
+	st := d.Status()
+	if st.LastPass.Result != ResultConverged || st.Applying != 1 || st.Revision == "" {
+		t.Fatalf("first pass: %+v %+v", st, st.LastPass)
+	}
+	first := st.Revision
+	n := drv.writes()
+	// An edit is one more pass that applies it.
+	src.set(strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	waitFor(t, "the edit", func() bool { return d.Status().Revision != first })
+	waitFor(t, "the edit's pass", func() bool { return d.Status().Applying == 2 })
+	if st := d.Status(); st.Repairs != 0 {
+		t.Errorf("after an edit: repairs %d", st.Repairs)
+	}
+	if drv.writes() == n {
+		t.Error("the edit changed nothing")
+	}
+	good := d.Status().Revision
+	// An invalid edit keeps the last good spec and says why.
+	passes := d.Status().Passes
+	src.set(strings.Replace(daemonSpec, "interface:", "interfase:", 1))
+	waitFor(t, "the invalid edit", func() bool { st := d.Status(); return st.SpecError != "" && st.Passes > passes })
+	st = d.Status()
+	if st.Revision != good || !strings.Contains(st.SpecError, `unknown field "interfase"`) || st.RejectedRev == "" {
+		t.Errorf("invalid edit: %+v", st)
+	}
+	// Drift is repaired on a trigger, and counted as a repair.
+	drv.drift()
+	d.Trigger("kernel")
+	waitFor(t, "the repair", func() bool { return d.Status().Repairs == 1 })
+	// A periodic or triggered pass on a converged state writes nothing.
+	n = drv.writes()
+	passes = d.Status().Passes
+	d.Trigger("periodic")
+	waitFor(t, "a no-op pass", func() bool { return d.Status().Passes > passes })
+	if drv.writes() != n {
+		t.Error("a no-op pass wrote")
+	}
+}
+
+func TestDaemonRetriesAFailedPass(t *testing.T) {
+	var log []string
+	mem := newMem("any", &log)
+	drv := &lockedDriver{mem: mem}
+	// The kernel refuses the default route; the pass fails and is retried.
+	drv.mu.Lock()
+	mem.refuse = "route[main 0.0.0.0/0 metric 10]"
+	drv.mu.Unlock()
+	src := &memSource{data: daemonSpec}
+	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor(t, "a failed pass", func() bool { return d.Status().Failures >= 1 })
+	st := d.Status()
+	if !strings.Contains(st.LastPass.Error, "route[main 0.0.0.0/0 metric 10]") {
+		t.Errorf("last pass error %q does not name the object", st.LastPass.Error)
+	}
+	failed := false
+	for _, o := range st.Objects {
+		if o.Address == "route[main 0.0.0.0/0 metric 10]" && o.State == "error" {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Errorf("the refused object's status is not error: %+v", st.Objects)
+	}
+	drv.mu.Lock()
+	mem.refuse = ""
+	drv.mu.Unlock()
+	waitFor(t, "the retry to converge", func() bool { return d.Status().LastPass.Result == ResultConverged })
+}
