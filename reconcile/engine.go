@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/braid-router/braid/reconcile/plan"
@@ -334,4 +335,27 @@ func (e *Engine) Verify(ctx context.Context, d Desired) error {
 // Rollback undoes changes that Apply made, in reverse order.
 func (e *Engine) Rollback(ctx context.Context, applied []plan.Change) error {
 	return e.rollback(ctx, applied)
+}
+
+// PlanDrivers observes only the named drivers and returns how many changes
+// they need to reach d (the daemon polls drivers whose objects the kernel
+// sends no events for).
+func (e *Engine) PlanDrivers(ctx context.Context, d Desired, names []string) (int, error) {
+	parts, err := e.partition(d.Resources)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, drv := range e.Drivers {
+		if !slices.Contains(names, drv.Name()) {
+			continue
+		}
+		live, err := drv.Observe(ctx, parts[i])
+		if err != nil {
+			return 0, fmt.Errorf("observe %s: %w", drv.Name(), err)
+		}
+		changes, _ := plan.Diff(parts[i], live)
+		n += len(changes)
+	}
+	return n, nil
 }
