@@ -1,0 +1,419 @@
+package nftables
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	gnft "github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// tx assembles one transaction: the messages google/nftables builds for
+// each change, and which change each message belongs to.
+type tx struct {
+	b        *gnft.Conn
+	captured []netlink.Message
+	msgs     []netlink.Message
+	owner    []int
+	setID    uint32
+}
+
+// errCaptured stops google/nftables' Flush once it has handed over the
+// messages: tx sends them itself (see txConn).
+var errCaptured = errors.New("captured")
+
+func newTx() (*tx, error) {
+	t := &tx{}
+	b, err := gnft.New(gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		t.captured = append(t.captured, req...)
+		return nil, errCaptured
+	}))
+	if err != nil {
+		return nil, err
+	}
+	t.b = b
+	return t, nil
+}
+
+// emit records the messages fn builds as belonging to change ci.
+func (t *tx) emit(ci int, fn func(c *gnft.Conn) error) error {
+	if err := fn(t.b); err != nil {
+		return err
+	}
+	t.captured = t.captured[:0]
+	if err := t.b.Flush(); err != nil && !errors.Is(err, errCaptured) {
+		return err
+	}
+	for _, m := range t.captured {
+		switch m.Header.Type {
+		case unix.NFNL_MSG_BATCH_BEGIN, unix.NFNL_MSG_BATCH_END:
+			continue
+		}
+		t.msgs = append(t.msgs, m)
+		t.owner = append(t.owner, ci)
+	}
+	return nil
+}
+
+// maxElements bounds the elements of one message: the kernel takes them
+// in one attribute, whose length is 16 bits.
+const maxElements = 1024
+
+// addSet creates a set, then adds its elements in messages of at most
+// maxElements.
+func (t *tx) addSet(ci int, s Set) error {
+	t.setID++
+	gs := gset(s, t.setID)
+	if err := t.emit(ci, func(c *gnft.Conn) error { return c.AddSet(gs, nil) }); err != nil {
+		return err
+	}
+	return t.elements(ci, gs, s.Elements, true)
+}
+
+// elements adds (or deletes) ranges of a set.
+func (t *tx) elements(ci int, gs *gnft.Set, rs []Range, add bool) error {
+	elems := setElements(rs)
+	for len(elems) > 0 {
+		n := min(len(elems), maxElements)
+		chunk := elems[:n]
+		elems = elems[n:]
+		err := t.emit(ci, func(c *gnft.Conn) error {
+			if add {
+				return c.SetAddElements(gs, chunk)
+			}
+			return c.SetDeleteElements(gs, chunk)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func gset(s Set, id uint32) *gnft.Set {
+	kt := gnft.TypeIPAddr
+	if s.v6() {
+		kt = gnft.TypeIP6Addr
+	}
+	return &gnft.Set{Table: braidTable(), Name: s.Name, ID: id, Interval: s.Interval, KeyType: kt}
+}
+
+func gchain(c Chain) *gnft.Chain {
+	out := &gnft.Chain{Name: c.Name, Table: braidTable()}
+	if c.Hook == "" {
+		return out
+	}
+	for num, name := range hookNames {
+		if name == c.Hook {
+			out.Hooknum = gnft.ChainHookRef(num)
+		}
+	}
+	out.Priority = gnft.ChainPriorityRef(gnft.ChainPriority(c.Priority))
+	out.Type = gnft.ChainType(c.Type)
+	policy := gnft.ChainPolicyAccept
+	if c.Policy == "drop" {
+		policy = gnft.ChainPolicyDrop
+	}
+	out.Policy = &policy
+	return out
+}
+
+func grule(r Rule) *gnft.Rule {
+	return &gnft.Rule{
+		Table:    braidTable(),
+		Chain:    &gnft.Chain{Name: r.Chain, Table: braidTable()},
+		Exprs:    r.exprs,
+		UserData: encodeID(r.ID),
+	}
+}
+
+// build turns a run of changes into one transaction against what is live
+// now. The kernel processes a transaction in order, so it is built in
+// phases: the table, chains and sets (with element differences); new and
+// moved rules, each inserted before the next rule of its chain's desired
+// order that stays in place; rules changed in place; then deletes of
+// rules, sets and chains. A change already so (a delete of something
+// gone) builds nothing.
+func build(changes []plan.Change, l *live) (*tx, error) {
+	t, err := newTx()
+	if err != nil {
+		return nil, err
+	}
+	// Deleting the table deletes everything in it: one message.
+	for ci, c := range changes {
+		if _, ok := c.Resource().(Table); !ok || c.Action != plan.Delete {
+			continue
+		}
+		for _, o := range changes {
+			if o.Action != plan.Delete {
+				return nil, fmt.Errorf("%s %s in the pass that deletes the table", o.Action, o.Address())
+			}
+		}
+		if l.exists {
+			err := t.emit(ci, func(c *gnft.Conn) error { c.DelTable(braidTable()); return nil })
+			return t, err
+		}
+		return t, nil
+	}
+
+	gone := map[uint64]bool{}
+	flushed := map[string]bool{}
+	deleteRule := func(ci int, r Rule) error {
+		if r.handle == 0 || gone[r.handle] || flushed[r.Chain] {
+			return nil
+		}
+		gone[r.handle] = true
+		return t.emit(ci, func(c *gnft.Conn) error {
+			return c.DelRule(&gnft.Rule{Table: braidTable(), Chain: &gnft.Chain{Name: r.Chain, Table: braidTable()}, Handle: r.handle})
+		})
+	}
+
+	// Phase 1: table, chains, sets.
+	for ci, c := range changes {
+		if c.Action == plan.Delete {
+			continue
+		}
+		var err error
+		switch r := c.Resource().(type) {
+		case Table:
+			err = t.emit(ci, func(c *gnft.Conn) error {
+				c.AddTable(&gnft.Table{Name: TableName, Family: gnft.TableFamilyINet})
+				return nil
+			})
+		case Chain:
+			lc, ok := l.chain(r.Name)
+			switch {
+			case ok && lc == r:
+			case !ok || lc.sameBase(r):
+				err = t.emit(ci, func(c *gnft.Conn) error { c.AddChain(gchain(r)); return nil })
+			default:
+				// A base chain cannot change hook, type or priority:
+				// replace it, rules and all.
+				flushed[r.Name] = true
+				err = t.emit(ci, func(c *gnft.Conn) error {
+					c.FlushChain(gchain(lc))
+					c.DelChain(gchain(lc))
+					c.AddChain(gchain(r))
+					return nil
+				})
+			}
+		case Set:
+			ls, ok := l.set(r.Name)
+			switch {
+			case !ok:
+				err = t.addSet(ci, r)
+			case ls.sameKind(r):
+				add, del := elementDiff(ls.Elements, r.Elements)
+				t.setID++
+				gs := gset(r, t.setID)
+				if err = t.elements(ci, gs, del, false); err == nil {
+					err = t.elements(ci, gs, add, true)
+				}
+			default:
+				// Another type or flags: replace the set, and the rules
+				// that look it up (the plan creates them again).
+				for _, rules := range l.rules {
+					for _, lr := range rules {
+						if err == nil && lr.references(r.Name) {
+							err = deleteRule(ci, lr)
+						}
+					}
+				}
+				if err == nil {
+					err = t.emit(ci, func(c *gnft.Conn) error { c.DelSet(&gnft.Set{Table: braidTable(), Name: r.Name}); return nil })
+				}
+				if err == nil {
+					err = t.addSet(ci, r)
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.Action, c.Address(), err)
+		}
+	}
+
+	// Rules that leave their place in this transaction are no anchor for
+	// an insert: deleted ones, moved ones, and those gone with a replaced
+	// chain or set.
+	unstable := map[string]bool{}
+	for _, c := range changes {
+		r, ok := c.Resource().(Rule)
+		if !ok {
+			continue
+		}
+		if c.Action == plan.Delete || moved(c) {
+			unstable[r.Chain+"\x00"+r.ID] = true
+		}
+	}
+	anchor := func(r Rule) uint64 {
+		if r.seq == nil || flushed[r.Chain] {
+			return 0
+		}
+		for _, id := range r.seq.ids[r.idx+1:] {
+			if unstable[r.Chain+"\x00"+id] {
+				continue
+			}
+			if lr, ok := l.rule(r.Chain, id); ok && !gone[lr.handle] {
+				return lr.handle
+			}
+		}
+		return 0
+	}
+	current := func(r Rule) (Rule, bool) {
+		lr, ok := l.rule(r.Chain, r.ID)
+		if !ok || gone[lr.handle] || flushed[r.Chain] {
+			return Rule{}, false
+		}
+		return lr, true
+	}
+
+	// Phase 2: new and moved rules, in desired order.
+	type replace struct {
+		ci     int
+		r      Rule
+		handle uint64
+	}
+	var replaces []replace
+	var moves []replace
+	for ci, c := range changes {
+		r, ok := c.Resource().(Rule)
+		if !ok || c.Action == plan.Delete {
+			continue
+		}
+		lr, live := current(r)
+		if live && !moved(c) {
+			replaces = append(replaces, replace{ci, r, lr.handle})
+			continue
+		}
+		if live {
+			moves = append(moves, replace{ci, r, lr.handle})
+		}
+		gr := grule(r)
+		if h := anchor(r); h != 0 {
+			gr.Position = h
+			err = t.emit(ci, func(c *gnft.Conn) error { c.InsertRule(gr); return nil })
+		} else {
+			err = t.emit(ci, func(c *gnft.Conn) error { c.AddRule(gr); return nil })
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.Action, c.Address(), err)
+		}
+	}
+	// Phase 3: rules changed in place.
+	for _, rp := range replaces {
+		gr := grule(rp.r)
+		gr.Handle = rp.handle
+		if err := t.emit(rp.ci, func(c *gnft.Conn) error { c.ReplaceRule(gr); return nil }); err != nil {
+			return nil, fmt.Errorf("%s: %w", rp.r.Address(), err)
+		}
+	}
+	// Phase 4: deleted rules, and the old places of moved ones.
+	for _, mv := range moves {
+		lr, _ := current(mv.r)
+		if err := deleteRule(mv.ci, lr); err != nil {
+			return nil, fmt.Errorf("%s: %w", mv.r.Address(), err)
+		}
+	}
+	for ci, c := range changes {
+		r, ok := c.Resource().(Rule)
+		if !ok || c.Action != plan.Delete {
+			continue
+		}
+		if lr, ok := current(r); ok {
+			if err := deleteRule(ci, lr); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", c.Action, c.Address(), err)
+			}
+		}
+	}
+	// Phase 5: deleted sets and chains.
+	for ci, c := range changes {
+		if c.Action != plan.Delete {
+			continue
+		}
+		var err error
+		switch r := c.Resource().(type) {
+		case Set:
+			if _, ok := l.set(r.Name); ok {
+				err = t.emit(ci, func(c *gnft.Conn) error { c.DelSet(&gnft.Set{Table: braidTable(), Name: r.Name}); return nil })
+			}
+		case Chain:
+			if lc, ok := l.chain(r.Name); ok {
+				err = t.emit(ci, func(c *gnft.Conn) error {
+					c.FlushChain(gchain(lc))
+					c.DelChain(gchain(lc))
+					return nil
+				})
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.Action, c.Address(), err)
+		}
+	}
+	return t, nil
+}
+
+// moved reports whether a change moves a misplaced rule.
+func moved(c plan.Change) bool {
+	if c.Action != plan.Update {
+		return false
+	}
+	b, ok := c.Before.(Rule)
+	return ok && b.misplaced
+}
+
+// RefusedError is the kernel's refusal of a transaction: nothing in it was
+// applied. It names the changes whose messages the kernel refused.
+type RefusedError struct {
+	// Changes are the refused changes, with the kernel's error for each.
+	Changes []RefusedChange
+	// Total is the number of changes in the transaction.
+	Total int
+}
+
+// RefusedChange is one change the kernel refused, and why.
+type RefusedChange struct {
+	// Change is the refused change.
+	Change plan.Change
+	// Err is the kernel's error, with its explanation when it gave one.
+	Err error
+}
+
+func (e *RefusedError) Error() string {
+	var parts []string
+	for _, r := range e.Changes {
+		parts = append(parts, fmt.Sprintf("%s %s: %v", r.Change.Action, r.Change.Address(), r.Err))
+	}
+	what := fmt.Sprintf("%d changes, so none of them was", e.Total)
+	if e.Total == 1 {
+		what = "1 change, so it was not"
+	}
+	return fmt.Sprintf("the kernel refused the nftables transaction of %s applied: %s", what, strings.Join(parts, "; "))
+}
+
+// Unwrap returns the kernel's errors.
+func (e *RefusedError) Unwrap() []error {
+	out := make([]error, len(e.Changes))
+	for i, r := range e.Changes {
+		out[i] = r.Err
+	}
+	return out
+}
+
+// refusal maps the refused messages of a transaction to their changes.
+func refusal(changes []plan.Change, t *tx, refused []msgError) *RefusedError {
+	e := &RefusedError{Total: len(changes)}
+	seen := map[int]bool{}
+	for _, m := range refused {
+		ci := t.owner[m.index]
+		if seen[ci] {
+			continue
+		}
+		seen[ci] = true
+		e.Changes = append(e.Changes, RefusedChange{Change: changes[ci], Err: m.err()})
+	}
+	return e
+}

@@ -1,0 +1,345 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Stmt is one match or action of a rule. Rules are built from statements
+// (IIFName("lan0"), Accept(), ...), which emit the same expressions nft
+// would for the same text, so that `nft list` shows braid's rules as nft's
+// own.
+type Stmt struct {
+	exprs []expr.Any
+	err   error
+}
+
+// Registers, as nft allocates them.
+const (
+	reg1 = unix.NFT_REG_1
+	reg2 = unix.NFT_REG_2
+)
+
+// Protocol numbers used in matches.
+const (
+	nfprotoIPv4 = unix.NFPROTO_IPV4
+	nfprotoIPv6 = unix.NFPROTO_IPV6
+	protoICMP   = unix.IPPROTO_ICMP
+	protoTCP    = unix.IPPROTO_TCP
+	protoUDP    = unix.IPPROTO_UDP
+	protoICMPv6 = unix.IPPROTO_ICMPV6
+)
+
+// ifname pads an interface name as nft compares it: IFNAMSIZ bytes.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+func metaCmp(key expr.MetaKey, data []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: data},
+	}
+}
+
+// IIFName matches packets that arrived on the named interface.
+func IIFName(name string) Stmt {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return Stmt{err: fmt.Errorf("invalid interface name %q", name)}
+	}
+	return Stmt{exprs: metaCmp(expr.MetaKeyIIFNAME, ifname(name))}
+}
+
+// OIFName matches packets that leave by the named interface.
+func OIFName(name string) Stmt {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return Stmt{err: fmt.Errorf("invalid interface name %q", name)}
+	}
+	return Stmt{exprs: metaCmp(expr.MetaKeyOIFNAME, ifname(name))}
+}
+
+// Offsets of addresses in the IPv4 and IPv6 headers.
+const (
+	ip4Src, ip4Dst = 12, 16
+	ip6Src, ip6Dst = 8, 24
+)
+
+// addrMatch matches the source or destination address against p. Like
+// nft, it first matches the family (meta nfproto), without which the
+// header offsets mean nothing in an inet table.
+func addrMatch(p netip.Prefix, dst bool) Stmt {
+	if !p.IsValid() {
+		return Stmt{err: errors.New("invalid prefix")}
+	}
+	p = p.Masked()
+	proto, off := byte(nfprotoIPv4), uint32(ip4Src)
+	switch {
+	case p.Addr().Is6() && dst:
+		proto, off = nfprotoIPv6, ip6Dst
+	case p.Addr().Is6():
+		proto, off = nfprotoIPv6, ip6Src
+	case dst:
+		off = ip4Dst
+	}
+	out := metaCmp(expr.MetaKeyNFPROTO, []byte{proto})
+	if p.Bits() == 0 {
+		return Stmt{exprs: out}
+	}
+	n := uint32(p.Addr().BitLen() / 8)
+	out = append(out, &expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
+	if p.Bits() < p.Addr().BitLen() {
+		mask := netip.PrefixFrom(maxAddr(p.Addr().Is6()), p.Bits()).Masked().Addr().AsSlice()
+		out = append(out, &expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: n, Mask: mask, Xor: make([]byte, n)})
+	}
+	out = append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: p.Addr().AsSlice()})
+	return Stmt{exprs: out}
+}
+
+// SrcPrefix matches packets from p (ip saddr, or ip6 saddr).
+func SrcPrefix(p netip.Prefix) Stmt { return addrMatch(p, false) }
+
+// DstPrefix matches packets to p (ip daddr, or ip6 daddr).
+func DstPrefix(p netip.Prefix) Stmt { return addrMatch(p, true) }
+
+// inSet matches the source or destination address against a named set.
+func inSet(set string, v6, dst bool) Stmt {
+	proto, off := byte(nfprotoIPv4), uint32(ip4Src)
+	n := uint32(4)
+	switch {
+	case v6 && dst:
+		proto, off, n = nfprotoIPv6, ip6Dst, 16
+	case v6:
+		proto, off, n = nfprotoIPv6, ip6Src, 16
+	case dst:
+		off = ip4Dst
+	}
+	out := metaCmp(expr.MetaKeyNFPROTO, []byte{proto})
+	out = append(out,
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: reg1, SetName: set})
+	return Stmt{exprs: out}
+}
+
+// SrcInSet matches packets whose source address is in the named set.
+func SrcInSet(set string, v6 bool) Stmt { return inSet(set, v6, false) }
+
+// DstInSet matches packets whose destination address is in the named set.
+func DstInSet(set string, v6 bool) Stmt { return inSet(set, v6, true) }
+
+// DPort matches TCP or UDP packets ("tcp", "udp") to a port.
+func DPort(proto string, port int) Stmt {
+	var p byte
+	switch proto {
+	case "tcp":
+		p = protoTCP
+	case "udp":
+		p = protoUDP
+	default:
+		return Stmt{err: fmt.Errorf("unknown protocol %q", proto)}
+	}
+	if port < 1 || port > 65535 {
+		return Stmt{err: fmt.Errorf("invalid port %d", port)}
+	}
+	out := metaCmp(expr.MetaKeyL4PROTO, []byte{p})
+	out = append(out,
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.BigEndian.PutUint16(uint16(port))})
+	return Stmt{exprs: out}
+}
+
+func icmpMatch(proto byte, typ uint8) Stmt {
+	out := metaCmp(expr.MetaKeyL4PROTO, []byte{proto})
+	out = append(out,
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{typ}})
+	return Stmt{exprs: out}
+}
+
+// ICMP matches an ICMP (IPv4) message type.
+func ICMP(t ICMPType) Stmt { return icmpMatch(protoICMP, uint8(t)) }
+
+// ICMPv6 matches an ICMPv6 message type.
+func ICMPv6(t ICMPv6Type) Stmt { return icmpMatch(protoICMPv6, uint8(t)) }
+
+// Connection tracking states (ct state) for CtState.
+const (
+	CtInvalid     = expr.CtStateBitINVALID
+	CtEstablished = expr.CtStateBitESTABLISHED
+	CtRelated     = expr.CtStateBitRELATED
+	CtNew         = expr.CtStateBitNEW
+)
+
+// ctStatusDNAT is IPS_DST_NAT, the ct status bit of a destination-NATed
+// connection.
+const ctStatusDNAT = 1 << 5
+
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: key},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+	}
+}
+
+// CtState matches connections in any of the given states (CtEstablished |
+// CtRelated).
+func CtState(states uint32) Stmt {
+	if states == 0 {
+		return Stmt{err: errors.New("ct state: no state")}
+	}
+	return Stmt{exprs: ctBits(expr.CtKeySTATE, states)}
+}
+
+// CtStatusDNAT matches connections whose destination was translated (the
+// port forwards).
+func CtStatusDNAT() Stmt { return Stmt{exprs: ctBits(expr.CtKeySTATUS, ctStatusDNAT)} }
+
+// Accept accepts the packet.
+func Accept() Stmt { return Stmt{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}} }
+
+// Drop counts and drops the packet (the counter shows in `nft list`).
+func Drop() Stmt {
+	return Stmt{exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}}
+}
+
+// Masquerade rewrites the source to the outgoing interface's address.
+func Masquerade() Stmt { return Stmt{exprs: []expr.Any{&expr.Masq{}}} }
+
+// DNAT rewrites the destination to an IPv4 address and port.
+func DNAT(to netip.AddrPort) Stmt {
+	if !to.Addr().Is4() || to.Port() == 0 {
+		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 ADDRESS:PORT", to)}
+	}
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: to.Addr().AsSlice()},
+		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfprotoIPv4, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
+	}}
+}
+
+// SetMark sets the packet's mark (which policy rules can match).
+func SetMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+// Ruleset collects braid's table as the compiler builds it: named sets and
+// rules chain by chain, in order. Resources returns it as plan resources.
+// Errors (an unknown chain, a bad ID, an invalid statement, one ID wanted
+// with two different rules) are collected and returned by Resources.
+type Ruleset struct {
+	sets  []Set
+	rules map[string][]Rule
+	errs  []error
+}
+
+// NewRuleset returns an empty ruleset.
+func NewRuleset() *Ruleset { return &Ruleset{rules: map[string][]Rule{}} }
+
+// AddSet declares a named set of IPv4 (v6 false) or IPv6 addresses, with
+// intervals, holding prefixes (merged where they overlap or touch).
+func (rs *Ruleset) AddSet(name string, v6 bool, prefixes []netip.Prefix) {
+	if !validID(name) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set name %q: want 1 to %d characters without spaces or quotes", name, maxIDLen))
+		return
+	}
+	if slices.ContainsFunc(rs.sets, func(s Set) bool { return s.Name == name }) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set %s declared twice", name))
+		return
+	}
+	typ := typeIPv4
+	if v6 {
+		typ = typeIPv6
+	}
+	for _, p := range prefixes {
+		if !p.IsValid() || p.Addr().Is6() != v6 || p.Addr().Is4In6() {
+			rs.errs = append(rs.errs, fmt.Errorf("nftables set %s (%s): element %s is not of its family", name, typ, p))
+			return
+		}
+	}
+	rs.sets = append(rs.sets, Set{Name: name, Type: typ, Interval: true, Elements: rangesOf(prefixes)})
+}
+
+// Add appends a rule to a chain. id identifies the rule within its chain
+// across passes: the same purpose keeps the same ID, so that a change of
+// its content is an update of that rule.
+func (rs *Ruleset) Add(chain, id string, stmts ...Stmt) {
+	if _, ok := baseChain(chain); !ok {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables rule %s: no chain %q", id, chain))
+		return
+	}
+	if !validID(id) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables rule %s:%s: invalid ID (1 to %d characters, no spaces or quotes)", chain, id, maxIDLen))
+		return
+	}
+	var exprs []expr.Any
+	for _, s := range stmts {
+		if s.err != nil {
+			rs.errs = append(rs.errs, fmt.Errorf("nftables rule %s:%s: %w", chain, id, s.err))
+			return
+		}
+		exprs = append(exprs, s.exprs...)
+	}
+	r := Rule{Chain: chain, ID: id, exprs: exprs, text: render(exprs)}
+	for _, o := range rs.rules[chain] {
+		if o.ID != id {
+			continue
+		}
+		if o.text != r.text {
+			rs.errs = append(rs.errs, fmt.Errorf("nftables rule %s:%s is wanted twice: %q and %q", chain, id, o.text, r.text))
+		}
+		return
+	}
+	rs.rules[chain] = append(rs.rules[chain], r)
+}
+
+// Resources returns the table, its sets, the chains that have rules and
+// their rules, in the order they are created.
+func (rs *Ruleset) Resources() ([]plan.Resource, error) {
+	if err := errors.Join(rs.errs...); err != nil {
+		return nil, err
+	}
+	out := []plan.Resource{Table{}}
+	for _, s := range rs.sets {
+		out = append(out, s)
+	}
+	for _, name := range chainOrder {
+		if len(rs.rules[name]) > 0 {
+			c, _ := baseChain(name)
+			out = append(out, c)
+		}
+	}
+	for _, name := range chainOrder {
+		rules := rs.rules[name]
+		seq := &sequence{ids: make([]string, len(rules))}
+		for i := range rules {
+			seq.ids[i] = rules[i].ID
+		}
+		for i, r := range rules {
+			r.seq, r.idx = seq, i
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// hostUint32 reads a value nft keeps in host byte order (marks, ct bits).
+func hostUint32(b []byte) (uint32, bool) {
+	if len(b) != 4 {
+		return 0, false
+	}
+	return binary.NativeEndian.Uint32(b), true
+}

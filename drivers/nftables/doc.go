@@ -1,0 +1,53 @@
+// Package nftables converges braid's packet rules: NAT, the router's
+// firewall, port forwards, and the marks and sets for what routes cannot
+// express. Its Driver implements reconcile.Driver and
+// reconcile.BatchApplier.
+//
+// # Ownership
+//
+// Everything braid does with nftables lives in one table, `table inet
+// braid` (TableName), and nothing else: the table is the mark. Every
+// chain, set and rule in it is braid's, and nothing outside it is ever
+// read into a plan, changed or deleted. Another program's tables, chains
+// and rules are left as they are, whatever they contain; removing all of
+// braid's state is deleting its table.
+//
+// # Resources
+//
+//	nft.table[inet braid]                     state (active, or dormant)
+//	nft.chain[inet braid input]               type, hook, priority, policy
+//	nft.set[inet braid allow_v4]              type, flags, elements (a count)
+//	nft.rule[inet braid input:lan]            rule (nft's text, without the comment)
+//
+// A rule's ID is its identity within its chain across passes, stored in
+// the rule's user data as the comment nft shows (`comment "lan"`); the plan
+// names the rule that changed by it. Rules are compared by their text,
+// rendered the same way from the desired expressions and from the
+// kernel's (see render): handles and counters' values are not part of it.
+// A rule that is where the desired order does not want it is observed with
+// "position: out of order" and moved. A rule in braid's table without an
+// ID (added by hand) is observed as "handle-N" and deleted.
+//
+// A set's elements are address ranges; an observed set that differs from
+// the desired one says in its elements field what applying adds (+) and
+// removes (-), and applying changes only those elements, never the whole
+// set (kube-proxy's approach for large sets).
+//
+// # Transactions
+//
+// The engine hands the driver every nftables change of a pass at once
+// (ApplyBatch); they become one netlink transaction, which the kernel
+// applies entirely or not at all. It is built against the table as read
+// right before (handles, set elements), so a change already so (a delete
+// of a rule that is gone) writes nothing. A refused transaction changes
+// nothing and returns a *RefusedError naming the changes whose messages
+// the kernel refused, with its errors. Deleting the table (braid destroy)
+// is one message.
+//
+// # Cost
+//
+// Observe reads the table by name, the chains of the inet family (keeping
+// braid's: the kernel has no per-table chain dump), and the table's sets,
+// their elements and its rules, chain by chain. A converged table produces
+// no plan change and so no write.
+package nftables

@@ -1,0 +1,173 @@
+package nftables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	gnft "github.com/google/nftables"
+
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Options configures a Driver.
+type Options struct {
+	// Writes counts kernel writes; nil counts nothing. A transaction is
+	// one write to the kernel, but it is counted once per change it
+	// carried, when it commits: a change counts as written once it took
+	// effect, as with the other drivers, so that BRAID_FAILPOINT_WRITES=N
+	// still means "the Nth change" to a test that counts a plan's lines.
+	Writes *failpoint.Counter
+	// Log receives one line per applied change; nil discards.
+	Log *slog.Logger
+}
+
+// Driver converges braid's nftables table. It implements
+// reconcile.Driver and reconcile.BatchApplier. Its methods are safe for
+// concurrent use, though the engine calls them one at a time.
+type Driver struct {
+	writes *failpoint.Counter
+	log    *slog.Logger
+	// err is why the sockets could not be opened; every call returns it.
+	err  error
+	conn *gnft.Conn
+
+	mu sync.Mutex // serialises transactions on tx
+	tx *txConn
+}
+
+// New returns a driver whose sockets are in the network namespace of the
+// calling thread: braid runs the driver inside the namespace it converges.
+// If they cannot be opened, every call of the driver returns why.
+func New(opts Options) *Driver {
+	d := &Driver{writes: opts.Writes, log: opts.Log}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	conn, err := gnft.New(gnft.AsLasting())
+	if err != nil {
+		d.err = fmt.Errorf("nftables driver: open netfilter socket: %w", err)
+		return d
+	}
+	tx, err := dialTx()
+	if err != nil {
+		conn.CloseLasting()
+		d.err = fmt.Errorf("nftables driver: %w", err)
+		return d
+	}
+	d.conn, d.tx = conn, tx
+	return d
+}
+
+// Close releases the driver's sockets.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tx == nil {
+		return nil
+	}
+	err := errors.Join(d.conn.CloseLasting(), d.tx.close())
+	d.tx = nil
+	d.err = errors.New("nftables driver: closed")
+	return err
+}
+
+// Name implements reconcile.Driver.
+func (d *Driver) Name() string { return "nftables" }
+
+// Owns implements reconcile.Driver: braid's table, its chains, sets and
+// rules.
+func (d *Driver) Owns(r plan.Resource) bool {
+	switch r.(type) {
+	case Table, Chain, Set, Rule:
+		return true
+	}
+	return false
+}
+
+// Observe implements reconcile.Driver. It reads braid's table only (see
+// read) and returns, in apply order, the table, its chains, its sets and
+// its rules, compared with desired (see observe). Everything in the table
+// is braid's: nothing is foreign, and nothing outside it is returned.
+func (d *Driver) Observe(ctx context.Context, desired []plan.Resource) ([]plan.Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	l, err := d.read(func(string) bool { return true })
+	if err != nil {
+		return nil, fmt.Errorf("nftables driver: %w", err)
+	}
+	return observe(l, split(desired)), nil
+}
+
+// Apply implements reconcile.Driver: a transaction of one change.
+func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
+	_, err := d.ApplyBatch(ctx, []plan.Change{c})
+	return err
+}
+
+// ApplyBatch implements reconcile.BatchApplier: it applies a run of
+// changes as one atomic transaction, built against the table as it is
+// now (read again, so that deletes name live handles and sets change by
+// their element difference). Either every change takes effect or none
+// does: a refusal returns 0 and a *RefusedError naming the refused
+// changes with the kernel's reasons.
+func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	for _, c := range changes {
+		if !d.Owns(c.Resource()) {
+			return 0, fmt.Errorf("nftables driver: %s: not an nftables resource (%T)", c.Address(), c.Resource())
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return 0, d.err
+	}
+	need := map[string]bool{}
+	for _, c := range changes {
+		if s, ok := c.Resource().(Set); ok && c.Action != plan.Delete {
+			need[s.Name] = true
+		}
+	}
+	l, err := d.read(func(name string) bool { return need[name] })
+	if err != nil {
+		return 0, fmt.Errorf("nftables driver: %w", err)
+	}
+	t, err := build(changes, l)
+	if err != nil {
+		return 0, fmt.Errorf("nftables driver: %w", err)
+	}
+	refused, err := d.tx.commit(t.msgs)
+	switch {
+	case len(refused) > 0:
+		return 0, fmt.Errorf("nftables driver: %w", refusal(changes, t, refused))
+	case err != nil:
+		return 0, fmt.Errorf("nftables driver: transaction of %d changes: %w", len(changes), err)
+	}
+	wrote := len(t.msgs) > 0
+	for _, c := range changes {
+		if wrote {
+			d.writes.Wrote()
+		}
+		if d.log.Enabled(ctx, slog.LevelInfo) {
+			if wrote {
+				d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address())
+			} else {
+				d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address(), "already", true)
+			}
+		}
+	}
+	return len(changes), nil
+}

@@ -1,0 +1,373 @@
+package nftables
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// rig is a driver in a throwaway namespace, with a write counter. The
+// test's goroutine is locked into the namespace for the rest of the test
+// (as in drivers/netlink), so the driver's sockets open there.
+type rig struct {
+	t      *testing.T
+	ns     string
+	d      *Driver
+	writes *failpoint.Counter
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ns := nstest.New(t)
+	runtime.LockOSThread()
+	if err := netns.Enter(ns); err != nil {
+		t.Fatal(err)
+	}
+	writes := &failpoint.Counter{}
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := New(Options{Writes: writes, Log: log})
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return &rig{t: t, ns: ns, d: d, writes: writes}
+}
+
+// tWriter sends log lines to the test's log.
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// nft runs nft(8) in the rig's namespace.
+func (r *rig) nft(args ...string) string {
+	r.t.Helper()
+	return nstest.In(r.t, r.ns, "nft", args...)
+}
+
+// nftf loads a ruleset with nft -f.
+func (r *rig) nftf(ruleset string) {
+	r.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", r.ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.t.Fatalf("nft -f: %v\n%s\n%s", err, out, ruleset)
+	}
+}
+
+func (r *rig) plan(want []plan.Resource) []plan.Change {
+	r.t.Helper()
+	live, err := r.d.Observe(context.Background(), want)
+	if err != nil {
+		r.t.Fatalf("observe: %v", err)
+	}
+	changes, conflicts := plan.Diff(want, live)
+	if len(conflicts) > 0 {
+		r.t.Fatalf("conflicts in braid's own table: %v", conflicts)
+	}
+	return changes
+}
+
+// converge plans and applies the changes as one batch, as the engine does
+// (creates and updates, then deletes in reverse), and returns them.
+func (r *rig) converge(want []plan.Resource) []plan.Change {
+	r.t.Helper()
+	changes := r.plan(want)
+	if len(changes) == 0 {
+		return nil
+	}
+	n, err := r.d.ApplyBatch(context.Background(), changes)
+	if err != nil || n != len(changes) {
+		r.t.Fatalf("apply %d changes: %d applied: %v%s", len(changes), n, err, describe(changes))
+	}
+	return changes
+}
+
+// settled checks that a second plan is empty.
+func (r *rig) settled(want []plan.Resource) {
+	r.t.Helper()
+	if changes := r.plan(want); len(changes) != 0 {
+		r.t.Fatalf("plan after apply is not empty:%s", describe(changes))
+	}
+}
+
+func describe(cs []plan.Change) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
+		switch c.Action {
+		case plan.Update:
+			b.WriteString("  " + plan.Describe(c.Before) + "  ->  " + plan.Describe(c.After))
+		case plan.Create:
+			b.WriteString("  " + plan.Describe(c.After))
+		}
+	}
+	return b.String()
+}
+
+// actions summarises changes as "+addr", "~addr", "-addr", sorted.
+func actions(cs []plan.Change) []string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.Action.Symbol()+c.Address())
+	}
+	slices.Sort(s)
+	return s
+}
+
+func wantActions(t *testing.T, got []plan.Change, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if g := actions(got); !slices.Equal(g, want) {
+		t.Fatalf("changes:\n got  %q\n want %q%s", g, want, describe(got))
+	}
+}
+
+// listed is one rule as `nft -a list table inet braid` shows it.
+type listed struct {
+	chain, text, id string
+	handle          string
+}
+
+var (
+	chainLine   = regexp.MustCompile(`^\tchain (\S+) \{`)
+	ruleLine    = regexp.MustCompile(`^\t\t(.*?)(?: comment "([^"]*)")? # handle (\d+)$`)
+	counterVals = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+)
+
+// nftRules lists braid's rules as nft prints them: the independent oracle
+// for the text braid renders. Counters' values are dropped.
+func (r *rig) nftRules() []listed {
+	r.t.Helper()
+	var out []listed
+	chain := ""
+	for _, line := range strings.Split(r.nft("-a", "list", "table", "inet", TableName), "\n") {
+		if m := chainLine.FindStringSubmatch(line); m != nil {
+			chain = m[1]
+			continue
+		}
+		m := ruleLine.FindStringSubmatch(line)
+		if m == nil || chain == "" || strings.HasPrefix(m[1], "type ") {
+			continue
+		}
+		out = append(out, listed{chain: chain, text: counterVals.ReplaceAllString(m[1], "counter"), id: m[2], handle: m[3]})
+	}
+	return out
+}
+
+// nftJSON returns `nft -j list table FAMILY NAME`, or "" if it does not
+// exist.
+func (r *rig) nftJSON(family, name string) string {
+	r.t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "-j", "list", "table", family, name).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "No such file or directory") {
+			return ""
+		}
+		r.t.Fatalf("nft -j list table %s %s: %v\n%s", family, name, err, out)
+	}
+	return string(out)
+}
+
+// nftDoc decodes nft's JSON output into its objects, by kind.
+func nftDoc(t *testing.T, s string) map[string][]map[string]any {
+	t.Helper()
+	var doc struct {
+		Nftables []map[string]map[string]any `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(s), &doc); err != nil {
+		t.Fatalf("decode nft -j: %v\n%s", err, s)
+	}
+	out := map[string][]map[string]any{}
+	for _, o := range doc.Nftables {
+		for kind, v := range o {
+			out[kind] = append(out[kind], v)
+		}
+	}
+	return out
+}
+
+// monitor runs `nft monitor` in the namespace and collects its events.
+type monitor struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	events syncBuffer
+}
+
+func (r *rig) monitor() *monitor {
+	r.t.Helper()
+	m := &monitor{t: r.t, cmd: exec.Command("ip", "netns", "exec", r.ns, "nft", "monitor")}
+	m.cmd.Stdout, m.cmd.Stderr = &m.events, &m.events
+	if err := m.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { m.cmd.Process.Kill(); m.cmd.Wait() })
+	// The monitor is live once it shows our own change.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; !strings.Contains(m.events.String(), "monitorprobe"); i++ {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("nft monitor never showed a change:\n%s", m.events.String())
+		}
+		if i%10 == 0 {
+			r.nft("add", "table", "inet", "monitorprobe")
+			r.nft("delete", "table", "inet", "monitorprobe")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return m
+}
+
+// since returns the events after a mark (a length of the output), without
+// nft's "# new generation" comments.
+func (m *monitor) since(mark int) string {
+	time.Sleep(300 * time.Millisecond)
+	var out []string
+	for _, line := range strings.Split(m.events.String()[mark:], "\n") {
+		if line != "" && !strings.HasPrefix(line, "# ") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer process and a reader test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func pfxs(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = pfx(s)
+	}
+	return out
+}
+
+// resources builds a ruleset and fails the test on an error.
+func resources(t *testing.T, rs *Ruleset) []plan.Resource {
+	t.Helper()
+	out, err := rs.Resources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// config varies the sample ruleset.
+type config struct {
+	// dnat is the port forward's target; allow4 the allow_v4 set.
+	dnat   string
+	allow4 []netip.Prefix
+	// input adds rules at the end of the input chain, before its drop.
+	input func(rs *Ruleset)
+}
+
+// sample is a ruleset shaped like the lab box's: every kind of statement
+// braid uses, in every chain.
+func sample(t *testing.T) []plan.Resource {
+	t.Helper()
+	return sampleWith(t, config{})
+}
+
+func sampleWith(t *testing.T, cfg config) []plan.Resource {
+	t.Helper()
+	if cfg.dnat == "" {
+		cfg.dnat = "192.168.50.10:80"
+	}
+	if cfg.allow4 == nil {
+		cfg.allow4 = pfxs("192.168.50.0/24")
+	}
+	rs := NewRuleset()
+	rs.AddSet("allow_v4", false, cfg.allow4)
+	rs.AddSet("allow_v6", true, pfxs("2001:db8:50::/64"))
+	rs.AddSet("egress_isp1_v4", false, nil)
+	rs.AddSet("egress_isp1_v6", true, nil)
+	rs.Add(ChainMangle, "egress-isp1-v4", DstInSet("egress_isp1_v4", false), SetMark(7101))
+	rs.Add(ChainMangle, "egress-isp1-v6", DstInSet("egress_isp1_v6", true), SetMark(7101))
+	rs.Add(ChainDNAT, "forward-tcp-8080-wan1", IIFName("wan1"), DPort("tcp", 8080), DNAT(netip.MustParseAddrPort(cfg.dnat)))
+	rs.Add(ChainInput, "established", CtState(CtEstablished|CtRelated), Accept())
+	rs.Add(ChainInput, "invalid", CtState(CtInvalid), Drop())
+	rs.Add(ChainInput, "loopback", IIFName("lo"), Accept())
+	rs.Add(ChainInput, "lan", IIFName("lan0"), Accept())
+	rs.Add(ChainInput, "allow-v4", SrcInSet("allow_v4", false), Accept())
+	rs.Add(ChainInput, "allow-v6", SrcInSet("allow_v6", true), Accept())
+	rs.Add(ChainInput, "icmp-echo-request", ICMP(ICMPEchoRequest), Accept())
+	rs.Add(ChainInput, "icmpv6-nd-neighbor-solicit", ICMPv6(ICMPv6NeighborSolicit), Accept())
+	rs.Add(ChainInput, "mld-listener-query", SrcPrefix(pfx("fe80::/10")), ICMPv6(ICMPv6MLDQuery), Accept())
+	rs.Add(ChainInput, "dhcpv6-wan1", IIFName("wan1"), SrcPrefix(pfx("fe80::/10")), DPort("udp", 546), Accept())
+	rs.Add(ChainInput, "open-tcp-22-wan1-from-198.51.100.0/24", IIFName("wan1"), SrcPrefix(pfx("198.51.100.0/24")), DPort("tcp", 22), Accept())
+	if cfg.input != nil {
+		cfg.input(rs)
+	}
+	rs.Add(ChainInput, "drop-wan1", IIFName("wan1"), Drop())
+	rs.Add(ChainForward, "established", CtState(CtEstablished|CtRelated), Accept())
+	rs.Add(ChainForward, "lan-wan1", IIFName("lan0"), OIFName("wan1"), Accept())
+	rs.Add(ChainForward, "dnat", CtStatusDNAT(), Accept())
+	rs.Add(ChainForward, "forward6-tcp-8080-wan1", IIFName("wan1"), DstPrefix(pfx("2001:db8:50::10/128")), DPort("tcp", 8080), Accept())
+	rs.Add(ChainForward, "drop-wan1", IIFName("wan1"), Drop())
+	rs.Add(ChainSNAT, "masquerade-wan1-192.168.50.0/24", OIFName("wan1"), SrcPrefix(pfx("192.168.50.0/24")), Masquerade())
+	return resources(t, rs)
+}
+
+func ruleTexts(rs []plan.Resource) map[string]string {
+	out := map[string]string{}
+	for _, r := range rs {
+		if r, ok := r.(Rule); ok {
+			out[r.Chain+":"+r.ID] = r.Text()
+		}
+	}
+	return out
+}
+
+func fmtMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %s\n", k, m[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,671 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/nftables/expr"
+)
+
+// ICMPType is an ICMP (IPv4) message type.
+type ICMPType uint8
+
+// ICMP message types braid's firewall names.
+const (
+	ICMPEchoReply        ICMPType = 0
+	ICMPDestUnreachable  ICMPType = 3
+	ICMPEchoRequest      ICMPType = 8
+	ICMPTimeExceeded     ICMPType = 11
+	ICMPParameterProblem ICMPType = 12
+)
+
+var icmpNames = map[uint8]string{
+	0: "echo-reply", 3: "destination-unreachable", 4: "source-quench", 5: "redirect",
+	8: "echo-request", 9: "router-advertisement", 10: "router-solicitation",
+	11: "time-exceeded", 12: "parameter-problem", 13: "timestamp-request",
+	14: "timestamp-reply", 15: "info-request", 16: "info-reply",
+	17: "address-mask-request", 18: "address-mask-reply",
+}
+
+// String is nft's name for the type.
+func (t ICMPType) String() string { return typeName(icmpNames, uint8(t)) }
+
+// ICMPv6Type is an ICMPv6 message type.
+type ICMPv6Type uint8
+
+// ICMPv6 message types braid's firewall names (RFC 4890's).
+const (
+	ICMPv6DestUnreachable  ICMPv6Type = 1
+	ICMPv6PacketTooBig     ICMPv6Type = 2
+	ICMPv6TimeExceeded     ICMPv6Type = 3
+	ICMPv6ParameterProblem ICMPv6Type = 4
+	ICMPv6EchoRequest      ICMPv6Type = 128
+	ICMPv6EchoReply        ICMPv6Type = 129
+	ICMPv6MLDQuery         ICMPv6Type = 130
+	ICMPv6MLDReport        ICMPv6Type = 131
+	ICMPv6MLDDone          ICMPv6Type = 132
+	ICMPv6RouterSolicit    ICMPv6Type = 133
+	ICMPv6RouterAdvert     ICMPv6Type = 134
+	ICMPv6NeighborSolicit  ICMPv6Type = 135
+	ICMPv6NeighborAdvert   ICMPv6Type = 136
+	ICMPv6MLD2Report       ICMPv6Type = 143
+)
+
+var icmpv6Names = map[uint8]string{
+	1: "destination-unreachable", 2: "packet-too-big", 3: "time-exceeded",
+	4: "parameter-problem", 128: "echo-request", 129: "echo-reply",
+	130: "mld-listener-query", 131: "mld-listener-report", 132: "mld-listener-done",
+	133: "nd-router-solicit", 134: "nd-router-advert", 135: "nd-neighbor-solicit",
+	136: "nd-neighbor-advert", 137: "nd-redirect", 138: "router-renumbering",
+	141: "ind-neighbor-solicit", 142: "ind-neighbor-advert", 143: "mld2-listener-report",
+}
+
+// String is nft's name for the type.
+func (t ICMPv6Type) String() string { return typeName(icmpv6Names, uint8(t)) }
+
+func typeName(names map[uint8]string, t uint8) string {
+	if n, ok := names[t]; ok {
+		return n
+	}
+	return strconv.Itoa(int(t))
+}
+
+var l4Names = map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite"}
+
+var ctStateNames = []struct {
+	bit  uint32
+	name string
+}{{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {64, "untracked"}}
+
+var ctStatusNames = []struct {
+	bit  uint32
+	name string
+}{{1, "expected"}, {2, "seen-reply"}, {4, "assured"}, {8, "confirmed"}, {16, "snat"}, {32, "dnat"}, {512, "dying"}}
+
+// render writes a rule's expressions as nft-like text: what `nft list`
+// shows, without the comment and with counters' values left out. It is
+// how rules are compared (a desired rule and the kernel's copy of it
+// render the same), so it is faithful: every expression and field that
+// changes what the rule does shows up, and what it does not recognise it
+// writes out in full. Like nft, it leaves out a protocol match that a
+// later match implies (meta nfproto ipv4 before ip saddr, meta l4proto tcp
+// before tcp dport); a header match with no such dependency before it is
+// written raw (@nh,96,32), as nft does.
+func render(exprs []expr.Any) string {
+	r := renderer{regs: map[uint32]load{}, nfTok: -1, l4Tok: -1}
+	for _, e := range exprs {
+		r.expr(e)
+	}
+	var b strings.Builder
+	for _, t := range r.toks {
+		if t.elided {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(t.s)
+	}
+	return printable(b.String())
+}
+
+// printable escapes control characters and invalid UTF-8 (names and data
+// from the kernel may hold anything), so that a rule is one plain line in
+// a plan or on a terminal.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, "\\x%02x", c)
+			}
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// load is what an expression left in a register.
+type load struct {
+	kind loadKind
+	meta expr.MetaKey
+	base expr.PayloadBase
+	off  uint32
+	n    uint32
+	ct   expr.CtKey
+	data []byte // immediate
+	mask []byte // a bitwise AND applied to it
+}
+
+type loadKind int
+
+const (
+	loadNone loadKind = iota
+	loadMeta
+	loadPayload
+	loadCt
+	loadImm
+)
+
+type token struct {
+	s      string
+	elided bool
+}
+
+type renderer struct {
+	toks []token
+	regs map[uint32]load
+	// The protocol context set by meta nfproto and meta l4proto matches,
+	// and the tokens that set it (elided when a later match uses it).
+	nfproto byte
+	nfSet   bool
+	nfTok   int
+	l4proto byte
+	l4Set   bool
+	l4Tok   int
+}
+
+func (r *renderer) emit(s string) int {
+	r.toks = append(r.toks, token{s: s})
+	return len(r.toks) - 1
+}
+
+// raw writes an expression braid does not recognise, with all its fields.
+func (r *renderer) raw(e expr.Any) {
+	name := strings.TrimPrefix(fmt.Sprintf("%T", e), "*expr.")
+	fields := strings.TrimPrefix(fmt.Sprintf("%+v", e), "&")
+	r.emit("[" + name + fields + "]")
+}
+
+func (r *renderer) expr(e expr.Any) {
+	switch e := e.(type) {
+	case *expr.Meta:
+		if e.SourceRegister {
+			l, ok := r.regs[e.Register]
+			if !ok || l.kind != loadImm || e.Key != expr.MetaKeyMARK {
+				r.raw(e)
+				return
+			}
+			if v, ok := hostUint32(l.data); ok {
+				r.emit(fmt.Sprintf("meta mark set 0x%08x", v))
+				return
+			}
+			r.raw(e)
+			return
+		}
+		r.regs[e.Register] = load{kind: loadMeta, meta: e.Key}
+	case *expr.Payload:
+		if e.OperationType != expr.PayloadLoad || e.CsumType != expr.CsumTypeNone || e.CsumFlags != 0 {
+			r.raw(e)
+			return
+		}
+		r.regs[e.DestRegister] = load{kind: loadPayload, base: e.Base, off: e.Offset, n: e.Len}
+	case *expr.Ct:
+		if e.SourceRegister || e.Direction != 0 {
+			r.raw(e)
+			return
+		}
+		r.regs[e.Register] = load{kind: loadCt, ct: e.Key}
+	case *expr.Immediate:
+		r.regs[e.Register] = load{kind: loadImm, data: e.Data}
+	case *expr.Bitwise:
+		l, ok := r.regs[e.SourceRegister]
+		if !ok || l.mask != nil || !allZero(e.Xor) || len(e.Mask) != int(e.Len) {
+			r.raw(e)
+			delete(r.regs, e.DestRegister)
+			return
+		}
+		l.mask = e.Mask
+		r.regs[e.DestRegister] = l
+	case *expr.Cmp:
+		r.cmp(e)
+	case *expr.Lookup:
+		l, ok := r.regs[e.SourceRegister]
+		if !ok || e.IsDestRegSet || e.SetName == "" {
+			r.raw(e)
+			return
+		}
+		left, _, ok := r.left(l)
+		if !ok {
+			r.raw(e)
+			return
+		}
+		op := " "
+		if e.Invert {
+			op = " != "
+		}
+		r.emit(left + op + "@" + e.SetName)
+	case *expr.Verdict:
+		r.verdict(e)
+	case *expr.Counter:
+		r.emit("counter")
+	case *expr.Masq:
+		if e.ToPorts || e.RegProtoMin != 0 || e.RegProtoMax != 0 {
+			r.raw(e)
+			return
+		}
+		r.emit("masquerade" + natFlags(e.Random, e.FullyRandom, e.Persistent))
+	case *expr.NAT:
+		r.nat(e)
+	default:
+		r.raw(e)
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func natFlags(random, fully, persistent bool) string {
+	var s string
+	if random {
+		s += " random"
+	}
+	if fully {
+		s += " fully-random"
+	}
+	if persistent {
+		s += " persistent"
+	}
+	return s
+}
+
+func (r *renderer) verdict(v *expr.Verdict) {
+	switch v.Kind {
+	case expr.VerdictAccept:
+		r.emit("accept")
+	case expr.VerdictDrop:
+		r.emit("drop")
+	case expr.VerdictReturn:
+		r.emit("return")
+	case expr.VerdictContinue:
+		r.emit("continue")
+	case expr.VerdictJump:
+		r.emit("jump " + v.Chain)
+	case expr.VerdictGoto:
+		r.emit("goto " + v.Chain)
+	default:
+		r.raw(v)
+	}
+}
+
+func (r *renderer) nat(e *expr.NAT) {
+	kind := map[expr.NATType]string{expr.NATTypeDestNAT: "dnat", expr.NATTypeSourceNAT: "snat"}[e.Type]
+	fam := map[uint32]string{nfprotoIPv4: "ip", nfprotoIPv6: "ip6"}[e.Family]
+	amin, ok1 := r.regs[e.RegAddrMin]
+	amax, ok2 := r.regs[e.RegAddrMax]
+	if kind == "" || fam == "" || e.RegAddrMin == 0 || !ok1 || amin.kind != loadImm || e.Prefix ||
+		(e.RegAddrMax != 0 && (!ok2 || amax.kind != loadImm)) {
+		r.raw(e)
+		return
+	}
+	addr := func(b []byte) (string, bool) {
+		a, ok := netip.AddrFromSlice(b)
+		if !ok || a.Is6() != (fam == "ip6") {
+			return "", false
+		}
+		if a.Is6() {
+			return "[" + a.String() + "]", true
+		}
+		return a.String(), true
+	}
+	to, ok := addr(amin.data)
+	if !ok {
+		r.raw(e)
+		return
+	}
+	if e.RegAddrMax != 0 && e.RegAddrMax != e.RegAddrMin && string(amax.data) != string(amin.data) {
+		hi, ok := addr(amax.data)
+		if !ok {
+			r.raw(e)
+			return
+		}
+		to += "-" + hi
+	}
+	if e.RegProtoMin != 0 {
+		pmin, ok := r.regs[e.RegProtoMin]
+		if !ok || pmin.kind != loadImm || len(pmin.data) != 2 {
+			r.raw(e)
+			return
+		}
+		to += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(pmin.data)))
+		if e.RegProtoMax != 0 && e.RegProtoMax != e.RegProtoMin {
+			pmax, ok := r.regs[e.RegProtoMax]
+			if !ok || pmax.kind != loadImm || len(pmax.data) != 2 {
+				r.raw(e)
+				return
+			}
+			if string(pmax.data) != string(pmin.data) {
+				to += "-" + strconv.Itoa(int(binary.BigEndian.Uint16(pmax.data)))
+			}
+		}
+	}
+	r.emit(kind + " " + fam + " to " + to + natFlags(e.Random, e.FullyRandom, e.Persistent))
+}
+
+// opText is how nft writes a comparison (equality is implicit).
+func opText(op expr.CmpOp) string {
+	switch op {
+	case expr.CmpOpEq:
+		return " "
+	case expr.CmpOpNeq:
+		return " != "
+	case expr.CmpOpLt:
+		return " < "
+	case expr.CmpOpLte:
+		return " <= "
+	case expr.CmpOpGt:
+		return " > "
+	case expr.CmpOpGte:
+		return " >= "
+	}
+	return fmt.Sprintf(" op%d ", op)
+}
+
+// value kinds of a left-hand side.
+type valueKind int
+
+const (
+	valHex valueKind = iota
+	valString
+	valNFProto
+	valL4Proto
+	valU32
+	valAddr
+	valPort
+	valICMP
+	valICMPv6
+	valCtState
+	valCtStatus
+)
+
+// left describes what a register holds, as the left side of a match, and
+// how to write the value it is compared with. It marks the protocol match
+// it relies on as implied.
+func (r *renderer) left(l load) (string, valueKind, bool) {
+	switch l.kind {
+	case loadMeta:
+		switch l.meta {
+		case expr.MetaKeyNFPROTO:
+			return "meta nfproto", valNFProto, true
+		case expr.MetaKeyL4PROTO:
+			return "meta l4proto", valL4Proto, true
+		case expr.MetaKeyIIFNAME:
+			return "iifname", valString, true
+		case expr.MetaKeyOIFNAME:
+			return "oifname", valString, true
+		case expr.MetaKeyMARK:
+			return "meta mark", valU32, true
+		case expr.MetaKeyIIF:
+			return "iif", valU32, true
+		case expr.MetaKeyOIF:
+			return "oif", valU32, true
+		}
+		return "meta key" + strconv.Itoa(int(l.meta)), valHex, true
+	case loadCt:
+		switch l.ct {
+		case expr.CtKeySTATE:
+			return "ct state", valCtState, true
+		case expr.CtKeySTATUS:
+			return "ct status", valCtStatus, true
+		case expr.CtKeyMARK:
+			return "ct mark", valU32, true
+		}
+		return "ct key" + strconv.Itoa(int(l.ct)), valHex, true
+	case loadPayload:
+		switch l.base {
+		case expr.PayloadBaseNetworkHeader:
+			if name, ok := r.netField(l); ok {
+				return name, valAddr, true
+			}
+			return fmt.Sprintf("@nh,%d,%d", l.off*8, l.n*8), valHex, true
+		case expr.PayloadBaseTransportHeader:
+			if name, kind, ok := r.transportField(l); ok {
+				return name, kind, true
+			}
+			return fmt.Sprintf("@th,%d,%d", l.off*8, l.n*8), valHex, true
+		case expr.PayloadBaseLLHeader:
+			return fmt.Sprintf("@ll,%d,%d", l.off*8, l.n*8), valHex, true
+		}
+	case loadImm:
+		return "", valHex, false
+	}
+	return "", valHex, false
+}
+
+// netField names an address field of the IPv4 or IPv6 header, loaded in
+// full or in part (nft loads only the bytes a prefix needs), when a meta
+// nfproto match says which header it is.
+func (r *renderer) netField(l load) (string, bool) {
+	if !r.nfSet {
+		return "", false
+	}
+	var name string
+	var start, size uint32
+	switch {
+	case r.nfproto == nfprotoIPv4 && l.off == ip4Src:
+		name, start, size = "ip saddr", ip4Src, 4
+	case r.nfproto == nfprotoIPv4 && l.off == ip4Dst:
+		name, start, size = "ip daddr", ip4Dst, 4
+	case r.nfproto == nfprotoIPv6 && l.off == ip6Src:
+		name, start, size = "ip6 saddr", ip6Src, 16
+	case r.nfproto == nfprotoIPv6 && l.off == ip6Dst:
+		name, start, size = "ip6 daddr", ip6Dst, 16
+	default:
+		return "", false
+	}
+	if l.off != start || l.n == 0 || l.n > size {
+		return "", false
+	}
+	r.elide(r.nfTok)
+	return name, true
+}
+
+// transportField names a field of the TCP, UDP, ICMP or ICMPv6 header when
+// a meta l4proto match says which header it is.
+func (r *renderer) transportField(l load) (string, valueKind, bool) {
+	if !r.l4Set {
+		return "", valHex, false
+	}
+	var name string
+	var kind valueKind
+	switch p := r.l4proto; {
+	case (p == protoTCP || p == protoUDP) && l.off == 0 && l.n == 2:
+		name, kind = l4Names[p]+" sport", valPort
+	case (p == protoTCP || p == protoUDP) && l.off == 2 && l.n == 2:
+		name, kind = l4Names[p]+" dport", valPort
+	case p == protoICMP && l.off == 0 && l.n == 1:
+		name, kind = "icmp type", valICMP
+	case p == protoICMPv6 && l.off == 0 && l.n == 1:
+		name, kind = "icmpv6 type", valICMPv6
+	default:
+		return "", valHex, false
+	}
+	r.elide(r.l4Tok)
+	return name, kind, true
+}
+
+func (r *renderer) elide(i int) {
+	if i >= 0 && i < len(r.toks) {
+		r.toks[i].elided = true
+	}
+}
+
+func (r *renderer) cmp(c *expr.Cmp) {
+	l, ok := r.regs[c.Register]
+	if !ok {
+		r.raw(c)
+		return
+	}
+	left, kind, ok := r.left(l)
+	if !ok {
+		r.raw(c)
+		return
+	}
+	// ct state/status bits: (x & mask) != 0 is "any of these".
+	if (kind == valCtState || kind == valCtStatus) && l.mask != nil && c.Op == expr.CmpOpNeq && allZero(c.Data) {
+		if names, ok := bitNames(kind, l.mask); ok {
+			r.emit(left + " " + names)
+			return
+		}
+	}
+	if l.mask != nil && kind != valAddr {
+		left = "(" + left + " & 0x" + hex.EncodeToString(l.mask) + ")"
+		kind = valHex
+	}
+	val, ok := value(kind, c.Data, l)
+	if !ok {
+		val, kind = "0x"+hex.EncodeToString(c.Data), valHex
+	}
+	i := r.emit(left + opText(c.Op) + val)
+	if c.Op != expr.CmpOpEq || len(c.Data) != 1 {
+		return
+	}
+	switch {
+	case kind == valNFProto && l.mask == nil:
+		r.nfproto, r.nfSet, r.nfTok = c.Data[0], true, i
+	case kind == valL4Proto && l.mask == nil:
+		r.l4proto, r.l4Set, r.l4Tok = c.Data[0], true, i
+	}
+}
+
+// bitNames writes a ct state or status mask as nft's comma-separated names.
+func bitNames(kind valueKind, mask []byte) (string, bool) {
+	v, ok := hostUint32(mask)
+	if !ok || v == 0 {
+		return "", false
+	}
+	names := ctStateNames
+	if kind == valCtStatus {
+		names = ctStatusNames
+	}
+	var out []string
+	for _, n := range names {
+		if v&n.bit != 0 {
+			out = append(out, n.name)
+			v &^= n.bit
+		}
+	}
+	if v != 0 {
+		out = append(out, "0x"+strconv.FormatUint(uint64(v), 16))
+	}
+	return strings.Join(out, ","), true
+}
+
+// value writes the value a match compares with.
+func value(kind valueKind, b []byte, l load) (string, bool) {
+	switch kind {
+	case valString:
+		s := strings.TrimRight(string(b), "\x00")
+		if strings.ContainsRune(s, 0) {
+			return "", false
+		}
+		if len(s) == len(b) && len(b) < 16 {
+			// No NUL within IFNAMSIZ: a prefix match (nft's "eth*").
+			return strconv.Quote(s + "*"), true
+		}
+		return strconv.Quote(s), true
+	case valNFProto:
+		if len(b) != 1 {
+			return "", false
+		}
+		switch b[0] {
+		case nfprotoIPv4:
+			return "ipv4", true
+		case nfprotoIPv6:
+			return "ipv6", true
+		}
+		return strconv.Itoa(int(b[0])), true
+	case valL4Proto:
+		if len(b) != 1 {
+			return "", false
+		}
+		if n, ok := l4Names[b[0]]; ok {
+			return n, true
+		}
+		return strconv.Itoa(int(b[0])), true
+	case valU32:
+		v, ok := hostUint32(b)
+		return fmt.Sprintf("0x%08x", v), ok
+	case valPort:
+		if len(b) != 2 {
+			return "", false
+		}
+		return strconv.Itoa(int(binary.BigEndian.Uint16(b))), true
+	case valICMP:
+		if len(b) != 1 {
+			return "", false
+		}
+		return ICMPType(b[0]).String(), true
+	case valICMPv6:
+		if len(b) != 1 {
+			return "", false
+		}
+		return ICMPv6Type(b[0]).String(), true
+	case valAddr:
+		return addrValue(b, l)
+	}
+	return "", false
+}
+
+// addrValue writes an address match: the compared bytes, as a prefix of
+// the bits the load and mask cover.
+func addrValue(b []byte, l load) (string, bool) {
+	size := 4
+	if l.off == ip6Src || l.off == ip6Dst {
+		size = 16
+	}
+	if len(b) != int(l.n) {
+		return "", false
+	}
+	full := make([]byte, size)
+	copy(full, b)
+	nbits := int(l.n) * 8
+	if l.mask != nil {
+		ones := 0
+		for i, m := range l.mask {
+			ones += bits.OnesCount8(m)
+			// The mask must be a prefix: leading ones only.
+			if m != 0xff && i+1 < len(l.mask) && !allZero(l.mask[i+1:]) {
+				return "", false
+			}
+			if bits.LeadingZeros8(^m) != bits.OnesCount8(m) {
+				return "", false
+			}
+		}
+		nbits = ones
+	}
+	a, _ := netip.AddrFromSlice(full)
+	p := netip.PrefixFrom(a, nbits)
+	if p.Masked() != p {
+		return "", false
+	}
+	if nbits == size*8 {
+		return a.String(), true
+	}
+	return p.String(), true
+}
