@@ -5,6 +5,7 @@ import (
 
 	"github.com/braid-router/braid/drivers/mptcp"
 	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/record"
@@ -26,6 +27,6 @@ func newDrivers(o driverOptions) ([]reconcile.Driver, error) {
 	}
 	drivers := []reconcile.Driver{netlink}
 	drivers = append(drivers, mptcp.New(mptcp.Options{Record: o.record, Writes: o.writes, Log: o.log}))
-	// nftables driver: appended here.
+	drivers = append(drivers, nftables.New(nftables.Options{Writes: o.writes, Log: o.log}))
 	return drivers, nil
 }
