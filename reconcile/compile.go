@@ -314,9 +314,6 @@ func (c *compiler) note(section, msg string) {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if m := spec.Management; m != nil && len(m.Allow) > 0 {
-		note("management.allow", notConverged+" (the firewall driver keeps these open)")
-	}
 	if m := spec.Management; m != nil && len(m.Probes) > 0 {
 		note("management.probes", notConverged+" (the daemon checks them after a change)")
 	}
@@ -337,9 +334,6 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	}
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")
-	}
-	if f := spec.Firewall; f != nil && (len(f.Open) > 0 || len(f.Forward) > 0) {
-		note("firewall", notConverged+" (nftables)")
 	}
 	if len(spec.Tunnels) > 0 {
 		note("tunnels", notConverged+" (L2TP/PPP)")

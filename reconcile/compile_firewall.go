@@ -1,9 +1,328 @@
 package reconcile
 
-import "github.com/braid-router/braid/api"
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/braid-router/braid/api"
+	nft "github.com/braid-router/braid/drivers/nftables"
+)
+
+// Rule sets of the router firewall (RFC 4890 for ICMPv6).
+var (
+	// inputICMP are the ICMP messages the box accepts from anywhere.
+	inputICMP = []nft.ICMPType{nft.ICMPEchoRequest, nft.ICMPDestUnreachable, nft.ICMPTimeExceeded, nft.ICMPParameterProblem}
+	// inputICMPv6 are the ICMPv6 messages the box accepts from anywhere:
+	// errors, echo, and neighbour discovery and router discovery (which
+	// the kernel itself checks, hop limit 255 and all).
+	inputICMPv6 = []nft.ICMPv6Type{
+		nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem,
+		nft.ICMPv6EchoRequest, nft.ICMPv6EchoReply,
+		nft.ICMPv6RouterSolicit, nft.ICMPv6RouterAdvert, nft.ICMPv6NeighborSolicit, nft.ICMPv6NeighborAdvert,
+	}
+	// inputMLD are the multicast listener messages the box accepts from
+	// link-local sources only.
+	inputMLD = []nft.ICMPv6Type{nft.ICMPv6MLDQuery, nft.ICMPv6MLDReport, nft.ICMPv6MLDDone, nft.ICMPv6MLD2Report}
+	// forwardICMPv6 are the ICMPv6 messages routed in transit, whatever
+	// the direction: without them path MTU discovery breaks.
+	forwardICMPv6 = []nft.ICMPv6Type{
+		nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem,
+		nft.ICMPv6EchoRequest, nft.ICMPv6EchoReply,
+	}
+	linkLocal = netip.MustParsePrefix("fe80::/10")
+)
+
+// DHCP client ports: replies to the uplinks' DHCP sessions (DHCPv6 from
+// the server's link-local address).
+const (
+	dhcp4Client = 68
+	dhcp6Client = 546
+)
+
+// egressSet names the set of destinations that leave by an uplink.
+func egressSet(uplink string, v6 bool) string {
+	if v6 {
+		return "egress_" + uplink + "_v6"
+	}
+	return "egress_" + uplink + "_v4"
+}
+
+// fwUplink is what the firewall needs of an uplink.
+type fwUplink struct {
+	name, link string
+	table      int
+}
 
 // firewall compiles NAT, the router firewall, port forwards, marks and
-// sets into the nftables driver's resources (c.nftObjs).
+// sets into the nftables driver's resources (c.nftObjs): braid's table
+// `inet braid`.
+//
+//   - prerouting_mangle marks packets to an uplink's egress sets with the
+//     uplink's table number (filled by per-domain egress later);
+//   - prerouting_nat forwards IPv4 ports to LAN hosts (firewall.forward);
+//   - input accepts established traffic, loopback, the LAN,
+//     management.allow, the ICMP and ICMPv6 of RFC 4890, DHCP replies on
+//     uplinks and firewall.open, then drops what arrives on an uplink;
+//     the policy accepts, so interfaces braid does not manage are never
+//     cut off;
+//   - forward accepts established traffic, transit ICMPv6, LAN to uplinks,
+//     port forwards (ct status dnat) and IPv6 forwards (routed, no NAT),
+//     then drops what arrives on an uplink;
+//   - postrouting_nat masquerades the LAN's IPv4 prefixes out of each
+//     uplink. IPv6 is routed, never NATed.
 func (c *compiler) firewall(spec *api.RouterSpec) error {
+	rs := nft.NewRuleset()
+	var lanIf string
+	var lan4 []netip.Prefix
+	if l := spec.LAN; l != nil {
+		lanIf = l.Interface
+		for _, a := range l.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return fmt.Errorf("lan.addresses: %w", err)
+			}
+			if p = p.Masked(); p.Addr().Is4() && !slices.Contains(lan4, p) {
+				lan4 = append(lan4, p)
+			}
+		}
+	}
+	uplinks := make([]fwUplink, 0, len(spec.Uplinks))
+	for _, u := range spec.Uplinks {
+		uplinks = append(uplinks, fwUplink{name: u.Name, link: u.Interface, table: u.Table})
+	}
+	var allow4, allow6 []netip.Prefix
+	if m := spec.Management; m != nil {
+		for i, s := range m.Allow {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("management.allow[%d]: %w", i, err)
+			}
+			if p.Addr().Is4() {
+				allow4 = append(allow4, p)
+			} else {
+				allow6 = append(allow6, p)
+			}
+		}
+	}
+	fw := spec.Firewall
+	if fw == nil {
+		fw = &api.Firewall{}
+	}
+	dnat, forward6, err := forwards(fw.Forward, uplinks)
+	if err != nil {
+		return err
+	}
+
+	// Sets.
+	if len(allow4) > 0 {
+		rs.AddSet("allow_v4", false, allow4)
+	}
+	if len(allow6) > 0 {
+		rs.AddSet("allow_v6", true, allow6)
+	}
+	for _, u := range uplinks {
+		rs.AddSet(egressSet(u.name, false), false, nil)
+		rs.AddSet(egressSet(u.name, true), true, nil)
+	}
+
+	// Marks: an uplink's egress destinations leave by its table (the
+	// policy rule fwmark TABLE lookup TABLE maps the mark).
+	for _, u := range uplinks {
+		for _, v6 := range []bool{false, true} {
+			id := "egress-" + u.name + "-v4"
+			if v6 {
+				id = "egress-" + u.name + "-v6"
+			}
+			rs.Add(nft.ChainMangle, id, nft.DstInSet(egressSet(u.name, v6), v6), nft.SetMark(uint32(u.table)))
+		}
+	}
+
+	// Port forwards to IPv4 hosts.
+	for _, r := range dnat {
+		rs.Add(nft.ChainDNAT, r.id, r.stmts...)
+	}
+
+	// The router's own firewall.
+	rs.Add(nft.ChainInput, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
+	rs.Add(nft.ChainInput, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
+	rs.Add(nft.ChainInput, "loopback", nft.IIFName("lo"), nft.Accept())
+	if lanIf != "" {
+		rs.Add(nft.ChainInput, "lan", nft.IIFName(lanIf), nft.Accept())
+	}
+	if len(allow4) > 0 {
+		rs.Add(nft.ChainInput, "allow-v4", nft.SrcInSet("allow_v4", false), nft.Accept())
+	}
+	if len(allow6) > 0 {
+		rs.Add(nft.ChainInput, "allow-v6", nft.SrcInSet("allow_v6", true), nft.Accept())
+	}
+	for _, t := range inputICMP {
+		rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
+	}
+	for _, t := range inputICMPv6 {
+		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+	}
+	for _, t := range inputMLD {
+		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.SrcPrefix(linkLocal), nft.ICMPv6(t), nft.Accept())
+	}
+	for _, u := range uplinks {
+		rs.Add(nft.ChainInput, "dhcpv4-"+u.name, nft.IIFName(u.link), nft.DPort("udp", dhcp4Client), nft.Accept())
+		rs.Add(nft.ChainInput, "dhcpv6-"+u.name, nft.IIFName(u.link), nft.SrcPrefix(linkLocal), nft.DPort("udp", dhcp6Client), nft.Accept())
+	}
+	for i, o := range fw.Open {
+		from, err := prefixes(o.From)
+		if err != nil {
+			return fmt.Errorf("firewall.open[%d].from: %w", i, err)
+		}
+		proto := cmp.Or(o.Proto, api.DefaultProto)
+		id := "open-" + proto + "-" + strconv.Itoa(o.Port)
+		for _, u := range uplinks {
+			for _, f := range fromOrAny(from) {
+				stmts := []nft.Stmt{nft.IIFName(u.link)}
+				if f.IsValid() {
+					stmts = append(stmts, nft.SrcPrefix(f))
+				}
+				stmts = append(stmts, nft.DPort(proto, o.Port), nft.Accept())
+				rs.Add(nft.ChainInput, id+"-"+u.name+fromID(f), stmts...)
+			}
+		}
+	}
+	for _, u := range uplinks {
+		rs.Add(nft.ChainInput, "drop-"+u.name, nft.IIFName(u.link), nft.Drop())
+	}
+
+	// What the box routes.
+	rs.Add(nft.ChainForward, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
+	rs.Add(nft.ChainForward, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
+	for _, t := range forwardICMPv6 {
+		rs.Add(nft.ChainForward, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+	}
+	if lanIf != "" {
+		for _, u := range uplinks {
+			rs.Add(nft.ChainForward, "lan-"+u.name, nft.IIFName(lanIf), nft.OIFName(u.link), nft.Accept())
+		}
+	}
+	// Port forwards, braid's and any other program's.
+	rs.Add(nft.ChainForward, "dnat", nft.CtStatusDNAT(), nft.Accept())
+	for _, r := range forward6 {
+		rs.Add(nft.ChainForward, r.id, r.stmts...)
+	}
+	for _, u := range uplinks {
+		rs.Add(nft.ChainForward, "drop-"+u.name, nft.IIFName(u.link), nft.Drop())
+	}
+
+	// NAT of the LAN's IPv4.
+	for _, u := range uplinks {
+		for _, p := range lan4 {
+			rs.Add(nft.ChainSNAT, "masquerade-"+u.name+"-"+p.String(), nft.OIFName(u.link), nft.SrcPrefix(p), nft.Masquerade())
+		}
+	}
+
+	objs, err := rs.Resources()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	c.nftObjs = append(c.nftObjs, objs...)
 	return nil
+}
+
+// fwRule is a rule compiled before its chain's turn.
+type fwRule struct {
+	id    string
+	stmts []nft.Stmt
+}
+
+// forwards compiles firewall.forward: DNAT rules for IPv4 hosts, forward
+// accept rules for IPv6 hosts (routed, so the port cannot change).
+func forwards(fs []api.PortForward, uplinks []fwUplink) (dnat, forward6 []fwRule, err error) {
+	type key struct {
+		proto string
+		port  int
+		v6    bool
+	}
+	seen := map[key]int{}
+	for i, f := range fs {
+		to, err := netip.ParseAddrPort(f.To)
+		if err != nil {
+			return nil, nil, fmt.Errorf("firewall.forward[%d].to: %w", i, err)
+		}
+		to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+		v6 := to.Addr().Is6()
+		proto := cmp.Or(f.Proto, api.DefaultProto)
+		k := key{proto, f.Port, v6}
+		if j, ok := seen[k]; ok {
+			return nil, nil, fmt.Errorf("firewall.forward[%d]: %s port %d is already forwarded to an %s host by firewall.forward[%d]", i, proto, f.Port, family(to.Addr()), j)
+		}
+		seen[k] = i
+		if v6 && int(to.Port()) != f.Port {
+			return nil, nil, fmt.Errorf("firewall.forward[%d]: IPv6 is routed, never NATed: a forward to %s keeps its port, so port must be %d, not %d", i, to, to.Port(), f.Port)
+		}
+		all, err := prefixes(f.From)
+		if err != nil {
+			return nil, nil, fmt.Errorf("firewall.forward[%d].from: %w", i, err)
+		}
+		var from []netip.Prefix
+		for _, p := range all {
+			if p.Addr().Is6() == v6 {
+				from = append(from, p)
+			}
+		}
+		if len(all) > 0 && len(from) == 0 {
+			return nil, nil, fmt.Errorf("firewall.forward[%d].from: no %s prefix for a forward to an %s host", i, family(to.Addr()), family(to.Addr()))
+		}
+		id := "forward-" + proto + "-" + strconv.Itoa(f.Port)
+		for _, u := range uplinks {
+			for _, p := range fromOrAny(from) {
+				stmts := []nft.Stmt{nft.IIFName(u.link)}
+				if v6 {
+					stmts = append(stmts, nft.DstPrefix(netip.PrefixFrom(to.Addr(), 128)))
+				}
+				if p.IsValid() {
+					stmts = append(stmts, nft.SrcPrefix(p))
+				}
+				stmts = append(stmts, nft.DPort(proto, f.Port))
+				r := fwRule{id: id + "-" + u.name + fromID(p)}
+				if v6 {
+					r.stmts = append(stmts, nft.Accept())
+					forward6 = append(forward6, r)
+				} else {
+					r.stmts = append(stmts, nft.DNAT(to))
+					dnat = append(dnat, r)
+				}
+			}
+		}
+	}
+	return dnat, forward6, nil
+}
+
+// prefixes parses a list of networks, masked.
+func prefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// fromOrAny is the sources a rule is written for: each prefix, or one
+// rule for any source (an invalid prefix).
+func fromOrAny(from []netip.Prefix) []netip.Prefix {
+	if len(from) == 0 {
+		return []netip.Prefix{{}}
+	}
+	return from
+}
+
+// fromID is the part of a rule ID that names its source prefix.
+func fromID(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return "-from-" + p.String()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/drivers/mptcp"
 	nl "github.com/braid-router/braid/drivers/netlink"
+	nft "github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -144,6 +145,8 @@ func TestCompileMPTCPDefaultsAndOrder(t *testing.T) {
 					t.Errorf("the first MPTCP resource is %s, want the limits", r.Address())
 				}
 			}
+		case nft.Table, nft.Chain, nft.Set, nft.Rule:
+			// nftables comes after MPTCP in apply order.
 		default:
 			if first >= 0 {
 				t.Errorf("%s comes after the MPTCP resources", r.Address())
