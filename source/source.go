@@ -82,6 +82,7 @@ type Source interface {
 
 var (
 	_ Source = (*File)(nil)
+	_ Source = (*Git)(nil)
 )
 
 // contentID is the Revision ID of a file's content.
