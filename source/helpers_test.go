@@ -1,7 +1,9 @@
 package source
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -93,4 +95,28 @@ func (w *watcher) settle() {
 			return
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a logger in
+// a background goroutine, a server's stderr).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// slogTo returns a logger that writes text lines to b.
+func slogTo(b *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
