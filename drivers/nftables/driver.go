@@ -114,8 +114,8 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 
 // ApplyBatch implements reconcile.BatchApplier: it applies a run of
 // changes as one atomic transaction, built against the table as it is
-// now (read again, so that deletes name live handles and sets change by
-// their element difference). Either every change takes effect or none
+// now (read again, so that deletes name live handles; sets change by the
+// difference between their observed and desired elements). Either every change takes effect or none
 // does: a refusal returns 0 and a *RefusedError naming the refused
 // changes with the kernel's reasons.
 func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, error) {
@@ -135,15 +135,31 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, er
 	if d.err != nil {
 		return 0, d.err
 	}
+	// The elements of a set to update are those of the observation the
+	// plan was made from (the engine plans and applies under the
+	// namespace's lock): reading a large set again would cost more than
+	// the change. Those of a set to create are read, in case it exists.
+	observed := map[string][]Range{}
 	need := map[string]bool{}
 	for _, c := range changes {
-		if s, ok := c.Resource().(Set); ok && c.Action != plan.Delete {
+		s, ok := c.Resource().(Set)
+		if !ok || c.Action == plan.Delete {
+			continue
+		}
+		if before, ok := c.Before.(Set); ok && c.Action == plan.Update {
+			observed[s.Name] = before.Elements
+		} else {
 			need[s.Name] = true
 		}
 	}
 	l, err := d.read(func(name string) bool { return need[name] })
 	if err != nil {
 		return 0, fmt.Errorf("nftables driver: %w", err)
+	}
+	for i, s := range l.sets {
+		if e, ok := observed[s.Name]; ok {
+			l.sets[i].Elements = e
+		}
 	}
 	t, err := build(changes, l)
 	if err != nil {
