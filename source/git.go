@@ -124,12 +124,13 @@ type Git struct {
 	// transport is this source's own transport for its scheme.
 	transport transport.Transport
 
-	mu sync.Mutex // serializes Load; guards the fields below
+	mu sync.Mutex // serializes Load and the cache; guards mem
 	// mem is the in-memory clone when Dir is "".
 	mem *memory.Storage
-	// known is the remote's hash for ref as of the last successful Load
-	// (or the last notification), the ref's object, not necessarily a
-	// commit (an annotated tag).
+
+	knownMu sync.Mutex // held only briefly, so Watch never waits for a Load
+	// known is the remote's hash for Ref as of the last successful Load:
+	// the ref's object, not necessarily a commit (an annotated tag).
 	known plumbing.Hash
 }
 
@@ -260,40 +261,44 @@ func (g *Git) Load(ctx context.Context) (Revision, error) {
 	if err != nil {
 		return Revision{}, err
 	}
-	rev, fixable, err := g.load(ctx, remote)
+	rev, got, fixable, err := g.load(ctx, remote)
 	if err != nil && fixable && ctx.Err() == nil {
 		g.log.Warn("git cache unusable; fetching again from scratch", "source", g.String(), "err", err)
 		if rerr := g.resetCache(); rerr != nil {
 			return Revision{}, errors.Join(err, rerr)
 		}
-		rev, _, err = g.load(ctx, remote)
+		rev, got, _, err = g.load(ctx, remote)
 	}
 	if err != nil {
 		return Revision{}, err
 	}
-	g.known = remote
+	g.knownMu.Lock()
+	g.known = got
+	g.knownMu.Unlock()
 	return rev, nil
 }
 
 // load brings the object remote names into the cache, unless it is there,
-// and reads the spec from it. fixable says the failure may be the cache's,
-// and worth one more try with a fresh one.
-func (g *Git) load(ctx context.Context, remote plumbing.Hash) (rev Revision, fixable bool, err error) {
+// and reads the spec from it. It returns the ref's hash it read (the ref
+// may have moved since it was listed). fixable says the failure may be the
+// cache's, and worth one more try with a fresh one.
+func (g *Git) load(ctx context.Context, remote plumbing.Hash) (rev Revision, got plumbing.Hash, fixable bool, err error) {
 	st, err := g.openCache()
 	if err != nil {
-		return Revision{}, true, err
+		return Revision{}, remote, true, err
 	}
 	if _, err := st.EncodedObject(plumbing.AnyObject, remote); err != nil {
 		if err := g.fetch(ctx, st); err != nil {
-			return Revision{}, true, err
+			return Revision{}, remote, true, err
 		}
 		ref, err := st.Reference(fetchedRef)
 		if err != nil {
-			return Revision{}, true, g.errorf("after fetching %s: %v", g.ref, err)
+			return Revision{}, remote, true, g.errorf("after fetching %s: %v", g.ref, err)
 		}
-		remote = ref.Hash() // the ref may have moved since it was listed
+		remote = ref.Hash()
 	}
-	return g.read(st, remote)
+	rev, fixable, err = g.read(st, remote)
+	return rev, remote, fixable, err
 }
 
 // fetch fetches Ref into fetchedRef: shallow (depth 1) where the transport
@@ -458,9 +463,9 @@ func (g *Git) Watch(ctx context.Context, changed func()) error {
 			}
 			continue
 		}
-		g.mu.Lock()
+		g.knownMu.Lock()
 		known := g.known
-		g.mu.Unlock()
+		g.knownMu.Unlock()
 		if h != known && h != notified {
 			notified = h
 			changed()

@@ -126,18 +126,26 @@ func TestGitFile(t *testing.T) {
 			if cache == "dir" {
 				// A second source (a restarted daemon) on the same
 				// cache; then a cache broken under it is rebuilt.
+				var logs syncBuffer
+				opts.Log = slogTo(&logs)
 				g2 := newGit(t, opts)
 				checkRev(t, load(t, g2), url, c3, spec("2"))
 				entries, err := os.ReadDir(opts.Dir)
 				if err != nil || len(entries) != 1 {
 					t.Fatalf("cache dir: %v %v, want one repository", entries, err)
 				}
-				objects := filepath.Join(opts.Dir, entries[0].Name(), "objects")
-				if err := os.RemoveAll(objects); err != nil {
+				repo := filepath.Join(opts.Dir, entries[0].Name())
+				if err := os.RemoveAll(filepath.Join(repo, "objects")); err != nil {
 					t.Fatal(err)
 				}
 				c4 := r.commit(map[string][]byte{"specs/home.yaml": spec("4")})
 				checkRev(t, load(t, g2), url, c4, spec("4"))
+				write(t, filepath.Join(repo, "config"), []byte("[core\n\x00garbage"))
+				c5 := r.commit(map[string][]byte{"specs/home.yaml": spec("5")})
+				checkRev(t, load(t, g2), url, c5, spec("5"))
+				if !strings.Contains(logs.String(), "fetching again from scratch") {
+					t.Errorf("a broken cache was not reported: log %q", logs.String())
+				}
 			}
 		})
 	}
