@@ -13,25 +13,9 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/source"
 )
 
-// Revision is one version of the spec as a source delivered it.
-type Revision struct {
-	// ID identifies the content: a hash for a file, a commit for git.
-	ID string
-	// Name is where it came from, for errors (a path, URL@commit:path).
-	Name string
-	// Data is the spec file's bytes.
-	Data []byte
-}
-
-// SpecSource is where the daemon reads its spec and learns that it
-// changed.
-type SpecSource interface {
-	String() string
-	Load(ctx context.Context) (Revision, error)
-	Watch(ctx context.Context, changed func()) error
-}
 
 // KernelWatcher delivers the kernel's change notifications.
 type KernelWatcher interface {
@@ -47,7 +31,7 @@ type KernelWatcher interface {
 // the daemon never exits because a pass failed.
 type Daemon struct {
 	Engine *Engine
-	Source SpecSource
+	Source source.Source
 	// Kernel, if set, triggers a pass on every kernel change that braid's
 	// own writes did not cause.
 	Kernel KernelWatcher
@@ -71,8 +55,8 @@ type Daemon struct {
 	facts  Facts
 	// rev is the last revision loaded; good the last valid one, doc its
 	// parsed spec.
-	rev  Revision
-	good Revision
+	rev  source.Revision
+	good source.Revision
 	doc  *api.Document
 }
 

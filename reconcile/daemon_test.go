@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/source"
 )
 
 // memSource is a spec source in memory.
@@ -19,11 +20,11 @@ type memSource struct {
 }
 
 func (m *memSource) String() string { return "memory" }
-func (m *memSource) Load(context.Context) (Revision, error) {
+func (m *memSource) Load(context.Context) (source.Revision, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.loads++
-	return Revision{Name: "mem.yaml", Data: []byte(m.data)}, nil
+	return source.Revision{Name: "mem.yaml", Data: []byte(m.data)}, nil
 }
 func (m *memSource) Watch(ctx context.Context, changed func()) error {
 	m.mu.Lock()

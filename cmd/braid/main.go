@@ -158,6 +158,8 @@ func newRootCmd() *cobra.Command {
 		newShowCmd(g),
 		newDestroyCmd(g),
 		newLabCmd(),
+		newRunCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/reconcile"
+)
+
+// daemon is a `braid run` process in a box.
+type daemon struct {
+	b    *box
+	cmd  *exec.Cmd
+	logs *syncBuffer
+}
+
+func (b *box) startDaemon(args ...string) *daemon {
+	b.t.Helper()
+	cmd := exec.Command(braidBin, append([]string{"--netns", b.ns, "run", "--resync", "1h"}, args...)...)
+	cmd.Env = append(os.Environ(), b.env...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	d := &daemon{b: b, cmd: cmd, logs: logs}
+	b.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+		if b.t.Failed() {
+			b.t.Logf("daemon logs:\n%s", logs.String())
+		}
+	})
+	return d
+}
+
+// status asks the daemon for its status through the CLI.
+func (d *daemon) status() (reconcile.Status, bool) {
+	r := d.b.braid(nil, "status", "--json")
+	var st reconcile.Status
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// until polls the daemon's status until cond holds.
+func (d *daemon) until(what string, cond func(reconcile.Status) bool) reconcile.Status {
+	d.b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, ok := d.status()
+		if ok && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			d.b.t.Fatalf("timed out waiting for %s; last status: %+v\nlogs:\n%s", what, st, d.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func converged(st reconcile.Status) bool {
+	return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+}
+
+func TestRunRepairsDriftFromKernelEvents(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	d := b.startDaemon("-f", spec)
+	st := d.until("the first pass", converged)
+	if st.Applying != 1 || st.Repairs != 0 {
+		t.Fatalf("first pass: %+v", st)
+	}
+	// While the daemon runs, it is the one writer: a CLI apply is refused,
+	// a CLI plan on the converged box is empty.
+	if r := b.braid(nil, "apply", "-f", spec); r.code != 1 || !strings.Contains(r.stderr, "another braid process") {
+		t.Errorf("CLI apply while the daemon runs: exit %d: %s", r.code, r.stderr)
+	}
+	b.must(0, "plan", "-f", spec)
+
+	for i, drift := range [][]string{
+		{"ip", "-n", b.ns, "route", "del", "default", "via", "10.101.0.1", "table", "main"},
+		{"ip", "-n", b.ns, "route", "del", "10.102.0.0/24", "dev", "wan2", "table", "main"},
+		{"ip", "-n", b.ns, "-6", "rule", "del", "pref", "7000"},
+		{"ip", "-n", b.ns, "addr", "del", "10.101.0.2/24", "dev", "wan1"},
+		{"ip", "-n", b.ns, "link", "set", "wan2", "down"},
+	} {
+		if out, err := exec.Command(drift[0], drift[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", drift, err, out)
+		}
+		d.until("repair of "+strings.Join(drift[3:], " "), func(st reconcile.Status) bool {
+			return st.Repairs == uint64(i+1) && converged(st)
+		})
+		b.must(0, "plan", "-f", spec)
+	}
+	if !strings.Contains(d.logs.String(), "applied") {
+		t.Errorf("no per-change log lines:\n%s", d.logs.String())
+	}
+}
+
+func TestRunFollowsTheSpecFile(t *testing.T) {
+	b := newBox(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "spec.yaml")
+	os.WriteFile(spec, []byte(labSpec), 0o644)
+	d := b.startDaemon("-f", spec)
+	st := d.until("the first pass", converged)
+	applying := st.Applying
+
+	// An atomic rename (what editors do) is one pass that applies it.
+	tmp := filepath.Join(dir, ".spec.yaml.swp")
+	os.WriteFile(tmp, []byte(strings.Replace(labSpec, "priority: 20", "priority: 30", 1)), 0o644)
+	os.Rename(tmp, spec)
+	st = d.until("the renamed spec", func(st reconcile.Status) bool { return st.Applying == applying+1 && converged(st) })
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "metric 30") {
+		t.Errorf("the edit was not applied:\n%s", got)
+	}
+	// An invalid edit keeps the last good state and says why.
+	good := st.Revision
+	os.WriteFile(spec, []byte(strings.Replace(labSpec, "priority: 10", "prority: 10", 1)), 0o644)
+	st = d.until("the rejection", func(st reconcile.Status) bool { return st.SpecError != "" })
+	if st.Revision != good || !strings.Contains(st.SpecError, `did you mean "priority"`) {
+		t.Errorf("status after an invalid edit: revision %s (good %s), error %q", st.Revision, good, st.SpecError)
+	}
+	b.must(0, "plan", "-f", writeSpec(t, strings.Replace(labSpec, "priority: 20", "priority: 30", 1)))
+	r := b.must(0, "status")
+	if !strings.Contains(r.stdout, "rejected:") || !strings.Contains(r.stdout, "prority") {
+		t.Errorf("status text does not show the rejected revision:\n%s", r.stdout)
+	}
+	if extra := st.Applying - applying - 1; extra != 0 {
+		t.Errorf("%d extra applying passes", extra)
+	}
+}
+
+func TestRunFollowsASymlinkSwap(t *testing.T) {
+	b := newBox(t)
+	dir := t.TempDir()
+	// As git checkouts and Kubernetes ConfigMaps do it: the spec path is a
+	// symlink whose target directory is swapped atomically.
+	for _, v := range []struct{ name, body string }{
+		{"v1", labSpec},
+		{"v2", strings.Replace(labSpec, "priority: 20", "priority: 40", 1)},
+	} {
+		os.Mkdir(filepath.Join(dir, v.name), 0o755)
+		os.WriteFile(filepath.Join(dir, v.name, "spec.yaml"), []byte(v.body), 0o644)
+	}
+	os.Symlink("v1", filepath.Join(dir, "..data"))
+	os.Symlink("..data/spec.yaml", filepath.Join(dir, "spec.yaml"))
+	d := b.startDaemon("-f", filepath.Join(dir, "spec.yaml"))
+	st := d.until("the first pass", converged)
+	applying := st.Applying
+	os.Symlink("v2", filepath.Join(dir, "..data_tmp"))
+	os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data"))
+	d.until("the swapped spec", func(st reconcile.Status) bool { return st.Applying == applying+1 && converged(st) })
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "metric 40") {
+		t.Errorf("the swapped spec was not applied:\n%s", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st, _ := d.status(); st.Applying != applying+1 {
+		t.Errorf("one swap gave %d applying passes", st.Applying-applying)
+	}
+}
+
+func TestRunStopsOnSIGTERMAndLeavesRouting(t *testing.T) {
+	b := newBox(t)
+	d := b.startDaemon("-f", writeSpec(t, labSpec))
+	d.until("the first pass", converged)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("braid run exited with %v\n%s", err, d.logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("braid run did not stop on SIGTERM")
+	}
+	// Routing works without braid: routes and rules stay.
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "proto 98 metric 10") {
+		t.Errorf("routes withdrawn on SIGTERM:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(b.runDir, b.ns, "braid.sock")); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	if r := b.braid(nil, "status"); r.code != 1 || !strings.Contains(r.stderr, "no braid daemon") {
+		t.Errorf("status without a daemon: exit %d %s", r.code, r.stderr)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(d.logs.String())
+	if !strings.Contains(buf.String(), "braid run stopped") {
+		t.Errorf("no stop line in the logs:\n%s", buf.String())
+	}
+}
