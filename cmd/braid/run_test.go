@@ -80,7 +80,7 @@ func converged(st reconcile.Status) bool {
 func TestRunRepairsDriftFromKernelEvents(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, labSpec)
-	d := b.startDaemon("-f", spec)
+	d := b.startDaemon("-f", spec, "--poll", "200ms")
 	st := d.until("the first pass", converged)
 	if st.Applying != 1 || st.Repairs != 0 {
 		t.Fatalf("first pass: %+v", st)
@@ -109,6 +109,22 @@ func TestRunRepairsDriftFromKernelEvents(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "applied") {
 		t.Errorf("no per-change log lines:\n%s", d.logs.String())
+	}
+	// nftables sends events too; MPTCP endpoints, which send none, are
+	// polled.
+	repairs := d.until("", converged).Repairs
+	for _, drift := range [][]string{
+		{"ip", "netns", "exec", b.ns, "nft", "delete", "table", "inet", "braid"},
+		{"ip", "-n", b.ns, "mptcp", "endpoint", "flush"},
+	} {
+		if out, err := exec.Command(drift[0], drift[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", drift, err, out)
+		}
+		repairs++
+		d.until("repair after "+strings.Join(drift[4:], " "), func(st reconcile.Status) bool {
+			return st.Repairs == repairs && converged(st)
+		})
+		b.must(0, "plan", "-f", spec)
 	}
 }
 
