@@ -157,6 +157,10 @@ func TestIPLine(t *testing.T) {
 			"rule add pref 7000 lookup main suppress_prefixlength 0 proto 98", false},
 		{"rule[inet6 pref 7100 from fd10::/64]", map[string]string{"lookup": "7101"},
 			"rule add pref 7100 from fd10::/64 lookup 7101 proto 98", true},
+		{"mptcp.limits", map[string]string{"subflows": "3", "add_addr_accepted": "2"},
+			"mptcp limits set subflows 3 add_addr_accepted 2", false},
+		{"mptcp.endpoint[fd00:201::2]", map[string]string{"dev": "wan1", "flags": "subflow backup"},
+			"mptcp endpoint add fd00:201::2 dev wan1 subflow backup", false},
 	} {
 		kind, inner, ok := splitAddress(tc.address)
 		if !ok {

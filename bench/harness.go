@@ -221,8 +221,8 @@ func (h *harness) runMirror(ctx context.Context, ns string) (sample, error) {
 var ifindexPrefix = regexp.MustCompile(`^\d+:\s+`)
 
 // ownedObjects dumps what braid would own in ns, in a form comparable
-// across namespaces: routes and rules with protocol 98, and global
-// addresses with their flags.
+// across namespaces: routes and rules with protocol 98, global addresses
+// with their flags, MPTCP endpoints (with their ids) and limits.
 func ownedObjects(ctx context.Context, ns string) (map[string][]string, error) {
 	out := map[string][]string{}
 	dump := func(kind string, keep func(string) string, args ...string) error {
@@ -258,6 +258,12 @@ func ownedObjects(ctx context.Context, ns string) (map[string][]string, error) {
 	if err := dump("addresses", addr, "-o", "address", "show", "scope", "global"); err != nil {
 		return nil, err
 	}
+	if err := dump("MPTCP endpoints", all, "mptcp", "endpoint", "show"); err != nil {
+		return nil, err
+	}
+	if err := dump("MPTCP limits", all, "mptcp", "limits", "show"); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -273,7 +279,7 @@ func (h *harness) sameObjects(ctx context.Context, braidNS, altNS string) error 
 		return err
 	}
 	var summary []string
-	for _, kind := range []string{"routes", "IPv4 rules", "IPv6 rules", "addresses"} {
+	for _, kind := range []string{"routes", "IPv4 rules", "IPv6 rules", "addresses", "MPTCP endpoints", "MPTCP limits"} {
 		if !slices.Equal(a[kind], b[kind]) {
 			return fmt.Errorf("braid and ip -batch made different %s:\n  braid only: %s\n  ip only: %s",
 				kind, firstMissing(a[kind], b[kind]), firstMissing(b[kind], a[kind]))

@@ -40,15 +40,17 @@ func parsePlan(data []byte) (*planDoc, error) {
 
 // Kinds of resource in a plan, as its addresses name them.
 const (
-	kindLink    = "link"
-	kindSysctl  = "sysctl"
-	kindAddress = "address"
-	kindRoute   = "route"
-	kindRule    = "rule"
+	kindLink          = "link"
+	kindSysctl        = "sysctl"
+	kindAddress       = "address"
+	kindRoute         = "route"
+	kindRule          = "rule"
+	kindMPTCPLimits   = "mptcp.limits"
+	kindMPTCPEndpoint = "mptcp.endpoint"
 )
 
 // kinds lists the kinds in apply order, for reports.
-var kinds = []string{kindLink, kindSysctl, kindAddress, kindRoute, kindRule}
+var kinds = []string{kindLink, kindSysctl, kindAddress, kindRoute, kindRule, kindMPTCPLimits, kindMPTCPEndpoint}
 
 // counts is a number of objects per kind.
 type counts map[string]int
@@ -98,9 +100,9 @@ func mirror(d *planDoc) (*ipBatch, error) {
 		if !ok {
 			return nil, fmt.Errorf("%q: not a resource address KIND[...]", c.Address)
 		}
-		preexisting := kind == kindLink || kind == kindSysctl
+		preexisting := kind == kindLink || kind == kindSysctl || kind == kindMPTCPLimits
 		if c.Action != "create" && !(c.Action == "update" && preexisting) {
-			return nil, fmt.Errorf("%s: a plan from empty creates it, or updates a link or sysctl; got %s", c.Address, c.Action)
+			return nil, fmt.Errorf("%s: a plan from empty creates it, or updates a link, sysctl or the MPTCP limits; got %s", c.Address, c.Action)
 		}
 		b.Plan[kind]++
 		line, v6rule, err := ipLine(kind, inner, c.After)
@@ -121,8 +123,12 @@ func mirror(d *planDoc) (*ipBatch, error) {
 }
 
 // splitAddress splits "route[main 0.0.0.0/0 metric 10]" into its kind and
-// the text between the brackets.
+// the text between the brackets. "mptcp.limits", one per namespace, has no
+// brackets.
 func splitAddress(addr string) (kind, inner string, ok bool) {
+	if addr == kindMPTCPLimits {
+		return addr, "", true
+	}
 	kind, rest, ok := strings.Cut(addr, "[")
 	if !ok || !strings.HasSuffix(rest, "]") {
 		return "", "", false
@@ -201,6 +207,18 @@ func ipLine(kind, inner string, after map[string]string) (line string, v6rule bo
 			line += " suppress_prefixlength " + s
 		}
 		return line + " proto " + routeProto, words[0] == "inet6", nil
+	case kindMPTCPLimits:
+		return "mptcp limits set subflows " + after["subflows"] + " add_addr_accepted " + after["add_addr_accepted"], false, nil
+	case kindMPTCPEndpoint:
+		// mptcp.endpoint[ADDR]; flags are ip's words ("subflow backup").
+		if len(words) != 1 {
+			return "", false, fmt.Errorf("want mptcp.endpoint[ADDR]")
+		}
+		line = "mptcp endpoint add " + words[0]
+		if dev := after["dev"]; dev != "" {
+			line += " dev " + dev
+		}
+		return line + " " + after["flags"], false, nil
 	}
 	return "", false, fmt.Errorf("unknown kind %q", kind)
 }

@@ -11,10 +11,11 @@ import (
 
 // measurements lists what the harness measures, each braid side beside its
 // alternative. Issue 3 adds nftables against `nft -f` and MPTCP endpoints
-// against `ip -batch` here.
+// against `ip -batch` here. The first three are the ones writeBreakdown
+// reads.
 func measurements(h *harness) []*measurement {
 	objects := thousands(h.scale.To4+h.scale.To6) + " routes + " + thousands(h.scale.From) + " source rules"
-	return []*measurement{
+	all := []*measurement{
 		{
 			name:  "converge from empty, " + objects,
 			braid: side{label: "braid apply", run: braidConverge},
@@ -46,6 +47,7 @@ func measurements(h *harness) []*measurement {
 			},
 		},
 	}
+	return append(all, mptcpMeasurements()...)
 }
 
 // breakdown lists the figures that show where the time of a converge

@@ -171,8 +171,14 @@ type box struct {
 	ns, isp string
 }
 
-// newBox builds a fresh box and its ISP namespace.
+// newBox builds a fresh box and its ISP namespace, with the uplinks of the
+// scale spec.
 func (n *namespaces) newBox(ctx context.Context) (*box, error) {
+	return n.newBoxOf(ctx, uplinks)
+}
+
+// newBoxOf builds a fresh box and its ISP namespace with the given uplinks.
+func (n *namespaces) newBoxOf(ctx context.Context, ups []uplink) (*box, error) {
 	b := &box{}
 	var err error
 	if b.ns, err = n.add(ctx, "box"); err != nil {
@@ -191,7 +197,7 @@ func (n *namespaces) newBox(ctx context.Context) (*box, error) {
 		return nil, fmt.Errorf("make the ISP side a router: %w", err)
 	}
 	var lines []string
-	for _, u := range uplinks {
+	for _, u := range ups {
 		lines = append(lines,
 			fmt.Sprintf("link add %s type veth peer name %s netns %s", u.ifname, u.ifname, b.ns),
 			fmt.Sprintf("address add %s dev %s", gwPrefix(u.gw4, u.addr4), u.ifname),
