@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/source"
 )
-
 
 // KernelWatcher delivers the kernel's change notifications.
 type KernelWatcher interface {
@@ -47,6 +47,22 @@ type Daemon struct {
 	Debounce time.Duration
 	Log      *slog.Logger
 
+	// ConfirmWithin, when positive, makes every new revision a trial that
+	// is reverted unless Confirm is called within this long.
+	ConfirmWithin time.Duration
+	// ProbeWindow is how long the targets that answered before a new
+	// revision (management probes, the aggregation peer) have to answer
+	// again before it is reverted (default 60 s).
+	ProbeWindow time.Duration
+	// ProbeInterval is how often a trial's targets are probed (default 1 s)
+	// and ProbeTimeout bounds each probe (default 2 s).
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	// Prober checks a target (default DialProber).
+	Prober Prober
+	// StateDir persists the last good spec and the quarantine.
+	StateDir string
+
 	triggers chan string
 	busy     atomic.Bool
 
@@ -58,6 +74,8 @@ type Daemon struct {
 	rev  source.Revision
 	good source.Revision
 	doc  *api.Document
+	// trial is the revision on probation, if any.
+	trial *Trial
 }
 
 // Status is what `braid status` shows.
@@ -72,13 +90,17 @@ type Status struct {
 	Passes      uint64      `json:"passes"`
 	// Applying counts passes that changed something; Repairs those among
 	// them that no spec or fact change explains (drift repaired).
-	Applying  uint64          `json:"applyingPasses"`
-	Repairs   uint64          `json:"repairs"`
-	Failures  uint64          `json:"failedPasses"`
-	Objects   []plan.Status   `json:"objects"`
-	Conflicts []plan.Conflict `json:"conflicts"`
-	Notes     []plan.Note     `json:"notes"`
-	Facts     Facts           `json:"facts"`
+	Applying uint64 `json:"applyingPasses"`
+	Repairs  uint64 `json:"repairs"`
+	Failures uint64 `json:"failedPasses"`
+	// Trial is the revision on probation, awaiting confirmation or probes.
+	Trial *Trial `json:"trial,omitempty"`
+	// Quarantined lists reverted revisions, never applied again.
+	Quarantined []Quarantined   `json:"quarantined,omitempty"`
+	Objects     []plan.Status   `json:"objects"`
+	Conflicts   []plan.Conflict `json:"conflicts"`
+	Notes       []plan.Note     `json:"notes"`
+	Facts       Facts           `json:"facts"`
 }
 
 // PassStatus describes one pass.
@@ -111,6 +133,18 @@ func (d *Daemon) defaults() {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.ProbeWindow <= 0 {
+		d.ProbeWindow = time.Minute
+	}
+	if d.ProbeInterval <= 0 {
+		d.ProbeInterval = time.Second
+	}
+	if d.ProbeTimeout <= 0 {
+		d.ProbeTimeout = 2 * time.Second
+	}
+	if d.Prober == nil {
+		d.Prober = DialProber
+	}
 	d.triggers = make(chan string, 64)
 }
 
@@ -128,6 +162,12 @@ func (d *Daemon) Status() Status {
 	defer d.mu.Unlock()
 	s := d.status
 	s.Objects = slices.Clone(s.Objects)
+	s.Quarantined = slices.Clone(s.Quarantined)
+	if d.trial != nil {
+		t := *d.trial
+		t.Waiting = slices.Clone(t.Waiting)
+		s.Trial = &t
+	}
 	s.Facts = d.facts
 	return s
 }
@@ -145,6 +185,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.status.Source = d.Source.String()
 	d.mu.Unlock()
+	d.restoreGood()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -172,6 +213,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		poll = t.C
 	}
+	trialTick := time.NewTicker(d.ProbeInterval)
+	defer trialTick.Stop()
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
 	reasons := []string{"start", "spec"}
@@ -212,6 +255,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if d.drifted(ctx) {
 				reasons = append(reasons, "poll")
 			}
+		case <-trialTick.C:
+			if why := d.checkTrial(ctx); why != "" {
+				d.revert(why)
+			}
 		}
 	}
 }
@@ -234,41 +281,61 @@ func (d *Daemon) debounce(ctx context.Context, reasons []string) []string {
 }
 
 // load reads the spec if a trigger says it may have changed, and keeps the
-// last valid one when the new one is invalid.
-func (d *Daemon) load(ctx context.Context, reasons []string) error {
-	if d.doc != nil && !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "reload") {
-		return nil
+// last valid one when the new one is invalid or quarantined. It reports a
+// new revision replacing an earlier good one (a trial candidate), with that
+// earlier one.
+func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *api.Document, prevRev source.Revision, err error) {
+	if d.rev.ID != "" && !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "reload") {
+		return false, nil, source.Revision{}, nil
 	}
 	rev, err := d.Source.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("read the spec from %s: %w", d.Source, err)
+		return false, nil, source.Revision{}, fmt.Errorf("read the spec from %s: %w", d.Source, err)
 	}
 	if rev.ID == "" {
 		sum := sha256.Sum256(rev.Data)
 		rev.ID = hex.EncodeToString(sum[:8])
 	}
-	if d.doc != nil && rev.ID == d.rev.ID {
-		return nil
+	if rev.ID == d.rev.ID {
+		return false, nil, source.Revision{}, nil
 	}
 	d.rev = rev
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rev.ID == d.good.ID {
+		d.status.SpecError, d.status.RejectedRev = "", ""
+		return false, nil, source.Revision{}, nil
+	}
+	if q, ok := d.quarantined(rev.ID); ok {
+		d.status.SpecError, d.status.RejectedRev = quarantineMessage(q), rev.ID
+		if d.doc == nil {
+			return false, nil, source.Revision{}, errors.New(d.status.SpecError)
+		}
+		return false, nil, source.Revision{}, nil
+	}
 	doc, err := api.Parse(rev.Name, rev.Data)
 	if err == nil && doc.Kind != api.KindRouter {
 		err = fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", rev.Name, doc.Kind)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err != nil {
 		d.status.SpecError, d.status.RejectedRev = err.Error(), rev.ID
 		if d.doc != nil {
 			d.Log.Error("the new spec is invalid; keeping the last good one", "revision", rev.ID, "kept", d.good.ID, "err", err)
-			return nil
+			return false, nil, source.Revision{}, nil
 		}
-		return err
+		return false, nil, source.Revision{}, err
+	}
+	prev, prevRev = d.doc, d.good
+	if d.trial != nil {
+		// A newer revision during a trial: the fallback stays the last
+		// accepted one.
+		prev, prevRev = d.trial.prev, d.trial.prevRev
+		d.trial, d.status.Trial = nil, nil
 	}
 	d.doc, d.good = doc, rev
 	d.status.Revision, d.status.SpecError, d.status.RejectedRev = rev.ID, "", ""
 	d.Log.Info("spec loaded", "source", d.Source.String(), "revision", rev.ID)
-	return nil
+	return prev != nil, prev, prevRev, nil
 }
 
 // pass converges once.
@@ -306,12 +373,39 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		d.status.LastPass = ps
 		d.Log.Info("pass", "triggers", reasons, "changes", ps.Changes, "result", ps.Result, "duration", ps.Duration.Round(time.Microsecond))
 	}()
-	if err := d.load(ctx, reasons); err != nil {
+	fresh, prev, prevRev, err := d.load(ctx, reasons)
+	if err != nil {
 		return err
 	}
 	desired, err := Compile(d.doc.Router, d.CurrentFacts())
 	if err != nil {
 		return fmt.Errorf("compile %s: %w", d.good.Name, err)
+	}
+	// A new revision replacing a good one is a trial when it must be
+	// confirmed or when targets answer now that must answer after it.
+	var waiting []Target
+	if fresh {
+		targets := Targets(prev.Router)
+		for _, t := range Targets(d.doc.Router) {
+			if !slices.Contains(targets, t) {
+				targets = append(targets, t)
+			}
+		}
+		waiting = d.baseline(ctx, targets)
+		defer func() {
+			if err == nil {
+				d.startTrial(d.good, prev, prevRev, waiting)
+			}
+		}()
+	}
+	if fresh || slices.Contains(reasons, "start") {
+		defer func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.trial == nil {
+				d.saveGood()
+			}
+		}()
 	}
 	d.busy.Store(true)
 	defer d.busy.Store(false)
@@ -345,10 +439,13 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 // drifted reports whether a polled driver's objects differ from the
 // desired state of the last good spec.
 func (d *Daemon) drifted(ctx context.Context) bool {
-	if d.doc == nil {
+	d.mu.Lock()
+	doc := d.doc
+	d.mu.Unlock()
+	if doc == nil {
 		return false
 	}
-	desired, err := Compile(d.doc.Router, d.CurrentFacts())
+	desired, err := Compile(doc.Router, d.CurrentFacts())
 	if err != nil {
 		return false
 	}

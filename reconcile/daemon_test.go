@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +181,137 @@ func TestDaemonRetriesAFailedPass(t *testing.T) {
 	mem.refuse = ""
 	drv.mu.Unlock()
 	waitFor(t, "the retry to converge", func() bool { return d.Status().LastPass.Result == ResultConverged })
+}
+
+const trialSpec = `apiVersion: braid/v1alpha1
+kind: Router
+metadata: {name: d}
+spec:
+  management:
+    probes: [{tcp: "192.168.50.10:22"}]
+  lan:
+    interface: lan0
+    addresses: [192.168.50.1/24]
+  uplinks:
+  - name: isp1
+    interface: wan1
+    ipv4: {static: {address: 10.101.0.2/24, gateway: 10.101.0.1}}
+`
+
+// has reports whether the fake kernel holds an object.
+func (l *lockedDriver) has(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.mem.live[addr]
+	return ok
+}
+
+func newTrialDaemon(t *testing.T, data string) (*Daemon, *lockedDriver, *memSource) {
+	var log []string
+	drv := &lockedDriver{mem: newMem("any", &log)}
+	src := &memSource{data: data}
+	d := &Daemon{
+		Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour,
+		ProbeInterval: 20 * time.Millisecond, ProbeWindow: 300 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
+		StateDir: t.TempDir(),
+		// The management host answers while the LAN address is there.
+		Prober: func(ctx context.Context, tg Target) error {
+			if drv.has("address[lan0 192.168.50.1/24]") {
+				return nil
+			}
+			return errors.New("no answer")
+		},
+	}
+	return d, drv, src
+}
+
+func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
+	d, drv, src := newTrialDaemon(t, trialSpec)
+	cancel := start(t, d)
+	st := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
+	good := st.Revision
+	if st.Trial != nil {
+		t.Fatal("the first revision is not a trial: there is nothing to go back to")
+	}
+	cut := strings.Replace(trialSpec, "192.168.50.1/24", "192.168.60.1/24", 1)
+	src.set(cut)
+	st = waitStatus(t, d, "the revert", func(st Status) bool { return len(st.Quarantined) == 1 })
+	if q := st.Quarantined[0]; q.Revision == good || !strings.Contains(q.Reason, "did not answer within") {
+		t.Errorf("quarantine: %+v", q)
+	}
+	waitStatus(t, d, "the old state back", func(st Status) bool {
+		return st.Revision == good && st.LastPass.Result == ResultConverged && slices.Contains(st.LastPass.Triggers, "revert")
+	})
+	if !drv.has("address[lan0 192.168.50.1/24]") || drv.has("address[lan0 192.168.60.1/24]") {
+		t.Fatal("the revert did not restore the LAN address")
+	}
+	// The quarantined content is not applied again, even on a reload.
+	d.Trigger("reload")
+	time.Sleep(100 * time.Millisecond)
+	if drv.has("address[lan0 192.168.60.1/24]") {
+		t.Fatal("a quarantined revision was applied again")
+	}
+	if st := d.Status(); !strings.Contains(st.SpecError, "quarantined") {
+		t.Errorf("status does not say the revision is quarantined: %q", st.SpecError)
+	}
+	// A restarted daemon remembers the quarantine and the last good spec.
+	cancel()
+	d2 := &Daemon{Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: d.StateDir, Prober: d.Prober,
+		ProbeInterval: d.ProbeInterval, ProbeWindow: d.ProbeWindow, ProbeTimeout: d.ProbeTimeout}
+	start(t, d2)
+	st = waitStatus(t, d2, "the restarted daemon's pass", func(st Status) bool { return st.LastPass != nil })
+	if st.Revision != good || len(st.Quarantined) != 1 || drv.has("address[lan0 192.168.60.1/24]") {
+		t.Errorf("after a restart: revision %s (good %s), quarantined %v", st.Revision, good, st.Quarantined)
+	}
+	// A different change is tried again.
+	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	waitStatus(t, d2, "a new good revision", func(st Status) bool { return st.Revision != good && st.Trial == nil && st.LastPass.Result == ResultConverged })
+}
+
+func TestTrialNeedsConfirmation(t *testing.T) {
+	d, drv, src := newTrialDaemon(t, trialSpec)
+	d.ConfirmWithin = 300 * time.Millisecond
+	start(t, d)
+	st := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
+	good := st.Revision
+	if _, err := d.Confirm(); !errors.Is(err, ErrNothingToConfirm) {
+		t.Errorf("Confirm with nothing pending: %v", err)
+	}
+	// Not confirmed: reverted.
+	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	waitStatus(t, d, "the trial", func(st Status) bool { return st.Trial != nil })
+	waitStatus(t, d, "the revert", func(st Status) bool { return len(st.Quarantined) == 1 && st.Revision == good })
+	waitStatus(t, d, "the old state", func(st Status) bool { return st.LastPass.Result == ResultConverged && drv.has("address[wan1 10.101.0.2/24]") })
+	if drv.has("address[wan1 10.101.0.3/24]") {
+		t.Fatal("the unconfirmed change stayed")
+	}
+	// Confirmed: kept.
+	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.4/24", 1))
+	waitStatus(t, d, "the second trial", func(st Status) bool { return st.Trial != nil })
+	if _, err := d.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	st = d.Status()
+	if st.Trial != nil || len(st.Quarantined) != 1 || !drv.has("address[wan1 10.101.0.4/24]") {
+		t.Errorf("after confirm: trial %v, quarantined %v", st.Trial, st.Quarantined)
+	}
+}
+
+func waitStatus(t *testing.T, d *Daemon, what string, cond func(Status) bool) Status {
+	t.Helper()
+	var st Status
+	waitFor(t, what, func() bool { st = d.Status(); return cond(st) })
+	return st
+}
+
+// start runs d until the test ends (or the returned stop is called), and
+// waits for it to return.
+func start(t *testing.T, d *Daemon) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }
