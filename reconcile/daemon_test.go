@@ -265,7 +265,9 @@ func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 	}
 	// A different change is tried again.
 	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	waitStatus(t, d2, "a new good revision", func(st Status) bool { return st.Revision != good && st.Trial == nil && st.LastPass.Result == ResultConverged })
+	waitStatus(t, d2, "a new good revision", func(st Status) bool {
+		return st.Revision != good && st.Trial == nil && st.LastPass.Result == ResultConverged
+	})
 }
 
 func TestTrialNeedsConfirmation(t *testing.T) {
@@ -281,7 +283,9 @@ func TestTrialNeedsConfirmation(t *testing.T) {
 	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
 	waitStatus(t, d, "the trial", func(st Status) bool { return st.Trial != nil })
 	waitStatus(t, d, "the revert", func(st Status) bool { return len(st.Quarantined) == 1 && st.Revision == good })
-	waitStatus(t, d, "the old state", func(st Status) bool { return st.LastPass.Result == ResultConverged && drv.has("address[wan1 10.101.0.2/24]") })
+	waitStatus(t, d, "the old state", func(st Status) bool {
+		return st.LastPass.Result == ResultConverged && drv.has("address[wan1 10.101.0.2/24]")
+	})
 	if drv.has("address[wan1 10.101.0.3/24]") {
 		t.Fatal("the unconfirmed change stayed")
 	}
