@@ -28,7 +28,8 @@ var errCaptured = errors.New("captured")
 
 func newTx() (*tx, error) {
 	t := &tx{}
-	b, err := gnft.New(gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+	// Lasting: one capturing connection for every Flush, not one each.
+	b, err := gnft.New(gnft.AsLasting(), gnft.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
 		t.captured = append(t.captured, req...)
 		return nil, errCaptured
 	}))
@@ -239,36 +240,55 @@ func build(changes []plan.Change, l *live) (*tx, error) {
 	// Rules that leave their place in this transaction are no anchor for
 	// an insert: deleted ones, moved ones, and those gone with a replaced
 	// chain or set.
-	unstable := map[string]bool{}
+	type ruleKey struct{ chain, id string }
+	liveRules := map[ruleKey]Rule{}
+	for chain, rules := range l.rules {
+		for _, r := range rules {
+			liveRules[ruleKey{chain, r.ID}] = r
+		}
+	}
+	unstable := map[ruleKey]bool{}
 	for _, c := range changes {
 		r, ok := c.Resource().(Rule)
 		if !ok {
 			continue
 		}
 		if c.Action == plan.Delete || moved(c) {
-			unstable[r.Chain+"\x00"+r.ID] = true
+			unstable[ruleKey{r.Chain, r.ID}] = true
 		}
-	}
-	anchor := func(r Rule) uint64 {
-		if r.seq == nil || flushed[r.Chain] {
-			return 0
-		}
-		for _, id := range r.seq.ids[r.idx+1:] {
-			if unstable[r.Chain+"\x00"+id] {
-				continue
-			}
-			if lr, ok := l.rule(r.Chain, id); ok && !gone[lr.handle] {
-				return lr.handle
-			}
-		}
-		return 0
 	}
 	current := func(r Rule) (Rule, bool) {
-		lr, ok := l.rule(r.Chain, r.ID)
+		lr, ok := liveRules[ruleKey{r.Chain, r.ID}]
 		if !ok || gone[lr.handle] || flushed[r.Chain] {
 			return Rule{}, false
 		}
 		return lr, true
+	}
+	// anchors[seq][i] is the handle of the first rule after position i of
+	// seq that stays in place, or 0: computed once per sequence, from its
+	// end.
+	anchors := map[*sequence][]uint64{}
+	anchor := func(r Rule) uint64 {
+		if r.seq == nil || flushed[r.Chain] {
+			return 0
+		}
+		at, ok := anchors[r.seq]
+		if !ok {
+			ids := r.seq.ids
+			at = make([]uint64, len(ids))
+			for j := len(ids) - 2; j >= 0; j-- {
+				at[j] = at[j+1]
+				k := ruleKey{r.Chain, ids[j+1]}
+				if lr, ok := current(Rule{Chain: r.Chain, ID: ids[j+1]}); ok && !unstable[k] {
+					at[j] = lr.handle
+				}
+			}
+			anchors[r.seq] = at
+		}
+		if r.idx < 0 || r.idx >= len(at) {
+			return 0
+		}
+		return at[r.idx]
 	}
 
 	// Phase 2: new and moved rules, in desired order.
@@ -284,12 +304,12 @@ func build(changes []plan.Change, l *live) (*tx, error) {
 		if !ok || c.Action == plan.Delete {
 			continue
 		}
-		lr, live := current(r)
-		if live && !moved(c) {
+		lr, exists := current(r)
+		if exists && !moved(c) {
 			replaces = append(replaces, replace{ci, r, lr.handle})
 			continue
 		}
-		if live {
+		if exists {
 			moves = append(moves, replace{ci, r, lr.handle})
 		}
 		gr := grule(r)

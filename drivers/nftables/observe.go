@@ -44,15 +44,6 @@ func (l *live) set(name string) (Set, bool) {
 	return Set{}, false
 }
 
-func (l *live) rule(chain, id string) (Rule, bool) {
-	for _, r := range l.rules[chain] {
-		if r.ID == id {
-			return r, true
-		}
-	}
-	return Rule{}, false
-}
-
 // braidTable is braid's table as google/nftables names it.
 func braidTable() *gnft.Table { return &gnft.Table{Name: TableName, Family: gnft.TableFamilyINet} }
 
