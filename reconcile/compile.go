@@ -238,6 +238,12 @@ func (c *compiler) address(link, s string) error {
 	}
 	c.addrs = append(c.addrs, nl.Addr{Link: link, Prefix: p})
 	c.routes = append(c.routes, connected(nl.TableMain, link, p))
+	if p.Addr().Is4() {
+		// Without it, removing a link's first address in a subnet removes
+		// the others in that subnet too: changing 10.0.0.2/24 to
+		// 10.0.0.3/24 would lose the new address with the old one.
+		c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(link) + ".promote_secondaries", Value: "1"})
+	}
 	return nil
 }
 

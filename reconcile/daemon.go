@@ -392,11 +392,9 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 		}
 		waiting = d.baseline(ctx, targets)
-		defer func() {
-			if err == nil {
-				d.startTrial(d.good, prev, prevRev, waiting)
-			}
-		}()
+		// On trial even if this pass fails: what it applied may be what
+		// cuts the box off, and the retries are the same revision.
+		defer d.startTrial(d.good, prev, prevRev, waiting)
 	}
 	if fresh || slices.Contains(reasons, "start") {
 		defer func() {

@@ -382,3 +382,19 @@ func TestMissingNamespace(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 }
+
+// Changing a static address within its subnet: the kernel would drop the
+// new address with the old one unless secondaries are promoted.
+func TestChangeAddressWithinItsSubnet(t *testing.T) {
+	b := newBox(t)
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+	moved := writeSpec(t, strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	r := b.must(0, "apply", "-f", moved)
+	if !strings.Contains(r.stdout, "Verified") {
+		t.Fatalf("apply:\n%s", r.stdout)
+	}
+	if got := b.ip("-4", "addr", "show", "dev", "wan1"); !strings.Contains(got, "10.101.0.3/24") || strings.Contains(got, "10.101.0.2/") {
+		t.Errorf("wan1:\n%s", got)
+	}
+	b.must(0, "plan", "-f", moved)
+}

@@ -160,6 +160,8 @@ func newRootCmd() *cobra.Command {
 		newLabCmd(),
 		newRunCmd(g),
 		newStatusCmd(g),
+		newConfirmCmd(g),
+		newRevertCmd(g),
 	)
 	return root
 }

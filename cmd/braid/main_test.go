@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,7 +154,7 @@ func (b *box) snapshot() string {
 	} {
 		out.WriteString(strings.Join(args, " ") + "\n" + normalizeJSON(b.t, b.ip(args...)) + "\n")
 	}
-	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/wan1/rp_filter", "net/ipv4/conf/wan2/rp_filter"} {
+	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/wan1/rp_filter", "net/ipv4/conf/wan2/rp_filter", "net/ipv4/conf/wan1/promote_secondaries"} {
 		out.WriteString(s + "=" + nstest.In(b.t, b.ns, "cat", "/proc/sys/"+s))
 	}
 	return out.String()
@@ -211,8 +212,22 @@ func normalizeJSON(t *testing.T, s string) string {
 				}
 				kept = append(kept, a)
 			}
+			// The order of a link's addresses is the order they were
+			// added in; a restore adds them again, so order is not state.
+			slices.SortFunc(kept, func(a, b any) int {
+				return strings.Compare(fmt.Sprint(a.(map[string]any)["local"]), fmt.Sprint(b.(map[string]any)["local"]))
+			})
 			m["addr_info"] = kept
 		}
+	}
+	// Nor is the order in which a dump lists its objects (routes of
+	// several tables come in the order the tables were made).
+	if list, ok := v.([]any); ok {
+		slices.SortFunc(list, func(a, b any) int {
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			return strings.Compare(string(ja), string(jb))
+		})
 	}
 	out, _ := json.MarshalIndent(v, "", " ")
 	return string(out)

@@ -26,6 +26,8 @@ type runFlags struct {
 	resync   time.Duration
 	poll     time.Duration
 	debounce time.Duration
+	confirm  time.Duration
+	window   time.Duration
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -57,6 +59,8 @@ its status on /run/braid/<netns>/braid.sock (braid status).`,
 	fl.DurationVar(&f.resync, "resync", time.Minute, "periodic full pass")
 	fl.DurationVar(&f.poll, "poll", 2*time.Second, "how often to poll MPTCP endpoints and limits")
 	fl.DurationVar(&f.debounce, "debounce", 20*time.Millisecond, "gather a burst of changes into one pass")
+	fl.DurationVar(&f.confirm, "confirm", 0, "make every new revision a trial, reverted unless `braid confirm` comes within this long")
+	fl.DurationVar(&f.window, "probe-window", time.Minute, "how long management probes and the peer have to answer again after a new revision")
 	cmd.MarkFlagsMutuallyExclusive("file", "git")
 	cmd.MarkFlagsOneRequired("file", "git")
 	return cmd
@@ -106,6 +110,10 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		PollInterval: f.poll,
 		Debounce:     f.debounce,
 		Log:          h.log,
+
+		ConfirmWithin: f.confirm,
+		ProbeWindow:   f.window,
+		StateDir:      h.dirs.State,
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -124,6 +132,14 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
+	mux.Handle("POST "+control.PathConfirm, control.JSON(func() any {
+		rev, err := d.Confirm()
+		answer := map[string]string{"revision": rev}
+		if err != nil {
+			answer["error"] = err.Error()
+		}
+		return answer
+	}))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- control.Serve(ctx, h.dirs.Run, mux) }()
 	h.log.Info("braid run", "namespace", h.dirs.Namespace, "source", src.String(), "pid", os.Getpid())

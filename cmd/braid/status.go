@@ -24,6 +24,19 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 	if st.SpecError != "" {
 		fmt.Fprintf(w, "rejected:   %s (not applied; the revision above stays)\n  %s\n", st.RejectedRev, st.SpecError)
 	}
+	if tr := st.Trial; tr != nil {
+		fmt.Fprintf(w, "trial:      revision %s", tr.Revision)
+		if !tr.ConfirmBy.IsZero() && !tr.Confirmed {
+			fmt.Fprintf(w, ", reverted at %s unless `braid confirm`", tr.ConfirmBy.Format(time.TimeOnly))
+		}
+		if len(tr.Waiting) > 0 {
+			fmt.Fprintf(w, ", waiting until %s for %v to answer again", tr.ProbeBy.Format(time.TimeOnly), tr.Waiting)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, q := range st.Quarantined {
+		fmt.Fprintf(w, "quarantined: %s at %s: %s\n", q.Revision, q.At.Format(time.RFC3339), q.Reason)
+	}
 	if p := st.LastPass; p != nil {
 		fmt.Fprintf(w, "last pass:  %s, %s ago, took %s, %d changes, triggered by %v\n",
 			p.Result, time.Since(p.Start).Round(time.Second), p.Duration.Round(time.Microsecond), p.Changes, p.Triggers)

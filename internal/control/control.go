@@ -23,6 +23,8 @@ const SocketName = "braid.sock"
 const (
 	PathStatus = "/v1/status"
 	PathFacts  = "/v1/facts"
+	// PathConfirm (POST) confirms the revision on trial.
+	PathConfirm = "/v1/confirm"
 )
 
 // Serve serves handler on the socket in dir until ctx ends. The socket is

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/control"
+	"github.com/braid-router/braid/reconcile"
+)
+
+// Files in the state directory for commit-confirmed CLI applies.
+const (
+	// appliedFile is the spec the last successful CLI apply converged to:
+	// what a revert goes back to.
+	appliedFile = "applied.yaml"
+	// pendingFile describes an apply waiting for `braid confirm`.
+	pendingFile = "pending-confirm.json"
+	// revertLog is where the detached reverter writes what it did.
+	revertLog = "revert.log"
+)
+
+// pending is an apply that will be reverted unless confirmed.
+type pending struct {
+	// Token ties the pending file to its reverter process.
+	Token    string    `json:"token"`
+	Deadline time.Time `json:"deadline"`
+	// Previous is the spec to go back to; empty means destroy (braid
+	// owned nothing before).
+	Previous []byte `json:"previous,omitempty"`
+	// PreviousName names it in errors.
+	PreviousName string `json:"previousName,omitempty"`
+	// Reverter is the detached process holding the timer.
+	Reverter int `json:"reverter"`
+}
+
+func readPending(dir string) (*pending, error) {
+	b, err := os.ReadFile(filepath.Join(dir, pendingFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p pending
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", pendingFile, err)
+	}
+	return &p, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	return err
+}
+
+// armRevert records the pending apply and starts the detached reverter,
+// which goes back to previous (or destroys, if nil) at the deadline unless
+// `braid confirm` comes first. It survives the end of the SSH session that
+// started it: it is in a session of its own and ignores SIGHUP.
+func armRevert(h *host, g *globals, within time.Duration, previous []byte) (*pending, error) {
+	tok := make([]byte, 8)
+	rand.Read(tok)
+	p := &pending{Token: hex.EncodeToString(tok), Deadline: time.Now().Add(within), Previous: previous, PreviousName: filepath.Join(h.dirs.State, appliedFile)}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(h.dirs.State, revertLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("revert log: %w", err)
+	}
+	defer logf.Close()
+	args := []string{"revert-unconfirmed", "--token", p.Token}
+	if g.netns != "" {
+		args = append([]string{"--netns", g.netns}, args...)
+	}
+	// Write the pending file before the reverter starts, so that it always
+	// finds it; the reverter's PID is added right after.
+	if err := savePending(h, p); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		os.Remove(filepath.Join(h.dirs.State, pendingFile))
+		return nil, fmt.Errorf("start the reverter: %w", err)
+	}
+	p.Reverter = cmd.Process.Pid
+	cmd.Process.Release()
+	return p, savePending(h, p)
+}
+
+func savePending(h *host, p *pending) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(h.dirs.State, pendingFile), b)
+}
+
+func newRevertCmd(g *globals) *cobra.Command {
+	var token string
+	cmd := &cobra.Command{
+		Use:    "revert-unconfirmed --token T",
+		Short:  "The detached reverter of apply --confirm (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A dropped SSH session must not cancel the revert.
+			signal.Ignore(syscall.SIGHUP)
+			h, err := openHost(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			p, err := readPending(h.dirs.State)
+			if err != nil || p == nil || p.Token != token {
+				return err // confirmed, or superseded by a newer apply
+			}
+			time.Sleep(time.Until(p.Deadline))
+			return revertIfPending(cmd.Context(), h, token)
+		},
+	}
+	cmd.Flags().StringVar(&token, "token", "", "the pending apply's token")
+	return cmd
+}
+
+// revertIfPending goes back to the previous state, under the lock, if the
+// apply with this token is still unconfirmed.
+func revertIfPending(ctx context.Context, h *host, token string) error {
+	var lock interface{ Unlock() error }
+	for {
+		l, err := h.dirs.TryLock()
+		if err == nil {
+			lock = l
+			break
+		}
+		// Someone is applying; wait for them rather than give up: the
+		// revert is the safety net.
+		time.Sleep(200 * time.Millisecond)
+	}
+	defer lock.Unlock()
+	p, err := readPending(h.dirs.State)
+	if err != nil || p == nil || p.Token != token {
+		return err
+	}
+	h.log.Warn("not confirmed in time: reverting", "deadline", p.Deadline)
+	var desired reconcile.Desired
+	if len(p.Previous) > 0 {
+		doc, err := api.Parse(p.PreviousName, p.Previous)
+		if err != nil {
+			return fmt.Errorf("revert: the previous spec: %w", err)
+		}
+		if desired, err = reconcile.Compile(doc.Router, reconcile.Facts{}); err != nil {
+			return fmt.Errorf("revert: %w", err)
+		}
+	}
+	pl, err := h.engine.Plan(ctx, desired)
+	if err != nil {
+		return fmt.Errorf("revert: %w", err)
+	}
+	if _, err := h.engine.Apply(ctx, pl, reconcile.ApplyOptions{}); err != nil {
+		return fmt.Errorf("revert: %w", err)
+	}
+	if err := h.engine.Verify(ctx, desired); err != nil {
+		return fmt.Errorf("revert: %w", err)
+	}
+	applied := filepath.Join(h.dirs.State, appliedFile)
+	if len(p.Previous) > 0 {
+		writeFileAtomic(applied, p.Previous)
+	} else {
+		os.Remove(applied)
+	}
+	os.Remove(filepath.Join(h.dirs.State, pendingFile))
+	h.log.Warn("reverted to the state before the unconfirmed apply", "changes", len(pl.Changes))
+	fmt.Fprintf(os.Stderr, "braid: reverted %d changes at %s: the apply was not confirmed\n", len(pl.Changes), time.Now().Format(time.RFC3339))
+	return nil
+}
+
+func newConfirmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "confirm",
+		Short: "Keep the change made by apply --confirm (or the daemon's trial revision)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := openHost(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var answer struct {
+				Revision string `json:"revision"`
+				Error    string `json:"error"`
+			}
+			err = control.NewClient(h.dirs.Run).Post(cmd.Context(), control.PathConfirm, &answer)
+			switch {
+			case err == nil && answer.Error == "":
+				fmt.Fprintf(out, "Confirmed revision %s: the daemon keeps it.\n", answer.Revision)
+				return nil
+			case err == nil:
+				return &exitCode{code: exitError, err: errors.New(answer.Error)}
+			case !errors.Is(err, control.ErrNoDaemon):
+				return err
+			}
+			lock, err := h.dirs.TryLock()
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
+			p, err := readPending(h.dirs.State)
+			if err != nil {
+				return err
+			}
+			if p == nil {
+				return &exitCode{code: exitError, err: fmt.Errorf("nothing to confirm in namespace %s", h.dirs.Namespace)}
+			}
+			if err := os.Remove(filepath.Join(h.dirs.State, pendingFile)); err != nil {
+				return err
+			}
+			if p.Reverter > 0 {
+				syscall.Kill(p.Reverter, syscall.SIGTERM)
+			}
+			fmt.Fprintf(out, "Confirmed: the change stays (it would have been reverted at %s).\n", p.Deadline.Format(time.TimeOnly))
+			return nil
+		},
+	}
+}

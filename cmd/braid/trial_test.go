@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/braid-router/braid/lab"
+	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/reconcile"
+)
+
+// TestRunRevertsUnconfirmedRevisions: with --confirm, a new revision that
+// nobody confirms is reverted (the kernel's state comes back exactly) and
+// quarantined; a confirmed one stays.
+func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
+	b := newBox(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "spec.yaml")
+	os.WriteFile(spec, []byte(labSpec), 0o644)
+	d := b.startDaemon("-f", spec, "--confirm", "1s")
+	d.until("the first pass", converged)
+	if r := b.braid(nil, "confirm"); r.code != 1 || !strings.Contains(r.stderr, "no change is waiting for confirmation") {
+		t.Errorf("confirm with nothing pending: exit %d %s", r.code, r.stderr)
+	}
+	before := b.snapshot()
+	os.WriteFile(spec, []byte(strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1)), 0o644)
+	st := d.until("the trial", func(st reconcile.Status) bool { return st.Trial != nil })
+	if r := b.must(0, "status"); !strings.Contains(r.stdout, "trial:") {
+		t.Errorf("status does not show the trial:\n%s", r.stdout)
+	}
+	st = d.until("the revert", func(st reconcile.Status) bool {
+		return len(st.Quarantined) == 1 && st.LastPass != nil && slices.Contains(st.LastPass.Triggers, "revert") && converged(st)
+	})
+	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed") {
+		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("the revert did not bring the state back:\n%s", diffLines(before, after))
+	}
+	// Confirmed in time: stays.
+	os.WriteFile(spec, []byte(strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.4/24", 1)), 0o644)
+	d.until("the second trial", func(st reconcile.Status) bool { return st.Trial != nil })
+	if r := b.must(0, "confirm"); !strings.Contains(r.stdout, "Confirmed revision") {
+		t.Errorf("confirm: %s", r.stdout)
+	}
+	d.until("acceptance", func(st reconcile.Status) bool { return st.Trial == nil })
+	if got := b.ip("-4", "addr", "show", "dev", "wan1"); !strings.Contains(got, "10.101.0.4/24") {
+		t.Errorf("the confirmed change did not stay:\n%s", got)
+	}
+}
+
+// TestRunRevertsARevisionThatCutsThePeer: in a lab, a revision whose
+// gateway is wrong cuts the box off its aggregation peer; the daemon sees
+// the peer stop answering and reverts it, with no one on site.
+func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
+	l := labtest.New(t)
+	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
+	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	good := readFile(t, "../../specs/lab.yaml") + `  aggregation:
+    peer:
+      address: 10.203.0.2:65101
+      key: {env: BRAID_TEST_PEER_KEY}
+`
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "spec.yaml")
+	os.WriteFile(spec, []byte(good), 0o644)
+	d := b.startDaemon("-f", spec, "--probe-window", "2s")
+	d.until("the first pass", converged)
+	// The peer answers through the box's routes.
+	if out, err := exec.Command("ip", "netns", "exec", b.ns, braidBin, "lab", "whoami", "--timeout", "2s", "10.203.0.2:65101").CombinedOutput(); err != nil {
+		t.Fatalf("the peer does not answer before the change: %v %s", err, out)
+	}
+	before := b.ip("-4", "route", "show", "default")
+	// Both uplinks' gateways moved to addresses nobody has.
+	bad := strings.NewReplacer("gateway: 10.101.0.1", "gateway: 10.101.0.99", "gateway: 10.102.0.1", "gateway: 10.102.0.99").Replace(good)
+	os.WriteFile(spec, []byte(bad), 0o644)
+	st := d.until("the revert", func(st reconcile.Status) bool {
+		return len(st.Quarantined) == 1 && st.LastPass != nil && slices.Contains(st.LastPass.Triggers, "revert") && converged(st)
+	})
+	if !strings.Contains(st.Quarantined[0].Reason, "tcp 10.203.0.2:65101") {
+		t.Errorf("quarantine reason %q does not name the peer", st.Quarantined[0].Reason)
+	}
+	if after := b.ip("-4", "route", "show", "default"); after != before {
+		t.Errorf("default routes after the revert:\n%s\nbefore:\n%s", after, before)
+	}
+	if !strings.Contains(d.logs.String(), "reverting the change") {
+		t.Errorf("the logs do not say so:\n%s", d.logs.String())
+	}
+}
