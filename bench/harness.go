@@ -37,6 +37,9 @@ type harness struct {
 	batchMain, batch6 string // the ip -batch mirror of the spec's plan from empty
 	emptyBatch        string // an empty ip -batch file (process start)
 	mirror            *ipBatch
+	// nftScript is braid's nftables table as `nft list` prints it in the
+	// converged box: `nft -f` of it is the mirror's share of the table.
+	nftScript string
 
 	ns        *namespaces
 	converged *box // braid applied the spec here; measurements only read it
@@ -126,6 +129,14 @@ func (h *harness) prepare(ctx context.Context) error {
 		return fmt.Errorf("converge the box for the no-op measurements: %w", err)
 	}
 	h.converged = b
+	table, err := nftTable(ctx, b.ns)
+	if err != nil {
+		return err
+	}
+	h.nftScript = filepath.Join(h.files, "mirror.nft")
+	if err := os.WriteFile(h.nftScript, []byte(table), 0o644); err != nil {
+		return fmt.Errorf("write nft script: %w", err)
+	}
 	if _, err := h.timed(ctx, h.braidProc(b.ns, "plan", "-f", h.spec)); err != nil {
 		return fmt.Errorf("plan after apply is not empty: %w", err)
 	}
@@ -147,7 +158,13 @@ func (h *harness) prepare(ctx context.Context) error {
 	if _, err := h.runMirror(ctx, alt.ns); err != nil {
 		return err
 	}
-	return h.sameObjects(ctx, b.ns, alt.ns)
+	if err := h.sameObjects(ctx, b.ns, alt.ns); err != nil {
+		return err
+	}
+	if got, err := nftTable(ctx, alt.ns); err != nil || got != table {
+		return fmt.Errorf("nft -f of braid's table made a different table (%v)", err)
+	}
+	return nil
 }
 
 // withOK returns p accepting these exit codes as success.
@@ -204,7 +221,8 @@ func (h *harness) writeMirror(doc *planDoc) error {
 }
 
 // runMirror converges ns with the ip -batch mirror: one ip run for
-// everything but IPv6 rules, one `ip -6` run for those.
+// everything but IPv6 rules, one `ip -6` run for those, and `nft -f` of
+// braid's nftables table.
 func (h *harness) runMirror(ctx context.Context, ns string) (sample, error) {
 	r1, err := h.timed(ctx, proc{argv: []string{"ip", "-n", ns, "-batch", h.batchMain}})
 	if err != nil {
@@ -214,7 +232,15 @@ func (h *harness) runMirror(ctx context.Context, ns string) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	return r1.sample.add(r2.sample), nil
+	total := r1.sample.add(r2.sample)
+	if h.nftScript != "" {
+		r3, err := h.timed(ctx, proc{argv: []string{"ip", "netns", "exec", ns, "nft", "-f", h.nftScript}})
+		if err != nil {
+			return sample{}, err
+		}
+		total = total.add(r3.sample)
+	}
+	return total, nil
 }
 
 // ifindexPrefix is the "N: " that starts a line of `ip -o addr`.

@@ -49,6 +49,10 @@ const (
 	kindMPTCPEndpoint = "mptcp.endpoint"
 )
 
+// kindNftables counts the changes of braid's nftables table in a plan; ip
+// does not mirror them (see harness.nftScript), and kinds leaves them out.
+const kindNftables = "nftables"
+
 // kinds lists the kinds in apply order, for reports.
 var kinds = []string{kindLink, kindSysctl, kindAddress, kindRoute, kindRule, kindMPTCPLimits, kindMPTCPEndpoint}
 
@@ -99,6 +103,12 @@ func mirror(d *planDoc) (*ipBatch, error) {
 		kind, inner, ok := splitAddress(c.Address)
 		if !ok {
 			return nil, fmt.Errorf("%q: not a resource address KIND[...]", c.Address)
+		}
+		if strings.HasPrefix(kind, "nft.") {
+			// braid's nftables table: nft -f writes it, not ip (see
+			// harness.nftScript).
+			b.Plan[kindNftables]++
+			continue
 		}
 		preexisting := kind == kindLink || kind == kindSysctl || kind == kindMPTCPLimits
 		if c.Action != "create" && !(c.Action == "update" && preexisting) {

@@ -15,6 +15,10 @@
 //   - the no-op `braid apply` and `braid plan` on the converged state, with
 //     `ip monitor all` counting kernel events during them, against the ip
 //     dumps that read the same state;
+//   - braid's nftables table of 1,000 rules and a 10,000-element set from
+//     empty, against `nft -f` of the same table; one element of the set
+//     swapped, against `nft -f` of that element; the no-op apply, with `nft
+//     monitor` counting events;
 //   - a breakdown of braid's converge time (process start, parse, plan,
 //     apply) from commands that each run one more phase.
 //
@@ -149,7 +153,7 @@ func bench(ctx context.Context, h *harness) error {
 	}
 	h.logf("")
 	var results, parts []*outcome
-	for _, m := range measurements(h) {
+	for _, m := range append(measurements(h), nftMeasurements()...) {
 		o, err := h.runMeasurement(ctx, m)
 		if err != nil {
 			return err

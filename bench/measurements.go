@@ -19,7 +19,7 @@ func measurements(h *harness) []*measurement {
 		{
 			name:  "converge from empty, " + objects,
 			braid: side{label: "braid apply", run: braidConverge},
-			alt:   &side{label: "ip -batch (+ ip -6 -batch)", run: mirrorConverge},
+			alt:   &side{label: "ip -batch (+ ip -6 -batch) + nft -f", run: mirrorConverge},
 			rows: []row{
 				{what: "wall", metric: wall, goal: ratioAtMost(1.0)},
 				{what: "CPU user+sys", metric: cpu},
