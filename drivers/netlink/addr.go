@@ -30,10 +30,8 @@ func addrFlags(a Addr) int {
 	return f
 }
 
-// observeAddrs reports the recorded addresses that are live as braid's,
-// and a live address equal to a desired one that braid did not record as
-// foreign. Recorded addresses that are gone are stale.
-func (d *Driver) observeAddrs(want map[string]Addr) ([]plan.Observed, []recordKey, error) {
+// dumpAddrs lists the addresses of every link.
+func (d *Driver) dumpAddrs() ([]vnl.Addr, error) {
 	var list []vnl.Addr
 	var err error
 	for range dumpAttempts {
@@ -43,8 +41,15 @@ func (d *Driver) observeAddrs(want map[string]Addr) ([]plan.Observed, []recordKe
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("list addresses: %w", err)
+		return nil, fmt.Errorf("list addresses: %w", err)
 	}
+	return list, nil
+}
+
+// observeAddrs reports the recorded addresses that are live as braid's,
+// and a live address equal to a desired one that braid did not record as
+// foreign. Recorded addresses that are gone are stale.
+func (d *Driver) observeAddrs(list []vnl.Addr, want map[string]Addr) ([]plan.Observed, []recordKey) {
 	live := make(map[string]Addr, len(list))
 	for _, la := range list {
 		if la.IPNet == nil {
@@ -71,7 +76,7 @@ func (d *Driver) observeAddrs(want map[string]Addr) ([]plan.Observed, []recordKe
 			}
 		}
 	}
-	return out, stale, nil
+	return out, stale
 }
 
 // applyAddr adds an address with noprefixroute, recording it first, or

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,11 @@ type conn struct {
 	seq uint32
 	req []byte
 	buf []byte
+	// acks, iov, mmsg and from are recvMany's buffers, made on first use.
+	acks []byte
+	iov  []unix.Iovec
+	mmsg []unix.Mmsghdr
+	from []unix.RawSockaddrNetlink
 }
 
 // dial opens a conn in the network namespace of the calling thread.
@@ -52,8 +58,12 @@ func (c *conn) close() error { return unix.Close(c.fd) }
 
 var ne = binary.NativeEndian
 
-// msg is a request being built in the conn's buffer.
-type msg struct{ b []byte }
+// msg is a request being built at the end of a buffer: b[off:] is the
+// request, b[:off] the requests before it in the same batch.
+type msg struct {
+	b   []byte
+	off int
+}
 
 func (m *msg) attr(typ uint16, v []byte) {
 	m.b = ne.AppendUint16(m.b, uint16(unix.SizeofRtAttr+len(v)))
@@ -70,25 +80,39 @@ func (m *msg) attr32(typ uint16, v uint32) {
 	m.attr(typ, b[:])
 }
 
-// start begins a request of the given type and flags (NLM_F_REQUEST is
-// added) in the conn's buffer. The caller holds c.mu.
-func (c *conn) start(typ, flags uint16) msg {
-	b := c.req[:0]
-	b = ne.AppendUint32(b, 0) // length, set by send
+// startMsg begins a request of the given type and flags (NLM_F_REQUEST is
+// added) at the end of b.
+func startMsg(b []byte, typ, flags uint16) msg {
+	off := len(b)
+	b = ne.AppendUint32(b, 0) // length, set by finish
 	b = ne.AppendUint16(b, typ)
 	b = ne.AppendUint16(b, flags|unix.NLM_F_REQUEST)
-	b = ne.AppendUint32(b, 0) // sequence, set by do
+	b = ne.AppendUint32(b, 0) // sequence, set by finish
 	b = ne.AppendUint32(b, 0) // port id: the kernel fills it in
-	return msg{b}
+	return msg{b: b, off: off}
 }
+
+// finish sets the request's length and sequence number.
+func (m msg) finish(seq uint32) {
+	ne.PutUint32(m.b[m.off:], uint32(len(m.b)-m.off))
+	ne.PutUint32(m.b[m.off+8:], seq)
+}
+
+// addFlags adds header flags to the request.
+func (m msg) addFlags(flags uint16) {
+	ne.PutUint16(m.b[m.off+6:], ne.Uint16(m.b[m.off+6:])|flags)
+}
+
+// start begins a request of the given type and flags (NLM_F_REQUEST is
+// added) in the conn's buffer. The caller holds c.mu.
+func (c *conn) start(typ, flags uint16) msg { return startMsg(c.req[:0], typ, flags) }
 
 // send completes m's header and sends it; it returns its sequence number.
 // The caller holds c.mu.
 func (c *conn) send(m msg) (uint32, error) {
 	c.req = m.b
 	c.seq++
-	ne.PutUint32(m.b[0:4], uint32(len(m.b)))
-	ne.PutUint32(m.b[8:12], c.seq)
+	m.finish(c.seq)
 	if err := unix.Sendto(c.fd, m.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return 0, fmt.Errorf("netlink send: %w", err)
 	}
@@ -133,7 +157,7 @@ func (c *conn) receive(seq uint32, fn func(typ, flags uint16, body []byte) (done
 // is returned as the syscall.Errno, wrapped with the kernel's message when
 // it gave one. The caller holds c.mu.
 func (c *conn) do(m msg) error {
-	ne.PutUint16(m.b[6:8], ne.Uint16(m.b[6:8])|unix.NLM_F_ACK)
+	m.addFlags(unix.NLM_F_ACK)
 	seq, err := c.send(m)
 	if err != nil {
 		return err
@@ -327,6 +351,14 @@ func (c *conn) route(typ, flags uint16, r Route, index int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.start(typ, flags)
+	appendRoute(&m, typ, r, index)
+	return c.do(m)
+}
+
+// appendRoute appends the body of a route request to m: braid's protocol,
+// and for a delete only the identity (table, destination, metric), so that
+// it matches braid's route whatever it points at and never a foreign one.
+func appendRoute(m *msg, typ uint16, r Route, index int) {
 	dst := r.Dst.Masked()
 	family := byte(unix.AF_INET)
 	if dst.Addr().Is6() {
@@ -363,5 +395,194 @@ func (c *conn) route(typ, flags uint16, r Route, index int) error {
 		}
 		m.attr32(unix.RTA_OIF, uint32(index))
 	}
-	return c.do(m)
+}
+
+// appendRule appends the body of a rule request to m, as
+// vishvananda/netlink's RuleAdd and RuleDel encode kernelRule(r): struct
+// fib_rule_hdr, the selectors, the priority, the table, suppress_prefixlength
+// (only with a table below 256) and braid's protocol. A delete leaves the
+// action unset, which matches any. The caller has checked r with
+// kernelRule.
+func appendRule(m *msg, typ uint16, r Rule) {
+	family := byte(unix.AF_INET)
+	if r.Family() == "inet6" {
+		family = unix.AF_INET6
+	}
+	var dstLen, srcLen byte
+	if r.To.IsValid() {
+		dstLen = byte(r.To.Bits())
+	}
+	if r.From.IsValid() {
+		srcLen = byte(r.From.Bits())
+	}
+	table := byte(unix.RT_TABLE_UNSPEC)
+	if r.Table >= 0 && r.Table < 256 {
+		table = byte(r.Table)
+	}
+	action := byte(unix.FR_ACT_UNSPEC)
+	if typ == unix.RTM_NEWRULE {
+		action = unix.FR_ACT_TO_TBL
+	}
+	// struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1,
+	// res2, action, flags.
+	m.b = append(m.b, family, dstLen, srcLen, 0, table, 0, 0, action)
+	m.b = ne.AppendUint32(m.b, 0)
+	if r.To.IsValid() {
+		m.attr(unix.FRA_DST, r.To.Masked().Addr().AsSlice())
+	}
+	if r.From.IsValid() {
+		m.attr(unix.FRA_SRC, r.From.Masked().Addr().AsSlice())
+	}
+	if r.Priority >= 0 {
+		m.attr32(unix.FRA_PRIORITY, uint32(r.Priority))
+	}
+	if r.Table >= 256 {
+		m.attr32(unix.FRA_TABLE, uint32(r.Table))
+	}
+	if table > 0 && r.SuppressPrefixlen >= 0 {
+		m.attr32(unix.FRA_SUPPRESS_PREFIXLEN, uint32(r.SuppressPrefixlen))
+	}
+	m.attr(unix.FRA_PROTOCOL, []byte{Protocol})
+}
+
+// Pipelining: many requests per sendmsg. The kernel handles the requests
+// of one sendmsg in order, before the call returns, and acknowledges each
+// (NLM_F_ACK) with its sequence number; a refused request does not stop
+// the ones after it.
+
+// Bounds of one pipelined batch. The acknowledgements of a whole batch
+// wait in the socket's receive buffer until they are read, and one that
+// does not fit is lost (ENOBUFS): 64 acknowledgements take about 64 KiB of
+// it, a fraction of the smallest default (see dial).
+const (
+	maxBatch      = 64
+	maxBatchBytes = 32 << 10
+	// ackSlot is the buffer of one acknowledgement: an errno, the request's
+	// header (NETLINK_CAP_ACK) and the kernel's message.
+	ackSlot = 1 << 10
+)
+
+// batch is a run of requests being built for one sendmsg.
+type batch struct {
+	b    []byte
+	msgs []msg
+}
+
+// add starts a request with NLM_F_ACK at the end of the batch.
+func (bt *batch) add(typ, flags uint16) *msg {
+	bt.msgs = append(bt.msgs, startMsg(bt.b, typ, flags|unix.NLM_F_ACK))
+	return &bt.msgs[len(bt.msgs)-1]
+}
+
+// done records the end of the request add returned.
+func (bt *batch) done(m *msg) { bt.b = m.b }
+
+// full reports whether the batch has room for no more requests.
+func (bt *batch) full() bool { return len(bt.msgs) >= maxBatch || len(bt.b) >= maxBatchBytes }
+
+func (bt *batch) reset() {
+	bt.b, bt.msgs = bt.b[:0], bt.msgs[:0]
+}
+
+// pipeline sends the batch in one sendmsg and reads the acknowledgement of
+// each request into errs[i] (nil: it took effect). It returns how many
+// acknowledgements it read, in order: fewer than the batch holds only with
+// an error, after which the kernel may or may not have made the requests
+// whose acknowledgement was not read. A send that fails makes none.
+func (c *conn) pipeline(bt *batch, errs []error) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(bt.msgs)
+	if n == 0 {
+		return 0, nil
+	}
+	base := c.seq + 1
+	for i, m := range bt.msgs {
+		end := len(bt.b)
+		if i+1 < n {
+			end = bt.msgs[i+1].off
+		}
+		m.b = bt.b[:end] // as it was when the request was complete
+		m.finish(base + uint32(i))
+	}
+	c.seq += uint32(n)
+	if err := unix.Sendto(c.fd, bt.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, fmt.Errorf("netlink send: %w", err)
+	}
+	got := 0
+	for got < n {
+		k, err := c.recvMany()
+		if err != nil {
+			return got, fmt.Errorf("netlink receive: %w", err)
+		}
+		for j := range k {
+			b := c.acks[j*ackSlot : j*ackSlot+min(int(c.mmsg[j].Len), ackSlot)]
+			for len(b) >= unix.NLMSG_HDRLEN {
+				l := int(ne.Uint32(b[0:4]))
+				if l < unix.NLMSG_HDRLEN {
+					return got, fmt.Errorf("netlink: malformed answer")
+				}
+				// A truncated acknowledgement keeps its errno.
+				l = min(l, len(b))
+				typ, flags, seq := ne.Uint16(b[4:6]), ne.Uint16(b[6:8]), ne.Uint32(b[8:12])
+				body := b[unix.NLMSG_HDRLEN:l]
+				b = b[min(nlmAlign(l), len(b)):]
+				if typ != unix.NLMSG_ERROR || seq-base >= uint32(n) {
+					continue // not ours: a late answer to an abandoned request
+				}
+				i := int(seq - base)
+				if i != got {
+					return got, fmt.Errorf("netlink: acknowledgement %d of a batch arrived before %d", i, got)
+				}
+				errs[i] = ackError(body, flags)
+				got++
+			}
+		}
+	}
+	return got, nil
+}
+
+// recvMany reads up to ackSlots datagrams from the kernel with one
+// recvmmsg(2), waiting for the first only, into c.acks; it returns how many.
+func (c *conn) recvMany() (int, error) {
+	if c.mmsg == nil {
+		c.acks = make([]byte, maxBatch*ackSlot)
+		c.iov = make([]unix.Iovec, maxBatch)
+		c.mmsg = make([]unix.Mmsghdr, maxBatch)
+		c.from = make([]unix.RawSockaddrNetlink, maxBatch)
+	}
+	for j := range c.mmsg {
+		c.iov[j].Base = &c.acks[j*ackSlot]
+		c.iov[j].SetLen(ackSlot)
+		c.mmsg[j] = unix.Mmsghdr{Hdr: unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&c.from[j])),
+			Namelen: unix.SizeofSockaddrNetlink,
+			Iov:     &c.iov[j],
+			Iovlen:  1,
+		}}
+	}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&c.mmsg[0])), uintptr(len(c.mmsg)), unix.MSG_WAITFORONE, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		// Keep only what the kernel sent (port 0).
+		k := 0
+		for j := range int(n) {
+			if c.from[j].Pid != 0 {
+				continue
+			}
+			if k != j {
+				copy(c.acks[k*ackSlot:(k+1)*ackSlot], c.acks[j*ackSlot:j*ackSlot+int(c.mmsg[j].Len)])
+				c.mmsg[k].Len = c.mmsg[j].Len
+			}
+			k++
+		}
+		if k > 0 {
+			return k, nil
+		}
+	}
 }

@@ -43,10 +43,16 @@
 // # Cost
 //
 // Observe makes one dump per kind and family: links, addresses, routes of
-// every table, rules. Apply makes one request per write and none when
-// there is nothing to change, so a converged state costs no write.
-// Interface indexes are cached from Observe's link dump. When the driver
-// opens its own sockets, route writes and route dumps go over a minimal
-// request/ack socket (conn) with reused buffers: ten thousand routes must
+// every table, rules; the IPv6 routes are dumped while the rest is.
+// Prefetch starts those dumps in the background so that they overlap with
+// the caller's parsing of a spec, and the next Observe (only that one) uses
+// them. Apply makes one request per write and none when there is nothing
+// to change, so a converged state costs no write. ApplyBatch pipelines
+// route and rule writes, many requests per sendmsg, and applies a long run
+// in two lanes, IPv4 and IPv6, side by side; it keeps Apply's semantics
+// and the engine's "the first n took effect" (see ApplyBatch). Interface
+// indexes are cached from Observe's link dump. When the driver opens its
+// own sockets, route and rule writes and route dumps go over minimal
+// request/ack sockets (conn) with reused buffers: ten thousand routes must
 // not cost more than `ip -batch` of the same routes.
 package netlink

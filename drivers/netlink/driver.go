@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 
 	vnl "github.com/vishvananda/netlink"
@@ -70,7 +71,10 @@ type Driver struct {
 	// handle itself (and so knows the namespace): see conn. With a
 	// caller's handle, whose namespace it cannot tell, everything goes
 	// through the handle.
-	raw        *conn
+	raw *conn
+	// raw6 carries the IPv6 lane of a long pipelined run (see ApplyBatch);
+	// nil when raw is.
+	raw6       *conn
 	rec        *record.Record
 	writes     *failpoint.Counter
 	log        *slog.Logger
@@ -85,6 +89,11 @@ type Driver struct {
 	// kernel; the next Apply (or PruneRecord) forgets them. Observe never
 	// writes the record itself, so a read-only plan leaves it untouched.
 	stale []recordKey
+	// pre is the snapshot Prefetch is taking for the next Observe.
+	pre *prefetch
+	// routeHint is the number of routes the last dump of each family
+	// (IPv4, IPv6) found.
+	routeHint [2]int
 }
 
 type recordKey struct{ kind, key string }
@@ -122,13 +131,20 @@ func New(opts Options) (*Driver, error) {
 			h.Close()
 			return nil, fmt.Errorf("netlink driver: open rtnetlink socket: %w", err)
 		}
-		d.h, d.ownHandle, d.raw = h, true, raw
+		raw6, err := dial()
+		if err != nil {
+			h.Close()
+			raw.close()
+			return nil, fmt.Errorf("netlink driver: open rtnetlink socket: %w", err)
+		}
+		d.h, d.ownHandle, d.raw, d.raw6 = h, true, raw, raw6
 	}
 	return d, nil
 }
 
 // Close releases the sockets the driver opened (not a caller's handle).
 func (d *Driver) Close() error {
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.ownHandle {
@@ -136,7 +152,7 @@ func (d *Driver) Close() error {
 	}
 	d.ownHandle = false
 	d.h.Close()
-	return d.raw.close()
+	return errors.Join(d.raw.close(), d.raw6.close())
 }
 
 // Name implements reconcile.Driver.
@@ -157,13 +173,23 @@ type desired struct {
 	links   []Link
 	sysctls []Sysctl
 	addrs   map[string]Addr // by record key
-	routes  map[routeKey]Route
-	rules   map[ruleKey]Rule
+	// routes maps each desired route's identity to the route.
+	routes routeIndex
+	rules  map[ruleKey]Rule
 }
 
 func split(rs []plan.Resource) desired {
-	w := desired{addrs: map[string]Addr{}, routes: map[routeKey]Route{}, rules: map[ruleKey]Rule{}}
+	var nroutes, nrules int
 	for _, r := range rs {
+		switch r.(type) {
+		case Route:
+			nroutes++
+		case Rule:
+			nrules++
+		}
+	}
+	w := desired{addrs: map[string]Addr{}, routes: routeIndex{want: rs, at: make(map[routeKey]int32, nroutes)}, rules: make(map[ruleKey]Rule, nrules)}
+	for i, r := range rs {
 		switch r := r.(type) {
 		case Link:
 			w.links = append(w.links, r)
@@ -172,7 +198,7 @@ func split(rs []plan.Resource) desired {
 		case Addr:
 			w.addrs[r.recordKey()] = r
 		case Route:
-			w.routes[r.key()] = r
+			w.routes.at[r.key()] = int32(i)
 		case Rule:
 			w.rules[r.key()] = r
 		}
@@ -190,15 +216,18 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 		return nil, err
 	}
 	w := split(want)
-	links, err := d.dumpLinks()
-	if err != nil {
-		return nil, err
+	snap := d.takePrefetch()
+	if snap == nil {
+		var err error
+		if snap, err = d.dump(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var out []plan.Observed
 	var stale []recordKey
 	steps := []func() error{
 		func() error {
-			o, s, err := d.observeLinks(links, w.links)
+			o, s, err := d.observeLinks(snap.links, w.links)
 			out, stale = append(out, o...), append(stale, s...)
 			return err
 		},
@@ -208,19 +237,17 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 			return err
 		},
 		func() error {
-			o, s, err := d.observeAddrs(w.addrs)
+			o, s := d.observeAddrs(snap.addrs, w.addrs)
 			out, stale = append(out, o...), append(stale, s...)
-			return err
+			return nil
 		},
 		func() error {
-			o, err := d.observeRoutes(w.routes)
-			out = append(out, o...)
-			return err
+			out = d.observeRoutes(out, snap.routes, w.routes)
+			return nil
 		},
 		func() error {
-			o, err := d.observeRules(w.rules)
-			out = append(out, o...)
-			return err
+			out = d.observeRules(out, snap.rules, w.rules)
+			return nil
 		},
 	}
 	for _, step := range steps {
@@ -245,36 +272,33 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	d.dropPrefetch()
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}
-	var wrote bool
-	var err error
-	switch r := c.Resource().(type) {
-	case Link:
-		wrote, err = d.applyLink(c.Action, r)
-	case Sysctl:
-		wrote, err = d.applySysctl(c.Action, r)
-	case Addr:
-		wrote, err = d.applyAddr(c.Action, r)
-	case Route:
-		wrote, err = d.applyRoute(c, r)
-	case Rule:
-		wrote, err = d.applyRule(c, r)
-	default:
-		return fmt.Errorf("netlink driver: %s: not a netlink resource (%T)", c.Address(), c.Resource())
-	}
+	wrote, err := d.apply(c)
 	if err != nil {
 		return err
 	}
-	if d.log.Enabled(ctx, slog.LevelInfo) {
-		if wrote {
-			d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address())
-		} else {
-			d.log.InfoContext(ctx, "applied", "change", string(c.Action), "object", c.Address(), "already", true)
-		}
-	}
+	d.logApplied(ctx, c, wrote)
 	return nil
+}
+
+// apply performs one change and reports whether it wrote to the kernel.
+func (d *Driver) apply(c plan.Change) (bool, error) {
+	switch r := c.Resource().(type) {
+	case Link:
+		return d.applyLink(c.Action, r)
+	case Sysctl:
+		return d.applySysctl(c.Action, r)
+	case Addr:
+		return d.applyAddr(c.Action, r)
+	case Route:
+		return d.applyRoute(c, r)
+	case Rule:
+		return d.applyRule(c, r)
+	}
+	return false, fmt.Errorf("netlink driver: %s: not a netlink resource (%T)", c.Address(), c.Resource())
 }
 
 // PruneRecord forgets the record entries that the last Observe found gone
@@ -357,13 +381,19 @@ func (d *Driver) ifindex(name string) (int, error) {
 func (d *Driver) linkName(i int) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if n, ok := d.name[i]; ok {
+	return linkNameIn(d.name, i)
+}
+
+// linkNameIn names an interface index from names: "" for none, "ifN" for
+// one not in names.
+func linkNameIn(names map[int]string, i int) string {
+	if n, ok := names[i]; ok {
 		return n
 	}
 	if i == 0 {
 		return ""
 	}
-	return fmt.Sprintf("if%d", i)
+	return "if" + strconv.Itoa(i)
 }
 
 // forget drops a name from the cache, when the kernel says the index is

@@ -17,11 +17,20 @@ import (
 const ipv6DefaultMetric = 1024
 
 // routeKey is a route's identity as the kernel sees it: table 0 is the
-// main table, an IPv6 metric 0 is 1024, and the destination is masked.
+// main table, an IPv6 metric 0 is 1024, and the destination is masked. It
+// holds no pointer, so a map of ten thousand of them is cheap to build and
+// costs the garbage collector nothing to scan.
 type routeKey struct {
-	table  int
-	dst    netip.Prefix
-	metric int
+	dst    [16]byte // the masked destination, IPv4 in its IPv6-mapped form
+	table  uint32
+	metric uint32
+	bits   uint8
+	v6     bool
+}
+
+func makeRouteKey(table int, dst netip.Prefix, metric int) routeKey {
+	a := dst.Addr()
+	return routeKey{dst: a.As16(), table: uint32(table), metric: uint32(metric), bits: uint8(dst.Bits()), v6: a.Is6()}
 }
 
 func (r Route) kernelTable() int {
@@ -39,7 +48,7 @@ func (r Route) kernelMetric() int {
 }
 
 func (r Route) key() routeKey {
-	return routeKey{table: r.kernelTable(), dst: r.Dst.Masked(), metric: r.kernelMetric()}
+	return makeRouteKey(r.kernelTable(), r.Dst.Masked(), r.kernelMetric())
 }
 
 // liveRoute is a route as the kernel dumped it, from either socket.
@@ -52,6 +61,36 @@ type liveRoute struct {
 	cloned     bool
 	dst        netip.Prefix
 	gw, src    netip.Addr
+}
+
+// key is the route's identity (the kernel's destination is masked).
+func (lr liveRoute) key() routeKey { return makeRouteKey(lr.table, lr.dst, lr.metric) }
+
+// familyIndex is 0 for IPv4, 1 for IPv6 (as in snapshot.routes).
+func familyIndex(family int) int {
+	if family == vnl.FAMILY_V6 {
+		return 1
+	}
+	return 0
+}
+
+// routeIndex finds desired routes by identity. Its map holds positions in
+// want rather than routes: a map without pointers costs the garbage
+// collector nothing, which matters in a process that has just parsed a
+// large spec.
+type routeIndex struct {
+	want []plan.Resource
+	at   map[routeKey]int32
+}
+
+// get returns the desired route with identity k, and the resource that
+// holds it.
+func (x routeIndex) get(k routeKey) (Route, plan.Resource, bool) {
+	i, ok := x.at[k]
+	if !ok {
+		return Route{}, nil, false
+	}
+	return x.want[i].(Route), x.want[i], true
 }
 
 // skip reports whether a route is none of braid's business: a cached
@@ -87,13 +126,24 @@ func liveFromLib(lr vnl.Route) liveRoute {
 
 // dumpRoutes lists the routes of one family in every table: one dump,
 // retried if the kernel says the tables changed under it.
+// With the driver's own sockets, IPv6 goes over raw6, so that the two
+// families can be dumped side by side.
 func (d *Driver) dumpRoutes(family int) ([]liveRoute, error) {
-	var out []liveRoute
+	// As many as last time, with room: growing ten thousand routes step
+	// by step costs more than the dump's parsing.
+	d.mu.Lock()
+	hint := d.routeHint[familyIndex(family)]
+	d.mu.Unlock()
+	out := make([]liveRoute, 0, hint+hint/8+16)
 	var err error
+	c := d.raw
+	if family == vnl.FAMILY_V6 && d.raw6 != nil {
+		c = d.raw6
+	}
 	for range dumpAttempts {
 		out = out[:0]
-		if d.raw != nil {
-			out, err = d.raw.routes(family, out)
+		if c != nil {
+			out, err = c.routes(family, out)
 			if errors.Is(err, errDumpInterrupted) {
 				continue
 			}
@@ -111,61 +161,81 @@ func (d *Driver) dumpRoutes(family int) ([]liveRoute, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
+	d.mu.Lock()
+	d.routeHint[familyIndex(family)] = len(out)
+	d.mu.Unlock()
 	return out, nil
 }
 
-// observeRoutes dumps every table, one dump per family. Routes with
-// braid's protocol are braid's; a foreign route is reported only when it
-// has the identity (table, destination, metric) of a desired one. Within
-// braid's routes, link-scope routes come first so that deletes, which run
-// in reverse, remove the routes through a gateway before the route that
-// makes the gateway reachable.
-func (d *Driver) observeRoutes(want map[routeKey]Route) ([]plan.Observed, error) {
-	var connected, viaGateway, foreign []plan.Observed
-	for _, family := range []int{vnl.FAMILY_V4, vnl.FAMILY_V6} {
-		list, err := d.dumpRoutes(family)
-		if err != nil {
-			return nil, err
-		}
+// observeRoutes appends to out braid's routes among the dumped ones (IPv4,
+// IPv6), and a foreign route only when it has the identity (table,
+// destination, metric) of a desired one. Within braid's routes, link-scope
+// routes come first so that deletes, which run in reverse, remove the
+// routes through a gateway before the route that makes the gateway
+// reachable.
+func (d *Driver) observeRoutes(out []plan.Observed, lists [2][]liveRoute, want routeIndex) []plan.Observed {
+	n := len(lists[0]) + len(lists[1])
+	connected := make([]plan.Observed, 0, n/4)
+	viaGateway := make([]plan.Observed, 0, n)
+	var foreign []plan.Observed
+	d.mu.Lock() // for d.name, once rather than per route
+	defer d.mu.Unlock()
+	for _, list := range lists {
 		for _, lr := range list {
 			if lr.skip() {
 				continue
 			}
-			r := d.routeFrom(lr)
-			w, wanted := want[r.key()]
+			w, wres, wanted := want.get(lr.key())
+			ours := int(lr.proto) == Protocol
+			if !ours && !wanted {
+				continue
+			}
+			r := routeFromLocked(lr, d.name)
 			if wanted {
 				// Name it as the desired route does, so the addresses
 				// match.
 				r.Table, r.Dst, r.Metric = w.Table, w.Dst, w.Metric
 			}
+			var res plan.Resource = r
+			if ours && wanted && r == w {
+				// As desired (the converged case): the desired value
+				// itself, which spares boxing ten thousand copies.
+				res = wres
+			}
 			switch {
-			case int(lr.proto) != Protocol:
-				if wanted {
-					r.Proto = int(lr.proto)
-					foreign = append(foreign, plan.Observed{Resource: r, Foreign: true})
-				}
+			case !ours:
+				r.Proto = int(lr.proto)
+				foreign = append(foreign, plan.Observed{Resource: r, Foreign: true})
 			case r.Gateway.IsValid():
-				viaGateway = append(viaGateway, plan.Observed{Resource: r})
+				viaGateway = append(viaGateway, plan.Observed{Resource: res})
 			default:
-				connected = append(connected, plan.Observed{Resource: r})
+				connected = append(connected, plan.Observed{Resource: res})
 			}
 		}
 	}
-	out := make([]plan.Observed, 0, len(connected)+len(viaGateway)+len(foreign))
+	out = slices.Grow(out, len(connected)+len(viaGateway)+len(foreign))
 	out = append(out, connected...)
 	out = append(out, viaGateway...)
-	return append(out, foreign...), nil
+	return append(out, foreign...)
 }
 
 // routeFrom converts a kernel route.
 func (d *Driver) routeFrom(lr liveRoute) Route {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return routeFromLocked(lr, d.name)
+}
+
+// routeFromLocked converts a kernel route, naming its link from names
+// (d.name, whose lock the caller holds).
+func routeFromLocked(lr liveRoute, names map[int]string) Route {
 	return Route{
 		Table:   lr.table,
 		Dst:     lr.dst,
 		Metric:  lr.metric,
 		Gateway: lr.gw,
 		Src:     lr.src,
-		Link:    d.linkName(lr.oif),
+		Link:    linkNameIn(names, lr.oif),
 	}
 }
 

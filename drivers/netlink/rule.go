@@ -62,16 +62,12 @@ func (d *Driver) dumpRules(family int) ([]vnl.Rule, error) {
 	return list, nil
 }
 
-// observeRules dumps the rules of both families. Rules with braid's
-// protocol are braid's; a foreign rule is reported only when it has the
-// identity of a desired one.
-func (d *Driver) observeRules(want map[ruleKey]Rule) ([]plan.Observed, error) {
-	var owned, foreign []plan.Observed
-	for _, family := range []int{vnl.FAMILY_V4, vnl.FAMILY_V6} {
-		list, err := d.dumpRules(family)
-		if err != nil {
-			return nil, err
-		}
+// observeRules appends to out braid's rules among the dumped ones (IPv4,
+// IPv6), and a foreign rule only when it has the identity of a desired
+// one.
+func (d *Driver) observeRules(out []plan.Observed, lists [2][]vnl.Rule, want map[ruleKey]Rule) []plan.Observed {
+	var foreign []plan.Observed
+	for _, list := range lists {
 		for _, lr := range list {
 			r := ruleFrom(lr)
 			w, wanted := want[r.key()]
@@ -80,14 +76,14 @@ func (d *Driver) observeRules(want map[ruleKey]Rule) ([]plan.Observed, error) {
 			}
 			switch {
 			case int(lr.Protocol) == Protocol:
-				owned = append(owned, plan.Observed{Resource: r})
+				out = append(out, plan.Observed{Resource: r})
 			case wanted:
 				r.Proto = int(lr.Protocol)
 				foreign = append(foreign, plan.Observed{Resource: r, Foreign: true})
 			}
 		}
 	}
-	return append(owned, foreign...), nil
+	return append(out, foreign...)
 }
 
 // kernelRule converts a rule for the netlink library, with braid's

@@ -122,10 +122,14 @@ func benchConverge(b *testing.B, givenHandle bool) {
 					return err
 				}
 				changes, _ := plan.Diff(state, live)
-				for _, c := range changes {
-					if err := d.Apply(ctx, c); err != nil {
-						return err
+				if os.Getenv("ONEBYONE") != "" {
+					for _, c := range changes {
+						if err := d.Apply(ctx, c); err != nil {
+							return err
+						}
 					}
+				} else if n, err := d.ApplyBatch(ctx, changes); err != nil || n != len(changes) {
+					return fmt.Errorf("applied %d of %d: %v", n, len(changes), err)
 				}
 				braid += time.Since(start)
 				if len(changes) != len(state) {

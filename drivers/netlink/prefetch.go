@@ -1,0 +1,137 @@
+package netlink
+
+import (
+	"context"
+	"sync"
+
+	vnl "github.com/vishvananda/netlink"
+)
+
+// snapshot is what Observe reads from the kernel: one dump per object kind
+// and family. Sysctls are not in it: they are read by Observe itself, from
+// its own thread (/proc/sys/net belongs to the namespace of the thread
+// that opens the file).
+type snapshot struct {
+	links  map[string]vnl.Link
+	addrs  []vnl.Addr
+	routes [2][]liveRoute // IPv4, IPv6
+	rules  [2][]vnl.Rule  // IPv4, IPv6
+}
+
+// families are the address families of snapshot.routes and .rules.
+var families = [2]int{vnl.FAMILY_V4, vnl.FAMILY_V6}
+
+// dump takes a snapshot. It uses only the driver's sockets, which belong
+// to the namespace they were opened in, so it may run on any thread. With
+// the driver's own sockets, the IPv6 routes are dumped (over raw6) while
+// the rest is.
+func (d *Driver) dump(ctx context.Context) (*snapshot, error) {
+	s := &snapshot{}
+	var v6err error
+	var wg sync.WaitGroup
+	if d.raw6 != nil {
+		wg.Go(func() { s.routes[1], v6err = d.dumpRoutes(vnl.FAMILY_V6) })
+	}
+	err := d.dumpRest(ctx, s)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if v6err != nil {
+		return nil, v6err
+	}
+	return s, nil
+}
+
+// dumpRest fills in the snapshot but for the IPv6 routes when raw6 dumps
+// them.
+func (d *Driver) dumpRest(ctx context.Context, s *snapshot) error {
+	var err error
+	if s.links, err = d.dumpLinks(); err != nil {
+		return err
+	}
+	if s.addrs, err = d.dumpAddrs(); err != nil {
+		return err
+	}
+	for i, family := range families {
+		if i == 1 && d.raw6 != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.routes[i], err = d.dumpRoutes(family); err != nil {
+			return err
+		}
+	}
+	for i, family := range families {
+		if s.rules[i], err = d.dumpRules(family); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefetch is a snapshot being taken in the background.
+type prefetch struct {
+	done chan struct{}
+	snap *snapshot
+	err  error
+}
+
+// Prefetch implements reconcile.Prefetcher: it starts taking the snapshot
+// of the kernel that the next Observe reads, in a goroutine, so that the
+// kernel's dumps overlap with the caller's work (parsing and compiling a
+// spec) instead of following it. The next Observe waits for it and uses it
+// instead of dumping again; it is used at most once, so every later Observe
+// (the verify after an apply) dumps afresh. Apply and ApplyBatch discard a
+// snapshot no Observe took, since it predates their writes; so does Close.
+// If the prefetch failed, Observe dumps afresh and reports its own error.
+//
+// The snapshot shows the kernel as it was at some moment after Prefetch
+// was called, and Observe returns that: what changes between that moment
+// and Observe is not seen, as what changes between an Observe and the
+// apply that follows it is not. A writer must therefore call Prefetch only
+// once it holds the namespace's lock, so that no other braid can write
+// between the snapshot and its plan; changes made meanwhile by programs
+// that do not take the lock are what any plan can miss, and the verify
+// after the apply, which always dumps afresh, reports them.
+//
+// A second Prefetch while one is pending does nothing, and so does
+// Prefetch on a driver given a caller's Options.Handle (the caller may use
+// the handle meanwhile) or closed.
+func (d *Driver) Prefetch(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pre != nil || !d.ownHandle {
+		return
+	}
+	p := &prefetch{done: make(chan struct{})}
+	d.pre = p
+	go func() {
+		defer close(p.done)
+		p.snap, p.err = d.dump(context.WithoutCancel(ctx))
+	}()
+}
+
+// takePrefetch returns the pending prefetched snapshot, waiting for it to
+// be taken, and forgets it; nil if there is none or it failed.
+func (d *Driver) takePrefetch() *snapshot {
+	d.mu.Lock()
+	p := d.pre
+	d.pre = nil
+	d.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	if p.err != nil {
+		d.log.Debug("prefetch failed; dumping again", "err", p.err)
+		return nil
+	}
+	return p.snap
+}
+
+// dropPrefetch discards a prefetched snapshot no Observe took, after
+// waiting for its dumps to end (they use the driver's sockets).
+func (d *Driver) dropPrefetch() { d.takePrefetch() }
