@@ -26,3 +26,13 @@ type Driver interface {
 	// took effect is counted before Apply returns.
 	Apply(ctx context.Context, c plan.Change) error
 }
+
+// Prefetcher is a Driver that can start reading the live state before the
+// desired state is known, so that its reads overlap with parsing and
+// compiling the spec. The next Observe uses what Prefetch read (once: any
+// later Observe reads afresh). A writer calls Prefetch only once it holds
+// the namespace's lock, so that the state read cannot predate another
+// braid's writes.
+type Prefetcher interface {
+	Prefetch(ctx context.Context)
+}

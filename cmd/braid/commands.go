@@ -53,11 +53,12 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Show what apply would change; exit 0 no changes, 2 changes, 1 error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, desired, err := loadRouter(file)
+			h, err := openHost(g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			h, err := openHost(g, cmd.ErrOrStderr())
+			h.prefetch(cmd.Context())
+			_, desired, err := loadRouter(file)
 			if err != nil {
 				return err
 			}
@@ -116,11 +117,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Short: "Plan, apply and verify; exit 0 only when the box is converged",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, desired, err := loadRouter(file)
-			if err != nil {
-				return err
-			}
-			return converge(cmd, g, desired, convergeOptions{force: force})
+			return converge(cmd, g, func() (reconcile.Desired, error) {
+				_, desired, err := loadRouter(file)
+				return desired, err
+			}, convergeOptions{force: force})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
@@ -140,9 +140,11 @@ type convergeOptions struct {
 	destroy bool
 }
 
-// converge plans, applies and verifies desired under the namespace lock,
-// restoring this run's changes if the kernel refuses one.
-func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, opts convergeOptions) error {
+// converge plans, applies and verifies the desired state under the
+// namespace lock, restoring this run's changes if the kernel refuses one.
+// load gives the desired state; it runs under the lock, while the drivers
+// read the live state.
+func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, error), opts convergeOptions) error {
 	force := opts.force
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
@@ -155,6 +157,11 @@ func converge(cmd *cobra.Command, g *globals, desired reconcile.Desired, opts co
 		return err
 	}
 	defer lock.Unlock()
+	h.prefetch(ctx)
+	desired, err := load()
+	if err != nil {
+		return err
+	}
 	p, err := h.engine.Plan(ctx, desired)
 	if err != nil {
 		return err
@@ -361,7 +368,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return converge(cmd, g, reconcile.Desired{}, opts)
+			return converge(cmd, g, func() (reconcile.Desired, error) { return reconcile.Desired{}, nil }, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +61,17 @@ func openHost(g *globals, stderr io.Writer) (*host, error) {
 		writes: writes,
 		log:    log,
 	}, nil
+}
+
+// prefetch starts the drivers' reads of the live state, so that they
+// overlap with parsing and compiling the spec; the next plan uses them. A
+// writer calls it only once it holds the lock (see reconcile.Prefetcher).
+func (h *host) prefetch(ctx context.Context) {
+	for _, d := range h.engine.Drivers {
+		if p, ok := d.(reconcile.Prefetcher); ok {
+			p.Prefetch(ctx)
+		}
+	}
 }
 
 // loadRouter reads a spec file and compiles it. Only kind Router is
