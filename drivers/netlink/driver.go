@@ -219,7 +219,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	snap := d.takePrefetch()
 	if snap == nil {
 		var err error
-		if snap, err = d.dump(ctx); err != nil {
+		if snap, err = d.dump(ctx, true); err != nil {
 			return nil, err
 		}
 	}

@@ -23,16 +23,18 @@ var families = [2]int{vnl.FAMILY_V4, vnl.FAMILY_V6}
 
 // dump takes a snapshot. It uses only the driver's sockets, which belong
 // to the namespace they were opened in, so it may run on any thread. With
-// the driver's own sockets, the IPv6 routes are dumped (over raw6) while
-// the rest is.
-func (d *Driver) dump(ctx context.Context) (*snapshot, error) {
+// the driver's own sockets and side, the IPv6 routes are dumped (over
+// raw6) while the rest is: Observe does, which waits for the dumps, but
+// not Prefetch, whose dumps already run beside the caller's work.
+func (d *Driver) dump(ctx context.Context, side bool) (*snapshot, error) {
 	s := &snapshot{}
 	var v6err error
 	var wg sync.WaitGroup
-	if d.raw6 != nil {
+	side = side && d.raw6 != nil
+	if side {
 		wg.Go(func() { s.routes[1], v6err = d.dumpRoutes(vnl.FAMILY_V6) })
 	}
-	err := d.dumpRest(ctx, s)
+	err := d.dumpRest(ctx, s, side)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -43,9 +45,9 @@ func (d *Driver) dump(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// dumpRest fills in the snapshot but for the IPv6 routes when raw6 dumps
-// them.
-func (d *Driver) dumpRest(ctx context.Context, s *snapshot) error {
+// dumpRest fills in the snapshot, but for the IPv6 routes if another
+// goroutine dumps them.
+func (d *Driver) dumpRest(ctx context.Context, s *snapshot, noV6Routes bool) error {
 	var err error
 	if s.links, err = d.dumpLinks(); err != nil {
 		return err
@@ -54,7 +56,7 @@ func (d *Driver) dumpRest(ctx context.Context, s *snapshot) error {
 		return err
 	}
 	for i, family := range families {
-		if i == 1 && d.raw6 != nil {
+		if i == 1 && noV6Routes {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -110,7 +112,7 @@ func (d *Driver) Prefetch(ctx context.Context) {
 	d.pre = p
 	go func() {
 		defer close(p.done)
-		p.snap, p.err = d.dump(context.WithoutCancel(ctx))
+		p.snap, p.err = d.dump(context.WithoutCancel(ctx), false)
 	}()
 }
 
