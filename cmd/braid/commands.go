@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -112,20 +114,24 @@ func printPlan(w io.Writer, p *reconcile.Plan, ns string, asJSON bool) error {
 func newApplyCmd(g *globals) *cobra.Command {
 	var file string
 	var force bool
+	var within time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
+		Use:   "apply -f FILE [--confirm DURATION]",
 		Short: "Plan, apply and verify; exit 0 only when the box is converged",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := convergeOptions{force: force, confirm: within}
 			return converge(cmd, g, func() (reconcile.Desired, error) {
-				_, desired, err := loadRouter(file)
+				data, _, desired, err := loadRouterBytes(file)
+				opts.spec = data
 				return desired, err
-			}, convergeOptions{force: force})
+			}, &opts)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
 	cmd.MarkFlagRequired("file")
 	cmd.Flags().BoolVar(&force, "force", false, "apply even if the plan would cut this SSH session")
+	cmd.Flags().DurationVar(&within, "confirm", 0, "revert to the previous state unless `braid confirm` comes within this long (e.g. 2m)")
 	return cmd
 }
 
@@ -138,13 +144,19 @@ type convergeOptions struct {
 	ask func(*reconcile.Plan) error
 	// destroy words the output for `braid destroy`.
 	destroy bool
+	// confirm, when positive, reverts the change unless `braid confirm`
+	// comes within this long.
+	confirm time.Duration
+	// spec is the applied spec's bytes, recorded as what a later revert
+	// goes back to; set by load.
+	spec []byte
 }
 
 // converge plans, applies and verifies the desired state under the
 // namespace lock, restoring this run's changes if the kernel refuses one.
 // load gives the desired state; it runs under the lock, while the drivers
 // read the live state.
-func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, error), opts convergeOptions) error {
+func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, error), opts *convergeOptions) error {
 	force := opts.force
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
@@ -162,6 +174,15 @@ func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, er
 	if err != nil {
 		return err
 	}
+	// What a revert goes back to: the last confirmed spec.
+	waiting, err := readPending(h.dirs.State)
+	if err != nil {
+		return err
+	}
+	previous, _ := os.ReadFile(filepath.Join(h.dirs.State, appliedFile))
+	if waiting != nil {
+		previous = waiting.Previous
+	}
 	p, err := h.engine.Plan(ctx, desired)
 	if err != nil {
 		return err
@@ -174,6 +195,9 @@ func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, er
 		return err
 	}
 	if p.Empty() {
+		if waiting != nil {
+			fmt.Fprintf(out, "\nA change waits for `braid confirm` until %s, or it is reverted.\n", waiting.Deadline.Format(time.TimeOnly))
+		}
 		if len(p.Conflicts) > 0 {
 			return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
 		}
@@ -214,8 +238,12 @@ func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, er
 	}
 	add, change, remove := p.Counts()
 	fmt.Fprintf(out, "Applied: %d added, %d changed, %d removed in %s.\n", add, change, remove, time.Since(start).Round(time.Millisecond))
-	if err := h.engine.Verify(ctx, desired); err != nil {
+	verr := h.engine.Verify(ctx, desired)
+	if err := recordApplied(h, g, out, opts, previous, waiting); err != nil {
 		return &exitCode{code: exitError, err: err}
+	}
+	if verr != nil {
+		return &exitCode{code: exitError, err: verr}
 	}
 	if len(p.Conflicts) > 0 {
 		return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
@@ -368,7 +396,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return converge(cmd, g, func() (reconcile.Desired, error) { return reconcile.Desired{}, nil }, opts)
+			return converge(cmd, g, func() (reconcile.Desired, error) { return reconcile.Desired{}, nil }, &opts)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
@@ -380,4 +408,34 @@ func confirm(in io.Reader, out io.Writer, prompt string) bool {
 	fmt.Fprint(out, prompt)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
+}
+
+// recordApplied remembers what was applied, so that a later apply --confirm
+// can go back to it, and arms the reverter for this one if asked.
+func recordApplied(h *host, g *globals, out io.Writer, opts *convergeOptions, previous []byte, waiting *pending) error {
+	applied := filepath.Join(h.dirs.State, appliedFile)
+	if waiting != nil {
+		// This apply replaces the change that waited: its reverter finds
+		// the token gone and stands down.
+		os.Remove(filepath.Join(h.dirs.State, pendingFile))
+		if waiting.Reverter > 0 {
+			syscall.Kill(waiting.Reverter, syscall.SIGTERM)
+		}
+		if opts.confirm <= 0 {
+			fmt.Fprintln(out, "This apply replaces the change that was waiting for confirmation.")
+		}
+	}
+	if opts.confirm > 0 {
+		p, err := armRevert(h, g, opts.confirm, previous)
+		if err != nil {
+			return fmt.Errorf("arm the revert (the change is applied; nothing will revert it): %w", err)
+		}
+		fmt.Fprintf(out, "Run `braid confirm` before %s, or this change is reverted (the reverter, pid %d, survives the end of this session).\n",
+			p.Deadline.Format(time.TimeOnly), p.Reverter)
+	}
+	if opts.destroy {
+		os.Remove(applied)
+		return nil
+	}
+	return writeFileAtomic(applied, opts.spec)
 }

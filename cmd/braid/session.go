@@ -77,7 +77,24 @@ func (h *host) prefetch(ctx context.Context) {
 // loadRouter reads a spec file and compiles it. Only kind Router is
 // converged on a box.
 func loadRouter(path string) (*api.Document, reconcile.Desired, error) {
-	doc, err := api.Load(path)
+	_, doc, d, err := loadRouterBytes(path)
+	return doc, d, err
+}
+
+// loadRouterBytes is loadRouter that also returns the file's bytes (what
+// apply records as the state to revert to).
+func loadRouterBytes(path string) ([]byte, *api.Document, reconcile.Desired, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
+	}
+	doc, d, err := compileRouter(path, data)
+	return data, doc, d, err
+}
+
+// compileRouter parses and compiles a router spec.
+func compileRouter(path string, data []byte) (*api.Document, reconcile.Desired, error) {
+	doc, err := api.Parse(path, data)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
 	}

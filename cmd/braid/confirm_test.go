@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitReverted waits until the pending confirmation has been dealt with (the
+// reverter removes the file when it reverts).
+func (b *box) waitReverted(t *testing.T, within time.Duration) {
+	t.Helper()
+	path := filepath.Join(b.stateDir, b.ns, pendingFile)
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(b.stateDir, b.ns, revertLog))
+			t.Fatalf("not reverted within %s; reverter log:\n%s", within, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestApplyConfirmRevertsEvenWhenTheShellDies(t *testing.T) {
+	b := newBox(t)
+	pristine := b.snapshot()
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+	good := b.snapshot()
+	changed := writeSpec(t, strings.Replace(strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1), "priority: 20", "priority: 30", 1))
+
+	// The apply runs in a shell that is killed right after, as a dropped
+	// SSH session would be.
+	shell := exec.Command("bash", "-c", braidBin+" --netns "+b.ns+" apply --confirm 2s -f "+changed+" && sleep 60")
+	shell.Env = append(os.Environ(), b.env...)
+	shell.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	shell.Stdout, shell.Stderr = &out, &out
+	if err := shell.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "braid confirm") {
+		if time.Now().After(deadline) {
+			t.Fatalf("apply --confirm did not finish:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Kill(-shell.Process.Pid, syscall.SIGKILL)
+	shell.Wait()
+	if got := b.ip("-4", "addr", "show", "dev", "wan1"); !strings.Contains(got, "10.101.0.3/24") {
+		t.Fatalf("the change was not applied:\n%s", got)
+	}
+	b.waitReverted(t, 10*time.Second)
+	if after := b.snapshot(); after != good {
+		t.Errorf("the revert did not restore the state before the apply:\n%s", diffLines(good, after))
+	}
+	b.must(0, "plan", "-f", writeSpec(t, labSpec))
+	if r := b.braid(nil, "confirm"); r.code != 1 || !strings.Contains(r.stderr, "nothing to confirm") {
+		t.Errorf("confirm after the revert: exit %d %s", r.code, r.stderr)
+	}
+
+	// Confirmed in time, the change stays.
+	r := b.must(0, "apply", "--confirm", "2s", "-f", changed)
+	if !strings.Contains(r.stdout, "Run `braid confirm` before") {
+		t.Errorf("apply --confirm output:\n%s", r.stdout)
+	}
+	if r := b.must(0, "confirm"); !strings.Contains(r.stdout, "Confirmed: the change stays") {
+		t.Errorf("confirm: %s", r.stdout)
+	}
+	time.Sleep(3 * time.Second)
+	b.must(0, "plan", "-f", changed)
+
+	// The first apply ever, unconfirmed, goes back to nothing at all.
+	b.must(0, "destroy", "--yes")
+	if after := b.snapshot(); after != pristine {
+		t.Fatalf("destroy:\n%s", diffLines(pristine, after))
+	}
+	b.must(0, "apply", "--confirm", "1s", "-f", changed)
+	b.waitReverted(t, 10*time.Second)
+	if after := b.snapshot(); after != pristine {
+		t.Errorf("reverting a first apply did not restore the pristine namespace:\n%s", diffLines(pristine, after))
+	}
+}
+
+// A newer apply replaces the one that waited: the old reverter stands down
+// and the fallback stays the last confirmed state.
+func TestApplyConfirmSupersededByANewerApply(t *testing.T) {
+	b := newBox(t)
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+	good := b.snapshot()
+	b.must(0, "apply", "--confirm", "2s", "-f", writeSpec(t, strings.Replace(labSpec, "priority: 20", "priority: 30", 1)))
+	b.must(0, "apply", "--confirm", "2s", "-f", writeSpec(t, strings.Replace(labSpec, "priority: 20", "priority: 40", 1)))
+	b.waitReverted(t, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // the first reverter's deadline passes too
+	if after := b.snapshot(); after != good {
+		t.Errorf("not back to the last confirmed state:\n%s", diffLines(good, after))
+	}
+}
