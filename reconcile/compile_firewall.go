@@ -32,7 +32,9 @@ var (
 		nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem,
 		nft.ICMPv6EchoRequest, nft.ICMPv6EchoReply,
 	}
-	linkLocal = netip.MustParsePrefix("fe80::/10")
+	// icmpv6Errors are accepted before conntrack's invalid verdict.
+	icmpv6Errors = []nft.ICMPv6Type{nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem}
+	linkLocal    = netip.MustParsePrefix("fe80::/10")
 )
 
 // DHCP client ports: replies to the uplinks' DHCP sessions (DHCPv6 from
@@ -147,6 +149,13 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 
 	// The router's own firewall.
 	rs.Add(nft.ChainInput, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
+	// ICMPv6 errors pass before conntrack's invalid verdict: one for a flow
+	// conntrack has not seen (asymmetric paths over two uplinks) is
+	// "invalid", and dropping a Packet Too Big breaks path MTU discovery
+	// (RFC 4890, 4.3.1).
+	for _, t := range icmpv6Errors {
+		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+	}
 	rs.Add(nft.ChainInput, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
 	rs.Add(nft.ChainInput, "loopback", nft.IIFName("lo"), nft.Accept())
 	if lanIf != "" {
@@ -162,7 +171,9 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 		rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
 	}
 	for _, t := range inputICMPv6 {
-		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+		if !slices.Contains(icmpv6Errors, t) {
+			rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+		}
 	}
 	for _, t := range inputMLD {
 		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.SrcPrefix(linkLocal), nft.ICMPv6(t), nft.Accept())
@@ -195,9 +206,14 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 
 	// What the box routes.
 	rs.Add(nft.ChainForward, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
+	for _, t := range icmpv6Errors {
+		rs.Add(nft.ChainForward, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+	}
 	rs.Add(nft.ChainForward, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
 	for _, t := range forwardICMPv6 {
-		rs.Add(nft.ChainForward, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+		if !slices.Contains(icmpv6Errors, t) {
+			rs.Add(nft.ChainForward, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+		}
 	}
 	if lanIf != "" {
 		for _, u := range uplinks {
