@@ -62,6 +62,8 @@ type Daemon struct {
 	Prober Prober
 	// StateDir persists the last good spec and the quarantine.
 	StateDir string
+	// OnPass, if set, is called after every pass with its status (metrics).
+	OnPass func(PassStatus, Status)
 
 	triggers chan string
 	busy     atomic.Bool
@@ -372,6 +374,9 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		}
 		d.status.LastPass = ps
 		d.Log.Info("pass", "triggers", reasons, "changes", ps.Changes, "result", ps.Result, "duration", ps.Duration.Round(time.Microsecond))
+		if d.OnPass != nil {
+			d.OnPass(*ps, d.status)
+		}
 	}()
 	fresh, prev, prevRev, err := d.load(ctx, reasons)
 	if err != nil {
