@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/gittest"
 )
 
 // spec is a small, distinct file body per version.
@@ -244,7 +245,7 @@ func TestFileSymlinkSwap(t *testing.T) {
 	w.expect(t, 0, "a file the link no longer points to")
 
 	// The real ln -sfn (unlink, then symlink).
-	requireBinary(t, "ln")
+	gittest.RequireBinary(t, "ln")
 	if out, err := exec.Command("ln", "-sfn", filepath.Join(versions, "3.yaml"), path).CombinedOutput(); err != nil {
 		t.Fatalf("ln -sfn: %v\n%s", err, out)
 	}
@@ -308,7 +309,7 @@ func TestFileConfigMap(t *testing.T) {
 // TestFileDirectorySymlink: the spec's directory is a symlink
 // (current -> releases/N) swapped with ln -sfn, as deployments do.
 func TestFileDirectorySymlink(t *testing.T) {
-	requireBinary(t, "ln")
+	gittest.RequireBinary(t, "ln")
 	dir := t.TempDir()
 	for _, v := range []string{"1", "2"} {
 		if err := os.MkdirAll(filepath.Join(dir, "releases", v), 0o755); err != nil {
@@ -347,7 +348,7 @@ func TestFileDirectorySymlink(t *testing.T) {
 // TestFileGitCheckout: the spec lives in a git work tree, and git
 // checkout switches it.
 func TestFileGitCheckout(t *testing.T) {
-	requireBinary(t, "git")
+	gittest.RequireBinary(t, "git")
 	dir := t.TempDir()
 	git := func(args ...string) {
 		t.Helper()

@@ -96,30 +96,30 @@ func TestGitFile(t *testing.T) {
 		t.Run(cache, func(t *testing.T) {
 			r := newTestRepo(t, "1")
 			emptyPath(t)
-			url := "file://" + r.dir
+			url := "file://" + r.Dir
 			opts := GitOptions{URL: url, Path: "specs/home.yaml", Interval: 50 * time.Millisecond}
 			if cache == "dir" {
 				opts.Dir = filepath.Join(t.TempDir(), "git")
 			}
 			g := newGit(t, opts)
-			c1, _ := r.repo.Head()
+			c1 := r.Head()
 			rev := load(t, g)
-			checkRev(t, rev, url, c1.Hash(), spec("1"))
-			if !rev.Time.Equal(r.when) {
-				t.Errorf("Revision.Time = %v, want the commit's %v", rev.Time, r.when)
+			checkRev(t, rev, url, c1, spec("1"))
+			if !rev.Time.Equal(r.When) {
+				t.Errorf("Revision.Time = %v, want the commit's %v", rev.Time, r.When)
 			}
 
 			w := watch(t, g)
 			w.expect(t, 0, "no new commit")
-			r.commit(map[string][]byte{"README": []byte("other\n")})
-			c2 := r.commit(map[string][]byte{"specs/home.yaml": spec("2")})
+			r.Commit(map[string][]byte{"README": []byte("other\n")})
+			c2 := r.Commit(map[string][]byte{"specs/home.yaml": spec("2")})
 			w.expect(t, 1, "two new commits")
 			checkRev(t, load(t, g), url, c2, spec("2"))
 			w.expect(t, 0, "loaded")
 
 			// A commit that does not touch the spec is still a new
 			// revision: the ID is the commit.
-			c3 := r.commit(map[string][]byte{"README": []byte("again\n")})
+			c3 := r.Commit(map[string][]byte{"README": []byte("again\n")})
 			w.expect(t, 1, "commit of another file")
 			checkRev(t, load(t, g), url, c3, spec("2"))
 
@@ -138,10 +138,10 @@ func TestGitFile(t *testing.T) {
 				if err := os.RemoveAll(filepath.Join(repo, "objects")); err != nil {
 					t.Fatal(err)
 				}
-				c4 := r.commit(map[string][]byte{"specs/home.yaml": spec("4")})
+				c4 := r.Commit(map[string][]byte{"specs/home.yaml": spec("4")})
 				checkRev(t, load(t, g2), url, c4, spec("4"))
 				write(t, filepath.Join(repo, "config"), []byte("[core\n\x00garbage"))
-				c5 := r.commit(map[string][]byte{"specs/home.yaml": spec("5")})
+				c5 := r.Commit(map[string][]byte{"specs/home.yaml": spec("5")})
 				checkRev(t, load(t, g2), url, c5, spec("5"))
 				if !strings.Contains(logs.String(), "fetching again from scratch") {
 					t.Errorf("a broken cache was not reported: log %q", logs.String())
@@ -154,7 +154,7 @@ func TestGitFile(t *testing.T) {
 func TestGitFileErrors(t *testing.T) {
 	r := newTestRepo(t, "1")
 	emptyPath(t)
-	url := "file://" + r.dir
+	url := "file://" + r.Dir
 	ctx := context.Background()
 
 	_, err := newGit(t, GitOptions{URL: url, Path: "specs/nope.yaml"}).Load(ctx)
@@ -175,7 +175,7 @@ func TestGitFileErrors(t *testing.T) {
 		t.Errorf("not a repository: %v", err)
 	}
 
-	r.commit(map[string][]byte{"specs/home.yaml": bytes.Repeat([]byte("#"), api.MaxFileSize+1)})
+	r.Commit(map[string][]byte{"specs/home.yaml": bytes.Repeat([]byte("#"), api.MaxFileSize+1)})
 	_, err = newGit(t, GitOptions{URL: url, Path: "specs/home.yaml"}).Load(ctx)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized file: %v, want ErrTooLarge", err)
@@ -191,11 +191,11 @@ func TestGitFileErrors(t *testing.T) {
 func TestGitTag(t *testing.T) {
 	r := newTestRepo(t, "1")
 	emptyPath(t)
-	head, _ := r.repo.Head()
-	r.tag("v1", head.Hash())
-	g := newGit(t, GitOptions{URL: "file://" + r.dir, Path: "specs/home.yaml", Ref: "refs/tags/v1"})
+	head := r.Head()
+	r.Tag("v1", head)
+	g := newGit(t, GitOptions{URL: "file://" + r.Dir, Path: "specs/home.yaml", Ref: "refs/tags/v1"})
 	rev := load(t, g)
-	if rev.ID != head.Hash().String() || !bytes.Equal(rev.Data, spec("1")) {
-		t.Errorf("Load of a tag: %s %q, want commit %s", rev.ID, rev.Data, head.Hash())
+	if rev.ID != head.String() || !bytes.Equal(rev.Data, spec("1")) {
+		t.Errorf("Load of a tag: %s %q, want commit %s", rev.ID, rev.Data, head)
 	}
 }

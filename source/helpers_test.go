@@ -4,29 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// requireBinary fails the test in CI and skips it elsewhere when a program
-// the test needs (on its side, never the code under test's) is missing.
-func requireBinary(t testing.TB, path string) string {
-	t.Helper()
-	p, err := exec.LookPath(path)
-	if err == nil {
-		return p
-	}
-	msg := path + " is missing: run scripts/deps.sh (as root) to install the test dependencies"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: not skipping)")
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // watcher runs src.Watch for the rest of the test and counts its
 // notifications.
