@@ -11,10 +11,28 @@ import (
 
 // Facts is what running sessions learnt (a DHCP lease, an uplink's health,
 // the tunnel and its delegated prefix). A missing fact means "waiting",
-// never "remove". The daemon fills it; this version has none.
+// never "remove". Sessions report them to the daemon through a FactsHub,
+// which versions and persists them.
 type Facts struct {
 	// Version increases with every change.
 	Version uint64 `json:"version"`
+	// Uplinks holds what sessions learnt about each uplink, by name.
+	Uplinks map[string]UplinkFacts `json:"uplinks,omitempty"`
+}
+
+// UplinkFacts is what is known about one uplink.
+type UplinkFacts struct {
+	// Healthy is the health tracker's verdict. Nil means not known yet:
+	// the uplink is used. False takes its default route out of the main
+	// table, so traffic moves to the other uplinks; its own table and
+	// rules stay, for MPTCP subflows and probes.
+	Healthy *bool `json:"healthy,omitempty"`
+}
+
+// down reports whether the facts say an uplink is unhealthy.
+func (f Facts) down(uplink string) bool {
+	h := f.Uplinks[uplink].Healthy
+	return h != nil && !*h
 }
 
 // Desired is the state compiled from a spec and the facts: the resources
@@ -62,7 +80,7 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 	uplinks := map[string]*uplinkState{}
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
-		st, err := c.uplink(u)
+		st, err := c.uplink(u, facts.down(u.Name))
 		if err != nil {
 			return Desired{}, fmt.Errorf("uplinks[%s]: %w", u.Name, err)
 		}
@@ -257,7 +275,7 @@ func connected(table int, link string, p netip.Prefix) nl.Route {
 	return r
 }
 
-func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
+func (c *compiler) uplink(u *api.Uplink, down bool) (*uplinkState, error) {
 	st := &uplinkState{link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
 	c.link(u.Interface, u.MTU)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
@@ -293,9 +311,10 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 		} else {
 			st.gw4, st.addr4 = gw, p
 		}
-		c.routes = append(c.routes,
-			nl.Route{Table: u.Table, Dst: def, Metric: metric, Gateway: gw, Link: u.Interface},
-			nl.Route{Table: nl.TableMain, Dst: def, Metric: u.Priority, Gateway: gw, Link: u.Interface})
+		c.routes = append(c.routes, nl.Route{Table: u.Table, Dst: def, Metric: metric, Gateway: gw, Link: u.Interface})
+		if !down {
+			c.routes = append(c.routes, nl.Route{Table: nl.TableMain, Dst: def, Metric: u.Priority, Gateway: gw, Link: u.Interface})
+		}
 	}
 	return st, nil
 }

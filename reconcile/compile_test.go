@@ -327,3 +327,32 @@ func TestCompileExampleSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileUplinkHealthFacts(t *testing.T) {
+	no, yes := false, true
+	for _, tt := range []struct {
+		name  string
+		facts Facts
+		isp2  bool // isp2's main default route present
+	}{
+		{"no facts: waiting, the uplink is used", Facts{}, true},
+		{"healthy", Facts{Uplinks: map[string]UplinkFacts{"isp2": {Healthy: &yes}}}, true},
+		{"unhealthy: its default route leaves the main table", Facts{Uplinks: map[string]UplinkFacts{"isp2": {Healthy: &no}}}, false},
+		{"another uplink's fact", Facts{Uplinks: map[string]UplinkFacts{"isp1": {Healthy: &no}}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Compile(twoUplinks(), tt.facts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(addresses(d.Resources), "\n")
+			if has := strings.Contains(got, "route[main 0.0.0.0/0 metric 20]"); has != tt.isp2 {
+				t.Errorf("isp2 main default route present = %v, want %v", has, tt.isp2)
+			}
+			// The uplink's own table stays either way.
+			if !strings.Contains(got, "route[7102 0.0.0.0/0 metric 0]") {
+				t.Error("isp2's table lost its default route")
+			}
+		})
+	}
+}

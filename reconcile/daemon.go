@@ -35,8 +35,12 @@ type Daemon struct {
 	// Kernel, if set, triggers a pass on every kernel change that braid's
 	// own writes did not cause.
 	Kernel KernelWatcher
-	// Facts, if set, delivers new facts; each triggers a pass.
-	Facts <-chan Facts
+	// Facts, if set, holds the facts and delivers each change, which
+	// triggers a pass.
+	Facts *FactsHub
+	// Sessions run while the daemon runs; their resources are withdrawn
+	// when it stops.
+	Sessions []Session
 	// Interval is the periodic full pass (default 1 minute).
 	Interval time.Duration
 	// Polled names the drivers whose objects are polled for drift, every
@@ -99,6 +103,7 @@ type Status struct {
 	Trial *Trial `json:"trial,omitempty"`
 	// Quarantined lists reverted revisions, never applied again.
 	Quarantined []Quarantined   `json:"quarantined,omitempty"`
+	Sessions    []SessionStatus `json:"sessions,omitempty"`
 	Objects     []plan.Status   `json:"objects"`
 	Conflicts   []plan.Conflict `json:"conflicts"`
 	Notes       []plan.Note     `json:"notes"`
@@ -165,6 +170,9 @@ func (d *Daemon) Status() Status {
 	s := d.status
 	s.Objects = slices.Clone(s.Objects)
 	s.Quarantined = slices.Clone(s.Quarantined)
+	for _, sess := range d.Sessions {
+		s.Sessions = append(s.Sessions, sess.Status())
+	}
 	if d.trial != nil {
 		t := *d.trial
 		t.Waiting = slices.Clone(t.Waiting)
@@ -215,6 +223,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		poll = t.C
 	}
+	var factsC <-chan Facts
+	if d.Facts != nil {
+		d.mu.Lock()
+		d.facts = d.Facts.Facts()
+		d.mu.Unlock()
+		factsC = d.Facts.C()
+	}
+	for _, s := range d.Sessions {
+		if err := s.Start(ctx, nil, d.Facts); err != nil {
+			return fmt.Errorf("start session %s: %w", s.Name(), err)
+		}
+	}
+	defer d.stop()
 	trialTick := time.NewTicker(d.ProbeInterval)
 	defer trialTick.Stop()
 	var retry <-chan time.Time
@@ -240,11 +261,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case r := <-d.triggers:
 			reasons = append(reasons, r)
-		case f, ok := <-d.Facts:
-			if !ok {
-				d.Facts = nil
-				continue
-			}
+		case f := <-factsC:
 			d.mu.Lock()
 			d.facts = f
 			d.mu.Unlock()
@@ -382,9 +399,9 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	if err != nil {
 		return err
 	}
-	desired, err := Compile(d.doc.Router, d.CurrentFacts())
+	desired, err := d.desired(true)
 	if err != nil {
-		return fmt.Errorf("compile %s: %w", d.good.Name, err)
+		return err
 	}
 	// A new revision replacing a good one is a trial when it must be
 	// confirmed or when targets answer now that must answer after it.
@@ -448,7 +465,7 @@ func (d *Daemon) drifted(ctx context.Context) bool {
 	if doc == nil {
 		return false
 	}
-	desired, err := Compile(doc.Router, d.CurrentFacts())
+	desired, err := d.desired(true)
 	if err != nil {
 		return false
 	}
@@ -458,4 +475,65 @@ func (d *Daemon) drifted(ctx context.Context) bool {
 		return false
 	}
 	return changes > 0
+}
+
+// desired compiles the last good spec with the current facts, and adds the
+// sessions' resources, marked process-bound, unless they are being
+// withdrawn.
+func (d *Daemon) desired(sessions bool) (Desired, error) {
+	d.mu.Lock()
+	doc, good, facts := d.doc, d.good, d.facts
+	d.mu.Unlock()
+	desired, err := Compile(doc.Router, facts)
+	if err != nil {
+		return Desired{}, fmt.Errorf("compile %s: %w", good.Name, err)
+	}
+	if sessions {
+		for _, s := range d.Sessions {
+			for _, r := range s.Resources() {
+				desired.Resources = append(desired.Resources, plan.ProcessBound{Resource: r})
+			}
+		}
+	}
+	return desired, nil
+}
+
+// stop ends the sessions and withdraws what only works while braid runs;
+// everything else (addresses, routes, rules, NAT, firewall, MPTCP) stays,
+// so the router keeps routing.
+func (d *Daemon) stop() {
+	for _, s := range d.Sessions {
+		if err := s.Stop(); err != nil {
+			d.Log.Warn("stop session", "session", s.Name(), "err", err)
+		}
+	}
+	if len(d.Sessions) == 0 || d.doc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	desired, err := d.desired(false)
+	if err == nil {
+		var p *Plan
+		if p, err = d.Engine.Plan(ctx, desired); err == nil && len(p.Changes) > 0 {
+			_, err = d.Engine.Apply(ctx, p, ApplyOptions{})
+			d.Log.Info("withdrew what depends on braid's process", "changes", len(p.Changes))
+		}
+	}
+	if err != nil {
+		d.Log.Error("withdrawing what depends on braid's process failed", "err", err)
+	}
+}
+
+// Bound lists the addresses of the process-bound resources the daemon's
+// sessions need now: a CLI plan made while the daemon runs must not count
+// them as objects to remove.
+func (d *Daemon) Bound() []string {
+	var out []string
+	for _, s := range d.Sessions {
+		for _, r := range s.Resources() {
+			out = append(out, r.Address())
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -318,4 +319,82 @@ func start(t *testing.T, d *Daemon) (stop func()) {
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
 	return stop
+}
+
+// testSession is a session that publishes a fact and needs one object
+// while it runs.
+type testSession struct {
+	mu      sync.Mutex
+	running bool
+	hub     *FactsHub
+}
+
+func (s *testSession) Name() string { return "test" }
+func (s *testSession) Start(ctx context.Context, _ any, hub *FactsHub) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running, s.hub = true, hub
+	return nil
+}
+func (s *testSession) Update(any) error { return nil }
+func (s *testSession) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running = false
+	return nil
+}
+func (s *testSession) Status() SessionStatus { return SessionStatus{Name: "test", State: "running"} }
+func (s *testSession) Resources() []plan.Resource {
+	return []plan.Resource{item{"listener", "redirect", "to-braid"}}
+}
+
+func TestSessionsFactsAndWithdrawal(t *testing.T) {
+	var log []string
+	drv := &lockedDriver{mem: newMem("any", &log)}
+	hub, err := NewFactsHub(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &testSession{}
+	src := &memSource{data: strings.Replace(daemonSpec, "  uplinks:\n", "  uplinks:\n  - name: isp2\n    interface: wan2\n    ipv4: {static: {address: 10.102.0.2/24, gateway: 10.102.0.1}}\n", 1)}
+	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour, Facts: hub, Sessions: []Session{sess}}
+	stop := start(t, d)
+	waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
+	if !drv.has("listener[redirect]") {
+		t.Fatal("the session's resource was not converged")
+	}
+	isp2 := "route[main 0.0.0.0/0 metric 10]" // isp2 is first, priority 10
+	if !drv.has(isp2) {
+		t.Fatalf("no default route via isp2")
+	}
+	// A session reports isp2 down: a facts pass takes its default route out.
+	no := false
+	if err := hub.Update(func(f *Facts) { f.Uplinks = map[string]UplinkFacts{"isp2": {Healthy: &no}} }); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, d, "the facts pass", func(st Status) bool { return st.Facts.Version == 1 && !drv.has(isp2) })
+	if st.Repairs != 0 {
+		t.Errorf("a facts pass counted as a drift repair")
+	}
+	// The facts are persisted with their version.
+	persisted, err := LoadFacts(filepath.Dir(hub.path))
+	if err != nil || persisted.Version != 1 || !persisted.down("isp2") {
+		t.Errorf("persisted facts: %+v %v", persisted, err)
+	}
+	// An update that changes nothing is not a new version.
+	hub.Update(func(f *Facts) { f.Uplinks = map[string]UplinkFacts{"isp2": {Healthy: &no}} })
+	if hub.Facts().Version != 1 {
+		t.Error("a no-op update bumped the version")
+	}
+	// Stopping withdraws what needs the process, and only that.
+	stop()
+	if drv.has("listener[redirect]") {
+		t.Error("the session's resource survived the daemon")
+	}
+	if !drv.has("route[main 0.0.0.0/0 metric 20]") || !drv.has("address[wan1 10.101.0.2/24]") {
+		t.Error("stopping removed routing state that works without braid")
+	}
+	if sess.running {
+		t.Error("the session was not stopped")
+	}
 }

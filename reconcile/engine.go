@@ -73,6 +73,7 @@ func (e *Engine) partition(rs []plan.Resource) ([][]plan.Resource, error) {
 	parts := make([][]plan.Resource, len(e.Drivers))
 next:
 	for _, r := range rs {
+		r = plan.Unbound(r)
 		for i, drv := range e.Drivers {
 			if drv.Owns(r) {
 				parts[i] = append(parts[i], r)

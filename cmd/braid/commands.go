@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,13 +61,23 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			h.prefetch(cmd.Context())
-			_, desired, err := loadRouter(file)
+			facts, err := h.facts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, desired, err := loadRouter(file, facts)
 			if err != nil {
 				return err
 			}
 			p, err := h.engine.Plan(cmd.Context(), desired)
 			if err != nil {
 				return err
+			}
+			// What a running daemon's sessions keep is not the CLI's to remove.
+			if bound := h.daemonBound(cmd.Context()); len(bound) > 0 {
+				p.Changes = slices.DeleteFunc(p.Changes, func(c plan.Change) bool {
+					return c.Action == plan.Delete && bound[c.Address()]
+				})
 			}
 			if err := printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, asJSON); err != nil {
 				return err
@@ -121,8 +132,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := convergeOptions{force: force, confirm: within}
-			return converge(cmd, g, func() (reconcile.Desired, error) {
-				data, _, desired, err := loadRouterBytes(file)
+			return converge(cmd, g, func(facts reconcile.Facts) (reconcile.Desired, error) {
+				data, _, desired, err := loadRouterBytes(file, facts)
 				opts.spec = data
 				return desired, err
 			}, &opts)
@@ -156,7 +167,7 @@ type convergeOptions struct {
 // namespace lock, restoring this run's changes if the kernel refuses one.
 // load gives the desired state; it runs under the lock, while the drivers
 // read the live state.
-func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, error), opts *convergeOptions) error {
+func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconcile.Desired, error), opts *convergeOptions) error {
 	force := opts.force
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
@@ -170,7 +181,11 @@ func converge(cmd *cobra.Command, g *globals, load func() (reconcile.Desired, er
 	}
 	defer lock.Unlock()
 	h.prefetch(ctx)
-	desired, err := load()
+	facts, err := h.facts(ctx)
+	if err != nil {
+		return err
+	}
+	desired, err := load(facts)
 	if err != nil {
 		return err
 	}
@@ -396,7 +411,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return converge(cmd, g, func() (reconcile.Desired, error) { return reconcile.Desired{}, nil }, &opts)
+			return converge(cmd, g, func(facts reconcile.Facts) (reconcile.Desired, error) { return reconcile.Desired{}, nil }, &opts)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")

@@ -182,7 +182,11 @@ func revertIfPending(ctx context.Context, h *host, token string) error {
 		if err != nil {
 			return fmt.Errorf("revert: the previous spec: %w", err)
 		}
-		if desired, err = reconcile.Compile(doc.Router, reconcile.Facts{}); err != nil {
+		facts, err := reconcile.LoadFacts(h.dirs.State)
+		if err != nil {
+			return fmt.Errorf("revert: %w", err)
+		}
+		if desired, err = reconcile.Compile(doc.Router, facts); err != nil {
 			return fmt.Errorf("revert: %w", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/braid-router/braid/drivers/watch"
 	"github.com/braid-router/braid/internal/control"
+	"github.com/braid-router/braid/internal/metrics"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/source"
 )
@@ -28,6 +29,7 @@ type runFlags struct {
 	debounce time.Duration
 	confirm  time.Duration
 	window   time.Duration
+	metrics  string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -61,6 +63,7 @@ its status on /run/braid/<netns>/braid.sock (braid status).`,
 	fl.DurationVar(&f.debounce, "debounce", 20*time.Millisecond, "gather a burst of changes into one pass")
 	fl.DurationVar(&f.confirm, "confirm", 0, "make every new revision a trial, reverted unless `braid confirm` comes within this long")
 	fl.DurationVar(&f.window, "probe-window", time.Minute, "how long management probes and the peer have to answer again after a new revision")
+	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, inside the namespace (e.g. 127.0.0.1:9742; off by default)")
 	cmd.MarkFlagsMutuallyExclusive("file", "git")
 	cmd.MarkFlagsOneRequired("file", "git")
 	return cmd
@@ -99,6 +102,14 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	defer kernel.Close()
 
+	hub, err := reconcile.NewFactsHub(h.dirs.State)
+	if err != nil {
+		return err
+	}
+	var sessions []reconcile.Session
+	if path := os.Getenv(testSessionEnv); path != "" {
+		sessions = append(sessions, newTestSession(path))
+	}
 	ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	d := &reconcile.Daemon{
@@ -111,9 +122,16 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Debounce:     f.debounce,
 		Log:          h.log,
 
+		Facts:         hub,
+		Sessions:      sessions,
 		ConfirmWithin: f.confirm,
 		ProbeWindow:   f.window,
 		StateDir:      h.dirs.State,
+	}
+	if f.metrics != "" {
+		if _, err := metrics.Start(ctx, f.metrics, d, h.log); err != nil {
+			return err
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -132,6 +150,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
+	mux.Handle("GET "+control.PathBound, control.JSON(func() any { return d.Bound() }))
 	mux.Handle("POST "+control.PathConfirm, control.JSON(func() any {
 		rev, err := d.Confirm()
 		answer := map[string]string{"revision": rev}

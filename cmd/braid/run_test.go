@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,4 +222,54 @@ func TestRunStopsOnSIGTERMAndLeavesRouting(t *testing.T) {
 	if !strings.Contains(buf.String(), "braid run stopped") {
 		t.Errorf("no stop line in the logs:\n%s", buf.String())
 	}
+}
+
+// The test-only session publishes facts (isp1 unhealthy) and needs a
+// process-bound rule: facts drive a pass, a CLI plan uses the daemon's
+// facts, and SIGTERM withdraws the rule while routes and NAT stay.
+func TestRunSessionFactsAndSIGTERM(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	factsFile := filepath.Join(t.TempDir(), "facts.json")
+	b.env = append(b.env, testSessionEnv+"="+factsFile)
+	d := b.startDaemon("-f", spec)
+	d.until("the first pass", converged)
+	if got := b.ip("rule", "show", "pref", "7990"); !strings.Contains(got, "to 192.0.2.99 lookup 7199 proto 98") {
+		t.Fatalf("the session's rule is missing:\n%s", got)
+	}
+	os.WriteFile(factsFile, []byte(`{"uplinks": {"isp1": {"healthy": false}}}`), 0o644)
+	st := d.until("the facts pass", func(st reconcile.Status) bool {
+		return st.Facts.Version == 1 && converged(st) && slices.Contains(st.LastPass.Triggers, "facts")
+	})
+	if len(st.Sessions) != 1 || st.Sessions[0].State != "running" {
+		t.Errorf("sessions in status: %+v", st.Sessions)
+	}
+	if got := b.ip("-4", "route", "show", "default"); strings.Contains(got, "via 10.101.0.1") || !strings.Contains(got, "via 10.102.0.1") {
+		t.Errorf("with isp1 unhealthy, main default routes:\n%s", got)
+	}
+	// The CLI plans with the daemon's facts: the box is converged.
+	b.must(0, "plan", "-f", spec)
+
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	if got := b.ip("rule", "show", "pref", "7990"); strings.TrimSpace(got) != "" {
+		t.Errorf("the process-bound rule outlived the daemon:\n%s", got)
+	}
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "via 10.102.0.1") {
+		t.Errorf("SIGTERM took routes away:\n%s", got)
+	}
+	if out := nstestNft(t, b.ns); !strings.Contains(out, "masquerade") {
+		t.Errorf("SIGTERM took NAT away:\n%s", out)
+	}
+	// Without the daemon, the CLI plans with the persisted facts.
+	b.must(0, "plan", "-f", spec)
+}
+
+func nstestNft(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "braid").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list: %v %s", err, out)
+	}
+	return string(out)
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/rundir"
 	"github.com/braid-router/braid/reconcile"
@@ -76,24 +79,24 @@ func (h *host) prefetch(ctx context.Context) {
 
 // loadRouter reads a spec file and compiles it. Only kind Router is
 // converged on a box.
-func loadRouter(path string) (*api.Document, reconcile.Desired, error) {
-	_, doc, d, err := loadRouterBytes(path)
+func loadRouter(path string, facts reconcile.Facts) (*api.Document, reconcile.Desired, error) {
+	_, doc, d, err := loadRouterBytes(path, facts)
 	return doc, d, err
 }
 
 // loadRouterBytes is loadRouter that also returns the file's bytes (what
 // apply records as the state to revert to).
-func loadRouterBytes(path string) ([]byte, *api.Document, reconcile.Desired, error) {
+func loadRouterBytes(path string, facts reconcile.Facts) ([]byte, *api.Document, reconcile.Desired, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
 	}
-	doc, d, err := compileRouter(path, data)
+	doc, d, err := compileRouter(path, data, facts)
 	return data, doc, d, err
 }
 
 // compileRouter parses and compiles a router spec.
-func compileRouter(path string, data []byte) (*api.Document, reconcile.Desired, error) {
+func compileRouter(path string, data []byte, facts reconcile.Facts) (*api.Document, reconcile.Desired, error) {
 	doc, err := api.Parse(path, data)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
@@ -101,7 +104,7 @@ func compileRouter(path string, data []byte) (*api.Document, reconcile.Desired, 
 	if doc.Kind != api.KindRouter {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", path, doc.Kind)}
 	}
-	d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+	d, err := reconcile.Compile(doc.Router, facts)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: %w", path, err)}
 	}
@@ -118,4 +121,37 @@ func isTerminal(f *os.File) bool {
 func colorFor(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" && isTerminal(f)
+}
+
+// facts are the facts a CLI plan or apply compiles with: the running
+// daemon's, over its socket, or else the ones it persisted. The CLI never
+// learns facts itself, so a plan on a healthy box is empty.
+func (h *host) facts(ctx context.Context) (reconcile.Facts, error) {
+	var f reconcile.Facts
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := control.NewClient(h.dirs.Run).Get(ctx, control.PathFacts, &f)
+	if err == nil {
+		return f, nil
+	}
+	if !errors.Is(err, control.ErrNoDaemon) {
+		h.log.Warn("could not ask the daemon for its facts; using the persisted ones", "err", err)
+	}
+	return reconcile.LoadFacts(h.dirs.State)
+}
+
+// daemonBound lists the process-bound resources a running daemon keeps
+// (none without a daemon: then they are stale and theirs to remove).
+func (h *host) daemonBound(ctx context.Context) map[string]bool {
+	var addrs []string
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := control.NewClient(h.dirs.Run).Get(ctx, control.PathBound, &addrs); err != nil {
+		return nil
+	}
+	m := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		m[a] = true
+	}
+	return m
 }

@@ -23,6 +23,8 @@ const SocketName = "braid.sock"
 const (
 	PathStatus = "/v1/status"
 	PathFacts  = "/v1/facts"
+	// PathBound lists the process-bound resources the daemon keeps.
+	PathBound = "/v1/bound"
 	// PathConfirm (POST) confirms the revision on trial.
 	PathConfirm = "/v1/confirm"
 )

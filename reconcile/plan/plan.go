@@ -194,3 +194,17 @@ func (f Field) Display() string {
 	}
 	return f.Value
 }
+
+// ProcessBound marks a desired resource that only works while braid runs
+// (a rule steering traffic into one of its listeners, its TUN device). The
+// engine converges it like the resource it wraps; the daemon withdraws it
+// when it stops, so that traffic falls back to plain routing.
+type ProcessBound struct{ Resource }
+
+// Unbound returns the resource a ProcessBound wraps, or r itself.
+func Unbound(r Resource) Resource {
+	if b, ok := r.(ProcessBound); ok {
+		return b.Resource
+	}
+	return r
+}

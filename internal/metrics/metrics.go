@@ -1,0 +1,228 @@
+// Package metrics exports the daemon's passes and status as Prometheus
+// metrics, on an endpoint of its own (`braid run --metrics-listen ADDR`).
+//
+// Two sources feed it: the daemon's OnPass hook, called after every pass,
+// counts passes by result and observes their duration; a collector reads
+// the daemon's status at every scrape for everything else (objects by
+// state, conflicts, the revision, the trial and the quarantine, and the
+// status's own counters of applying, repairing and failed passes). The
+// registry is braid's own, never Prometheus's global default one, and
+// holds the Go runtime and process collectors beside braid's metrics.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// Path is where the endpoint serves the metrics.
+const Path = "/metrics"
+
+// DurationBuckets are the upper bounds, in seconds, of the pass duration
+// histogram: a no-op pass on a small box takes milliseconds, a pass that
+// writes thousands of routes a few hundred.
+var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// States are the object states braid_objects always reports, 0 included,
+// so that a state that empties shows 0 rather than disappearing.
+var States = []plan.State{plan.Done, plan.Pending, plan.Failed}
+
+// Results are the pass results braid_passes_total always reports.
+var Results = []string{reconcile.ResultConverged, reconcile.ResultFailed}
+
+// Metrics is braid's registry: the pass counters the OnPass hook feeds,
+// and a collector that reads the daemon's status when scraped.
+type Metrics struct {
+	reg      *prometheus.Registry
+	passes   *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+// New makes the registry. status is called at every scrape (the daemon's
+// Status method): it must be safe to call concurrently with passes.
+func New(status func() reconcile.Status) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "braid_passes_total",
+			Help: "Passes the daemon ran, by result (converged or error).",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "braid_pass_duration_seconds",
+			Help:    "How long each pass took, from its start to its status: load, compile, plan, apply and verify.",
+			Buckets: DurationBuckets,
+		}),
+	}
+	for _, r := range Results {
+		m.passes.WithLabelValues(r)
+	}
+	m.reg.MustRegister(
+		m.passes,
+		m.duration,
+		&statusCollector{status: status},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObservePass counts a pass and observes its duration. It has the shape of
+// reconcile.Daemon's OnPass hook, which calls it with the daemon's lock
+// held: it only touches the metrics, never the daemon.
+func (m *Metrics) ObservePass(p reconcile.PassStatus, _ reconcile.Status) {
+	m.passes.WithLabelValues(p.Result).Inc()
+	m.duration.Observe(p.Duration.Seconds())
+}
+
+// Gatherer is the registry, for a handler or a test to read.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
+// Handler serves the registry in the exposition formats Prometheus asks
+// for. A collector that fails is reported in the response, and the rest is
+// still served.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:      m.reg, // promhttp's own error counters
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// Start exports d's metrics on addr (host:port) at Path until ctx ends. It
+// chains the hook onto d.OnPass, so it must be called before d.Run. The
+// listener opens in the calling process's network namespace (braid run
+// has re-executed itself into --netns by then), and an address that cannot
+// be listened on is an error; once serving, a failure is logged, never
+// fatal: routing does not stop because metrics did. It returns the address
+// listened on (the port chosen, for ":0").
+func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logger) (net.Addr, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := New(d.Status)
+	prev := d.OnPass
+	d.OnPass = func(p reconcile.PassStatus, st reconcile.Status) {
+		m.ObservePass(p, st)
+		if prev != nil {
+			prev(p, st)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+Path, m.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serving metrics failed; the daemon goes on without them", "listen", ln.Addr().String(), "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+Path)
+	return ln.Addr(), nil
+}
+
+// statusCollector reads the daemon's status at every scrape.
+type statusCollector struct {
+	status func() reconcile.Status
+}
+
+var (
+	descRepairs = prometheus.NewDesc("braid_drift_repairs_total",
+		"Passes that changed the kernel when no spec or fact change explains it: drift repaired.", nil, nil)
+	descApplying = prometheus.NewDesc("braid_applying_passes_total",
+		"Passes that changed something (a new spec or facts, or drift).", nil, nil)
+	descFailed = prometheus.NewDesc("braid_failed_passes_total",
+		"Passes that ended in an error (retried with backoff).", nil, nil)
+	descObjects = prometheus.NewDesc("braid_objects",
+		"Objects braid owns for the current spec, by state after the last pass (done, pending, error).", []string{"state"}, nil)
+	descConflicts = prometheus.NewDesc("braid_conflicts",
+		"Foreign objects in the way of one braid wants, left alone, at the last pass.", nil, nil)
+	descRevision = prometheus.NewDesc("braid_spec_revision_info",
+		"The spec revision being converged (the last valid one), as the label revision; absent before one loads.", []string{"revision"}, nil)
+	descRejected = prometheus.NewDesc("braid_spec_rejected",
+		"1 when the newest revision is not applied (invalid or quarantined) and the last good one stays.", nil, nil)
+	descTrial = prometheus.NewDesc("braid_trial_pending",
+		"1 while a new revision is on trial, awaiting braid confirm or its probes; it is reverted if they do not come.", nil, nil)
+	descQuarantined = prometheus.NewDesc("braid_quarantined_revisions",
+		"Revisions reverted and never applied again until the source changes.", nil, nil)
+	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
+		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
+)
+
+// Describe sends every descriptor the collector may emit.
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts,
+		descRevision, descRejected, descTrial, descQuarantined, descLastPass} {
+		ch <- d
+	}
+}
+
+// Collect reads the status once and sends its metrics.
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(descRepairs, st.Repairs)
+	counter(descApplying, st.Applying)
+	counter(descFailed, st.Failures)
+	for state, n := range ObjectsByState(st.Objects) {
+		gauge(descObjects, float64(n), string(state))
+	}
+	gauge(descConflicts, float64(len(st.Conflicts)))
+	if st.Revision != "" {
+		gauge(descRevision, 1, st.Revision)
+	}
+	gauge(descRejected, boolValue(st.SpecError != ""))
+	gauge(descTrial, boolValue(st.Trial != nil))
+	gauge(descQuarantined, float64(len(st.Quarantined)))
+	if st.LastPass != nil {
+		gauge(descLastPass, float64(st.LastPass.Start.UnixNano())/1e9)
+	}
+}
+
+// ObjectsByState counts objects by state, with every one of States
+// present (0 when none is in it).
+func ObjectsByState(objects []plan.Status) map[plan.State]int {
+	n := make(map[plan.State]int, len(States))
+	for _, s := range States {
+		n[s] = 0
+	}
+	for _, o := range objects {
+		n[o.State]++
+	}
+	return n
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,174 @@
+package metrics
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// scrape serves m's handler once and parses the text exposition.
+func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", Path, nil)
+	req.Header.Set("Accept", "text/plain")
+	m.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("GET %s: %d %s", Path, rec.Code, rec.Body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse the exposition: %v", err)
+	}
+	return fams
+}
+
+// value is the value of the family's metric whose labels are the given
+// name/value pairs; ok is false when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetricsBeforeTheFirstPass(t *testing.T) {
+	fams := scrape(t, New(func() reconcile.Status { return reconcile.Status{} }))
+	for _, want := range []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"braid_passes_total", []string{"result", "converged"}, 0},
+		{"braid_passes_total", []string{"result", "error"}, 0},
+		{"braid_pass_duration_seconds", nil, 0},
+		{"braid_drift_repairs_total", nil, 0},
+		{"braid_objects", []string{"state", "done"}, 0},
+		{"braid_objects", []string{"state", "pending"}, 0},
+		{"braid_objects", []string{"state", "error"}, 0},
+		{"braid_trial_pending", nil, 0},
+	} {
+		if got, ok := value(fams, want.name, want.labels...); !ok || got != want.value {
+			t.Errorf("%s%v = %v (present %v), want %v", want.name, want.labels, got, ok, want.value)
+		}
+	}
+	for _, absent := range []string{"braid_spec_revision_info", "braid_last_pass_timestamp_seconds"} {
+		if fams[absent] != nil {
+			t.Errorf("%s present before a revision or pass", absent)
+		}
+	}
+	for _, std := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if fams[std] == nil {
+			t.Errorf("%s missing: the Go and process collectors are not registered", std)
+		}
+	}
+}
+
+func TestMetricsFollowPassesAndStatus(t *testing.T) {
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := reconcile.Status{
+		Revision:  "abc123",
+		SpecError: "spec.yaml:3:1: bad",
+		Applying:  2, Repairs: 1, Failures: 1,
+		Trial:       &reconcile.Trial{Revision: "abc123"},
+		Quarantined: []reconcile.Quarantined{{Revision: "old"}, {Revision: "older"}},
+		Objects: []plan.Status{
+			{Address: "a", State: plan.Done}, {Address: "b", State: plan.Done},
+			{Address: "c", State: plan.Pending}, {Address: "d", State: plan.Failed, Error: "no"},
+		},
+		Conflicts: []plan.Conflict{{Address: "route[main 0.0.0.0/0 metric 10]"}},
+		LastPass:  &reconcile.PassStatus{Start: start},
+	}
+	m := New(func() reconcile.Status { return st })
+	m.ObservePass(reconcile.PassStatus{Result: reconcile.ResultConverged, Duration: 3 * time.Millisecond}, st)
+	m.ObservePass(reconcile.PassStatus{Result: reconcile.ResultConverged, Duration: 40 * time.Millisecond}, st)
+	m.ObservePass(reconcile.PassStatus{Result: reconcile.ResultFailed, Duration: 2 * time.Second}, st)
+	fams := scrape(t, m)
+	for _, want := range []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"braid_passes_total", []string{"result", "converged"}, 2},
+		{"braid_passes_total", []string{"result", "error"}, 1},
+		{"braid_pass_duration_seconds", nil, 3},
+		{"braid_drift_repairs_total", nil, 1},
+		{"braid_applying_passes_total", nil, 2},
+		{"braid_failed_passes_total", nil, 1},
+		{"braid_objects", []string{"state", "done"}, 2},
+		{"braid_objects", []string{"state", "pending"}, 1},
+		{"braid_objects", []string{"state", "error"}, 1},
+		{"braid_conflicts", nil, 1},
+		{"braid_spec_revision_info", []string{"revision", "abc123"}, 1},
+		{"braid_spec_rejected", nil, 1},
+		{"braid_trial_pending", nil, 1},
+		{"braid_quarantined_revisions", nil, 2},
+		{"braid_last_pass_timestamp_seconds", nil, float64(start.Unix())},
+	} {
+		if got, ok := value(fams, want.name, want.labels...); !ok || got != want.value {
+			t.Errorf("%s%v = %v (present %v), want %v", want.name, want.labels, got, ok, want.value)
+		}
+	}
+	h := fams["braid_pass_duration_seconds"].GetMetric()[0].GetHistogram()
+	if got := h.GetSampleSum(); got < 2.042 || got > 2.044 {
+		t.Errorf("duration sum %v s, want 2.043", got)
+	}
+	for _, b := range h.GetBucket() {
+		want := uint64(0)
+		switch ub := b.GetUpperBound(); {
+		case ub >= 2:
+			want = 3
+		case ub >= 0.04:
+			want = 2
+		case ub >= 0.003:
+			want = 1
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+}
+
+func TestObjectsByState(t *testing.T) {
+	got := ObjectsByState([]plan.Status{{State: plan.Done}, {State: plan.Done}, {State: plan.Failed}})
+	want := map[plan.State]int{plan.Done: 2, plan.Pending: 0, plan.Failed: 1}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for s, n := range want {
+		if got[s] != n {
+			t.Errorf("%s: %d, want %d", s, got[s], n)
+		}
+	}
+}
