@@ -102,6 +102,14 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	defer kernel.Close()
 
+	hub, err := reconcile.NewFactsHub(h.dirs.State)
+	if err != nil {
+		return err
+	}
+	var sessions []reconcile.Session
+	if path := os.Getenv(testSessionEnv); path != "" {
+		sessions = append(sessions, newTestSession(path))
+	}
 	ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	d := &reconcile.Daemon{
@@ -114,6 +122,8 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Debounce:     f.debounce,
 		Log:          h.log,
 
+		Facts:         hub,
+		Sessions:      sessions,
 		ConfirmWithin: f.confirm,
 		ProbeWindow:   f.window,
 		StateDir:      h.dirs.State,
@@ -140,6 +150,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
+	mux.Handle("GET "+control.PathBound, control.JSON(func() any { return d.Bound() }))
 	mux.Handle("POST "+control.PathConfirm, control.JSON(func() any {
 		rev, err := d.Confirm()
 		answer := map[string]string{"revision": rev}
