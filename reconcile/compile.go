@@ -277,6 +277,11 @@ func connected(table int, link string, p netip.Prefix) nl.Route {
 
 func (c *compiler) uplink(u *api.Uplink, down bool) (*uplinkState, error) {
 	st := &uplinkState{link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
+	// Packets braid's nftables rules mark with this uplink's table number
+	// (per-domain egress) leave by it.
+	c.rules = append(c.rules,
+		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
+		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
 	c.link(u.Interface, u.MTU)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
 	var statics []*api.Static

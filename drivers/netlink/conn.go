@@ -436,6 +436,9 @@ func appendRule(m *msg, typ uint16, r Rule) {
 	if r.Priority >= 0 {
 		m.attr32(unix.FRA_PRIORITY, uint32(r.Priority))
 	}
+	if r.Mark != 0 {
+		m.attr32(unix.FRA_FWMARK, r.Mark)
+	}
 	if r.Table >= 256 {
 		m.attr32(unix.FRA_TABLE, uint32(r.Table))
 	}

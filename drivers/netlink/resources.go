@@ -24,6 +24,9 @@ const (
 	// PrioMain looks up the main table for everything but its default
 	// routes, so connected and LAN routes win over steering.
 	PrioMain = 7000
+	// PrioMark sends packets marked with an uplink's table number (by
+	// braid's nftables rules: per-domain egress) to that table.
+	PrioMark = 7050
 	// PrioFrom sends routes: sources to their uplink's table.
 	PrioFrom = 7100
 	// PrioUplink sends traffic from an uplink's address to its table (MPTCP
@@ -159,6 +162,9 @@ type Rule struct {
 	// From and To are the selectors; invalid means "all".
 	From netip.Prefix
 	To   netip.Prefix
+	// Mark, when not zero, selects packets with this firewall mark (all
+	// 32 bits).
+	Mark uint32
 	// Table is looked up when the rule matches.
 	Table int
 	// SuppressPrefixlen, when non-negative, rejects the table's routes with
@@ -189,6 +195,10 @@ func (r Rule) Address() string {
 	}
 	if r.To.IsValid() {
 		b = appendPrefix(append(b, " to "...), r.To)
+	}
+	if r.Mark != 0 {
+		b = append(b, " fwmark 0x"...)
+		b = strconv.AppendUint(b, uint64(r.Mark), 16)
 	}
 	return string(append(b, ']'))
 }

@@ -16,6 +16,7 @@ type ruleKey struct {
 	v6       bool
 	priority int
 	from, to netip.Prefix
+	mark     uint32
 }
 
 func maskedOrZero(p netip.Prefix) netip.Prefix {
@@ -26,7 +27,7 @@ func maskedOrZero(p netip.Prefix) netip.Prefix {
 }
 
 func (r Rule) key() ruleKey {
-	return ruleKey{v6: r.Family() == "inet6", priority: r.Priority, from: maskedOrZero(r.From), to: maskedOrZero(r.To)}
+	return ruleKey{v6: r.Family() == "inet6", priority: r.Priority, from: maskedOrZero(r.From), to: maskedOrZero(r.To), mark: r.Mark}
 }
 
 // ruleFrom converts a kernel rule.
@@ -36,6 +37,7 @@ func ruleFrom(lr vnl.Rule) Rule {
 		IPv6:              lr.Family == unix.AF_INET6,
 		Table:             lr.Table,
 		SuppressPrefixlen: lr.SuppressPrefixlen,
+		Mark:              lr.Mark,
 	}
 	if lr.Src != nil {
 		r.From = prefixFrom(lr.Src, r.IPv6)
@@ -102,6 +104,7 @@ func kernelRule(r Rule) (*vnl.Rule, error) {
 		nr.Dst = ipNet(r.To.Masked())
 	}
 	nr.Table = r.Table
+	nr.Mark = r.Mark
 	nr.SuppressPrefixlen = r.SuppressPrefixlen
 	if nr.SuppressPrefixlen < 0 {
 		nr.SuppressPrefixlen = -1
