@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -272,4 +274,45 @@ func nstestNft(t *testing.T, ns string) string {
 		t.Fatalf("nft list: %v %s", err, out)
 	}
 	return string(out)
+}
+
+// The daemon killed right after its Nth kernel write, then restarted,
+// converges with nothing duplicated or leaked.
+func TestRunCrashMidApplyThenRestart(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	pristine := b.snapshot()
+	b.must(0, "apply", "-f", spec)
+	clean := b.snapshot()
+	b.must(0, "destroy", "--yes")
+	for _, n := range []int{1, 2, 3, 5, 8, 13, 21, 34, 55, 89} {
+		cmd := exec.Command(braidBin, "--netns", b.ns, "run", "-f", spec)
+		cmd.Env = append(append(os.Environ(), b.env...), "BRAID_FAILPOINT_WRITES="+strconv.Itoa(n))
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 86 {
+			t.Fatalf("failpoint %d: %v\n%s", n, err, out)
+		}
+		d := b.startDaemon("-f", spec)
+		d.until("convergence after the crash", converged)
+		if got := b.snapshot(); got != clean {
+			t.Fatalf("after a crash at write %d and a restart, the state differs from a clean apply:\n%s", n, diffLines(clean, got))
+		}
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
+		b.must(0, "destroy", "--yes")
+		if got := b.snapshot(); got != pristine {
+			t.Fatalf("after a crash at write %d, destroy did not restore:\n%s", n, diffLines(pristine, got))
+		}
+	}
+}
+
+func TestRunSIGHUPReadsTheSpecAgain(t *testing.T) {
+	b := newBox(t)
+	d := b.startDaemon("-f", writeSpec(t, labSpec))
+	d.until("the first pass", converged)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.until("a reload pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && slices.Contains(st.LastPass.Triggers, "reload")
+	})
 }
