@@ -20,7 +20,12 @@
 //     swapped, against `nft -f` of that element; the no-op apply, with `nft
 //     monitor` counting events;
 //   - a breakdown of braid's converge time (process start, parse, plan,
-//     apply) from commands that each run one more phase.
+//     apply) from commands that each run one more phase;
+//   - the daemon (`braid run`, bench/daemon.go): how fast it repairs a
+//     deleted route, p50 and p99 of -repairs repetitions, against the
+//     kernel's own cost of re-adding it; its CPU time over an idle window
+//     (-idle) and its resident set, beside `ip monitor all`'s. -daemon-only
+//     runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians.
@@ -148,6 +153,9 @@ func newHarness(braid string, n int, settle time.Duration, files string) (*harne
 func bench(ctx context.Context, h *harness) error {
 	machine := fmt.Sprintf("%d cores, kernel %s, %s", runtime.NumCPU(), kernelRelease(), iprouteVersion(ctx))
 	h.logf("braid benchmark of %s: %d samples per side; %s", h.braid, h.n, machine)
+	if *daemonOnly {
+		return benchDaemonOnly(ctx, h, machine)
+	}
 	if err := h.prepare(ctx); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -167,6 +175,10 @@ func bench(ctx context.Context, h *harness) error {
 		}
 		parts = append(parts, o)
 	}
+	daemon, err := daemonBench(ctx, h)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
@@ -177,6 +189,8 @@ func bench(ctx context.Context, h *harness) error {
 	writeTable(w, parts)
 	fmt.Fprintln(w)
 	writeBreakdown(w, parts[0], parts[1], parts[2], results[0], results[1], results[2])
+	fmt.Fprintf(w, "\n## The daemon\n\n")
+	missed = append(missed, writeDaemonTable(w, daemon)...)
 	fmt.Fprintln(w)
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
