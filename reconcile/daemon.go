@@ -66,7 +66,8 @@ type Daemon struct {
 	Prober Prober
 	// StateDir persists the last good spec and the quarantine.
 	StateDir string
-	// OnPass, if set, is called after every pass with its status (metrics).
+	// OnPass, if set, is called after every pass with its status (metrics);
+	// it runs on the daemon's goroutine, without its lock.
 	OnPass func(PassStatus, Status)
 
 	triggers chan string
@@ -239,7 +240,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	trialTick := time.NewTicker(d.ProbeInterval)
 	defer trialTick.Stop()
 	var retry <-chan time.Time
-	backoff := time.Duration(0)
+	backoff, reran := time.Duration(0), false
 	reasons := []string{"start", "spec"}
 	for {
 		if len(reasons) > 0 {
@@ -247,14 +248,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err := d.pass(ctx, reasons); err != nil {
+			err := d.pass(ctx, reasons)
+			reasons = nil
+			var verr *VerifyError
+			switch {
+			case err == nil:
+				backoff, retry, reran = 0, nil, false
+			case errors.As(err, &verr) && !reran:
+				// Something changed during the pass (a change by hand
+				// while it applied): one more pass at once, not after a
+				// backoff. A change that keeps not taking backs off.
+				reran = true
+				d.Log.Info("the state moved during the pass; converging again", "err", err)
+				reasons = []string{"verify"}
+				continue
+			default:
+				reran = false
 				backoff = min(max(2*backoff, time.Second), time.Minute)
 				d.Log.Warn("pass failed; retrying", "in", backoff, "err", err)
 				retry = time.After(backoff)
-			} else {
-				backoff, retry = 0, nil
 			}
-			reasons = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -392,7 +405,11 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		d.status.LastPass = ps
 		d.Log.Info("pass", "triggers", reasons, "changes", ps.Changes, "result", ps.Result, "duration", ps.Duration.Round(time.Microsecond))
 		if d.OnPass != nil {
-			d.OnPass(*ps, d.status)
+			// Called without the lock, so the hook may call Status.
+			snapshot := d.status
+			d.mu.Unlock()
+			d.OnPass(*ps, snapshot)
+			d.mu.Lock()
 		}
 	}()
 	fresh, prev, prevRev, err := d.load(ctx, reasons)
