@@ -28,10 +28,12 @@ import (
 // IPv4 and IPv6, side by side over two sockets, each lane in the order of
 // the run. Nothing of one family depends on the other in the kernel (a
 // route's gateway and preferred source are of its own family, a rule
-// selects one family), so only the interleaving changes, and IPv6 route
-// writes, which do not take the RTNL lock on recent kernels, run on another
-// CPU than the IPv4 ones. A short run, or one of a single family, is one
-// lane in exact order.
+// selects one family), so only the interleaving changes, and the kernel
+// applies the two families' route writes in parallel (on Linux 6.18, 10,000
+// routes took about 50 ms in one lane and 31 to 48 ms in two, on a busy
+// machine). A short run, or one of a single family, is one lane in exact
+// order. After a refusal, the other lane may have gone further than
+// the refused change before it noticed: all of that is undone too.
 //
 // A request the kernel refused within a batch goes through Apply again, on
 // its own and after the requests that followed it in its batch: that tells
