@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -177,7 +179,7 @@ func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconc
 	}
 	lock, err := h.dirs.TryLock()
 	if err != nil {
-		return err
+		return lockedOut(ctx, h, err, load)
 	}
 	defer lock.Unlock()
 	h.prefetch(ctx)
@@ -453,4 +455,21 @@ func recordApplied(h *host, g *globals, out io.Writer, opts *convergeOptions, pr
 		return nil
 	}
 	return writeFileAtomic(applied, opts.spec)
+}
+
+// lockedOut explains why this process may not write: an invalid spec is
+// said first (it would be refused anyway), then who holds the lock, and,
+// when it is the daemon, where its spec comes from, which is the place to
+// make the change.
+func lockedOut(ctx context.Context, h *host, lockErr error, load func(reconcile.Facts) (reconcile.Desired, error)) error {
+	if _, err := load(reconcile.Facts{}); err != nil {
+		return err
+	}
+	var st reconcile.Status
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := control.NewClient(h.dirs.Run).Get(sctx, control.PathStatus, &st); err == nil {
+		return &exitCode{code: exitError, err: fmt.Errorf("braid run is the one writer of network namespace %s (%w); change its spec instead: %s", h.dirs.Namespace, lockErr, st.Source)}
+	}
+	return &exitCode{code: exitError, err: lockErr}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -70,6 +71,8 @@ its status on /run/braid/<netns>/braid.sock (braid status).`,
 }
 
 func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
+	// The daemon lives long: the default collector pace keeps it small.
+	debug.SetGCPercent(100)
 	gv := *g
 	gv.verbose = true // the daemon logs one line per change and per pass
 	h, err := openHost(&gv, cmd.ErrOrStderr())

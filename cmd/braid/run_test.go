@@ -90,7 +90,7 @@ func TestRunRepairsDriftFromKernelEvents(t *testing.T) {
 	}
 	// While the daemon runs, it is the one writer: a CLI apply is refused,
 	// a CLI plan on the converged box is empty.
-	if r := b.braid(nil, "apply", "-f", spec); r.code != 1 || !strings.Contains(r.stderr, "another braid process") {
+	if r := b.braid(nil, "apply", "-f", spec); r.code != 1 || !strings.Contains(r.stderr, "braid run is the one writer") || !strings.Contains(r.stderr, "change its spec instead: file "+spec) {
 		t.Errorf("CLI apply while the daemon runs: exit %d: %s", r.code, r.stderr)
 	}
 	b.must(0, "plan", "-f", spec)
