@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -318,7 +319,7 @@ func join(path, name string) string {
 
 // index returns the path of element i of the list at path.
 func index(path string, i int) string {
-	return fmt.Sprintf("%s[%d]", path, i)
+	return path + "[" + strconv.Itoa(i) + "]"
 }
 
 // decodeDocument decodes the top-level mapping into a Document, choosing
