@@ -83,6 +83,8 @@ type Daemon struct {
 	doc  *api.Document
 	// trial is the revision on probation, if any.
 	trial *Trial
+	// specPending is set from a spec trigger until a load succeeds.
+	specPending bool
 }
 
 // Status is what `braid status` shows.
@@ -317,18 +319,33 @@ func (d *Daemon) debounce(ctx context.Context, reasons []string) []string {
 // new revision replacing an earlier good one (a trial candidate), with that
 // earlier one.
 func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *api.Document, prevRev source.Revision, err error) {
-	if d.rev.ID != "" && !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "reload") {
+	if slices.Contains(reasons, "spec") || slices.Contains(reasons, "reload") {
+		d.specPending = true
+	}
+	if d.rev.ID != "" && !d.specPending {
 		return false, nil, source.Revision{}, nil
 	}
 	rev, err := d.Source.Load(ctx)
 	if err != nil {
-		return false, nil, source.Revision{}, fmt.Errorf("read the spec from %s: %w", d.Source, err)
+		// Pending until a load succeeds: the next pass (a retry) reads
+		// again, even if the source does not say twice that it changed.
+		err = fmt.Errorf("read the spec from %s: %w", d.Source, err)
+		d.mu.Lock()
+		d.status.SpecError, d.status.RejectedRev = err.Error(), ""
+		d.mu.Unlock()
+		return false, nil, source.Revision{}, err
 	}
+	d.specPending = false
 	if rev.ID == "" {
 		sum := sha256.Sum256(rev.Data)
 		rev.ID = hex.EncodeToString(sum[:8])
 	}
 	if rev.ID == d.rev.ID {
+		d.mu.Lock()
+		if d.status.RejectedRev == "" {
+			d.status.SpecError = "" // a read error, now gone
+		}
+		d.mu.Unlock()
 		return false, nil, source.Revision{}, nil
 	}
 	d.rev = rev
@@ -414,7 +431,18 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	}()
 	fresh, prev, prevRev, err := d.load(ctx, reasons)
 	if err != nil {
-		return err
+		if d.doc == nil {
+			return err
+		}
+		// The source is unreachable (a repository behind the uplinks
+		// braid has yet to configure, a deleted file): converge the last
+		// good spec, and report the error so the pass is retried.
+		d.Log.Error("keeping the last good spec", "revision", d.good.ID, "err", err)
+		defer func(loadErr error) {
+			if err == nil {
+				err = loadErr
+			}
+		}(err)
 	}
 	desired, err := d.desired(true)
 	if err != nil {

@@ -398,3 +398,63 @@ func TestSessionsFactsAndWithdrawal(t *testing.T) {
 		t.Error("the session was not stopped")
 	}
 }
+
+// failingSource fails its loads while broken is set.
+type failingSource struct {
+	memSource
+	mu2    sync.Mutex
+	broken bool
+}
+
+func (f *failingSource) Load(ctx context.Context) (source.Revision, error) {
+	f.mu2.Lock()
+	broken := f.broken
+	f.mu2.Unlock()
+	if broken {
+		return source.Revision{}, errors.New("repository not found")
+	}
+	return f.memSource.Load(ctx)
+}
+
+func (f *failingSource) setBroken(b bool) {
+	f.mu2.Lock()
+	f.broken = b
+	f.mu2.Unlock()
+}
+
+// An unreachable source never stops the last good spec from being
+// converged (after a reboot, the repository may be reachable only through
+// the uplinks braid configures), and a change seen while it was
+// unreachable is read once it is back, even if the source does not say so
+// again.
+func TestDaemonUnreachableSource(t *testing.T) {
+	dir := t.TempDir()
+	var log []string
+	drv := &lockedDriver{mem: newMem("any", &log)}
+	src := &failingSource{memSource: memSource{data: daemonSpec}}
+	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour, StateDir: dir}
+	stop := start(t, d)
+	good := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged }).Revision
+	stop()
+	// "Reboot": the kernel state is gone and the source is unreachable.
+	drv.mu.Lock()
+	drv.mem.live = map[string]plan.Resource{}
+	drv.mu.Unlock()
+	src.setBroken(true)
+	d2 := &Daemon{Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: dir}
+	start(t, d2)
+	st := waitStatus(t, d2, "the last good spec converged", func(st Status) bool { return drv.has("address[wan1 10.101.0.2/24]") })
+	if st.Revision != good || !strings.Contains(st.SpecError, "repository not found") {
+		t.Errorf("status: revision %s (good %s), spec error %q", st.Revision, good, st.SpecError)
+	}
+	// A change made while unreachable is read when it is back: the failed
+	// load is retried without a new notification.
+	src.mu.Lock()
+	src.data = strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.7/24", 1)
+	src.mu.Unlock()
+	src.setBroken(false)
+	st = waitStatus(t, d2, "the change", func(st Status) bool { return drv.has("address[wan1 10.101.0.7/24]") && st.SpecError == "" })
+	if st.Revision == good {
+		t.Error("the revision did not move")
+	}
+}
