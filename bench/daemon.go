@@ -88,14 +88,7 @@ spec:
   uplinks:
 `)
 	for _, u := range uplinks {
-		fmt.Fprintf(&b, `  - name: %s
-    interface: %s
-    priority: %d
-    ipv4:
-      static: {address: %s, gateway: %s}
-    ipv6:
-      static: {address: %s, gateway: %s}
-`, u.name, u.ifname, u.priority, u.addr4, u.gw4, u.addr6, u.gw6)
+		writeUplink(&b, u)
 	}
 	fmt.Fprintf(&b, `  routes:
   - to: [198.51.100.128/25, 2001:db8:ffff:1::/64]

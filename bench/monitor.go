@@ -22,40 +22,55 @@ const markerWait = 5 * time.Second
 // events seen between two markers are exactly those of what ran between
 // them, and a marker coming back proves the monitor was listening.
 type monitor struct {
-	ns    string
-	cmd   *exec.Cmd
-	lines chan string
-	seq   int
+	ns string
+	lineProc
+	seq int
 }
 
 // startMonitor starts `ip -n ns monitor all`. Stop it with stop.
 func startMonitor(ns string) (*monitor, error) {
-	m := &monitor{ns: ns, lines: make(chan string, 1024)}
-	m.cmd = exec.Command("ip", "-n", ns, "monitor", "all")
-	out, err := m.cmd.StdoutPipe()
+	p, err := startLines("ip monitor", "ip", "-n", ns, "monitor", "all")
 	if err != nil {
-		return nil, fmt.Errorf("ip monitor: %w", err)
+		return nil, err
 	}
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("ip monitor: %w", err)
+	return &monitor{ns: ns, lineProc: p}, nil
+}
+
+// lineProc is a process running in the background, its stdout read line
+// by line into lines, which closes when the output ends.
+type lineProc struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+// startLines starts argv as a lineProc; what names it in errors. Stop it
+// with stop.
+func startLines(what string, argv ...string) (lineProc, error) {
+	p := lineProc{cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 1024)}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return lineProc{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		return lineProc{}, fmt.Errorf("%s: %w", what, err)
 	}
 	go func() {
-		defer close(m.lines)
+		defer close(p.lines)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			m.lines <- sc.Text()
+			p.lines <- sc.Text()
 		}
 	}()
-	return m, nil
+	return p, nil
 }
 
-// stop ends the monitor and reaps it.
-func (m *monitor) stop() {
-	m.cmd.Process.Kill()
-	for range m.lines { // drain, so the reader ends
+// stop ends the process and reaps it.
+func (p lineProc) stop() {
+	p.cmd.Process.Kill()
+	for range p.lines { // drain, so the reader ends
 	}
-	m.cmd.Wait()
+	p.cmd.Wait()
 }
 
 // mark adds and deletes a marker route and waits until the monitor shows
@@ -103,6 +118,19 @@ func watched(ctx context.Context, ns string, fn func() (result, error)) (result,
 	if err != nil {
 		return result{}, nil, err
 	}
+	return watchedBy(ctx, m, fn)
+}
+
+// markedMonitor is a monitor whose output is delimited by markers: mark
+// returns the events seen before the marker it makes.
+type markedMonitor interface {
+	mark(ctx context.Context) ([]string, error)
+	stop()
+}
+
+// watchedBy runs fn between two markers of m, then stops m, and returns
+// fn's result with the events seen during it as its writes.
+func watchedBy(ctx context.Context, m markedMonitor, fn func() (result, error)) (result, []string, error) {
 	defer m.stop()
 	if _, err := m.mark(ctx); err != nil {
 		return result{}, nil, err

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // mptcpUplinks are the box's uplinks in the MPTCP measurements: four
@@ -43,14 +42,7 @@ spec:
   uplinks:
 `)
 	for _, u := range mptcpUplinks {
-		fmt.Fprintf(&b, `  - name: %s
-    interface: %s
-    priority: %d
-    ipv4:
-      static: {address: %s, gateway: %s}
-    ipv6:
-      static: {address: %s, gateway: %s}
-`, u.name, u.ifname, u.priority, u.addr4, u.gw4, u.addr6, u.gw6)
+		writeUplink(&b, u)
 		if off {
 			b.WriteString("    mptcp: {mode: off}\n")
 		}
@@ -63,8 +55,7 @@ spec:
 // sample that needs it: the two specs, the ip -batch mirror of the MPTCP
 // part of braid's plan, and a box braid converged.
 type mptcpBench struct {
-	prepared  bool
-	err       error
+	prepared  prepOnce
 	base      string // the spec with every uplink's MPTCP off
 	full      string // the same with MPTCP on
 	batch     string // ip -batch of the endpoints and limits
@@ -103,26 +94,15 @@ func mptcpMeasurements() []*measurement {
 // that braid and ip -batch make the same endpoints and limits, and keeps
 // the braid box converged for the no-op measurement.
 func (mb *mptcpBench) prepare(ctx context.Context, h *harness) error {
-	if mb.prepared {
-		return mb.err
-	}
-	mb.prepared = true
-	mb.err = mb.doPrepare(ctx, h)
-	return mb.err
+	return mb.prepared.do(func() error { return mb.doPrepare(ctx, h) })
 }
 
 func (mb *mptcpBench) doPrepare(ctx context.Context, h *harness) error {
 	mb.base = filepath.Join(h.files, "mptcp-base.yaml")
 	mb.full = filepath.Join(h.files, "mptcp.yaml")
 	mb.batch = filepath.Join(h.files, "mptcp.batch")
-	for path, off := range map[string]bool{mb.base: true, mb.full: false} {
-		var b bytes.Buffer
-		if err := writeMPTCPSpec(&b, off); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("write spec: %w", err)
-		}
+	if err := writeSpecFiles(map[string]bool{mb.base: true, mb.full: false}, writeMPTCPSpec); err != nil {
+		return err
 	}
 	b, err := mb.baseBox(ctx, h)
 	if err != nil {
@@ -184,31 +164,24 @@ func (mb *mptcpBench) baseBox(ctx context.Context, h *harness) (*box, error) {
 
 // converge times `braid apply` of the MPTCP spec on the base state.
 func (mb *mptcpBench) converge(ctx context.Context, h *harness) (sample, error) {
-	if err := mb.prepare(ctx, h); err != nil {
-		return sample{}, err
-	}
-	b, err := mb.baseBox(ctx, h)
-	if err != nil {
-		return sample{}, err
-	}
-	defer h.ns.release(b)
-	if err := h.settleDown(ctx); err != nil {
-		return sample{}, err
-	}
-	r, err := h.timed(ctx, h.braidProc(b.ns, "apply", "-f", mb.full))
-	if err != nil {
-		return sample{}, err
-	}
-	if !bytes.Contains(r.stdout, []byte("Verified")) {
-		return sample{}, fmt.Errorf("braid apply did not verify: %s", lastLines(r.stdout, 3))
-	}
-	r.Reported = appliedDuration(r.stdout)
-	return r.sample, nil
+	return mb.onBaseBox(ctx, h, func(b *box) (sample, error) {
+		return verifiedApply(ctx, h, b.ns, mb.full)
+	})
 }
 
 // mirror times `ip -batch` of the same endpoints and limits on the base
 // state.
 func (mb *mptcpBench) mirror(ctx context.Context, h *harness) (sample, error) {
+	return mb.onBaseBox(ctx, h, func(b *box) (sample, error) {
+		r, err := h.timed(ctx, proc{argv: []string{"ip", "-n", b.ns, "-batch", mb.batch}})
+		return r.sample, err
+	})
+}
+
+// onBaseBox prepares, makes a fresh base box (baseBox), waits for the
+// harness to settle down, and runs the sample fn on the box, which it
+// releases afterwards.
+func (mb *mptcpBench) onBaseBox(ctx context.Context, h *harness, fn func(b *box) (sample, error)) (sample, error) {
 	if err := mb.prepare(ctx, h); err != nil {
 		return sample{}, err
 	}
@@ -220,8 +193,7 @@ func (mb *mptcpBench) mirror(ctx context.Context, h *harness) (sample, error) {
 	if err := h.settleDown(ctx); err != nil {
 		return sample{}, err
 	}
-	r, err := h.timed(ctx, proc{argv: []string{"ip", "-n", b.ns, "-batch", mb.batch}})
-	return r.sample, err
+	return fn(b)
 }
 
 // noop times `braid apply` on the converged box with a failpoint armed at
@@ -248,16 +220,6 @@ func (mb *mptcpBench) noop(ctx context.Context, h *harness) (sample, error) {
 
 // failpointExit is braid's exit status when its failpoint fires.
 const failpointExit = 86
-
-// appliedDuration is the time braid apply reports for its writes, or 0.
-func appliedDuration(stdout []byte) time.Duration {
-	if m := appliedIn.FindSubmatch(stdout); m != nil {
-		if d, err := time.ParseDuration(string(m[1])); err == nil {
-			return d
-		}
-	}
-	return 0
-}
 
 // dump times reading the same state with ip: the endpoints and the
 // limits.

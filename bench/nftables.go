@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -49,14 +48,7 @@ spec:
   uplinks:
 `)
 	for _, u := range uplinks {
-		fmt.Fprintf(&b, `  - name: %s
-    interface: %s
-    priority: %d
-    ipv4:
-      static: {address: %s, gateway: %s}
-    ipv6:
-      static: {address: %s, gateway: %s}
-`, u.name, u.ifname, u.priority, u.addr4, u.gw4, u.addr6, u.gw6)
+		writeUplink(&b, u)
 	}
 	b.WriteString("  management:\n    allow:\n")
 	for i := range nftElements {
@@ -77,8 +69,7 @@ spec:
 // nftBench is what the nftables measurements share, prepared by the first
 // sample that needs it.
 type nftBench struct {
-	prepared bool
-	err      error
+	prepared prepOnce
 	// full is the spec, changed the same with one element swapped.
 	full, changed string
 	// script is braid's table as `nft list table inet braid` prints it in
@@ -128,12 +119,7 @@ func nftMeasurements() []*measurement {
 }
 
 func (nb *nftBench) prepare(ctx context.Context, h *harness) error {
-	if nb.prepared {
-		return nb.err
-	}
-	nb.prepared = true
-	nb.err = nb.doPrepare(ctx, h)
-	return nb.err
+	return nb.prepared.do(func() error { return nb.doPrepare(ctx, h) })
 }
 
 // doPrepare writes the specs, converges two boxes with braid, dumps the
@@ -143,14 +129,8 @@ func (nb *nftBench) prepare(ctx context.Context, h *harness) error {
 func (nb *nftBench) doPrepare(ctx context.Context, h *harness) error {
 	nb.full = filepath.Join(h.files, "nft.yaml")
 	nb.changed = filepath.Join(h.files, "nft-changed.yaml")
-	for path, changed := range map[string]bool{nb.full: false, nb.changed: true} {
-		var b bytes.Buffer
-		if err := writeNftSpec(&b, changed); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("write spec: %w", err)
-		}
+	if err := writeSpecFiles(map[string]bool{nb.full: false, nb.changed: true}, writeNftSpec); err != nil {
+		return err
 	}
 	for _, bx := range []**box{&nb.converged, &nb.base} {
 		b, err := h.ns.newBox(ctx)
@@ -236,19 +216,7 @@ func (nb *nftBench) braidFromEmpty(ctx context.Context, h *harness) (sample, err
 	if err := nb.dropTable(ctx, nb.base.ns); err != nil {
 		return sample{}, err
 	}
-	r, err := h.timed(ctx, h.braidProc(nb.base.ns, "apply", "-f", nb.full))
-	if err != nil {
-		return sample{}, err
-	}
-	if !bytes.Contains(r.stdout, []byte("Verified")) {
-		return sample{}, fmt.Errorf("braid apply did not verify: %s", lastLines(r.stdout, 3))
-	}
-	if m := appliedIn.FindSubmatch(r.stdout); m != nil {
-		if d, err := time.ParseDuration(string(m[1])); err == nil {
-			r.Reported = d
-		}
-	}
-	return r.sample, nil
+	return verifiedApply(ctx, h, nb.base.ns, nb.full)
 }
 
 // nftFromEmpty times `nft -f` of the same table where it is missing.
@@ -337,38 +305,17 @@ func (nb *nftBench) nftList(ctx context.Context, h *harness) (sample, error) {
 // nftMonitor is `nft monitor` in a namespace, its output delimited by
 // markers (a table the harness adds and deletes), as monitor is for ip.
 type nftMonitor struct {
-	ns    string
-	cmd   *exec.Cmd
-	lines chan string
-	seq   int
+	ns string
+	lineProc
+	seq int
 }
 
 func startNftMonitor(ns string) (*nftMonitor, error) {
-	m := &nftMonitor{ns: ns, lines: make(chan string, 1024)}
-	m.cmd = exec.Command("ip", "netns", "exec", ns, "nft", "monitor")
-	out, err := m.cmd.StdoutPipe()
+	p, err := startLines("nft monitor", "ip", "netns", "exec", ns, "nft", "monitor")
 	if err != nil {
-		return nil, fmt.Errorf("nft monitor: %w", err)
+		return nil, err
 	}
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("nft monitor: %w", err)
-	}
-	go func() {
-		defer close(m.lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			m.lines <- sc.Text()
-		}
-	}()
-	return m, nil
-}
-
-func (m *nftMonitor) stop() {
-	m.cmd.Process.Kill()
-	for range m.lines {
-	}
-	m.cmd.Wait()
+	return &nftMonitor{ns: ns, lineProc: p}, nil
 }
 
 // mark adds and deletes a marker table, retrying until the monitor shows
@@ -418,18 +365,5 @@ func nftWatched(ctx context.Context, ns string, fn func() (result, error)) (resu
 	if err != nil {
 		return result{}, nil, err
 	}
-	defer m.stop()
-	if _, err := m.mark(ctx); err != nil {
-		return result{}, nil, err
-	}
-	r, err := fn()
-	if err != nil {
-		return r, nil, err
-	}
-	events, err := m.mark(ctx)
-	if err != nil {
-		return r, nil, err
-	}
-	r.Writes = len(events)
-	return r, events, nil
+	return watchedBy(ctx, m, fn)
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -86,14 +88,7 @@ spec:
   uplinks:
 `)
 	for _, u := range uplinks {
-		fmt.Fprintf(&b, `  - name: %s
-    interface: %s
-    priority: %d
-    ipv4:
-      static: {address: %s, gateway: %s}
-    ipv6:
-      static: {address: %s, gateway: %s}
-`, u.name, u.ifname, u.priority, u.addr4, u.gw4, u.addr6, u.gw6)
+		writeUplink(&b, u)
 	}
 	if sc.To4+sc.To6+sc.From > 0 {
 		b.WriteString("  routes:\n")
@@ -118,6 +113,49 @@ spec:
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSpecFiles writes a spec to each path with write, given that path's
+// variant flag.
+func writeSpecFiles(specs map[string]bool, write func(w io.Writer, variant bool) error) error {
+	for path, variant := range specs {
+		var b bytes.Buffer
+		if err := write(&b, variant); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write spec: %w", err)
+		}
+	}
+	return nil
+}
+
+// prepOnce runs a measurement's shared preparation the first time a sample
+// asks for it, and gives its error to that sample and every later one.
+type prepOnce struct {
+	done bool
+	err  error
+}
+
+func (o *prepOnce) do(prepare func() error) error {
+	if o.done {
+		return o.err
+	}
+	o.done = true
+	o.err = prepare()
+	return o.err
+}
+
+// writeUplink writes one uplinks: entry, a static dual-stack uplink.
+func writeUplink(b *strings.Builder, u uplink) {
+	fmt.Fprintf(b, `  - name: %s
+    interface: %s
+    priority: %d
+    ipv4:
+      static: {address: %s, gateway: %s}
+    ipv6:
+      static: {address: %s, gateway: %s}
+`, u.name, u.ifname, u.priority, u.addr4, u.gw4, u.addr6, u.gw6)
 }
 
 // writeEntry writes one routes: entry, its prefixes one per line.
