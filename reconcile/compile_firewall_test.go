@@ -24,14 +24,7 @@ func nftLines(rs []plan.Resource) []string {
 // TestCompileFirewallLab is the whole of braid's table for specs/lab.yaml,
 // as the plan shows it (and as nft lists it: the rule texts are nft's).
 func TestCompileFirewallLab(t *testing.T) {
-	doc, err := api.Load("../specs/lab.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Compile(doc.Router, Facts{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := compileLab(t)
 	want := []string{
 		"nft.table[inet braid] state=active",
 		"nft.set[inet braid allow_v4] type=ipv4_addr flags=interval elements=1",
@@ -201,27 +194,12 @@ func TestCompileFirewall(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(spec)
 			}
-			d, err := Compile(spec, Facts{})
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
+			d, ok := compileOrWantErr(t, spec, tt.err)
+			if !ok {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			got := strings.Join(nftLines(d.Resources), "\n")
-			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("missing %q in\n%s", w, got)
-				}
-			}
-			for _, a := range tt.absent {
-				if strings.Contains(got, a) {
-					t.Errorf("unexpected %q in\n%s", a, got)
-				}
-			}
+			wantInAndNot(t, got, tt.want, tt.absent)
 		})
 	}
 }

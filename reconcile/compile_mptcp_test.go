@@ -115,14 +115,7 @@ func TestCompileMPTCP(t *testing.T) {
 // MPTCP on both uplinks; the MPTCP resources come after the netlink
 // driver's, limits first.
 func TestCompileMPTCPDefaultsAndOrder(t *testing.T) {
-	doc, err := api.Load("../specs/lab.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Compile(doc.Router, Facts{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := compileLab(t)
 	want := []string{
 		"sysctl[net.mptcp.enabled] value=1",
 		"sysctl[net.mptcp.pm_type] value=0",

@@ -25,6 +25,52 @@ func twoUplinks() *api.RouterSpec {
 	}
 }
 
+// compileLab compiles specs/lab.yaml with no facts.
+func compileLab(t *testing.T) Desired {
+	t.Helper()
+	doc, err := api.Load("../specs/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Compile(doc.Router, Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// compileOrWantErr compiles spec with no facts. With wantErr set, it checks
+// that compiling fails with an error containing wantErr and returns false.
+func compileOrWantErr(t *testing.T, spec *api.RouterSpec, wantErr string) (Desired, bool) {
+	t.Helper()
+	d, err := Compile(spec, Facts{})
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want %q", err, wantErr)
+		}
+		return d, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, true
+}
+
+// wantInAndNot checks that got contains each of want and none of absent.
+func wantInAndNot(t *testing.T, got string, want, absent []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in\n%s", w, got)
+		}
+	}
+	for _, a := range absent {
+		if strings.Contains(got, a) {
+			t.Errorf("unexpected %q in\n%s", a, got)
+		}
+	}
+}
+
 func addresses(rs []plan.Resource) []string {
 	var out []string
 	for _, r := range rs {
@@ -158,28 +204,15 @@ func TestCompileRoutes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := twoUplinks()
 			spec.Routes = tt.routes
-			d, err := Compile(spec, Facts{})
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
+			d, ok := compileOrWantErr(t, spec, tt.err)
+			if !ok {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			got := strings.Join(addresses(d.Resources), "\n")
+			wantInAndNot(t, got, tt.want, tt.absent)
 			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("missing %q in\n%s", w, got)
-				}
 				if strings.Count(got, w) > 1 {
 					t.Errorf("%q appears twice", w)
-				}
-			}
-			for _, a := range tt.absent {
-				if strings.Contains(got, a) {
-					t.Errorf("unexpected %q in\n%s", a, got)
 				}
 			}
 		})
