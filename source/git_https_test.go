@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/internal/gittest"
+	"github.com/braid-router/braid/internal/nstest"
 )
 
 func TestGitHTTPS(t *testing.T) {
@@ -24,7 +25,7 @@ func TestGitHTTPS(t *testing.T) {
 	tokenFile := filepath.Join(dir, "token")
 	write(t, tokenFile, []byte(token+"\n"))
 	url := s.URL + "/repo"
-	var logs syncBuffer
+	var logs nstest.SyncBuffer
 	opts := GitOptions{URL: url, Path: "specs/home.yaml", Interval: 200 * time.Millisecond,
 		Dir: filepath.Join(dir, "cache"), TokenFile: tokenFile, CAFile: caFile, Log: slogTo(&logs)}
 	g := newGit(t, opts)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/internal/gittest"
+	"github.com/braid-router/braid/internal/nstest"
 )
 
 func TestGitSSH(t *testing.T) {
@@ -26,7 +27,7 @@ func TestGitSSH(t *testing.T) {
 	url := fmt.Sprintf("ssh://%s@%s%s", me.Username, s.Addr, r.Dir)
 	known := gittest.KnownHostsFile(t, s.Addr, s.HostKey)
 	cache := filepath.Join(t.TempDir(), "git")
-	var logs syncBuffer
+	var logs nstest.SyncBuffer
 	opts := GitOptions{URL: url, Path: "specs/home.yaml", Interval: 200 * time.Millisecond, Dir: cache,
 		SSHKeyFile: clientKey, KnownHostsFile: known, Log: slogTo(&logs)}
 	g := newGit(t, opts)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -126,7 +127,7 @@ func TestGitFile(t *testing.T) {
 			if cache == "dir" {
 				// A second source (a restarted daemon) on the same
 				// cache; then a cache broken under it is rebuilt.
-				var logs syncBuffer
+				var logs nstest.SyncBuffer
 				opts.Log = slogTo(&logs)
 				g2 := newGit(t, opts)
 				checkRev(t, load(t, g2), url, c3, spec("2"))

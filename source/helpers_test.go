@@ -1,13 +1,14 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/braid-router/braid/internal/nstest"
 )
 
 // watcher runs src.Watch for the rest of the test and counts its
@@ -79,26 +80,7 @@ func (w *watcher) settle() {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers (a logger in
-// a background goroutine, a server's stderr).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // slogTo returns a logger that writes text lines to b.
-func slogTo(b *syncBuffer) *slog.Logger {
+func slogTo(b *nstest.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -3,7 +3,6 @@ package mptcp
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,14 +13,6 @@ import (
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/reconcile/record"
 )
-
-// tWriter sends log lines to the test's log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
 
 // rig is a driver in a fresh namespace with two veths (w1, w2, up), a
 // persisted record and a write counter.
@@ -62,10 +53,9 @@ func (r *rig) open() {
 // whichever thread uses them later.
 func (r *rig) newDriver(rec *record.Record) *Driver {
 	r.t.Helper()
-	log := slog.New(slog.NewTextHandler(tWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var d *Driver
 	nstest.Do(r.t, r.ns, func() error {
-		d = New(Options{Record: rec, Writes: r.writes, Log: log})
+		d = New(Options{Record: rec, Writes: r.writes, Log: nstest.Logger(r.t)})
 		return nil
 	})
 	r.t.Cleanup(func() { d.Close() })

@@ -3,9 +3,7 @@ package netlink
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -21,27 +18,13 @@ import (
 )
 
 // inNS creates a throwaway namespace and moves the test's goroutine, locked
-// to its OS thread, into it for the rest of the test, so that the driver's
-// rtnetlink socket and its /proc/sys writes land there. The thread is never
-// moved back: it ends with the test's goroutine, and the runtime discards a
-// locked thread whose goroutine exits. (This is nstest.Do's locked thread,
-// kept for the whole test so that t.Fatal works from the test goroutine.)
+// to its OS thread, into it for the rest of the test (nstest.Enter), so that
+// the driver's rtnetlink socket and its /proc/sys writes land there.
 func inNS(t *testing.T) string {
 	t.Helper()
 	ns := nstest.New(t)
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		t.Fatal(err)
-	}
+	nstest.Enter(t, ns)
 	return ns
-}
-
-// tWriter sends log lines to the test's log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 // rig is a driver in a test namespace with a persisted record and a write
@@ -74,8 +57,7 @@ func newRigWith(t *testing.T, givenHandle bool) *rig {
 		t.Fatal(err)
 	}
 	writes := &failpoint.Counter{}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := Options{Record: rec, Writes: writes, Log: log}
+	opts := Options{Record: rec, Writes: writes, Log: nstest.Logger(t)}
 	if givenHandle {
 		h, err := vnl.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {

@@ -183,10 +183,7 @@ func BenchmarkNoopPass10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	nstest.Run(b, "ip", "-n", ns, "-batch", batch)
-	runtime.LockOSThread() // never unlocked: the thread ends with the benchmark's goroutine
-	if err := netns.Enter(ns); err != nil {
-		b.Fatal(err)
-	}
+	nstest.Enter(b, ns) // never left: the thread ends with the benchmark's goroutine
 	d, err := New(Options{Record: record.Memory()})
 	if err != nil {
 		b.Fatal(err)

@@ -1,22 +1,17 @@
 package nftables
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -35,26 +30,14 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ns := nstest.New(t)
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		t.Fatal(err)
-	}
+	nstest.Enter(t, ns)
 	writes := &failpoint.Counter{}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := New(Options{Writes: writes, Log: log})
+	d := New(Options{Writes: writes, Log: nstest.Logger(t)})
 	if d.err != nil {
 		t.Fatal(d.err)
 	}
 	t.Cleanup(func() { d.Close() })
 	return &rig{t: t, ns: ns, d: d, writes: writes}
-}
-
-// tWriter sends log lines to the test's log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 // nft runs nft(8) in the rig's namespace.
@@ -208,18 +191,12 @@ func nftDoc(t *testing.T, s string) map[string][]map[string]any {
 // monitor runs `nft monitor` in the namespace and collects its events.
 type monitor struct {
 	t      *testing.T
-	cmd    *exec.Cmd
-	events syncBuffer
+	events *nstest.SyncBuffer
 }
 
 func (r *rig) monitor() *monitor {
 	r.t.Helper()
-	m := &monitor{t: r.t, cmd: exec.Command("ip", "netns", "exec", r.ns, "nft", "monitor")}
-	m.cmd.Stdout, m.cmd.Stderr = &m.events, &m.events
-	if err := m.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { m.cmd.Process.Kill(); m.cmd.Wait() })
+	m := &monitor{t: r.t, events: nstest.Watch(r.t, "ip", "netns", "exec", r.ns, "nft", "monitor")}
 	// The monitor is live once it shows our own change.
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; !strings.Contains(m.events.String(), "monitorprobe"); i++ {
@@ -247,30 +224,6 @@ func (m *monitor) since(mark int) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer process and a reader test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
