@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/braid-router/braid/internal/nstest"
 )
 
 // waitReverted waits until the pending confirmation has been dealt with (the
@@ -40,7 +42,7 @@ func TestApplyConfirmRevertsEvenWhenTheShellDies(t *testing.T) {
 	shell := exec.Command("bash", "-c", braidBin+" --netns "+b.ns+" apply --confirm 2s -f "+changed+" && sleep 60")
 	shell.Env = append(os.Environ(), b.env...)
 	shell.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
+	var out nstest.SyncBuffer
 	shell.Stdout, shell.Stderr = &out, &out
 	if err := shell.Start(); err != nil {
 		t.Fatal(err)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -135,13 +133,7 @@ func TestNoOpApplyWritesNothing(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, labSpec)
 	b.must(0, "apply", "-f", spec)
-	mon := exec.Command("ip", "-n", b.ns, "monitor", "all")
-	var events syncBuffer
-	mon.Stdout, mon.Stderr = &events, &events
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { mon.Process.Kill(); mon.Wait() }()
+	events := nstest.Watch(t, "ip", "-n", b.ns, "monitor", "all")
 	// Wait until the kernel has finished its own work after the apply
 	// (carrier, DAD): a second with no event, at most ten.
 	for quiet, last, start := time.Duration(0), -1, time.Now(); quiet < time.Second; {
@@ -173,30 +165,6 @@ func TestNoOpApplyWritesNothing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer process and a reader test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCrashMidApplyThenConverge(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, labSpec)
@@ -209,17 +177,29 @@ func TestCrashMidApplyThenConverge(t *testing.T) {
 	if total < 20 {
 		t.Fatalf("only %d creates in the plan", total)
 	}
-	for n := 1; n <= total; n++ {
+	b.crashEachWrite(spec, 1, total, b.snapshot, pristine, converged)
+}
+
+// crashEachWrite checks crash recovery on a box where state() is pristine:
+// for each write n from first to total, an apply that crashes right after
+// write n (braid's failpoint), then a full apply, gives converged, and a
+// destroy then gives pristine. Last, from converged, a destroy crashed at
+// each of its writes in turn and run again until it completes gives
+// pristine.
+func (b *box) crashEachWrite(spec string, first, total int, state func() string, pristine, converged string) {
+	t := b.t
+	t.Helper()
+	for n := first; n <= total; n++ {
 		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "apply", "-f", spec)
 		if r.code != 86 {
 			t.Fatalf("failpoint %d: exit %d, want 86\n%s%s", n, r.code, r.stdout, r.stderr)
 		}
 		b.must(0, "apply", "-f", spec)
-		if got := b.snapshot(); got != converged {
+		if got := state(); got != converged {
 			t.Fatalf("after a crash at write %d and apply, state differs from a clean apply:\n%s", n, diffLines(converged, got))
 		}
 		b.must(0, "destroy", "--yes")
-		if got := b.snapshot(); got != pristine {
+		if got := state(); got != pristine {
 			t.Fatalf("after a crash at write %d, destroy did not restore:\n%s", n, diffLines(pristine, got))
 		}
 	}
@@ -234,7 +214,7 @@ func TestCrashMidApplyThenConverge(t *testing.T) {
 			t.Fatalf("destroy failpoint %d: exit %d\n%s", n, r.code, r.stderr)
 		}
 	}
-	if got := b.snapshot(); got != pristine {
+	if got := state(); got != pristine {
 		t.Fatalf("destroy interrupted by crashes did not restore:\n%s", diffLines(pristine, got))
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,33 +233,7 @@ func TestMPTCPCrashMidApplyThenConverge(t *testing.T) {
 	if total-first < 5 {
 		t.Fatalf("the plan has %d changes, the first MPTCP one at %d", total, first)
 	}
-	for n := first; n <= total; n++ {
-		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "apply", "-f", spec)
-		if r.code != 86 {
-			t.Fatalf("failpoint %d: exit %d, want 86\n%s%s", n, r.code, r.stdout, r.stderr)
-		}
-		b.must(0, "apply", "-f", spec)
-		if got := b.mptcpState(); got != converged {
-			t.Fatalf("after a crash at write %d and apply, state differs from a clean apply:\n%s", n, diffLines(converged, got))
-		}
-		b.must(0, "destroy", "--yes")
-		if got := b.mptcpState(); got != pristine {
-			t.Fatalf("after a crash at write %d, destroy did not restore:\n%s", n, diffLines(pristine, got))
-		}
-	}
-	b.must(0, "apply", "-f", spec)
-	for n := 1; ; n++ {
-		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "destroy", "--yes")
-		if r.code == 0 {
-			break
-		}
-		if r.code != 86 {
-			t.Fatalf("destroy failpoint %d: exit %d\n%s", n, r.code, r.stderr)
-		}
-	}
-	if got := b.mptcpState(); got != pristine {
-		t.Fatalf("destroy interrupted by crashes did not restore:\n%s", diffLines(pristine, got))
-	}
+	b.crashEachWrite(spec, first, total, b.mptcpState, pristine, converged)
 }
 
 // TestMPTCPInTheLab: specs/lab.yaml in a lab's box gives a Go MPTCP client

@@ -113,13 +113,7 @@ func TestNftNoOpApplyIsSilent(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, firewallSpec)
 	b.must(0, "apply", "-f", spec)
-	mon := exec.Command("ip", "netns", "exec", b.ns, "nft", "monitor")
-	var events syncBuffer
-	mon.Stdout, mon.Stderr = &events, &events
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { mon.Process.Kill(); mon.Wait() }()
+	events := nstest.Watch(t, "ip", "netns", "exec", b.ns, "nft", "monitor")
 	// The monitor is live: a change we make ourselves shows up.
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(events.String(), "control") {

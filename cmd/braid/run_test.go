@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
 )
 
@@ -21,14 +22,14 @@ import (
 type daemon struct {
 	b    *box
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *nstest.SyncBuffer
 }
 
 func (b *box) startDaemon(args ...string) *daemon {
 	b.t.Helper()
 	cmd := exec.Command(braidBin, append([]string{"--netns", b.ns, "run", "--resync", "1h"}, args...)...)
 	cmd.Env = append(os.Environ(), b.env...)
-	logs := &syncBuffer{}
+	logs := &nstest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		b.t.Fatal(err)
