@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/reconcile/record"
 )
@@ -259,7 +260,7 @@ func TestDrift(t *testing.T) {
 	r.ip("mptcp", "endpoint", "add", "10.102.0.2", "id", "99", "dev", "w2", "subflow", "backup")
 	changes, conflicts := r.plan(want)
 	if len(changes) != 0 || len(conflicts) != 1 || conflicts[0].Address != "mptcp.endpoint[10.102.0.2]" {
-		t.Fatalf("a replaced endpoint: changes %s, conflicts %v", describe(changes), conflicts)
+		t.Fatalf("a replaced endpoint: changes %s, conflicts %v", plantest.Describe(changes), conflicts)
 	}
 
 	// The id of braid's IPv6 endpoint now holds another address.

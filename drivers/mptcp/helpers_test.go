@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/reconcile/record"
@@ -129,11 +130,7 @@ func (r *rig) limits() string {
 
 func (r *rig) observe(want []plan.Resource) []plan.Observed {
 	r.t.Helper()
-	live, err := r.d.Observe(context.Background(), want)
-	if err != nil {
-		r.t.Fatalf("observe: %v", err)
-	}
-	return live
+	return plantest.Observe(r.t, r.d, want)
 }
 
 // plan observes and diffs.
@@ -145,13 +142,7 @@ func (r *rig) plan(want []plan.Resource) ([]plan.Change, []plan.Conflict) {
 // converge plans and applies every change, and returns the changes.
 func (r *rig) converge(want []plan.Resource) []plan.Change {
 	r.t.Helper()
-	changes, _ := r.plan(want)
-	for _, c := range changes {
-		if err := r.apply(c); err != nil {
-			r.t.Fatalf("apply %s %s: %v", c.Action, c.Address(), err)
-		}
-	}
-	return changes
+	return plantest.Converge(r.t, r.d, want)
 }
 
 // settled checks that a second plan is empty and that converging again
@@ -160,7 +151,7 @@ func (r *rig) settled(want []plan.Resource) {
 	r.t.Helper()
 	if n := r.wrote(func() {
 		if changes := r.converge(want); len(changes) != 0 {
-			r.t.Fatalf("plan after apply is not empty: %s", describe(changes))
+			r.t.Fatalf("plan after apply is not empty: %s", plantest.Describe(changes))
 		}
 	}); n != 0 {
 		r.t.Fatalf("a converged state made %d writes", n)
@@ -192,29 +183,9 @@ func (r *rig) recordedID(addr string) int {
 	return int(e.ID)
 }
 
-func describe(cs []plan.Change) string {
-	var b strings.Builder
-	for _, c := range cs {
-		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		if c.After != nil {
-			b.WriteString(" " + plan.Describe(c.After))
-		}
-	}
-	return b.String()
-}
-
-// actions summarises changes as "+addr", "~addr", "-addr", in order.
-func actions(cs []plan.Change) []string {
-	var s []string
-	for _, c := range cs {
-		s = append(s, c.Action.Symbol()+c.Address())
-	}
-	return s
-}
-
 func wantActions(t *testing.T, got []plan.Change, want ...string) {
 	t.Helper()
-	if g := actions(got); !slices.Equal(g, want) {
+	if g := plantest.Actions(got); !slices.Equal(g, want) {
 		t.Fatalf("changes:\n got  %q\n want %q", g, want)
 	}
 }

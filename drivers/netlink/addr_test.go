@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -112,7 +113,7 @@ func TestAddrNoPrefixRouteAndBraidPrefixRoutes(t *testing.T) {
 	wantActions(t, deleted, "-"+a4.Address(), "-"+a6.Address(), "-"+p4.Address(), "-"+p6.Address())
 	// Deletes run in reverse observe order: routes, then addresses.
 	if n != 4 {
-		t.Errorf("delete writes = %d, want 4:%s", n, describe(deleted))
+		t.Errorf("delete writes = %d, want 4:%s", n, plantest.Describe(deleted))
 	}
 	if got := r.addrs("wan0"); got["10.0.0.1"].Local != "" || got["fd00::1"].Local != "" {
 		t.Fatalf("addresses left: %+v", got)
@@ -134,7 +135,7 @@ func TestAddrForeignIsAConflict(t *testing.T) {
 
 	changes, conflicts := r.plan(want)
 	if len(changes) != 0 || len(conflicts) != 2 {
-		t.Fatalf("changes %s, conflicts %v", describe(changes), conflicts)
+		t.Fatalf("changes %s, conflicts %v", plantest.Describe(changes), conflicts)
 	}
 	for _, c := range conflicts {
 		t.Log(c)
@@ -152,7 +153,7 @@ func TestAddrForeignIsAConflict(t *testing.T) {
 	}
 	// And nothing plans its removal.
 	if changes := r.converge(nil); len(changes) != 0 {
-		t.Fatalf("changes with nothing desired: %s", describe(changes))
+		t.Fatalf("changes with nothing desired: %s", plantest.Describe(changes))
 	}
 	if got := r.addrs("wan0"); got["10.0.0.1"].Local == "" || got["fd00::1"].Local == "" {
 		t.Fatalf("foreign addresses touched: %+v", got)
@@ -195,7 +196,7 @@ func TestAddrRecordedButGoneIsNotReported(t *testing.T) {
 	r.converge(resources(a))
 	r.ip("addr", "del", "10.0.0.1/24", "dev", "wan0")
 	if changes := r.converge(nil); len(changes) != 0 {
-		t.Fatalf("changes for a gone address: %s", describe(changes))
+		t.Fatalf("changes for a gone address: %s", plantest.Describe(changes))
 	}
 	if !r.rec.Has(KindAddress, a.recordKey()) {
 		t.Fatal("observe wrote the record")
@@ -217,7 +218,7 @@ func TestAddrIPv6UsableAsSourceAtOnce(t *testing.T) {
 		Route{Table: TableSteer, Dst: pfx("2001:db8::/48"), Link: "wan0", Src: ip("fd00::1")},
 	)
 	if changes := r.converge(want); len(changes) != 3 {
-		t.Fatalf("changes:%s", describe(changes))
+		t.Fatalf("changes:%s", plantest.Describe(changes))
 	}
 	r.settled(want)
 }

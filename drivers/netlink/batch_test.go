@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/reconcile/record"
@@ -418,7 +419,7 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 	// after its dumps); the one after dumps afresh and does.
 	r.ip("route", "del", "198.51.100.0/24", "table", "7100")
 	if changes, _ := r.plan(want); len(changes) != 0 {
-		t.Fatalf("the prefetched snapshot was not used: %s", describe(changes))
+		t.Fatalf("the prefetched snapshot was not used: %s", plantest.Describe(changes))
 	}
 	changes, _ := r.plan(want)
 	wantActions(t, changes, "+route[7100 198.51.100.0/24 metric 0]")
@@ -443,7 +444,7 @@ func TestPrefetchIsDroppedByWrites(t *testing.T) {
 			}
 			// The snapshot predates the writes: the next Observe dumps.
 			if changes, _ := r.plan(want); len(changes) != 0 {
-				t.Fatalf("a stale snapshot was used: %s", describe(changes))
+				t.Fatalf("a stale snapshot was used: %s", plantest.Describe(changes))
 			}
 		})
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/reconcile/record"
@@ -91,11 +91,7 @@ func (r *rig) veth(a, b string) {
 
 func (r *rig) observe(want []plan.Resource) []plan.Observed {
 	r.t.Helper()
-	live, err := r.d.Observe(context.Background(), want)
-	if err != nil {
-		r.t.Fatalf("observe: %v", err)
-	}
-	return live
+	return plantest.Observe(r.t, r.d, want)
 }
 
 // plan observes and diffs.
@@ -107,13 +103,7 @@ func (r *rig) plan(want []plan.Resource) ([]plan.Change, []plan.Conflict) {
 // converge plans and applies every change, and returns the changes.
 func (r *rig) converge(want []plan.Resource) []plan.Change {
 	r.t.Helper()
-	changes, _ := r.plan(want)
-	for _, c := range changes {
-		if err := r.d.Apply(context.Background(), c); err != nil {
-			r.t.Fatalf("apply %s %s: %v", c.Action, c.Address(), err)
-		}
-	}
-	return changes
+	return plantest.Converge(r.t, r.d, want)
 }
 
 // settled checks that a second plan is empty and that converging again
@@ -122,7 +112,7 @@ func (r *rig) settled(want []plan.Resource) {
 	r.t.Helper()
 	before := r.writes.Count()
 	if changes := r.converge(want); len(changes) != 0 {
-		r.t.Fatalf("plan after apply is not empty: %s", describe(changes))
+		r.t.Fatalf("plan after apply is not empty: %s", plantest.Describe(changes))
 	}
 	if n := r.writes.Count() - before; n != 0 {
 		r.t.Fatalf("a converged state made %d writes", n)
@@ -140,23 +130,9 @@ func (r *rig) apply(c plan.Change) error {
 	return r.d.Apply(context.Background(), c)
 }
 
-func describe(cs []plan.Change) string {
-	var b strings.Builder
-	for _, c := range cs {
-		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		if c.After != nil {
-			b.WriteString(" " + plan.Describe(c.After))
-		}
-	}
-	return b.String()
-}
-
 // actions summarises changes as "+addr", "~addr", "-addr", sorted.
 func actions(cs []plan.Change) []string {
-	var s []string
-	for _, c := range cs {
-		s = append(s, c.Action.Symbol()+c.Address())
-	}
+	s := plantest.Actions(cs)
 	slices.Sort(s)
 	return s
 }

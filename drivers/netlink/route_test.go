@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -50,7 +51,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 	var changes []plan.Change
 	n := r.wrote(func() { changes = r.converge(want) })
 	if len(changes) != 6 || n != 6 {
-		t.Fatalf("%d changes, %d writes:%s", len(changes), n, describe(changes))
+		t.Fatalf("%d changes, %d writes:%s", len(changes), n, plantest.Describe(changes))
 	}
 	for _, c := range changes {
 		if c.Action != plan.Create {
@@ -109,7 +110,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 	want = resources(routes[0])
 	n = r.wrote(func() { changes = r.converge(want) })
 	if len(changes) != 5 || n != 5 {
-		t.Fatalf("delete: %d changes, %d writes:%s", len(changes), n, describe(changes))
+		t.Fatalf("delete: %d changes, %d writes:%s", len(changes), n, plantest.Describe(changes))
 	}
 	r.settled(want)
 	if got := strings.TrimSpace(r.braidRoutes()); got != "default via 10.0.0.253 dev wan0 metric 10" {
@@ -200,7 +201,7 @@ func testRouteForeignIsAConflict(t *testing.T, r *rig) {
 	}
 	// Nothing desired: the foreign routes are not braid's to delete.
 	if changes := r.converge(nil); len(changes) != 0 {
-		t.Fatalf("changes: %s", describe(changes))
+		t.Fatalf("changes: %s", plantest.Describe(changes))
 	}
 }
 

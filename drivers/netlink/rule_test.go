@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -43,7 +44,7 @@ func TestRuleConvergeUpdateDelete(t *testing.T) {
 	var changes []plan.Change
 	n := r.wrote(func() { changes = r.converge(want) })
 	if len(changes) != len(rules) || n != int64(len(rules)) {
-		t.Fatalf("%d changes, %d writes:%s", len(changes), n, describe(changes))
+		t.Fatalf("%d changes, %d writes:%s", len(changes), n, plantest.Describe(changes))
 	}
 	r.settled(want)
 	got := r.braidRules()
@@ -90,7 +91,7 @@ func TestRuleConvergeUpdateDelete(t *testing.T) {
 	// Delete.
 	n = r.wrote(func() { changes = r.converge(nil) })
 	if len(changes) != len(rules) || n != int64(len(rules)) {
-		t.Fatalf("delete: %d changes, %d writes:%s", len(changes), n, describe(changes))
+		t.Fatalf("delete: %d changes, %d writes:%s", len(changes), n, plantest.Describe(changes))
 	}
 	if got := r.braidRules(); got != "" {
 		t.Fatalf("rules left:\n%s", got)
@@ -149,7 +150,7 @@ func TestRuleForeignIsAConflict(t *testing.T) {
 		t.Fatalf("foreign rules changed:\n%s\n---\n%s", before, after)
 	}
 	if changes := r.converge(nil); len(changes) != 0 {
-		t.Fatalf("changes: %s", describe(changes))
+		t.Fatalf("changes: %s", plantest.Describe(changes))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -108,10 +109,7 @@ func describe(cs []plan.Change) string {
 
 // actions summarises changes as "+addr", "~addr", "-addr", sorted.
 func actions(cs []plan.Change) []string {
-	var s []string
-	for _, c := range cs {
-		s = append(s, c.Action.Symbol()+c.Address())
-	}
+	s := plantest.Actions(cs)
 	slices.Sort(s)
 	return s
 }
