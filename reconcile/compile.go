@@ -344,9 +344,6 @@ func (c *compiler) note(section, msg string) {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if m := spec.Management; m != nil && len(m.Probes) > 0 {
-		note("management.probes", notConverged+" (the daemon checks them after a change)")
-	}
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}

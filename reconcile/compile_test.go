@@ -276,7 +276,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "management.probes lan.ipv6 uplinks[].health tunnels aggregation dns"
+	want := "lan.ipv6 uplinks[].health tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
