@@ -264,37 +264,39 @@ func checkDuration(s string) string {
 	return ""
 }
 
+// uniqueNames reports duplicate names in a list of named entries (an
+// empty name is the required-field check's business) and returns each
+// name's index and the names in order.
+func (r *run) uniqueNames(kind, list string, names []string) (map[string]int, []string) {
+	byName := make(map[string]int, len(names))
+	var ordered []string
+	for i, name := range names {
+		if name == "" {
+			continue
+		}
+		if j, dup := byName[name]; dup {
+			r.errorf(join(index(list, i), "name"), "duplicate %s name %q (also %s[%d])", kind, name, list, j)
+			continue
+		}
+		byName[name] = i
+		ordered = append(ordered, name)
+	}
+	return byName, ordered
+}
+
 // checkRouter runs the checks that span fields of a Router spec.
 func (r *run) checkRouter(s *RouterSpec) {
 	// Names.
-	uplinks := make(map[string]int)
-	var uplinkNames []string
+	names := make([]string, len(s.Uplinks))
 	for i, u := range s.Uplinks {
-		if u.Name == "" {
-			continue
-		}
-		path := join(index("spec.uplinks", i), "name")
-		if j, dup := uplinks[u.Name]; dup {
-			r.errorf(path, "duplicate uplink name %q (also spec.uplinks[%d])", u.Name, j)
-			continue
-		}
-		uplinks[u.Name] = i
-		uplinkNames = append(uplinkNames, u.Name)
+		names[i] = u.Name
 	}
-	tunnels := make(map[string]int)
-	var tunnelNames []string
+	uplinks, uplinkNames := r.uniqueNames("uplink", "spec.uplinks", names)
+	names = make([]string, len(s.Tunnels))
 	for i, t := range s.Tunnels {
-		if t.Name == "" {
-			continue
-		}
-		path := join(index("spec.tunnels", i), "name")
-		if j, dup := tunnels[t.Name]; dup {
-			r.errorf(path, "duplicate tunnel name %q (also spec.tunnels[%d])", t.Name, j)
-			continue
-		}
-		tunnels[t.Name] = i
-		tunnelNames = append(tunnelNames, t.Name)
+		names[i] = t.Name
 	}
+	tunnels, tunnelNames := r.uniqueNames("tunnel", "spec.tunnels", names)
 	via := func(path, name string) {
 		if _, ok := uplinks[name]; !ok && name != "" {
 			r.errorf(path, "%s", unknownRef("uplink", name, uplinkNames))
