@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
 	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -28,7 +30,7 @@ func compiled(t *testing.T, sc scale) (*api.Document, reconcile.Desired) {
 	if err != nil {
 		t.Fatalf("generated spec is invalid: %v", err)
 	}
-	d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+	d, err := compile.Compile(doc, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
 	nl "github.com/braid-router/braid/drivers/netlink"
-	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/facts"
 )
 
 func TestPercentile(t *testing.T) {
@@ -87,7 +88,7 @@ func TestDaemonSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("generated spec is invalid: %v", err)
 	}
-	d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+	d, err := compile.Compile(doc, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
 	"github.com/braid-router/braid/drivers/mptcp"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile"
 )
 
@@ -14,7 +16,7 @@ import (
 // endpoints; its base spec, with every uplink off, none; and the mirror
 // of the difference is eight endpoint adds and one limits line.
 func TestMPTCPSpec(t *testing.T) {
-	compile := func(off bool) reconcile.Desired {
+	compileSpec := func(off bool) reconcile.Desired {
 		t.Helper()
 		var b bytes.Buffer
 		if err := writeMPTCPSpec(&b, off); err != nil {
@@ -24,7 +26,7 @@ func TestMPTCPSpec(t *testing.T) {
 		if err != nil {
 			t.Fatalf("generated spec is invalid: %v", err)
 		}
-		d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+		d, err := compile.Compile(doc, facts.Set{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,15 +43,15 @@ func TestMPTCPSpec(t *testing.T) {
 		}
 		return eps, limits
 	}
-	if eps, limits := count(compile(false)); eps != mptcp.MaxEndpoints || limits != 1 {
+	if eps, limits := count(compileSpec(false)); eps != mptcp.MaxEndpoints || limits != 1 {
 		t.Errorf("MPTCP spec: %d endpoints and %d limits, want %d and 1", eps, limits, mptcp.MaxEndpoints)
 	}
-	if eps, limits := count(compile(true)); eps != 0 || limits != 0 {
+	if eps, limits := count(compileSpec(true)); eps != 0 || limits != 0 {
 		t.Errorf("base spec: %d endpoints and %d limits, want none", eps, limits)
 	}
 	// The measurement's plan is the difference from the base spec: the
 	// MPTCP resources alone.
-	doc := planFromEmpty(compile(false))
+	doc := planFromEmpty(compileSpec(false))
 	changes := doc.Changes[:0]
 	for _, c := range doc.Changes {
 		if strings.HasPrefix(c.Address, "mptcp.") {

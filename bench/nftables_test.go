@@ -7,8 +7,9 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
 	nft "github.com/braid-router/braid/drivers/nftables"
-	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -26,7 +27,7 @@ func TestNftSpec(t *testing.T) {
 		if err != nil {
 			t.Fatalf("generated spec is invalid: %v", err)
 		}
-		d, err := reconcile.Compile(doc.Router, reconcile.Facts{})
+		d, err := compile.Compile(doc, facts.Set{})
 		if err != nil {
 			t.Fatal(err)
 		}

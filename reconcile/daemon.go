@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/source"
 )
 
@@ -35,12 +37,13 @@ type Daemon struct {
 	// Kernel, if set, triggers a pass on every kernel change that braid's
 	// own writes did not cause.
 	Kernel KernelWatcher
-	// Facts, if set, holds the facts and delivers each change, which
-	// triggers a pass.
-	Facts *FactsHub
-	// Sessions run while the daemon runs; their resources are withdrawn
-	// when it stops.
-	Sessions []Session
+	// Compile turns a document and the facts into the desired state.
+	Compile func(*api.Document, facts.Set) (Desired, error)
+	// Facts, if set, holds the facts; each change triggers a pass.
+	Facts *facts.Hub
+	// Supervisor, if set, runs the sessions the desired state names,
+	// after every pass.
+	Supervisor *Supervisor
 	// Interval is the periodic full pass (default 1 minute).
 	Interval time.Duration
 	// Polled names the drivers whose objects are polled for drift, every
@@ -75,7 +78,8 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	status Status
-	facts  Facts
+	// bound are the process-bound objects the daemon keeps now.
+	bound []string
 	// rev is the last revision loaded; good the last valid one, doc its
 	// parsed spec.
 	rev  source.Revision
@@ -105,12 +109,19 @@ type Status struct {
 	// Trial is the revision on probation, awaiting confirmation or probes.
 	Trial *Trial `json:"trial,omitempty"`
 	// Quarantined lists reverted revisions, never applied again.
-	Quarantined []Quarantined   `json:"quarantined,omitempty"`
-	Sessions    []SessionStatus `json:"sessions,omitempty"`
-	Objects     []plan.Status   `json:"objects"`
-	Conflicts   []plan.Conflict `json:"conflicts"`
-	Notes       []plan.Note     `json:"notes"`
-	Facts       Facts           `json:"facts"`
+	Quarantined []Quarantined    `json:"quarantined,omitempty"`
+	Sessions    []session.Status `json:"sessions,omitempty"`
+	Objects     []plan.Status    `json:"objects"`
+	Conflicts   []plan.Conflict  `json:"conflicts"`
+	Notes       []plan.Note      `json:"notes"`
+	Facts       FactsStatus      `json:"facts"`
+}
+
+// FactsStatus is the facts as status shows them: every fact with its
+// producer and expiry.
+type FactsStatus struct {
+	Version uint64        `json:"version"`
+	Entries []facts.Entry `json:"entries,omitempty"`
 }
 
 // PassStatus describes one pass.
@@ -173,23 +184,34 @@ func (d *Daemon) Status() Status {
 	s := d.status
 	s.Objects = slices.Clone(s.Objects)
 	s.Quarantined = slices.Clone(s.Quarantined)
-	for _, sess := range d.Sessions {
-		s.Sessions = append(s.Sessions, sess.Status())
-	}
 	if d.trial != nil {
 		t := *d.trial
 		t.Waiting = slices.Clone(t.Waiting)
 		s.Trial = &t
 	}
-	s.Facts = d.facts
+	if d.Supervisor != nil {
+		s.Sessions = d.Supervisor.Status()
+	}
+	f := d.CurrentFacts()
+	s.Facts = FactsStatus{Version: f.Version, Entries: f.Entries()}
 	return s
 }
 
 // CurrentFacts returns the facts the daemon converges with.
-func (d *Daemon) CurrentFacts() Facts {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.facts
+func (d *Daemon) CurrentFacts() facts.Set {
+	if d.Facts == nil {
+		return facts.Set{}
+	}
+	return d.Facts.Set()
+}
+
+// LiveSessions lists the sessions the daemon runs, as the plan compares
+// them (a CLI plan diffs its desired sessions against these).
+func (d *Daemon) LiveSessions() []plan.Resource {
+	if d.Supervisor == nil {
+		return nil
+	}
+	return d.Supervisor.Live()
 }
 
 // Run converges until ctx ends.
@@ -226,17 +248,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		poll = t.C
 	}
-	var factsC <-chan Facts
+	var factsC <-chan struct{}
 	if d.Facts != nil {
-		d.mu.Lock()
-		d.facts = d.Facts.Facts()
-		d.mu.Unlock()
-		factsC = d.Facts.C()
+		ch, unsubscribe := d.Facts.Subscribe()
+		defer unsubscribe()
+		factsC = ch
 	}
-	for _, s := range d.Sessions {
-		if err := s.Start(ctx, nil, d.Facts); err != nil {
-			return fmt.Errorf("start session %s: %w", s.Name(), err)
-		}
+	if d.Supervisor != nil {
+		d.Supervisor.OnRunning = func() { d.Trigger("sessions") }
 	}
 	defer d.stop()
 	trialTick := time.NewTicker(d.ProbeInterval)
@@ -276,10 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case r := <-d.triggers:
 			reasons = append(reasons, r)
-		case f := <-factsC:
-			d.mu.Lock()
-			d.facts = f
-			d.mu.Unlock()
+		case <-factsC:
 			reasons = append(reasons, "facts")
 		case <-full.C:
 			reasons = append(reasons, "periodic")
@@ -363,9 +379,6 @@ func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *
 		return false, nil, source.Revision{}, nil
 	}
 	doc, err := api.Parse(rev.Name, rev.Data)
-	if err == nil && doc.Kind != api.KindRouter {
-		err = fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", rev.Name, doc.Kind)
-	}
 	if err != nil {
 		d.status.SpecError, d.status.RejectedRev = err.Error(), rev.ID
 		if d.doc != nil {
@@ -385,6 +398,17 @@ func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *
 	d.status.Revision, d.status.SpecError, d.status.RejectedRev = rev.ID, "", ""
 	d.Log.Info("spec loaded", "source", d.Source.String(), "revision", rev.ID)
 	return prev != nil, prev, prevRev, nil
+}
+
+// explainsChanges reports whether a trigger explains a pass's changes, so
+// that they are not drift repaired: a new spec, new facts, the start, a
+// revert, or a session starting or stopping (its process-bound objects).
+func explainsChanges(trigger string) bool {
+	switch trigger {
+	case "spec", "reload", "facts", "start", "revert", "sessions":
+		return true
+	}
+	return false
 }
 
 // pass converges once.
@@ -414,7 +438,7 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			d.status.Conflicts, d.status.Notes = p.Conflicts, p.Notes
 			if len(p.Changes) > 0 {
 				d.status.Applying++
-				if !slices.Contains(reasons, "spec") && !slices.Contains(reasons, "facts") && !slices.Contains(reasons, "start") {
+				if !slices.ContainsFunc(reasons, explainsChanges) {
 					d.status.Repairs++
 				}
 			}
@@ -444,16 +468,30 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 		}(err)
 	}
-	desired, err := d.desired(true)
+	full, err := d.desired()
 	if err != nil {
 		return err
 	}
+	// The sessions follow the desired state after every pass, a failed or
+	// partial one included: a conflict with a foreign route must never
+	// keep the WAN from getting its lease.
+	if d.Supervisor != nil {
+		defer func() {
+			if changes := d.Supervisor.Sync(ctx, full.Sessions); len(changes) > 0 {
+				d.Log.Info("sessions", "changes", len(changes))
+			}
+		}()
+	}
+	desired := d.keepBound(full)
 	// A new revision replacing a good one is a trial when it must be
 	// confirmed or when targets answer now that must answer after it.
 	var waiting []Target
 	if fresh {
-		targets := Targets(prev.Router)
-		for _, t := range Targets(d.doc.Router) {
+		var targets []Target
+		if prevDesired, err := d.Compile(prev, d.CurrentFacts()); err == nil {
+			targets = prevDesired.Targets
+		}
+		for _, t := range full.Targets {
 			if !slices.Contains(targets, t) {
 				targets = append(targets, t)
 			}
@@ -474,26 +512,21 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	}
 	d.busy.Store(true)
 	defer d.busy.Store(false)
-	p, err = d.Engine.Plan(ctx, desired)
+	// Our own writes' notifications are queued by the time apply returns:
+	// discard them, then observe once more. A change after this point
+	// triggers a new pass.
+	drain := func() {
+		if d.Kernel != nil {
+			d.Kernel.Drain()
+		}
+		d.busy.Store(false)
+	}
+	p, res, err = d.Engine.Converge(ctx, desired, ConvergeOptions{BeforeVerify: drain})
 	if err != nil {
 		return err
 	}
-	if len(p.Changes) > 0 {
-		res, err = d.Engine.Apply(ctx, p, ApplyOptions{})
-		if err != nil {
-			return err
-		}
-	}
-	// Our own writes' notifications are queued by now: discard them, then
-	// observe once more. A change after this point triggers a new pass.
-	if d.Kernel != nil {
-		d.Kernel.Drain()
-	}
-	d.busy.Store(false)
-	if len(p.Changes) > 0 {
-		if err := d.Engine.Verify(ctx, desired); err != nil {
-			return err
-		}
+	if p.Empty() {
+		drain()
 	}
 	if len(p.Conflicts) > 0 {
 		return fmt.Errorf("%d conflict(s) with foreign objects, left alone", len(p.Conflicts))
@@ -510,11 +543,11 @@ func (d *Daemon) drifted(ctx context.Context) bool {
 	if doc == nil {
 		return false
 	}
-	desired, err := d.desired(true)
+	full, err := d.desired()
 	if err != nil {
 		return false
 	}
-	changes, err := d.Engine.PlanDrivers(ctx, desired, d.Polled)
+	changes, err := d.Engine.PlanDrivers(ctx, d.keepBound(full), d.Polled)
 	if err != nil {
 		d.Log.Warn("poll failed", "drivers", d.Polled, "err", err)
 		return false
@@ -522,46 +555,54 @@ func (d *Daemon) drifted(ctx context.Context) bool {
 	return changes > 0
 }
 
-// desired compiles the last good spec with the current facts, and adds the
-// sessions' resources, marked process-bound, unless they are being
-// withdrawn.
-func (d *Daemon) desired(sessions bool) (Desired, error) {
+// desired compiles the last good spec with the current facts.
+func (d *Daemon) desired() (Desired, error) {
 	d.mu.Lock()
-	doc, good, facts := d.doc, d.good, d.facts
+	doc, good := d.doc, d.good
 	d.mu.Unlock()
-	desired, err := Compile(doc.Router, facts)
+	desired, err := d.Compile(doc, d.CurrentFacts())
 	if err != nil {
 		return Desired{}, fmt.Errorf("compile %s: %w", good.Name, err)
 	}
-	if sessions {
-		for _, s := range d.Sessions {
-			for _, r := range s.Resources() {
-				desired.Resources = append(desired.Resources, plan.ProcessBound{Resource: r})
-			}
+	return desired, nil
+}
+
+// keepBound keeps the process-bound objects whose session runs, and
+// records which they are (Bound).
+func (d *Daemon) keepBound(full Desired) Desired {
+	running := func(b plan.ProcessBound) bool { return d.Supervisor != nil && d.Supervisor.Running(b.Owner) }
+	desired := full.WithoutProcessBound(running)
+	var bound []string
+	for _, b := range full.ProcessBound() {
+		if running(b) {
+			bound = append(bound, b.Address())
 		}
 	}
-	return desired, nil
+	d.mu.Lock()
+	d.bound = bound
+	d.mu.Unlock()
+	return desired
 }
 
 // stop ends the sessions and withdraws what only works while braid runs;
 // everything else (addresses, routes, rules, NAT, firewall, MPTCP) stays,
 // so the router keeps routing.
 func (d *Daemon) stop() {
-	for _, s := range d.Sessions {
-		if err := s.Stop(); err != nil {
-			d.Log.Warn("stop session", "session", s.Name(), "err", err)
-		}
+	if d.Supervisor != nil {
+		d.Supervisor.StopAll()
 	}
-	if len(d.Sessions) == 0 || d.doc == nil {
+	d.mu.Lock()
+	doc, bound := d.doc, len(d.bound)
+	d.mu.Unlock()
+	if doc == nil || bound == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	desired, err := d.desired(false)
+	full, err := d.desired()
 	if err == nil {
 		var p *Plan
-		if p, err = d.Engine.Plan(ctx, desired); err == nil && len(p.Changes) > 0 {
-			_, err = d.Engine.Apply(ctx, p, ApplyOptions{})
+		if p, _, err = d.Engine.Converge(ctx, full.WithoutProcessBound(nil), ConvergeOptions{}); p != nil && len(p.Changes) > 0 {
 			d.Log.Info("withdrew what depends on braid's process", "changes", len(p.Changes))
 		}
 	}
@@ -570,15 +611,11 @@ func (d *Daemon) stop() {
 	}
 }
 
-// Bound lists the addresses of the process-bound resources the daemon's
-// sessions need now: a CLI plan made while the daemon runs must not count
-// them as objects to remove.
+// Bound lists the addresses of the process-bound objects the daemon keeps
+// now: a CLI plan made while the daemon runs must not count them as
+// objects to remove.
 func (d *Daemon) Bound() []string {
-	var out []string
-	for _, s := range d.Sessions {
-		for _, r := range s.Resources() {
-			out = append(out, r.Address())
-		}
-	}
-	return out
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.bound)
 }

@@ -1,50 +1,21 @@
-package reconcile
+package reconcile_test
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/source"
+	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/health"
 )
-
-// memSource is a spec source in memory.
-type memSource struct {
-	mu      sync.Mutex
-	data    string
-	changed func()
-	loads   int
-}
-
-func (m *memSource) String() string { return "memory" }
-func (m *memSource) Load(context.Context) (source.Revision, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.loads++
-	return source.Revision{Name: "mem.yaml", Data: []byte(m.data)}, nil
-}
-func (m *memSource) Watch(ctx context.Context, changed func()) error {
-	m.mu.Lock()
-	m.changed = changed
-	m.mu.Unlock()
-	<-ctx.Done()
-	return nil
-}
-func (m *memSource) set(data string) {
-	m.mu.Lock()
-	m.data = data
-	f := m.changed
-	m.mu.Unlock()
-	if f != nil {
-		f()
-	}
-}
 
 const daemonSpec = `apiVersion: braid/v1alpha1
 kind: Router
@@ -56,115 +27,63 @@ spec:
     ipv4: {static: {address: 10.101.0.2/24, gateway: 10.101.0.1}}
 `
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// lockedDriver owns every resource and is safe for the daemon's goroutine
-// and the test's: the daemon's logic is tested here; the kernel drivers have
-// their own tests.
-type lockedDriver struct {
-	mu  sync.Mutex
-	mem *memDriver
-}
-
-func (l *lockedDriver) Name() string            { return "mem" }
-func (l *lockedDriver) Owns(plan.Resource) bool { return true }
-func (l *lockedDriver) Observe(ctx context.Context, d []plan.Resource) ([]plan.Observed, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mem.Observe(ctx, d)
-}
-func (l *lockedDriver) Apply(ctx context.Context, c plan.Change) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mem.Apply(ctx, c)
-}
-func (l *lockedDriver) writes() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(*l.mem.log)
-}
-
-// drift removes one live object, as someone's `ip route del` would.
-func (l *lockedDriver) drift() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for k := range l.mem.live {
-		delete(l.mem.live, k)
-		return
-	}
-}
-
 func TestDaemonConvergesAndKeepsTheLastGoodSpec(t *testing.T) {
-	var log []string
-	drv := &lockedDriver{mem: newMem("any", &log)}
-	src := &memSource{data: daemonSpec}
-	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour}
+	drv := reconcile.NewLockedDriver()
+	src := reconcile.NewMemSource(daemonSpec)
+	d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
-	waitFor(t, "the first pass", func() bool { return d.Status().Passes >= 1 })
+	reconcile.WaitFor(t, "the first pass", func() bool { return d.Status().Passes >= 1 })
 	st := d.Status()
-	if st.LastPass.Result != ResultConverged || st.Applying != 1 || st.Revision == "" {
+	if st.LastPass.Result != reconcile.ResultConverged || st.Applying != 1 || st.Revision == "" {
 		t.Fatalf("first pass: %+v %+v", st, st.LastPass)
 	}
 	first := st.Revision
-	n := drv.writes()
+	n := drv.Writes()
 	// An edit is one more pass that applies it.
-	src.set(strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	waitFor(t, "the edit", func() bool { return d.Status().Revision != first })
-	waitFor(t, "the edit's pass", func() bool { return d.Status().Applying == 2 })
+	src.Set(strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	reconcile.WaitFor(t, "the edit", func() bool { return d.Status().Revision != first })
+	reconcile.WaitFor(t, "the edit's pass", func() bool { return d.Status().Applying == 2 })
 	if st := d.Status(); st.Repairs != 0 {
 		t.Errorf("after an edit: repairs %d", st.Repairs)
 	}
-	if drv.writes() == n {
+	if drv.Writes() == n {
 		t.Error("the edit changed nothing")
 	}
 	good := d.Status().Revision
 	// An invalid edit keeps the last good spec and says why.
 	passes := d.Status().Passes
-	src.set(strings.Replace(daemonSpec, "interface:", "interfase:", 1))
-	waitFor(t, "the invalid edit", func() bool { st := d.Status(); return st.SpecError != "" && st.Passes > passes })
+	src.Set(strings.Replace(daemonSpec, "interface:", "interfase:", 1))
+	reconcile.WaitFor(t, "the invalid edit", func() bool { st := d.Status(); return st.SpecError != "" && st.Passes > passes })
 	st = d.Status()
 	if st.Revision != good || !strings.Contains(st.SpecError, `unknown field "interfase"`) || st.RejectedRev == "" {
 		t.Errorf("invalid edit: %+v", st)
 	}
 	// Drift is repaired on a trigger, and counted as a repair.
-	drv.drift()
+	drv.Drift()
 	d.Trigger("kernel")
-	waitFor(t, "the repair", func() bool { return d.Status().Repairs == 1 })
+	reconcile.WaitFor(t, "the repair", func() bool { return d.Status().Repairs == 1 })
 	// A periodic or triggered pass on a converged state writes nothing.
-	n = drv.writes()
+	n = drv.Writes()
 	passes = d.Status().Passes
 	d.Trigger("periodic")
-	waitFor(t, "a no-op pass", func() bool { return d.Status().Passes > passes })
-	if drv.writes() != n {
+	reconcile.WaitFor(t, "a no-op pass", func() bool { return d.Status().Passes > passes })
+	if drv.Writes() != n {
 		t.Error("a no-op pass wrote")
 	}
 }
 
 func TestDaemonRetriesAFailedPass(t *testing.T) {
-	var log []string
-	mem := newMem("any", &log)
-	drv := &lockedDriver{mem: mem}
+	drv := reconcile.NewLockedDriver()
 	// The kernel refuses the default route; the pass fails and is retried.
-	drv.mu.Lock()
-	mem.refuse = "route[main 0.0.0.0/0 metric 10]"
-	drv.mu.Unlock()
-	src := &memSource{data: daemonSpec}
-	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour}
+	drv.Refuse("route[main 0.0.0.0/0 metric 10]")
+	src := reconcile.NewMemSource(daemonSpec)
+	d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
-	waitFor(t, "a failed pass", func() bool { return d.Status().Failures >= 1 })
+	reconcile.WaitFor(t, "a failed pass", func() bool { return d.Status().Failures >= 1 })
 	st := d.Status()
 	if !strings.Contains(st.LastPass.Error, "route[main 0.0.0.0/0 metric 10]") {
 		t.Errorf("last pass error %q does not name the object", st.LastPass.Error)
@@ -178,10 +97,8 @@ func TestDaemonRetriesAFailedPass(t *testing.T) {
 	if !failed {
 		t.Errorf("the refused object's status is not error: %+v", st.Objects)
 	}
-	drv.mu.Lock()
-	mem.refuse = ""
-	drv.mu.Unlock()
-	waitFor(t, "the retry to converge", func() bool { return d.Status().LastPass.Result == ResultConverged })
+	drv.Refuse("")
+	reconcile.WaitFor(t, "the retry to converge", func() bool { return d.Status().LastPass.Result == reconcile.ResultConverged })
 }
 
 const trialSpec = `apiVersion: braid/v1alpha1
@@ -199,25 +116,16 @@ spec:
     ipv4: {static: {address: 10.101.0.2/24, gateway: 10.101.0.1}}
 `
 
-// has reports whether the fake kernel holds an object.
-func (l *lockedDriver) has(addr string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, ok := l.mem.live[addr]
-	return ok
-}
-
-func newTrialDaemon(t *testing.T, data string) (*Daemon, *lockedDriver, *memSource) {
-	var log []string
-	drv := &lockedDriver{mem: newMem("any", &log)}
-	src := &memSource{data: data}
-	d := &Daemon{
-		Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour,
+func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.LockedDriver, *reconcile.MemSource) {
+	drv := reconcile.NewLockedDriver()
+	src := reconcile.NewMemSource(data)
+	d := &reconcile.Daemon{Compile: compile.Compile,
+		Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour,
 		ProbeInterval: 20 * time.Millisecond, ProbeWindow: 300 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
 		StateDir: t.TempDir(),
 		// The management host answers while the LAN address is there.
-		Prober: func(ctx context.Context, tg Target) error {
-			if drv.has("address[lan0 192.168.50.1/24]") {
+		Prober: func(ctx context.Context, tg reconcile.Target) error {
+			if drv.Has("address[lan0 192.168.50.1/24]") {
 				return nil
 			}
 			return errors.New("no answer")
@@ -229,27 +137,29 @@ func newTrialDaemon(t *testing.T, data string) (*Daemon, *lockedDriver, *memSour
 func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 	d, drv, src := newTrialDaemon(t, trialSpec)
 	cancel := start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+	})
 	good := st.Revision
 	if st.Trial != nil {
 		t.Fatal("the first revision is not a trial: there is nothing to go back to")
 	}
 	cut := strings.Replace(trialSpec, "192.168.50.1/24", "192.168.60.1/24", 1)
-	src.set(cut)
-	st = waitStatus(t, d, "the revert", func(st Status) bool { return len(st.Quarantined) == 1 })
+	src.Set(cut)
+	st = waitStatus(t, d, "the revert", func(st reconcile.Status) bool { return len(st.Quarantined) == 1 })
 	if q := st.Quarantined[0]; q.Revision == good || !strings.Contains(q.Reason, "did not answer within") {
 		t.Errorf("quarantine: %+v", q)
 	}
-	waitStatus(t, d, "the old state back", func(st Status) bool {
-		return st.Revision == good && st.LastPass.Result == ResultConverged && slices.Contains(st.LastPass.Triggers, "revert")
+	waitStatus(t, d, "the old state back", func(st reconcile.Status) bool {
+		return st.Revision == good && st.LastPass.Result == reconcile.ResultConverged && slices.Contains(st.LastPass.Triggers, "revert")
 	})
-	if !drv.has("address[lan0 192.168.50.1/24]") || drv.has("address[lan0 192.168.60.1/24]") {
+	if !drv.Has("address[lan0 192.168.50.1/24]") || drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Fatal("the revert did not restore the LAN address")
 	}
 	// The quarantined content is not applied again, even on a reload.
 	d.Trigger("reload")
 	time.Sleep(100 * time.Millisecond)
-	if drv.has("address[lan0 192.168.60.1/24]") {
+	if drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Fatal("a quarantined revision was applied again")
 	}
 	if st := d.Status(); !strings.Contains(st.SpecError, "quarantined") {
@@ -257,17 +167,17 @@ func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 	}
 	// A restarted daemon remembers the quarantine and the last good spec.
 	cancel()
-	d2 := &Daemon{Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: d.StateDir, Prober: d.Prober,
+	d2 := &reconcile.Daemon{Compile: compile.Compile, Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: d.StateDir, Prober: d.Prober,
 		ProbeInterval: d.ProbeInterval, ProbeWindow: d.ProbeWindow, ProbeTimeout: d.ProbeTimeout}
 	start(t, d2)
-	st = waitStatus(t, d2, "the restarted daemon's pass", func(st Status) bool { return st.LastPass != nil })
-	if st.Revision != good || len(st.Quarantined) != 1 || drv.has("address[lan0 192.168.60.1/24]") {
+	st = waitStatus(t, d2, "the restarted daemon's pass", func(st reconcile.Status) bool { return st.LastPass != nil })
+	if st.Revision != good || len(st.Quarantined) != 1 || drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Errorf("after a restart: revision %s (good %s), quarantined %v", st.Revision, good, st.Quarantined)
 	}
 	// A different change is tried again.
-	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	waitStatus(t, d2, "a new good revision", func(st Status) bool {
-		return st.Revision != good && st.Trial == nil && st.LastPass.Result == ResultConverged
+	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	waitStatus(t, d2, "a new good revision", func(st reconcile.Status) bool {
+		return st.Revision != good && st.Trial == nil && st.LastPass.Result == reconcile.ResultConverged
 	})
 }
 
@@ -275,44 +185,46 @@ func TestTrialNeedsConfirmation(t *testing.T) {
 	d, drv, src := newTrialDaemon(t, trialSpec)
 	d.ConfirmWithin = 300 * time.Millisecond
 	start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+	})
 	good := st.Revision
-	if _, err := d.Confirm(); !errors.Is(err, ErrNothingToConfirm) {
+	if _, err := d.Confirm(); !errors.Is(err, reconcile.ErrNothingToConfirm) {
 		t.Errorf("Confirm with nothing pending: %v", err)
 	}
 	// Not confirmed: reverted.
-	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	waitStatus(t, d, "the trial", func(st Status) bool { return st.Trial != nil })
-	waitStatus(t, d, "the revert", func(st Status) bool { return len(st.Quarantined) == 1 && st.Revision == good })
-	waitStatus(t, d, "the old state", func(st Status) bool {
-		return st.LastPass.Result == ResultConverged && drv.has("address[wan1 10.101.0.2/24]")
+	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
+	waitStatus(t, d, "the trial", func(st reconcile.Status) bool { return st.Trial != nil })
+	waitStatus(t, d, "the revert", func(st reconcile.Status) bool { return len(st.Quarantined) == 1 && st.Revision == good })
+	waitStatus(t, d, "the old state", func(st reconcile.Status) bool {
+		return st.LastPass.Result == reconcile.ResultConverged && drv.Has("address[wan1 10.101.0.2/24]")
 	})
-	if drv.has("address[wan1 10.101.0.3/24]") {
+	if drv.Has("address[wan1 10.101.0.3/24]") {
 		t.Fatal("the unconfirmed change stayed")
 	}
 	// Confirmed: kept.
-	src.set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.4/24", 1))
-	waitStatus(t, d, "the second trial", func(st Status) bool { return st.Trial != nil })
+	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.4/24", 1))
+	waitStatus(t, d, "the second trial", func(st reconcile.Status) bool { return st.Trial != nil })
 	if _, err := d.Confirm(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
 	st = d.Status()
-	if st.Trial != nil || len(st.Quarantined) != 1 || !drv.has("address[wan1 10.101.0.4/24]") {
+	if st.Trial != nil || len(st.Quarantined) != 1 || !drv.Has("address[wan1 10.101.0.4/24]") {
 		t.Errorf("after confirm: trial %v, quarantined %v", st.Trial, st.Quarantined)
 	}
 }
 
-func waitStatus(t *testing.T, d *Daemon, what string, cond func(Status) bool) Status {
+func waitStatus(t *testing.T, d *reconcile.Daemon, what string, cond func(reconcile.Status) bool) reconcile.Status {
 	t.Helper()
-	var st Status
-	waitFor(t, what, func() bool { st = d.Status(); return cond(st) })
+	var st reconcile.Status
+	reconcile.WaitFor(t, what, func() bool { st = d.Status(); return cond(st) })
 	return st
 }
 
 // start runs d until the test ends (or the returned stop is called), and
 // waits for it to return.
-func start(t *testing.T, d *Daemon) (stop func()) {
+func start(t *testing.T, d *reconcile.Daemon) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
@@ -321,105 +233,95 @@ func start(t *testing.T, d *Daemon) (stop func()) {
 	return stop
 }
 
-// testSession is a session that publishes a fact and needs one object
-// while it runs.
-type testSession struct {
-	mu      sync.Mutex
-	running bool
-	hub     *FactsHub
+// healthSession is a stand-in health tracker: it reports the verdict the
+// test sets, and says it runs.
+type healthSession struct {
+	verdict chan bool
+	updates chan health.Config
 }
 
-func (s *testSession) Name() string { return "test" }
-func (s *testSession) Start(ctx context.Context, _ any, hub *FactsHub) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.running, s.hub = true, hub
-	return nil
-}
-func (s *testSession) Update(any) error { return nil }
-func (s *testSession) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.running = false
-	return nil
-}
-func (s *testSession) Status() SessionStatus { return SessionStatus{Name: "test", State: "running"} }
-func (s *testSession) Resources() []plan.Resource {
-	return []plan.Resource{item{"listener", "redirect", "to-braid"}}
+func (h *healthSession) Run(ctx context.Context, cfg health.Config, env *session.Env) error {
+	env.SetState(session.Running, "tracking "+cfg.Uplink)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case v := <-h.verdict:
+			if err := env.Publish(facts.Fact{Health: &facts.Health{Uplink: cfg.Uplink, Healthy: v}, Process: true}); err != nil {
+				return err
+			}
+		}
+	}
 }
 
+func (h *healthSession) Update(cfg health.Config) error {
+	h.updates <- cfg
+	return nil
+}
+
+// A session's fact turns into a kernel object and back; a process-bound
+// object lives while its session runs; stopping the daemon withdraws it and
+// nothing else.
 func TestSessionsFactsAndWithdrawal(t *testing.T) {
-	var log []string
-	drv := &lockedDriver{mem: newMem("any", &log)}
-	hub, err := NewFactsHub(t.TempDir())
+	drv := reconcile.NewLockedDriver()
+	hub, err := facts.Open(facts.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := &testSession{}
-	src := &memSource{data: strings.Replace(daemonSpec, "  uplinks:\n", "  uplinks:\n  - name: isp2\n    interface: wan2\n    ipv4: {static: {address: 10.102.0.2/24, gateway: 10.102.0.1}}\n", 1)}
-	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour, Facts: hub, Sessions: []Session{sess}}
+	hs := &healthSession{verdict: make(chan bool), updates: make(chan health.Config, 10)}
+	reg := &session.Registry{}
+	session.Register(reg, health.Kind, func() session.Session[health.Config] { return hs })
+	spec := strings.Replace(daemonSpec, "  uplinks:\n", "  uplinks:\n  - name: isp2\n    interface: wan2\n    ipv4: {static: {address: 10.102.0.2/24, gateway: 10.102.0.1}}\n    health: {probes: [{icmp: 192.0.2.1}]}\n", 1)
+	src := reconcile.NewMemSource(spec)
+	// The health tracker of isp2 owns one process-bound object.
+	withBound := func(doc *api.Document, f facts.Set) (reconcile.Desired, error) {
+		d, err := compile.Compile(doc, f)
+		d.Resources = append(d.Resources, plan.ProcessBound{Resource: reconcile.Item("listener", "redirect", "to-braid"), Owner: "health/isp2"})
+		return d, err
+	}
+	d := &reconcile.Daemon{Compile: withBound, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour,
+		Facts: hub, Supervisor: &reconcile.Supervisor{Registry: reg, Facts: hub}}
 	stop := start(t, d)
-	waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged })
-	if !drv.has("listener[redirect]") {
-		t.Fatal("the session's resource was not converged")
+	st := waitStatus(t, d, "the session running and its object converged", func(st reconcile.Status) bool {
+		return len(st.Sessions) == 1 && st.Sessions[0].State == session.Running && drv.Has("listener[redirect]")
+	})
+	if st.Sessions[0].Address != "session[health/isp2]" {
+		t.Errorf("sessions: %+v", st.Sessions)
 	}
 	isp2 := "route[main 0.0.0.0/0 metric 10]" // isp2 is first, priority 10
-	if !drv.has(isp2) {
+	if !drv.Has(isp2) {
 		t.Fatalf("no default route via isp2")
 	}
-	// A session reports isp2 down: a facts pass takes its default route out.
-	no := false
-	if err := hub.Update(func(f *Facts) { f.Uplinks = map[string]UplinkFacts{"isp2": {Healthy: &no}} }); err != nil {
-		t.Fatal(err)
-	}
-	st := waitStatus(t, d, "the facts pass", func(st Status) bool { return st.Facts.Version == 1 && !drv.has(isp2) })
+	// The session reports isp2 down: a facts pass takes its default route out.
+	hs.verdict <- false
+	st = waitStatus(t, d, "the facts pass", func(st reconcile.Status) bool { return st.Facts.Version >= 1 && !drv.Has(isp2) })
 	if st.Repairs != 0 {
 		t.Errorf("a facts pass counted as a drift repair")
 	}
-	// The facts are persisted with their version.
-	persisted, err := LoadFacts(filepath.Dir(hub.path))
-	if err != nil || persisted.Version != 1 || !persisted.down("isp2") {
-		t.Errorf("persisted facts: %+v %v", persisted, err)
+	if len(st.Facts.Entries) != 1 || st.Facts.Entries[0].Owner != "health/isp2" || !st.Facts.Entries[0].Process {
+		t.Errorf("status facts: %+v", st.Facts.Entries)
 	}
-	// An update that changes nothing is not a new version.
-	hub.Update(func(f *Facts) { f.Uplinks = map[string]UplinkFacts{"isp2": {Healthy: &no}} })
-	if hub.Facts().Version != 1 {
-		t.Error("a no-op update bumped the version")
+	// And back.
+	hs.verdict <- true
+	waitStatus(t, d, "isp2 back", func(st reconcile.Status) bool { return drv.Has(isp2) })
+	// A change of the spec's health section reconfigures the session in place.
+	src.Set(strings.Replace(spec, "192.0.2.1", "192.0.2.2", 1))
+	select {
+	case cfg := <-hs.updates:
+		if cfg.Probes[0].ICMP != "192.0.2.2" {
+			t.Errorf("update: %+v", cfg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session was not reconfigured")
 	}
 	// Stopping withdraws what needs the process, and only that.
 	stop()
-	if drv.has("listener[redirect]") {
-		t.Error("the session's resource survived the daemon")
+	if drv.Has("listener[redirect]") {
+		t.Error("the session's object survived the daemon")
 	}
-	if !drv.has("route[main 0.0.0.0/0 metric 20]") || !drv.has("address[wan1 10.101.0.2/24]") {
+	if !drv.Has("route[main 0.0.0.0/0 metric 20]") || !drv.Has("address[wan1 10.101.0.2/24]") {
 		t.Error("stopping removed routing state that works without braid")
 	}
-	if sess.running {
-		t.Error("the session was not stopped")
-	}
-}
-
-// failingSource fails its loads while broken is set.
-type failingSource struct {
-	memSource
-	mu2    sync.Mutex
-	broken bool
-}
-
-func (f *failingSource) Load(ctx context.Context) (source.Revision, error) {
-	f.mu2.Lock()
-	broken := f.broken
-	f.mu2.Unlock()
-	if broken {
-		return source.Revision{}, errors.New("repository not found")
-	}
-	return f.memSource.Load(ctx)
-}
-
-func (f *failingSource) setBroken(b bool) {
-	f.mu2.Lock()
-	f.broken = b
-	f.mu2.Unlock()
 }
 
 // An unreachable source never stops the last good spec from being
@@ -429,31 +331,28 @@ func (f *failingSource) setBroken(b bool) {
 // again.
 func TestDaemonUnreachableSource(t *testing.T) {
 	dir := t.TempDir()
-	var log []string
-	drv := &lockedDriver{mem: newMem("any", &log)}
-	src := &failingSource{memSource: memSource{data: daemonSpec}}
-	d := &Daemon{Engine: &Engine{Drivers: []Driver{drv}}, Source: src, Interval: time.Hour, StateDir: dir}
+	drv := reconcile.NewLockedDriver()
+	src := &reconcile.FailingSource{MemSource: *reconcile.NewMemSource(daemonSpec)}
+	d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour, StateDir: dir}
 	stop := start(t, d)
-	good := waitStatus(t, d, "the first pass", func(st Status) bool { return st.LastPass != nil && st.LastPass.Result == ResultConverged }).Revision
+	good := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+	}).Revision
 	stop()
 	// "Reboot": the kernel state is gone and the source is unreachable.
-	drv.mu.Lock()
-	drv.mem.live = map[string]plan.Resource{}
-	drv.mu.Unlock()
-	src.setBroken(true)
-	d2 := &Daemon{Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: dir}
+	drv.Wipe()
+	src.SetBroken(true)
+	d2 := &reconcile.Daemon{Compile: compile.Compile, Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: dir}
 	start(t, d2)
-	st := waitStatus(t, d2, "the last good spec converged", func(st Status) bool { return drv.has("address[wan1 10.101.0.2/24]") })
+	st := waitStatus(t, d2, "the last good spec converged", func(st reconcile.Status) bool { return drv.Has("address[wan1 10.101.0.2/24]") })
 	if st.Revision != good || !strings.Contains(st.SpecError, "repository not found") {
 		t.Errorf("status: revision %s (good %s), spec error %q", st.Revision, good, st.SpecError)
 	}
 	// A change made while unreachable is read when it is back: the failed
 	// load is retried without a new notification.
-	src.mu.Lock()
-	src.data = strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.7/24", 1)
-	src.mu.Unlock()
-	src.setBroken(false)
-	st = waitStatus(t, d2, "the change", func(st Status) bool { return drv.has("address[wan1 10.101.0.7/24]") && st.SpecError == "" })
+	src.SetQuietly(strings.Replace(daemonSpec, "10.101.0.2/24", "10.101.0.7/24", 1))
+	src.SetBroken(false)
+	st = waitStatus(t, d2, "the change", func(st reconcile.Status) bool { return drv.Has("address[wan1 10.101.0.7/24]") && st.SpecError == "" })
 	if st.Revision == good {
 		t.Error("the revision did not move")
 	}

@@ -27,17 +27,25 @@ type Plan struct {
 	Conflicts []plan.Conflict
 	// Notes are things to say that are not changes.
 	Notes []plan.Note
+	// Sessions are the changes to the running daemon's sessions, in a plan
+	// made while it runs: what it will start, reconfigure and stop.
+	Sessions []plan.Change
+	// ByDaemon lists, in a plan made while no daemon runs, what only
+	// `braid run` runs: the sessions and the process-bound objects. They
+	// are not changes.
+	ByDaemon []plan.Resource
 	// Desired is what the plan was computed for.
 	Desired Desired
 }
 
-// Empty reports whether the plan has no changes. Conflicts and notes are not
-// changes.
-func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+// Empty reports whether the plan has no changes, to the kernel or to the
+// daemon's sessions. Conflicts, notes and what only the daemon runs are
+// not changes.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 && len(p.Sessions) == 0 }
 
 // Counts returns how many resources the plan adds, changes and removes.
 func (p *Plan) Counts() (add, change, remove int) {
-	for _, c := range p.Changes {
+	for _, c := range slices.Concat(p.Changes, p.Sessions) {
 		switch c.Action {
 		case plan.Create:
 			add++
@@ -359,4 +367,62 @@ func (e *Engine) PlanDrivers(ctx context.Context, d Desired, names []string) (in
 		n += len(changes)
 	}
 	return n, nil
+}
+
+// ConvergeOptions are the hooks of one plan -> apply -> verify run, the
+// one workflow the CLI's apply and destroy, the confirm reverter and the
+// daemon share.
+type ConvergeOptions struct {
+	// Rollback undoes this run's changes when the kernel refuses one (the
+	// CLI); otherwise what took stays and the caller retries (the daemon).
+	Rollback bool
+	// BeforeApply sees the plan before anything is written (print it,
+	// ask, check the SSH session); an error cancels the run. It is not
+	// called for an empty plan.
+	BeforeApply func(*Plan) error
+	// AfterApply checks the applied run (the SSH session's path); an
+	// error undoes the run when Rollback is set.
+	AfterApply func(*Plan, *Result) error
+	// BeforeVerify runs between apply and verify (the daemon drains the
+	// notifications of its own writes).
+	BeforeVerify func()
+}
+
+// Converge plans the changes from the live state to d, applies them and
+// verifies the result. It returns the plan (nil only when planning
+// failed) and what the apply did (nil when nothing was applied). Conflicts
+// are not errors here: the plan carries them.
+func (e *Engine) Converge(ctx context.Context, d Desired, opts ConvergeOptions) (*Plan, *Result, error) {
+	p, err := e.Plan(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(p.Changes) == 0 {
+		return p, nil, nil
+	}
+	if opts.BeforeApply != nil {
+		if err := opts.BeforeApply(p); err != nil {
+			return p, nil, err
+		}
+	}
+	res, err := e.Apply(ctx, p, ApplyOptions{Rollback: opts.Rollback})
+	if err != nil {
+		return p, res, err
+	}
+	if opts.AfterApply != nil {
+		if err := opts.AfterApply(p, res); err != nil {
+			if !opts.Rollback {
+				return p, res, err
+			}
+			if rerr := e.Rollback(ctx, res.Applied); rerr != nil {
+				return p, res, fmt.Errorf("%w; restoring failed: %w", err, rerr)
+			}
+			res.RolledBack = true
+			return p, res, fmt.Errorf("%w; restored the %d changes of this run", err, len(res.Applied))
+		}
+	}
+	if opts.BeforeVerify != nil {
+		opts.BeforeVerify()
+	}
+	return p, res, e.Verify(ctx, d)
 }

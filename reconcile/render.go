@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/braid-router/braid/reconcile/plan"
@@ -19,7 +20,17 @@ type PlanDocument struct {
 	Changes       []ChangeDoc     `json:"changes"`
 	Conflicts     []plan.Conflict `json:"conflicts"`
 	Notes         []plan.Note     `json:"notes"`
-	Summary       Summary         `json:"summary"`
+	// RunByDaemon lists, when no daemon runs, the sessions and
+	// process-bound objects that only `braid run` runs (not changes).
+	RunByDaemon []ResourceDoc `json:"run_by_daemon"`
+	Summary     Summary       `json:"summary"`
+}
+
+// ResourceDoc is a resource in a PlanDocument: its address and fields,
+// secret values reading "(sensitive)".
+type ResourceDoc struct {
+	Address string            `json:"address"`
+	Fields  map[string]string `json:"fields"`
 }
 
 // ChangeDoc is one change in a PlanDocument. Before is absent for a create,
@@ -46,6 +57,7 @@ func (p *Plan) Document(namespace string) PlanDocument {
 		Changes:       []ChangeDoc{},
 		Conflicts:     p.Conflicts,
 		Notes:         p.Notes,
+		RunByDaemon:   []ResourceDoc{},
 	}
 	if doc.Conflicts == nil {
 		doc.Conflicts = []plan.Conflict{}
@@ -53,7 +65,10 @@ func (p *Plan) Document(namespace string) PlanDocument {
 	if doc.Notes == nil {
 		doc.Notes = []plan.Note{}
 	}
-	for _, c := range p.Changes {
+	for _, r := range p.ByDaemon {
+		doc.RunByDaemon = append(doc.RunByDaemon, ResourceDoc{Address: r.Address(), Fields: fieldMap(r)})
+	}
+	for _, c := range slices.Concat(p.Changes, p.Sessions) {
 		doc.Changes = append(doc.Changes, ChangeDoc{
 			Action:  c.Action,
 			Address: c.Address(),
@@ -95,7 +110,7 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 		return code + s + reset
 	}
 	var b strings.Builder
-	for _, c := range p.Changes {
+	for _, c := range slices.Concat(p.Changes, p.Sessions) {
 		code := map[plan.Action]string{plan.Create: green, plan.Update: yellow, plan.Delete: red}[c.Action]
 		fmt.Fprintf(&b, "  %s %s", paint(code, c.Action.Symbol()), c.Address())
 		switch c.Action {
@@ -114,6 +129,12 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(&b, "  %s %s\n", paint(red, "!"), c)
 		}
 	}
+	if len(p.ByDaemon) > 0 {
+		b.WriteString("\nRun by `braid run`, not by this command (not changes):\n")
+		for _, r := range p.ByDaemon {
+			fmt.Fprintf(&b, "  %s %s  %s\n", paint(bold, "*"), r.Address(), plan.Describe(r))
+		}
+	}
 	if len(p.Notes) > 0 {
 		b.WriteString("\nNot converged by this version (not changes):\n")
 		for _, n := range p.Notes {
@@ -121,8 +142,8 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 		}
 	}
 	add, change, remove := p.Counts()
-	if len(p.Changes) == 0 {
-		if len(p.Conflicts) > 0 || len(p.Notes) > 0 {
+	if p.Empty() {
+		if len(p.Conflicts) > 0 || len(p.Notes) > 0 || len(p.ByDaemon) > 0 {
 			b.WriteByte('\n')
 		}
 		b.WriteString(paint(bold, "No changes.") + " The live state matches the spec.\n")
@@ -147,6 +168,8 @@ func describeUpdate(before, after plan.Resource) string {
 		switch {
 		case !ok:
 			parts = append(parts, fmt.Sprintf("%s: (none) -> %s", f.Name, f.Display()))
+		case o.Value != f.Value && (o.Secret || f.Secret):
+			parts = append(parts, fmt.Sprintf("%s: %s changed", f.Name, plan.Redacted))
 		case o.Value != f.Value:
 			parts = append(parts, fmt.Sprintf("%s: %s -> %s", f.Name, o.Display(), f.Display()))
 		}

@@ -35,7 +35,7 @@ func samplePlan() *Plan {
 			{Action: plan.Delete, Before: nl.Sysctl{Name: "net.ipv4.ip_forward", Value: "1"}},
 		},
 		Conflicts: []plan.Conflict{{Address: "route[main 0.0.0.0/0 metric 20]", Foreign: "via=192.0.2.1 dev=wan2 proto=dhcp"}},
-		Notes:     []plan.Note{{Section: "firewall", Message: notConverged}},
+		Notes:     []plan.Note{{Section: "firewall", Message: "validated, but not converged by this version of braid"}},
 	}
 }
 
@@ -85,7 +85,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Error("secret in JSON plan")
 	}
 	empty, _ := json.Marshal((&Plan{}).Document("host"))
-	if string(empty) != `{"format_version":"1","namespace":"host","changes":[],"conflicts":[],"notes":[],"summary":{"add":0,"change":0,"remove":0}}` {
+	if string(empty) != `{"format_version":"1","namespace":"host","changes":[],"conflicts":[],"notes":[],"run_by_daemon":[],"summary":{"add":0,"change":0,"remove":0}}` {
 		t.Errorf("empty plan JSON: %s", empty)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/atomicfile"
 	"github.com/braid-router/braid/source"
 )
 
@@ -42,29 +43,6 @@ func DialProber(ctx context.Context, t Target) error {
 		return ping(ctx, t.Addr)
 	}
 	return fmt.Errorf("unknown probe kind %q", t.Kind)
-}
-
-// Targets lists what must keep answering for a spec: its management
-// probes and a TCP connect to its aggregation peer.
-func Targets(spec *api.RouterSpec) []Target {
-	var ts []Target
-	if spec == nil {
-		return nil
-	}
-	if m := spec.Management; m != nil {
-		for _, p := range m.Probes {
-			switch {
-			case p.TCP != "":
-				ts = append(ts, Target{Kind: "tcp", Addr: p.TCP})
-			case p.ICMP != "":
-				ts = append(ts, Target{Kind: "icmp", Addr: p.ICMP})
-			}
-		}
-	}
-	if a := spec.Aggregation; a != nil && a.Peer != nil && a.Peer.Address != "" {
-		ts = append(ts, Target{Kind: "tcp", Addr: a.Peer.Address})
-	}
-	return ts
 }
 
 // Trial is a new revision on probation: it is reverted unless it is
@@ -246,13 +224,7 @@ func (d *Daemon) saveGood() {
 	}
 	b, err := json.Marshal(goodState{Revision: d.good.ID, Name: d.good.Name, Spec: d.good.Data, Quarantined: d.status.Quarantined})
 	if err == nil {
-		err = os.MkdirAll(d.StateDir, 0o700)
-	}
-	if err == nil {
-		tmp := filepath.Join(d.StateDir, goodFile+".tmp")
-		if err = os.WriteFile(tmp, b, 0o600); err == nil {
-			err = os.Rename(tmp, filepath.Join(d.StateDir, goodFile))
-		}
+		err = atomicfile.Write(filepath.Join(d.StateDir, goodFile), b, 0o600)
 	}
 	if err != nil {
 		d.Log.Error("could not persist the last good spec", "err", err)
@@ -274,7 +246,7 @@ func (d *Daemon) restoreGood() {
 		return
 	}
 	doc, err := api.Parse(g.Name, g.Spec)
-	if err != nil || doc.Kind != api.KindRouter {
+	if err != nil {
 		d.Log.Warn("ignoring a last good spec that no longer parses", "err", err)
 		return
 	}

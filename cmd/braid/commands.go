@@ -7,20 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	vnl "github.com/vishvananda/netlink"
 	"go.yaml.in/yaml/v4"
 
 	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -63,24 +61,20 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			h.prefetch(cmd.Context())
-			facts, err := h.facts(cmd.Context())
+			f, err := h.facts(cmd.Context())
 			if err != nil {
 				return err
 			}
-			_, desired, err := loadRouter(file, facts)
+			_, _, desired, err := loadSpec(file, f)
 			if err != nil {
 				return err
 			}
-			p, err := h.engine.Plan(cmd.Context(), desired)
+			daemon := h.daemon(cmd.Context())
+			p, err := h.engine.Plan(cmd.Context(), kernelDesired(desired, daemon))
 			if err != nil {
 				return err
 			}
-			// What a running daemon's sessions keep is not the CLI's to remove.
-			if bound := h.daemonBound(cmd.Context()); len(bound) > 0 {
-				p.Changes = slices.DeleteFunc(p.Changes, func(c plan.Change) bool {
-					return c.Action == plan.Delete && bound[c.Address()]
-				})
-			}
+			attach(p, desired, daemon)
 			if err := printPlan(cmd.OutOrStdout(), p, h.dirs.Namespace, asJSON); err != nil {
 				return err
 			}
@@ -134,8 +128,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := convergeOptions{force: force, confirm: within}
-			return converge(cmd, g, func(facts reconcile.Facts) (reconcile.Desired, error) {
-				data, _, desired, err := loadRouterBytes(file, facts)
+			return converge(cmd, g, func(f facts.Set) (reconcile.Desired, error) {
+				data, _, desired, err := loadSpec(file, f)
 				opts.spec = data
 				return desired, err
 			}, &opts)
@@ -166,11 +160,13 @@ type convergeOptions struct {
 }
 
 // converge plans, applies and verifies the desired state under the
-// namespace lock, restoring this run's changes if the kernel refuses one.
-// load gives the desired state; it runs under the lock, while the drivers
-// read the live state.
-func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconcile.Desired, error), opts *convergeOptions) error {
-	force := opts.force
+// namespace lock (reconcile.Engine.Converge), restoring this run's changes
+// if the kernel refuses one. load gives the desired state; it runs under
+// the lock, while the drivers read the live state. Holding the lock means
+// no daemon runs: its sessions and process-bound objects are listed as
+// run by `braid run`, and the run is converged once the kernel objects
+// verify.
+func converge(cmd *cobra.Command, g *globals, load func(facts.Set) (reconcile.Desired, error), opts *convergeOptions) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	h, err := openHost(g, cmd.ErrOrStderr())
@@ -183,11 +179,11 @@ func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconc
 	}
 	defer lock.Unlock()
 	h.prefetch(ctx)
-	facts, err := h.facts(ctx)
+	f, err := h.facts(ctx)
 	if err != nil {
 		return err
 	}
-	desired, err := load(facts)
+	desired, err := load(f)
 	if err != nil {
 		return err
 	}
@@ -200,67 +196,83 @@ func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconc
 	if waiting != nil {
 		previous = waiting.Previous
 	}
-	p, err := h.engine.Plan(ctx, desired)
-	if err != nil {
+	ssh, inSSH := nl.SSHFromOS()
+	var before nl.Path
+	var start time.Time
+	var applied time.Duration
+	p, res, err := h.engine.Converge(ctx, kernelDesired(desired, nil), reconcile.ConvergeOptions{
+		Rollback: true,
+		BeforeApply: func(p *reconcile.Plan) error {
+			attach(p, desired, nil)
+			if err := printPlan(out, p, h.dirs.Namespace, false); err != nil {
+				return err
+			}
+			if opts.ask != nil {
+				if err := opts.ask(p); err != nil {
+					return err
+				}
+			}
+			if inSSH {
+				var err error
+				if before, err = nl.PathTo(ssh); err != nil {
+					return fmt.Errorf("find the path of this SSH session (use --force to skip): %w", err)
+				}
+				if why := nl.CutsSSH(p.Changes, ssh, before); why != "" && !opts.force {
+					return &exitCode{code: exitError, err: fmt.Errorf("refusing to apply: this plan would cut your SSH session from %s: %s (use --force to apply anyway)", ssh.Client, why)}
+				}
+			}
+			fmt.Fprintln(out)
+			start = time.Now()
+			return nil
+		},
+		AfterApply: func(p *reconcile.Plan, res *reconcile.Result) error {
+			applied = time.Since(start)
+			if !inSSH || opts.force {
+				return nil
+			}
+			after, perr := nl.PathTo(ssh)
+			if perr != nil || after != before {
+				return fmt.Errorf("the path to your SSH client %s changed (%v -> %v, %v) (use --force to apply anyway)", ssh.Client, before, after, perr)
+			}
+			return nil
+		},
+	})
+	if p == nil {
 		return err
 	}
-	if opts.destroy && p.Empty() && len(p.Conflicts) == 0 {
-		fmt.Fprintf(out, "Nothing to destroy: braid owns nothing in network namespace %s.\n", h.dirs.Namespace)
-		return nil
-	}
-	if err := printPlan(out, p, h.dirs.Namespace, false); err != nil {
-		return err
-	}
-	if p.Empty() {
+	attach(p, desired, nil)
+	if len(p.Changes) == 0 {
+		if opts.destroy && len(p.Conflicts) == 0 {
+			fmt.Fprintf(out, "Nothing to destroy: braid owns nothing in network namespace %s.\n", h.dirs.Namespace)
+			return nil
+		}
+		if err := printPlan(out, p, h.dirs.Namespace, false); err != nil {
+			return err
+		}
 		if waiting != nil {
 			fmt.Fprintf(out, "\nA change waits for `braid confirm` until %s, or it is reverted.\n", waiting.Deadline.Format(time.TimeOnly))
 		}
+		sayDaemon(out, p)
 		if len(p.Conflicts) > 0 {
 			return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
 		}
 		return nil
 	}
-	if opts.ask != nil {
-		if err := opts.ask(p); err != nil {
-			return err
-		}
-	}
-	ssh, inSSH := reconcile.SSHFromOS()
-	var before reconcile.Path
-	if inSSH {
-		before, err = pathTo(ssh)
-		if err != nil {
-			return fmt.Errorf("find the path of this SSH session (use --force to skip): %w", err)
-		}
-		if why := reconcile.CutsSSH(p, ssh, before); why != "" && !force {
-			return &exitCode{code: exitError, err: fmt.Errorf("refusing to apply: this plan would cut your SSH session from %s: %s (use --force to apply anyway)", ssh.Client, why)}
-		}
-	}
-	start := time.Now()
-	fmt.Fprintln(out)
-	res, err := h.engine.Apply(ctx, p, reconcile.ApplyOptions{Rollback: true})
-	if err != nil {
+	var verr *reconcile.VerifyError
+	switch {
+	case res == nil:
+		// Cancelled before anything was applied (asked, refused over SSH).
+		return err
+	case err != nil && !errors.As(err, &verr):
 		return &exitCode{code: exitError, err: fmt.Errorf("apply: %w", err)}
 	}
-	if inSSH && !force {
-		after, perr := pathTo(ssh)
-		if perr != nil || after != before {
-			rerr := h.engine.Rollback(ctx, res.Applied)
-			msg := fmt.Sprintf("the path to your SSH client %s changed (%v -> %v, %v)", ssh.Client, before, after, perr)
-			if rerr != nil {
-				return &exitCode{code: exitError, err: fmt.Errorf("%s; restoring failed: %w", msg, rerr)}
-			}
-			return &exitCode{code: exitError, err: fmt.Errorf("%s; restored the %d changes of this run (use --force to apply anyway)", msg, len(res.Applied))}
-		}
-	}
 	add, change, remove := p.Counts()
-	fmt.Fprintf(out, "Applied: %d added, %d changed, %d removed in %s.\n", add, change, remove, time.Since(start).Round(time.Millisecond))
-	verr := h.engine.Verify(ctx, desired)
-	if err := recordApplied(h, g, out, opts, previous, waiting); err != nil {
-		return &exitCode{code: exitError, err: err}
+	fmt.Fprintf(out, "Applied: %d added, %d changed, %d removed in %s.\n", add, change, remove, applied.Round(time.Millisecond))
+	if rerr := recordApplied(h, g, out, opts, previous, waiting); rerr != nil {
+		return &exitCode{code: exitError, err: rerr}
 	}
-	if verr != nil {
-		return &exitCode{code: exitError, err: verr}
+	if err != nil {
+		return &exitCode{code: exitError, err: err}
 	}
 	if len(p.Conflicts) > 0 {
 		return &exitCode{code: exitError, err: conflictError(p.Conflicts)}
@@ -270,30 +282,16 @@ func converge(cmd *cobra.Command, g *globals, load func(reconcile.Facts) (reconc
 	} else {
 		fmt.Fprintln(out, "Verified: the live state matches the spec.")
 	}
+	sayDaemon(out, p)
 	return nil
 }
 
-// pathTo asks the kernel how it reaches the SSH client now.
-func pathTo(s reconcile.SSHSession) (reconcile.Path, error) {
-	opts := &vnl.RouteGetOptions{}
-	if s.Server.IsValid() {
-		opts.SrcAddr = net.IP(s.Server.AsSlice())
+// sayDaemon says plainly that what the plan lists as run by `braid run`
+// is not running.
+func sayDaemon(out io.Writer, p *reconcile.Plan) {
+	if len(p.ByDaemon) > 0 {
+		fmt.Fprintf(out, "%d session(s) and process-bound object(s) above need `braid run`; this command converges only the kernel objects.\n", len(p.ByDaemon))
 	}
-	routes, err := vnl.RouteGetWithOptions(net.IP(s.Client.AsSlice()), opts)
-	if err != nil {
-		return reconcile.Path{}, fmt.Errorf("route to %s: %w", s.Client, err)
-	}
-	if len(routes) == 0 {
-		return reconcile.Path{}, fmt.Errorf("no route to %s", s.Client)
-	}
-	var p reconcile.Path
-	if l, err := vnl.LinkByIndex(routes[0].LinkIndex); err == nil {
-		p.Link = l.Attrs().Name
-	}
-	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok {
-		p.Gateway = gw.Unmap()
-	}
-	return p, nil
 }
 
 func newShowCmd(g *globals) *cobra.Command {
@@ -413,7 +411,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return converge(cmd, g, func(facts reconcile.Facts) (reconcile.Desired, error) { return reconcile.Desired{}, nil }, &opts)
+			return converge(cmd, g, func(facts.Set) (reconcile.Desired, error) { return reconcile.Desired{}, nil }, &opts)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
@@ -461,8 +459,8 @@ func recordApplied(h *host, g *globals, out io.Writer, opts *convergeOptions, pr
 // said first (it would be refused anyway), then who holds the lock, and,
 // when it is the daemon, where its spec comes from, which is the place to
 // make the change.
-func lockedOut(ctx context.Context, h *host, lockErr error, load func(reconcile.Facts) (reconcile.Desired, error)) error {
-	if _, err := load(reconcile.Facts{}); err != nil {
+func lockedOut(ctx context.Context, h *host, lockErr error, load func(facts.Set) (reconcile.Desired, error)) error {
+	if _, err := load(facts.Set{}); err != nil {
 		return err
 	}
 	var st reconcile.Status

@@ -17,7 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/atomicfile"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/reconcile"
 )
@@ -62,27 +63,7 @@ func readPending(dir string) (*pending, error) {
 	return &p, nil
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	return err
-}
+func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
 
 // armRevert records the pending apply and starts the detached reverter,
 // which goes back to previous (or destroys, if nil) at the deadline unless
@@ -178,26 +159,19 @@ func revertIfPending(ctx context.Context, h *host, token string) error {
 	h.log.Warn("not confirmed in time: reverting", "deadline", p.Deadline)
 	var desired reconcile.Desired
 	if len(p.Previous) > 0 {
-		doc, err := api.Parse(p.PreviousName, p.Previous)
+		f, warn, err := facts.Load(h.dirs.State, time.Now())
 		if err != nil {
+			return fmt.Errorf("revert: %w", err)
+		}
+		if warn != nil {
+			h.log.Warn("revert: ignoring the persisted facts", "err", warn)
+		}
+		if _, desired, err = compileSpec(p.PreviousName, p.Previous, f); err != nil {
 			return fmt.Errorf("revert: the previous spec: %w", err)
 		}
-		facts, err := reconcile.LoadFacts(h.dirs.State)
-		if err != nil {
-			return fmt.Errorf("revert: %w", err)
-		}
-		if desired, err = reconcile.Compile(doc.Router, facts); err != nil {
-			return fmt.Errorf("revert: %w", err)
-		}
 	}
-	pl, err := h.engine.Plan(ctx, desired)
+	pl, _, err := h.engine.Converge(ctx, kernelDesired(desired, nil), reconcile.ConvergeOptions{})
 	if err != nil {
-		return fmt.Errorf("revert: %w", err)
-	}
-	if _, err := h.engine.Apply(ctx, pl, reconcile.ApplyOptions{}); err != nil {
-		return fmt.Errorf("revert: %w", err)
-	}
-	if err := h.engine.Verify(ctx, desired); err != nil {
 		return fmt.Errorf("revert: %w", err)
 	}
 	applied := filepath.Join(h.dirs.State, appliedFile)

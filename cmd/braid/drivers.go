@@ -3,12 +3,12 @@ package main
 import (
 	"log/slog"
 
+	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/drivers/mptcp"
 	nl "github.com/braid-router/braid/drivers/netlink"
 	"github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/reconcile/failpoint"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // driverOptions is what every driver is built with.

@@ -25,7 +25,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	braidBin = filepath.Join(dir, "braid")
-	build := exec.Command("go", "build", "-o", braidBin, ".")
+	// A test build: stand-in sessions (standins.go) replace the real ones
+	// when BRAID_STANDINS is set.
+	build := exec.Command("go", "build", "-tags", "braidtest", "-o", braidBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build braid: %v\n%s", err, out)
@@ -111,6 +113,19 @@ func writeSpec(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// writeSpecTo replaces the spec file at path atomically, as an editor
+// does, so that a watching daemon reads it whole.
+func writeSpecTo(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // labSpec is the lab's router spec with a routes: entry each way.

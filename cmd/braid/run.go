@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/braid-router/braid/compile"
 	"github.com/braid-router/braid/drivers/watch"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/metrics"
 	"github.com/braid-router/braid/reconcile"
@@ -105,18 +107,16 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	}
 	defer kernel.Close()
 
-	hub, err := reconcile.NewFactsHub(h.dirs.State)
+	hub, err := facts.Open(facts.Options{Dir: h.dirs.State, Log: h.log})
 	if err != nil {
 		return err
 	}
-	var sessions []reconcile.Session
-	if path := os.Getenv(testSessionEnv); path != "" {
-		sessions = append(sessions, newTestSession(path))
-	}
+	defer hub.Close()
 	ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	d := &reconcile.Daemon{
 		Engine:       h.engine,
+		Compile:      compile.Compile,
 		Source:       src,
 		Kernel:       kernel,
 		Interval:     f.resync,
@@ -126,7 +126,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Log:          h.log,
 
 		Facts:         hub,
-		Sessions:      sessions,
+		Supervisor:    &reconcile.Supervisor{Registry: sessionKinds(h.log), Facts: hub, Log: h.log},
 		ConfirmWithin: f.confirm,
 		ProbeWindow:   f.window,
 		StateDir:      h.dirs.State,
@@ -154,6 +154,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
 	mux.Handle("GET "+control.PathBound, control.JSON(func() any { return d.Bound() }))
+	mux.Handle("GET "+control.PathSessions, control.JSON(func() any { return reconcile.Snapshots(d.LiveSessions()) }))
 	mux.Handle("POST "+control.PathConfirm, control.JSON(func() any {
 		rev, err := d.Confirm()
 		answer := map[string]string{"revision": rev}

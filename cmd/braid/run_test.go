@@ -16,6 +16,8 @@ import (
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
 )
 
 // daemon is a `braid run` process in a box.
@@ -227,45 +229,153 @@ func TestRunStopsOnSIGTERMAndLeavesRouting(t *testing.T) {
 	}
 }
 
-// The test-only session publishes facts (isp1 unhealthy) and needs a
-// process-bound rule: facts drive a pass, a CLI plan uses the daemon's
-// facts, and SIGTERM withdraws the rule while routes and NAT stay.
-func TestRunSessionFactsAndSIGTERM(t *testing.T) {
-	b := newBox(t)
-	spec := writeSpec(t, labSpec)
-	factsFile := filepath.Join(t.TempDir(), "facts.json")
-	b.env = append(b.env, testSessionEnv+"="+factsFile)
-	d := b.startDaemon("-f", spec)
-	d.until("the first pass", converged)
-	if got := b.ip("rule", "show", "pref", "7990"); !strings.Contains(got, "to 192.0.2.99 lookup 7199 proto 98") {
-		t.Fatalf("the session's rule is missing:\n%s", got)
-	}
-	os.WriteFile(factsFile, []byte(`{"uplinks": {"isp1": {"healthy": false}}}`), 0o644)
-	st := d.until("the facts pass", func(st reconcile.Status) bool {
-		return st.Facts.Version == 1 && converged(st) && slices.Contains(st.LastPass.Triggers, "facts")
-	})
-	if len(st.Sessions) != 1 || st.Sessions[0].State != "running" {
-		t.Errorf("sessions in status: %+v", st.Sessions)
-	}
-	if got := b.ip("-4", "route", "show", "default"); strings.Contains(got, "via 10.101.0.1") || !strings.Contains(got, "via 10.102.0.1") {
-		t.Errorf("with isp1 unhealthy, main default routes:\n%s", got)
-	}
-	// The CLI plans with the daemon's facts: the box is converged.
-	b.must(0, "plan", "-f", spec)
+// supervisedSpec is the lab spec with sessions: isp1 tracked for health,
+// isp2 on DHCP with SFR's vendor class.
+var supervisedSpec = strings.Replace(strings.Replace(labSpec,
+	"    ipv4: {static: {address: 10.102.0.2/24, gateway: 10.102.0.1}}\n",
+	"    ipv4: {dhcp: {vendorClass: neufbox_a}}\n", 1),
+	"    priority: 10\n",
+	"    priority: 10\n    health: {probes: [{icmp: 198.51.100.80}]}\n", 1)
 
+// standIns points the daemon's stand-in sessions at a fresh directory and
+// returns a function that writes the orders of one session.
+func (b *box) standIns(t *testing.T) (order func(id, orders string), state func(id string) standInState) {
+	dir := t.TempDir()
+	b.env = append(b.env, standInsEnv+"="+dir)
+	order = func(id, orders string) {
+		t.Helper()
+		tmp := filepath.Join(dir, ".tmp")
+		if err := os.WriteFile(tmp, []byte(orders), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, fileID(id)+".json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state = func(id string) standInState {
+		var st standInState
+		b, _ := os.ReadFile(filepath.Join(dir, fileID(id)+".state.json"))
+		json.Unmarshal(b, &st)
+		return st
+	}
+	return order, state
+}
+
+func sessionIn(st reconcile.Status, addr string) (session.Status, bool) {
+	for _, s := range st.Sessions {
+		if s.Address == addr {
+			return s, true
+		}
+	}
+	return session.Status{}, false
+}
+
+// The supervisor end to end, through the binary: a spec change starts,
+// reconfigures and stops sessions; a session's fact turns into kernel
+// objects and back; a crashing or panicking session is restarted with
+// backoff and never takes the daemon down; a CLI plan where the daemon
+// runs shows no change; SIGTERM stops the sessions and leaves routing.
+func TestRunSupervisesSessions(t *testing.T) {
+	b := newBox(t)
+	order, state := b.standIns(t)
+	spec := writeSpec(t, supervisedSpec)
+	d := b.startDaemon("-f", spec)
+	st := d.until("both sessions started, waiting for orders", func(st reconcile.Status) bool {
+		h, ok1 := sessionIn(st, "session[health/isp1]")
+		c, ok2 := sessionIn(st, "session[dhcp4/isp2]")
+		return converged(st) && ok1 && ok2 && h.State == session.Waiting && c.State == session.Waiting
+	})
+	if got := b.ip("-4", "addr", "show", "dev", "wan2"); strings.Contains(got, "10.102.0.2") {
+		t.Fatalf("an address on wan2 before any lease:\n%s", got)
+	}
+	if c, _ := sessionIn(st, "session[dhcp4/isp2]"); !slices.Contains(c.Config, plan.Field{Name: "vendorClass", Value: "neufbox_a"}) {
+		t.Errorf("the DHCP session's configuration in status: %+v", c.Config)
+	}
+
+	// A lease: address, routes, rule and MPTCP endpoint on wan2.
+	order("dhcp4/isp2", `{"lease": {"address": "10.102.0.2/24", "gateway": "10.102.0.1", "lifetime": "1h"}}`)
+	st = d.until("the lease converged", func(st reconcile.Status) bool {
+		return converged(st) && slices.Contains(st.LastPass.Triggers, "facts") && len(st.Facts.Entries) == 1
+	})
+	if e := st.Facts.Entries[0]; e.Owner != "dhcp4/isp2" || e.Kind != "lease4" || e.Expires.IsZero() || e.Process {
+		t.Errorf("the lease fact in status: %+v", e)
+	}
+	if got := b.ip("-4", "addr", "show", "dev", "wan2"); !strings.Contains(got, "10.102.0.2/24") {
+		t.Errorf("no leased address on wan2:\n%s", got)
+	}
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "via 10.102.0.1 dev wan2 proto 98 metric 20") {
+		t.Errorf("no default route via the lease's gateway:\n%s", got)
+	}
+	if got := b.ip("mptcp", "endpoint", "show"); !strings.Contains(got, "10.102.0.2") {
+		t.Errorf("no MPTCP endpoint for the lease:\n%s", got)
+	}
+	// The CLI plans with the daemon's facts and sessions: nothing to do.
+	if r := b.braid(nil, "plan", "-f", spec); r.code != 0 {
+		t.Errorf("plan while the daemon runs: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A health verdict moves the default route, and back.
+	order("health/isp1", `{"healthy": false}`)
+	d.until("isp1 unhealthy", func(reconcile.Status) bool {
+		return !strings.Contains(b.ip("-4", "route", "show", "default"), "via 10.101.0.1")
+	})
+	order("health/isp1", `{"healthy": true}`)
+	d.until("isp1 healthy", func(reconcile.Status) bool {
+		return strings.Contains(b.ip("-4", "route", "show", "default"), "via 10.101.0.1")
+	})
+
+	// A changed vendor class reconfigures the client in place.
+	writeSpecTo(t, spec, strings.Replace(supervisedSpec, "neufbox_a", "neufbox_b", 1))
+	d.until("the new vendor class", func(reconcile.Status) bool { return state("dhcp4/isp2").Config["vendorClass"] == "neufbox_b" })
+	if s := state("dhcp4/isp2"); s.Starts != 1 || s.Updates != 1 {
+		t.Errorf("reconfiguring: %d starts, %d updates; want 1 start, 1 update in place", s.Starts, s.Updates)
+	}
+
+	// A crash: reported, restarted after a backoff; the daemon goes on.
+	order("dhcp4/isp2", `{"crash": "the modem went away"}`)
+	st = d.until("the crash reported", func(st reconcile.Status) bool {
+		c, _ := sessionIn(st, "session[dhcp4/isp2]")
+		return c.Restarts >= 1 && strings.Contains(c.LastError, "the modem went away")
+	})
+	order("dhcp4/isp2", `{"lease": {"address": "10.102.0.3/24", "gateway": "10.102.0.1"}}`)
+	d.until("the restarted session's new lease", func(st reconcile.Status) bool {
+		c, _ := sessionIn(st, "session[dhcp4/isp2]")
+		addrs := b.ip("-4", "addr", "show", "dev", "wan2")
+		// Added before the old one goes: wait for both.
+		return c.State == session.Running && state("dhcp4/isp2").Starts >= 2 &&
+			strings.Contains(addrs, "10.102.0.3/24") && !strings.Contains(addrs, "10.102.0.2/")
+	})
+	order("health/isp1", `{"panic": "index out of range"}`)
+	d.until("the panic recovered", func(st reconcile.Status) bool {
+		h, _ := sessionIn(st, "session[health/isp1]")
+		return h.Panics >= 1
+	})
+	// The daemon still converges.
+	b.ip("-4", "route", "del", "default", "via", "10.101.0.1")
+	d.until("the route repaired after the panic", func(st reconcile.Status) bool {
+		return converged(st) && strings.Contains(b.ip("-4", "route", "show", "default"), "via 10.101.0.1")
+	})
+
+	// Sections gone from the spec: their sessions stop and their facts go.
+	writeSpecTo(t, spec, labSpec)
+	st = d.until("the sessions stopped", func(st reconcile.Status) bool {
+		return converged(st) && len(st.Sessions) == 0 && len(st.Facts.Entries) == 0
+	})
+	if got := b.ip("-4", "addr", "show", "dev", "wan2"); !strings.Contains(got, "10.102.0.2/24") || strings.Contains(got, "10.102.0.3") {
+		t.Errorf("wan2 after going back to a static address:\n%s", got)
+	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
-	if got := b.ip("rule", "show", "pref", "7990"); strings.TrimSpace(got) != "" {
-		t.Errorf("the process-bound rule outlived the daemon:\n%s", got)
-	}
-	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "via 10.102.0.1") {
+	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "via 10.101.0.1") {
 		t.Errorf("SIGTERM took routes away:\n%s", got)
 	}
 	if out := nstestNft(t, b.ns); !strings.Contains(out, "masquerade") {
 		t.Errorf("SIGTERM took NAT away:\n%s", out)
 	}
-	// Without the daemon, the CLI plans with the persisted facts.
-	b.must(0, "plan", "-f", spec)
+	// Without the daemon, the CLI lists the sessions as run by braid run.
+	r := b.braid(nil, "plan", "-f", spec)
+	if r.code != 0 {
+		t.Errorf("plan after the daemon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func nstestNft(t *testing.T, ns string) string {

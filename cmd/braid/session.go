@@ -12,12 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/rundir"
 	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/reconcile/failpoint"
-	"github.com/braid-router/braid/reconcile/record"
+	"github.com/braid-router/braid/reconcile/plan"
 )
 
 // host is braid's view of the namespace it runs in: its directories, its
@@ -77,34 +80,26 @@ func (h *host) prefetch(ctx context.Context) {
 	}
 }
 
-// loadRouter reads a spec file and compiles it. Only kind Router is
-// converged on a box.
-func loadRouter(path string, facts reconcile.Facts) (*api.Document, reconcile.Desired, error) {
-	_, doc, d, err := loadRouterBytes(path, facts)
-	return doc, d, err
-}
-
-// loadRouterBytes is loadRouter that also returns the file's bytes (what
-// apply records as the state to revert to).
-func loadRouterBytes(path string, facts reconcile.Facts) ([]byte, *api.Document, reconcile.Desired, error) {
+// loadSpec reads a spec file, parses it (api.Parse: the one place that
+// parses a document and checks its kind) and compiles it with the facts.
+// It returns the file's bytes too: what apply records as the state to
+// revert to.
+func loadSpec(path string, f facts.Set) ([]byte, *api.Document, reconcile.Desired, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
 	}
-	doc, d, err := compileRouter(path, data, facts)
+	doc, d, err := compileSpec(path, data, f)
 	return data, doc, d, err
 }
 
-// compileRouter parses and compiles a router spec.
-func compileRouter(path string, data []byte, facts reconcile.Facts) (*api.Document, reconcile.Desired, error) {
+// compileSpec parses and compiles a spec.
+func compileSpec(path string, data []byte, f facts.Set) (*api.Document, reconcile.Desired, error) {
 	doc, err := api.Parse(path, data)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
 	}
-	if doc.Kind != api.KindRouter {
-		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: kind %s is not converged by this version of braid (only Router)", path, doc.Kind)}
-	}
-	d, err := reconcile.Compile(doc.Router, facts)
+	d, err := compile.Compile(doc, f)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: %w", path, err)}
 	}
@@ -124,10 +119,11 @@ func colorFor(w io.Writer) bool {
 }
 
 // facts are the facts a CLI plan or apply compiles with: the running
-// daemon's, over its socket, or else the ones it persisted. The CLI never
-// learns facts itself, so a plan on a healthy box is empty.
-func (h *host) facts(ctx context.Context) (reconcile.Facts, error) {
-	var f reconcile.Facts
+// daemon's, over its socket, or else the ones it persisted (without those
+// that expired or were bound to its process). The CLI never learns facts
+// itself, so a plan on a healthy box is empty.
+func (h *host) facts(ctx context.Context) (facts.Set, error) {
+	var f facts.Set
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := control.NewClient(h.dirs.Run).Get(ctx, control.PathFacts, &f)
@@ -137,21 +133,63 @@ func (h *host) facts(ctx context.Context) (reconcile.Facts, error) {
 	if !errors.Is(err, control.ErrNoDaemon) {
 		h.log.Warn("could not ask the daemon for its facts; using the persisted ones", "err", err)
 	}
-	return reconcile.LoadFacts(h.dirs.State)
+	f, warn, err := facts.Load(h.dirs.State, time.Now())
+	if warn != nil {
+		h.log.Warn("ignoring the persisted facts", "err", warn)
+	}
+	return f, err
 }
 
-// daemonBound lists the process-bound resources a running daemon keeps
-// (none without a daemon: then they are stale and theirs to remove).
-func (h *host) daemonBound(ctx context.Context) map[string]bool {
-	var addrs []string
+// daemonView is what a running daemon keeps, as a CLI plan needs it.
+type daemonView struct {
+	// bound are the process-bound objects it keeps now.
+	bound map[string]bool
+	// sessions are the sessions it runs.
+	sessions []plan.Resource
+}
+
+// daemon asks the running daemon what it keeps; nil when none runs.
+func (h *host) daemon(ctx context.Context) *daemonView {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := control.NewClient(h.dirs.Run).Get(ctx, control.PathBound, &addrs); err != nil {
+	c := control.NewClient(h.dirs.Run)
+	var addrs []string
+	if err := c.Get(ctx, control.PathBound, &addrs); err != nil {
 		return nil
 	}
-	m := make(map[string]bool, len(addrs))
-	for _, a := range addrs {
-		m[a] = true
+	var snaps []reconcile.Snapshot
+	if err := c.Get(ctx, control.PathSessions, &snaps); err != nil {
+		h.log.Warn("could not ask the daemon for its sessions", "err", err)
 	}
-	return m
+	v := &daemonView{bound: make(map[string]bool, len(addrs))}
+	for _, a := range addrs {
+		v.bound[a] = true
+	}
+	for _, s := range snaps {
+		v.sessions = append(v.sessions, s)
+	}
+	return v
+}
+
+// kernelDesired is the part of desired a CLI command converges: the
+// kernel objects, with the process-bound ones a running daemon keeps now
+// (so that a plan does not count them as objects to remove) and none
+// without a daemon (they are the daemon's, and stale when it is gone).
+func kernelDesired(desired reconcile.Desired, daemon *daemonView) reconcile.Desired {
+	return desired.WithoutProcessBound(func(b plan.ProcessBound) bool { return daemon != nil && daemon.bound[b.Address()] })
+}
+
+// attach adds the sessions (and, without a daemon, the process-bound
+// objects) to a kernel plan.
+func attach(p *reconcile.Plan, desired reconcile.Desired, daemon *daemonView) {
+	sessions := reconcile.ResolveSessions(desired.Sessions)
+	p.Sessions, p.ByDaemon = nil, nil
+	if daemon != nil {
+		p.Sessions = reconcile.DiffSessions(sessions, daemon.sessions)
+		return
+	}
+	for _, b := range desired.ProcessBound() {
+		p.ByDaemon = append(p.ByDaemon, b)
+	}
+	p.ByDaemon = append(p.ByDaemon, sessions...)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -62,7 +63,61 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 	for _, n := range st.Notes {
 		fmt.Fprintf(w, "  note     %s\n", n)
 	}
-	fmt.Fprintf(w, "facts:      version %d\n", st.Facts.Version)
+	fmt.Fprintf(w, "sessions:   %d\n", len(st.Sessions))
+	for _, s := range st.Sessions {
+		fmt.Fprintf(w, "  %-11s %s for %s", s.State, s.Address, age(s.Since))
+		if s.Detail != "" {
+			fmt.Fprintf(w, ": %s", s.Detail)
+		}
+		fmt.Fprintln(w)
+		if s.LastError != "" {
+			fmt.Fprintf(w, "              last error %s ago (%d restarts): %s\n", age(s.LastErrorAt), s.Restarts, s.LastError)
+		}
+	}
+	fmt.Fprintf(w, "facts:      version %d, %d facts\n", st.Facts.Version, len(st.Facts.Entries))
+	for _, e := range st.Facts.Entries {
+		life := "until replaced"
+		if !e.Expires.IsZero() {
+			life = "expires in " + time.Until(e.Expires).Round(time.Second).String()
+		}
+		if e.Process {
+			life += ", this process only"
+		}
+		fmt.Fprintf(w, "  %-7s %-18s from %s (%s): %s\n", e.Kind, e.Subject, e.Owner, life, describeFact(e.Fact))
+	}
+}
+
+// age renders how long ago t was, to the second.
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String()
+}
+
+// describeFact renders a fact's content on one line.
+func describeFact(f facts.Fact) string {
+	switch {
+	case f.Lease4 != nil:
+		s := f.Lease4.Address.String()
+		if f.Lease4.Gateway.IsValid() {
+			s += " via " + f.Lease4.Gateway.String()
+		}
+		if len(f.Lease4.DNS) > 0 {
+			s += fmt.Sprintf(" dns %v", f.Lease4.DNS)
+		}
+		return s
+	case f.Health != nil:
+		if f.Health.Healthy {
+			return "healthy"
+		}
+		return "unhealthy"
+	case f.Link != nil:
+		return "link " + f.Link.Name
+	case f.Prefix != nil:
+		return f.Prefix.Prefix.String()
+	}
+	return ""
 }
 
 func orNone(s string) string {

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // labWant is the lab box's MPTCP state: two uplinks, one of them backup.

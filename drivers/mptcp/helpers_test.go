@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
-	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // rig is a driver in a fresh namespace with two veths (w1, w2, up), a

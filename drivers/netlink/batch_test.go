@@ -14,11 +14,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/plantest"
-	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // batchState is n steering routes, alternately IPv4 and IPv6, via wan0

@@ -14,9 +14,9 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // Record kinds this driver writes to the ownership record.

@@ -10,11 +10,11 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
-	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // inNS creates a throwaway namespace and moves the test's goroutine, locked

@@ -14,11 +14,11 @@ import (
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
-	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
-	"github.com/braid-router/braid/reconcile/record"
 )
 
 // scaleState is n routes (half IPv4, half IPv6) in braid's steering table

@@ -9,7 +9,7 @@ import (
 
 	gnft "github.com/google/nftables"
 
-	"github.com/braid-router/braid/reconcile/failpoint"
+	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 

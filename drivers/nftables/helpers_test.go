@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
-	"github.com/braid-router/braid/reconcile/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 

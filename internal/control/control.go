@@ -25,6 +25,9 @@ const (
 	PathFacts  = "/v1/facts"
 	// PathBound lists the process-bound resources the daemon keeps.
 	PathBound = "/v1/bound"
+	// PathSessions lists the sessions the daemon runs, as the plan
+	// compares them.
+	PathSessions = "/v1/sessions"
 	// PathConfirm (POST) confirms the revision on trial.
 	PathConfirm = "/v1/confirm"
 )

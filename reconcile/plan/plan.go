@@ -195,11 +195,17 @@ func (f Field) Display() string {
 	return f.Value
 }
 
-// ProcessBound marks a desired resource that only works while braid runs
-// (a rule steering traffic into one of its listeners, its TUN device). The
-// engine converges it like the resource it wraps; the daemon withdraws it
-// when it stops, so that traffic falls back to plain routing.
-type ProcessBound struct{ Resource }
+// ProcessBound marks a desired resource that only works while braid's
+// daemon runs one of its sessions (a rule steering traffic into the
+// proxy's listener). It is built so that the kernel bypasses it when the
+// process is gone (see the README: process-bound objects). The daemon
+// converges it while its owning session runs and withdraws it when that
+// session stops, or when the daemon stops; a CLI run never creates one.
+type ProcessBound struct {
+	Resource
+	// Owner is the session it serves ("proxy/peer").
+	Owner string
+}
 
 // Unbound returns the resource a ProcessBound wraps, or r itself.
 func Unbound(r Resource) Resource {

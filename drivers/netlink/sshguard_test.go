@@ -1,11 +1,10 @@
-package reconcile
+package netlink
 
 import (
 	"net/netip"
 	"strings"
 	"testing"
 
-	nl "github.com/braid-router/braid/drivers/netlink"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -27,8 +26,8 @@ func TestSSHFromEnv(t *testing.T) {
 func TestCutsSSH(t *testing.T) {
 	sess := SSHSession{Client: netip.MustParseAddr("192.168.50.10"), Server: netip.MustParseAddr("192.168.50.1")}
 	path := Path{Link: "lan0"}
-	lanAddr := nl.Addr{Link: "lan0", Prefix: netip.MustParsePrefix("192.168.50.1/24")}
-	lanRoute := nl.Route{Table: nl.TableMain, Dst: netip.MustParsePrefix("192.168.50.0/24"), Link: "lan0", Src: netip.MustParseAddr("192.168.50.1")}
+	lanAddr := Addr{Link: "lan0", Prefix: netip.MustParsePrefix("192.168.50.1/24")}
+	lanRoute := Route{Table: TableMain, Dst: netip.MustParsePrefix("192.168.50.0/24"), Link: "lan0", Src: netip.MustParseAddr("192.168.50.1")}
 	movedRoute := lanRoute
 	movedRoute.Link = "lan1"
 	tests := []struct {
@@ -37,19 +36,19 @@ func TestCutsSSH(t *testing.T) {
 		cut    string
 	}{
 		{"removing the session's address", plan.Change{Action: plan.Delete, Before: lanAddr}, "removes the address"},
-		{"taking its link down", plan.Change{Action: plan.Update, Before: nl.Link{Name: "lan0", Up: true}, After: nl.Link{Name: "lan0"}}, "may take down lan0"},
-		{"restoring its link's previous state", plan.Change{Action: plan.Delete, Before: nl.Link{Name: "lan0", Up: true}}, "may take down lan0"},
+		{"taking its link down", plan.Change{Action: plan.Update, Before: Link{Name: "lan0", Up: true}, After: Link{Name: "lan0"}}, "may take down lan0"},
+		{"restoring its link's previous state", plan.Change{Action: plan.Delete, Before: Link{Name: "lan0", Up: true}}, "may take down lan0"},
 		{"removing the route to the client", plan.Change{Action: plan.Delete, Before: lanRoute}, "re-routes"},
 		{"moving the route to another link", plan.Change{Action: plan.Update, Before: lanRoute, After: movedRoute}, "re-routes"},
 		{"adding an address", plan.Change{Action: plan.Create, After: lanAddr}, ""},
-		{"another link down", plan.Change{Action: plan.Update, Before: nl.Link{Name: "wan1", Up: true}, After: nl.Link{Name: "wan1"}}, ""},
-		{"changing the MTU only", plan.Change{Action: plan.Update, Before: nl.Link{Name: "lan0", Up: true}, After: nl.Link{Name: "lan0", Up: true, MTU: 1400}}, ""},
-		{"a route that does not cover the client", plan.Change{Action: plan.Delete, Before: nl.Route{Table: nl.TableMain, Dst: netip.MustParsePrefix("10.0.0.0/8"), Link: "lan0"}}, ""},
-		{"a route's source only", plan.Change{Action: plan.Update, Before: lanRoute, After: nl.Route{Table: nl.TableMain, Dst: lanRoute.Dst, Link: "lan0"}}, ""},
+		{"another link down", plan.Change{Action: plan.Update, Before: Link{Name: "wan1", Up: true}, After: Link{Name: "wan1"}}, ""},
+		{"changing the MTU only", plan.Change{Action: plan.Update, Before: Link{Name: "lan0", Up: true}, After: Link{Name: "lan0", Up: true, MTU: 1400}}, ""},
+		{"a route that does not cover the client", plan.Change{Action: plan.Delete, Before: Route{Table: TableMain, Dst: netip.MustParsePrefix("10.0.0.0/8"), Link: "lan0"}}, ""},
+		{"a route's source only", plan.Change{Action: plan.Update, Before: lanRoute, After: Route{Table: TableMain, Dst: lanRoute.Dst, Link: "lan0"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			why := CutsSSH(&Plan{Changes: []plan.Change{tt.change}}, sess, path)
+			why := CutsSSH([]plan.Change{tt.change}, sess, path)
 			if tt.cut == "" && why != "" {
 				t.Errorf("refused: %s", why)
 			}

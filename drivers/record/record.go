@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/braid-router/braid/internal/atomicfile"
 )
 
 // FileName is the record's name inside the state directory.
@@ -134,7 +136,7 @@ func (r *Record) Empty() bool {
 	return len(r.data) == 0
 }
 
-// save writes the record atomically: temporary file, fsync, rename.
+// save writes the record durably (internal/atomicfile).
 func (r *Record) save() error {
 	if r.path == "" {
 		return nil
@@ -143,27 +145,8 @@ func (r *Record) save() error {
 	if err != nil {
 		return fmt.Errorf("encode ownership record: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
+	if err := atomicfile.Write(r.path, b, 0o600); err != nil {
 		return fmt.Errorf("ownership record: %w", err)
-	}
-	tmp := r.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write ownership record: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, r.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write ownership record %s: %w", r.path, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package reconcile
+package compile
 
 import (
 	"fmt"
@@ -6,41 +6,11 @@ import (
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
 )
-
-// Facts is what running sessions learnt (a DHCP lease, an uplink's health,
-// the tunnel and its delegated prefix). A missing fact means "waiting",
-// never "remove". Sessions report them to the daemon through a FactsHub,
-// which versions and persists them.
-type Facts struct {
-	// Version increases with every change.
-	Version uint64 `json:"version"`
-	// Uplinks holds what sessions learnt about each uplink, by name.
-	Uplinks map[string]UplinkFacts `json:"uplinks,omitempty"`
-}
-
-// UplinkFacts is what is known about one uplink.
-type UplinkFacts struct {
-	// Healthy is the health tracker's verdict. Nil means not known yet:
-	// the uplink is used. False takes its default route out of the main
-	// table, so traffic moves to the other uplinks; its own table and
-	// rules stay, for MPTCP subflows and probes.
-	Healthy *bool `json:"healthy,omitempty"`
-}
-
-// down reports whether the facts say an uplink is unhealthy.
-func (f Facts) down(uplink string) bool {
-	h := f.Uplinks[uplink].Healthy
-	return h != nil && !*h
-}
-
-// Desired is the state compiled from a spec and the facts: the resources
-// to converge, in apply order, and the notes the plan must carry.
-type Desired struct {
-	Resources []plan.Resource
-	Notes     []plan.Note
-}
 
 // Route metrics for routes whose order does not matter. IPv6 has no metric
 // 0: the kernel turns it into 1024, so braid asks for that directly.
@@ -55,36 +25,64 @@ const (
 // not converge yet.
 const notConverged = "validated, but not converged by this version of braid"
 
-// Compile turns a router spec and the current facts into the desired state.
-// It is pure: no I/O, no clock, no secrets.
-func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
+// Compile turns a document and the current facts into the desired state:
+// the kernel resources to converge, the sessions to run, the notes the
+// plan must carry and the targets that must keep answering after a
+// change. It dispatches on the document's kind. It is pure: no I/O, no
+// clock, no secrets.
+func Compile(doc *api.Document, f facts.Set) (reconcile.Desired, error) {
+	if doc == nil {
+		return reconcile.Desired{}, nil
+	}
+	switch doc.Kind {
+	case api.KindRouter:
+		return Router(doc.Router, f)
+	case api.KindPeer:
+		return Peer(doc.Peer, f)
+	}
+	return reconcile.Desired{}, fmt.Errorf("kind %q: want %s or %s", doc.Kind, api.KindRouter, api.KindPeer)
+}
+
+// Peer compiles the aggregation peer's spec. Its content comes with the
+// aggregation issue: for now it is validated and noted.
+func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 	if spec == nil {
-		return Desired{}, nil
+		return reconcile.Desired{}, nil
+	}
+	return reconcile.Desired{Notes: []plan.Note{{Section: "kind Peer", Message: notConverged + " (the aggregation peer)"}}}, nil
+}
+
+// Router compiles a router spec.
+func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
+	if spec == nil {
+		return reconcile.Desired{}, nil
 	}
 	nroutes, nrules := 8*len(spec.Uplinks)+4, 4*len(spec.Uplinks)+4
 	for _, r := range spec.Routes {
 		nroutes += len(r.To)
 		nrules += len(r.From)
 	}
-	c := compiler{routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
+	c := compiler{facts: f, uplinks: map[string]*uplinkState{},
+		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
 	c.notes(spec)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil {
 		c.link(lan.Interface, lan.MTU)
 		for _, a := range lan.Addresses {
-			if err := c.address(lan.Interface, a); err != nil {
-				return Desired{}, fmt.Errorf("lan.addresses: %w", err)
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return reconcile.Desired{}, fmt.Errorf("lan.addresses: %w", err)
 			}
+			c.address(lan.Interface, p)
 		}
 	}
-	uplinks := map[string]*uplinkState{}
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
-		st, err := c.uplink(u, facts.down(u.Name))
+		st, err := c.uplink(u)
 		if err != nil {
-			return Desired{}, fmt.Errorf("uplinks[%s]: %w", u.Name, err)
+			return reconcile.Desired{}, fmt.Errorf("uplinks[%s]: %w", u.Name, err)
 		}
-		uplinks[u.Name] = st
+		c.uplinks[u.Name] = st
 	}
 	if len(spec.Uplinks) > 0 {
 		// Connected, LAN and other specific routes of the main table win
@@ -95,21 +93,22 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 	}
 	steer4, steer6 := false, false
 	for i, r := range spec.Routes {
-		u, ok := uplinks[r.Via]
+		u, ok := c.uplinks[r.Via]
 		if !ok {
-			return Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
+			return reconcile.Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
 		}
 		for _, s := range r.From {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return Desired{}, fmt.Errorf("routes[%d].from: %w", i, err)
+				return reconcile.Desired{}, fmt.Errorf("routes[%d].from: %w", i, err)
 			}
 			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, From: p.Masked(), Table: u.table, SuppressPrefixlen: -1})
 		}
+		waiting := false
 		for _, s := range r.To {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return Desired{}, fmt.Errorf("routes[%d].to: %w", i, err)
+				return reconcile.Desired{}, fmt.Errorf("routes[%d].to: %w", i, err)
 			}
 			p = p.Masked()
 			gw, metric := u.gw4, metricTable4
@@ -121,20 +120,23 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 			}
 			if !gw.IsValid() && p.Addr().Is4() && u.dhcp4 {
 				// A missing fact means waiting, never an error.
-				c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("%s via %s waits for the uplink's DHCP lease", p, r.Via))
+				waiting = true
 				continue
 			}
 			if !gw.IsValid() {
-				return Desired{}, fmt.Errorf("routes[%d].to: %s via %s: the uplink has no %s gateway", i, p, r.Via, family(p.Addr()))
+				return reconcile.Desired{}, fmt.Errorf("routes[%d].to: %s via %s: the uplink has no %s gateway", i, p, r.Via, family(p.Addr()))
 			}
 			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
 		}
+		if waiting {
+			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv4 destinations via %s wait for the uplink's DHCP lease", r.Via))
+		}
 	}
 	if err := c.firewall(spec); err != nil {
-		return Desired{}, err
+		return reconcile.Desired{}, err
 	}
 	if err := c.mptcp(spec); err != nil {
-		return Desired{}, err
+		return reconcile.Desired{}, err
 	}
 	if steer4 {
 		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioSteer, Table: nl.TableSteer, SuppressPrefixlen: -1})
@@ -142,10 +144,18 @@ func Compile(spec *api.RouterSpec, facts Facts) (Desired, error) {
 	if steer6 {
 		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioSteer, IPv6: true, Table: nl.TableSteer, SuppressPrefixlen: -1})
 	}
+	if err := c.sessions(spec); err != nil {
+		return reconcile.Desired{}, err
+	}
+	c.targets = Targets(spec)
 	return c.desired()
 }
 
+// uplinkState is what the rest of the compile needs of an uplink: its
+// link and table, and the addresses and gateways it has now (static, or
+// from its facts).
 type uplinkState struct {
+	name     string
 	link     string
 	table    int
 	gw4, gw6 netip.Addr
@@ -155,7 +165,24 @@ type uplinkState struct {
 	dhcp4 bool
 }
 
+// addrs lists the uplink's current addresses, IPv4 first.
+func (u *uplinkState) addrs() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []netip.Prefix{u.addr4, u.addr6} {
+		if p.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 type compiler struct {
+	facts   facts.Set
+	uplinks map[string]*uplinkState
+	// specs are the sessions to run, targets what must keep answering.
+	specs   []session.Spec
+	targets []reconcile.Target
+
 	// mptcpObjs and nftObjs are the MPTCP and nftables drivers' resources,
 	// in their apply order.
 	mptcpObjs []plan.Resource
@@ -169,8 +196,8 @@ type compiler struct {
 	noted   []plan.Note
 }
 
-func (c *compiler) desired() (Desired, error) {
-	d := Desired{Resources: make([]plan.Resource, 0, len(c.links)+len(c.sysctls)+len(c.addrs)+len(c.routes)+len(c.rules))}
+func (c *compiler) desired() (reconcile.Desired, error) {
+	d := reconcile.Desired{Resources: make([]plan.Resource, 0, len(c.links)+len(c.sysctls)+len(c.addrs)+len(c.routes)+len(c.rules))}
 	seen := make(map[string]plan.Resource, cap(d.Resources))
 	add := func(r plan.Resource) error {
 		addr := r.Address()
@@ -186,17 +213,17 @@ func (c *compiler) desired() (Desired, error) {
 	}
 	for _, r := range c.links {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	for _, r := range c.sysctls {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	for _, r := range c.addrs {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	// Connected routes first: a gateway must be reachable when its route
@@ -207,26 +234,28 @@ func (c *compiler) desired() (Desired, error) {
 				continue
 			}
 			if err := add(r); err != nil {
-				return Desired{}, err
+				return reconcile.Desired{}, err
 			}
 		}
 	}
 	for _, r := range c.rules {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	for _, r := range c.mptcpObjs {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	for _, r := range c.nftObjs {
 		if err := add(r); err != nil {
-			return Desired{}, err
+			return reconcile.Desired{}, err
 		}
 	}
 	d.Notes = c.noted
+	d.Sessions = c.specs
+	d.Targets = c.targets
 	return d, nil
 }
 
@@ -249,11 +278,7 @@ func (c *compiler) link(name string, mtu int) {
 
 // address adds an interface address and its connected route in the main
 // table, which braid installs itself (addresses carry noprefixroute).
-func (c *compiler) address(link, s string) error {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return err
-	}
+func (c *compiler) address(link string, p netip.Prefix) {
 	c.addrs = append(c.addrs, nl.Addr{Link: link, Prefix: p})
 	c.routes = append(c.routes, connected(nl.TableMain, link, p))
 	if p.Addr().Is4() {
@@ -262,7 +287,6 @@ func (c *compiler) address(link, s string) error {
 		// 10.0.0.3/24 would lose the new address with the old one.
 		c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(link) + ".promote_secondaries", Value: "1"})
 	}
-	return nil
 }
 
 func connected(table int, link string, p netip.Prefix) nl.Route {
@@ -275,8 +299,15 @@ func connected(table int, link string, p netip.Prefix) nl.Route {
 	return r
 }
 
-func (c *compiler) uplink(u *api.Uplink, down bool) (*uplinkState, error) {
-	st := &uplinkState{link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
+// addressing is one address of an uplink and its gateway, from the spec
+// (static) or from a fact (a lease).
+type addressing struct {
+	addr netip.Prefix
+	gw   netip.Addr // invalid: no default route
+}
+
+func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
+	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
 	// (per-domain egress) leave by it.
 	c.rules = append(c.rules,
@@ -284,41 +315,55 @@ func (c *compiler) uplink(u *api.Uplink, down bool) (*uplinkState, error) {
 		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
 	c.link(u.Interface, u.MTU)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
-	var statics []*api.Static
-	if u.IPv4 != nil && u.IPv4.Static != nil {
-		statics = append(statics, u.IPv4.Static)
-	}
-	if u.IPv6 != nil && u.IPv6.Static != nil {
-		statics = append(statics, u.IPv6.Static)
-	}
-	for _, s := range statics {
+	var as []addressing
+	for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {
+		if s == nil {
+			continue
+		}
 		p, err := netip.ParsePrefix(s.Address)
 		if err != nil {
 			return nil, fmt.Errorf("address: %w", err)
 		}
-		if err := c.address(u.Interface, s.Address); err != nil {
-			return nil, err
+		a := addressing{addr: p}
+		if s.Gateway != "" {
+			if a.gw, err = netip.ParseAddr(s.Gateway); err != nil {
+				return nil, fmt.Errorf("gateway: %w", err)
+			}
 		}
+		as = append(as, a)
+	}
+	if st.dhcp4 {
+		// The lease's address and router, once the DHCP session has one.
+		if l, ok := c.facts.Lease4(u.Name); ok && l.Address.IsValid() && l.Address.Addr().Is4() {
+			as = append(as, addressing{addr: l.Address, gw: l.Gateway})
+		}
+	}
+	healthy, known := c.facts.Healthy(u.Name)
+	down := known && !healthy
+	for _, a := range as {
+		p := a.addr
+		c.address(u.Interface, p)
 		c.routes = append(c.routes, connected(u.Table, u.Interface, p))
 		host := netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
 		c.rules = append(c.rules, nl.Rule{Priority: nl.PrioUplink, From: host, Table: u.Table, SuppressPrefixlen: -1})
-		if s.Gateway == "" {
+		if p.Addr().Is4() {
+			st.addr4 = p
+		} else {
+			st.addr6 = p
+		}
+		if !a.gw.IsValid() {
 			continue
 		}
-		gw, err := netip.ParseAddr(s.Gateway)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
-		}
 		def, metric := netip.PrefixFrom(netip.IPv4Unspecified(), 0), metricTable4
-		if gw.Is6() {
+		if a.gw.Is6() {
 			def, metric = netip.PrefixFrom(netip.IPv6Unspecified(), 0), metricTable6
-			st.gw6, st.addr6 = gw, p
+			st.gw6 = a.gw
 		} else {
-			st.gw4, st.addr4 = gw, p
+			st.gw4 = a.gw
 		}
-		c.routes = append(c.routes, nl.Route{Table: u.Table, Dst: def, Metric: metric, Gateway: gw, Link: u.Interface})
+		c.routes = append(c.routes, nl.Route{Table: u.Table, Dst: def, Metric: metric, Gateway: a.gw, Link: u.Interface})
 		if !down {
-			c.routes = append(c.routes, nl.Route{Table: nl.TableMain, Dst: def, Metric: u.Priority, Gateway: gw, Link: u.Interface})
+			c.routes = append(c.routes, nl.Route{Table: nl.TableMain, Dst: def, Metric: u.Priority, Gateway: a.gw, Link: u.Interface})
 		}
 	}
 	return st, nil

@@ -1,8 +1,7 @@
-package reconcile
+package compile
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/drivers/mptcp"
@@ -10,9 +9,9 @@ import (
 )
 
 // mptcp compiles the uplinks' MPTCP roles into the MPTCP driver's
-// resources (c.mptcpObjs): the limits, then one endpoint per static address
-// of each uplink whose mode is not off, bound to its interface; and the
-// net.mptcp.* sysctls they need, as the netlink driver's. A spec without
+// resources (c.mptcpObjs): the limits, then one endpoint per current
+// address (static, or from a lease) of each uplink whose mode is not off,
+// bound to its interface; and the net.mptcp.* sysctls they need, as the netlink driver's. A spec without
 // an MPTCP uplink compiles to none of these, so braid restores what it had
 // changed. An uplink without mptcp (a spec without defaults) is off.
 func (c *compiler) mptcp(spec *api.RouterSpec) error {
@@ -37,16 +36,9 @@ func (c *compiler) mptcp(spec *api.RouterSpec) error {
 			fullmesh = true
 		}
 		uplinks++
-		// Static addresses for now; a DHCP lease's address joins when
-		// leases are facts.
-		for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {
-			if s == nil {
-				continue
-			}
-			p, err := netip.ParsePrefix(s.Address)
-			if err != nil {
-				return fmt.Errorf("uplinks[%s].mptcp: address: %w", u.Name, err)
-			}
+		// The uplink's addresses now: static, or its lease's once it
+		// has one (the endpoint moves with the lease).
+		for _, p := range c.uplinks[u.Name].addrs() {
 			eps = append(eps, mptcp.Endpoint{Addr: p.Addr(), Dev: u.Interface, Flags: flags})
 		}
 	}

@@ -1,4 +1,4 @@
-package reconcile
+package compile
 
 import (
 	"fmt"
@@ -9,12 +9,14 @@ import (
 	"github.com/braid-router/braid/drivers/mptcp"
 	nl "github.com/braid-router/braid/drivers/netlink"
 	nft "github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
 // mptcpLines lists the MPTCP driver's resources and the net.mptcp.*
 // sysctls of a desired state, as "ADDRESS fields".
-func mptcpLines(d Desired) []string {
+func mptcpLines(d reconcile.Desired) []string {
 	var out []string
 	for _, r := range d.Resources {
 		switch r := r.(type) {
@@ -95,7 +97,7 @@ func TestCompileMPTCP(t *testing.T) {
 			for i, m := range tt.modes {
 				spec.Uplinks[i].MPTCP = m
 			}
-			d, err := Compile(spec, Facts{})
+			d, err := Router(spec, facts.Set{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,15 +187,15 @@ func TestCompileMPTCPErrors(t *testing.T) {
 			MPTCP: &api.MPTCP{Mode: api.MPTCPSubflow},
 		})
 	}
-	if _, err := Compile(spec, Facts{}); err == nil || !strings.Contains(err.Error(), "10 MPTCP endpoints, more than the kernel's maximum of 8") {
+	if _, err := Router(spec, facts.Set{}); err == nil || !strings.Contains(err.Error(), "10 MPTCP endpoints, more than the kernel's maximum of 8") {
 		t.Errorf("ten endpoints: err = %v", err)
 	}
 	spec.Uplinks[4].MPTCP.Mode = api.MPTCPOff
-	if _, err := Compile(spec, Facts{}); err != nil {
+	if _, err := Router(spec, facts.Set{}); err != nil {
 		t.Errorf("eight endpoints: %v", err)
 	}
 	spec.Uplinks[0].MPTCP.Mode = "sometimes"
-	if _, err := Compile(spec, Facts{}); err == nil || !strings.Contains(err.Error(), `uplinks[u0].mptcp.mode: unknown mode "sometimes"`) {
+	if _, err := Router(spec, facts.Set{}); err == nil || !strings.Contains(err.Error(), `uplinks[u0].mptcp.mode: unknown mode "sometimes"`) {
 		t.Errorf("unknown mode: err = %v", err)
 	}
 }
@@ -205,7 +207,7 @@ func TestCompileMPTCPDHCPUplink(t *testing.T) {
 	spec.Uplinks[1].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{}}
 	spec.Uplinks[0].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
 	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPBackup}
-	d, err := Compile(spec, Facts{})
+	d, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,12 +222,12 @@ func TestCompileMPTCPDHCPUplink(t *testing.T) {
 func TestCompileMPTCPAddressChangeMovesTheEndpoint(t *testing.T) {
 	spec := twoUplinks()
 	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
-	before, err := Compile(spec, Facts{})
+	before, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec.Uplinks[1].IPv4.Static.Address = "10.102.0.3/24"
-	after, err := Compile(spec, Facts{})
+	after, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
-package reconcile
+package netlink
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 
-	nl "github.com/braid-router/braid/drivers/netlink"
+	vnl "github.com/vishvananda/netlink"
+
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -51,31 +53,54 @@ type Path struct {
 // conservative: it names every change that removes or alters the session's
 // address, takes its link down, or removes or re-points a braid route that
 // covers the client on that link.
-func CutsSSH(p *Plan, s SSHSession, path Path) string {
+func CutsSSH(changes []plan.Change, s SSHSession, path Path) string {
 	var why []string
-	for _, c := range p.Changes {
+	for _, c := range changes {
 		switch r := c.Resource().(type) {
-		case nl.Addr:
+		case Addr:
 			if s.Server.IsValid() && r.Prefix.Addr() == s.Server && c.Action != plan.Create {
 				why = append(why, fmt.Sprintf("%s %s removes the address the session uses (%s)", c.Action, c.Address(), s.Server))
 			}
-		case nl.Link:
+		case Link:
 			if r.Name != path.Link {
 				continue
 			}
-			if after, ok := c.After.(nl.Link); c.Action == plan.Delete || (ok && !after.Up) {
+			if after, ok := c.After.(Link); c.Action == plan.Delete || (ok && !after.Up) {
 				why = append(why, fmt.Sprintf("%s %s may take down %s, which carries the session", c.Action, c.Address(), path.Link))
 			}
-		case nl.Route:
-			before, ok := c.Before.(nl.Route)
+		case Route:
+			before, ok := c.Before.(Route)
 			if !ok || !before.Dst.Contains(s.Client) || before.Link != path.Link {
 				continue
 			}
-			if after, ok := c.After.(nl.Route); ok && after.Link == before.Link && after.Gateway == before.Gateway {
+			if after, ok := c.After.(Route); ok && after.Link == before.Link && after.Gateway == before.Gateway {
 				continue
 			}
 			why = append(why, fmt.Sprintf("%s %s re-routes the path to the SSH client %s", c.Action, c.Address(), s.Client))
 		}
 	}
 	return strings.Join(why, "; ")
+}
+
+// PathTo asks the kernel how it reaches the SSH client now.
+func PathTo(s SSHSession) (Path, error) {
+	opts := &vnl.RouteGetOptions{}
+	if s.Server.IsValid() {
+		opts.SrcAddr = net.IP(s.Server.AsSlice())
+	}
+	routes, err := vnl.RouteGetWithOptions(net.IP(s.Client.AsSlice()), opts)
+	if err != nil {
+		return Path{}, fmt.Errorf("route to %s: %w", s.Client, err)
+	}
+	if len(routes) == 0 {
+		return Path{}, fmt.Errorf("no route to %s", s.Client)
+	}
+	var p Path
+	if l, err := vnl.LinkByIndex(routes[0].LinkIndex); err == nil {
+		p.Link = l.Attrs().Name
+	}
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok {
+		p.Gateway = gw.Unmap()
+	}
+	return p, nil
 }

@@ -1,4 +1,4 @@
-package reconcile
+package compile
 
 import (
 	"path/filepath"
@@ -8,6 +8,8 @@ import (
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
 	nft "github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -26,13 +28,13 @@ func twoUplinks() *api.RouterSpec {
 }
 
 // compileLab compiles specs/lab.yaml with no facts.
-func compileLab(t *testing.T) Desired {
+func compileLab(t *testing.T) reconcile.Desired {
 	t.Helper()
 	doc, err := api.Load("../specs/lab.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Compile(doc.Router, Facts{})
+	d, err := Router(doc.Router, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +43,9 @@ func compileLab(t *testing.T) Desired {
 
 // compileOrWantErr compiles spec with no facts. With wantErr set, it checks
 // that compiling fails with an error containing wantErr and returns false.
-func compileOrWantErr(t *testing.T, spec *api.RouterSpec, wantErr string) (Desired, bool) {
+func compileOrWantErr(t *testing.T, spec *api.RouterSpec, wantErr string) (reconcile.Desired, bool) {
 	t.Helper()
-	d, err := Compile(spec, Facts{})
+	d, err := Router(spec, facts.Set{})
 	if wantErr != "" {
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Fatalf("err = %v, want %q", err, wantErr)
@@ -80,7 +82,7 @@ func addresses(rs []plan.Resource) []string {
 }
 
 func TestCompileTwoUplinks(t *testing.T) {
-	d, err := Compile(twoUplinks(), Facts{})
+	d, err := Router(twoUplinks(), facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func TestCompileRoutes(t *testing.T) {
 func TestCompileOrder(t *testing.T) {
 	spec := twoUplinks()
 	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp2"}, {From: []string{"192.168.50.7/32"}, Via: "isp1"}}
-	d, err := Compile(spec, Facts{})
+	d, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +267,7 @@ func TestCompileNotes(t *testing.T) {
 	spec.Aggregation = &api.Aggregation{}
 	spec.DNS = &api.DNS{}
 	spec.LAN.IPv6 = &api.LANIPv6{FromTunnel: "sixpe"}
-	d, err := Compile(spec, Facts{})
+	d, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,7 @@ func TestCompileNotes(t *testing.T) {
 	// A DHCP uplink is noted; it contributes its link and rp_filter only.
 	spec = twoUplinks()
 	spec.Uplinks[1].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{VendorClass: "neufbox_braid"}}
-	d, err = Compile(spec, Facts{})
+	d, err = Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,22 +299,22 @@ func TestCompileNotes(t *testing.T) {
 	}
 	// routes: via a DHCP uplink wait for its lease: a note, not an error.
 	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp2"}}
-	d, err = Compile(spec, Facts{})
+	d, err = Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Notes) != 2 || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "waits for the uplink's DHCP lease") {
+	if len(d.Notes) != 2 || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "wait for the uplink's DHCP lease") {
 		t.Errorf("notes = %v", d.Notes)
 	}
 }
 
 func TestCompileEmpty(t *testing.T) {
-	d, err := Compile(nil, Facts{})
+	d, err := Router(nil, facts.Set{})
 	if err != nil || len(d.Resources) != 0 || len(d.Notes) != 0 {
-		t.Fatalf("Compile(nil) = %v, %v; want nothing", d, err)
+		t.Fatalf("Router(nil) = %v, %v; want nothing", d, err)
 	}
 	// A router with a LAN only has no uplink rules.
-	d, err = Compile(&api.RouterSpec{LAN: &api.LAN{Interface: "br-lan", Addresses: []string{"192.168.1.1/24"}}}, Facts{})
+	d, err = Router(&api.RouterSpec{LAN: &api.LAN{Interface: "br-lan", Addresses: []string{"192.168.1.1/24"}}}, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +328,7 @@ func TestCompileEmpty(t *testing.T) {
 func TestCompileDotInInterfaceName(t *testing.T) {
 	spec := &api.RouterSpec{Uplinks: []api.Uplink{{Name: "vlan", Interface: "eth0.100", Table: 7101,
 		IPv4: &api.UplinkIPv4{Static: &api.Static{Address: "10.0.0.2/24", Gateway: "10.0.0.1"}}}}}
-	d, err := Compile(spec, Facts{})
+	d, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,8 +339,8 @@ func TestCompileDotInInterfaceName(t *testing.T) {
 }
 
 func TestCompileIsDeterministic(t *testing.T) {
-	a, _ := Compile(twoUplinks(), Facts{})
-	b, _ := Compile(twoUplinks(), Facts{})
+	a, _ := Router(twoUplinks(), facts.Set{})
+	b, _ := Router(twoUplinks(), facts.Set{})
 	if strings.Join(addresses(a.Resources), "\n") != strings.Join(addresses(b.Resources), "\n") {
 		t.Fatal("two compiles of the same spec differ")
 	}
@@ -359,26 +361,28 @@ func TestCompileExampleSpecs(t *testing.T) {
 		if doc.Kind != api.KindRouter {
 			continue
 		}
-		if _, err := Compile(doc.Router, Facts{}); err != nil {
+		if _, err := Router(doc.Router, facts.Set{}); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
 }
 
 func TestCompileUplinkHealthFacts(t *testing.T) {
-	no, yes := false, true
+	verdict := func(uplink string, healthy bool) facts.Set {
+		return facts.Set{Slots: map[string]facts.Slot{"health/" + uplink: {Facts: []facts.Fact{{Health: &facts.Health{Uplink: uplink, Healthy: healthy}, Process: true}}}}}
+	}
 	for _, tt := range []struct {
 		name  string
-		facts Facts
+		facts facts.Set
 		isp2  bool // isp2's main default route present
 	}{
-		{"no facts: waiting, the uplink is used", Facts{}, true},
-		{"healthy", Facts{Uplinks: map[string]UplinkFacts{"isp2": {Healthy: &yes}}}, true},
-		{"unhealthy: its default route leaves the main table", Facts{Uplinks: map[string]UplinkFacts{"isp2": {Healthy: &no}}}, false},
-		{"another uplink's fact", Facts{Uplinks: map[string]UplinkFacts{"isp1": {Healthy: &no}}}, true},
+		{"no facts: waiting, the uplink is used", facts.Set{}, true},
+		{"healthy", verdict("isp2", true), true},
+		{"unhealthy: its default route leaves the main table", verdict("isp2", false), false},
+		{"another uplink's fact", verdict("isp1", false), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := Compile(twoUplinks(), tt.facts)
+			d, err := Router(twoUplinks(), tt.facts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,11 @@
-package reconcile
+package compile
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -29,14 +30,14 @@ func BenchmarkCompile10k(b *testing.B) {
 	spec := bigSpec()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Compile(spec, Facts{}); err != nil {
+		if _, err := Router(spec, facts.Set{}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkDiffConverged10k(b *testing.B) {
-	d, _ := Compile(bigSpec(), Facts{})
+	d, _ := Router(bigSpec(), facts.Set{})
 	live := make([]plan.Observed, len(d.Resources))
 	for i, r := range d.Resources {
 		live[i] = plan.Observed{Resource: r}

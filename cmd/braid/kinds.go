@@ -1,0 +1,18 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/braid-router/braid/session"
+)
+
+// sessionKinds is the registry of the session kinds this build of braid
+// runs. A session the desired state names whose kind is not registered
+// shows as "unavailable" in `braid status`, and its section's note in
+// every plan says it is not converged yet. A test build (-tags braidtest)
+// adds stand-ins (see standins.go).
+func sessionKinds(log *slog.Logger) *session.Registry {
+	reg := &session.Registry{}
+	registerStandIns(reg, log)
+	return reg
+}

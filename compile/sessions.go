@@ -1,0 +1,73 @@
+package compile
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/dhcp4"
+	"github.com/braid-router/braid/sessions/health"
+)
+
+// sessions compiles the protocol sessions the spec asks for: a DHCPv4
+// client per uplink whose IPv4 comes from DHCP, a health tracker per
+// uplink with health probes.
+func (c *compiler) sessions(spec *api.RouterSpec) error {
+	for i := range spec.Uplinks {
+		u := &spec.Uplinks[i]
+		if u.IPv4 != nil && u.IPv4.DHCP != nil {
+			d := u.IPv4.DHCP
+			c.specs = append(c.specs, session.Spec{Kind: dhcp4.Kind, Name: u.Name, Config: dhcp4.Config{
+				Uplink: u.Name, Interface: u.Interface,
+				VendorClass: d.VendorClass, ClientID: d.ClientID, Hostname: d.Hostname,
+			}})
+		}
+		if h := u.Health; h != nil {
+			interval, err := time.ParseDuration(h.Interval)
+			if err != nil {
+				return fmt.Errorf("uplinks[%s].health.interval: %w", u.Name, err)
+			}
+			cfg := health.Config{
+				Uplink: u.Name, Interface: u.Interface, Probes: h.Probes,
+				Interval: interval, Timeout: interval,
+				FailAfter: h.FailAfter, RecoverAfter: h.RecoverAfter,
+			}
+			var wait string
+			if st := c.uplinks[u.Name]; st != nil {
+				for _, p := range st.addrs() {
+					cfg.Sources = append(cfg.Sources, p.Addr())
+				}
+				if len(cfg.Sources) == 0 && st.dhcp4 {
+					wait = "the DHCP lease of uplink " + u.Name
+				}
+			}
+			c.specs = append(c.specs, session.Spec{Kind: health.Kind, Name: u.Name, Config: cfg, Wait: wait})
+		}
+	}
+	return nil
+}
+
+// Targets lists what must keep answering after a change of spec: its
+// management probes and a TCP connect to its aggregation peer.
+func Targets(spec *api.RouterSpec) []reconcile.Target {
+	var ts []reconcile.Target
+	if spec == nil {
+		return nil
+	}
+	if m := spec.Management; m != nil {
+		for _, p := range m.Probes {
+			switch {
+			case p.TCP != "":
+				ts = append(ts, reconcile.Target{Kind: "tcp", Addr: p.TCP})
+			case p.ICMP != "":
+				ts = append(ts, reconcile.Target{Kind: "icmp", Addr: p.ICMP})
+			}
+		}
+	}
+	if a := spec.Aggregation; a != nil && a.Peer != nil && a.Peer.Address != "" {
+		ts = append(ts, reconcile.Target{Kind: "tcp", Addr: a.Peer.Address})
+	}
+	return ts
+}

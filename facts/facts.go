@@ -1,0 +1,314 @@
+// Package facts holds what braid's protocol sessions learnt and the
+// compiler turns into kernel objects: a DHCP lease, an uplink's health
+// verdict, a link a session created, a delegated prefix.
+//
+// Facts are kept by owner: each session writes only its own slot (its
+// address, "dhcp4/fibre"), replacing what it reported before, and the
+// compiler reads all slots. Every fact says how long it holds: until it
+// expires (a lease's end), and whether it survives braid's process (a
+// lease does; a health verdict, or a link that vanishes with the process's
+// file descriptors, does not). Measurements (round-trip times, loss,
+// counters) are not facts: they live in a session's status and never
+// trigger a pass.
+//
+// A missing fact means "waiting", never "remove": the compiler leaves out
+// what depends on a fact nobody has reported.
+package facts
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Set is every fact, by owner. The zero Set has no facts.
+type Set struct {
+	// Version increases with every change.
+	Version uint64 `json:"version"`
+	// Slots holds each owner's facts, by owner ("dhcp4/fibre").
+	Slots map[string]Slot `json:"slots,omitempty"`
+}
+
+// Slot is what one owner reported last.
+type Slot struct {
+	Facts []Fact `json:"facts"`
+}
+
+// Fact is one thing learnt. Exactly one of its kinds (Lease4, Health,
+// Link, Prefix) is set.
+type Fact struct {
+	Lease4 *Lease4 `json:"lease4,omitempty"`
+	Health *Health `json:"health,omitempty"`
+	Link   *Link   `json:"link,omitempty"`
+	Prefix *Prefix `json:"prefix,omitempty"`
+
+	// Expires is when the fact stops holding (a lease's end); zero means
+	// it holds until its owner replaces it.
+	Expires time.Time `json:"expires,omitzero"`
+	// Process is set when the fact holds only while this braid process
+	// runs (a health verdict, a link the session created, the peer's
+	// reachability): it is never read back after a restart.
+	Process bool `json:"process,omitempty"`
+}
+
+// Lease4 is a DHCPv4 lease on an uplink.
+type Lease4 struct {
+	// Uplink names the uplink (spec.uplinks[].name).
+	Uplink string `json:"uplink"`
+	// Address is the leased address with the subnet's prefix length
+	// (option 1).
+	Address netip.Prefix `json:"address"`
+	// Gateway is the first router of option 3; invalid when none.
+	Gateway netip.Addr `json:"gateway,omitzero"`
+	// DNS are the resolvers of option 6.
+	DNS []netip.Addr `json:"dns,omitempty"`
+	// Server is the DHCP server that granted the lease.
+	Server netip.Addr `json:"server,omitzero"`
+}
+
+// Health is the health tracker's verdict on an uplink.
+type Health struct {
+	// Uplink names the uplink.
+	Uplink string `json:"uplink"`
+	// Healthy: false takes the uplink's default route out of the main
+	// table, so traffic moves to the other uplinks.
+	Healthy bool `json:"healthy"`
+}
+
+// Link is a kernel link a session created (a TUN device): it exists only
+// while the session holds it, so its fact is bound to the process.
+type Link struct {
+	// For names what the link carries: "tunnel/sixpe".
+	For string `json:"for"`
+	// Name is the kernel's name of the link.
+	Name string `json:"name"`
+	// Addresses are the link's own addresses that the session negotiated
+	// (a PPP link's IPv6 link-local address).
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
+	// Peer is the far end's address on the link, where it has one.
+	Peer netip.Addr `json:"peer,omitzero"`
+}
+
+// Prefix is a prefix delegated to the box (DHCPv6 prefix delegation).
+type Prefix struct {
+	// For names where it was delegated: "tunnel/sixpe" or "uplink/fibre".
+	For string `json:"for"`
+	// Prefix is the delegated prefix (a /56, a /60, ...).
+	Prefix netip.Prefix `json:"prefix"`
+}
+
+// Kind names the kind of fact f is, for status and errors.
+func (f Fact) Kind() string {
+	switch {
+	case f.Lease4 != nil:
+		return "lease4"
+	case f.Health != nil:
+		return "health"
+	case f.Link != nil:
+		return "link"
+	case f.Prefix != nil:
+		return "prefix"
+	}
+	return "empty"
+}
+
+// Subject names what the fact is about: "uplink/fibre", "tunnel/sixpe".
+func (f Fact) Subject() string {
+	switch {
+	case f.Lease4 != nil:
+		return "uplink/" + f.Lease4.Uplink
+	case f.Health != nil:
+		return "uplink/" + f.Health.Uplink
+	case f.Link != nil:
+		return f.Link.For
+	case f.Prefix != nil:
+		return f.Prefix.For
+	}
+	return ""
+}
+
+// Owners lists the owners in s, sorted: every lookup walks them in this
+// order, so that two owners reporting on one subject resolve the same way
+// every time.
+func (s Set) Owners() []string {
+	return slices.Sorted(maps.Keys(s.Slots))
+}
+
+// find returns the first fact, in owner order, that match accepts.
+func (s Set) find(match func(Fact) bool) (Fact, bool) {
+	for _, o := range s.Owners() {
+		for _, f := range s.Slots[o].Facts {
+			if match(f) {
+				return f, true
+			}
+		}
+	}
+	return Fact{}, false
+}
+
+// Lease4 returns the DHCPv4 lease of an uplink.
+func (s Set) Lease4(uplink string) (Lease4, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Lease4 != nil && f.Lease4.Uplink == uplink })
+	if !ok {
+		return Lease4{}, false
+	}
+	return *f.Lease4, true
+}
+
+// Healthy returns the health verdict of an uplink, and whether there is
+// one: an uplink without a verdict is used.
+func (s Set) Healthy(uplink string) (healthy, known bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Health != nil && f.Health.Uplink == uplink })
+	if !ok {
+		return false, false
+	}
+	return f.Health.Healthy, true
+}
+
+// Link returns the link created for what ("tunnel/sixpe").
+func (s Set) Link(what string) (Link, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Link != nil && f.Link.For == what })
+	if !ok {
+		return Link{}, false
+	}
+	return *f.Link, true
+}
+
+// Prefix returns the prefix delegated for what ("tunnel/sixpe").
+func (s Set) Prefix(what string) (Prefix, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Prefix != nil && f.Prefix.For == what })
+	if !ok {
+		return Prefix{}, false
+	}
+	return *f.Prefix, true
+}
+
+// Clone returns a deep copy of s.
+func (s Set) Clone() Set {
+	c := Set{Version: s.Version}
+	if s.Slots != nil {
+		c.Slots = make(map[string]Slot, len(s.Slots))
+		for o, sl := range s.Slots {
+			c.Slots[o] = Slot{Facts: cloneFacts(sl.Facts)}
+		}
+	}
+	return c
+}
+
+func cloneFacts(fs []Fact) []Fact {
+	out := make([]Fact, len(fs))
+	for i, f := range fs {
+		out[i] = f.clone()
+	}
+	return out
+}
+
+func (f Fact) clone() Fact {
+	if f.Lease4 != nil {
+		l := *f.Lease4
+		l.DNS = slices.Clone(l.DNS)
+		f.Lease4 = &l
+	}
+	if f.Health != nil {
+		h := *f.Health
+		f.Health = &h
+	}
+	if f.Link != nil {
+		l := *f.Link
+		l.Addresses = slices.Clone(l.Addresses)
+		f.Link = &l
+	}
+	if f.Prefix != nil {
+		p := *f.Prefix
+		f.Prefix = &p
+	}
+	return f
+}
+
+// Pruned returns s without the facts that have expired at now, and, when
+// restarted is set, without those bound to a process (a set read back
+// from disk). It reports whether anything was dropped.
+func (s Set) Pruned(now time.Time, restarted bool) (Set, bool) {
+	out := Set{Version: s.Version}
+	dropped := false
+	for o, sl := range s.Slots {
+		var keep []Fact
+		for _, f := range sl.Facts {
+			if (!f.Expires.IsZero() && !now.Before(f.Expires)) || (restarted && f.Process) {
+				dropped = true
+				continue
+			}
+			keep = append(keep, f)
+		}
+		if len(keep) == 0 {
+			dropped = dropped || len(sl.Facts) == 0
+			continue
+		}
+		if out.Slots == nil {
+			out.Slots = make(map[string]Slot, len(s.Slots))
+		}
+		out.Slots[o] = Slot{Facts: keep}
+	}
+	return out, dropped
+}
+
+// NextExpiry returns the earliest expiry of a fact in s, or zero.
+func (s Set) NextExpiry() time.Time {
+	var next time.Time
+	for _, sl := range s.Slots {
+		for _, f := range sl.Facts {
+			if !f.Expires.IsZero() && (next.IsZero() || f.Expires.Before(next)) {
+				next = f.Expires
+			}
+		}
+	}
+	return next
+}
+
+// Durable returns the part of s that survives a restart: the facts not
+// bound to the process.
+func (s Set) Durable() Set {
+	out := Set{Version: s.Version}
+	for o, sl := range s.Slots {
+		var keep []Fact
+		for _, f := range sl.Facts {
+			if !f.Process {
+				keep = append(keep, f)
+			}
+		}
+		if len(keep) > 0 {
+			if out.Slots == nil {
+				out.Slots = map[string]Slot{}
+			}
+			out.Slots[o] = Slot{Facts: keep}
+		}
+	}
+	return out
+}
+
+// Entry is one fact with its owner, for status.
+type Entry struct {
+	Owner   string    `json:"owner"`
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	Expires time.Time `json:"expires,omitzero"`
+	Process bool      `json:"process,omitempty"`
+	Fact    Fact      `json:"fact"`
+}
+
+// Entries lists every fact with its owner, sorted by owner, subject and
+// kind.
+func (s Set) Entries() []Entry {
+	var out []Entry
+	for _, o := range s.Owners() {
+		for _, f := range s.Slots[o].Facts {
+			out = append(out, Entry{Owner: o, Kind: f.Kind(), Subject: f.Subject(), Expires: f.Expires, Process: f.Process, Fact: f.clone()})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Entry) int {
+		return cmp.Or(cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Kind, b.Kind))
+	})
+	return out
+}

@@ -1,0 +1,234 @@
+package facts
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+
+func lease(uplink, addr string) *Lease4 {
+	return &Lease4{Uplink: uplink, Address: netip.MustParsePrefix(addr), Gateway: netip.MustParsePrefix(addr).Masked().Addr().Next()}
+}
+
+func TestLookupsWalkOwnersInOrder(t *testing.T) {
+	s := Set{Slots: map[string]Slot{
+		"dhcp4/b": {Facts: []Fact{{Lease4: lease("fibre", "10.0.0.9/24")}}},
+		"dhcp4/a": {Facts: []Fact{{Lease4: lease("fibre", "10.0.0.2/24")}, {Health: &Health{Uplink: "lte", Healthy: false}}}},
+		"l2tp/x":  {Facts: []Fact{{Link: &Link{For: "tunnel/sixpe", Name: "sixpe"}}, {Prefix: &Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2001:db8:e000::/56")}}}},
+	}}
+	l, ok := s.Lease4("fibre")
+	if !ok || l.Address.String() != "10.0.0.2/24" {
+		t.Errorf("Lease4(fibre) = %v %v, want the first owner's 10.0.0.2/24", l, ok)
+	}
+	if _, ok := s.Lease4("lte"); ok {
+		t.Error("Lease4(lte): found a lease nobody reported")
+	}
+	if h, known := s.Healthy("lte"); !known || h {
+		t.Errorf("Healthy(lte) = %v %v, want false known", h, known)
+	}
+	if _, known := s.Healthy("fibre"); known {
+		t.Error("Healthy(fibre): a verdict nobody reported")
+	}
+	if lk, ok := s.Link("tunnel/sixpe"); !ok || lk.Name != "sixpe" {
+		t.Errorf("Link = %v %v", lk, ok)
+	}
+	if p, ok := s.Prefix("tunnel/sixpe"); !ok || p.Prefix.Bits() != 56 {
+		t.Errorf("Prefix = %v %v", p, ok)
+	}
+	entries := s.Entries()
+	if len(entries) != 5 || entries[0].Owner != "dhcp4/a" || entries[len(entries)-1].Owner != "l2tp/x" {
+		t.Errorf("Entries not sorted by owner: %+v", entries)
+	}
+}
+
+func TestPruned(t *testing.T) {
+	s := Set{Version: 7, Slots: map[string]Slot{
+		"dhcp4/fibre":  {Facts: []Fact{{Lease4: lease("fibre", "10.0.0.2/24"), Expires: t0.Add(time.Hour)}}},
+		"dhcp4/old":    {Facts: []Fact{{Lease4: lease("old", "10.1.0.2/24"), Expires: t0}}},
+		"health/fibre": {Facts: []Fact{{Health: &Health{Uplink: "fibre", Healthy: true}, Process: true}}},
+	}}
+	tests := []struct {
+		name      string
+		now       time.Time
+		restarted bool
+		want      []string
+	}{
+		{"running, before any expiry", t0.Add(-time.Second), false, []string{"dhcp4/fibre", "dhcp4/old", "health/fibre"}},
+		{"running, at the old lease's end", t0, false, []string{"dhcp4/fibre", "health/fibre"}},
+		{"restarted: process-bound facts go", t0.Add(-time.Second), true, []string{"dhcp4/fibre", "dhcp4/old"}},
+		{"restarted after every lease ended", t0.Add(2 * time.Hour), true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, dropped := s.Pruned(tt.now, tt.restarted)
+			if owners := got.Owners(); strings.Join(owners, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("owners %v, want %v", owners, tt.want)
+			}
+			if dropped != (len(tt.want) != 3) {
+				t.Errorf("dropped = %v", dropped)
+			}
+			if got.Version != 7 {
+				t.Errorf("version %d, want 7 (pruning is not a new version by itself)", got.Version)
+			}
+		})
+	}
+	if next := s.NextExpiry(); !next.Equal(t0) {
+		t.Errorf("NextExpiry = %v, want %v", next, t0)
+	}
+}
+
+func TestHubPublishVersionsPersistsAndNotifies(t *testing.T) {
+	dir := t.TempDir()
+	now := t0
+	h, err := Open(Options{Dir: dir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ch, cancel := h.Subscribe()
+	defer cancel()
+	ch2, cancel2 := h.Subscribe()
+	defer cancel2()
+
+	leaseFact := Fact{Lease4: lease("fibre", "10.0.0.2/24"), Expires: t0.Add(time.Hour)}
+	if err := h.Publish("dhcp4/fibre", []Fact{leaseFact}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []<-chan struct{}{ch, ch2} {
+		select {
+		case <-c:
+		default:
+			t.Errorf("subscriber %d was not told", i)
+		}
+	}
+	if v := h.Set().Version; v != 1 {
+		t.Errorf("version %d, want 1", v)
+	}
+	// The same facts again: no change.
+	if err := h.Publish("dhcp4/fibre", []Fact{leaseFact}); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Set().Version; v != 1 {
+		t.Errorf("republishing the same facts made version %d", v)
+	}
+	info, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process-bound fact changes the version but not the file.
+	if err := h.Publish("health/fibre", []Fact{{Health: &Health{Uplink: "fibre", Healthy: false}, Process: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Set().Version; v != 2 {
+		t.Errorf("version %d, want 2", v)
+	}
+	info2, _ := os.Stat(filepath.Join(dir, FileName))
+	if !info2.ModTime().Equal(info.ModTime()) || info2.Size() != info.Size() {
+		t.Error("a process-bound fact was written to disk")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if strings.Contains(string(b), "health") {
+		t.Errorf("the file holds a process-bound fact:\n%s", b)
+	}
+
+	// A restart reads the lease back, not the verdict.
+	h2, err := Open(Options{Dir: dir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	s := h2.Set()
+	if _, ok := s.Lease4("fibre"); !ok {
+		t.Error("the lease did not survive a restart")
+	}
+	if _, known := s.Healthy("fibre"); known {
+		t.Error("a health verdict survived a restart")
+	}
+	// Nor after the lease's end.
+	now = t0.Add(2 * time.Hour)
+	set, warn, err := Load(dir, now)
+	if err != nil || warn != nil {
+		t.Fatal(err, warn)
+	}
+	if _, ok := set.Lease4("fibre"); ok {
+		t.Error("Load returned an expired lease")
+	}
+
+	// Removing a slot.
+	if err := h.Publish("dhcp4/fibre", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Set().Lease4("fibre"); ok {
+		t.Error("the lease is still there after its owner published none")
+	}
+}
+
+func TestHubExpiresFactsOnItsOwn(t *testing.T) {
+	h, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ch, cancel := h.Subscribe()
+	defer cancel()
+	if err := h.Publish("dhcp4/fibre", []Fact{{Lease4: lease("fibre", "10.0.0.2/24"), Expires: time.Now().Add(20 * time.Millisecond)}}); err != nil {
+		t.Fatal(err)
+	}
+	<-ch // the publish
+	ctx, cancelCtx := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelCtx()
+	for {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("the expired lease was never dropped")
+		}
+		if _, ok := h.Set().Lease4("fibre"); !ok {
+			return
+		}
+	}
+}
+
+func TestHubCorruptFileIsDroppedWithAWarning(t *testing.T) {
+	for name, content := range map[string]string{
+		"truncated":     `{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fib`,
+		"two kinds":     `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a"}, "health": {"uplink": "a"}}]}}}`,
+		"no kind":       `{"version": 3, "slots": {"x": {"facts": [{}]}}}`,
+		"bad address":   `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a", "address": "300.1.1.1/24"}}]}}}`,
+		"not an object": `[1, 2]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			set, warn, err := Load(dir, t0)
+			if err != nil {
+				t.Fatalf("Load: %v (a corrupt file is a warning, not an error)", err)
+			}
+			if warn == nil || !strings.Contains(warn.Error(), FileName) {
+				t.Errorf("warning %v does not name the file", warn)
+			}
+			if len(set.Slots) != 0 {
+				t.Errorf("facts from a corrupt file: %+v", set)
+			}
+			if _, err := Open(Options{Dir: dir}); err != nil {
+				t.Errorf("Open: %v", err)
+			}
+		})
+	}
+}
+
+func TestPublishRejectsAFactOfNoKind(t *testing.T) {
+	h, _ := Open(Options{})
+	defer h.Close()
+	if err := h.Publish("x/y", []Fact{{}}); err == nil {
+		t.Error("a fact with no kind was accepted")
+	}
+}

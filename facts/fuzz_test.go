@@ -1,0 +1,47 @@
+package facts
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzLoad feeds arbitrary bytes to the loader of facts.json: it never
+// panics, never returns an error for content (only a warning), and what it
+// accepts survives a round trip.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fibre", "address": "10.0.0.2/24", "gateway": "10.0.0.1"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
+	f.Add([]byte(`{"slots": {"l2tp/sixpe": {"facts": [{"link": {"for": "tunnel/sixpe", "name": "sixpe"}, "process": true}, {"prefix": {"for": "tunnel/sixpe", "prefix": "2001:db8::/56"}}]}}}`))
+	f.Add([]byte(`{`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		set, warn, err := Load(dir, t0)
+		if err != nil {
+			t.Fatalf("Load returned an error for content: %v", err)
+		}
+		if warn != nil {
+			return
+		}
+		for _, e := range set.Entries() {
+			if e.Process {
+				t.Fatalf("a process-bound fact survived loading: %+v", e)
+			}
+			if !e.Expires.IsZero() && !t0.Before(e.Expires) {
+				t.Fatalf("an expired fact survived loading: %+v", e)
+			}
+		}
+		b, err := json.Marshal(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Set
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("accepted facts do not round-trip: %v\n%s", err, b)
+		}
+	})
+}

@@ -1,0 +1,43 @@
+package reconcile
+
+import (
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
+)
+
+// Desired is the state compiled from a spec and the facts: the kernel
+// resources to converge, in apply order (some of them process-bound: see
+// plan.ProcessBound), the sessions to run, the notes the plan must carry,
+// and what must keep answering after a change of spec.
+type Desired struct {
+	Resources []plan.Resource
+	Sessions  []session.Spec
+	Notes     []plan.Note
+	Targets   []Target
+}
+
+// WithoutProcessBound returns d without the process-bound resources whose
+// keep does not accept: the CLI keeps none of them (they
+// are the daemon's), the daemon those whose session runs.
+func (d Desired) WithoutProcessBound(keep func(plan.ProcessBound) bool) Desired {
+	out := d
+	out.Resources = make([]plan.Resource, 0, len(d.Resources))
+	for _, r := range d.Resources {
+		if b, ok := r.(plan.ProcessBound); ok && (keep == nil || !keep(b)) {
+			continue
+		}
+		out.Resources = append(out.Resources, r)
+	}
+	return out
+}
+
+// ProcessBound lists the process-bound resources of d.
+func (d Desired) ProcessBound() []plan.ProcessBound {
+	var out []plan.ProcessBound
+	for _, r := range d.Resources {
+		if b, ok := r.(plan.ProcessBound); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
