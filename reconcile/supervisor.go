@@ -387,8 +387,14 @@ func (r *runner) loop(ctx context.Context) {
 		}
 		runCtx, cancel := context.WithCancel(ctx)
 		r.mu.Lock()
+		// A change that arrived since spec was read: read it again.
+		stale := r.restart
 		r.runCancel = cancel
 		r.mu.Unlock()
+		if stale {
+			cancel()
+			continue
+		}
 		r.set(session.Starting, "")
 		err, panicked := r.runOnce(runCtx, spec)
 		cancel()
@@ -406,7 +412,7 @@ func (r *runner) loop(ctx context.Context) {
 		if err == nil {
 			err = fmt.Errorf("session ended by itself")
 		}
-		backoff = min(max(2*backoff, r.sup.MinBackoff), r.sup.MaxBackoff)
+		backoff = nextBackoff(backoff, r.sup.MinBackoff, r.sup.MaxBackoff)
 		r.crashed(err, panicked, backoff)
 		select {
 		case <-ctx.Done():
@@ -414,6 +420,13 @@ func (r *runner) loop(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// nextBackoff is the wait after a crash that followed a wait of prev:
+// MinBackoff first, doubling up to MaxBackoff. A session that ran until a
+// change of configuration starts again from MinBackoff.
+func nextBackoff(prev, lo, hi time.Duration) time.Duration {
+	return min(max(2*prev, lo), hi)
 }
 
 // runOnce runs the session once, turning a panic into an error.
