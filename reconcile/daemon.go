@@ -72,6 +72,10 @@ type Daemon struct {
 	// OnPass, if set, is called after every pass with its status (metrics);
 	// it runs on the daemon's goroutine, without its lock.
 	OnPass func(PassStatus, Status)
+	// Now and After are the clock of trials and retries (default time.Now
+	// and time.After); tests replace them.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 
 	triggers chan string
 	busy     atomic.Bool
@@ -165,6 +169,12 @@ func (d *Daemon) defaults() {
 	}
 	if d.Prober == nil {
 		d.Prober = DialProber
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.After == nil {
+		d.After = time.After
 	}
 	d.triggers = make(chan string, 64)
 }
@@ -285,9 +295,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				continue
 			default:
 				reran = false
-				backoff = min(max(2*backoff, time.Second), time.Minute)
+				backoff = nextBackoff(backoff, time.Second, time.Minute)
 				d.Log.Warn("pass failed; retrying", "in", backoff, "err", err)
-				retry = time.After(backoff)
+				retry = d.After(backoff)
 			}
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,15 +75,49 @@ func TestDaemonConvergesAndKeepsTheLastGoodSpec(t *testing.T) {
 	}
 }
 
-func TestDaemonRetriesAFailedPass(t *testing.T) {
+// fakeAfter stands for time.After in the daemon: it records each wait
+// asked for and fires only when the test says.
+type fakeAfter struct {
+	mu    sync.Mutex
+	waits []time.Duration
+	chans []chan time.Time
+}
+
+func (f *fakeAfter) After(d time.Duration) <-chan time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	f.waits = append(f.waits, d)
+	f.chans = append(f.chans, ch)
+	return ch
+}
+
+// fire ends the n-th wait (0-based) once the daemon has asked for it, and
+// returns its duration.
+func (f *fakeAfter) fire(t *testing.T, n int) time.Duration {
+	t.Helper()
+	reconcile.WaitFor(t, "the daemon's wait", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.waits) > n
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.chans[n] <- time.Time{}
+	return f.waits[n]
+}
+
+// A failed pass never stops the daemon: it is retried after 1 s, then 2,
+// 4, ... up to a minute, each retry failing the same way, and the first
+// one that succeeds converges.
+func TestDaemonRetriesAFailedPassWithBackoff(t *testing.T) {
 	drv := reconcile.NewLockedDriver()
 	// The kernel refuses the default route; the pass fails and is retried.
 	drv.Refuse("route[main 0.0.0.0/0 metric 10]")
 	src := reconcile.NewMemSource(daemonSpec)
-	d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
+	after := &fakeAfter{}
+	d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour, After: after.After}
+	start(t, d)
 	reconcile.WaitFor(t, "a failed pass", func() bool { return d.Status().Failures >= 1 })
 	st := d.Status()
 	if !strings.Contains(st.LastPass.Error, "route[main 0.0.0.0/0 metric 10]") {
@@ -97,8 +132,21 @@ func TestDaemonRetriesAFailedPass(t *testing.T) {
 	if !failed {
 		t.Errorf("the refused object's status is not error: %+v", st.Objects)
 	}
+	var got []time.Duration
+	for n := range 8 {
+		got = append(got, after.fire(t, n))
+		reconcile.WaitFor(t, "the retry", func() bool { return d.Status().Failures >= uint64(n+2) })
+	}
+	want := []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	if !slices.Equal(got, want) {
+		t.Fatalf("retry waits %v, want %v", got, want)
+	}
 	drv.Refuse("")
+	after.fire(t, 8)
 	reconcile.WaitFor(t, "the retry to converge", func() bool { return d.Status().LastPass.Result == reconcile.ResultConverged })
+	if st := d.Status(); st.Failures != 9 || st.Passes != 10 {
+		t.Errorf("after 9 failures and a success: %d passes, %d failed", st.Passes, st.Failures)
+	}
 }
 
 const trialSpec = `apiVersion: braid/v1alpha1
@@ -116,13 +164,36 @@ spec:
     ipv4: {static: {address: 10.101.0.2/24, gateway: 10.101.0.1}}
 `
 
-func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.LockedDriver, *reconcile.MemSource) {
+// fakeClock is the daemon's clock in trial tests: time moves only when the
+// test says, so a trial is seen before its deadline however busy the
+// machine is.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.LockedDriver, *reconcile.MemSource, *fakeClock) {
 	drv := reconcile.NewLockedDriver()
 	src := reconcile.NewMemSource(data)
+	clock := newFakeClock()
 	d := &reconcile.Daemon{Compile: compile.Compile,
 		Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour,
-		ProbeInterval: 20 * time.Millisecond, ProbeWindow: 300 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
-		StateDir: t.TempDir(),
+		ProbeInterval: 20 * time.Millisecond, ProbeWindow: time.Minute, ProbeTimeout: time.Second,
+		StateDir: t.TempDir(), Now: clock.Now,
 		// The management host answers while the LAN address is there.
 		Prober: func(ctx context.Context, tg reconcile.Target) error {
 			if drv.Has("address[lan0 192.168.50.1/24]") {
@@ -131,21 +202,26 @@ func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.Lo
 			return errors.New("no answer")
 		},
 	}
-	return d, drv, src
+	return d, drv, src, clock
 }
 
 func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
-	d, drv, src := newTrialDaemon(t, trialSpec)
+	d, drv, src, clock := newTrialDaemon(t, trialSpec)
 	cancel := start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
-		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
-	})
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool { return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged })
 	good := st.Revision
 	if st.Trial != nil {
 		t.Fatal("the first revision is not a trial: there is nothing to go back to")
 	}
 	cut := strings.Replace(trialSpec, "192.168.50.1/24", "192.168.60.1/24", 1)
 	src.Set(cut)
+	st = waitStatus(t, d, "the trial, waiting for the probe", func(st reconcile.Status) bool {
+		return st.Trial != nil && len(st.Trial.Waiting) == 1 && drv.Has("address[lan0 192.168.60.1/24]")
+	})
+	if len(st.Quarantined) != 0 {
+		t.Fatal("reverted before the probe window ended")
+	}
+	clock.Advance(time.Minute + time.Second)
 	st = waitStatus(t, d, "the revert", func(st reconcile.Status) bool { return len(st.Quarantined) == 1 })
 	if q := st.Quarantined[0]; q.Revision == good || !strings.Contains(q.Reason, "did not answer within") {
 		t.Errorf("quarantine: %+v", q)
@@ -156,23 +232,30 @@ func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 	if !drv.Has("address[lan0 192.168.50.1/24]") || drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Fatal("the revert did not restore the LAN address")
 	}
-	// The quarantined content is not applied again, even on a reload.
+	// The quarantined content is not applied again, even when a reload
+	// reads it again.
+	loads, passes := src.Loads(), d.Status().Passes
 	d.Trigger("reload")
-	time.Sleep(100 * time.Millisecond)
+	waitStatus(t, d, "the reload pass", func(st reconcile.Status) bool {
+		return st.Passes > passes && slices.Contains(st.LastPass.Triggers, "reload")
+	})
+	if src.Loads() == loads {
+		t.Error("the reload did not read the spec")
+	}
 	if drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Fatal("a quarantined revision was applied again")
-	}
-	if st := d.Status(); !strings.Contains(st.SpecError, "quarantined") {
-		t.Errorf("status does not say the revision is quarantined: %q", st.SpecError)
 	}
 	// A restarted daemon remembers the quarantine and the last good spec.
 	cancel()
 	d2 := &reconcile.Daemon{Compile: compile.Compile, Engine: d.Engine, Source: src, Interval: time.Hour, StateDir: d.StateDir, Prober: d.Prober,
-		ProbeInterval: d.ProbeInterval, ProbeWindow: d.ProbeWindow, ProbeTimeout: d.ProbeTimeout}
+		ProbeInterval: d.ProbeInterval, ProbeWindow: d.ProbeWindow, ProbeTimeout: d.ProbeTimeout, Now: clock.Now}
 	start(t, d2)
 	st = waitStatus(t, d2, "the restarted daemon's pass", func(st reconcile.Status) bool { return st.LastPass != nil })
 	if st.Revision != good || len(st.Quarantined) != 1 || drv.Has("address[lan0 192.168.60.1/24]") {
 		t.Errorf("after a restart: revision %s (good %s), quarantined %v", st.Revision, good, st.Quarantined)
+	}
+	if !strings.Contains(st.SpecError, "quarantined") {
+		t.Errorf("the restarted daemon does not say the revision is quarantined: %q", st.SpecError)
 	}
 	// A different change is tried again.
 	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
@@ -182,19 +265,20 @@ func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 }
 
 func TestTrialNeedsConfirmation(t *testing.T) {
-	d, drv, src := newTrialDaemon(t, trialSpec)
-	d.ConfirmWithin = 300 * time.Millisecond
+	d, drv, src, clock := newTrialDaemon(t, trialSpec)
+	d.ConfirmWithin = time.Hour
 	start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
-		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
-	})
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool { return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged })
 	good := st.Revision
 	if _, err := d.Confirm(); !errors.Is(err, reconcile.ErrNothingToConfirm) {
 		t.Errorf("Confirm with nothing pending: %v", err)
 	}
-	// Not confirmed: reverted.
+	// Not confirmed: reverted once the deadline passes, not before.
 	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	waitStatus(t, d, "the trial", func(st reconcile.Status) bool { return st.Trial != nil })
+	waitStatus(t, d, "the trial applied", func(st reconcile.Status) bool {
+		return st.Trial != nil && drv.Has("address[wan1 10.101.0.3/24]")
+	})
+	clock.Advance(time.Hour + time.Second)
 	waitStatus(t, d, "the revert", func(st reconcile.Status) bool { return len(st.Quarantined) == 1 && st.Revision == good })
 	waitStatus(t, d, "the old state", func(st reconcile.Status) bool {
 		return st.LastPass.Result == reconcile.ResultConverged && drv.Has("address[wan1 10.101.0.2/24]")
@@ -202,15 +286,18 @@ func TestTrialNeedsConfirmation(t *testing.T) {
 	if drv.Has("address[wan1 10.101.0.3/24]") {
 		t.Fatal("the unconfirmed change stayed")
 	}
-	// Confirmed: kept.
+	// Confirmed: kept, past its deadline too.
 	src.Set(strings.Replace(trialSpec, "10.101.0.2/24", "10.101.0.4/24", 1))
-	waitStatus(t, d, "the second trial", func(st reconcile.Status) bool { return st.Trial != nil })
+	waitStatus(t, d, "the second trial", func(st reconcile.Status) bool { return st.Trial != nil && !st.Trial.Confirmed })
 	if _, err := d.Confirm(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	st = d.Status()
-	if st.Trial != nil || len(st.Quarantined) != 1 || !drv.Has("address[wan1 10.101.0.4/24]") {
+	waitStatus(t, d, "the acceptance", func(st reconcile.Status) bool { return st.Trial == nil })
+	clock.Advance(2 * time.Hour)
+	passes := d.Status().Passes
+	d.Trigger("periodic")
+	st = waitStatus(t, d, "a pass after the deadline", func(st reconcile.Status) bool { return st.Passes > passes })
+	if len(st.Quarantined) != 1 || !drv.Has("address[wan1 10.101.0.4/24]") {
 		t.Errorf("after confirm: trial %v, quarantined %v", st.Trial, st.Quarantined)
 	}
 }

@@ -46,6 +46,13 @@ func (m *MemSource) Set(data string) {
 	}
 }
 
+// Loads counts the reads of the source.
+func (m *MemSource) Loads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loads
+}
+
 // NewMemSource returns a source holding data.
 func NewMemSource(data string) *MemSource { return &MemSource{Data: data} }
 
@@ -56,10 +63,11 @@ func (m *MemSource) SetQuietly(data string) {
 	m.mu.Unlock()
 }
 
-// WaitFor polls cond until it holds, failing the test after 5 seconds.
+// WaitFor polls cond until it holds, failing the test after 30 seconds
+// (generous: the suite runs on a busy machine).
 func WaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -121,7 +121,7 @@ func (d *Daemon) startTrial(rev source.Revision, prev *api.Document, prevRev sou
 		return
 	}
 	t := &Trial{Revision: rev.ID, Waiting: waiting, prev: prev, prevRev: prevRev}
-	now := time.Now()
+	now := d.Now()
 	if d.ConfirmWithin > 0 {
 		t.ConfirmBy = now.Add(d.ConfirmWithin)
 	}
@@ -154,7 +154,7 @@ func (d *Daemon) checkTrial(ctx context.Context) (revert string) {
 			still = append(still, waiting[i])
 		}
 	}
-	now := time.Now()
+	now := d.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t.Waiting = still
@@ -181,7 +181,7 @@ func (d *Daemon) revert(reason string) {
 		return
 	}
 	d.trial, d.status.Trial = nil, nil
-	q := Quarantined{Revision: t.Revision, Reason: reason, At: time.Now()}
+	q := Quarantined{Revision: t.Revision, Reason: reason, At: d.Now()}
 	d.status.Quarantined = append(d.status.Quarantined, q)
 	d.status.SpecError, d.status.RejectedRev = quarantineMessage(q), q.Revision
 	d.doc, d.good = t.prev, t.prevRev

@@ -131,7 +131,7 @@ func TestFileInPlaceAndRename(t *testing.T) {
 	w.expect(t, 0, "start after Load")
 
 	write(t, path, spec("2"))
-	w.expect(t, 1, "in-place write")
+	w.changed(t, "in-place write")
 	rev = loadWant(t, f, rev, spec("2"), false)
 
 	renameOver(t, path, spec("3"))
@@ -152,9 +152,9 @@ func TestFileInPlaceAndRename(t *testing.T) {
 	// A change that happens without Load in between is still reported
 	// once per change.
 	write(t, path, spec("4"))
-	w.expect(t, 1, "first unloaded change")
+	w.changed(t, "first unloaded change")
 	write(t, path, spec("5"))
-	w.expect(t, 1, "second unloaded change")
+	w.changed(t, "second unloaded change")
 	loadWant(t, f, rev, spec("5"), false)
 }
 
@@ -186,7 +186,7 @@ func TestFileMissing(t *testing.T) {
 		t.Fatalf("Load after remove: %v", err)
 	}
 	write(t, path, spec("1"))
-	w.expect(t, 1, "file back")
+	w.changed(t, "file back")
 	loadWant(t, f, rev, spec("1"), true)
 
 	// The whole directory removed and made again.
@@ -198,7 +198,7 @@ func TestFileMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, path, spec("2"))
-	w.expect(t, 1, "directory and file back")
+	w.changed(t, "directory and file back")
 	loadWant(t, f, rev, spec("2"), false)
 }
 
@@ -211,7 +211,7 @@ func TestFileWatchBeforeLoad(t *testing.T) {
 	w.expect(t, 1, "first look without Load")
 	load(t, f)
 	write(t, path, spec("2"))
-	w.expect(t, 1, "write")
+	w.changed(t, "write")
 }
 
 func TestFileSymlinkSwap(t *testing.T) {
@@ -239,7 +239,7 @@ func TestFileSymlinkSwap(t *testing.T) {
 	// The target written in place, in a directory the path names only
 	// through the link.
 	write(t, filepath.Join(versions, "2.yaml"), spec("2b"))
-	w.expect(t, 1, "link target written in place")
+	w.changed(t, "link target written in place")
 	rev = loadWant(t, f, rev, spec("2b"), false)
 	write(t, filepath.Join(versions, "1.yaml"), spec("1b"))
 	w.expect(t, 0, "a file the link no longer points to")
@@ -297,7 +297,7 @@ func TestFileConfigMap(t *testing.T) {
 	w.expect(t, 1, "second ..data swap")
 	rev = loadWant(t, f, rev, spec("3"), false)
 	write(t, filepath.Join(dir, "..2026_01_02_03_04_07.3", "home.yaml"), spec("3b"))
-	w.expect(t, 1, "write in the current version")
+	w.changed(t, "write in the current version")
 	rev = loadWant(t, f, rev, spec("3b"), false)
 
 	// A swap to identical content: no notification, same ID.
@@ -341,7 +341,7 @@ func TestFileDirectorySymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	renameOver(t, filepath.Join(real, "home.yaml"), spec("2b"))
-	w.expect(t, 1, "directory replaced")
+	w.changed(t, "directory replaced")
 	loadWant(t, f, rev, spec("2b"), false)
 }
 
@@ -378,7 +378,7 @@ func TestFileGitCheckout(t *testing.T) {
 	w.expect(t, 0, "start")
 
 	git("checkout", "-q", "next")
-	w.expect(t, 1, "git checkout")
+	w.changed(t, "git checkout")
 	rev = loadWant(t, f, rev, spec("2"), false)
 
 	// Activity in .git alone (a commit of another file) is not a change.
@@ -388,7 +388,7 @@ func TestFileGitCheckout(t *testing.T) {
 	w.expect(t, 0, "commit of another file")
 
 	git("checkout", "-q", "main")
-	w.expect(t, 1, "git checkout back")
+	w.changed(t, "git checkout back")
 	loadWant(t, f, rev, spec("1"), false)
 }
 

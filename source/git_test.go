@@ -114,14 +114,18 @@ func TestGitFile(t *testing.T) {
 			w.expect(t, 0, "no new commit")
 			r.Commit(map[string][]byte{"README": []byte("other\n")})
 			c2 := r.Commit(map[string][]byte{"specs/home.yaml": spec("2")})
-			w.expect(t, 1, "two new commits")
+			// Two commits inside one poll are one notification, across
+			// two polls two: at least one, whatever the load.
+			w.changed(t, "two new commits")
 			checkRev(t, load(t, g), url, c2, spec("2"))
-			w.expect(t, 0, "loaded")
+			// A poll that read the head before the load may still
+			// report it; then nothing more.
+			w.changed0or1(t, "loaded")
 
 			// A commit that does not touch the spec is still a new
 			// revision: the ID is the commit.
 			c3 := r.Commit(map[string][]byte{"README": []byte("again\n")})
-			w.expect(t, 1, "commit of another file")
+			w.changed(t, "commit of another file")
 			checkRev(t, load(t, g), url, c3, spec("2"))
 
 			if cache == "dir" {

@@ -67,15 +67,49 @@ func (w *watcher) expect(t *testing.T, n int, what string) {
 	}
 }
 
-// settle waits until Watch has made its first look and drains whatever it
-// reported, so the test starts from a quiet watcher.
-func (w *watcher) settle() {
-	time.Sleep(quiet)
+// changed waits for the notifications of one change: at least one within
+// a generous time, then as many more as arrive until the watcher has been
+// quiet for `quiet`. A change made of several steps (truncate and write,
+// a rename aside, a mkdir and a rename in) may pass through intermediate
+// states: on a busy machine the watcher can look between two steps and
+// report each, so only "at least one" holds whatever the load. Changes
+// made in one step (a rename over, an unlink) use expect(1).
+func (w *watcher) changed(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-w.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no notification within 10s", what)
+	}
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case <-w.ch:
-		default:
+		case <-time.After(quiet):
 			return
+		case <-deadline:
+			t.Fatalf("%s: notifications went on for 10s", what)
+		}
+	}
+}
+
+// changed0or1 waits until the watcher has been quiet for `quiet`, and
+// fails if more than one notification came meanwhile (one may come from a
+// look that started before the change the test just made known).
+func (w *watcher) changed0or1(t *testing.T, what string) {
+	t.Helper()
+	n := 0
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-w.ch:
+			if n++; n > 1 {
+				t.Fatalf("%s: more than one notification", what)
+			}
+		case <-time.After(quiet):
+			return
+		case <-deadline:
+			t.Fatalf("%s: notifications went on for 10s", what)
 		}
 	}
 }
