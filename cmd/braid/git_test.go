@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/internal/gittest"
-	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
 	"github.com/braid-router/braid/reconcile"
 )
@@ -156,8 +155,7 @@ func TestGitRunFile(t *testing.T) {
 // applied.
 func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	l := labtest.New(t)
-	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	b := labBoxOf(t, l)
 	const probe = "10.203.0.2:65101"
 	good := strings.Replace(readFile(t, "../../specs/lab.yaml"), "  management:\n",
 		"  management:\n    probes: [{tcp: \""+probe+"\"}]\n", 1)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,34 +134,33 @@ func TestNoOpApplyWritesNothing(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, labSpec)
 	b.must(0, "apply", "-f", spec)
-	events := nstest.Watch(t, "ip", "-n", b.ns, "monitor", "all")
+	poke, token := nstest.IPMarker(t, b.ns)
+	m := nstest.NewMonitor(t, poke, token, "ip", "-n", b.ns, "monitor", "all")
 	// Wait until the kernel has finished its own work after the apply
-	// (carrier, DAD): a second with no event, at most ten.
-	for quiet, last, start := time.Duration(0), -1, time.Now(); quiet < time.Second; {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("the namespace never went quiet:\n%s", events.String())
+	// (carrier, DAD): an interval between two markers with no other event.
+	deadline := time.Now().Add(time.Minute)
+	for mark := m.Mark(t); ; {
+		if extra := m.Since(t, mark); extra == "" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the namespace never went quiet:\n%s", extra)
 		}
-		time.Sleep(100 * time.Millisecond)
-		if n := events.Len(); n != last {
-			last, quiet = n, 0
-		} else {
-			quiet += 100 * time.Millisecond
-		}
+		time.Sleep(time.Second) // let the kernel's own work (DAD) finish
+		mark = m.Mark(t)
 	}
-	// The monitor is live: a write we make ourselves shows up.
+	// The monitor sees a write between two marks: it can prove silence.
+	mark := m.Mark(t)
 	b.ip("route", "add", "192.0.2.0/24", "dev", "lan0", "table", "200")
 	b.ip("route", "del", "192.0.2.0/24", "dev", "lan0", "table", "200")
-	time.Sleep(300 * time.Millisecond)
-	marker := events.Len()
-	if !strings.Contains(events.String(), "192.0.2.0/24") {
-		t.Fatalf("ip monitor did not see our own write, so it cannot prove silence:\n%s", events.String())
+	if got := m.Since(t, mark); !strings.Contains(got, "192.0.2.0/24") {
+		t.Fatalf("ip monitor did not see our own write between two marks:\n%s", got)
 	}
+	mark = m.Mark(t)
 	r := b.must(0, "apply", "-f", spec)
-	time.Sleep(300 * time.Millisecond)
 	if !strings.Contains(r.stdout, "No changes.") {
 		t.Errorf("no-op apply:\n%s", r.stdout)
 	}
-	if extra := events.String()[marker:]; extra != "" {
+	if extra := m.Since(t, mark); extra != "" {
 		t.Errorf("a no-op apply wrote to the kernel:\n%s", extra)
 	}
 }
@@ -206,6 +206,9 @@ func (b *box) crashEachWrite(spec string, first, total int, state func() string,
 	// Crashes in the middle of destroy too.
 	b.must(0, "apply", "-f", spec)
 	for n := 1; ; n++ {
+		if n > 10*total+100 {
+			t.Fatalf("destroy still crashing at write %d: it never completes", n)
+		}
 		r := b.braid([]string{"BRAID_FAILPOINT_WRITES=" + strconv.Itoa(n)}, "destroy", "--yes")
 		if r.code == 0 {
 			break
@@ -261,14 +264,17 @@ func TestSSHGuard(t *testing.T) {
 
 func TestLockKeepsWritersApart(t *testing.T) {
 	b := newBox(t)
-	// Hold the namespace's lock from another process.
-	holder := exec.Command("flock", "-x", b.runDir+"/"+b.ns+"/lock", "sleep", "30")
+	// Hold the namespace's lock, as another braid would: an exclusive
+	// flock on the lock file, released when the test closes it.
 	os.MkdirAll(b.runDir+"/"+b.ns, 0o700)
-	if err := holder.Start(); err != nil {
+	f, err := os.OpenFile(b.runDir+"/"+b.ns+"/lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Process.Kill()
-	time.Sleep(200 * time.Millisecond)
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
 	r := b.must(1, "apply", "-f", writeSpec(t, labSpec))
 	if !strings.Contains(r.stderr, "another braid process") {
 		t.Errorf("apply while locked:\n%s", r.stderr)

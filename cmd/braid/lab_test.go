@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 // steers routes: destinations, and routes the LAN's IPv6 without NAT.
 func TestLabSpecInTheLab(t *testing.T) {
 	l := labtest.New(t)
-	ns := l.NS(lab.RoleBox)
 	whoami := func(role lab.Role, server, bind string) string {
 		t.Helper()
 		// An unanswered SYN is the expected result of some checks: keep
@@ -33,15 +31,10 @@ func TestLabSpecInTheLab(t *testing.T) {
 	if got := whoami(lab.RoleBox, "198.51.100.80:7", ""); !strings.HasPrefix(got, "error") {
 		t.Fatalf("the unconfigured box reached the server from %s", got)
 	}
-	env := []string{"BRAID_RUN_DIR=" + t.TempDir(), "BRAID_STATE_DIR=" + t.TempDir()}
+	b := labBoxOf(t, l)
 	run := func(args ...string) (string, int) {
-		cmd := exec.Command(braidBin, append([]string{"--netns", ns}, args...)...)
-		cmd.Env = append(cmd.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		return string(out), 0
+		r := b.braid(nil, args...)
+		return r.stdout + r.stderr, r.code
 	}
 	if out, code := run("apply", "-f", "../../specs/lab.yaml"); code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, out)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/lab"
 )
 
 // braidBin is the braid binary under test, built once by TestMain.
@@ -37,6 +40,10 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// commandTimeout bounds every run of the binary by a test: a hang fails
+// the test instead of the whole suite's timeout.
+const commandTimeout = 2 * time.Minute
 
 // result is one run of the braid binary.
 type result struct {
@@ -71,10 +78,20 @@ func newBox(t *testing.T) *box {
 	return b
 }
 
+// labBoxOf is the box of lab l as a *box: its namespace, with runtime and
+// state directories of the test's own.
+func labBoxOf(t *testing.T, l *lab.Lab) *box {
+	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
+	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	return b
+}
+
 // braid runs the binary inside the box with extra environment.
 func (b *box) braid(env []string, args ...string) result {
 	b.t.Helper()
-	cmd := exec.Command(braidBin, append([]string{"--netns", b.ns}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, braidBin, append([]string{"--netns", b.ns}, args...)...)
 	cmd.Env = append(append(os.Environ(), b.env...), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -82,6 +99,8 @@ func (b *box) braid(env []string, args ...string) result {
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	var ee *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		b.t.Fatalf("braid %s did not finish within %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), commandTimeout, r.stdout, r.stderr)
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:

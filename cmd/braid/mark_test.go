@@ -14,7 +14,7 @@ import (
 // uplink's table, in both families: the mechanism per-domain egress uses.
 func TestMarkSteersToItsUplink(t *testing.T) {
 	b := newLabBox(t)
-	b.braid("apply", "-f", "../../specs/lab.yaml")
+	b.braidOK("apply", "-f", "../../specs/lab.yaml")
 	box := b.l.NS(lab.RoleBox)
 	if out := b.boxIP("-4", "rule", "show", "pref", "7050"); !strings.Contains(out, "fwmark 0x1bbe lookup 7102 proto 98") {
 		t.Fatalf("no fwmark rule for isp2:\n%s", out)

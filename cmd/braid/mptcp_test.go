@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -246,15 +245,8 @@ func TestMPTCPInTheLab(t *testing.T) {
 	isp1, isp2 := l.NS(lab.RoleISP1), l.NS(lab.RoleISP2)
 	// The peer accepts subflows (a real peer's spec will set this).
 	nstest.Run(t, "ip", "-n", peer, "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8")
-	env := []string{"BRAID_RUN_DIR=" + t.TempDir(), "BRAID_STATE_DIR=" + t.TempDir()}
-	run := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(braidBin, append([]string{"--netns", box}, args...)...)
-		cmd.Env = append(cmd.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("braid %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	b := labBoxOf(t, l)
+	run := func(args ...string) { t.Helper(); b.must(0, args...) }
 	run("apply", "-f", "../../specs/lab.yaml")
 	if got := nstest.Run(t, "ip", "-n", box, "mptcp", "limits", "show"); !strings.Contains(got, "add_addr_accepted 2 subflows 3") {
 		t.Errorf("box limits: %s", got)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,27 +20,20 @@ import (
 // labBox runs braid in a lab's box, with the test's own run and state
 // directories.
 type labBox struct {
-	t   *testing.T
-	l   *lab.Lab
-	env []string
+	*box
+	l *lab.Lab
 }
 
 func newLabBox(t *testing.T) *labBox {
 	t.Helper()
 	l := labtest.New(t)
-	return &labBox{t: t, l: l, env: []string{"BRAID_RUN_DIR=" + t.TempDir(), "BRAID_STATE_DIR=" + t.TempDir()}}
+	return &labBox{box: labBoxOf(t, l), l: l}
 }
 
-// braid runs braid in the box and fails the test unless it exits 0.
-func (b *labBox) braid(args ...string) string {
+// braidOK runs braid in the box and fails the test unless it exits 0.
+func (b *labBox) braidOK(args ...string) string {
 	b.t.Helper()
-	cmd := exec.Command(braidBin, append([]string{"--netns", b.l.NS(lab.RoleBox)}, args...)...)
-	cmd.Env = append(cmd.Environ(), b.env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.t.Fatalf("braid %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return b.must(0, args...).stdout
 }
 
 // whoami asks a whoami server from a role and returns the address it saw
@@ -139,7 +131,7 @@ func TestNftLabNATAndRouting(t *testing.T) {
 	if got := b.whoami(lab.RoleLAN, "tcp", server4); !strings.HasPrefix(got, "error") {
 		t.Fatalf("before braid, the LAN reached the server from %s", got)
 	}
-	b.braid("apply", "-f", "../../specs/lab.yaml")
+	b.braidOK("apply", "-f", "../../specs/lab.yaml")
 	// The probe before braid left the LAN client's neighbour entry for its
 	// gateway FAILED, and the kernel answers "no route to host" until it
 	// tries again; a real client would, a few seconds later.
@@ -179,7 +171,7 @@ func TestNftLabNATAndRouting(t *testing.T) {
 			t.Errorf("%d datagrams to %s: %s sent %d, %s sent %d; want them all on %s", n, c.dst, c.via, dVia, c.idle, dIdle, c.via)
 		}
 	}
-	b.braid("destroy", "--yes")
+	b.braidOK("destroy", "--yes")
 	if got := b.whoami(lab.RoleLAN, "tcp", server4); !strings.HasPrefix(got, "error") {
 		t.Errorf("after destroy, the LAN still reached the server from %s", got)
 	}
@@ -196,7 +188,7 @@ func TestNftLabNATAndRouting(t *testing.T) {
 // neighbour discovery and path MTU discovery work across it.
 func TestNftLabFirewall(t *testing.T) {
 	b := newLabBox(t)
-	b.braid("apply", "-f", "../../specs/lab.yaml")
+	b.braidOK("apply", "-f", "../../specs/lab.yaml")
 	wan1v4, wan1v6 := netip.MustParseAddr(lab.BoxWAN1V4), netip.MustParseAddr(lab.BoxWAN1V6)
 	lan4, lan6 := netip.MustParseAddr(lab.LANClientV4), netip.MustParseAddr(lab.LANClientV6)
 	ap := func(a netip.Addr, port uint16) string { return netip.AddrPortFrom(a, port).String() }

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/braid-router/braid/internal/nstest"
 )
@@ -113,26 +112,22 @@ func TestNftNoOpApplyIsSilent(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, firewallSpec)
 	b.must(0, "apply", "-f", spec)
-	events := nstest.Watch(t, "ip", "netns", "exec", b.ns, "nft", "monitor")
-	// The monitor is live: a change we make ourselves shows up.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(events.String(), "control") {
-		if time.Now().After(deadline) {
-			t.Fatalf("nft monitor did not see our own change, so it cannot prove silence:\n%s", events.String())
-		}
-		b.nft("add", "table", "inet", "control")
-		b.nft("delete", "table", "inet", "control")
-		time.Sleep(200 * time.Millisecond)
+	poke, token := nstest.NftMarker(t, b.ns)
+	m := nstest.NewMonitor(t, poke, token, "ip", "netns", "exec", b.ns, "nft", "monitor")
+	// The monitor sees a change between two marks: it can prove silence.
+	mark := m.Mark(t)
+	b.nft("add", "table", "inet", "control")
+	b.nft("delete", "table", "inet", "control")
+	if got := m.Since(t, mark); !strings.Contains(got, "control") {
+		t.Fatalf("nft monitor did not see our own change between two marks:\n%s", got)
 	}
-	time.Sleep(300 * time.Millisecond)
-	marker := events.Len()
+	mark = m.Mark(t)
 	r := b.must(0, "apply", "-f", spec)
 	if !strings.Contains(r.stdout, "No changes.") {
 		t.Errorf("no-op apply:\n%s", r.stdout)
 	}
 	b.must(0, "plan", "-f", spec)
-	time.Sleep(300 * time.Millisecond)
-	if extra := events.String()[marker:]; extra != "" {
+	if extra := m.Since(t, mark); extra != "" {
 		t.Errorf("a no-op apply wrote to nftables:\n%s", extra)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
 	"github.com/braid-router/braid/reconcile"
 )
@@ -68,8 +67,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 // the peer stop answering and reverts it, with no one on site.
 func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 	l := labtest.New(t)
-	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	b := labBoxOf(t, l)
 	good := readFile(t, "../../specs/lab.yaml") + `  aggregation:
     peer:
       address: 10.203.0.2:65101

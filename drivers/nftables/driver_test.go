@@ -98,9 +98,9 @@ func TestUpdateOneRule(t *testing.T) {
 		t.Errorf("change: %s", got)
 	}
 	m := r.monitor()
-	mark := m.events.Len()
+	mark := m.Mark(t)
 	r.converge(want)
-	events := m.since(mark)
+	events := m.Since(t, mark)
 	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
 		if !strings.Contains(line, "prerouting_nat") {
 			t.Errorf("the update wrote outside its chain: %q", line)
@@ -140,9 +140,9 @@ func TestSetChangesByElementDifference(t *testing.T) {
 		t.Errorf("desired set: %s", got)
 	}
 	m := r.monitor()
-	mark := m.events.Len()
+	mark := m.Mark(t)
 	r.converge(want)
-	events := strings.Split(strings.TrimSpace(m.since(mark)), "\n")
+	events := strings.Split(strings.TrimSpace(m.Since(t, mark)), "\n")
 	slices.Sort(events)
 	if wantEvents := []string{
 		"add element inet braid allow_v4 { 10.9.9.9 }",
@@ -174,7 +174,7 @@ func TestNoOpWritesNothing(t *testing.T) {
 	want := sample(t)
 	r.converge(want)
 	m := r.monitor()
-	mark := m.events.Len()
+	mark := m.Mark(t)
 	before := r.writes.Count()
 	if changes := r.plan(want); len(changes) != 0 {
 		t.Fatalf("plan on a converged table:%s", describe(changes))
@@ -183,7 +183,7 @@ func TestNoOpWritesNothing(t *testing.T) {
 	if n, err := r.d.ApplyBatch(context.Background(), []plan.Change{{Action: plan.Delete, Before: gone}}); n != 1 || err != nil {
 		t.Fatalf("deleting a rule that is gone: %d, %v", n, err)
 	}
-	if extra := m.since(mark); extra != "" {
+	if extra := m.Since(t, mark); extra != "" {
 		t.Errorf("a no-op pass wrote:\n%s", extra)
 	}
 	if n := r.writes.Count() - before; n != 0 {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/internal/nstest"
@@ -186,42 +185,12 @@ func nftDoc(t *testing.T, s string) map[string][]map[string]any {
 	return out
 }
 
-// monitor runs `nft monitor` in the namespace and collects its events.
-type monitor struct {
-	t      *testing.T
-	events *nstest.SyncBuffer
-}
-
-func (r *rig) monitor() *monitor {
+// monitor runs `nft monitor` in the namespace: the test marks a point
+// (m.Mark(t)) and reads what was written since (m.Since(t, mark)).
+func (r *rig) monitor() *nstest.Monitor {
 	r.t.Helper()
-	m := &monitor{t: r.t, events: nstest.Watch(r.t, "ip", "netns", "exec", r.ns, "nft", "monitor")}
-	// The monitor is live once it shows our own change.
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; !strings.Contains(m.events.String(), "monitorprobe"); i++ {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("nft monitor never showed a change:\n%s", m.events.String())
-		}
-		if i%10 == 0 {
-			r.nft("add", "table", "inet", "monitorprobe")
-			r.nft("delete", "table", "inet", "monitorprobe")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	return m
-}
-
-// since returns the events after a mark (a length of the output), without
-// nft's "# new generation" comments.
-func (m *monitor) since(mark int) string {
-	time.Sleep(300 * time.Millisecond)
-	var out []string
-	for _, line := range strings.Split(m.events.String()[mark:], "\n") {
-		if line != "" && !strings.HasPrefix(line, "# ") {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
+	poke, token := nstest.NftMarker(r.t, r.ns)
+	return nstest.NewMonitor(r.t, poke, token, "ip", "netns", "exec", r.ns, "nft", "monitor")
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
