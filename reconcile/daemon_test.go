@@ -208,7 +208,9 @@ func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.Lo
 func TestTrialRevertsAChangeThatCutsAProbe(t *testing.T) {
 	d, drv, src, clock := newTrialDaemon(t, trialSpec)
 	cancel := start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool { return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged })
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+	})
 	good := st.Revision
 	if st.Trial != nil {
 		t.Fatal("the first revision is not a trial: there is nothing to go back to")
@@ -268,7 +270,9 @@ func TestTrialNeedsConfirmation(t *testing.T) {
 	d, drv, src, clock := newTrialDaemon(t, trialSpec)
 	d.ConfirmWithin = time.Hour
 	start(t, d)
-	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool { return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged })
+	st := waitStatus(t, d, "the first pass", func(st reconcile.Status) bool {
+		return st.LastPass != nil && st.LastPass.Result == reconcile.ResultConverged
+	})
 	good := st.Revision
 	if _, err := d.Confirm(); !errors.Is(err, reconcile.ErrNothingToConfirm) {
 		t.Errorf("Confirm with nothing pending: %v", err)
