@@ -339,8 +339,14 @@ func TestCompileDotInInterfaceName(t *testing.T) {
 }
 
 func TestCompileIsDeterministic(t *testing.T) {
-	a, _ := Router(twoUplinks(), facts.Set{})
-	b, _ := Router(twoUplinks(), facts.Set{})
+	a, errA := Router(twoUplinks(), facts.Set{})
+	b, errB := Router(twoUplinks(), facts.Set{})
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if len(a.Resources) < 20 {
+		t.Fatalf("only %d resources: the comparison would prove little", len(a.Resources))
+	}
 	if strings.Join(addresses(a.Resources), "\n") != strings.Join(addresses(b.Resources), "\n") {
 		t.Fatal("two compiles of the same spec differ")
 	}

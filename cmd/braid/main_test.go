@@ -188,9 +188,16 @@ func (b *box) snapshot() string {
 	} {
 		out.WriteString(strings.Join(args, " ") + "\n" + normalizeJSON(b.t, b.ip(args...)) + "\n")
 	}
-	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/wan1/rp_filter", "net/ipv4/conf/wan2/rp_filter", "net/ipv4/conf/wan1/promote_secondaries"} {
+	// Every sysctl braid writes on these links, and MPTCP's.
+	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
+		"net/ipv4/conf/lan0/promote_secondaries", "net/ipv4/conf/wan1/promote_secondaries", "net/ipv4/conf/wan2/promote_secondaries",
+		"net/ipv4/conf/wan1/rp_filter", "net/ipv4/conf/wan2/rp_filter",
+		"net/mptcp/enabled", "net/mptcp/pm_type"} {
 		out.WriteString(s + "=" + nstest.In(b.t, b.ns, "cat", "/proc/sys/"+s))
 	}
+	out.WriteString("mptcp endpoints\n" + b.ip("mptcp", "endpoint", "show") + "mptcp limits\n" + b.ip("mptcp", "limits", "show"))
+	// The whole nftables ruleset, without counters and handles (-s).
+	out.WriteString("nft\n" + nstest.In(b.t, b.ns, "nft", "-s", "list", "ruleset"))
 	return out.String()
 }
 

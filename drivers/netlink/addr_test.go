@@ -137,8 +137,10 @@ func TestAddrForeignIsAConflict(t *testing.T) {
 	if len(changes) != 0 || len(conflicts) != 2 {
 		t.Fatalf("changes %s, conflicts %v", plantest.Describe(changes), conflicts)
 	}
-	for _, c := range conflicts {
-		t.Log(c)
+	for i, a := range []Addr{a4, a6} {
+		if c := conflicts[i]; c.Address != a.Address() || !strings.Contains(c.Foreign, a.Prefix.String()) {
+			t.Errorf("conflict %d: %v, want one at %s describing the foreign %s", i, c, a.Address(), a.Prefix)
+		}
 	}
 	// Applied anyway (the engine would not), the create is refused as a
 	// conflict and braid does not claim the address.

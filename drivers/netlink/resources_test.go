@@ -1,7 +1,6 @@
 package netlink
 
 import (
-	"fmt"
 	"net/netip"
 	"testing"
 
@@ -15,33 +14,21 @@ func (other) Fields() []plan.Field { return nil }
 
 // The hand-built addresses read exactly as the fmt renderings they replace.
 func TestAddressRendering(t *testing.T) {
-	for _, r := range []Route{
-		{Table: TableMain, Dst: pfx("0.0.0.0/0"), Metric: 10},
-		{Table: 7100, Dst: pfx("2001:db8::/32"), Metric: 1024},
-		{Table: 0, Dst: netip.Prefix{}, Metric: -1},
+	for _, tt := range []struct {
+		r    plan.Resource
+		want string
+	}{
+		{Route{Table: TableMain, Dst: pfx("0.0.0.0/0"), Metric: 10}, "route[main 0.0.0.0/0 metric 10]"},
+		{Route{Table: 7100, Dst: pfx("2001:db8::/32"), Metric: 1024}, "route[7100 2001:db8::/32 metric 1024]"},
+		{Route{Table: 0, Dst: netip.Prefix{}, Metric: -1}, "route[0 invalid Prefix metric -1]"},
+		{Rule{Priority: 7000}, "rule[inet pref 7000]"},
+		{Rule{Priority: 7000, IPv6: true}, "rule[inet6 pref 7000]"},
+		{Rule{Priority: 7100, From: pfx("10.0.0.1/32")}, "rule[inet pref 7100 from 10.0.0.1/32]"},
+		{Rule{Priority: 7300, From: pfx("fd00::/64"), To: pfx("2001:db8::/32")}, "rule[inet6 pref 7300 from fd00::/64 to 2001:db8::/32]"},
+		{Rule{Priority: 0, To: pfx("198.51.100.0/24")}, "rule[inet pref 0 to 198.51.100.0/24]"},
 	} {
-		want := fmt.Sprintf("route[%s %s metric %d]", TableName(r.Table), r.Dst, r.Metric)
-		if got := r.Address(); got != want {
-			t.Errorf("Route.Address() = %q, want %q", got, want)
-		}
-	}
-	for _, r := range []Rule{
-		{Priority: 7000},
-		{Priority: 7000, IPv6: true},
-		{Priority: 7100, From: pfx("10.0.0.1/32")},
-		{Priority: 7300, From: pfx("fd00::/64"), To: pfx("2001:db8::/32")},
-		{Priority: 0, To: pfx("198.51.100.0/24")},
-	} {
-		want := fmt.Sprintf("rule[%s pref %d", r.Family(), r.Priority)
-		if r.From.IsValid() {
-			want += " from " + r.From.String()
-		}
-		if r.To.IsValid() {
-			want += " to " + r.To.String()
-		}
-		want += "]"
-		if got := r.Address(); got != want {
-			t.Errorf("Rule.Address() = %q, want %q", got, want)
+		if got := tt.r.Address(); got != tt.want {
+			t.Errorf("Address() = %q, want %q", got, tt.want)
 		}
 	}
 }

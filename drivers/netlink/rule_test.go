@@ -135,8 +135,16 @@ func TestRuleForeignIsAConflict(t *testing.T) {
 	if len(conflicts) != 3 {
 		t.Fatalf("conflicts: %v", conflicts)
 	}
-	for _, c := range conflicts {
-		t.Log(c)
+	// Each conflict is at the address braid wants and describes the
+	// foreign rule that holds it (its table, not braid's).
+	for i, want := range []struct{ addr, foreign string }{
+		{mine[0].Address(), "lookup=100"},
+		{mine[1].Address(), "lookup=7100 proto=static"},
+		{mine[2].Address(), "lookup=main"},
+	} {
+		if c := conflicts[i]; c.Address != want.addr || !strings.Contains(c.Foreign, want.foreign) {
+			t.Errorf("conflict %d: %v, want one at %s with %s", i, c, want.addr, want.foreign)
+		}
 	}
 	for _, c := range changes {
 		must(t, r.apply(c))

@@ -56,14 +56,16 @@ func TestDiff(t *testing.T) {
 
 func TestInverse(t *testing.T) {
 	a, b := res{"x", "1"}, res{"x", "2"}
-	for _, c := range []Change{{Action: Create, After: a}, {Action: Delete, Before: a}, {Action: Update, Before: a, After: b}} {
-		inv := c.Inverse()
-		if inv.Inverse().Action != c.Action || inv.Address() != "x" {
-			t.Errorf("inverse of %v is %v", c, inv)
+	for _, tt := range []struct {
+		c, want Change
+	}{
+		{Change{Action: Create, After: a}, Change{Action: Delete, Before: a}},
+		{Change{Action: Delete, Before: a}, Change{Action: Create, After: a}},
+		{Change{Action: Update, Before: a, After: b}, Change{Action: Update, Before: b, After: a}},
+	} {
+		if got := tt.c.Inverse(); got != tt.want {
+			t.Errorf("Inverse of %v = %v, want %v", tt.c, got, tt.want)
 		}
-	}
-	if inv := (Change{Action: Update, Before: a, After: b}).Inverse(); inv.After != a || inv.Before != b {
-		t.Error("inverse update does not swap")
 	}
 }
 
