@@ -93,6 +93,11 @@ type Daemon struct {
 	trial *Trial
 	// specPending is set from a spec trigger until a load succeeds.
 	specPending bool
+	// unsaved is set when a new good revision has not been persisted yet.
+	unsaved bool
+	// noGoodWarning is the warning about an unreadable last good spec,
+	// until a new one is saved.
+	noGoodWarning string
 }
 
 // Status is what `braid status` shows.
@@ -112,6 +117,9 @@ type Status struct {
 	Failures uint64 `json:"failedPasses"`
 	// Trial is the revision on probation, awaiting confirmation or probes.
 	Trial *Trial `json:"trial,omitempty"`
+	// Warnings are conditions a person should know of: state files that
+	// could not be read, and what braid did about it.
+	Warnings []string `json:"warnings,omitempty"`
 	// Quarantined lists reverted revisions, never applied again.
 	Quarantined []Quarantined    `json:"quarantined,omitempty"`
 	Sessions    []session.Status `json:"sessions,omitempty"`
@@ -193,6 +201,7 @@ func (d *Daemon) Status() Status {
 	defer d.mu.Unlock()
 	s := d.status
 	s.Objects = slices.Clone(s.Objects)
+	s.Warnings = slices.Clone(s.Warnings)
 	s.Quarantined = slices.Clone(s.Quarantined)
 	if d.trial != nil {
 		t := *d.trial
@@ -405,6 +414,7 @@ func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *
 		d.trial, d.status.Trial = nil, nil
 	}
 	d.doc, d.good = doc, rev
+	d.unsaved = true
 	d.status.Revision, d.status.SpecError, d.status.RejectedRev = rev.ID, "", ""
 	d.Log.Info("spec loaded", "source", d.Source.String(), "revision", rev.ID)
 	return prev != nil, prev, prevRev, nil
@@ -511,12 +521,13 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		// cuts the box off, and the retries are the same revision.
 		defer d.startTrial(d.good, prev, prevRev, waiting)
 	}
-	if fresh || slices.Contains(reasons, "start") {
+	if d.unsaved || slices.Contains(reasons, "start") {
 		defer func() {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			if d.trial == nil {
 				d.saveGood()
+				d.unsaved = false
 			}
 		}()
 	}

@@ -2,7 +2,10 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -446,5 +449,40 @@ func TestDaemonUnreachableSource(t *testing.T) {
 	st = waitStatus(t, d2, "the change", func(st reconcile.Status) bool { return drv.Has("address[wan1 10.101.0.7/24]") && st.SpecError == "" })
 	if st.Revision == good {
 		t.Error("the revision did not move")
+	}
+}
+
+// A last good spec that cannot be read leaves no fallback: the daemon
+// converges what it reads, and says so until it has saved a new one.
+func TestDaemonUnreadableLastGoodSpec(t *testing.T) {
+	for name, content := range map[string]string{
+		"truncated":      `{"revision": "abc", "name": "x.yaml", "spec": "YXBp`,
+		"spec not valid": `{"revision": "abc", "name": "x.yaml", "spec": "` + base64.StdEncoding.EncodeToString([]byte("kind: Nope\n")) + `"}`,
+		"empty":          ``,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "last-good.json"), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			drv := reconcile.NewLockedDriver()
+			src := &reconcile.FailingSource{MemSource: *reconcile.NewMemSource(daemonSpec)}
+			src.SetBroken(true)
+			d := &reconcile.Daemon{Compile: compile.Compile, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour, StateDir: dir}
+			start(t, d)
+			st := waitStatus(t, d, "a failed first pass", func(st reconcile.Status) bool { return st.Failures >= 1 })
+			if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "last-good.json is unreadable") || !strings.Contains(st.Warnings[0], "no last good spec to fall back on") {
+				t.Errorf("warnings: %q", st.Warnings)
+			}
+			if st.Revision != "" || drv.Has("address[wan1 10.101.0.2/24]") {
+				t.Errorf("something was converged without a spec: revision %q", st.Revision)
+			}
+			// The source comes back: its spec is applied and saved, and the
+			// warning goes.
+			src.SetBroken(false)
+			waitStatus(t, d, "the spec applied", func(st reconcile.Status) bool {
+				return st.LastPass.Result == reconcile.ResultConverged && len(st.Warnings) == 0 && drv.Has("address[wan1 10.101.0.2/24]")
+			})
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -226,6 +227,10 @@ func (d *Daemon) saveGood() {
 	if err == nil {
 		err = atomicfile.Write(filepath.Join(d.StateDir, goodFile), b, 0o600)
 	}
+	if err == nil && d.noGoodWarning != "" {
+		d.status.Warnings = slices.DeleteFunc(d.status.Warnings, func(w string) bool { return w == d.noGoodWarning })
+		d.noGoodWarning = ""
+	}
 	if err != nil {
 		d.Log.Error("could not persist the last good spec", "err", err)
 	}
@@ -236,23 +241,45 @@ func (d *Daemon) restoreGood() {
 	if d.StateDir == "" {
 		return
 	}
-	b, err := os.ReadFile(filepath.Join(d.StateDir, goodFile))
-	if err != nil {
+	path := filepath.Join(d.StateDir, goodFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	var g goodState
-	if err := json.Unmarshal(b, &g); err != nil {
-		d.Log.Warn("ignoring an unreadable last good spec", "err", err)
-		return
-	}
-	doc, err := api.Parse(g.Name, g.Spec)
-	if err != nil {
-		d.Log.Warn("ignoring a last good spec that no longer parses", "err", err)
-		return
+	var doc *api.Document
+	if err == nil {
+		g, doc, err = decodeGood(b)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err != nil {
+		// No fallback: the daemon converges the first revision it reads,
+		// and says so until then.
+		w := fmt.Sprintf("%s is unreadable (%v): there is no last good spec to fall back on, and no quarantine, until a revision is applied", path, err)
+		d.Log.Warn("ignoring the persisted last good spec", "err", w)
+		d.status.Warnings = append(d.status.Warnings, w)
+		d.noGoodWarning = w
+		return
+	}
 	d.doc, d.good = doc, source.Revision{ID: g.Revision, Name: g.Name, Data: g.Spec}
 	d.status.Quarantined = g.Quarantined
 	d.status.Revision = g.Revision
+}
+
+// decodeGood reads the persisted last good spec: its JSON, then the spec
+// it holds, which must still parse.
+func decodeGood(b []byte) (goodState, *api.Document, error) {
+	var g goodState
+	if err := json.Unmarshal(b, &g); err != nil {
+		return goodState{}, nil, err
+	}
+	if g.Revision == "" || len(g.Spec) == 0 {
+		return goodState{}, nil, errors.New("no revision or no spec in it")
+	}
+	doc, err := api.Parse(g.Name, g.Spec)
+	if err != nil {
+		return goodState{}, nil, fmt.Errorf("its spec no longer parses: %w", err)
+	}
+	return g, doc, nil
 }

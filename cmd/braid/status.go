@@ -22,6 +22,9 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 	fmt.Fprintf(w, "namespace:  %s\n", ns)
 	fmt.Fprintf(w, "source:     %s\n", st.Source)
 	fmt.Fprintf(w, "revision:   %s\n", orNone(st.Revision))
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "warning:    %s\n", warn)
+	}
 	if st.SpecError != "" {
 		fmt.Fprintf(w, "rejected:   %s (not applied; the revision above stays)\n  %s\n", st.RejectedRev, st.SpecError)
 	}

@@ -86,29 +86,47 @@ func TestElementDiff(t *testing.T) {
 func FuzzRangesFromElements(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 1, 10, 0, 0, 0, 0, 11, 0, 0, 0, 1})
 	f.Add([]byte{10, 0, 0, 0, 0, 10, 0, 0, 0, 0, 255, 0, 0, 0, 1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var elems []gnft.SetElement
-		for len(b) >= 5 {
-			elems = append(elems, gnft.SetElement{Key: b[:4], IntervalEnd: b[4]&1 == 1})
-			b = b[5:]
+	f.Fuzz(func(t *testing.T, b []byte) { roundTripElements(t, b, 4) })
+}
+
+// FuzzRangesFromIPv6Elements is FuzzRangesFromElements for the IPv6 sets
+// (allow_v6, egress_*_v6): 16-byte keys.
+func FuzzRangesFromIPv6Elements(f *testing.F) {
+	v6 := func(last byte, end byte) []byte {
+		k := netip.MustParseAddr("2001:db8::").As16()
+		k[15] = last
+		return append(k[:], end)
+	}
+	f.Add(append(v6(0, 1), v6(1, 0)...))
+	f.Add(append(append(v6(0, 0), v6(255, 1)...), v6(16, 0)...))
+	f.Fuzz(func(t *testing.T, b []byte) { roundTripElements(t, b, 16) })
+}
+
+// roundTripElements decodes b as elements of keyLen-byte keys, each
+// followed by a byte whose low bit marks an interval's end, and checks
+// the decoding's order and round trip.
+func roundTripElements(t *testing.T, b []byte, keyLen int) {
+	var elems []gnft.SetElement
+	for len(b) >= keyLen+1 {
+		elems = append(elems, gnft.SetElement{Key: b[:keyLen], IntervalEnd: b[keyLen]&1 == 1})
+		b = b[keyLen+1:]
+	}
+	rs, err := rangesFromElements(elems, keyLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(rs); i++ {
+		if key(rs[i-1]).Compare(key(rs[i])) > 0 {
+			t.Fatalf("ranges out of order: %v", rs)
 		}
-		rs, err := rangesFromElements(elems, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 1; i < len(rs); i++ {
-			if key(rs[i-1]).Compare(key(rs[i])) > 0 {
-				t.Fatalf("ranges out of order: %v", rs)
-			}
-		}
-		again, err := rangesFromElements(setElements(rs), 4)
-		if err != nil || !slices.Equal(again, rs) {
-			t.Fatalf("elements %v decode to %v, which encode and decode to %v (%v)", elems, rs, again, err)
-		}
-		for _, r := range rs {
-			_ = r.String()
-		}
-	})
+	}
+	again, err := rangesFromElements(setElements(rs), keyLen)
+	if err != nil || !slices.Equal(again, rs) {
+		t.Fatalf("elements %v decode to %v, which encode and decode to %v (%v)", elems, rs, again, err)
+	}
+	for _, r := range rs {
+		_ = r.String()
+	}
 }
 
 // key is where a range sits: its first address, or its end for a stray

@@ -44,13 +44,30 @@ func Open(dir string) (*Record, error) {
 		return nil, fmt.Errorf("read ownership record: %w", err)
 	}
 	if err := json.Unmarshal(b, &r.data); err != nil {
-		return nil, fmt.Errorf("ownership record %s is corrupt: %w", r.path, err)
+		return nil, &CorruptError{Path: r.path, Err: err}
 	}
 	if r.data == nil {
 		r.data = map[string]map[string]json.RawMessage{}
 	}
 	return r, nil
 }
+
+// CorruptError is a record that cannot be read: braid cannot tell what it
+// owns, so it refuses to change anything until a person decides.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("the ownership record %s is corrupt (%v): braid cannot tell which addresses, sysctls, "+
+		"link settings and MPTCP endpoints it changed, so it changes nothing. Restore the file from a backup, "+
+		"or move it aside (mv %s %s.corrupt): braid then treats what that record listed as foreign and leaves it "+
+		"alone (its routes, rules and nftables table it still finds by their marks), and `braid destroy` "+
+		"cannot restore the values it recorded", e.Path, e.Err, e.Path, e.Path)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
 
 // Memory returns a record that is never persisted, for tests and dry runs.
 func Memory() *Record {
