@@ -189,7 +189,14 @@ func converge(cmd *cobra.Command, g *globals, load func(facts.Set) (reconcile.De
 	}
 	// What a revert goes back to: the last confirmed spec.
 	waiting, err := readPending(h.dirs.State)
-	if err != nil {
+	var corrupt *errCorruptPending
+	switch {
+	case errors.As(err, &corrupt):
+		// Which state a revert would go back to is unknown: change
+		// nothing until the reverter has run or a person decides.
+		return &exitCode{code: exitError, err: fmt.Errorf("%w; its reverter reverts it at its deadline (see %s). Wait for it, or remove %s to give the revert up, then apply again",
+			err, filepath.Join(h.dirs.State, revertLog), corrupt.path)}
+	case err != nil:
 		return err
 	}
 	previous, _ := os.ReadFile(filepath.Join(h.dirs.State, appliedFile))

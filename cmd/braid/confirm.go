@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/atomicfile"
 	"github.com/braid-router/braid/internal/control"
@@ -48,17 +51,45 @@ type pending struct {
 	Reverter int `json:"reverter"`
 }
 
+// errCorruptPending is a pending-confirm.json that cannot be read.
+type errCorruptPending struct {
+	path string
+	err  error
+}
+
+func (e *errCorruptPending) Error() string {
+	return fmt.Sprintf("%s is corrupt (%v): braid cannot tell which change made with --confirm is waiting", e.path, e.err)
+}
+
+func (e *errCorruptPending) Unwrap() error { return e.err }
+
+// readPending reads the pending confirmation in dir: nil when there is
+// none, an *errCorruptPending when it cannot be read.
 func readPending(dir string) (*pending, error) {
-	b, err := os.ReadFile(filepath.Join(dir, pendingFile))
+	path := filepath.Join(dir, pendingFile)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	p, err := decodePending(b)
+	if err != nil {
+		return nil, &errCorruptPending{path: path, err: err}
+	}
+	return p, nil
+}
+
+// decodePending decodes a pending confirmation; one without a token or a
+// deadline is not one.
+func decodePending(b []byte) (*pending, error) {
 	var p pending
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("%s: %w", pendingFile, err)
+		return nil, err
+	}
+	if p.Token == "" || p.Deadline.IsZero() {
+		return nil, errors.New("no token or no deadline")
 	}
 	return &p, nil
 }
@@ -91,7 +122,12 @@ func armRevert(h *host, g *globals, within time.Duration, previous []byte) (*pen
 	if err := savePending(h, p); err != nil {
 		return nil, err
 	}
+	handover, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(exe, args...)
+	cmd.Stdin = bytes.NewReader(handover)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -125,12 +161,19 @@ func newRevertCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := readPending(h.dirs.State)
-			if err != nil || p == nil || p.Token != token {
-				return err // confirmed, or superseded by a newer apply
+			// The apply hands the reverter its own copy of the pending
+			// confirmation on stdin, so that the file becoming unreadable
+			// never disarms the revert.
+			b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 2*api.MaxFileSize))
+			if err != nil {
+				return fmt.Errorf("read the pending confirmation: %w", err)
 			}
-			time.Sleep(time.Until(p.Deadline))
-			return revertIfPending(cmd.Context(), h, token)
+			mine, err := decodePending(b)
+			if err != nil || mine.Token != token {
+				return fmt.Errorf("the pending confirmation handed over on stdin is not this reverter's (%v)", err)
+			}
+			time.Sleep(time.Until(mine.Deadline))
+			return revertIfPending(cmd.Context(), h, mine)
 		},
 	}
 	cmd.Flags().StringVar(&token, "token", "", "the pending apply's token")
@@ -138,8 +181,11 @@ func newRevertCmd(g *globals) *cobra.Command {
 }
 
 // revertIfPending goes back to the previous state, under the lock, if the
-// apply with this token is still unconfirmed.
-func revertIfPending(ctx context.Context, h *host, token string) error {
+// apply the reverter armed (mine, as it read it when it started) is still
+// unconfirmed: its pending file is still there, with its token. A pending
+// file that has become unreadable is no confirmation: the reverter reverts
+// with its own copy.
+func revertIfPending(ctx context.Context, h *host, mine *pending) error {
 	var lock interface{ Unlock() error }
 	for {
 		l, err := h.dirs.TryLock()
@@ -153,8 +199,13 @@ func revertIfPending(ctx context.Context, h *host, token string) error {
 	}
 	defer lock.Unlock()
 	p, err := readPending(h.dirs.State)
-	if err != nil || p == nil || p.Token != token {
-		return err
+	var corrupt *errCorruptPending
+	switch {
+	case errors.As(err, &corrupt):
+		h.log.Warn("reverting with the copy this reverter read when it started", "err", err)
+		p = mine
+	case err != nil || p == nil || p.Token != mine.Token:
+		return err // confirmed, or superseded by a newer apply
 	}
 	h.log.Warn("not confirmed in time: reverting", "deadline", p.Deadline)
 	var desired reconcile.Desired
@@ -217,10 +268,13 @@ func newConfirmCmd(g *globals) *cobra.Command {
 			}
 			defer lock.Unlock()
 			p, err := readPending(h.dirs.State)
-			if err != nil {
+			var corrupt *errCorruptPending
+			switch {
+			case errors.As(err, &corrupt):
+				return &exitCode{code: exitError, err: fmt.Errorf("%w; its reverter reverts it at its deadline (see %s). To keep a change, apply it again", err, filepath.Join(h.dirs.State, revertLog))}
+			case err != nil:
 				return err
-			}
-			if p == nil {
+			case p == nil:
 				return &exitCode{code: exitError, err: fmt.Errorf("nothing to confirm in namespace %s", h.dirs.Namespace)}
 			}
 			if err := os.Remove(filepath.Join(h.dirs.State, pendingFile)); err != nil {

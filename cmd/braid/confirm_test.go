@@ -146,3 +146,49 @@ func TestApplyConfirmSupersededByANewerApply(t *testing.T) {
 		t.Errorf("after A's deadline, the box is not B's any more (exit %d):\n%s\nrevert log:\n%s", r.code, r.stdout, lg)
 	}
 }
+
+// A pending-confirm.json that cannot be read is no confirmation: apply
+// and confirm refuse, naming the file and the way out, and the reverter
+// reverts at its deadline with the copy it read when it started.
+func TestApplyConfirmCorruptPendingFileReverts(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	good := b.snapshot()
+	changed := writeSpec(t, strings.Replace(labSpec, "priority: 20", "priority: 30", 1))
+	b.must(0, "apply", "--confirm", "3s", "-f", changed)
+	path := filepath.Join(b.stateDir, b.ns, pendingFile)
+	if err := os.WriteFile(path, []byte(`{"token": "ab`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := b.must(1, "apply", "-f", spec)
+	if !strings.Contains(r.stderr, path+" is corrupt") || !strings.Contains(r.stderr, "its reverter reverts it at its deadline") {
+		t.Errorf("apply with a corrupt pending file:\n%s", r.stderr)
+	}
+	r = b.must(1, "confirm")
+	if !strings.Contains(r.stderr, path+" is corrupt") || !strings.Contains(r.stderr, "apply it again") {
+		t.Errorf("confirm with a corrupt pending file:\n%s", r.stderr)
+	}
+	b.waitReverted(t, 60*time.Second)
+	if after := b.snapshot(); after != good {
+		t.Errorf("the revert did not restore the state before the unconfirmed apply:\n%s", diffLines(good, after))
+	}
+	if log, _ := os.ReadFile(filepath.Join(b.stateDir, b.ns, revertLog)); !strings.Contains(string(log), "reverting with the copy this reverter read") {
+		t.Errorf("the revert log does not say why:\n%s", log)
+	}
+}
+
+// FuzzDecodePending: pending-confirm.json is read back by apply, confirm
+// and the reverter. Decoding never panics, and what it accepts has a token
+// and a deadline.
+func FuzzDecodePending(f *testing.F) {
+	f.Add([]byte(`{"token": "0123456789abcdef", "deadline": "2026-12-05T12:00:00Z", "previous": "YXBp", "previousName": "/var/lib/braid/x/applied.yaml", "reverter": 4242}`))
+	f.Add([]byte(`{"token": "ab`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodePending(b)
+		if err == nil && (p.Token == "" || p.Deadline.IsZero()) {
+			t.Fatalf("accepted %+v", p)
+		}
+	})
+}
