@@ -3,13 +3,18 @@ package api
 // APIVersion is the only apiVersion this build understands.
 const APIVersion = "braid/v1alpha1"
 
-// Routing tables. braid owns tables TableMin..TableMax; uplinks use
-// UplinkTableBase..TableMax, and uplink i (0-based) gets table
-// UplinkTableBase+i unless it sets one.
+// Routing tables. braid owns tables TableMin..TableMax. TableMin is its
+// steering table (routes: to); uplinks use UplinkTableBase..UplinkTableMax,
+// and uplink i (0-based) gets table UplinkTableBase+i unless it sets one;
+// OwnTableMin..TableMax are reserved for the tables of braid's own
+// listeners and links (the transparent proxy, tunnels), which no uplink
+// may take.
 const (
 	TableMin        = 7100
 	TableMax        = 7199
 	UplinkTableBase = 7101
+	UplinkTableMax  = 7189
+	OwnTableMin     = 7190
 )
 
 // Kinds of documents.

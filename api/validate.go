@@ -352,10 +352,15 @@ func (r *run) checkRouter(s *RouterSpec) {
 		if u.Priority < 0 {
 			r.errorf(join(path, "priority"), "priority must be 0 or more, got %d", u.Priority)
 		}
+		defaulted := r.pos != nil && !r.written(join(path, "table"))
 		switch j, dup := tables[u.Table]; {
-		case u.Table < UplinkTableBase || u.Table > TableMax:
-			r.errorf(join(path, "table"), "table %d is outside braid's uplink tables %d..%d", u.Table, UplinkTableBase, TableMax)
-		case dup && r.pos != nil && !r.written(join(path, "table")):
+		case defaulted && u.Table > UplinkTableMax:
+			r.errorf(join(path, "table"), "default table %d (%d + the uplink's index) is past braid's uplink tables %d..%d; set table", u.Table, UplinkTableBase, UplinkTableBase, UplinkTableMax)
+		case u.Table >= OwnTableMin && u.Table <= TableMax:
+			r.errorf(join(path, "table"), "table %d is reserved for braid's own tables (%d..%d: the proxy, tunnels); uplinks take %d..%d", u.Table, OwnTableMin, TableMax, UplinkTableBase, UplinkTableMax)
+		case u.Table < UplinkTableBase || u.Table > UplinkTableMax:
+			r.errorf(join(path, "table"), "table %d is outside braid's uplink tables %d..%d", u.Table, UplinkTableBase, UplinkTableMax)
+		case dup && defaulted:
 			r.errorf(join(path, "table"), "default table %d (%d + the uplink's index) is already used by spec.uplinks[%d]; set table", u.Table, UplinkTableBase, j)
 		case dup:
 			r.errorf(join(path, "table"), "table %d is already used by spec.uplinks[%d]", u.Table, j)
