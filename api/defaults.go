@@ -1,8 +1,11 @@
 package api
 
+import "net/netip"
+
 // Default values filled in by SetDefaults.
 const (
-	DefaultHealthInterval     = "1s"
+	DefaultHealthInterval     = "500ms"
+	DefaultDNSPort            = 53
 	DefaultHealthFailAfter    = 3
 	DefaultHealthRecoverAfter = 5
 	DefaultProto              = "tcp"
@@ -23,8 +26,9 @@ const (
 //   - uplinks[i].table: UplinkTableBase+i (7101, 7102, ...)
 //   - uplinks[i].mptcp: {mode: subflow}; a given mptcp without mode gets
 //     mode subflow
-//   - uplinks[i].health, when given: interval 1s, failAfter 3,
-//     recoverAfter 5
+//   - uplinks[i].health, when given: interval 500ms, timeout the
+//     interval, failAfter 3, recoverAfter 5; a dns probe's resolver
+//     without a port gets port 53
 //   - firewall.open[i].proto, firewall.forward[i].proto: tcp
 //   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
 //     shadowsocks, cipher chacha20-ietf-poly1305
@@ -60,6 +64,14 @@ func SetDefaults(d *Document) {
 		if h := u.Health; h != nil {
 			if h.Interval == "" {
 				h.Interval = DefaultHealthInterval
+			}
+			if h.Timeout == "" && checkDuration(h.Interval) == "" {
+				// A malformed interval is reported once, not again as
+				// the timeout's.
+				h.Timeout = h.Interval
+			}
+			for j := range h.Probes {
+				h.Probes[j].DNS = withPort(h.Probes[j].DNS, DefaultDNSPort)
 			}
 			if h.FailAfter == 0 {
 				h.FailAfter = DefaultHealthFailAfter
@@ -105,4 +117,15 @@ func SetDefaults(d *Document) {
 			l.PPP.Keepalive = DefaultPPPKeepalive
 		}
 	}
+}
+
+// withPort returns s, an IP address, as ADDRESS:PORT with the given port.
+// Anything else (already with a port, empty, malformed) is returned as it
+// is, for Validate to judge.
+func withPort(s string, port uint16) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	return netip.AddrPortFrom(a, port).String()
 }

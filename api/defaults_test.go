@@ -11,7 +11,9 @@ func TestSetDefaults(t *testing.T) {
 			Uplinks: []Uplink{
 				{Name: "a", Interface: "eth1"},
 				{Name: "b", Interface: "eth2", Priority: 5, Table: 7150, MPTCP: &MPTCP{Mode: MPTCPBackup}, Health: &Health{}},
-				{Name: "c", Interface: "eth3", MPTCP: &MPTCP{Fullmesh: true}, Health: &Health{Interval: "2s", FailAfter: 1, RecoverAfter: 2}},
+				{Name: "c", Interface: "eth3", MPTCP: &MPTCP{Fullmesh: true}, Health: &Health{Interval: "2s", FailAfter: 1, RecoverAfter: 2,
+					Probes: []Probe{{DNS: "192.0.2.53", Name: "a.example"}, {DNS: "2001:db8::53", Name: "a.example"}, {DNS: "192.0.2.53:5353", Name: "a.example"}, {ICMP: "192.0.2.1"}}}},
+				{Name: "d", Interface: "eth4", Health: &Health{Interval: "2s", Timeout: "1s"}},
 			},
 			Firewall: &Firewall{
 				Open:    []OpenPort{{Port: 22}, {Port: 53, Proto: "udp"}},
@@ -29,9 +31,12 @@ func TestSetDefaults(t *testing.T) {
 	want := []Uplink{
 		{Name: "a", Interface: "eth1", Priority: 10, Table: 7101, MPTCP: &MPTCP{Mode: MPTCPSubflow}},
 		{Name: "b", Interface: "eth2", Priority: 5, Table: 7150, MPTCP: &MPTCP{Mode: MPTCPBackup},
-			Health: &Health{Interval: "1s", FailAfter: 3, RecoverAfter: 5}},
+			Health: &Health{Interval: "500ms", Timeout: "500ms", FailAfter: 3, RecoverAfter: 5}},
 		{Name: "c", Interface: "eth3", Priority: 30, Table: 7103, MPTCP: &MPTCP{Mode: MPTCPSubflow, Fullmesh: true},
-			Health: &Health{Interval: "2s", FailAfter: 1, RecoverAfter: 2}},
+			Health: &Health{Interval: "2s", Timeout: "2s", FailAfter: 1, RecoverAfter: 2,
+				Probes: []Probe{{DNS: "192.0.2.53:53", Name: "a.example"}, {DNS: "[2001:db8::53]:53", Name: "a.example"}, {DNS: "192.0.2.53:5353", Name: "a.example"}, {ICMP: "192.0.2.1"}}}},
+		{Name: "d", Interface: "eth4", Priority: 40, Table: 7104, MPTCP: &MPTCP{Mode: MPTCPSubflow},
+			Health: &Health{Interval: "2s", Timeout: "1s", FailAfter: 3, RecoverAfter: 5}},
 	}
 	if !reflect.DeepEqual(s.Uplinks, want) {
 		t.Errorf("uplinks:\n got %+v\nwant %+v", s.Uplinks, want)
@@ -88,7 +93,17 @@ spec:
 	if u[0].Priority != 10 || u[1].Priority != 20 || u[0].Table != 7101 || u[1].Table != 7102 {
 		t.Errorf("priorities/tables = %d/%d %d/%d", u[0].Priority, u[0].Table, u[1].Priority, u[1].Table)
 	}
-	if u[1].Health.Interval != "1s" || u[0].Health != nil {
+	if u[1].Health.Interval != "500ms" || u[1].Health.Timeout != "500ms" || u[0].Health != nil {
 		t.Errorf("health = %+v, %+v", u[0].Health, u[1].Health)
+	}
+}
+
+// TestSetDefaultsMalformedInterval checks that a malformed interval is not
+// copied to the timeout, so that it is reported once.
+func TestSetDefaultsMalformedInterval(t *testing.T) {
+	d := &Document{Kind: KindRouter, Router: &RouterSpec{Uplinks: []Uplink{{Health: &Health{Interval: "5"}}}}}
+	SetDefaults(d)
+	if h := d.Router.Uplinks[0].Health; h.Timeout != "" {
+		t.Errorf("timeout = %q, want it unset with interval %q", h.Timeout, h.Interval)
 	}
 }

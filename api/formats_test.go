@@ -58,6 +58,28 @@ func TestFormats(t *testing.T) {
 		{checkDuration, "5", "want a number and a unit"},
 		{checkDuration, "0s", "must be positive"},
 		{checkDuration, "-1s", "must be positive"},
+		{checkResolver, "192.0.2.53", ""},
+		{checkResolver, "192.0.2.53:5353", ""},
+		{checkResolver, "2001:db8::53", ""},
+		{checkResolver, "[2001:db8::53]:53", ""},
+		{checkResolver, "dns.example.net", "is a name"},
+		{checkResolver, "dns.example.net:53", "is a name"},
+		{checkResolver, "192.0.2.53:0", "out of range"},
+		{checkResolver, "[2001:db8::53]", "is not ADDRESS or ADDRESS:PORT"},
+		{checkResolver, "not a resolver", "is not ADDRESS or ADDRESS:PORT"},
+		{checkResolver, "192.0.2.300:53", "is not an IP address"},
+		{checkDomain, "example.com", ""},
+		{checkDomain, "com", ""},
+		{checkDomain, "xn--bcher-kva.example", ""},
+		{checkDomain, "Example.com", `did you mean "example.com"?`},
+		{checkDomain, ".netflix.com", `did you mean "netflix.com"?`},
+		{checkDomain, "*.netflix.com", `did you mean "netflix.com"?`},
+		{checkDomain, "netflix.com.", `did you mean "netflix.com"?`},
+		{checkDomain, "192.0.2.1", "is an IP address"},
+		{checkDomain, "a..b", "invalid DNS name"},
+		{checkDomain, "_dmarc.example.com", "invalid DNS name"},
+		{checkDomain, "-x.example.com", "invalid DNS name"},
+		{checkDomain, strings.Repeat("a", 64) + ".com", "invalid DNS name"},
 		{checkServer, "192.0.2.10", ""},
 		{checkServer, "2001:db8::10", ""},
 		{checkServer, "lns.example.net", ""},
@@ -162,7 +184,7 @@ func TestFieldTags(t *testing.T) {
 		for _, f := range ts.of(typ).fields {
 			where := typ.Name() + "." + f.name
 			switch f.format {
-			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration":
+			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration", "resolver", "domain":
 			default:
 				t.Errorf("%s: unknown format %q", where, f.format)
 			}

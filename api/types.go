@@ -75,12 +75,21 @@ type Management struct {
 	Probes []Probe `json:"probes,omitempty"`
 }
 
-// Probe is one reachability check: exactly one of its fields is set.
+// Probe is one reachability check: exactly one of ICMP, TCP and DNS is
+// set. DNS probes are for uplinks' health only; management probes are ICMP
+// or TCP.
 type Probe struct {
 	// ICMP pings an address.
 	ICMP string `json:"icmp,omitempty" format:"ip"`
 	// TCP connects to HOST:PORT.
 	TCP string `json:"tcp,omitempty" format:"hostport"`
+	// DNS asks the resolver at ADDRESS or ADDRESS:PORT (port 53 when
+	// not written) for Name; any reply carrying the query's ID answers.
+	// The resolver is an IP address, never a name.
+	DNS string `json:"dns,omitempty" format:"resolver"`
+	// Name is the name a DNS probe asks for; required with DNS, and only
+	// with it.
+	Name string `json:"name,omitempty" format:"domain"`
 }
 
 // LAN is the local network.
@@ -178,15 +187,20 @@ type MPTCP struct {
 	Fullmesh bool `json:"fullmesh,omitempty"`
 }
 
-// Health configures uplink tracking.
+// Health configures uplink tracking. Every Interval, a round sends every
+// probe out of the uplink; the round succeeds if any probe answers within
+// Timeout.
 type Health struct {
 	// Probes are checked out of this uplink.
 	Probes []Probe `json:"probes,omitempty"`
-	// Interval between probes (Go duration: 500ms, 2s).
+	// Interval between rounds (Go duration: 500ms, 2s).
 	Interval string `json:"interval,omitempty" format:"duration"`
-	// FailAfter consecutive failures mark the uplink down.
+	// Timeout is how long a round waits for an answer; at most Interval,
+	// so that rounds never overlap.
+	Timeout string `json:"timeout,omitempty" format:"duration"`
+	// FailAfter consecutive failed rounds mark the uplink down.
 	FailAfter int `json:"failAfter,omitempty"`
-	// RecoverAfter consecutive successes mark it up again.
+	// RecoverAfter consecutive successful rounds mark it up again.
 	RecoverAfter int `json:"recoverAfter,omitempty"`
 }
 

@@ -135,6 +135,10 @@ func (r *run) checkFormat(path, s, format string) {
 		msg = checkName(s)
 	case "duration":
 		msg = checkDuration(s)
+	case "resolver":
+		msg = checkResolver(s)
+	case "domain":
+		msg = checkDomain(s)
 	default:
 		panic("api: unknown format " + format)
 	}
@@ -264,6 +268,69 @@ func checkDuration(s string) string {
 	return ""
 }
 
+// checkResolver: a resolver's IP address, with or without a port
+// (192.0.2.53, 192.0.2.53:53, 2001:db8::53, [2001:db8::53]:53). A resolver
+// is never a name: it would have to be looked up first.
+func checkResolver(s string) string {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if isName(s) {
+			return fmt.Sprintf("%q is a name: want the resolver's IP address (ADDRESS or ADDRESS:PORT), which needs no lookup", s)
+		}
+		return fmt.Sprintf("%q is not ADDRESS or ADDRESS:PORT, like 192.0.2.53 or [2001:db8::53]:53", s)
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		if isName(host) {
+			return fmt.Sprintf("%q: %q is a name: want the resolver's IP address, which needs no lookup", s, host)
+		}
+		return fmt.Sprintf("%q: %q is not an IP address", s, host)
+	}
+	if msg := checkPort(port); msg != "" {
+		return fmt.Sprintf("%q: %s", s, msg)
+	}
+	return ""
+}
+
+// checkDomain: a DNS name as braid matches names: lowercase labels of
+// letters, digits and '-', without a leading or trailing dot; a name
+// stands for itself and every name under it (netflix.com matches
+// www.netflix.com). A near miss is answered with the name it was probably
+// meant to be.
+func checkDomain(s string) string {
+	if isDomain(s) {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return fmt.Sprintf("%q is an IP address, not a DNS name", s)
+	}
+	msg := fmt.Sprintf("invalid DNS name %q: want lowercase labels of letters, digits and '-', separated by dots, like example.com", s)
+	fix := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
+	if fix != s && isDomain(fix) {
+		msg += fmt.Sprintf("; did you mean %q?", fix)
+	}
+	return msg
+}
+
+// isDomain reports whether s is a DNS name in the form checkDomain wants.
+func isDomain(s string) bool {
+	return isName(s) && !strings.HasSuffix(s, ".") && strings.ToLower(s) == s
+}
+
+// isName reports whether s is a host name that cannot be mistaken for an
+// address: isHostname, and its last label is not all digits (192.0.2.300
+// is a mistyped address, not a name).
+func isName(s string) bool {
+	if !isHostname(s) {
+		return false
+	}
+	s = strings.TrimSuffix(s, ".")
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	return strings.Trim(last, "0123456789") != ""
+}
+
 // uniqueNames reports duplicate names in a list of named entries (an
 // empty name is the required-field check's business) and returns each
 // name's index and the names in order.
@@ -316,11 +383,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 		claimed[ifname] = parent(path)
 	}
 
-	if m := s.Management; m != nil {
-		for i, p := range m.Probes {
-			r.checkProbe(index("spec.management.probes", i), p)
-		}
-	}
+	r.checkManagement("spec.management", s.Management)
 
 	if l := s.LAN; l != nil {
 		claim("spec.lan.interface", l.Interface)
@@ -394,8 +457,9 @@ func (r *run) checkRouter(s *RouterSpec) {
 				r.errorf(p, "health needs at least one probe")
 			}
 			for j, pr := range h.Probes {
-				r.checkProbe(index(join(p, "probes"), j), pr)
+				r.checkProbe(index(join(p, "probes"), j), pr, true)
 			}
+			r.checkTimeout(p, h)
 			if h.FailAfter < 1 {
 				r.errorf(join(p, "failAfter"), "failAfter must be 1 or more, got %d", h.FailAfter)
 			}
@@ -517,8 +581,50 @@ func (r *run) exactlyOne(path string, names []string, set ...bool) {
 	}
 }
 
-func (r *run) checkProbe(path string, p Probe) {
-	r.exactlyOne(path, []string{"icmp", "tcp"}, p.ICMP != "", p.TCP != "")
+// checkManagement checks a router's or a peer's management section.
+func (r *run) checkManagement(path string, m *Management) {
+	if m == nil {
+		return
+	}
+	for i, p := range m.Probes {
+		r.checkProbe(index(join(path, "probes"), i), p, false)
+	}
+}
+
+// checkProbe checks one probe. DNS probes are allowed only in uplinks'
+// health (health): management probes decide whether a revision is
+// reverted, and are ICMP or TCP.
+func (r *run) checkProbe(path string, p Probe, health bool) {
+	switch {
+	case health:
+		r.exactlyOne(path, []string{"icmp", "tcp", "dns"}, p.ICMP != "", p.TCP != "", p.DNS != "")
+	case p.DNS != "":
+		r.errorf(join(path, "dns"), "dns probes are for uplinks' health; management probes are icmp or tcp")
+	default:
+		r.exactlyOne(path, []string{"icmp", "tcp"}, p.ICMP != "", p.TCP != "")
+	}
+	switch name := join(path, "name"); {
+	case p.DNS != "" && p.Name == "" && r.written(name):
+		r.errorf(name, "must not be empty")
+	case p.DNS != "" && p.Name == "":
+		r.errorf(path, "missing required field %q: the name a dns probe asks for", "name")
+	case p.DNS == "" && p.Name != "":
+		r.errorf(name, "name is what a dns probe asks for; without dns it has no use")
+	}
+}
+
+// checkTimeout checks that a health round's timeout fits in its interval.
+func (r *run) checkTimeout(path string, h *Health) {
+	interval, err1 := time.ParseDuration(h.Interval)
+	timeout, err2 := time.ParseDuration(h.Timeout)
+	if err1 != nil || err2 != nil || interval <= 0 || timeout <= interval {
+		return
+	}
+	of := "interval " + h.Interval
+	if r.pos != nil && !r.written(join(path, "interval")) {
+		of = "the default interval " + h.Interval
+	}
+	r.errorf(join(path, "timeout"), "timeout %s is longer than %s: a round must be over before the next one starts, or a late answer would count for the wrong round", h.Timeout, of)
 }
 
 // checkSecret checks a secret reference: exactly one source, a file given

@@ -261,7 +261,7 @@ func TestCompileNotes(t *testing.T) {
 	spec.Management = &api.Management{Allow: []string{"192.168.50.0/24"}, Probes: []api.Probe{{TCP: "192.168.50.10:22"}}}
 	spec.Uplinks[0].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
 	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPOff}
-	spec.Uplinks[1].Health = &api.Health{Interval: "1s"}
+	spec.Uplinks[1].Health = &api.Health{Interval: "1s", Timeout: "1s"}
 	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22}}}
 	spec.Tunnels = []api.Tunnel{{Name: "sixpe"}}
 	spec.Aggregation = &api.Aggregation{}

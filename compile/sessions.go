@@ -29,9 +29,13 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 			if err != nil {
 				return fmt.Errorf("uplinks[%s].health.interval: %w", u.Name, err)
 			}
+			timeout, err := time.ParseDuration(h.Timeout)
+			if err != nil {
+				return fmt.Errorf("uplinks[%s].health.timeout: %w", u.Name, err)
+			}
 			cfg := health.Config{
 				Uplink: u.Name, Interface: u.Interface, Probes: h.Probes,
-				Interval: interval, Timeout: interval,
+				Interval: interval, Timeout: timeout,
 				FailAfter: h.FailAfter, RecoverAfter: h.RecoverAfter,
 			}
 			var wait string
