@@ -80,6 +80,20 @@ func TestFormats(t *testing.T) {
 		{checkDomain, "_dmarc.example.com", "invalid DNS name"},
 		{checkDomain, "-x.example.com", "invalid DNS name"},
 		{checkDomain, strings.Repeat("a", 64) + ".com", "invalid DNS name"},
+		{checkMAC, "00:24:d4:aa:bb:cc", ""},
+		{checkMAC, "02:00:5e:10:00:01", ""},
+		{checkMAC, "00:24:D4:AA:BB:CC", `did you mean "00:24:d4:aa:bb:cc"?`},
+		{checkMAC, "00-24-d4-aa-bb-cc", `did you mean "00:24:d4:aa:bb:cc"?`},
+		{checkMAC, "0024d4aabbcc", `did you mean "00:24:d4:aa:bb:cc"?`},
+		{checkMAC, "0024.d4aa.bbcc", `did you mean "00:24:d4:aa:bb:cc"?`},
+		{checkMAC, "0:24:d4:aa:bb:cc", "is not a MAC address"},
+		{checkMAC, "00:24:d4:aa:bb", "is not a MAC address"},
+		{checkMAC, "00:24:d4:aa:bb:cc:dd:ee", "is not a MAC address"},
+		{checkMAC, "00:24:d4:aa:bb:cg", "is not a MAC address"},
+		{checkMAC, "00:00:00:00:00:00", "all zeros"},
+		{checkMAC, "01:00:5e:00:00:01", "multicast"},
+		{checkMAC, "ff:ff:ff:ff:ff:ff", "multicast"},
+		{checkMAC, "33:33:00:00:00:01", "multicast"},
 		{checkServer, "192.0.2.10", ""},
 		{checkServer, "2001:db8::10", ""},
 		{checkServer, "lns.example.net", ""},
@@ -184,7 +198,7 @@ func TestFieldTags(t *testing.T) {
 		for _, f := range ts.of(typ).fields {
 			where := typ.Name() + "." + f.name
 			switch f.format {
-			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration", "resolver", "domain":
+			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration", "resolver", "domain", "mac":
 			default:
 				t.Errorf("%s: unknown format %q", where, f.format)
 			}

@@ -130,6 +130,10 @@ type Uplink struct {
 	Table int `json:"table,omitempty"`
 	// MTU of the link; 0 leaves it as it is.
 	MTU int `json:"mtu,omitempty"`
+	// MACAddress is the link's MAC address (00:24:d4:aa:bb:cc: a unicast
+	// 48-bit address, lower case, colons); empty leaves it as it is.
+	// braid records the previous one and destroy puts it back.
+	MACAddress string `json:"macAddress,omitempty" format:"mac"`
 	// IPv4 configuration: dhcp or static.
 	IPv4 *UplinkIPv4 `json:"ipv4,omitempty"`
 	// IPv6 configuration.

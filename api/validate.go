@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -139,6 +140,8 @@ func (r *run) checkFormat(path, s, format string) {
 		msg = checkResolver(s)
 	case "domain":
 		msg = checkDomain(s)
+	case "mac":
+		msg = checkMAC(s)
 	default:
 		panic("api: unknown format " + format)
 	}
@@ -329,6 +332,26 @@ func isName(s string) bool {
 	s = strings.TrimSuffix(s, ".")
 	last := s[strings.LastIndexByte(s, '.')+1:]
 	return strings.Trim(last, "0123456789") != ""
+}
+
+// checkMAC: an interface's MAC address: six two-digit hex octets in lower
+// case separated by colons (as ip link shows them), unicast and not all
+// zeros. Upper case, dashes, dots or no separators are answered with the
+// form braid wants.
+func checkMAC(s string) string {
+	b, err := hex.DecodeString(strings.NewReplacer(":", "", "-", "", ".", "").Replace(s))
+	if err != nil || len(b) != 6 {
+		return fmt.Sprintf("%q is not a MAC address: want six hex octets separated by colons, like 00:24:d4:aa:bb:cc", s)
+	}
+	switch mac := net.HardwareAddr(b); {
+	case mac.String() != s:
+		return fmt.Sprintf("%q: want six hex octets in lower case separated by colons; did you mean %q?", s, mac.String())
+	case [6]byte(b) == [6]byte{}:
+		return fmt.Sprintf("%q is all zeros: not an address a link can have", s)
+	case b[0]&1 != 0:
+		return fmt.Sprintf("%q is a multicast address (the first octet is odd): a link's address is unicast", s)
+	}
+	return ""
 }
 
 // uniqueNames reports duplicate names in a list of named entries (an

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/braid-router/braid/api"
@@ -67,7 +68,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 	c.notes(spec)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil {
-		c.link(lan.Interface, lan.MTU)
+		c.link(nl.Link{Name: lan.Interface, Up: true, MTU: lan.MTU})
 		for _, a := range lan.Addresses {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
@@ -272,8 +273,8 @@ func (c *compiler) forwarding() {
 		nl.Sysctl{Name: "net.ipv6.conf.all.forwarding", Value: "1"})
 }
 
-func (c *compiler) link(name string, mtu int) {
-	c.links = append(c.links, nl.Link{Name: name, Up: true, MTU: mtu})
+func (c *compiler) link(l nl.Link) {
+	c.links = append(c.links, l)
 }
 
 // address adds an interface address and its connected route in the main
@@ -313,7 +314,15 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 	c.rules = append(c.rules,
 		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
 		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
-	c.link(u.Interface, u.MTU)
+	link := nl.Link{Name: u.Interface, Up: true, MTU: u.MTU}
+	if u.MACAddress != "" {
+		mac, err := net.ParseMAC(u.MACAddress)
+		if err != nil {
+			return nil, fmt.Errorf("macAddress: %w", err)
+		}
+		link.MAC = mac.String()
+	}
+	c.link(link)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
 	var as []addressing
 	for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {

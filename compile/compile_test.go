@@ -397,3 +397,23 @@ func TestCompileUplinkHealthFacts(t *testing.T) {
 		})
 	}
 }
+
+// An uplink's macAddress is its link's MAC, which the netlink driver
+// converges (and restores) like its MTU.
+func TestCompileMACAddress(t *testing.T) {
+	spec := twoUplinks()
+	spec.Uplinks[1].MACAddress = "00:24:d4:aa:bb:cc"
+	d, err := Router(spec, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(addresses(d.Resources), "\n")
+	wantInAndNot(t, got, []string{"link[wan1] up=true\n", "link[wan2] up=true mtu=1492 mac=00:24:d4:aa:bb:cc"}, nil)
+	if len(d.Notes) != 0 {
+		t.Errorf("notes = %v: macAddress is converged", d.Notes)
+	}
+	spec.Uplinks[1].MACAddress = "not a mac"
+	if _, err := Router(spec, facts.Set{}); err == nil || !strings.Contains(err.Error(), "uplinks[isp2]: macAddress:") {
+		t.Errorf("a malformed MAC: err = %v", err)
+	}
+}
