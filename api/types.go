@@ -156,7 +156,9 @@ type UplinkIPv4 struct {
 type DHCPv4 struct {
 	// VendorClass is option 60 (SFR's ONT wants it to start with "neufbox").
 	VendorClass string `json:"vendorClass,omitempty"`
-	// ClientID is option 61.
+	// ClientID is option 61 as hex octets separated by colons
+	// ("01:00:24:d4:aa:bb:cc": type 1, then a MAC address), 2..255 of
+	// them, either case; empty sends type 1 and the uplink's MAC.
 	ClientID string `json:"clientID,omitempty"`
 	// Hostname is option 12.
 	Hostname string `json:"hostname,omitempty"`

@@ -462,7 +462,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 			r.exactlyOne(p, []string{"dhcp", "static"}, v4.DHCP != nil, v4.Static != nil)
 			if dh := v4.DHCP; dh != nil {
 				r.checkOption(join(p, "dhcp.vendorClass"), dh.VendorClass, 60)
-				r.checkOption(join(p, "dhcp.clientID"), dh.ClientID, 61)
+				r.checkClientID(join(p, "dhcp.clientID"), dh.ClientID)
 				r.checkOption(join(p, "dhcp.hostname"), dh.Hostname, 12)
 			}
 			r.checkStatic(join(p, "static"), v4.Static, false)
@@ -716,6 +716,30 @@ func (r *run) checkOption(path, s string, code int) {
 	}
 	if len(s) < 1 || len(s) > maxOption {
 		r.errorf(path, "must be 1..%d bytes to fit DHCP option %d, got %d", maxOption, code, len(s))
+	}
+}
+
+// checkClientID checks DHCPv4 option 61 as written: hex octets separated
+// by colons, 2..255 of them (RFC 2132: a type octet, then at least one of
+// the identifier). Empty means unset (type 1 and the link's MAC), unless
+// it was written in the file.
+func (r *run) checkClientID(path, s string) {
+	if s == "" && !r.written(path) {
+		return
+	}
+	if s == "" {
+		r.errorf(path, "must not be empty: want hex octets separated by colons, or no clientID for type 1 and the uplink's MAC")
+		return
+	}
+	octets := strings.Split(s, ":")
+	for _, o := range octets {
+		if _, err := hex.DecodeString(o); err != nil || len(o) != 2 {
+			r.errorf(path, "%q is not hex octets separated by colons, like 01:00:24:d4:aa:bb:cc (a type octet, 01 for Ethernet, then the identifier)", s)
+			return
+		}
+	}
+	if n := len(octets); n < 2 || n > maxOption {
+		r.errorf(path, "must be 2..%d octets to fit DHCP option 61 (a type octet, then the identifier), got %d", maxOption, n)
 	}
 }
 
