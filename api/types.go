@@ -105,14 +105,21 @@ type LAN struct {
 	IPv6 *LANIPv6 `json:"ipv6,omitempty"`
 }
 
-// LANIPv6 describes the LAN's routed IPv6 prefix. IPv6 is routed, never
-// NATed.
+// LANIPv6 describes the LAN's routed IPv6 prefixes: at most one of
+// FromTunnel and FromUplink (a /64 of a delegated prefix), and Advertise.
+// IPv6 is routed, never NATed.
 type LANIPv6 struct {
-	// FromTunnel takes a /64 of the prefix delegated over this tunnel.
+	// FromTunnel takes a /64 of the prefix delegated over this tunnel,
+	// which must ask for one (l2tp.ipv6.dhcpv6.prefixDelegation).
 	FromTunnel string `json:"fromTunnel,omitempty"`
-	// Subnet is which /64 of the delegated prefix to use.
+	// FromUplink takes a /64 of the prefix delegated by this uplink, which
+	// must ask for one (ipv6.ra.dhcpv6.prefixDelegation).
+	FromUplink string `json:"fromUplink,omitempty"`
+	// Subnet is which /64 of the delegated prefix to use; it must fit the
+	// delegated length, which is only known when the prefix arrives.
 	Subnet int `json:"subnet,omitempty"`
-	// Advertise sends router advertisements (SLAAC and RDNSS) on the LAN.
+	// Advertise sends router advertisements (SLAAC and RDNSS) on the LAN:
+	// for the delegated /64, and for the IPv6 /64s of lan.addresses.
 	Advertise bool `json:"advertise,omitempty"`
 }
 
@@ -172,10 +179,23 @@ type Static struct {
 	Gateway string `json:"gateway,omitempty" format:"ip"`
 }
 
-// UplinkIPv6 is the uplink's IPv6 configuration.
+// UplinkIPv6 is the uplink's IPv6 configuration: exactly one of Static or
+// RA.
 type UplinkIPv6 struct {
 	// Static sets an address and gateway.
 	Static *Static `json:"static,omitempty"`
+	// RA takes an address and the default router from the router
+	// advertisements on the link.
+	RA *RA `json:"ra,omitempty"`
+}
+
+// RA configures an uplink from router advertisements, which braid
+// handles itself: an address by SLAAC from the prefix information, the
+// advertising router as the default gateway ("ra: {}" alone).
+type RA struct {
+	// DHCPv6 also asks the uplink's DHCPv6 server; with prefixDelegation,
+	// for a delegated prefix (lan.ipv6.fromUplink).
+	DHCPv6 *DHCPv6 `json:"dhcpv6,omitempty"`
 }
 
 // MPTCP modes.

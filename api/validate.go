@@ -418,16 +418,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 		r.checkMTU("spec.lan.mtu", l.MTU, hasIPv6)
 		if v6 := l.IPv6; v6 != nil {
-			if v6.FromTunnel == "" {
-				r.errorf("spec.lan.ipv6", "missing required field %q: the tunnel whose delegated prefix the LAN uses", "fromTunnel")
-			} else if i, ok := tunnels[v6.FromTunnel]; !ok {
-				r.errorf("spec.lan.ipv6.fromTunnel", "%s", unknownRef("tunnel", v6.FromTunnel, tunnelNames))
-			} else if t := s.Tunnels[i]; t.L2TP == nil || t.L2TP.IPv6 == nil || t.L2TP.IPv6.DHCPv6 == nil || !t.L2TP.IPv6.DHCPv6.PrefixDelegation {
-				r.errorf("spec.lan.ipv6.fromTunnel", "tunnel %q does not ask for a delegated prefix (set spec.tunnels[%d].l2tp.ipv6.dhcpv6.prefixDelegation: true)", v6.FromTunnel, i)
-			}
-			if v6.Subnet < 0 || v6.Subnet > 0xffff {
-				r.errorf("spec.lan.ipv6.subnet", "subnet %d out of range 0..65535", v6.Subnet)
-			}
+			r.checkLANIPv6(s, v6, l.Addresses, tunnels, tunnelNames, uplinks, uplinkNames)
 		}
 	}
 
@@ -469,9 +460,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 		if v6 := u.IPv6; v6 != nil {
 			p := join(path, "ipv6")
-			if v6.Static == nil {
-				r.errorf(p, "set static")
-			}
+			r.exactlyOne(p, []string{"static", "ra"}, v6.Static != nil, v6.RA != nil)
 			r.checkStatic(join(p, "static"), v6.Static, true)
 		}
 		if h := u.Health; h != nil {
@@ -563,6 +552,52 @@ func (r *run) checkRouter(s *RouterSpec) {
 			}
 		}
 	}
+}
+
+// checkLANIPv6 checks where the LAN's IPv6 prefixes come from: at most
+// one delegated prefix, from a tunnel or an uplink that asks for one, and
+// something to do.
+func (r *run) checkLANIPv6(s *RouterSpec, v6 *LANIPv6, addresses []string, tunnels map[string]int, tunnelNames []string, uplinks map[string]int, uplinkNames []string) {
+	const path = "spec.lan.ipv6"
+	switch {
+	case v6.FromTunnel != "" && v6.FromUplink != "":
+		r.errorf(path, "set only one of fromTunnel or fromUplink: the LAN takes one delegated prefix")
+	case v6.FromTunnel != "":
+		if i, ok := tunnels[v6.FromTunnel]; !ok {
+			r.errorf(join(path, "fromTunnel"), "%s", unknownRef("tunnel", v6.FromTunnel, tunnelNames))
+		} else if t := s.Tunnels[i]; t.L2TP == nil || t.L2TP.IPv6 == nil || t.L2TP.IPv6.DHCPv6 == nil || !t.L2TP.IPv6.DHCPv6.PrefixDelegation {
+			r.errorf(join(path, "fromTunnel"), "tunnel %q does not ask for a delegated prefix (set spec.tunnels[%d].l2tp.ipv6.dhcpv6.prefixDelegation: true)", v6.FromTunnel, i)
+		}
+	case v6.FromUplink != "":
+		if i, ok := uplinks[v6.FromUplink]; !ok {
+			r.errorf(join(path, "fromUplink"), "%s", unknownRef("uplink", v6.FromUplink, uplinkNames))
+		} else if u := s.Uplinks[i]; u.IPv6 == nil || u.IPv6.RA == nil || u.IPv6.RA.DHCPv6 == nil || !u.IPv6.RA.DHCPv6.PrefixDelegation {
+			r.errorf(join(path, "fromUplink"), "uplink %q does not ask for a delegated prefix (set spec.uplinks[%d].ipv6.ra.dhcpv6.prefixDelegation: true)", v6.FromUplink, i)
+		}
+	default:
+		if v6.Subnet != 0 || r.written(join(path, "subnet")) {
+			r.errorf(join(path, "subnet"), "subnet picks a /64 of a delegated prefix: set fromTunnel or fromUplink")
+		}
+		if !v6.Advertise {
+			r.errorf(path, "nothing to do: set fromTunnel or fromUplink (a /64 of a delegated prefix), or advertise (router advertisements for the IPv6 /64s of spec.lan.addresses)")
+		} else if !hasIPv6Slash64(addresses) {
+			r.errorf(join(path, "advertise"), "advertise alone announces the IPv6 /64s of spec.lan.addresses, and it has none: add one, or set fromTunnel or fromUplink")
+		}
+	}
+	if v6.Subnet < 0 || v6.Subnet > 0xffff {
+		r.errorf(join(path, "subnet"), "subnet %d out of range 0..65535", v6.Subnet)
+	}
+}
+
+// hasIPv6Slash64 reports whether addresses hold an IPv6 address in a /64,
+// a prefix SLAAC can use.
+func hasIPv6Slash64(addresses []string) bool {
+	for _, a := range addresses {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() == 64 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPeer runs the checks that span fields of a Peer spec.

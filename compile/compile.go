@@ -105,7 +105,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			}
 			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, From: p.Masked(), Table: u.table, SuppressPrefixlen: -1})
 		}
-		waiting := false
+		waiting4, waiting6 := false, false
 		for _, s := range r.To {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
@@ -119,9 +119,13 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			} else {
 				steer4 = true
 			}
+			// A missing fact means waiting, never an error.
 			if !gw.IsValid() && p.Addr().Is4() && u.dhcp4 {
-				// A missing fact means waiting, never an error.
-				waiting = true
+				waiting4 = true
+				continue
+			}
+			if !gw.IsValid() && p.Addr().Is6() && u.ra6 {
+				waiting6 = true
 				continue
 			}
 			if !gw.IsValid() {
@@ -129,8 +133,11 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			}
 			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
 		}
-		if waiting {
+		if waiting4 {
 			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv4 destinations via %s wait for the uplink's DHCP lease", r.Via))
+		}
+		if waiting6 {
+			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv6 destinations via %s wait for the uplink's router advertisements", r.Via))
 		}
 	}
 	if err := c.firewall(spec); err != nil {
@@ -162,8 +169,9 @@ type uplinkState struct {
 	gw4, gw6 netip.Addr
 	addr4    netip.Prefix
 	addr6    netip.Prefix
-	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease.
-	dhcp4 bool
+	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease, ra6
+	// when its IPv6 comes from router advertisements.
+	dhcp4, ra6 bool
 }
 
 // addrs lists the uplink's current addresses, IPv4 first.
@@ -308,7 +316,8 @@ type addressing struct {
 }
 
 func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
-	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
+	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table,
+		dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil, ra6: u.IPv6 != nil && u.IPv6.RA != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
 	// (per-domain egress) leave by it.
 	c.rules = append(c.rules,
@@ -401,10 +410,13 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcp, health bool
+	var dhcp, ra, health bool
 	for _, u := range spec.Uplinks {
 		if u.IPv4 != nil && u.IPv4.DHCP != nil {
 			dhcp = true
+		}
+		if u.IPv6 != nil && u.IPv6.RA != nil {
+			ra = true
 		}
 		if u.Health != nil {
 			health = true
@@ -412,6 +424,9 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	}
 	if dhcp {
 		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
+	}
+	if ra {
+		note("uplinks[].ipv6.ra", notConverged+" (the uplink waits for router advertisements: SLAAC address, default router, DHCPv6)")
 	}
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")
