@@ -230,13 +230,18 @@ type Health struct {
 	RecoverAfter int `json:"recoverAfter,omitempty"`
 }
 
-// RouteRule steers traffic out of one uplink: To (destinations) or From
-// (sources). A From entry wins over a To entry.
+// RouteRule steers traffic out of one uplink: To (destinations), From
+// (sources) or Domains (destinations by name). A From entry wins over a To
+// entry. Domains share an entry with neither.
 type RouteRule struct {
 	// To lists destination prefixes.
 	To []string `json:"to,omitempty" format:"cidr"`
 	// From lists source prefixes.
 	From []string `json:"from,omitempty" format:"cidr"`
+	// Domains lists DNS names: the addresses they resolve to leave by Via.
+	// A name matches itself and every name under it (netflix.com matches
+	// www.netflix.com).
+	Domains []string `json:"domains,omitempty" format:"domain"`
 	// Via names the uplink.
 	Via string `json:"via" required:"true"`
 }

@@ -481,12 +481,32 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 	}
 
+	type routedBy struct {
+		via   string
+		entry int
+	}
+	domains := make(map[string]routedBy)
 	for i, rt := range s.Routes {
 		path := index("spec.routes", i)
-		if len(rt.To) == 0 && len(rt.From) == 0 && !r.suppressed(join(path, "to")) && !r.suppressed(join(path, "from")) {
-			r.errorf(path, "route needs to (destination prefixes) or from (source prefixes)")
-		}
 		via(join(path, "via"), rt.Via)
+		switch byPrefix := len(rt.To) > 0 || len(rt.From) > 0; {
+		case byPrefix && len(rt.Domains) > 0:
+			r.errorf(join(path, "domains"), "domains cannot share an entry with to or from: give them an entry of their own")
+			continue
+		case !byPrefix && len(rt.Domains) == 0 && !r.suppressed(join(path, "to")) && !r.suppressed(join(path, "from")) && !r.suppressed(join(path, "domains")):
+			r.errorf(path, "route needs to (destination prefixes), from (source prefixes) or domains (DNS names)")
+		}
+		if rt.Via == "" {
+			continue
+		}
+		for j, d := range rt.Domains {
+			switch by, dup := domains[d]; {
+			case !dup:
+				domains[d] = routedBy{rt.Via, i}
+			case by.via != rt.Via:
+				r.errorf(index(join(path, "domains"), j), "domain %q already leaves by %s (spec.routes[%d])", d, by.via, by.entry)
+			}
+		}
 	}
 
 	if fw := s.Firewall; fw != nil {

@@ -431,6 +431,12 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")
 	}
+	for _, r := range spec.Routes {
+		if len(r.Domains) > 0 {
+			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")
+			break
+		}
+	}
 	if len(spec.Tunnels) > 0 {
 		note("tunnels", notConverged+" (L2TP/PPP)")
 	}

@@ -263,6 +263,7 @@ func TestCompileNotes(t *testing.T) {
 	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPOff}
 	spec.Uplinks[1].Health = &api.Health{Interval: "1s", Timeout: "1s"}
 	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22}}}
+	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp1"}, {Domains: []string{"netflix.com"}, Via: "isp2"}, {Domains: []string{"nflxvideo.net"}, Via: "isp2"}}
 	spec.Tunnels = []api.Tunnel{{Name: "sixpe"}}
 	spec.Aggregation = &api.Aggregation{}
 	spec.DNS = &api.DNS{}
@@ -278,7 +279,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "lan.ipv6 uplinks[].health tunnels aggregation dns"
+	want := "lan.ipv6 uplinks[].health routes[].domains tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
