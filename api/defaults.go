@@ -13,6 +13,10 @@ const (
 	DefaultCipher             = "chacha20-ietf-poly1305"
 	DefaultAAAA               = "keep"
 	DefaultPPPKeepalive       = "10s"
+	// DefaultPPPKeepaliveFailures is what pppd setups commonly use
+	// (lcp-echo-failure 4): with the 10s interval, a dead link is found
+	// in about 40 seconds, and one or two lost echoes are not enough.
+	DefaultPPPKeepaliveFailures = 4
 )
 
 // SetDefaults fills in every default of d, in place. It is the only place
@@ -33,7 +37,9 @@ const (
 //   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
 //     shadowsocks, cipher chacha20-ietf-poly1305
 //   - dns.aaaa: keep (AAAA answers are never filtered unless asked)
-//   - tunnels[i].l2tp.ppp.keepalive: 10s
+//   - tunnels[i].interface: the tunnel's name, when it fits an interface
+//     name (15 bytes)
+//   - tunnels[i].l2tp.ppp.keepalive: 10s, keepaliveFailures: 4
 //   - tunnels[i].l2tp.server is left as written: without a port, the L2TP
 //     client uses 1701
 //
@@ -113,8 +119,17 @@ func SetDefaults(d *Document) {
 		dns.AAAA = DefaultAAAA
 	}
 	for i := range s.Tunnels {
-		if l := s.Tunnels[i].L2TP; l != nil && l.PPP != nil && l.PPP.Keepalive == "" {
-			l.PPP.Keepalive = DefaultPPPKeepalive
+		t := &s.Tunnels[i]
+		if t.Interface == "" && t.Name != "" && len(t.Name) <= maxIfName {
+			t.Interface = t.Name
+		}
+		if l := t.L2TP; l != nil && l.PPP != nil {
+			if l.PPP.Keepalive == "" {
+				l.PPP.Keepalive = DefaultPPPKeepalive
+			}
+			if l.PPP.KeepaliveFailures == 0 {
+				l.PPP.KeepaliveFailures = DefaultPPPKeepaliveFailures
+			}
 		}
 	}
 }

@@ -21,7 +21,9 @@ func TestSetDefaults(t *testing.T) {
 			},
 			Tunnels: []Tunnel{
 				{Name: "t", L2TP: &L2TP{Server: "192.0.2.1", PPP: &PPP{Username: "u"}}},
-				{Name: "u", L2TP: &L2TP{Server: "192.0.2.1", PPP: &PPP{Username: "u", Keepalive: "3s"}}},
+				{Name: "u", Interface: "ppp6", L2TP: &L2TP{Server: "192.0.2.1", PPP: &PPP{Username: "u", Keepalive: "3s", KeepaliveFailures: 2}}},
+				{Name: "fifteen-bytes-x"},
+				{Name: "sixteen-bytes-xx"},
 			},
 			Aggregation: &Aggregation{Peer: &AggregationPeer{Address: "vps:1"}},
 			DNS:         &DNS{},
@@ -46,6 +48,16 @@ func TestSetDefaults(t *testing.T) {
 	}
 	if got := []string{s.Tunnels[0].L2TP.PPP.Keepalive, s.Tunnels[1].L2TP.PPP.Keepalive}; !reflect.DeepEqual(got, []string{"10s", "3s"}) {
 		t.Errorf("keepalives = %v", got)
+	}
+	if got := []int{s.Tunnels[0].L2TP.PPP.KeepaliveFailures, s.Tunnels[1].L2TP.PPP.KeepaliveFailures}; !reflect.DeepEqual(got, []int{4, 2}) {
+		t.Errorf("keepaliveFailures = %v", got)
+	}
+	var ifnames []string
+	for _, t := range s.Tunnels {
+		ifnames = append(ifnames, t.Interface)
+	}
+	if want := []string{"t", "ppp6", "fifteen-bytes-x", ""}; !reflect.DeepEqual(ifnames, want) {
+		t.Errorf("tunnel interfaces = %q, want %q (the name when it fits 15 bytes)", ifnames, want)
 	}
 	if s.Tunnels[0].L2TP.Server != "192.0.2.1" {
 		t.Errorf("l2tp server = %q, want it as written", s.Tunnels[0].L2TP.Server)

@@ -280,6 +280,10 @@ type PortForward struct {
 type Tunnel struct {
 	// Name identifies the tunnel.
 	Name string `json:"name" required:"true" format:"name"`
+	// Interface is the tunnel's TUN link, which braid creates: 1..15
+	// bytes, claimed once like the uplinks' and the LAN's interfaces.
+	// It defaults to the tunnel's name when that fits.
+	Interface string `json:"interface,omitempty" format:"ifname"`
 	// L2TP configures the tunnel.
 	L2TP *L2TP `json:"l2tp" required:"true"`
 }
@@ -300,12 +304,19 @@ type L2TP struct {
 
 // PPP is the PPP login inside the tunnel.
 type PPP struct {
-	// Username, e.g. dhcp/<public IPv4>@<WAN MAC without colons>.
+	// Username is the login, with placeholders filled in from the uplink
+	// the tunnel leaves by (l2tp.via) when the session starts: {ipv4} its
+	// current IPv4 address, {mac} and {MAC} its MAC address without
+	// colons, in lower and upper case. SFR's is "dhcp/{ipv4}@{mac}". Any
+	// other {...} is an error.
 	Username string `json:"username" required:"true"`
 	// Password is a secret.
 	Password *Secret `json:"password" required:"true"`
 	// Keepalive is the LCP echo interval.
 	Keepalive string `json:"keepalive,omitempty" format:"duration"`
+	// KeepaliveFailures is how many LCP echoes in a row may go unanswered
+	// before the link is declared dead (pppd's lcp-echo-failure).
+	KeepaliveFailures int `json:"keepaliveFailures,omitempty"`
 }
 
 // TunnelIPv6 says how IPv6 is obtained over the tunnel.

@@ -400,6 +400,10 @@ func (r *run) checkRouter(s *RouterSpec) {
 			return
 		}
 		if by, dup := claimed[ifname]; dup {
+			if r.pos != nil && !r.written(path) {
+				r.errorf(path, "default interface %q (the tunnel's name) is already used by %s; set interface", ifname, by)
+				return
+			}
 			r.errorf(path, "interface %q is already used by %s", ifname, by)
 			return
 		}
@@ -523,7 +527,16 @@ func (r *run) checkRouter(s *RouterSpec) {
 	}
 
 	for i, t := range s.Tunnels {
-		path := join(index("spec.tunnels", i), "l2tp")
+		tpath := index("spec.tunnels", i)
+		if t.Interface == "" && len(t.Name) > maxIfName {
+			r.errorf(join(tpath, "interface"), "the tunnel's name %q is longer than %d bytes, too long for its interface: set interface", t.Name, maxIfName)
+		}
+		if j := tunnels[t.Name]; j == i || r.pos == nil || r.written(join(tpath, "interface")) {
+			// A defaulted interface of a duplicate tunnel is the
+			// duplicate name's problem, reported once.
+			claim(join(tpath, "interface"), t.Interface)
+		}
+		path := join(tpath, "l2tp")
 		l := t.L2TP
 		if l == nil {
 			continue
@@ -537,6 +550,14 @@ func (r *run) checkRouter(s *RouterSpec) {
 		r.checkSecret(join(path, "secret"), l.Secret)
 		if l.PPP != nil {
 			r.checkSecret(join(path, "ppp.password"), l.PPP.Password)
+			var via *Uplink
+			if j, ok := uplinks[l.Via]; ok {
+				via = &s.Uplinks[j]
+			}
+			r.checkUsername(join(path, "ppp.username"), l.PPP.Username, via)
+			if l.PPP.KeepaliveFailures < 1 {
+				r.errorf(join(path, "ppp.keepaliveFailures"), "keepaliveFailures must be 1 or more, got %d", l.PPP.KeepaliveFailures)
+			}
 		}
 	}
 
@@ -771,6 +792,43 @@ func (r *run) checkOption(path, s string, code int) {
 	}
 	if len(s) < 1 || len(s) > maxOption {
 		r.errorf(path, "must be 1..%d bytes to fit DHCP option %d, got %d", maxOption, code, len(s))
+	}
+}
+
+// usernamePlaceholders are what a PPP username may hold in braces.
+var usernamePlaceholders = []string{"ipv4", "mac", "MAC"}
+
+// checkUsername checks the placeholders of a PPP username: {ipv4}, {mac}
+// and {MAC}, filled in from via, the uplink the tunnel leaves by (nil if
+// it is unknown).
+func (r *run) checkUsername(path, s string, via *Uplink) {
+	usesIPv4 := false
+	for rest := s; ; {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			r.errorf(path, "%q has a { without its }: placeholders are {ipv4}, {mac} and {MAC}", s)
+			return
+		}
+		name := rest[open+1 : open+end]
+		rest = rest[open+end+1:]
+		switch name {
+		case "ipv4":
+			usesIPv4 = true
+		case "mac", "MAC":
+		default:
+			msg := fmt.Sprintf("unknown placeholder {%s}: want {ipv4} (the uplink's current IPv4 address), {mac} or {MAC} (its MAC address without colons, lower or upper case)", name)
+			if sg := suggest(name, usernamePlaceholders); sg != "" {
+				msg += fmt.Sprintf("; did you mean {%s}?", sg)
+			}
+			r.errorf(path, "%s", msg)
+		}
+	}
+	if usesIPv4 && via != nil && via.IPv4 == nil {
+		r.errorf(path, "{ipv4} is the IPv4 address of uplink %q, which has none", via.Name)
 	}
 }
 
