@@ -35,7 +35,8 @@ const (
 //     without a port gets port 53
 //   - firewall.open[i].proto, firewall.forward[i].proto: tcp
 //   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
-//     shadowsocks, cipher chacha20-ietf-poly1305
+//     shadowsocks, cipher chacha20-ietf-poly1305; its dns without a port
+//     gets port 53
 //   - dns.aaaa: keep (AAAA answers are never filtered unless asked)
 //   - tunnels[i].interface: the tunnel's name, when it fits an interface
 //     name (15 bytes)
@@ -113,6 +114,7 @@ func SetDefaults(d *Document) {
 			if p.Cipher == "" {
 				p.Cipher = DefaultCipher
 			}
+			p.DNS = withPort(p.DNS, DefaultDNSPort)
 		}
 	}
 	if dns := s.DNS; dns != nil && dns.AAAA == "" {

@@ -347,7 +347,9 @@ type Aggregation struct {
 	// TCP is proxy (terminate LAN TCP on the box, re-originate at the peer)
 	// or direct.
 	TCP string `json:"tcp,omitempty" enum:"proxy,direct"`
-	// UDP is peer, direct or drop.
+	// UDP is peer (through the peer), direct (out of the uplinks) or drop:
+	// UDP to port 443 (QUIC) is rejected, so that browsers fall back to
+	// TCP, which the proxy aggregates; other UDP goes direct.
 	UDP string `json:"udp,omitempty" enum:"peer,direct,drop"`
 	// Bypass lists destinations that never go through the peer.
 	Bypass []string `json:"bypass,omitempty" format:"cidr"`
@@ -361,18 +363,32 @@ type AggregationPeer struct {
 	Protocol string `json:"protocol,omitempty" enum:"shadowsocks"`
 	// Cipher is the AEAD cipher.
 	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
-	// Key is a secret.
+	// Key is the shadowsocks password (as ss-server -k), not a raw key:
+	// the cipher's key is derived from it.
 	Key *Secret `json:"key" required:"true"`
+	// DNS is a resolver the peer reaches, ADDRESS or ADDRESS:PORT (port 53
+	// when not written): dns.upstreams "peer" asks it through the peer.
+	DNS string `json:"dns,omitempty" format:"resolver"`
 }
 
 // DNS is the box's resolver policy.
 type DNS struct {
-	// Listen lists the addresses the resolver listens on.
-	Listen []string `json:"listen,omitempty" format:"ip"`
-	// Upstreams are "peer", "uplink:<name>" or an address.
+	// Listen lists where the resolver listens: IP addresses, or "lan" for
+	// the LAN addresses braid holds (delegated ones included).
+	Listen []string `json:"listen,omitempty"`
+	// Upstreams are "peer" (aggregation.peer.dns, through the peer),
+	// "uplink:<name>" (the resolvers the uplink learns by DHCP or router
+	// advertisements) or an address. The peer's own address is never
+	// resolved through the peer.
 	Upstreams []string `json:"upstreams,omitempty"`
 	// AAAA is keep (default) or filter.
 	AAAA string `json:"aaaa,omitempty" enum:"keep,filter"`
+	// FilterAAAA lists DNS names whose AAAA answers are filtered, with
+	// AAAA keep: a name and every name under it.
+	FilterAAAA []string `json:"filterAAAA,omitempty" format:"domain"`
+	// Intercept redirects the LAN's DNS queries to other resolvers to
+	// braid's.
+	Intercept bool `json:"intercept,omitempty"`
 }
 
 // Secret is a reference to a secret: exactly one field is set. Value is for

@@ -566,33 +566,109 @@ func (r *run) checkRouter(s *RouterSpec) {
 	}
 
 	if dns := s.DNS; dns != nil {
-		for i, u := range dns.Upstreams {
-			path := index("spec.dns.upstreams", i)
-			switch name, isUplink := strings.CutPrefix(u, "uplink:"); {
-			case u == "peer":
-				if s.Aggregation == nil {
-					r.errorf(path, "upstream \"peer\" needs spec.aggregation")
+		r.checkDNS(s, dns, uplinks, uplinkNames)
+	}
+}
+
+// checkDNS checks the resolver's section: where it listens, its upstreams
+// and what they need, and the AAAA policy.
+func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNames []string) {
+	const path = "spec.dns"
+	onLAN := false
+	for i, l := range dns.Listen {
+		p := index(join(path, "listen"), i)
+		if l == "lan" {
+			onLAN = true
+			if s.LAN == nil {
+				r.errorf(p, "lan listens on the LAN addresses braid holds, and there is no spec.lan")
+			}
+			continue
+		}
+		a, err := netip.ParseAddr(l)
+		if err != nil {
+			msg := fmt.Sprintf("%q is neither an IP address nor lan (the LAN addresses braid holds)", l)
+			if pfx, err := netip.ParsePrefix(l); err == nil {
+				msg += fmt.Sprintf("; did you mean %q?", pfx.Addr().String())
+			} else if sg := suggest(l, []string{"lan"}); sg != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			r.errorf(p, "%s", msg)
+			continue
+		}
+		if s.LAN != nil {
+			for _, la := range s.LAN.Addresses {
+				if lp, err := netip.ParsePrefix(la); err == nil && lp.Addr() == a {
+					onLAN = true
 				}
-			case isUplink:
-				via(path, name)
-			default:
-				_, errAddr := netip.ParseAddr(u)
-				_, errAddrPort := netip.ParseAddrPort(u)
-				if errAddr == nil || errAddrPort == nil {
-					continue
-				}
-				choices := []string{"peer"}
-				for _, n := range uplinkNames {
-					choices = append(choices, "uplink:"+n)
-				}
-				msg := fmt.Sprintf("invalid upstream %q: want peer, uplink:<name>, an IP address or ADDRESS:PORT", u)
-				if sg := suggest(u, choices); sg != "" {
-					msg += fmt.Sprintf("; did you mean %q?", sg)
-				}
-				r.errorf(path, "%s", msg)
 			}
 		}
 	}
+	if dns.Intercept {
+		switch {
+		case s.LAN == nil:
+			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, and there is no spec.lan")
+		case !onLAN:
+			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, which must listen on the LAN: add lan to spec.dns.listen")
+		}
+	}
+
+	onlyPeer := len(dns.Upstreams) > 0
+	for i, u := range dns.Upstreams {
+		p := index(join(path, "upstreams"), i)
+		if u != "peer" {
+			onlyPeer = false
+		}
+		switch name, isUplink := strings.CutPrefix(u, "uplink:"); {
+		case u == "peer":
+			switch a := s.Aggregation; {
+			case a == nil:
+				r.errorf(p, "upstream \"peer\" needs spec.aggregation")
+			case a.Peer != nil && a.Peer.DNS == "" && !r.suppressed("spec.aggregation.peer"):
+				r.errorf(p, "upstream \"peer\" needs spec.aggregation.peer.dns: the resolver the peer asks")
+			}
+		case isUplink:
+			j, ok := uplinks[name]
+			if !ok {
+				r.errorf(p, "%s", unknownRef("uplink", name, uplinkNames))
+				continue
+			}
+			if up := s.Uplinks[j]; !learnsResolvers(&up) {
+				r.errorf(p, "uplink %q learns no resolvers: it has neither DHCP (ipv4.dhcp) nor router advertisements (ipv6.ra); write the resolver's address instead", name)
+			}
+		default:
+			_, errAddr := netip.ParseAddr(u)
+			_, errAddrPort := netip.ParseAddrPort(u)
+			if errAddr == nil || errAddrPort == nil {
+				continue
+			}
+			choices := []string{"peer"}
+			for _, n := range uplinkNames {
+				choices = append(choices, "uplink:"+n)
+			}
+			msg := fmt.Sprintf("invalid upstream %q: want peer, uplink:<name>, an IP address or ADDRESS:PORT", u)
+			if sg := suggest(u, choices); sg != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			r.errorf(p, "%s", msg)
+		}
+	}
+	if a := s.Aggregation; onlyPeer && a != nil && a.Peer != nil {
+		if host, _, err := net.SplitHostPort(a.Peer.Address); err == nil && isHostname(host) {
+			if _, err := netip.ParseAddr(host); err != nil {
+				r.errorf(join(path, "upstreams"), "the peer's address %q is a name, and the peer is the only upstream: braid never resolves the peer's address through the peer (it has to reach the peer first), so add an upstream that does not need it (uplink:NAME or an address), or write the peer's address as an IP address", a.Peer.Address)
+			}
+		}
+	}
+
+	if len(dns.FilterAAAA) > 0 && dns.AAAA == "filter" {
+		r.errorf(join(path, "filterAAAA"), "aaaa: filter already filters every AAAA answer; filterAAAA filters only these names, with aaaa: keep")
+	}
+}
+
+// learnsResolvers reports whether an uplink learns resolvers from its
+// network: by DHCP or from router advertisements.
+func learnsResolvers(u *Uplink) bool {
+	return u.IPv4 != nil && u.IPv4.DHCP != nil || u.IPv6 != nil && u.IPv6.RA != nil
 }
 
 // checkLANIPv6 checks where the LAN's IPv6 prefixes come from: at most
