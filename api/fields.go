@@ -17,8 +17,8 @@ import (
 //	enum:"a,b,c"           the allowed values of a string
 //	format:"cidr"          a syntax a string (or each string of a list) must
 //	                       have: cidr, ifaddr, ip, hostport, ifname, name,
-//	                       duration, resolver, domain or mac; see
-//	                       checkFormat
+//	                       duration, resolver, domain, mac or addrport;
+//	                       see checkFormat
 //	secret:"true"          the value is redacted in every output
 
 // field is one entry of a struct's field table.

@@ -94,6 +94,13 @@ func TestFormats(t *testing.T) {
 		{checkMAC, "01:00:5e:00:00:01", "multicast"},
 		{checkMAC, "ff:ff:ff:ff:ff:ff", "multicast"},
 		{checkMAC, "33:33:00:00:00:01", "multicast"},
+		{checkAddrPort, "127.0.0.1:53", ""},
+		{checkAddrPort, "[::1]:53", ""},
+		{checkAddrPort, "127.0.0.1", "has no port"},
+		{checkAddrPort, "::1", "has no port"},
+		{checkAddrPort, "127.0.0.1:0", "out of range"},
+		{checkAddrPort, "localhost:53", "is a name"},
+		{checkAddrPort, "127.0.0.1:dns", "is not ADDRESS:PORT"},
 		{checkServer, "192.0.2.10", ""},
 		{checkServer, "2001:db8::10", ""},
 		{checkServer, "lns.example.net", ""},
@@ -198,7 +205,7 @@ func TestFieldTags(t *testing.T) {
 		for _, f := range ts.of(typ).fields {
 			where := typ.Name() + "." + f.name
 			switch f.format {
-			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration", "resolver", "domain", "mac":
+			case "", "cidr", "ifaddr", "ip", "hostport", "ifname", "name", "duration", "resolver", "domain", "mac", "addrport":
 			default:
 				t.Errorf("%s: unknown format %q", where, f.format)
 			}

@@ -403,12 +403,22 @@ type Secret struct {
 	Env string `json:"env,omitempty"`
 }
 
-// PeerSpec is the aggregation server's desired state; a later issue fills it.
+// PeerSpec is the aggregation server's desired state.
 type PeerSpec struct {
 	// Listen is the address the peer listens on.
 	Listen string `json:"listen,omitempty" format:"hostport"`
 	// Cipher is the AEAD cipher.
 	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
-	// Key is a secret.
-	Key *Secret `json:"key,omitempty"`
+	// Key is the shadowsocks password the boxes use (as ss-server -k), a
+	// secret.
+	Key *Secret `json:"key" required:"true"`
+	// Management is the same as a router's: who may always reach the
+	// peer, and what must keep answering after a change. Without allow,
+	// braid adds no input drops on the peer.
+	Management *Management `json:"management,omitempty"`
+	// AllowLocal lists the local destinations (ADDRESS:PORT) the boxes'
+	// connections may reach, such as the peer's resolver
+	// (aggregation.peer.dns); every other local, loopback and link-local
+	// destination is refused.
+	AllowLocal []string `json:"allowLocal,omitempty" format:"addrport"`
 }

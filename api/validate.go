@@ -142,6 +142,8 @@ func (r *run) checkFormat(path, s, format string) {
 		msg = checkDomain(s)
 	case "mac":
 		msg = checkMAC(s)
+	case "addrport":
+		msg = checkAddrPort(s)
 	default:
 		panic("api: unknown format " + format)
 	}
@@ -269,6 +271,24 @@ func checkDuration(s string) string {
 		return fmt.Sprintf("duration %q must be positive", s)
 	}
 	return ""
+}
+
+// checkAddrPort: an IP address and a port, ADDRESS:PORT ([ADDRESS]:PORT
+// for IPv6), never a name.
+func checkAddrPort(s string) string {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		if msg := checkHostPort(s); msg != "" { // port 0
+			return msg
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return fmt.Sprintf("%q has no port: want ADDRESS:PORT, like 127.0.0.1:53 or [::1]:53", s)
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil && isName(host) {
+		return fmt.Sprintf("%q: %q is a name: want ADDRESS:PORT with an IP address", s, host)
+	}
+	return fmt.Sprintf("%q is not ADDRESS:PORT, like 127.0.0.1:53 or [::1]:53", s)
 }
 
 // checkResolver: a resolver's IP address, with or without a port
@@ -720,6 +740,7 @@ func hasIPv6Slash64(addresses []string) bool {
 // checkPeer runs the checks that span fields of a Peer spec.
 func (r *run) checkPeer(s *PeerSpec) {
 	r.checkSecret("spec.key", s.Key)
+	r.checkManagement("spec.management", s.Management)
 }
 
 // unknownRef says that name is not one of the known names of a kind of
