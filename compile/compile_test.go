@@ -432,3 +432,30 @@ func TestCompileMACAddress(t *testing.T) {
 		t.Errorf("a malformed MAC: err = %v", err)
 	}
 }
+
+// The example specs' notes: what each says this version does not
+// converge yet, section by section.
+func TestCompileExampleSpecNotes(t *testing.T) {
+	for file, want := range map[string][]string{
+		"lab.yaml":          nil,
+		"dual-wan-lte.yaml": nil,
+		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "uplinks[].health", "routes[].domains",
+			"tunnels", "aggregation", "dns"},
+	} {
+		doc, err := api.Load(filepath.Join("../specs", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Router(doc.Router, facts.Set{})
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var got []string
+		for _, n := range d.Notes {
+			got = append(got, n.Section)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: notes for %q, want %q", file, got, want)
+		}
+	}
+}
