@@ -673,10 +673,8 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 		}
 	}
 	if a := s.Aggregation; onlyPeer && a != nil && a.Peer != nil {
-		if host, _, err := net.SplitHostPort(a.Peer.Address); err == nil && isHostname(host) {
-			if _, err := netip.ParseAddr(host); err != nil {
-				r.errorf(join(path, "upstreams"), "the peer's address %q is a name, and the peer is the only upstream: braid never resolves the peer's address through the peer (it has to reach the peer first), so add an upstream that does not need it (uplink:NAME or an address), or write the peer's address as an IP address", a.Peer.Address)
-			}
+		if host, _, err := net.SplitHostPort(a.Peer.Address); err == nil && isName(host) {
+			r.errorf(join(path, "upstreams"), "the peer's address %q is a name, and the peer is the only upstream: braid never resolves the peer's address through the peer (it has to reach the peer first), so add an upstream that does not need it (uplink:NAME or an address), or write the peer's address as an IP address", a.Peer.Address)
 		}
 	}
 
@@ -787,9 +785,9 @@ func (r *run) checkManagement(path string, m *Management) {
 	}
 }
 
-// checkProbe checks one probe. DNS probes are allowed only in uplinks'
-// health (health): management probes decide whether a revision is
-// reverted, and are ICMP or TCP.
+// checkProbe checks one probe, of an uplink's health when health is set.
+// DNS probes are allowed only there: management probes decide whether a
+// revision is reverted, and are ICMP or TCP.
 func (r *run) checkProbe(path string, p Probe, health bool) {
 	switch {
 	case health:

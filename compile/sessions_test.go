@@ -67,3 +67,34 @@ spec:
 		t.Errorf("health configurations:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// A tracker with no address to probe from waits for the uplink's lease or
+// router advertisements.
+func TestCompileHealthWaits(t *testing.T) {
+	doc, err := api.Parse("t.yaml", []byte(`apiVersion: braid/v1alpha1
+kind: Router
+metadata: {name: t}
+spec:
+  uplinks:
+  - {name: a, interface: eth1, ipv4: {dhcp: {}}, health: {probes: [{icmp: 192.0.2.1}]}}
+  - {name: b, interface: eth2, ipv6: {ra: {}}, health: {probes: [{icmp: 2001:db8::1}]}}
+  - {name: c, interface: eth3, ipv4: {static: {address: 198.51.100.2/24}}, health: {probes: [{icmp: 198.51.100.1}]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Router(doc.Router, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range d.Sessions {
+		if s.Kind == health.Kind {
+			got[s.Name] = s.Wait
+		}
+	}
+	want := map[string]string{"a": "the DHCP lease of uplink a", "b": "the router advertisements of uplink b", "c": ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("waits = %q, want %q", got, want)
+	}
+}
