@@ -1,8 +1,11 @@
 package api
 
+import "net/netip"
+
 // Default values filled in by SetDefaults.
 const (
-	DefaultHealthInterval     = "1s"
+	DefaultHealthInterval     = "500ms"
+	DefaultDNSPort            = 53
 	DefaultHealthFailAfter    = 3
 	DefaultHealthRecoverAfter = 5
 	DefaultProto              = "tcp"
@@ -10,6 +13,10 @@ const (
 	DefaultCipher             = "chacha20-ietf-poly1305"
 	DefaultAAAA               = "keep"
 	DefaultPPPKeepalive       = "10s"
+	// DefaultPPPKeepaliveFailures is what pppd setups commonly use
+	// (lcp-echo-failure 4): with the 10s interval, a dead link is found
+	// in about 40 seconds, and one or two lost echoes are not enough.
+	DefaultPPPKeepaliveFailures = 4
 )
 
 // SetDefaults fills in every default of d, in place. It is the only place
@@ -23,13 +30,17 @@ const (
 //   - uplinks[i].table: UplinkTableBase+i (7101, 7102, ...)
 //   - uplinks[i].mptcp: {mode: subflow}; a given mptcp without mode gets
 //     mode subflow
-//   - uplinks[i].health, when given: interval 1s, failAfter 3,
-//     recoverAfter 5
+//   - uplinks[i].health, when given: interval 500ms, timeout the
+//     interval, failAfter 3, recoverAfter 5; a dns probe's resolver
+//     without a port gets port 53
 //   - firewall.open[i].proto, firewall.forward[i].proto: tcp
 //   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
-//     shadowsocks, cipher chacha20-ietf-poly1305
+//     shadowsocks, cipher chacha20-ietf-poly1305; its dns without a port
+//     gets port 53
 //   - dns.aaaa: keep (AAAA answers are never filtered unless asked)
-//   - tunnels[i].l2tp.ppp.keepalive: 10s
+//   - tunnels[i].interface: the tunnel's name, when it fits an interface
+//     name (15 bytes)
+//   - tunnels[i].l2tp.ppp.keepalive: 10s, keepaliveFailures: 4
 //   - tunnels[i].l2tp.server is left as written: without a port, the L2TP
 //     client uses 1701
 //
@@ -60,6 +71,14 @@ func SetDefaults(d *Document) {
 		if h := u.Health; h != nil {
 			if h.Interval == "" {
 				h.Interval = DefaultHealthInterval
+			}
+			if h.Timeout == "" && checkDuration(h.Interval) == "" {
+				// A malformed interval is reported once, not again as
+				// the timeout's.
+				h.Timeout = h.Interval
+			}
+			for j := range h.Probes {
+				h.Probes[j].DNS = withPort(h.Probes[j].DNS, DefaultDNSPort)
 			}
 			if h.FailAfter == 0 {
 				h.FailAfter = DefaultHealthFailAfter
@@ -95,14 +114,35 @@ func SetDefaults(d *Document) {
 			if p.Cipher == "" {
 				p.Cipher = DefaultCipher
 			}
+			p.DNS = withPort(p.DNS, DefaultDNSPort)
 		}
 	}
 	if dns := s.DNS; dns != nil && dns.AAAA == "" {
 		dns.AAAA = DefaultAAAA
 	}
 	for i := range s.Tunnels {
-		if l := s.Tunnels[i].L2TP; l != nil && l.PPP != nil && l.PPP.Keepalive == "" {
-			l.PPP.Keepalive = DefaultPPPKeepalive
+		t := &s.Tunnels[i]
+		if t.Interface == "" && t.Name != "" && len(t.Name) <= maxIfName {
+			t.Interface = t.Name
+		}
+		if l := t.L2TP; l != nil && l.PPP != nil {
+			if l.PPP.Keepalive == "" {
+				l.PPP.Keepalive = DefaultPPPKeepalive
+			}
+			if l.PPP.KeepaliveFailures == 0 {
+				l.PPP.KeepaliveFailures = DefaultPPPKeepaliveFailures
+			}
 		}
 	}
+}
+
+// withPort returns s, an IP address, as ADDRESS:PORT with the given port.
+// Anything else (already with a port, empty, malformed) is returned as it
+// is, for Validate to judge.
+func withPort(s string, port uint16) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	return netip.AddrPortFrom(a, port).String()
 }

@@ -35,7 +35,8 @@
 //
 // The struct tags on the types are the one description of the schema:
 // json (the field name), required, enum (the allowed values), format (cidr,
-// ifaddr, ip, hostport, ifname, name, duration) and secret. The decoder,
+// ifaddr, ip, hostport, ifname, name, duration, resolver, domain, mac,
+// addrport) and secret. The decoder,
 // the validator and Effective are all driven by them; see fields.go.
 //
 // # Defaults and validation

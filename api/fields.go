@@ -16,8 +16,9 @@ import (
 //	required:"true"        the field must be present and not empty
 //	enum:"a,b,c"           the allowed values of a string
 //	format:"cidr"          a syntax a string (or each string of a list) must
-//	                       have: cidr, ifaddr, ip, hostport, ifname, name or
-//	                       duration; see checkFormat
+//	                       have: cidr, ifaddr, ip, hostport, ifname, name,
+//	                       duration, resolver, domain, mac or addrport;
+//	                       see checkFormat
 //	secret:"true"          the value is redacted in every output
 
 // field is one entry of a struct's field table.

@@ -247,9 +247,24 @@ func TestTooManyErrors(t *testing.T) {
 	if len(errs.List) != MaxErrors+1 {
 		t.Fatalf("%d errors, want %d", len(errs.List), MaxErrors+1)
 	}
-	// 301 errors: 200 unknown fields, and 101 default tables past 7199.
+	// 311 errors: 200 unknown fields, and 111 default tables past 7189.
 	if first, last := errs.List[0].Error(), errs.List[MaxErrors].Error(); first != `t.yaml:6:51: spec.uplinks[0]: unknown field "prority"; did you mean "priority"?` ||
-		last != "t.yaml: too many errors (201 more not shown)" {
+		last != "t.yaml: too many errors (211 more not shown)" {
 		t.Errorf("first: %s\nlast: %s", first, last)
+	}
+}
+
+// TestDefaultTablesRunOut checks that the 90th uplink without a table,
+// whose default would be the first of braid's own tables, is told to set
+// one, and that the 89th is not.
+func TestDefaultTablesRunOut(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: braid/v1alpha1\nkind: Router\nmetadata: {name: t}\nspec:\n  uplinks:\n")
+	for i := range 90 {
+		fmt.Fprintf(&b, "  - {name: u%d, interface: eth%d, ipv4: {dhcp: {}}}\n", i, i)
+	}
+	want := "t.yaml:95:5: spec.uplinks[89].table: default table 7190 (7101 + the uplink's index) is past braid's uplink tables 7101..7189; set table"
+	if got := parseErr(t, b.String()); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }

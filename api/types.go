@@ -3,13 +3,18 @@ package api
 // APIVersion is the only apiVersion this build understands.
 const APIVersion = "braid/v1alpha1"
 
-// Routing tables. braid owns tables TableMin..TableMax; uplinks use
-// UplinkTableBase..TableMax, and uplink i (0-based) gets table
-// UplinkTableBase+i unless it sets one.
+// Routing tables. braid owns tables TableMin..TableMax. TableMin is its
+// steering table (routes: to); uplinks use UplinkTableBase..UplinkTableMax,
+// and uplink i (0-based) gets table UplinkTableBase+i unless it sets one;
+// OwnTableMin..TableMax are reserved for the tables of braid's own
+// listeners and links (the transparent proxy, tunnels), which no uplink
+// may take.
 const (
 	TableMin        = 7100
 	TableMax        = 7199
 	UplinkTableBase = 7101
+	UplinkTableMax  = 7189
+	OwnTableMin     = 7190
 )
 
 // Kinds of documents.
@@ -70,12 +75,21 @@ type Management struct {
 	Probes []Probe `json:"probes,omitempty"`
 }
 
-// Probe is one reachability check: exactly one of its fields is set.
+// Probe is one reachability check: exactly one of ICMP, TCP and DNS is
+// set. DNS probes are for uplinks' health only; management probes are ICMP
+// or TCP.
 type Probe struct {
 	// ICMP pings an address.
 	ICMP string `json:"icmp,omitempty" format:"ip"`
 	// TCP connects to HOST:PORT.
 	TCP string `json:"tcp,omitempty" format:"hostport"`
+	// DNS asks the resolver at ADDRESS or ADDRESS:PORT (port 53 when
+	// not written) for Name; any reply carrying the query's ID answers.
+	// The resolver is an IP address, never a name.
+	DNS string `json:"dns,omitempty" format:"resolver"`
+	// Name is the name a DNS probe asks for; required with DNS, and only
+	// with it.
+	Name string `json:"name,omitempty" format:"domain"`
 }
 
 // LAN is the local network.
@@ -91,14 +105,21 @@ type LAN struct {
 	IPv6 *LANIPv6 `json:"ipv6,omitempty"`
 }
 
-// LANIPv6 describes the LAN's routed IPv6 prefix. IPv6 is routed, never
-// NATed.
+// LANIPv6 describes the LAN's routed IPv6 prefixes: at most one of
+// FromTunnel and FromUplink (a /64 of a delegated prefix), and Advertise.
+// IPv6 is routed, never NATed.
 type LANIPv6 struct {
-	// FromTunnel takes a /64 of the prefix delegated over this tunnel.
+	// FromTunnel takes a /64 of the prefix delegated over this tunnel,
+	// which must ask for one (l2tp.ipv6.dhcpv6.prefixDelegation).
 	FromTunnel string `json:"fromTunnel,omitempty"`
-	// Subnet is which /64 of the delegated prefix to use.
+	// FromUplink takes a /64 of the prefix delegated by this uplink, which
+	// must ask for one (ipv6.ra.dhcpv6.prefixDelegation).
+	FromUplink string `json:"fromUplink,omitempty"`
+	// Subnet is which /64 of the delegated prefix to use; it must fit the
+	// delegated length, which is only known when the prefix arrives.
 	Subnet int `json:"subnet,omitempty"`
-	// Advertise sends router advertisements (SLAAC and RDNSS) on the LAN.
+	// Advertise sends router advertisements (SLAAC and RDNSS) on the LAN:
+	// for the delegated /64, and for the IPv6 /64s of lan.addresses.
 	Advertise bool `json:"advertise,omitempty"`
 }
 
@@ -116,6 +137,10 @@ type Uplink struct {
 	Table int `json:"table,omitempty"`
 	// MTU of the link; 0 leaves it as it is.
 	MTU int `json:"mtu,omitempty"`
+	// MACAddress is the link's MAC address (00:24:d4:aa:bb:cc: a unicast
+	// 48-bit address, lower case, colons); empty leaves it as it is.
+	// braid records the previous one and destroy puts it back.
+	MACAddress string `json:"macAddress,omitempty" format:"mac"`
 	// IPv4 configuration: dhcp or static.
 	IPv4 *UplinkIPv4 `json:"ipv4,omitempty"`
 	// IPv6 configuration.
@@ -138,7 +163,9 @@ type UplinkIPv4 struct {
 type DHCPv4 struct {
 	// VendorClass is option 60 (SFR's ONT wants it to start with "neufbox").
 	VendorClass string `json:"vendorClass,omitempty"`
-	// ClientID is option 61.
+	// ClientID is option 61 as hex octets separated by colons
+	// ("01:00:24:d4:aa:bb:cc": type 1, then a MAC address), 2..255 of
+	// them, either case; empty sends type 1 and the uplink's MAC.
 	ClientID string `json:"clientID,omitempty"`
 	// Hostname is option 12.
 	Hostname string `json:"hostname,omitempty"`
@@ -152,10 +179,23 @@ type Static struct {
 	Gateway string `json:"gateway,omitempty" format:"ip"`
 }
 
-// UplinkIPv6 is the uplink's IPv6 configuration.
+// UplinkIPv6 is the uplink's IPv6 configuration: exactly one of Static or
+// RA.
 type UplinkIPv6 struct {
 	// Static sets an address and gateway.
 	Static *Static `json:"static,omitempty"`
+	// RA takes an address and the default router from the router
+	// advertisements on the link.
+	RA *RA `json:"ra,omitempty"`
+}
+
+// RA configures an uplink from router advertisements, which braid
+// handles itself: an address by SLAAC from the prefix information, the
+// advertising router as the default gateway ("ra: {}" alone).
+type RA struct {
+	// DHCPv6 also asks the uplink's DHCPv6 server; with prefixDelegation,
+	// for a delegated prefix (lan.ipv6.fromUplink).
+	DHCPv6 *DHCPv6 `json:"dhcpv6,omitempty"`
 }
 
 // MPTCP modes.
@@ -173,25 +213,35 @@ type MPTCP struct {
 	Fullmesh bool `json:"fullmesh,omitempty"`
 }
 
-// Health configures uplink tracking.
+// Health configures uplink tracking. Every Interval, a round sends every
+// probe out of the uplink; the round succeeds if any probe answers within
+// Timeout.
 type Health struct {
 	// Probes are checked out of this uplink.
 	Probes []Probe `json:"probes,omitempty"`
-	// Interval between probes (Go duration: 500ms, 2s).
+	// Interval between rounds (Go duration: 500ms, 2s).
 	Interval string `json:"interval,omitempty" format:"duration"`
-	// FailAfter consecutive failures mark the uplink down.
+	// Timeout is how long a round waits for an answer; at most Interval,
+	// so that rounds never overlap.
+	Timeout string `json:"timeout,omitempty" format:"duration"`
+	// FailAfter consecutive failed rounds mark the uplink down.
 	FailAfter int `json:"failAfter,omitempty"`
-	// RecoverAfter consecutive successes mark it up again.
+	// RecoverAfter consecutive successful rounds mark it up again.
 	RecoverAfter int `json:"recoverAfter,omitempty"`
 }
 
-// RouteRule steers traffic out of one uplink: To (destinations) or From
-// (sources). A From entry wins over a To entry.
+// RouteRule steers traffic out of one uplink: To (destinations), From
+// (sources) or Domains (destinations by name). A From entry wins over a To
+// entry. Domains share an entry with neither.
 type RouteRule struct {
 	// To lists destination prefixes.
 	To []string `json:"to,omitempty" format:"cidr"`
 	// From lists source prefixes.
 	From []string `json:"from,omitempty" format:"cidr"`
+	// Domains lists DNS names: the addresses they resolve to leave by Via.
+	// A name matches itself and every name under it (netflix.com matches
+	// www.netflix.com).
+	Domains []string `json:"domains,omitempty" format:"domain"`
 	// Via names the uplink.
 	Via string `json:"via" required:"true"`
 }
@@ -230,6 +280,10 @@ type PortForward struct {
 type Tunnel struct {
 	// Name identifies the tunnel.
 	Name string `json:"name" required:"true" format:"name"`
+	// Interface is the tunnel's TUN link, which braid creates: 1..15
+	// bytes, claimed once like the uplinks' and the LAN's interfaces.
+	// It defaults to the tunnel's name when that fits.
+	Interface string `json:"interface,omitempty" format:"ifname"`
 	// L2TP configures the tunnel.
 	L2TP *L2TP `json:"l2tp" required:"true"`
 }
@@ -250,12 +304,19 @@ type L2TP struct {
 
 // PPP is the PPP login inside the tunnel.
 type PPP struct {
-	// Username, e.g. dhcp/<public IPv4>@<WAN MAC without colons>.
+	// Username is the login, with placeholders filled in from the uplink
+	// the tunnel leaves by (l2tp.via) when the session starts: {ipv4} its
+	// current IPv4 address, {mac} and {MAC} its MAC address without
+	// colons, in lower and upper case. SFR's is "dhcp/{ipv4}@{mac}". Any
+	// other {...} is an error.
 	Username string `json:"username" required:"true"`
 	// Password is a secret.
 	Password *Secret `json:"password" required:"true"`
 	// Keepalive is the LCP echo interval.
 	Keepalive string `json:"keepalive,omitempty" format:"duration"`
+	// KeepaliveFailures is how many LCP echoes in a row may go unanswered
+	// before the link is declared dead (pppd's lcp-echo-failure).
+	KeepaliveFailures int `json:"keepaliveFailures,omitempty"`
 }
 
 // TunnelIPv6 says how IPv6 is obtained over the tunnel.
@@ -286,7 +347,9 @@ type Aggregation struct {
 	// TCP is proxy (terminate LAN TCP on the box, re-originate at the peer)
 	// or direct.
 	TCP string `json:"tcp,omitempty" enum:"proxy,direct"`
-	// UDP is peer, direct or drop.
+	// UDP is peer (through the peer), direct (out of the uplinks) or drop:
+	// UDP to port 443 (QUIC) is rejected, so that browsers fall back to
+	// TCP, which the proxy aggregates; other UDP goes direct.
 	UDP string `json:"udp,omitempty" enum:"peer,direct,drop"`
 	// Bypass lists destinations that never go through the peer.
 	Bypass []string `json:"bypass,omitempty" format:"cidr"`
@@ -300,18 +363,32 @@ type AggregationPeer struct {
 	Protocol string `json:"protocol,omitempty" enum:"shadowsocks"`
 	// Cipher is the AEAD cipher.
 	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
-	// Key is a secret.
+	// Key is the shadowsocks password (as ss-server -k), not a raw key:
+	// the cipher's key is derived from it.
 	Key *Secret `json:"key" required:"true"`
+	// DNS is a resolver the peer reaches, ADDRESS or ADDRESS:PORT (port 53
+	// when not written): dns.upstreams "peer" asks it through the peer.
+	DNS string `json:"dns,omitempty" format:"resolver"`
 }
 
 // DNS is the box's resolver policy.
 type DNS struct {
-	// Listen lists the addresses the resolver listens on.
-	Listen []string `json:"listen,omitempty" format:"ip"`
-	// Upstreams are "peer", "uplink:<name>" or an address.
+	// Listen lists where the resolver listens: IP addresses, or "lan" for
+	// the LAN addresses braid holds (delegated ones included).
+	Listen []string `json:"listen,omitempty"`
+	// Upstreams are "peer" (aggregation.peer.dns, through the peer),
+	// "uplink:<name>" (the resolvers the uplink learns by DHCP or router
+	// advertisements) or an address. The peer's own address is never
+	// resolved through the peer.
 	Upstreams []string `json:"upstreams,omitempty"`
 	// AAAA is keep (default) or filter.
 	AAAA string `json:"aaaa,omitempty" enum:"keep,filter"`
+	// FilterAAAA lists DNS names whose AAAA answers are filtered, with
+	// AAAA keep: a name and every name under it.
+	FilterAAAA []string `json:"filterAAAA,omitempty" format:"domain"`
+	// Intercept redirects the LAN's DNS queries to other resolvers to
+	// braid's.
+	Intercept bool `json:"intercept,omitempty"`
 }
 
 // Secret is a reference to a secret: exactly one field is set. Value is for
@@ -326,12 +403,22 @@ type Secret struct {
 	Env string `json:"env,omitempty"`
 }
 
-// PeerSpec is the aggregation server's desired state; a later issue fills it.
+// PeerSpec is the aggregation server's desired state.
 type PeerSpec struct {
 	// Listen is the address the peer listens on.
 	Listen string `json:"listen,omitempty" format:"hostport"`
 	// Cipher is the AEAD cipher.
 	Cipher string `json:"cipher,omitempty" enum:"chacha20-ietf-poly1305,aes-256-gcm,aes-128-gcm"`
-	// Key is a secret.
-	Key *Secret `json:"key,omitempty"`
+	// Key is the shadowsocks password the boxes use (as ss-server -k), a
+	// secret.
+	Key *Secret `json:"key" required:"true"`
+	// Management is the same as a router's: who may always reach the
+	// peer, and what must keep answering after a change. Without allow,
+	// braid adds no input drops on the peer.
+	Management *Management `json:"management,omitempty"`
+	// AllowLocal lists the local destinations (ADDRESS:PORT) the boxes'
+	// connections may reach, such as the peer's resolver
+	// (aggregation.peer.dns); every other local, loopback and link-local
+	// destination is refused.
+	AllowLocal []string `json:"allowLocal,omitempty" format:"addrport"`
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -135,6 +136,14 @@ func (r *run) checkFormat(path, s, format string) {
 		msg = checkName(s)
 	case "duration":
 		msg = checkDuration(s)
+	case "resolver":
+		msg = checkResolver(s)
+	case "domain":
+		msg = checkDomain(s)
+	case "mac":
+		msg = checkMAC(s)
+	case "addrport":
+		msg = checkAddrPort(s)
 	default:
 		panic("api: unknown format " + format)
 	}
@@ -264,6 +273,107 @@ func checkDuration(s string) string {
 	return ""
 }
 
+// checkAddrPort: an IP address and a port, ADDRESS:PORT ([ADDRESS]:PORT
+// for IPv6), never a name.
+func checkAddrPort(s string) string {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		if msg := checkHostPort(s); msg != "" { // port 0
+			return msg
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return fmt.Sprintf("%q has no port: want ADDRESS:PORT, like 127.0.0.1:53 or [::1]:53", s)
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil && isName(host) {
+		return fmt.Sprintf("%q: %q is a name: want ADDRESS:PORT with an IP address", s, host)
+	}
+	return fmt.Sprintf("%q is not ADDRESS:PORT, like 127.0.0.1:53 or [::1]:53", s)
+}
+
+// checkResolver: a resolver's IP address, with or without a port
+// (192.0.2.53, 192.0.2.53:53, 2001:db8::53, [2001:db8::53]:53). A resolver
+// is never a name: it would have to be looked up first.
+func checkResolver(s string) string {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if isName(s) {
+			return fmt.Sprintf("%q is a name: want the resolver's IP address (ADDRESS or ADDRESS:PORT), which needs no lookup", s)
+		}
+		return fmt.Sprintf("%q is not ADDRESS or ADDRESS:PORT, like 192.0.2.53 or [2001:db8::53]:53", s)
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		if isName(host) {
+			return fmt.Sprintf("%q: %q is a name: want the resolver's IP address, which needs no lookup", s, host)
+		}
+		return fmt.Sprintf("%q: %q is not an IP address", s, host)
+	}
+	if msg := checkPort(port); msg != "" {
+		return fmt.Sprintf("%q: %s", s, msg)
+	}
+	return ""
+}
+
+// checkDomain: a DNS name as braid matches names: lowercase labels of
+// letters, digits and '-', without a leading or trailing dot; a name
+// stands for itself and every name under it (netflix.com matches
+// www.netflix.com). A near miss is answered with the name it was probably
+// meant to be.
+func checkDomain(s string) string {
+	if isDomain(s) {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return fmt.Sprintf("%q is an IP address, not a DNS name", s)
+	}
+	msg := fmt.Sprintf("invalid DNS name %q: want lowercase labels of letters, digits and '-', separated by dots, like example.com", s)
+	fix := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
+	if fix != s && isDomain(fix) {
+		msg += fmt.Sprintf("; did you mean %q?", fix)
+	}
+	return msg
+}
+
+// isDomain reports whether s is a DNS name in the form checkDomain wants.
+func isDomain(s string) bool {
+	return isName(s) && !strings.HasSuffix(s, ".") && strings.ToLower(s) == s
+}
+
+// isName reports whether s is a host name that cannot be mistaken for an
+// address: isHostname, and its last label is not all digits (192.0.2.300
+// is a mistyped address, not a name).
+func isName(s string) bool {
+	if !isHostname(s) {
+		return false
+	}
+	s = strings.TrimSuffix(s, ".")
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+// checkMAC: an interface's MAC address: six two-digit hex octets in lower
+// case separated by colons (as ip link shows them), unicast and not all
+// zeros. Upper case, dashes, dots or no separators are answered with the
+// form braid wants.
+func checkMAC(s string) string {
+	b, err := hex.DecodeString(strings.NewReplacer(":", "", "-", "", ".", "").Replace(s))
+	if err != nil || len(b) != 6 {
+		return fmt.Sprintf("%q is not a MAC address: want six hex octets separated by colons, like 00:24:d4:aa:bb:cc", s)
+	}
+	switch mac := net.HardwareAddr(b); {
+	case mac.String() != s:
+		return fmt.Sprintf("%q: want six hex octets in lower case separated by colons; did you mean %q?", s, mac.String())
+	case [6]byte(b) == [6]byte{}:
+		return fmt.Sprintf("%q is all zeros: not an address a link can have", s)
+	case b[0]&1 != 0:
+		return fmt.Sprintf("%q is a multicast address (the first octet is odd): a link's address is unicast", s)
+	}
+	return ""
+}
+
 // uniqueNames reports duplicate names in a list of named entries (an
 // empty name is the required-field check's business) and returns each
 // name's index and the names in order.
@@ -310,17 +420,17 @@ func (r *run) checkRouter(s *RouterSpec) {
 			return
 		}
 		if by, dup := claimed[ifname]; dup {
+			if r.pos != nil && !r.written(path) {
+				r.errorf(path, "default interface %q (the tunnel's name) is already used by %s; set interface", ifname, by)
+				return
+			}
 			r.errorf(path, "interface %q is already used by %s", ifname, by)
 			return
 		}
 		claimed[ifname] = parent(path)
 	}
 
-	if m := s.Management; m != nil {
-		for i, p := range m.Probes {
-			r.checkProbe(index("spec.management.probes", i), p)
-		}
-	}
+	r.checkManagement("spec.management", s.Management)
 
 	if l := s.LAN; l != nil {
 		claim("spec.lan.interface", l.Interface)
@@ -332,16 +442,7 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 		r.checkMTU("spec.lan.mtu", l.MTU, hasIPv6)
 		if v6 := l.IPv6; v6 != nil {
-			if v6.FromTunnel == "" {
-				r.errorf("spec.lan.ipv6", "missing required field %q: the tunnel whose delegated prefix the LAN uses", "fromTunnel")
-			} else if i, ok := tunnels[v6.FromTunnel]; !ok {
-				r.errorf("spec.lan.ipv6.fromTunnel", "%s", unknownRef("tunnel", v6.FromTunnel, tunnelNames))
-			} else if t := s.Tunnels[i]; t.L2TP == nil || t.L2TP.IPv6 == nil || t.L2TP.IPv6.DHCPv6 == nil || !t.L2TP.IPv6.DHCPv6.PrefixDelegation {
-				r.errorf("spec.lan.ipv6.fromTunnel", "tunnel %q does not ask for a delegated prefix (set spec.tunnels[%d].l2tp.ipv6.dhcpv6.prefixDelegation: true)", v6.FromTunnel, i)
-			}
-			if v6.Subnet < 0 || v6.Subnet > 0xffff {
-				r.errorf("spec.lan.ipv6.subnet", "subnet %d out of range 0..65535", v6.Subnet)
-			}
+			r.checkLANIPv6(s, v6, l.Addresses, tunnels, tunnelNames, uplinks, uplinkNames)
 		}
 	}
 
@@ -352,10 +453,15 @@ func (r *run) checkRouter(s *RouterSpec) {
 		if u.Priority < 0 {
 			r.errorf(join(path, "priority"), "priority must be 0 or more, got %d", u.Priority)
 		}
+		defaulted := r.pos != nil && !r.written(join(path, "table"))
 		switch j, dup := tables[u.Table]; {
-		case u.Table < UplinkTableBase || u.Table > TableMax:
-			r.errorf(join(path, "table"), "table %d is outside braid's uplink tables %d..%d", u.Table, UplinkTableBase, TableMax)
-		case dup && r.pos != nil && !r.written(join(path, "table")):
+		case defaulted && u.Table > UplinkTableMax:
+			r.errorf(join(path, "table"), "default table %d (%d + the uplink's index) is past braid's uplink tables %d..%d; set table", u.Table, UplinkTableBase, UplinkTableBase, UplinkTableMax)
+		case u.Table >= OwnTableMin && u.Table <= TableMax:
+			r.errorf(join(path, "table"), "table %d is reserved for braid's own tables (%d..%d: the proxy, tunnels); uplinks take %d..%d", u.Table, OwnTableMin, TableMax, UplinkTableBase, UplinkTableMax)
+		case u.Table < UplinkTableBase || u.Table > UplinkTableMax:
+			r.errorf(join(path, "table"), "table %d is outside braid's uplink tables %d..%d", u.Table, UplinkTableBase, UplinkTableMax)
+		case dup && defaulted:
 			r.errorf(join(path, "table"), "default table %d (%d + the uplink's index) is already used by spec.uplinks[%d]; set table", u.Table, UplinkTableBase, j)
 		case dup:
 			r.errorf(join(path, "table"), "table %d is already used by spec.uplinks[%d]", u.Table, j)
@@ -371,16 +477,14 @@ func (r *run) checkRouter(s *RouterSpec) {
 			r.exactlyOne(p, []string{"dhcp", "static"}, v4.DHCP != nil, v4.Static != nil)
 			if dh := v4.DHCP; dh != nil {
 				r.checkOption(join(p, "dhcp.vendorClass"), dh.VendorClass, 60)
-				r.checkOption(join(p, "dhcp.clientID"), dh.ClientID, 61)
+				r.checkClientID(join(p, "dhcp.clientID"), dh.ClientID)
 				r.checkOption(join(p, "dhcp.hostname"), dh.Hostname, 12)
 			}
 			r.checkStatic(join(p, "static"), v4.Static, false)
 		}
 		if v6 := u.IPv6; v6 != nil {
 			p := join(path, "ipv6")
-			if v6.Static == nil {
-				r.errorf(p, "set static")
-			}
+			r.exactlyOne(p, []string{"static", "ra"}, v6.Static != nil, v6.RA != nil)
 			r.checkStatic(join(p, "static"), v6.Static, true)
 		}
 		if h := u.Health; h != nil {
@@ -389,8 +493,9 @@ func (r *run) checkRouter(s *RouterSpec) {
 				r.errorf(p, "health needs at least one probe")
 			}
 			for j, pr := range h.Probes {
-				r.checkProbe(index(join(p, "probes"), j), pr)
+				r.checkProbe(index(join(p, "probes"), j), pr, true)
 			}
+			r.checkTimeout(p, h)
 			if h.FailAfter < 1 {
 				r.errorf(join(p, "failAfter"), "failAfter must be 1 or more, got %d", h.FailAfter)
 			}
@@ -400,12 +505,32 @@ func (r *run) checkRouter(s *RouterSpec) {
 		}
 	}
 
+	type routedBy struct {
+		via   string
+		entry int
+	}
+	domains := make(map[string]routedBy)
 	for i, rt := range s.Routes {
 		path := index("spec.routes", i)
-		if len(rt.To) == 0 && len(rt.From) == 0 && !r.suppressed(join(path, "to")) && !r.suppressed(join(path, "from")) {
-			r.errorf(path, "route needs to (destination prefixes) or from (source prefixes)")
-		}
 		via(join(path, "via"), rt.Via)
+		switch byPrefix := len(rt.To) > 0 || len(rt.From) > 0; {
+		case byPrefix && len(rt.Domains) > 0:
+			r.errorf(join(path, "domains"), "domains cannot share an entry with to or from: give them an entry of their own")
+			continue
+		case !byPrefix && len(rt.Domains) == 0 && !r.suppressed(join(path, "to")) && !r.suppressed(join(path, "from")) && !r.suppressed(join(path, "domains")):
+			r.errorf(path, "route needs to (destination prefixes), from (source prefixes) or domains (DNS names)")
+		}
+		if rt.Via == "" {
+			continue
+		}
+		for j, d := range rt.Domains {
+			switch by, dup := domains[d]; {
+			case !dup:
+				domains[d] = routedBy{rt.Via, i}
+			case by.via != rt.Via:
+				r.errorf(index(join(path, "domains"), j), "domain %q already leaves by %s (spec.routes[%d])", d, by.via, by.entry)
+			}
+		}
 	}
 
 	if fw := s.Firewall; fw != nil {
@@ -422,7 +547,16 @@ func (r *run) checkRouter(s *RouterSpec) {
 	}
 
 	for i, t := range s.Tunnels {
-		path := join(index("spec.tunnels", i), "l2tp")
+		tpath := index("spec.tunnels", i)
+		if t.Interface == "" && len(t.Name) > maxIfName {
+			r.errorf(join(tpath, "interface"), "the tunnel's name %q is longer than %d bytes, too long for its interface: set interface", t.Name, maxIfName)
+		}
+		if j := tunnels[t.Name]; j == i || r.pos == nil || r.written(join(tpath, "interface")) {
+			// A defaulted interface of a duplicate tunnel is the
+			// duplicate name's problem, reported once.
+			claim(join(tpath, "interface"), t.Interface)
+		}
+		path := join(tpath, "l2tp")
 		l := t.L2TP
 		if l == nil {
 			continue
@@ -436,6 +570,14 @@ func (r *run) checkRouter(s *RouterSpec) {
 		r.checkSecret(join(path, "secret"), l.Secret)
 		if l.PPP != nil {
 			r.checkSecret(join(path, "ppp.password"), l.PPP.Password)
+			var via *Uplink
+			if j, ok := uplinks[l.Via]; ok {
+				via = &s.Uplinks[j]
+			}
+			r.checkUsername(join(path, "ppp.username"), l.PPP.Username, via)
+			if l.PPP.KeepaliveFailures < 1 {
+				r.errorf(join(path, "ppp.keepaliveFailures"), "keepaliveFailures must be 1 or more, got %d", l.PPP.KeepaliveFailures)
+			}
 		}
 	}
 
@@ -444,38 +586,159 @@ func (r *run) checkRouter(s *RouterSpec) {
 	}
 
 	if dns := s.DNS; dns != nil {
-		for i, u := range dns.Upstreams {
-			path := index("spec.dns.upstreams", i)
-			switch name, isUplink := strings.CutPrefix(u, "uplink:"); {
-			case u == "peer":
-				if s.Aggregation == nil {
-					r.errorf(path, "upstream \"peer\" needs spec.aggregation")
+		r.checkDNS(s, dns, uplinks, uplinkNames)
+	}
+}
+
+// checkDNS checks the resolver's section: where it listens, its upstreams
+// and what they need, and the AAAA policy.
+func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNames []string) {
+	const path = "spec.dns"
+	onLAN := false
+	for i, l := range dns.Listen {
+		p := index(join(path, "listen"), i)
+		if l == "lan" {
+			onLAN = true
+			if s.LAN == nil {
+				r.errorf(p, "lan listens on the LAN addresses braid holds, and there is no spec.lan")
+			}
+			continue
+		}
+		a, err := netip.ParseAddr(l)
+		if err != nil {
+			msg := fmt.Sprintf("%q is neither an IP address nor lan (the LAN addresses braid holds)", l)
+			if pfx, err := netip.ParsePrefix(l); err == nil {
+				msg += fmt.Sprintf("; did you mean %q?", pfx.Addr().String())
+			} else if sg := suggest(l, []string{"lan"}); sg != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			r.errorf(p, "%s", msg)
+			continue
+		}
+		if s.LAN != nil {
+			for _, la := range s.LAN.Addresses {
+				if lp, err := netip.ParsePrefix(la); err == nil && lp.Addr() == a {
+					onLAN = true
 				}
-			case isUplink:
-				via(path, name)
-			default:
-				_, errAddr := netip.ParseAddr(u)
-				_, errAddrPort := netip.ParseAddrPort(u)
-				if errAddr == nil || errAddrPort == nil {
-					continue
-				}
-				choices := []string{"peer"}
-				for _, n := range uplinkNames {
-					choices = append(choices, "uplink:"+n)
-				}
-				msg := fmt.Sprintf("invalid upstream %q: want peer, uplink:<name>, an IP address or ADDRESS:PORT", u)
-				if sg := suggest(u, choices); sg != "" {
-					msg += fmt.Sprintf("; did you mean %q?", sg)
-				}
-				r.errorf(path, "%s", msg)
 			}
 		}
 	}
+	if dns.Intercept {
+		switch {
+		case s.LAN == nil:
+			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, and there is no spec.lan")
+		case !onLAN:
+			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, which must listen on the LAN: add lan to spec.dns.listen")
+		}
+	}
+
+	onlyPeer := len(dns.Upstreams) > 0
+	for i, u := range dns.Upstreams {
+		p := index(join(path, "upstreams"), i)
+		if u != "peer" {
+			onlyPeer = false
+		}
+		switch name, isUplink := strings.CutPrefix(u, "uplink:"); {
+		case u == "peer":
+			switch a := s.Aggregation; {
+			case a == nil:
+				r.errorf(p, "upstream \"peer\" needs spec.aggregation")
+			case a.Peer != nil && a.Peer.DNS == "" && !r.suppressed("spec.aggregation.peer"):
+				r.errorf(p, "upstream \"peer\" needs spec.aggregation.peer.dns: the resolver the peer asks")
+			}
+		case isUplink:
+			j, ok := uplinks[name]
+			if !ok {
+				r.errorf(p, "%s", unknownRef("uplink", name, uplinkNames))
+				continue
+			}
+			if up := s.Uplinks[j]; !learnsResolvers(&up) {
+				r.errorf(p, "uplink %q learns no resolvers: it has neither DHCP (ipv4.dhcp) nor router advertisements (ipv6.ra); write the resolver's address instead", name)
+			}
+		default:
+			_, errAddr := netip.ParseAddr(u)
+			_, errAddrPort := netip.ParseAddrPort(u)
+			if errAddr == nil || errAddrPort == nil {
+				continue
+			}
+			choices := []string{"peer"}
+			for _, n := range uplinkNames {
+				choices = append(choices, "uplink:"+n)
+			}
+			msg := fmt.Sprintf("invalid upstream %q: want peer, uplink:<name>, an IP address or ADDRESS:PORT", u)
+			if sg := suggest(u, choices); sg != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sg)
+			}
+			r.errorf(p, "%s", msg)
+		}
+	}
+	if a := s.Aggregation; onlyPeer && a != nil && a.Peer != nil {
+		if host, _, err := net.SplitHostPort(a.Peer.Address); err == nil && isName(host) {
+			r.errorf(join(path, "upstreams"), "the peer's address %q is a name, and the peer is the only upstream: braid never resolves the peer's address through the peer (it has to reach the peer first), so add an upstream that does not need it (uplink:NAME or an address), or write the peer's address as an IP address", a.Peer.Address)
+		}
+	}
+
+	if len(dns.FilterAAAA) > 0 && dns.AAAA == "filter" {
+		r.errorf(join(path, "filterAAAA"), "aaaa: filter already filters every AAAA answer; filterAAAA filters only these names, with aaaa: keep")
+	}
+}
+
+// learnsResolvers reports whether an uplink learns resolvers from its
+// network: by DHCP or from router advertisements.
+func learnsResolvers(u *Uplink) bool {
+	return u.IPv4 != nil && u.IPv4.DHCP != nil || u.IPv6 != nil && u.IPv6.RA != nil
+}
+
+// checkLANIPv6 checks where the LAN's IPv6 prefixes come from: at most
+// one delegated prefix, from a tunnel or an uplink that asks for one, and
+// something to do.
+func (r *run) checkLANIPv6(s *RouterSpec, v6 *LANIPv6, addresses []string, tunnels map[string]int, tunnelNames []string, uplinks map[string]int, uplinkNames []string) {
+	const path = "spec.lan.ipv6"
+	switch {
+	case v6.FromTunnel != "" && v6.FromUplink != "":
+		r.errorf(path, "set only one of fromTunnel or fromUplink: the LAN takes one delegated prefix")
+	case v6.FromTunnel != "":
+		if i, ok := tunnels[v6.FromTunnel]; !ok {
+			r.errorf(join(path, "fromTunnel"), "%s", unknownRef("tunnel", v6.FromTunnel, tunnelNames))
+		} else if t := s.Tunnels[i]; t.L2TP == nil || t.L2TP.IPv6 == nil || t.L2TP.IPv6.DHCPv6 == nil || !t.L2TP.IPv6.DHCPv6.PrefixDelegation {
+			r.errorf(join(path, "fromTunnel"), "tunnel %q does not ask for a delegated prefix (set spec.tunnels[%d].l2tp.ipv6.dhcpv6.prefixDelegation: true)", v6.FromTunnel, i)
+		}
+	case v6.FromUplink != "":
+		if i, ok := uplinks[v6.FromUplink]; !ok {
+			r.errorf(join(path, "fromUplink"), "%s", unknownRef("uplink", v6.FromUplink, uplinkNames))
+		} else if u := s.Uplinks[i]; u.IPv6 == nil || u.IPv6.RA == nil || u.IPv6.RA.DHCPv6 == nil || !u.IPv6.RA.DHCPv6.PrefixDelegation {
+			r.errorf(join(path, "fromUplink"), "uplink %q does not ask for a delegated prefix (set spec.uplinks[%d].ipv6.ra.dhcpv6.prefixDelegation: true)", v6.FromUplink, i)
+		}
+	default:
+		if v6.Subnet != 0 || r.written(join(path, "subnet")) {
+			r.errorf(join(path, "subnet"), "subnet picks a /64 of a delegated prefix: set fromTunnel or fromUplink")
+		}
+		if !v6.Advertise {
+			r.errorf(path, "nothing to do: set fromTunnel or fromUplink (a /64 of a delegated prefix), or advertise (router advertisements for the IPv6 /64s of spec.lan.addresses)")
+		} else if !hasIPv6Slash64(addresses) {
+			r.errorf(join(path, "advertise"), "advertise alone announces the IPv6 /64s of spec.lan.addresses, and it has none: add one, or set fromTunnel or fromUplink")
+		}
+	}
+	if v6.Subnet < 0 || v6.Subnet > 0xffff {
+		r.errorf(join(path, "subnet"), "subnet %d out of range 0..65535", v6.Subnet)
+	}
+}
+
+// hasIPv6Slash64 reports whether addresses hold an IPv6 address in a /64,
+// a prefix SLAAC can use.
+func hasIPv6Slash64(addresses []string) bool {
+	for _, a := range addresses {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() == 64 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPeer runs the checks that span fields of a Peer spec.
 func (r *run) checkPeer(s *PeerSpec) {
 	r.checkSecret("spec.key", s.Key)
+	r.checkManagement("spec.management", s.Management)
 }
 
 // unknownRef says that name is not one of the known names of a kind of
@@ -512,8 +775,50 @@ func (r *run) exactlyOne(path string, names []string, set ...bool) {
 	}
 }
 
-func (r *run) checkProbe(path string, p Probe) {
-	r.exactlyOne(path, []string{"icmp", "tcp"}, p.ICMP != "", p.TCP != "")
+// checkManagement checks a router's or a peer's management section.
+func (r *run) checkManagement(path string, m *Management) {
+	if m == nil {
+		return
+	}
+	for i, p := range m.Probes {
+		r.checkProbe(index(join(path, "probes"), i), p, false)
+	}
+}
+
+// checkProbe checks one probe, of an uplink's health when health is set.
+// DNS probes are allowed only there: management probes decide whether a
+// revision is reverted, and are ICMP or TCP.
+func (r *run) checkProbe(path string, p Probe, health bool) {
+	switch {
+	case health:
+		r.exactlyOne(path, []string{"icmp", "tcp", "dns"}, p.ICMP != "", p.TCP != "", p.DNS != "")
+	case p.DNS != "":
+		r.errorf(join(path, "dns"), "dns probes are for uplinks' health; management probes are icmp or tcp")
+	default:
+		r.exactlyOne(path, []string{"icmp", "tcp"}, p.ICMP != "", p.TCP != "")
+	}
+	switch name := join(path, "name"); {
+	case p.DNS != "" && p.Name == "" && r.written(name):
+		r.errorf(name, "must not be empty")
+	case p.DNS != "" && p.Name == "":
+		r.errorf(path, "missing required field %q: the name a dns probe asks for", "name")
+	case p.DNS == "" && p.Name != "":
+		r.errorf(name, "name is what a dns probe asks for; without dns it has no use")
+	}
+}
+
+// checkTimeout checks that a health round's timeout fits in its interval.
+func (r *run) checkTimeout(path string, h *Health) {
+	interval, err1 := time.ParseDuration(h.Interval)
+	timeout, err2 := time.ParseDuration(h.Timeout)
+	if err1 != nil || err2 != nil || interval <= 0 || timeout <= interval {
+		return
+	}
+	of := "interval " + h.Interval
+	if r.pos != nil && !r.written(join(path, "interval")) {
+		of = "the default interval " + h.Interval
+	}
+	r.errorf(join(path, "timeout"), "timeout %s is longer than %s: a round must be over before the next one starts, or a late answer would count for the wrong round", h.Timeout, of)
 }
 
 // checkSecret checks a secret reference: exactly one source, a file given
@@ -582,6 +887,67 @@ func (r *run) checkOption(path, s string, code int) {
 	}
 	if len(s) < 1 || len(s) > maxOption {
 		r.errorf(path, "must be 1..%d bytes to fit DHCP option %d, got %d", maxOption, code, len(s))
+	}
+}
+
+// usernamePlaceholders are what a PPP username may hold in braces.
+var usernamePlaceholders = []string{"ipv4", "mac", "MAC"}
+
+// checkUsername checks the placeholders of a PPP username: {ipv4}, {mac}
+// and {MAC}, filled in from via, the uplink the tunnel leaves by (nil if
+// it is unknown).
+func (r *run) checkUsername(path, s string, via *Uplink) {
+	usesIPv4 := false
+	for rest := s; ; {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			r.errorf(path, "%q has a { without its }: placeholders are {ipv4}, {mac} and {MAC}", s)
+			return
+		}
+		name := rest[open+1 : open+end]
+		rest = rest[open+end+1:]
+		switch name {
+		case "ipv4":
+			usesIPv4 = true
+		case "mac", "MAC":
+		default:
+			msg := fmt.Sprintf("unknown placeholder {%s}: want {ipv4} (the uplink's current IPv4 address), {mac} or {MAC} (its MAC address without colons, lower or upper case)", name)
+			if sg := suggest(name, usernamePlaceholders); sg != "" {
+				msg += fmt.Sprintf("; did you mean {%s}?", sg)
+			}
+			r.errorf(path, "%s", msg)
+		}
+	}
+	if usesIPv4 && via != nil && via.IPv4 == nil {
+		r.errorf(path, "{ipv4} is the IPv4 address of uplink %q, which has none", via.Name)
+	}
+}
+
+// checkClientID checks DHCPv4 option 61 as written: hex octets separated
+// by colons, 2..255 of them (RFC 2132: a type octet, then at least one of
+// the identifier). Empty means unset (type 1 and the link's MAC), unless
+// it was written in the file.
+func (r *run) checkClientID(path, s string) {
+	if s == "" && !r.written(path) {
+		return
+	}
+	if s == "" {
+		r.errorf(path, "must not be empty: want hex octets separated by colons, or no clientID for type 1 and the uplink's MAC")
+		return
+	}
+	octets := strings.Split(s, ":")
+	for _, o := range octets {
+		if _, err := hex.DecodeString(o); err != nil || len(o) != 2 {
+			r.errorf(path, "%q is not hex octets separated by colons, like 01:00:24:d4:aa:bb:cc (a type octet, 01 for Ethernet, then the identifier)", s)
+			return
+		}
+	}
+	if n := len(octets); n < 2 || n > maxOption {
+		r.errorf(path, "must be 2..%d octets to fit DHCP option 61 (a type octet, then the identifier), got %d", maxOption, n)
 	}
 }
 

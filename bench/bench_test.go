@@ -147,6 +147,7 @@ func TestIPLine(t *testing.T) {
 	}{
 		{"link[wan1]", map[string]string{"up": "true"}, "link set dev wan1 up", false},
 		{"link[wan1]", map[string]string{"up": "true", "mtu": "1492"}, "link set dev wan1 up mtu 1492", false},
+		{"link[wan1]", map[string]string{"up": "true", "mac": "02:00:5e:10:00:01"}, "link set dev wan1 up address 02:00:5e:10:00:01", false},
 		{"sysctl[net.ipv4.ip_forward]", map[string]string{"value": "1"}, "", false},
 		{"address[wan1 10.201.0.2/24]", nil, "address add 10.201.0.2/24 brd + dev wan1 noprefixroute", false},
 		{"address[wan1 10.201.0.2/31]", nil, "address add 10.201.0.2/31 dev wan1 noprefixroute", false},

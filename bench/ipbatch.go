@@ -165,6 +165,9 @@ func ipLine(kind, inner string, after map[string]string) (line string, v6rule bo
 		if mtu := after["mtu"]; mtu != "" {
 			line += " mtu " + mtu
 		}
+		if mac := after["mac"]; mac != "" {
+			line += " address " + mac
+		}
 		return line, false, nil
 	case kindAddress:
 		if len(words) != 2 {

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/braid-router/braid/api"
@@ -67,7 +68,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 	c.notes(spec)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil {
-		c.link(lan.Interface, lan.MTU)
+		c.link(nl.Link{Name: lan.Interface, Up: true, MTU: lan.MTU})
 		for _, a := range lan.Addresses {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
@@ -104,7 +105,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			}
 			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, From: p.Masked(), Table: u.table, SuppressPrefixlen: -1})
 		}
-		waiting := false
+		waiting4, waiting6 := false, false
 		for _, s := range r.To {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
@@ -118,9 +119,13 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			} else {
 				steer4 = true
 			}
+			// A missing fact means waiting, never an error.
 			if !gw.IsValid() && p.Addr().Is4() && u.dhcp4 {
-				// A missing fact means waiting, never an error.
-				waiting = true
+				waiting4 = true
+				continue
+			}
+			if !gw.IsValid() && p.Addr().Is6() && u.ra6 {
+				waiting6 = true
 				continue
 			}
 			if !gw.IsValid() {
@@ -128,8 +133,11 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			}
 			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
 		}
-		if waiting {
+		if waiting4 {
 			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv4 destinations via %s wait for the uplink's DHCP lease", r.Via))
+		}
+		if waiting6 {
+			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv6 destinations via %s wait for the uplink's router advertisements", r.Via))
 		}
 	}
 	if err := c.firewall(spec); err != nil {
@@ -161,8 +169,9 @@ type uplinkState struct {
 	gw4, gw6 netip.Addr
 	addr4    netip.Prefix
 	addr6    netip.Prefix
-	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease.
-	dhcp4 bool
+	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease, ra6
+	// when its IPv6 comes from router advertisements.
+	dhcp4, ra6 bool
 }
 
 // addrs lists the uplink's current addresses, IPv4 first.
@@ -272,8 +281,8 @@ func (c *compiler) forwarding() {
 		nl.Sysctl{Name: "net.ipv6.conf.all.forwarding", Value: "1"})
 }
 
-func (c *compiler) link(name string, mtu int) {
-	c.links = append(c.links, nl.Link{Name: name, Up: true, MTU: mtu})
+func (c *compiler) link(l nl.Link) {
+	c.links = append(c.links, l)
 }
 
 // address adds an interface address and its connected route in the main
@@ -307,13 +316,22 @@ type addressing struct {
 }
 
 func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
-	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table, dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil}
+	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table,
+		dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil, ra6: u.IPv6 != nil && u.IPv6.RA != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
 	// (per-domain egress) leave by it.
 	c.rules = append(c.rules,
 		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
 		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
-	c.link(u.Interface, u.MTU)
+	link := nl.Link{Name: u.Interface, Up: true, MTU: u.MTU}
+	if u.MACAddress != "" {
+		mac, err := net.ParseMAC(u.MACAddress)
+		if err != nil {
+			return nil, fmt.Errorf("macAddress: %w", err)
+		}
+		link.MAC = mac.String()
+	}
+	c.link(link)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
 	var as []addressing
 	for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {
@@ -392,10 +410,13 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcp, health bool
+	var dhcp, ra, health bool
 	for _, u := range spec.Uplinks {
 		if u.IPv4 != nil && u.IPv4.DHCP != nil {
 			dhcp = true
+		}
+		if u.IPv6 != nil && u.IPv6.RA != nil {
+			ra = true
 		}
 		if u.Health != nil {
 			health = true
@@ -404,8 +425,17 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if dhcp {
 		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
 	}
+	if ra {
+		note("uplinks[].ipv6.ra", notConverged+" (the uplink waits for router advertisements: SLAAC address, default router, DHCPv6)")
+	}
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")
+	}
+	for _, r := range spec.Routes {
+		if len(r.Domains) > 0 {
+			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")
+			break
+		}
 	}
 	if len(spec.Tunnels) > 0 {
 		note("tunnels", notConverged+" (L2TP/PPP)")

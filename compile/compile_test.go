@@ -261,8 +261,9 @@ func TestCompileNotes(t *testing.T) {
 	spec.Management = &api.Management{Allow: []string{"192.168.50.0/24"}, Probes: []api.Probe{{TCP: "192.168.50.10:22"}}}
 	spec.Uplinks[0].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
 	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPOff}
-	spec.Uplinks[1].Health = &api.Health{Interval: "1s"}
+	spec.Uplinks[1].Health = &api.Health{Interval: "1s", Timeout: "1s"}
 	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22}}}
+	spec.Routes = []api.RouteRule{{To: []string{"203.0.113.0/24"}, Via: "isp1"}, {Domains: []string{"netflix.com"}, Via: "isp2"}, {Domains: []string{"nflxvideo.net"}, Via: "isp2"}}
 	spec.Tunnels = []api.Tunnel{{Name: "sixpe"}}
 	spec.Aggregation = &api.Aggregation{}
 	spec.DNS = &api.DNS{}
@@ -278,7 +279,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "lan.ipv6 uplinks[].health tunnels aggregation dns"
+	want := "lan.ipv6 uplinks[].health routes[].domains tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
@@ -306,6 +307,20 @@ func TestCompileNotes(t *testing.T) {
 	if len(d.Notes) != 2 || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "wait for the uplink's DHCP lease") {
 		t.Errorf("notes = %v", d.Notes)
 	}
+	// An uplink whose IPv6 comes from router advertisements is noted, and
+	// IPv6 destinations via it wait for them.
+	spec = twoUplinks()
+	spec.Uplinks[1].IPv6 = &api.UplinkIPv6{RA: &api.RA{DHCPv6: &api.DHCPv6{PrefixDelegation: true}}}
+	spec.Routes = []api.RouteRule{{To: []string{"2001:db8:ffff::/48", "203.0.113.0/24"}, Via: "isp2"}}
+	d, err = Router(spec, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Notes) != 2 || d.Notes[0].Section != "uplinks[].ipv6.ra" || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "IPv6 destinations via isp2 wait for the uplink's router advertisements") {
+		t.Errorf("notes = %v", d.Notes)
+	}
+	got := strings.Join(addresses(d.Resources), "\n")
+	wantInAndNot(t, got, []string{"route[7100 203.0.113.0/24 metric 0] via=10.102.0.1 dev=wan2"}, []string{"2001:db8:ffff::/48"})
 }
 
 func TestCompileEmpty(t *testing.T) {
@@ -401,5 +416,52 @@ func TestCompileUplinkHealthFacts(t *testing.T) {
 				t.Error("isp2's table lost its default route")
 			}
 		})
+	}
+}
+
+// An uplink's macAddress is its link's MAC, which the netlink driver
+// converges (and restores) like its MTU.
+func TestCompileMACAddress(t *testing.T) {
+	spec := twoUplinks()
+	spec.Uplinks[1].MACAddress = "00:24:d4:aa:bb:cc"
+	d, err := Router(spec, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(addresses(d.Resources), "\n")
+	wantInAndNot(t, got, []string{"link[wan1] up=true\n", "link[wan2] up=true mtu=1492 mac=00:24:d4:aa:bb:cc"}, nil)
+	if len(d.Notes) != 0 {
+		t.Errorf("notes = %v: macAddress is converged", d.Notes)
+	}
+	spec.Uplinks[1].MACAddress = "not a mac"
+	if _, err := Router(spec, facts.Set{}); err == nil || !strings.Contains(err.Error(), "uplinks[isp2]: macAddress:") {
+		t.Errorf("a malformed MAC: err = %v", err)
+	}
+}
+
+// The example specs' notes: what each says this version does not
+// converge yet, section by section.
+func TestCompileExampleSpecNotes(t *testing.T) {
+	for file, want := range map[string][]string{
+		"lab.yaml":          nil,
+		"dual-wan-lte.yaml": nil,
+		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "uplinks[].health", "routes[].domains",
+			"tunnels", "aggregation", "dns"},
+	} {
+		doc, err := api.Load(filepath.Join("../specs", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Router(doc.Router, facts.Set{})
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var got []string
+		for _, n := range d.Notes {
+			got = append(got, n.Section)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: notes for %q, want %q", file, got, want)
+		}
 	}
 }

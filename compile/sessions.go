@@ -29,9 +29,13 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 			if err != nil {
 				return fmt.Errorf("uplinks[%s].health.interval: %w", u.Name, err)
 			}
+			timeout, err := time.ParseDuration(h.Timeout)
+			if err != nil {
+				return fmt.Errorf("uplinks[%s].health.timeout: %w", u.Name, err)
+			}
 			cfg := health.Config{
 				Uplink: u.Name, Interface: u.Interface, Probes: h.Probes,
-				Interval: interval, Timeout: interval,
+				Interval: interval, Timeout: timeout,
 				FailAfter: h.FailAfter, RecoverAfter: h.RecoverAfter,
 			}
 			var wait string
@@ -39,8 +43,12 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 				for _, p := range st.addrs() {
 					cfg.Sources = append(cfg.Sources, p.Addr())
 				}
-				if len(cfg.Sources) == 0 && st.dhcp4 {
+				switch {
+				case len(cfg.Sources) > 0:
+				case st.dhcp4:
 					wait = "the DHCP lease of uplink " + u.Name
+				case st.ra6:
+					wait = "the router advertisements of uplink " + u.Name
 				}
 			}
 			c.specs = append(c.specs, session.Spec{Kind: health.Kind, Name: u.Name, Config: cfg, Wait: wait})

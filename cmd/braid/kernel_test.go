@@ -384,3 +384,46 @@ func TestChangeAddressWithinItsSubnet(t *testing.T) {
 	}
 	b.must(0, "plan", "-f", moved)
 }
+
+// An uplink's macAddress through the binary: applied, a no-op plan
+// afterwards, repaired when changed by hand, and put back by destroy with
+// everything else.
+func TestMACAddressApplyAndDestroy(t *testing.T) {
+	b := newBox(t)
+	mac := func() string {
+		var l []struct {
+			Address string `json:"address"`
+		}
+		if err := json.Unmarshal([]byte(b.ip("-j", "link", "show", "dev", "wan2")), &l); err != nil || len(l) != 1 {
+			t.Fatalf("ip link show wan2: %v %v", l, err)
+		}
+		return l[0].Address
+	}
+	pristine, orig := b.snapshot(), mac()
+	const want = "02:00:5e:10:00:02"
+	if orig == want {
+		t.Fatalf("wan2 already has %s", want)
+	}
+	spec := writeSpec(t, strings.Replace(labSpec, "    priority: 20\n", "    priority: 20\n    macAddress: "+want+"\n", 1))
+	r := b.must(0, "apply", "-f", spec)
+	if !strings.Contains(r.stdout, "mac: "+orig+" -> "+want) {
+		t.Errorf("the plan does not show the address:\n%s", r.stdout)
+	}
+	if got := mac(); got != want {
+		t.Fatalf("wan2 has %s after apply, want %s", got, want)
+	}
+	b.must(0, "plan", "-f", spec)
+	b.ip("link", "set", "dev", "wan2", "address", "02:00:5e:10:00:99")
+	b.must(2, "plan", "-f", spec)
+	b.must(0, "apply", "-f", spec)
+	if got := mac(); got != want {
+		t.Fatalf("wan2 has %s after the repair, want %s", got, want)
+	}
+	b.must(0, "destroy", "--yes")
+	if got := mac(); got != orig {
+		t.Errorf("wan2 has %s after destroy, want its own %s back", got, orig)
+	}
+	if after := b.snapshot(); after != pristine {
+		t.Errorf("destroy did not put the box back:\n%s", diffLines(pristine, after))
+	}
+}

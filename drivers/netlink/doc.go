@@ -10,8 +10,8 @@
 // kernel cannot mark goes to the write-ahead ownership record before the
 // write: the addresses braid adds (kind "address", key "LINK PREFIX"), the
 // previous value of each sysctl it changes (kind "sysctl") and the previous
-// admin state and MTU of each link it changes (kind "link"), so that a
-// delete puts them back as they were found. Observe never writes the
+// admin state, MTU and MAC address of each link it changes (kind "link"),
+// so that a delete puts them back as they were found. Observe never writes the
 // record (a plan is read-only); entries it finds stale are forgotten by
 // the next Apply or by PruneRecord.
 //

@@ -22,7 +22,8 @@ import (
 // Record kinds this driver writes to the ownership record.
 const (
 	// KindLink entries are keyed by interface name and hold the link's
-	// admin state and MTU from before braid first changed them.
+	// admin state, MTU and MAC address from before braid first changed
+	// them.
 	KindLink = "link"
 	// KindSysctl entries are keyed by the dotted sysctl name and hold its
 	// value from before braid first changed it.

@@ -1,29 +1,34 @@
 package netlink
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
 	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// linkState is a link's recorded state from before braid changed it.
+// linkState is a link's recorded state from before braid changed it. MAC
+// is empty in a record written before braid managed MAC addresses: then
+// braid has never changed it, and there is nothing to put back.
 type linkState struct {
-	Up  bool `json:"up"`
-	MTU int  `json:"mtu"`
+	Up  bool   `json:"up"`
+	MTU int    `json:"mtu"`
+	MAC string `json:"mac,omitempty"`
 }
 
 func stateOf(l vnl.Link) linkState {
 	a := l.Attrs()
-	return linkState{Up: a.Flags&net.FlagUp != 0, MTU: a.MTU}
+	return linkState{Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, MAC: a.HardwareAddr.String()}
 }
 
 // observeLinks reports every desired or recorded link. A desired link
-// reports its MTU only if it sets one, so that "leave it" stays equal; a
-// recorded link no longer desired reports its MTU, and is deleted (put
-// back) by the plan.
+// reports its MTU and MAC address only if it sets them, so that "leave
+// it" stays equal; a recorded link no longer desired reports both, and is
+// deleted (put back) by the plan.
 func (d *Driver) observeLinks(live map[string]vnl.Link, want []Link) ([]plan.Observed, []recordKey, error) {
 	var out []plan.Observed
 	seen := map[string]bool{}
@@ -41,6 +46,9 @@ func (d *Driver) observeLinks(live map[string]vnl.Link, want []Link) ([]plan.Obs
 		if w.MTU != 0 {
 			o.MTU = s.MTU
 		}
+		if w.MAC != "" {
+			o.MAC = s.MAC
+		}
 		out = append(out, plan.Observed{Resource: o})
 	}
 	var stale []recordKey
@@ -54,13 +62,13 @@ func (d *Driver) observeLinks(live map[string]vnl.Link, want []Link) ([]plan.Obs
 			continue
 		}
 		s := stateOf(l)
-		out = append(out, plan.Observed{Resource: Link{Name: name, Up: s.Up, MTU: s.MTU}})
+		out = append(out, plan.Observed{Resource: Link{Name: name, Up: s.Up, MTU: s.MTU, MAC: s.MAC}})
 	}
 	return out, stale, nil
 }
 
-// applyLink sets a link's MTU and admin state, recording the previous ones
-// first; a delete puts the recorded ones back.
+// applyLink sets a link's MTU, MAC address and admin state, recording the
+// previous ones first; a delete puts the recorded ones back.
 func (d *Driver) applyLink(action plan.Action, l Link) (bool, error) {
 	lk, err := d.h.LinkByName(l.Name)
 	if err != nil {
@@ -88,17 +96,43 @@ func (d *Driver) applyLink(action plan.Action, l Link) (bool, error) {
 		}
 		return wrote, d.rec.Delete(KindLink, l.Name)
 	}
-	if err := d.rec.PutIfAbsent(KindLink, l.Name, cur); err != nil {
+	if err := d.recordLink(l, cur); err != nil {
 		return false, err
 	}
-	want := linkState{Up: l.Up, MTU: l.MTU}
+	want := linkState{Up: l.Up, MTU: l.MTU, MAC: l.MAC}
 	if want.MTU == 0 {
 		want.MTU = cur.MTU
+	}
+	if want.MAC == "" {
+		want.MAC = cur.MAC
 	}
 	return d.setLink(lk, cur, want)
 }
 
-// setLink moves a link from cur to want: MTU first, then admin state.
+// recordLink records cur, the state of l's link before this change, unless
+// a previous state is recorded already (the first one is the one to put
+// back). A record from before braid managed MAC addresses gains cur's MAC
+// before braid first changes it: until now, braid never had.
+func (d *Driver) recordLink(l Link, cur linkState) error {
+	var prev linkState
+	ok, err := d.rec.Get(KindLink, l.Name, &prev)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return d.rec.Put(KindLink, l.Name, cur)
+	case l.MAC != "" && prev.MAC == "":
+		prev.MAC = cur.MAC
+		return d.rec.Put(KindLink, l.Name, prev)
+	}
+	return nil
+}
+
+// setLink moves a link from cur to want: MTU first; then the MAC address
+// and the admin state, in the order that changes the address while the
+// link is down when it is ever down (many NICs refuse a new address while
+// up): a link going down goes down first, one going up gets its address
+// first.
 func (d *Driver) setLink(lk vnl.Link, cur, want linkState) (bool, error) {
 	name := lk.Attrs().Name
 	wrote := false
@@ -109,7 +143,10 @@ func (d *Driver) setLink(lk vnl.Link, cur, want linkState) (bool, error) {
 		d.wrote()
 		wrote = true
 	}
-	if want.Up != cur.Up {
+	setState := func() error {
+		if want.Up == cur.Up {
+			return nil
+		}
 		var err error
 		if want.Up {
 			err = d.h.LinkSetUp(lk)
@@ -117,12 +154,35 @@ func (d *Driver) setLink(lk vnl.Link, cur, want linkState) (bool, error) {
 			err = d.h.LinkSetDown(lk)
 		}
 		if err != nil {
-			return wrote, fmt.Errorf("set link %s %s: %w", name, upDown(want.Up), err)
+			return fmt.Errorf("set link %s %s: %w", name, upDown(want.Up), err)
+		}
+		d.wrote()
+		wrote = true
+		cur.Up = want.Up
+		return nil
+	}
+	if !want.Up {
+		if err := setState(); err != nil {
+			return wrote, err
+		}
+	}
+	if want.MAC != "" && want.MAC != cur.MAC {
+		hw, err := net.ParseMAC(want.MAC)
+		if err != nil {
+			return wrote, fmt.Errorf("set link %s address %s: %w", name, want.MAC, err)
+		}
+		if err := d.h.LinkSetHardwareAddr(lk, hw); err != nil {
+			if errors.Is(err, unix.EBUSY) && cur.Up {
+				// braid does not bounce an up link for it: that would
+				// flush its routes and cut what runs over it.
+				return wrote, fmt.Errorf("set link %s address %s: the device cannot change its address while up, and braid does not take it down for that (take it down and apply again): %w", name, want.MAC, err)
+			}
+			return wrote, fmt.Errorf("set link %s address %s: %w", name, want.MAC, err)
 		}
 		d.wrote()
 		wrote = true
 	}
-	return wrote, nil
+	return wrote, setState()
 }
 
 func upDown(up bool) string {

@@ -43,6 +43,9 @@ type Link struct {
 	Up bool
 	// MTU is the wanted MTU; 0 leaves it as it is.
 	MTU int
+	// MAC is the wanted hardware address, as net.HardwareAddr writes it
+	// (lower case, colons); "" leaves it as it is.
+	MAC string
 }
 
 // Address implements plan.Resource.
@@ -53,6 +56,9 @@ func (l Link) Fields() []plan.Field {
 	f := []plan.Field{{Name: "up", Value: strconv.FormatBool(l.Up)}}
 	if l.MTU != 0 {
 		f = append(f, plan.Field{Name: "mtu", Value: strconv.Itoa(l.MTU)})
+	}
+	if l.MAC != "" {
+		f = append(f, plan.Field{Name: "mac", Value: l.MAC})
 	}
 	return f
 }

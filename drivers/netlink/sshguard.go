@@ -51,8 +51,8 @@ type Path struct {
 // CutsSSH reports why applying p would cut the SSH session that currently
 // leaves by path, or "" if nothing in the plan touches it. It is
 // conservative: it names every change that removes or alters the session's
-// address, takes its link down, or removes or re-points a braid route that
-// covers the client on that link.
+// address, takes its link down or changes its MAC address, or removes or
+// re-points a braid route that covers the client on that link.
 func CutsSSH(changes []plan.Change, s SSHSession, path Path) string {
 	var why []string
 	for _, c := range changes {
@@ -65,8 +65,13 @@ func CutsSSH(changes []plan.Change, s SSHSession, path Path) string {
 			if r.Name != path.Link {
 				continue
 			}
-			if after, ok := c.After.(Link); c.Action == plan.Delete || (ok && !after.Up) {
+			after, ok := c.After.(Link)
+			before, _ := c.Before.(Link)
+			switch {
+			case c.Action == plan.Delete || (ok && !after.Up):
 				why = append(why, fmt.Sprintf("%s %s may take down %s, which carries the session", c.Action, c.Address(), path.Link))
+			case ok && after.MAC != "" && after.MAC != before.MAC:
+				why = append(why, fmt.Sprintf("%s %s changes the MAC address of %s, which carries the session (its neighbours still send to the old one)", c.Action, c.Address(), path.Link))
 			}
 		case Route:
 			before, ok := c.Before.(Route)

@@ -1,9 +1,9 @@
 // Package record is braid's write-ahead ownership record: what braid changed
 // on the host that the kernel cannot mark as braid's (addresses it added, the
-// previous values of sysctls, links' previous admin state and MTU). An entry
-// is written, synced and renamed into place before the kernel write it
-// describes, so that after a crash braid still knows what it owns and
-// `destroy` can put the host back as it found it.
+// previous values of sysctls, links' previous admin state, MTU and MAC
+// address). An entry is written, synced and renamed into place before the
+// kernel write it describes, so that after a crash braid still knows what
+// it owns and `destroy` can put the host back as it found it.
 package record
 
 import (

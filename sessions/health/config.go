@@ -25,8 +25,11 @@ type Config struct {
 	// (one per family); a probe of a family the uplink has no address of
 	// fails.
 	Sources []netip.Addr
-	// Probes are checked every Interval, each within Timeout. A round
-	// succeeds when any probe answers.
+	// Probes are checked every Interval, each within Timeout (at most
+	// Interval, so rounds never overlap). A round succeeds when any probe
+	// answers: an ICMP echo reply, a TCP connection, or for a DNS probe
+	// any reply carrying its query's ID (the resolver is ADDRESS:PORT,
+	// the name it is asked for Name).
 	Probes   []api.Probe
 	Interval time.Duration
 	Timeout  time.Duration
@@ -45,6 +48,8 @@ func (c Config) Fields() []plan.Field {
 			probes = append(probes, "icmp "+p.ICMP)
 		case p.TCP != "":
 			probes = append(probes, "tcp "+p.TCP)
+		case p.DNS != "":
+			probes = append(probes, "dns "+p.DNS+" "+p.Name)
 		}
 	}
 	for _, s := range c.Sources {
