@@ -266,7 +266,13 @@ func (r *renderer) expr(e expr.Any) {
 		r.emit("masquerade" + natFlags(e.Random, e.FullyRandom, e.Persistent))
 	case *expr.NAT:
 		r.nat(e)
+	case *undecoded:
+		// What it leaves in which register is unknown.
+		clear(r.regs)
+		r.emit("[" + e.name + " " + hex.EncodeToString(e.data) + "]")
 	default:
+		// It may load registers (socket, rt): what they hold is unknown.
+		clear(r.regs)
 		r.raw(e)
 	}
 }

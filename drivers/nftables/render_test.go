@@ -89,6 +89,17 @@ func TestRenderIsFaithful(t *testing.T) {
 			[]expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte("eth")}, &expr.Counter{Packets: 9, Bytes: 99}},
 			`iifname != "eth*" counter`,
 		},
+		{
+			// An expression braid has no type for, read from the kernel:
+			// what it loads is unknown, so the comparison after it is
+			// written out too.
+			[]expr.Any{
+				&undecoded{name: "xfrm", data: []byte{0, 8, 0, 1}},
+				&expr.Cmp{Register: 1, Data: []byte{1, 0, 0, 0}},
+				&expr.Verdict{Kind: expr.VerdictAccept},
+			},
+			`[xfrm 00080001] [Cmp{Op:0 Register:1 Data:[1 0 0 0]}] accept`,
+		},
 	} {
 		if got := render(tt.exprs); got != tt.want {
 			t.Errorf("render = %q, want %q", got, tt.want)
@@ -134,7 +145,7 @@ func fuzzExprs(b []byte) []expr.Any {
 	}
 	for len(b) > 0 && len(out) < 32 {
 		reg := uint32(next() % 4)
-		switch next() % 12 {
+		switch next() % 13 {
 		case 0:
 			out = append(out, &expr.Meta{Key: expr.MetaKey(next() % 20), Register: reg, SourceRegister: next()%4 == 0})
 		case 1:
@@ -157,6 +168,8 @@ func fuzzExprs(b []byte) []expr.Any {
 			out = append(out, &expr.Masq{Random: next()%2 == 0})
 		case 10:
 			out = append(out, &expr.Counter{})
+		case 11:
+			out = append(out, &undecoded{name: string(data()), data: data()})
 		default:
 			out = append(out, &expr.Log{Level: expr.LogLevel(next())})
 		}
