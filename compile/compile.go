@@ -155,6 +155,9 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 	if err := c.sessions(spec); err != nil {
 		return reconcile.Desired{}, err
 	}
+	if err := c.proxy(spec); err != nil {
+		return reconcile.Desired{}, err
+	}
 	c.targets = Targets(spec)
 	return c.desired()
 }

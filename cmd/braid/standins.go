@@ -8,15 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/health"
+	"github.com/braid-router/braid/sessions/proxy"
 )
 
 func registerStandIns(reg *session.Registry, log *slog.Logger) {
@@ -24,9 +31,83 @@ func registerStandIns(reg *session.Registry, log *slog.Logger) {
 	if dir == "" {
 		return
 	}
-	log.Warn("test build: stand-in sessions replace dhcp4 and health", "dir", dir)
+	log.Warn("test build: stand-in sessions replace dhcp4, health and proxy", "dir", dir)
 	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &standIn[dhcp4.Config]{dir: dir} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] { return &standIn[health.Config]{dir: dir} })
+	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return standInProxy{} })
+}
+
+// standInProxy listens where the transparent proxy would, with
+// IP_TRANSPARENT on its port in both families, so that the steering
+// hands it LAN TCP; it answers each connection with one line naming
+// itself and the destination the client asked for (the accepted socket's
+// local address), then closes it.
+type standInProxy struct{}
+
+func (standInProxy) Run(ctx context.Context, cfg proxy.Config, env *session.Env) error {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, network := range []string{"tcp4", "tcp6"} {
+		ln, err := listenTransparent(ctx, network, cfg.Port)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, ln := range lns {
+		wg.Go(func() { answerStandIn(ln, env.ID()) })
+	}
+	env.SetState(session.Running, fmt.Sprintf("stand-in listening on port %d", cfg.Port))
+	<-ctx.Done()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return nil
+}
+
+// listenTransparent listens on port of every address of one family with
+// IP_TRANSPARENT (IPV6_TRANSPARENT), which tproxy requires of the socket
+// it hands packets to.
+func listenTransparent(ctx context.Context, network string, port int) (net.Listener, error) {
+	level, opt, addr := unix.SOL_IP, unix.IP_TRANSPARENT, "0.0.0.0"
+	if network == "tcp6" {
+		level, opt, addr = unix.SOL_IPV6, unix.IPV6_TRANSPARENT, "::"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, 1) })
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(ctx, network, net.JoinHostPort(addr, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("stand-in proxy: listen on %s port %d with IP_TRANSPARENT: %w", network, port, err)
+	}
+	return ln, nil
+}
+
+// answerStandIn answers every connection of ln until it is closed.
+func answerStandIn(ln net.Listener, id string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // say, EMFILE: do not spin
+			continue
+		}
+		dst := c.LocalAddr().(*net.TCPAddr).AddrPort()
+		dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "%s%s %s\n", standInProxyBanner, id, dst)
+		c.Close()
+	}
 }
 
 // standIn is one stand-in session. The supervisor keeps one value per

@@ -7,7 +7,7 @@ import "net/netip"
 
 // standInsEnv, in a test build (go build -tags braidtest), names a
 // directory where stand-in sessions read what to report: they replace the
-// dhcp4 and health kinds, so that the supervisor, compile and the engine
+// dhcp4, health and proxy kinds, so that the supervisor, compile and the engine
 // are tested end to end through the real binary without a DHCP server or
 // a probe target. The production binary has no stand-ins and ignores the
 // variable.
@@ -21,7 +21,16 @@ import "net/netip"
 //
 // and writes DIR/KIND-NAME.state.json: its configuration's fields, how
 // many times it started and how many configurations it took in place.
+//
+// The proxy kind's stand-in needs no orders: it listens with
+// IP_TRANSPARENT on its configured port, IPv4 and IPv6, reports itself
+// running, and answers each connection with one line,
+// standInProxyBanner, its session ID and the destination the client
+// asked for ("... proxy/aggregation 198.51.100.80:7"), then closes it.
 const standInsEnv = "BRAID_STANDINS"
+
+// standInProxyBanner starts the line the stand-in proxy answers with.
+const standInProxyBanner = "braid stand-in "
 
 // standInOrders is what a test writes for a stand-in.
 type standInOrders struct {

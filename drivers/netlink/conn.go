@@ -369,12 +369,10 @@ func appendRoute(m *msg, typ uint16, r Route, index int) {
 	if table < 256 {
 		rtTable = byte(table)
 	}
-	scope, rtype := byte(unix.RT_SCOPE_UNIVERSE), byte(unix.RTN_UNICAST)
+	scope, rtype := r.scope(), r.Type.kernel()
 	if typ == unix.RTM_DELROUTE {
 		// Any scope, any type: the identity and the protocol select it.
 		scope, rtype = unix.RT_SCOPE_NOWHERE, unix.RTN_UNSPEC
-	} else if !r.Gateway.IsValid() && family == unix.AF_INET {
-		scope = unix.RT_SCOPE_LINK
 	}
 	// struct rtmsg
 	m.b = append(m.b, family, byte(dst.Bits()), 0, 0, rtTable, Protocol, scope, rtype)

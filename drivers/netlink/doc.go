@@ -20,6 +20,11 @@
 // meets one anyway fails with an error wrapping ErrConflict and leaves it
 // alone.
 //
+// Routes are unicast or local (braid's proxy table delivers marked packets
+// to the box: "local default dev lo table 7190"). The kernel's own local,
+// broadcast, anycast and multicast routes (its local table) are never
+// observed.
+//
 // # Addresses
 //
 // Addresses are added with IFA_F_NOPREFIXROUTE: their prefix routes are

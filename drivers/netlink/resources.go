@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -20,6 +22,15 @@ const (
 	TableMax = 7199
 	// TableSteer holds the routes: destinations, each via its uplink.
 	TableSteer = 7100
+	// TableProxy delivers to the box itself what the transparent proxy's
+	// steering marked with this number ("local default dev lo"). It is
+	// reserved for braid: no uplink may use it.
+	TableProxy = 7190
+
+	// PrioProxy sends packets marked with TableProxy to that table, before
+	// any other rule of braid's: the proxy's listener gets them whatever
+	// the main table or an uplink's table would do with their destination.
+	PrioProxy = 6900
 
 	// PrioMain looks up the main table for everything but its default
 	// routes, so connected and LAN routes win over steering.
@@ -92,12 +103,19 @@ func (a Addr) Fields() []plan.Field {
 	return []plan.Field{{Name: "link", Value: a.Link}, {Name: "prefix", Value: a.Prefix.String()}}
 }
 
-// Route is a unicast route braid owns. Its identity is (table, destination,
-// metric), as the kernel's.
+// Route is a route braid owns: unicast, or local (Type). Its identity is
+// (table, destination, metric), as the kernel's: the type is not part of
+// it (the kernel holds one route per identity, whatever its type), so a
+// change of type is an update, and a foreign route of another type with a
+// desired route's identity is a conflict.
 type Route struct {
 	Table  int
 	Dst    netip.Prefix
 	Metric int
+	// Type is the route's kind; the zero value is unicast. A local route
+	// delivers what it matches to the box itself (braid's proxy table:
+	// "local default dev lo").
+	Type RouteType
 	// Gateway is the next hop; invalid for a link-scope (connected) route.
 	Gateway netip.Addr
 	// Link is the outgoing interface.
@@ -107,6 +125,50 @@ type Route struct {
 	// Proto is the protocol of a foreign route as observed (shown in a
 	// conflict); zero for braid's own routes, desired or observed.
 	Proto int
+}
+
+// RouteType is a route's kind, rtnetlink's RTN_* but for unicast, which is
+// the zero value.
+type RouteType uint8
+
+// Route types. Observed routes may have others (blackhole, unreachable,
+// prohibit, ...), shown by their iproute2 names.
+const (
+	Unicast RouteType = 0
+	Local   RouteType = unix.RTN_LOCAL
+)
+
+// routeTypeNames are iproute2's names of the RTN_* types.
+var routeTypeNames = [...]string{
+	unix.RTN_UNSPEC: "unspec", unix.RTN_UNICAST: "unicast", unix.RTN_LOCAL: "local",
+	unix.RTN_BROADCAST: "broadcast", unix.RTN_ANYCAST: "anycast", unix.RTN_MULTICAST: "multicast",
+	unix.RTN_BLACKHOLE: "blackhole", unix.RTN_UNREACHABLE: "unreachable", unix.RTN_PROHIBIT: "prohibit",
+	unix.RTN_THROW: "throw", unix.RTN_NAT: "nat", unix.RTN_XRESOLVE: "xresolve",
+}
+
+// String is iproute2's name of the type ("unicast", "local").
+func (t RouteType) String() string {
+	k := t.kernel()
+	if int(k) < len(routeTypeNames) {
+		return routeTypeNames[k]
+	}
+	return strconv.Itoa(int(k))
+}
+
+// kernel is the type's RTN_* number.
+func (t RouteType) kernel() uint8 {
+	if t == Unicast {
+		return unix.RTN_UNICAST
+	}
+	return uint8(t)
+}
+
+// routeTypeOf converts a kernel's RTN_* number.
+func routeTypeOf(rtn uint8) RouteType {
+	if rtn == unix.RTN_UNICAST {
+		return Unicast
+	}
+	return RouteType(rtn)
 }
 
 // TableName renders a table number, "main" for the main table.
@@ -146,6 +208,9 @@ func appendPrefix(b []byte, p netip.Prefix) []byte {
 // Fields implements plan.Resource.
 func (r Route) Fields() []plan.Field {
 	f := make([]plan.Field, 0, 4)
+	if r.Type != Unicast {
+		f = append(f, plan.Field{Name: "type", Value: r.Type.String()})
+	}
 	if r.Gateway.IsValid() {
 		f = append(f, plan.Field{Name: "via", Value: r.Gateway.String()})
 	}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -45,5 +47,24 @@ func TestOwnsAndName(t *testing.T) {
 	}
 	if d.Owns(plan.Resource(other{})) {
 		t.Error("owns a foreign resource type")
+	}
+}
+
+// A route's type reads as iproute2 names it, and only when it is not
+// unicast.
+func TestRouteTypeRendering(t *testing.T) {
+	for _, c := range []struct {
+		r    Route
+		want string
+	}{
+		{Route{Link: "wan0"}, "dev=wan0"},
+		{Route{Type: Local, Link: "lo"}, "type=local dev=lo"},
+		{Route{Type: routeTypeOf(unix.RTN_BLACKHOLE)}, "type=blackhole dev="},
+		{Route{Type: routeTypeOf(unix.RTN_UNICAST), Link: "wan0"}, "dev=wan0"},
+		{Route{Type: RouteType(200)}, "type=200 dev="},
+	} {
+		if got := plan.Describe(c.r); got != c.want {
+			t.Errorf("%+v reads %q, want %q", c.r, got, c.want)
+		}
 	}
 }

@@ -94,12 +94,15 @@ func (x routeIndex) get(k routeKey) (Route, plan.Resource, bool) {
 }
 
 // skip reports whether a route is none of braid's business: a cached
-// clone, or one of the kernel's local, broadcast, anycast and multicast
-// routes.
+// clone, one of the kernel's broadcast, anycast and multicast routes, or a
+// local route of the kernel's local table (braid's local routes are in its
+// own tables).
 func (lr liveRoute) skip() bool {
 	switch lr.typ {
-	case unix.RTN_LOCAL, unix.RTN_BROADCAST, unix.RTN_ANYCAST, unix.RTN_MULTICAST:
+	case unix.RTN_BROADCAST, unix.RTN_ANYCAST, unix.RTN_MULTICAST:
 		return true
+	case unix.RTN_LOCAL:
+		return lr.table == unix.RT_TABLE_LOCAL
 	}
 	return lr.cloned
 }
@@ -233,6 +236,7 @@ func routeFromLocked(lr liveRoute, names map[int]string) Route {
 		Table:   lr.table,
 		Dst:     lr.dst,
 		Metric:  lr.metric,
+		Type:    routeTypeOf(lr.typ),
 		Gateway: lr.gw,
 		Src:     lr.src,
 		Link:    linkNameIn(names, lr.oif),
@@ -250,12 +254,22 @@ func kernelRoute(r Route, index int) *vnl.Route {
 		Priority:  r.Metric,
 		Table:     r.kernelTable(),
 		Protocol:  Protocol,
-		Type:      unix.RTN_UNICAST,
+		Type:      int(r.Type.kernel()),
 	}
-	if !r.Gateway.IsValid() && r.Dst.Addr().Is4() {
-		nr.Scope = vnl.SCOPE_LINK
-	}
+	nr.Scope = vnl.Scope(r.scope())
 	return nr
+}
+
+// scope is the scope the kernel wants for the route (what ip route gives
+// it): host for a local route, link for a directly connected IPv4 one.
+func (r Route) scope() uint8 {
+	switch {
+	case r.Type == Local:
+		return unix.RT_SCOPE_HOST
+	case r.Type == Unicast && !r.Gateway.IsValid() && r.Dst.Addr().Is4():
+		return unix.RT_SCOPE_LINK
+	}
+	return unix.RT_SCOPE_UNIVERSE
 }
 
 // routeAdd adds a route with NLM_F_EXCL: an existing route with the same

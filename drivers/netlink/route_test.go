@@ -250,3 +250,77 @@ func testRouteLinkRecreated(t *testing.T, r *rig) {
 		t.Fatalf("routes:\n%s", got)
 	}
 }
+
+// Local routes (the proxy table's "local default dev lo") converge like
+// the others, with their type shown; with the fwmark rule they deliver
+// marked packets to the box itself, whatever their destination. A change
+// of type is an update of the same route, and a foreign local route where
+// braid wants one is a conflict.
+func TestRouteLocal(t *testing.T) { bothWays(t, testRouteLocal) }
+
+func testRouteLocal(t *testing.T, r *rig) {
+	r.uplink()
+	r.ip("link", "set", "dev", "lo", "up")
+	local := []Route{
+		{Table: TableProxy, Dst: pfx("0.0.0.0/0"), Type: Local, Link: "lo"},
+		{Table: TableProxy, Dst: pfx("::/0"), Metric: 1024, Type: Local, Link: "lo"},
+	}
+	rules := []Rule{
+		{Priority: PrioProxy, Mark: TableProxy, Table: TableProxy, SuppressPrefixlen: -1},
+		{Priority: PrioProxy, IPv6: true, Mark: TableProxy, Table: TableProxy, SuppressPrefixlen: -1},
+	}
+	want := append(resources(local...), resources(rules...)...)
+	changes := r.converge(want)
+	wantActions(t, changes, "+route[7190 0.0.0.0/0 metric 0]", "+route[7190 ::/0 metric 1024]",
+		"+rule[inet pref 6900 fwmark 0x1c16]", "+rule[inet6 pref 6900 fwmark 0x1c16]")
+	if got := plan.Describe(local[0]); got != "type=local dev=lo" {
+		t.Errorf("a local route reads %q", got)
+	}
+	r.settled(want)
+	got := r.braidRoutes()
+	for _, s := range []string{
+		"local default dev lo table 7190 scope host",
+		"local default dev lo table 7190 metric 1024",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("missing %q in:\n%s", s, got)
+		}
+	}
+	// Marked, any destination is the box's; unmarked, it is routed.
+	for _, c := range []struct{ dst, mark, want string }{
+		{"198.51.100.7", "7190", "local 198.51.100.7 dev lo table 7190"},
+		{"2001:db8:7::1", "7190", "local 2001:db8:7::1 from :: dev lo table 7190"},
+		{"10.0.0.7", "0", "10.0.0.7 dev wan0"},
+	} {
+		if got := r.ip("route", "get", c.dst, "mark", c.mark); !strings.Contains(got, c.want) {
+			t.Errorf("ip route get %s mark %s: %q, want %q", c.dst, c.mark, got, c.want)
+		}
+	}
+	// The type changes in place.
+	unicast := local[0]
+	unicast.Type, unicast.Link, unicast.Gateway = Unicast, "wan0", ip("10.0.0.254")
+	want = append(resources(unicast, local[1]), resources(rules...)...)
+	changes, _ = r.plan(want)
+	wantActions(t, changes, "~route[7190 0.0.0.0/0 metric 0]")
+	if got := plan.Describe(changes[0].Before) + " -> " + plan.Describe(changes[0].After); got != "type=local dev=lo -> via=10.0.0.254 dev=wan0" {
+		t.Errorf("change of type: %s", got)
+	}
+	r.converge(want)
+	if got := r.braidRoutes(); !strings.Contains(got, "default via 10.0.0.254 dev wan0 table 7190") || strings.Contains(got, "local default dev lo table 7190 scope host") {
+		t.Errorf("after the change of type:\n%s", got)
+	}
+	// Nothing desired: braid's local routes go, the kernel's stay.
+	r.converge(nil)
+	if got := r.braidRoutes(); got != "" {
+		t.Errorf("routes left:\n%s", got)
+	}
+	if got := r.ip("route", "show", "table", "local"); !strings.Contains(got, "local 10.0.0.1 dev wan0") {
+		t.Errorf("the kernel's local routes:\n%s", got)
+	}
+	// Someone else's local route where braid wants one.
+	r.ip("route", "add", "local", "default", "dev", "lo", "table", "7190")
+	_, conflicts := r.plan(resources(local[0]))
+	if len(conflicts) != 1 || conflicts[0].Address != local[0].Address() || !strings.Contains(conflicts[0].Foreign, "type=local") {
+		t.Errorf("conflicts: %v", conflicts)
+	}
+}

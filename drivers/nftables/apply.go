@@ -304,6 +304,9 @@ func build(changes []plan.Change, l *live) (*tx, error) {
 		if !ok || c.Action == plan.Delete {
 			continue
 		}
+		if err := r.decodable(); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.Action, c.Address(), err)
+		}
 		lr, exists := current(r)
 		if exists && !moved(c) {
 			replaces = append(replaces, replace{ci, r, lr.handle})

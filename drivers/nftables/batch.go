@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +22,12 @@ import (
 // last message asks for an acknowledgement (the kernel reports every
 // failing message anyway), so a batch of thousands of rules does not
 // queue thousands of acknowledgements; echoes are turned off.
+//
+// The driver also reads its rules over this socket (see rules in dump.go);
+// mu serialises a transaction and a dump, each of which waits for its
+// own answers.
 type txConn struct {
+	mu     sync.Mutex
 	fd     int
 	seq    uint32
 	sndbuf int
@@ -99,6 +105,8 @@ func (c *txConn) commit(msgs []netlink.Message) ([]msgError, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	begin := c.seq + 1
 	first := begin + 1
 	end := first + uint32(len(msgs))

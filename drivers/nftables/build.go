@@ -61,6 +61,15 @@ func IIFName(name string) Stmt {
 	return Stmt{exprs: metaCmp(expr.MetaKeyIIFNAME, ifname(name))}
 }
 
+// IIFNameNot matches packets that did not arrive on the named interface.
+func IIFNameNot(name string) Stmt {
+	s := IIFName(name)
+	if s.err == nil {
+		s.exprs[1].(*expr.Cmp).Op = expr.CmpOpNeq
+	}
+	return s
+}
+
 // OIFName matches packets that leave by the named interface.
 func OIFName(name string) Stmt {
 	if name == "" || len(name) >= unix.IFNAMSIZ {
@@ -204,6 +213,65 @@ func CtState(states uint32) Stmt {
 // CtStatusDNAT matches connections whose destination was translated (the
 // port forwards).
 func CtStatusDNAT() Stmt { return Stmt{exprs: ctBits(expr.CtKeySTATUS, ctStatusDNAT)} }
+
+// Marked matches packets that carry a mark (meta mark != 0): braid's own
+// marks (an uplink's table for per-domain egress) or another program's.
+func Marked() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+	}}
+}
+
+// rtnLocal is the route type of an address of the box itself (RTN_LOCAL),
+// as the fib expression reports it.
+const rtnLocal = unix.RTN_LOCAL
+
+// DstLocal matches packets to an address of the box itself, whatever the
+// interface holds it (fib daddr type local).
+func DstLocal() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
+	}}
+}
+
+// TProxy hands TCP or UDP packets ("tcp", "udp") of one family to the
+// transparent socket listening on port, if there is one: the kernel
+// assigns the packet to that socket, and the statements after it in the
+// rule run (mark the packet, so that a policy rule delivers it locally).
+// When no socket with IP_TRANSPARENT listens on the port (the process that
+// owned it is gone), the rule stops there and the packet continues
+// unchanged: steering by TProxy fails open. It writes what nft writes for
+// "meta l4proto tcp tproxy ip to :PORT" (only the prerouting hook allows
+// it).
+func TProxy(proto string, v6 bool, port int) Stmt {
+	var p byte
+	switch proto {
+	case "tcp":
+		p = protoTCP
+	case "udp":
+		p = protoUDP
+	default:
+		return Stmt{err: fmt.Errorf("tproxy: unknown protocol %q", proto)}
+	}
+	if port < 1 || port > 65535 {
+		return Stmt{err: fmt.Errorf("tproxy: invalid port %d", port)}
+	}
+	family := byte(nfprotoIPv4)
+	if v6 {
+		family = nfprotoIPv6
+	}
+	out := metaCmp(expr.MetaKeyL4PROTO, []byte{p})
+	out = append(out,
+		&expr.Immediate{Register: reg1, Data: binaryutil.BigEndian.PutUint16(uint16(port))},
+		&expr.TProxy{Family: family, TableFamily: unix.NFPROTO_INET, RegPort: reg1})
+	return Stmt{exprs: out}
+}
+
+// Return ends the chain for the packet: it goes on with the next chain
+// of its hook.
+func Return() Stmt { return Stmt{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}} }
 
 // Accept accepts the packet.
 func Accept() Stmt { return Stmt{exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}} }

@@ -24,6 +24,10 @@
 // names the rule that changed by it. Rules are compared by their text,
 // rendered the same way from the desired expressions and from the
 // kernel's (see render): handles and counters' values are not part of it.
+// Rules are read with braid's own dump rather than google/nftables' (which
+// drops expressions it does not know, tproxy among them): an expression
+// braid has no type for is written out in full in the rule's text, and a
+// rule holding one is never written back.
 // A rule that is where the desired order does not want it is observed with
 // "position: out of order" and moved. A rule in braid's table without an
 // ID (added by hand) is observed as "handle-N" and deleted.

@@ -58,16 +58,41 @@ func TestConvergeAgreesWithNft(t *testing.T) {
 	for _, c := range doc["chain"] {
 		chains[c["name"].(string)] = c
 	}
-	for name, want := range map[string][3]string{
-		ChainInput:   {"filter", "input", "accept"},
-		ChainForward: {"filter", "forward", "accept"},
-		ChainDNAT:    {"nat", "prerouting", "accept"},
-		ChainSNAT:    {"nat", "postrouting", "accept"},
-		ChainMangle:  {"filter", "prerouting", "accept"},
+	for name, want := range map[string]struct {
+		typ, hook, policy string
+		prio              float64
+	}{
+		ChainInput:   {"filter", "input", "accept", 0},
+		ChainForward: {"filter", "forward", "accept", 0},
+		ChainDNAT:    {"nat", "prerouting", "accept", -100},
+		ChainSNAT:    {"nat", "postrouting", "accept", 100},
+		ChainMangle:  {"filter", "prerouting", "accept", -150},
+		// After the marks of prerouting_mangle, before dstnat.
+		ChainTProxy: {"filter", "prerouting", "accept", -149},
 	} {
 		c := chains[name]
-		if c == nil || c["type"] != want[0] || c["hook"] != want[1] || c["policy"] != want[2] {
-			t.Errorf("chain %s: %v, want type %s hook %s policy %s", name, c, want[0], want[1], want[2])
+		if c == nil || c["type"] != want.typ || c["hook"] != want.hook || c["policy"] != want.policy || c["prio"] != want.prio {
+			t.Errorf("chain %s: %v, want type %s hook %s priority %v policy %s", name, c, want.typ, want.hook, want.prio, want.policy)
+		}
+	}
+	// The chains' priorities as nft names them.
+	listed := map[string]string{}
+	chain := ""
+	for _, l := range strings.Split(r.nft("list", "table", "inet", TableName), "\n") {
+		if m := chainLine.FindStringSubmatch(l); m != nil {
+			chain = m[1]
+		}
+		if _, prio, ok := strings.Cut(l, " priority "); ok && chain != "" {
+			listed[chain], _, _ = strings.Cut(prio, ";")
+		}
+	}
+	for _, res := range want {
+		c, ok := res.(Chain)
+		if !ok {
+			continue
+		}
+		if got := plan.Describe(c); !strings.Contains(got, "priority="+listed[c.Name]+" ") {
+			t.Errorf("nft lists chain %s with priority %q; braid describes it as %s", c.Name, listed[c.Name], got)
 		}
 	}
 	sets := map[string]map[string]any{}

@@ -101,7 +101,7 @@ func (d *Driver) read(elements func(set string) bool) (*live, error) {
 		l.sets = append(l.sets, set)
 	}
 	for _, c := range l.chains {
-		rules, err := d.conn.GetRules(braidTable(), &gnft.Chain{Name: c.Name, Table: braidTable()})
+		rules, err := d.tx.rules(c.Name)
 		if err != nil {
 			return nil, fmt.Errorf("read the rules of chain %s: %w", c.Name, err)
 		}

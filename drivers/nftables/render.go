@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // ICMPType is an ICMP (IPv4) message type.
@@ -154,6 +155,9 @@ type load struct {
 	ct   expr.CtKey
 	data []byte // immediate
 	mask []byte // a bitwise AND applied to it
+	fib  string // what a fib lookup reports ("fib daddr type")
+	// fibKind is how to write the value a fib result is compared with.
+	fibKind valueKind
 }
 
 type loadKind int
@@ -164,6 +168,7 @@ const (
 	loadPayload
 	loadCt
 	loadImm
+	loadFib
 )
 
 type token struct {
@@ -266,9 +271,101 @@ func (r *renderer) expr(e expr.Any) {
 		r.emit("masquerade" + natFlags(e.Random, e.FullyRandom, e.Persistent))
 	case *expr.NAT:
 		r.nat(e)
+	case *expr.TProxy:
+		r.tproxy(e)
+	case *expr.Fib:
+		name, kind, ok := fibLeft(e)
+		if !ok {
+			r.raw(e)
+			delete(r.regs, e.Register)
+			return
+		}
+		r.regs[e.Register] = load{kind: loadFib, fib: name, fibKind: kind}
+	case *undecoded:
+		// What it leaves in which register is unknown.
+		clear(r.regs)
+		r.emit("[" + e.name + " " + hex.EncodeToString(e.data) + "]")
 	default:
+		// It may load registers (socket, rt): what they hold is unknown.
+		clear(r.regs)
 		r.raw(e)
 	}
+}
+
+// fibFlags are the fib lookup's keys, in the order nft writes them.
+var fibFlags = []struct {
+	on   func(*expr.Fib) bool
+	name string
+}{
+	{func(f *expr.Fib) bool { return f.FlagSADDR }, "saddr"},
+	{func(f *expr.Fib) bool { return f.FlagDADDR }, "daddr"},
+	{func(f *expr.Fib) bool { return f.FlagMARK }, "mark"},
+	{func(f *expr.Fib) bool { return f.FlagIIF }, "iif"},
+	{func(f *expr.Fib) bool { return f.FlagOIF }, "oif"},
+}
+
+// fibLeft writes a fib lookup as nft does ("fib daddr type"), and how its
+// result is compared; false for a form braid does not write (the present
+// flag, no key, no result).
+func fibLeft(f *expr.Fib) (string, valueKind, bool) {
+	var keys []string
+	for _, fl := range fibFlags {
+		if fl.on(f) {
+			keys = append(keys, fl.name)
+		}
+	}
+	if len(keys) == 0 || f.FlagPRESENT {
+		return "", valHex, false
+	}
+	left := "fib " + strings.Join(keys, " . ")
+	switch {
+	case f.ResultADDRTYPE:
+		return left + " type", valAddrType, true
+	case f.ResultOIFNAME:
+		return left + " oifname", valString, true
+	case f.ResultOIF:
+		return left + " oif", valU32, true
+	}
+	return "", valHex, false
+}
+
+// addrTypes are nft's names of route types, as fib ... type compares them.
+var addrTypes = []string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit"}
+
+// tproxy writes a tproxy statement as nft does: "tproxy ip to :7190",
+// "tproxy ip6 to [2001:db8::1]:7190", "tproxy to :7190" (either family).
+func (r *renderer) tproxy(e *expr.TProxy) {
+	fam := map[byte]string{nfprotoIPv4: " ip", nfprotoIPv6: " ip6", unix.NFPROTO_UNSPEC: ""}
+	f, ok := fam[e.Family]
+	if !ok || (e.RegAddr == 0 && e.RegPort == 0) {
+		r.raw(e)
+		return
+	}
+	to := ""
+	if e.RegAddr != 0 {
+		l, ok := r.regs[e.RegAddr]
+		a, aok := netip.AddrFromSlice(l.data)
+		if !ok || l.kind != loadImm || !aok || (e.Family == nfprotoIPv4 && !a.Is4()) || (e.Family == nfprotoIPv6 && !a.Is6()) || e.Family == unix.NFPROTO_UNSPEC {
+			r.raw(e)
+			return
+		}
+		to = " " + a.String()
+		if a.Is6() {
+			to = " [" + a.String() + "]"
+		}
+	}
+	if e.RegPort != 0 {
+		l, ok := r.regs[e.RegPort]
+		if !ok || l.kind != loadImm || len(l.data) != 2 {
+			r.raw(e)
+			return
+		}
+		if to == "" {
+			to = " "
+		}
+		to += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(l.data)))
+	}
+	r.emit("tproxy" + f + " to" + to)
 }
 
 func allZero(b []byte) bool {
@@ -401,6 +498,7 @@ const (
 	valICMPv6
 	valCtState
 	valCtStatus
+	valAddrType
 )
 
 // left describes what a register holds, as the left side of a match, and
@@ -451,6 +549,8 @@ func (r *renderer) left(l load) (string, valueKind, bool) {
 		case expr.PayloadBaseLLHeader:
 			return fmt.Sprintf("@ll,%d,%d", l.off*8, l.n*8), valHex, true
 		}
+	case loadFib:
+		return l.fib, l.fibKind, true
 	case loadImm:
 		return "", valHex, false
 	}
@@ -628,6 +728,15 @@ func value(kind valueKind, b []byte, l load) (string, bool) {
 		return ICMPv6Type(b[0]).String(), true
 	case valAddr:
 		return addrValue(b, l)
+	case valAddrType:
+		v, ok := hostUint32(b)
+		if !ok {
+			return "", false
+		}
+		if int(v) < len(addrTypes) {
+			return addrTypes[v], true
+		}
+		return strconv.FormatUint(uint64(v), 10), true
 	}
 	return "", false
 }

@@ -32,6 +32,13 @@ func TestRenderStatements(t *testing.T) {
 		{[]Stmt{ICMPv6(200), Accept()}, `icmpv6 type 200 accept`},
 		{[]Stmt{OIFName("wan1"), SrcPrefix(pfx("10.0.0.0/8")), Masquerade()}, `oifname "wan1" ip saddr 10.0.0.0/8 masquerade`},
 		{[]Stmt{IIFName("wan1"), DPort("tcp", 8080), DNAT(netip.MustParseAddrPort("192.168.50.10:80"))}, `iifname "wan1" tcp dport 8080 dnat ip to 192.168.50.10:80`},
+		{[]Stmt{IIFNameNot("lan0"), Return()}, `iifname != "lan0" return`},
+		{[]Stmt{Marked(), Return()}, `meta mark != 0x00000000 return`},
+		{[]Stmt{DstLocal(), Return()}, `fib daddr type local return`},
+		{[]Stmt{DstInSet("proxy_bypass_v4", false), Return()}, `ip daddr @proxy_bypass_v4 return`},
+		{[]Stmt{IIFName("lan0"), TProxy("tcp", false, 7190), SetMark(7190)}, `iifname "lan0" meta l4proto tcp tproxy ip to :7190 meta mark set 0x00001c16`},
+		{[]Stmt{IIFName("lan0"), TProxy("tcp", true, 7190), SetMark(7190)}, `iifname "lan0" meta l4proto tcp tproxy ip6 to :7190 meta mark set 0x00001c16`},
+		{[]Stmt{TProxy("udp", false, 53)}, `meta l4proto udp tproxy ip to :53`},
 	} {
 		var exprs []expr.Any
 		for _, s := range tt.stmts {
@@ -89,6 +96,42 @@ func TestRenderIsFaithful(t *testing.T) {
 			[]expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte("eth")}, &expr.Counter{Packets: 9, Bytes: 99}},
 			`iifname != "eth*" counter`,
 		},
+		{
+			// tproxy to an address, and to either family.
+			[]expr.Any{
+				&expr.Immediate{Register: 1, Data: []byte{127, 0, 0, 1}},
+				&expr.Immediate{Register: 2, Data: []byte{0x1c, 0x16}},
+				&expr.TProxy{Family: nfprotoIPv4, RegAddr: 1, RegPort: 2},
+				&expr.Immediate{Register: 3, Data: netip.MustParseAddr("::1").AsSlice()},
+				&expr.TProxy{Family: nfprotoIPv6, RegAddr: 3},
+				&expr.TProxy{Family: 0, RegPort: 2},
+			},
+			`tproxy ip to 127.0.0.1:7190 tproxy ip6 to [::1] tproxy to :7190`,
+		},
+		{
+			// A tproxy whose registers hold nothing braid can name.
+			[]expr.Any{&expr.TProxy{Family: nfprotoIPv4, RegPort: 3}},
+			`[TProxy{Family:2 TableFamily:0 RegAddr:0 RegPort:3}]`,
+		},
+		{
+			[]expr.Any{&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}}, &expr.Verdict{Kind: expr.VerdictDrop}},
+			`fib saddr . iif oif 0x00000000 drop`,
+		},
+		{
+			[]expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{5, 0, 0, 0}}},
+			`fib daddr type != multicast`,
+		},
+		{
+			// An expression braid has no type for, read from the kernel:
+			// what it loads is unknown, so the comparison after it is
+			// written out too.
+			[]expr.Any{
+				&undecoded{name: "xfrm", data: []byte{0, 8, 0, 1}},
+				&expr.Cmp{Register: 1, Data: []byte{1, 0, 0, 0}},
+				&expr.Verdict{Kind: expr.VerdictAccept},
+			},
+			`[xfrm 00080001] [Cmp{Op:0 Register:1 Data:[1 0 0 0]}] accept`,
+		},
 	} {
 		if got := render(tt.exprs); got != tt.want {
 			t.Errorf("render = %q, want %q", got, tt.want)
@@ -134,7 +177,7 @@ func fuzzExprs(b []byte) []expr.Any {
 	}
 	for len(b) > 0 && len(out) < 32 {
 		reg := uint32(next() % 4)
-		switch next() % 12 {
+		switch next() % 15 {
 		case 0:
 			out = append(out, &expr.Meta{Key: expr.MetaKey(next() % 20), Register: reg, SourceRegister: next()%4 == 0})
 		case 1:
@@ -157,6 +200,14 @@ func fuzzExprs(b []byte) []expr.Any {
 			out = append(out, &expr.Masq{Random: next()%2 == 0})
 		case 10:
 			out = append(out, &expr.Counter{})
+		case 11:
+			out = append(out, &expr.TProxy{Family: next() % 12, RegAddr: uint32(next() % 4), RegPort: uint32(next() % 4)})
+		case 12:
+			b := next()
+			out = append(out, &expr.Fib{Register: reg, FlagSADDR: b&1 != 0, FlagDADDR: b&2 != 0, FlagMARK: b&4 != 0, FlagIIF: b&8 != 0, FlagOIF: b&16 != 0, FlagPRESENT: b&32 != 0,
+				ResultOIF: b&64 != 0, ResultOIFNAME: b&128 != 0, ResultADDRTYPE: next()%2 == 0})
+		case 13:
+			out = append(out, &undecoded{name: string(data()), data: data()})
 		default:
 			out = append(out, &expr.Log{Level: expr.LogLevel(next())})
 		}

@@ -24,6 +24,13 @@ const (
 	// ChainMangle (prerouting, priority mangle) marks packets for what
 	// routes cannot express: the per-uplink egress sets.
 	ChainMangle = "prerouting_mangle"
+	// ChainTProxy (prerouting, priority mangle + 1) steers LAN TCP into
+	// the transparent proxy's listener (TProxy), except what must go
+	// direct. It comes after ChainMangle, so that the packets marked
+	// there are seen marked, and before dstnat, so that it sees the
+	// destination the client asked for. Only the daemon keeps it, while
+	// the proxy runs (a process-bound object).
+	ChainTProxy = "prerouting_tproxy"
 	// ChainDNAT (prerouting, priority dstnat) holds the IPv4 port forwards.
 	ChainDNAT = "prerouting_nat"
 	// ChainInput (input, priority filter) is the router's own firewall.
@@ -35,7 +42,7 @@ const (
 )
 
 // chainOrder is the order chains are created in.
-var chainOrder = []string{ChainMangle, ChainDNAT, ChainInput, ChainForward, ChainSNAT}
+var chainOrder = []string{ChainMangle, ChainTProxy, ChainDNAT, ChainInput, ChainForward, ChainSNAT}
 
 // Kinds of base chains.
 const (
@@ -66,6 +73,8 @@ func baseChain(name string) (Chain, bool) {
 	switch name {
 	case ChainMangle:
 		c.Type, c.Hook, c.Priority = typeFilter, hookPrerouting, prioMangle
+	case ChainTProxy:
+		c.Type, c.Hook, c.Priority = typeFilter, hookPrerouting, prioMangle+1
 	case ChainDNAT:
 		c.Type, c.Hook, c.Priority = typeNAT, hookPrerouting, prioDstNAT
 	case ChainInput:
@@ -125,7 +134,7 @@ func (c Chain) Fields() []plan.Field {
 	return []plan.Field{
 		{Name: "type", Value: c.Type},
 		{Name: "hook", Value: c.Hook},
-		{Name: "priority", Value: priorityName(c.Priority)},
+		{Name: "priority", Value: priorityName(c.Hook, c.Priority)},
 		{Name: "policy", Value: c.Policy},
 	}
 }
@@ -137,18 +146,33 @@ func (c Chain) sameBase(o Chain) bool {
 	return c.Type == o.Type && c.Hook == o.Hook && c.Priority == o.Priority
 }
 
-// priorityName writes a priority as nft does: by name where it is one of
-// the standard ones.
-func priorityName(p int) string {
-	switch p {
-	case prioMangle:
-		return "mangle"
-	case prioDstNAT:
-		return "dstnat"
-	case prioFilter:
-		return "filter"
-	case prioSrcNAT:
-		return "srcnat"
+// standardPriorities are nft's names of base chain priorities in the inet
+// family, and the hook each is limited to ("" for any).
+var standardPriorities = []struct {
+	name string
+	prio int
+	hook string
+}{
+	{"raw", -300, ""}, {"mangle", prioMangle, ""}, {"dstnat", prioDstNAT, hookPrerouting},
+	{"filter", prioFilter, ""}, {"security", 50, ""}, {"srcnat", prioSrcNAT, hookPostrouting},
+}
+
+// priorityName writes a base chain's priority as nft lists it: by the
+// name of a standard priority its hook allows, with an offset of up to 10
+// ("mangle + 1").
+func priorityName(hook string, p int) string {
+	for _, s := range standardPriorities {
+		if s.hook != "" && s.hook != hook {
+			continue
+		}
+		switch off := p - s.prio; {
+		case off == 0:
+			return s.name
+		case off > 0 && off <= 10:
+			return s.name + " + " + strconv.Itoa(off)
+		case off < 0 && off >= -10:
+			return s.name + " - " + strconv.Itoa(-off)
+		}
 	}
 	return strconv.Itoa(p)
 }

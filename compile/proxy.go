@@ -1,0 +1,160 @@
+package compile
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+
+	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	nft "github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/proxy"
+)
+
+// proxySet names a set of the proxy's steering: destinations (sources,
+// for routes: from:) that go direct, by family.
+func proxySet(what string, v6 bool) string {
+	if v6 {
+		return "proxy_" + what + "_v6"
+	}
+	return "proxy_" + what + "_v4"
+}
+
+// familySuffix ends the ID of a rule of one family.
+func familySuffix(v6 bool) string {
+	if v6 {
+		return "-v6"
+	}
+	return "-v4"
+}
+
+// proxy compiles aggregation.tcp: proxy: the session session[proxy/aggregation]
+// and what steers LAN TCP into its listener, process-bound to it (the
+// daemon keeps them while the session runs; a CLI run removes them):
+//
+//   - the chain prerouting_tproxy of braid's table: what does not come in
+//     on the LAN, what is already marked (per-domain egress, another
+//     program), what is to the box itself, to aggregation.bypass, to a
+//     routes: to: prefix (it chooses its uplink), from a routes: from:
+//     prefix (everything from it leaves by its uplink), to the LAN's own
+//     prefixes or to the peer returns; then LAN TCP of either family goes
+//     to the listener by tproxy, marked with nl.TableProxy;
+//   - fwmark TableProxy lookup TableProxy at nl.PrioProxy, and local
+//     default dev lo in that table, both families: the marked packets are
+//     delivered to the box, where the listener takes them.
+//
+// tproxy hands a packet over only to a socket listening with
+// IP_TRANSPARENT, and lets it through unmarked otherwise: with the
+// proxy's process gone (a crash, kill -9), the rules left behind steer
+// nothing, and LAN traffic takes plain routing.
+func (c *compiler) proxy(spec *api.RouterSpec) error {
+	a := spec.Aggregation
+	if a == nil || a.Peer == nil || cmp.Or(a.TCP, api.TCPProxy) != api.TCPProxy || spec.LAN == nil {
+		return nil
+	}
+	for _, u := range spec.Uplinks {
+		if u.Table == nl.TableProxy {
+			return fmt.Errorf("uplinks[%s].table: table %d is braid's transparent proxy table (aggregation.tcp: proxy); choose another", u.Name, u.Table)
+		}
+	}
+	if fw := spec.Firewall; fw != nil {
+		for i, o := range fw.Open {
+			if cmp.Or(o.Proto, api.DefaultProto) == "tcp" && o.Port == proxy.Port {
+				return fmt.Errorf("firewall.open[%d]: tcp port %d is the transparent proxy's listener (aggregation.tcp: proxy): the WAN must not reach it", i, proxy.Port)
+			}
+		}
+	}
+	id := session.Spec{Kind: proxy.Kind, Name: proxy.Name}.ID()
+	c.specs = append(c.specs, session.Spec{Kind: proxy.Kind, Name: proxy.Name, Config: proxy.Config{
+		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, UDP: a.UDP,
+	}})
+
+	// What goes direct, by family.
+	type direct struct {
+		what string
+		src  bool
+		p    []netip.Prefix
+	}
+	bypass, err := prefixes(a.Bypass)
+	if err != nil {
+		return fmt.Errorf("aggregation.bypass: %w", err)
+	}
+	var to, from []netip.Prefix
+	for i, r := range spec.Routes {
+		t, err := prefixes(r.To)
+		if err != nil {
+			return fmt.Errorf("routes[%d].to: %w", i, err)
+		}
+		f, err := prefixes(r.From)
+		if err != nil {
+			return fmt.Errorf("routes[%d].from: %w", i, err)
+		}
+		to, from = append(to, t...), append(from, f...)
+	}
+	lan, err := prefixes(spec.LAN.Addresses)
+	if err != nil {
+		return fmt.Errorf("lan.addresses: %w", err)
+	}
+	lanIf := spec.LAN.Interface
+	rs := nft.NewRuleset()
+	rs.Add(nft.ChainTProxy, "not-lan", nft.IIFNameNot(lanIf), nft.Return())
+	rs.Add(nft.ChainTProxy, "marked", nft.Marked(), nft.Return())
+	rs.Add(nft.ChainTProxy, "local", nft.DstLocal(), nft.Return())
+	for _, d := range []direct{
+		{what: "bypass", p: bypass},
+		{what: "routes", p: to},
+		{what: "from", src: true, p: from},
+		{what: "lan", p: lan},
+	} {
+		for _, v6 := range []bool{false, true} {
+			var fam []netip.Prefix
+			for _, p := range d.p {
+				if p.Addr().Is6() == v6 {
+					fam = append(fam, p)
+				}
+			}
+			if len(fam) == 0 {
+				continue
+			}
+			set := proxySet(d.what, v6)
+			rs.AddSet(set, v6, fam)
+			match := nft.DstInSet(set, v6)
+			if d.src {
+				match = nft.SrcInSet(set, v6)
+			}
+			rs.Add(nft.ChainTProxy, d.what+familySuffix(v6), match, nft.Return())
+		}
+	}
+	if peer, err := netip.ParseAddrPort(a.Peer.Address); err == nil {
+		addr := peer.Addr().Unmap()
+		rs.Add(nft.ChainTProxy, "peer", nft.DstPrefix(netip.PrefixFrom(addr, addr.BitLen())), nft.Return())
+	}
+	for _, v6 := range []bool{false, true} {
+		rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
+	}
+	objs, err := rs.Resources()
+	if err != nil {
+		return fmt.Errorf("aggregation: %w", err)
+	}
+
+	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }
+	// The netlink objects ride in the last list desired() adds: the engine
+	// hands them to the netlink driver, after its other objects.
+	for _, r := range []plan.Resource{
+		nl.Route{Table: nl.TableProxy, Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Metric: metricTable4, Type: nl.Local, Link: "lo"},
+		nl.Route{Table: nl.TableProxy, Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Metric: metricTable6, Type: nl.Local, Link: "lo"},
+		nl.Rule{Priority: nl.PrioProxy, Mark: nl.TableProxy, Table: nl.TableProxy, SuppressPrefixlen: -1},
+		nl.Rule{Priority: nl.PrioProxy, IPv6: true, Mark: nl.TableProxy, Table: nl.TableProxy, SuppressPrefixlen: -1},
+	} {
+		c.nftObjs = append(c.nftObjs, bound(r))
+	}
+	for _, r := range objs {
+		if _, ok := r.(nft.Table); ok {
+			continue // the firewall's
+		}
+		c.nftObjs = append(c.nftObjs, bound(r))
+	}
+	return nil
+}

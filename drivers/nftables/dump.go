@@ -1,0 +1,327 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"syscall"
+
+	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// braid reads rules with a dump of its own (NFT_MSG_GETRULE on the
+// transaction socket) rather than google/nftables' GetRules: v0.3.0 of the
+// library drops, without a trace, every expression whose name it does not
+// know, tproxy among them. A rule read that way would render without its
+// tproxy statement, so braid's steering rules would never compare equal to
+// their desired text (a change every pass), and a rule someone edited would
+// hide what it does. Here every expression the library can decode is
+// decoded with its types, tproxy included; any other is kept as an
+// undecoded expression, which render writes out in full and which braid
+// refuses to write back (see decodable).
+
+// errDumpInterrupted says the rules changed during a dump: read again.
+var errDumpInterrupted = errors.New("the ruleset changed during the dump")
+
+// dumpAttempts bounds the retries of an interrupted dump.
+const dumpAttempts = 10
+
+// rules returns the rules of one chain of braid's table, in the kernel's
+// order.
+func (c *txConn) rules(chain string) ([]*gnft.Rule, error) {
+	for range dumpAttempts {
+		rules, err := c.dumpRules(chain)
+		if errors.Is(err, errDumpInterrupted) {
+			continue
+		}
+		return rules, err
+	}
+	return nil, fmt.Errorf("dump the rules of chain %s: %w %d times", chain, errDumpInterrupted, dumpAttempts)
+}
+
+func (c *txConn) dumpRules(chain string) ([]*gnft.Rule, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_RULE_TABLE, Data: []byte(TableName + "\x00")},
+		{Type: unix.NFTA_RULE_CHAIN, Data: []byte(chain + "\x00")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.seq++
+	seq := c.seq
+	// struct nfgenmsg: the table's family, version 0, resource id 0.
+	body := append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...)
+	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, body)
+	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("dump the rules of chain %s: send: %w", chain, err)
+	}
+	var out []*gnft.Rule
+	interrupted := false
+	buf := make([]byte, recvBufLen)
+	for {
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return nil, fmt.Errorf("dump the rules of chain %s: no answer from the kernel within %s", chain, txTimeout)
+		case err != nil:
+			return nil, fmt.Errorf("dump the rules of chain %s: receive: %w", chain, err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue // an answer to an earlier request
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				if interrupted {
+					return nil, errDumpInterrupted
+				}
+				return out, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) < 4 {
+					return nil, fmt.Errorf("dump the rules of chain %s: short error message", chain)
+				}
+				if errno := -int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
+					e := msgError{errno: unix.Errno(errno), why: extAck(m)}
+					return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, e.err())
+				}
+			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE:
+				r, err := parseRule(m.Data)
+				if err != nil {
+					return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, err)
+				}
+				out = append(out, r)
+			}
+		}
+	}
+}
+
+// parseRule decodes the body of an NFT_MSG_NEWRULE message: its handle,
+// user data and expressions.
+func parseRule(b []byte) (*gnft.Rule, error) {
+	if len(b) < 4 {
+		return nil, errors.New("short rule message")
+	}
+	ad, err := netlink.NewAttributeDecoder(b[4:])
+	if err != nil {
+		return nil, err
+	}
+	ad.ByteOrder = binary.BigEndian
+	r := &gnft.Rule{}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_RULE_HANDLE:
+			r.Handle = ad.Uint64()
+		case unix.NFTA_RULE_USERDATA:
+			r.UserData = ad.Bytes()
+		case unix.NFTA_RULE_EXPRESSIONS:
+			ad.Nested(func(list *netlink.AttributeDecoder) error {
+				for list.Next() {
+					if list.Type() != unix.NFTA_LIST_ELEM {
+						continue
+					}
+					list.Nested(func(e *netlink.AttributeDecoder) error {
+						x, err := parseExpr(e)
+						if err == nil {
+							r.Exprs = append(r.Exprs, x)
+						}
+						return err
+					})
+				}
+				return list.Err()
+			})
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return nil, fmt.Errorf("rule message: %w", err)
+	}
+	return r, nil
+}
+
+// parseExpr decodes one expression: its name, then its data with the
+// library's type of that name. An expression braid has no type for, or
+// whose data its type cannot read, is kept undecoded.
+func parseExpr(ad *netlink.AttributeDecoder) (expr.Any, error) {
+	var name string
+	var data []byte
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_EXPR_NAME:
+			name = ad.String()
+		case unix.NFTA_EXPR_DATA:
+			data = ad.Bytes()
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return nil, err
+	}
+	if name == "tproxy" {
+		return parseTProxy(name, data), nil
+	}
+	e := newExpr(name)
+	if e == nil {
+		return &undecoded{name: name, data: data}, nil
+	}
+	if data == nil {
+		return e, nil // notrack has no data
+	}
+	if err := expr.Unmarshal(unix.NFPROTO_INET, data, e); err != nil {
+		// Written out in full rather than failing the whole read.
+		return &undecoded{name: name, data: data}, nil
+	}
+	// A verdict is an immediate into the verdict register, without a
+	// value (as google/nftables decodes it).
+	if imm, ok := e.(*expr.Immediate); ok && imm.Register == unix.NFT_REG_VERDICT && len(imm.Data) == 0 {
+		v := &expr.Verdict{}
+		if err := expr.Unmarshal(unix.NFPROTO_INET, data, v); err != nil {
+			return &undecoded{name: name, data: data}, nil
+		}
+		return v, nil
+	}
+	return e, nil
+}
+
+// parseTProxy decodes a tproxy expression. google/nftables v0.3.0 has the
+// type but reads its family as one byte where the kernel sends 32 bits.
+func parseTProxy(name string, data []byte) expr.Any {
+	ad, err := netlink.NewAttributeDecoder(data)
+	if err != nil {
+		return &undecoded{name: name, data: data}
+	}
+	ad.ByteOrder = binary.BigEndian
+	e := &expr.TProxy{TableFamily: unix.NFPROTO_INET}
+	family := uint32(0)
+	for ad.Next() {
+		switch ad.Type() {
+		case expr.NFTA_TPROXY_FAMILY:
+			family = ad.Uint32()
+		case expr.NFTA_TPROXY_REG_ADDR:
+			e.RegAddr = ad.Uint32()
+		case expr.NFTA_TPROXY_REG_PORT:
+			e.RegPort = ad.Uint32()
+		}
+	}
+	if ad.Err() != nil || family > 0xff {
+		return &undecoded{name: name, data: data}
+	}
+	e.Family = byte(family)
+	return e
+}
+
+// newExpr returns an empty expression of the type google/nftables v0.3.0
+// decodes for name (its exprFromName), and those it has types for but
+// does not decode (socket, rt, dup; tproxy has parseTProxy); nil for any
+// other name.
+func newExpr(name string) expr.Any {
+	switch name {
+	case "ct":
+		return &expr.Ct{}
+	case "range":
+		return &expr.Range{}
+	case "meta":
+		return &expr.Meta{}
+	case "cmp":
+		return &expr.Cmp{}
+	case "counter":
+		return &expr.Counter{}
+	case "objref":
+		return &expr.Objref{}
+	case "payload":
+		return &expr.Payload{}
+	case "lookup":
+		return &expr.Lookup{}
+	case "immediate":
+		return &expr.Immediate{}
+	case "bitwise":
+		return &expr.Bitwise{}
+	case "redir":
+		return &expr.Redir{}
+	case "nat":
+		return &expr.NAT{}
+	case "limit":
+		return &expr.Limit{}
+	case "quota":
+		return &expr.Quota{}
+	case "dynset":
+		return &expr.Dynset{}
+	case "log":
+		return &expr.Log{}
+	case "exthdr":
+		return &expr.Exthdr{}
+	case "match":
+		return &expr.Match{}
+	case "target":
+		return &expr.Target{}
+	case "connlimit":
+		return &expr.Connlimit{}
+	case "queue":
+		return &expr.Queue{}
+	case "flow_offload":
+		return &expr.FlowOffload{}
+	case "reject":
+		return &expr.Reject{}
+	case "masq":
+		return &expr.Masq{}
+	case "hash":
+		return &expr.Hash{}
+	case "cthelper":
+		return &expr.CtHelper{}
+	case "synproxy":
+		return &expr.SynProxy{}
+	case "ctexpect":
+		return &expr.CtExpect{}
+	case "secmark":
+		return &expr.SecMark{}
+	case "cttimeout":
+		return &expr.CtTimeout{}
+	case "fib":
+		return &expr.Fib{}
+	case "numgen":
+		return &expr.Numgen{}
+	case "notrack":
+		return &expr.Notrack{}
+	case "socket":
+		return &expr.Socket{}
+	case "rt":
+		return &expr.Rt{}
+	case "dup":
+		return &expr.Dup{}
+	}
+	return nil
+}
+
+// undecoded is an expression of a rule read from the kernel that braid
+// has no type for: its name and raw data, which render writes out. It
+// satisfies expr.Any through the embedded Notrack only so that it can sit
+// in a rule's expressions; it is never written to the kernel (see
+// decodable).
+type undecoded struct {
+	expr.Notrack
+	name string
+	data []byte
+}
+
+// decodable reports an error if the rule holds an expression braid could
+// not decode, which it cannot write back (a rollback that would recreate
+// a rule read from the kernel).
+func (r Rule) decodable() error {
+	for _, e := range r.exprs {
+		if u, ok := e.(*undecoded); ok {
+			return fmt.Errorf("%s holds a %q expression braid cannot decode, so it cannot write it back", r.Address(), u.name)
+		}
+	}
+	return nil
+}

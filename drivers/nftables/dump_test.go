@@ -1,0 +1,49 @@
+package nftables
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/braid-router/braid/reconcile/plan"
+)
+
+// A rule of braid's table edited by hand with an expression braid has no
+// type for (ipsec: xfrm) reads with that expression written out, so that
+// it differs from the desired rule and is replaced; braid never writes
+// such a rule back (an undo that would recreate it is refused, and so
+// nothing of the transaction is applied).
+func TestUndecodedExpressionIsShownNeverWritten(t *testing.T) {
+	r := newRig(t)
+	want := sample(t)
+	r.converge(want)
+	handle := map[string]string{}
+	for _, l := range r.nftRules() {
+		handle[l.chain+":"+l.id] = l.handle
+	}
+	r.nft("replace", "rule", "inet", TableName, ChainInput, "handle", handle["input:lan"],
+		"iifname", "lan0", "ipsec", "in", "reqid", "1", "accept", "comment", `"lan"`)
+	changes := r.plan(want)
+	wantActions(t, changes, "~nft.rule[inet braid input:lan]")
+	before := changes[0].Before.(Rule)
+	// What the xfrm expression loads is unknown: the comparison after it
+	// is written out too.
+	if !strings.HasPrefix(before.Text(), `iifname "lan0" [xfrm `) || !strings.HasSuffix(before.Text(), "] [Cmp{Op:0 Register:1 Data:[1 0 0 0]}] accept") {
+		t.Errorf("the edited rule reads %q", before.Text())
+	}
+	// Recreating the rule as read (the undo of its delete) is refused,
+	// with the change that was to go with it.
+	undo := []plan.Change{
+		{Action: plan.Create, After: before},
+		changes[0],
+	}
+	n, err := r.d.ApplyBatch(context.Background(), undo)
+	if n != 0 || err == nil || !strings.Contains(err.Error(), `holds a "xfrm" expression braid cannot decode`) {
+		t.Fatalf("writing back an undecoded rule: %d applied, %v", n, err)
+	}
+	if got := r.plan(want); len(got) != 1 {
+		t.Fatalf("the refused transaction changed something:%s", describe(got))
+	}
+	r.converge(want)
+	r.settled(want)
+}

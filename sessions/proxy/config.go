@@ -1,0 +1,73 @@
+// Package proxy is the transparent proxy's session: LAN TCP connections
+// steered to its listener are terminated on the box and re-originated by
+// the aggregation peer (the implementation comes with the aggregation
+// issue; this package holds its configuration, which the compiler writes).
+//
+// Steering into the listener is process-bound (see the README: process-bound
+// objects fail open): nftables tproxy rules hand LAN TCP to the socket
+// listening with IP_TRANSPARENT on Port, and mark it with
+// netlink.TableProxy, which a policy rule sends to a table that delivers
+// it locally. The daemon keeps those objects only while this session
+// runs; when its process is gone, tproxy finds no transparent socket and
+// lets the packets through unmarked, to plain routing.
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/session"
+)
+
+// Kind is the session kind; Name the one session's name:
+// "session[proxy/aggregation]".
+const (
+	Kind = "proxy"
+	Name = "aggregation"
+)
+
+// Port is the TCP port the listener takes, on every address of the box,
+// IPv4 and IPv6. It is never reachable from the WAN: braid's input chain
+// drops what arrives on an uplink, and only packets from the LAN are
+// steered to it. It is the number of braid's proxy table and mark, to be
+// remembered once.
+const Port = 7190
+
+// Config is what the proxy needs.
+type Config struct {
+	// Port is where it listens (TCP, IPv4 and IPv6, IP_TRANSPARENT). An
+	// accepted connection's local address is the destination the LAN
+	// client asked for, which the peer connects to. A connection whose
+	// local address is the box's own was not steered (a client that
+	// connected to the port itself): the proxy must not relay it.
+	Port int
+	// Peer is the aggregation peer, HOST:PORT; a name is resolved by the
+	// proxy.
+	Peer string
+	// Protocol is the box-to-peer protocol (shadowsocks), Cipher its
+	// AEAD cipher and Key the secret shared with the peer.
+	Protocol string
+	Cipher   string
+	Key      *api.Secret
+	// UDP is the aggregation's UDP policy (peer, direct, drop): with peer,
+	// the proxy relays LAN UDP too.
+	UDP string
+}
+
+// Fields implements session.Config. The key shows as its reference.
+func (c Config) Fields() []plan.Field {
+	fs := session.Fields("port", strconv.Itoa(c.Port), "peer", c.Peer, "protocol", c.Protocol, "cipher", c.Cipher)
+	if c.Key != nil {
+		fs = append(fs, session.SecretField("key", c.Key))
+	}
+	return append(fs, session.Fields("udp", c.UDP)...)
+}
+
+// Secrets implements session.Config: the key.
+func (c Config) Secrets() []*api.Secret {
+	if c.Key == nil {
+		return nil
+	}
+	return []*api.Secret{c.Key}
+}
