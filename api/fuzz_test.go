@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // FuzzParse feeds arbitrary bytes to Parse. It must never panic, must
@@ -25,13 +24,11 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		start := time.Now()
-		defer func() {
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("took %v on %d bytes", d, len(data))
-			}
-		}()
-		d, err := Parse("fuzz.yaml", data)
+		var d *Document
+		var err error
+		if work := allocated(func() { d, err = Parse("fuzz.yaml", data) }); work > maxParseAlloc {
+			t.Errorf("Parse allocated %d MiB on %d bytes", work>>20, len(data))
+		}
 		if err != nil {
 			if _, ok := err.(*Errors); !ok {
 				t.Fatalf("Parse error is %T, want *Errors: %v", err, err)
