@@ -531,23 +531,23 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 		}()
 	}
-	d.busy.Store(true)
+	// Kernel events are ignored only while braid itself writes: from the
+	// first write until its notifications are drained, just before the
+	// final observation (verify), which sees anything else that changed
+	// meanwhile. A change during the plan's observation triggers another
+	// pass: it may have come after the observation.
 	defer d.busy.Store(false)
-	// Our own writes' notifications are queued by the time apply returns:
-	// discard them, then observe once more. A change after this point
-	// triggers a new pass.
-	drain := func() {
-		if d.Kernel != nil {
-			d.Kernel.Drain()
-		}
-		d.busy.Store(false)
-	}
-	p, res, err = d.Engine.Converge(ctx, desired, ConvergeOptions{BeforeVerify: drain})
+	p, res, err = d.Engine.Converge(ctx, desired, ConvergeOptions{
+		BeforeApply: func(*Plan) error { d.busy.Store(true); return nil },
+		BeforeVerify: func() {
+			if d.Kernel != nil {
+				d.Kernel.Drain()
+			}
+			d.busy.Store(false)
+		},
+	})
 	if err != nil {
 		return err
-	}
-	if p.Empty() {
-		drain()
 	}
 	if len(p.Conflicts) > 0 {
 		return fmt.Errorf("%d conflict(s) with foreign objects, left alone", len(p.Conflicts))

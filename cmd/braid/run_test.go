@@ -462,3 +462,44 @@ func TestRunSIGHUPReadsTheSpecAgain(t *testing.T) {
 	d.applied(c2, st)
 	wantRoute(b, "default via 10.102.0.1 dev wan2 proto 98 metric 30")
 }
+
+// The daemon against the real drivers: its own writes trigger no pass, a
+// full pass comes every --resync, and a pass the kernel refuses never
+// stops it: it retries until the cause is gone.
+func TestRunLiveness(t *testing.T) {
+	b := newBox(t)
+	// The kernel refuses IPv6 addresses on wan2 for now.
+	nstest.In(t, b.ns, "sysctl", "-qw", "net.ipv6.conf.wan2.disable_ipv6=1")
+	spec := writeSpec(t, labSpec)
+	d := b.startDaemon("-f", spec, "--resync", "2s")
+	st := d.until("a failed pass", func(st reconcile.Status) bool { return st.Failures >= 1 })
+	if !strings.Contains(st.LastPass.Error, "address[wan2 2001:db8:102::2/64]") {
+		t.Errorf("the failed pass does not name the refused object: %q", st.LastPass.Error)
+	}
+	nstest.In(t, b.ns, "sysctl", "-qw", "net.ipv6.conf.wan2.disable_ipv6=0")
+	st = d.until("the retry converging", converged)
+	if d.cmd.ProcessState != nil {
+		t.Fatal("the daemon exited")
+	}
+
+	// A change of spec writes to the kernel; the notifications of those
+	// writes trigger no pass of their own.
+	writeSpecTo(t, spec, strings.Replace(labSpec, "priority: 20", "priority: 30", 1))
+	st = d.until("the change applied", func(now reconcile.Status) bool {
+		return converged(now) && now.Applying > st.Applying && slices.Contains(now.LastPass.Triggers, "spec")
+	})
+	// Every pass between the change and a reload afterwards, as the logs
+	// tell them: none was triggered by the kernel.
+	st = d.reload(st)
+	logs := d.logs.String()
+	after := logs[strings.LastIndex(logs, "triggers=[spec]"):]
+	for _, line := range strings.Split(after, "\n") {
+		if strings.Contains(line, "msg=pass ") && strings.Contains(line, "kernel") {
+			t.Errorf("a pass was triggered by braid's own writes: %s", line)
+		}
+	}
+	// A full pass comes on its own.
+	d.until("a periodic pass", func(now reconcile.Status) bool {
+		return now.Passes > st.Passes && slices.Contains(now.LastPass.Triggers, "periodic")
+	})
+}

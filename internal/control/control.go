@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SocketName is the socket's name in the runtime directory.
@@ -32,11 +34,18 @@ const (
 	PathConfirm = "/v1/confirm"
 )
 
-// Serve serves handler on the socket in dir until ctx ends. The socket is
-// created with mode 0600 (root only) and removed on return.
+// Serve serves handler on the socket in dir until ctx ends. Only root may
+// use it: the directory is made mode 0700 before the socket is created in
+// it (so there is no moment when another user can reach it), the socket
+// is mode 0600, and every connection's peer credentials are checked, so
+// that a socket made reachable by mistake still answers nobody else.
+// The socket is removed on return.
 func Serve(ctx context.Context, dir string, handler http.Handler) error {
 	path := filepath.Join(dir, SocketName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	// A socket left by a crashed daemon: the namespace lock, held by the
@@ -50,7 +59,13 @@ func Serve(ctx context.Context, dir string, handler http.Handler) error {
 		ln.Close()
 		return fmt.Errorf("control socket: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           rootOnly(handler),
+		ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, peerUID(c))
+		},
+	}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	defer os.Remove(path)
@@ -58,6 +73,40 @@ func Serve(ctx context.Context, dir string, handler http.Handler) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	return nil
+}
+
+// peerKey is the context key of a connection's peer user ID.
+type peerKey struct{}
+
+// peerUID returns the user ID of the process at the other end of a Unix
+// socket connection (SO_PEERCRED), or -1 when it cannot be told.
+func peerUID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	uid := -1
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			uid = int(cred.Uid)
+		}
+	})
+	return uid
+}
+
+// rootOnly refuses every request whose peer is not root.
+func rootOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if uid, _ := r.Context().Value(peerKey{}).(int); uid != 0 {
+			http.Error(w, "braid's control socket answers root only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // JSON is a handler that serves the value get returns as JSON.
@@ -108,11 +157,13 @@ func (c *Client) do(ctx context.Context, method, path string, v any) error {
 		return err
 	}
 	resp, err := c.http.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &op) {
-			return ErrNoDaemon
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED):
+		return ErrNoDaemon
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("braid's control socket %s answers root only: %w", filepath.Join(c.dir, SocketName), err)
+	default:
 		return fmt.Errorf("daemon %s: %w", path, err)
 	}
 	defer resp.Body.Close()
@@ -123,7 +174,12 @@ func (c *Client) do(ctx context.Context, method, path string, v any) error {
 	if v == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	return c.decode(path, resp.Body, v)
+}
+
+// decode reads a daemon's JSON answer into v, at most 64 MiB of it.
+func (c *Client) decode(path string, r io.Reader, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(v); err != nil {
 		return fmt.Errorf("daemon %s: %w", path, err)
 	}
 	return nil
