@@ -29,7 +29,7 @@ type crafted struct {
 	sent chan time.Time
 }
 
-// reply is one crafted reply: its bytes and where it comes from.
+// craftedReply is one crafted reply: its bytes and where it comes from.
 type craftedReply struct {
 	what string
 	b    []byte
