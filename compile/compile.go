@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
@@ -193,7 +194,7 @@ type compiler struct {
 	uplinks map[string]*uplinkState
 	// specs are the sessions to run, targets what must keep answering.
 	specs   []session.Spec
-	targets []reconcile.Target
+	targets []probe.Target
 
 	// mptcpObjs and nftObjs are the MPTCP and nftables drivers' resources,
 	// in their apply order.

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
-	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/health"
@@ -59,8 +59,8 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 
 // Targets lists what must keep answering after a change of spec: its
 // management probes and a TCP connect to its aggregation peer.
-func Targets(spec *api.RouterSpec) []reconcile.Target {
-	var ts []reconcile.Target
+func Targets(spec *api.RouterSpec) []probe.Target {
+	var ts []probe.Target
 	if spec == nil {
 		return nil
 	}
@@ -68,14 +68,14 @@ func Targets(spec *api.RouterSpec) []reconcile.Target {
 		for _, p := range m.Probes {
 			switch {
 			case p.TCP != "":
-				ts = append(ts, reconcile.Target{Kind: "tcp", Addr: p.TCP})
+				ts = append(ts, probe.Target{Kind: probe.TCP, Addr: p.TCP})
 			case p.ICMP != "":
-				ts = append(ts, reconcile.Target{Kind: "icmp", Addr: p.ICMP})
+				ts = append(ts, probe.Target{Kind: probe.ICMP, Addr: p.ICMP})
 			}
 		}
 	}
 	if a := spec.Aggregation; a != nil && a.Peer != nil && a.Peer.Address != "" {
-		ts = append(ts, reconcile.Target{Kind: "tcp", Addr: a.Peer.Address})
+		ts = append(ts, probe.Target{Kind: probe.TCP, Addr: a.Peer.Address})
 	}
 	return ts
 }

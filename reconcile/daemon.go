@@ -14,6 +14,7 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/source"
@@ -65,7 +66,8 @@ type Daemon struct {
 	// and ProbeTimeout bounds each probe (default 2 s).
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
-	// Prober checks a target (default DialProber).
+	// Prober checks a target (default: probe.Prober's Probe, unbound,
+	// with a refused TCP connection not an answer).
 	Prober Prober
 	// StateDir persists the last good spec and the quarantine.
 	StateDir string
@@ -176,7 +178,7 @@ func (d *Daemon) defaults() {
 		d.ProbeTimeout = 2 * time.Second
 	}
 	if d.Prober == nil {
-		d.Prober = DialProber
+		d.Prober = (&probe.Prober{}).Probe
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -505,9 +507,9 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	desired := d.keepBound(full)
 	// A new revision replacing a good one is a trial when it must be
 	// confirmed or when targets answer now that must answer after it.
-	var waiting []Target
+	var waiting []probe.Target
 	if fresh {
-		var targets []Target
+		var targets []probe.Target
 		if prevDesired, err := d.Compile(prev, d.CurrentFacts()); err == nil {
 			targets = prevDesired.Targets
 		}

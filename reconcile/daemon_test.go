@@ -15,6 +15,7 @@ import (
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/compile"
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
@@ -198,7 +199,7 @@ func newTrialDaemon(t *testing.T, data string) (*reconcile.Daemon, *reconcile.Lo
 		ProbeInterval: 20 * time.Millisecond, ProbeWindow: time.Minute, ProbeTimeout: time.Second,
 		StateDir: t.TempDir(), Now: clock.Now,
 		// The management host answers while the LAN address is there.
-		Prober: func(ctx context.Context, tg reconcile.Target) error {
+		Prober: func(ctx context.Context, tg probe.Target) error {
 			if drv.Has("address[lan0 192.168.50.1/24]") {
 				return nil
 			}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
 )
@@ -13,7 +14,7 @@ type Desired struct {
 	Resources []plan.Resource
 	Sessions  []session.Spec
 	Notes     []plan.Note
-	Targets   []Target
+	Targets   []probe.Target
 }
 
 // WithoutProcessBound returns d without the process-bound resources whose

@@ -6,45 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/internal/atomicfile"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/source"
 )
 
-// Target is something that must keep answering after a change: a
-// management probe or the aggregation peer.
-type Target struct {
-	// Kind is "tcp" (connect to Addr, HOST:PORT) or "icmp" (echo to Addr).
-	Kind string `json:"kind"`
-	Addr string `json:"addr"`
-}
-
-func (t Target) String() string { return t.Kind + " " + t.Addr }
-
-// Prober checks one target; nil means it answered.
-type Prober func(ctx context.Context, t Target) error
-
-// DialProber checks TCP targets by connecting, and ICMP targets with ping.
-func DialProber(ctx context.Context, t Target) error {
-	switch t.Kind {
-	case "tcp":
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", t.Addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	case "icmp":
-		return ping(ctx, t.Addr)
-	}
-	return fmt.Errorf("unknown probe kind %q", t.Kind)
-}
+// Prober checks one target once, within ctx; nil means it answered. The
+// daemon's default is an unbound probe.Prober's Probe.
+type Prober func(ctx context.Context, t probe.Target) error
 
 // Trial is a new revision on probation: it is reverted unless it is
 // confirmed in time (when confirmation is required) and every target that
@@ -55,8 +31,8 @@ type Trial struct {
 	ConfirmBy time.Time `json:"confirmBy,omitzero"`
 	Confirmed bool      `json:"confirmed"`
 	// ProbeBy is the deadline for the targets in Waiting to answer.
-	ProbeBy time.Time `json:"probeBy,omitzero"`
-	Waiting []Target  `json:"waiting,omitempty"`
+	ProbeBy time.Time      `json:"probeBy,omitzero"`
+	Waiting []probe.Target `json:"waiting,omitempty"`
 
 	prev    *api.Document
 	prevRev source.Revision
@@ -88,18 +64,21 @@ func (d *Daemon) Confirm() (string, error) {
 }
 
 // baseline checks targets before a change and returns those that answer.
-func (d *Daemon) baseline(ctx context.Context, ts []Target) []Target {
-	var up []Target
+// One that does not answer now is not waited for after the change.
+func (d *Daemon) baseline(ctx context.Context, ts []probe.Target) []probe.Target {
+	var up []probe.Target
 	for i, err := range d.probeAll(ctx, ts) {
 		if err == nil {
 			up = append(up, ts[i])
+		} else {
+			d.Log.Warn("a target does not answer before the change: the trial will not wait for it", "target", ts[i], "err", err)
 		}
 	}
 	return up
 }
 
 // probeAll checks targets concurrently, each bounded by ProbeTimeout.
-func (d *Daemon) probeAll(ctx context.Context, ts []Target) []error {
+func (d *Daemon) probeAll(ctx context.Context, ts []probe.Target) []error {
 	errs := make([]error, len(ts))
 	done := make(chan struct{}, len(ts))
 	for i, t := range ts {
@@ -117,7 +96,7 @@ func (d *Daemon) probeAll(ctx context.Context, ts []Target) []error {
 }
 
 // startTrial puts a newly applied revision on probation.
-func (d *Daemon) startTrial(rev source.Revision, prev *api.Document, prevRev source.Revision, waiting []Target) {
+func (d *Daemon) startTrial(rev source.Revision, prev *api.Document, prevRev source.Revision, waiting []probe.Target) {
 	if d.ConfirmWithin <= 0 && len(waiting) == 0 {
 		return
 	}
@@ -141,7 +120,7 @@ func (d *Daemon) startTrial(rev source.Revision, prev *api.Document, prevRev sou
 func (d *Daemon) checkTrial(ctx context.Context) (revert string) {
 	d.mu.Lock()
 	t := d.trial
-	var waiting []Target
+	var waiting []probe.Target
 	if t != nil {
 		waiting = slices.Clone(t.Waiting)
 	}
@@ -149,10 +128,12 @@ func (d *Daemon) checkTrial(ctx context.Context) (revert string) {
 	if t == nil {
 		return ""
 	}
-	var still []Target
+	var still []probe.Target
+	var errs []string
 	for i, err := range d.probeAll(ctx, waiting) {
 		if err != nil {
 			still = append(still, waiting[i])
+			errs = append(errs, err.Error())
 		}
 	}
 	now := d.Now()
@@ -161,7 +142,7 @@ func (d *Daemon) checkTrial(ctx context.Context) (revert string) {
 	t.Waiting = still
 	switch {
 	case len(still) > 0 && now.After(t.ProbeBy):
-		return fmt.Sprintf("%d target(s) that answered before the change did not answer within %s: %v", len(still), d.ProbeWindow, still)
+		return fmt.Sprintf("%d target(s) that answered before the change did not answer within %s: %v (last: %s)", len(still), d.ProbeWindow, still, strings.Join(errs, "; "))
 	case !t.ConfirmBy.IsZero() && !t.Confirmed && now.After(t.ConfirmBy):
 		return fmt.Sprintf("not confirmed within %s (braid confirm)", d.ConfirmWithin)
 	case len(still) == 0 && (t.ConfirmBy.IsZero() || t.Confirmed):

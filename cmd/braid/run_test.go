@@ -70,7 +70,14 @@ func (d *daemon) status() (reconcile.Status, bool) {
 // measurement).
 func (d *daemon) until(what string, cond func(reconcile.Status) bool) reconcile.Status {
 	d.b.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return d.untilWithin(what, 60*time.Second, cond)
+}
+
+// untilWithin polls the daemon's status until cond holds, for up to
+// within.
+func (d *daemon) untilWithin(what string, within time.Duration, cond func(reconcile.Status) bool) reconcile.Status {
+	d.b.t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		st, ok := d.status()
 		if ok && cond(st) {

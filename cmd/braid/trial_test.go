@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,8 +9,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile"
 )
 
@@ -97,5 +102,92 @@ func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "reverting the change") {
 		t.Errorf("the logs do not say so:\n%s", d.logs.String())
+	}
+}
+
+// TestRunRevertsARevisionThatCutsAnICMPProbe: `{icmp: ADDR}` management
+// probes, IPv4 and IPv6, run for real from the box through the lab. A
+// revision that keeps the Internet server reachable is on trial until
+// they answer again, then accepted; one whose gateways are wrong stops
+// the echo replies, and the daemon reverts it within its probe window
+// with no one on site.
+func TestRunRevertsARevisionThatCutsAnICMPProbe(t *testing.T) {
+	l := labtest.New(t)
+	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
+	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	targets := []probe.Target{{Kind: probe.ICMP, Addr: lab.ServerV4}, {Kind: probe.ICMP, Addr: lab.ServerV6}}
+	good := strings.Replace(readFile(t, "../../specs/lab.yaml"), "  management:\n",
+		`  management:
+    probes: [{icmp: "`+lab.ServerV4+`"}, {icmp: "`+lab.ServerV6+`"}]
+`, 1)
+	if !strings.Contains(good, "icmp:") {
+		t.Fatal("specs/lab.yaml has no management section to add the probes to")
+	}
+	spec := filepath.Join(t.TempDir(), "spec.yaml")
+	os.WriteFile(spec, []byte(good), 0o644)
+	// A window long enough for a busy machine: the revert waits it out.
+	const window = 5 * time.Second
+	d := b.startDaemon("-f", spec, "--probe-window", window.String())
+	st := d.until("the first pass", converged)
+	first := st.Revision
+
+	// A change that keeps the server reachable: on trial for both
+	// probes (they answered before it), accepted once they answer after
+	// it. The trial may last a second only: the logs say it happened.
+	os.WriteFile(spec, []byte(strings.Replace(good, "priority: 20", "priority: 30", 1)), 0o644)
+	st = d.untilWithin("the acceptance of a harmless change", time.Minute, func(st reconcile.Status) bool {
+		return st.Revision != first && st.Trial == nil && st.Applying > 0 && converged(st) &&
+			strings.Contains(d.logs.String(), `msg="change accepted"`)
+	})
+	if !strings.Contains(d.logs.String(), "probes=2") || len(st.Quarantined) != 0 {
+		t.Fatalf("the harmless change was not a trial of both probes, or was reverted: %+v\n%s", st.Quarantined, d.logs.String())
+	}
+	accepted := st.Revision
+	routes := func() string {
+		return b.ip("-4", "route", "show", "table", "all") + b.ip("-6", "route", "show", "table", "all", "proto", "98")
+	}
+	before := routes()
+
+	bad := strings.NewReplacer(
+		"gateway: 10.101.0.1}", "gateway: 10.101.0.99}", "gateway: 10.102.0.1}", "gateway: 10.102.0.99}",
+		"gateway: 2001:db8:101::1}", "gateway: 2001:db8:101::99}", "gateway: 2001:db8:102::1}", "gateway: 2001:db8:102::99}",
+	).Replace(strings.Replace(good, "priority: 20", "priority: 30", 1))
+	os.WriteFile(spec, []byte(bad), 0o644)
+	st = d.untilWithin("the trial of the bad change", time.Minute, func(st reconcile.Status) bool {
+		return st.Trial != nil && st.Trial.Revision != accepted
+	})
+	// Both probes answered before the change, and the change was applied
+	// (a revert of nothing would prove nothing).
+	if !slices.Equal(st.Trial.Waiting, targets) {
+		t.Errorf("the trial waits for %v, want %v", st.Trial.Waiting, targets)
+	}
+	wantRoute(b, "default via 10.101.0.99 dev wan1")
+	st = d.untilWithin("the revert", time.Minute, func(st reconcile.Status) bool {
+		return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
+	})
+	q := st.Quarantined[0]
+	for _, tg := range targets {
+		if !strings.Contains(q.Reason, tg.String()) {
+			t.Errorf("the quarantine reason does not name %s: %q", tg, q.Reason)
+		}
+	}
+	if !strings.Contains(q.Reason, "no echo reply") {
+		t.Errorf("the quarantine reason does not say why: %q", q.Reason)
+	}
+	if st.Revision != accepted {
+		t.Errorf("after the revert: revision %s, want %s", st.Revision, accepted)
+	}
+	if after := routes(); after != before {
+		t.Errorf("routes after the revert:\n%s\nbefore:\n%s", after, before)
+	}
+	// And the server answers the box again.
+	for _, tg := range targets {
+		if err := netns.Do(b.ns, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return (&probe.Prober{}).Probe(ctx, tg)
+		}); err != nil {
+			t.Errorf("after the revert: %v", err)
+		}
 	}
 }

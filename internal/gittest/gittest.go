@@ -12,7 +12,6 @@ package gittest
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,21 +22,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// RequireBinary fails the test in CI and skips it elsewhere when a program
-// the test needs (on its side, never the code under test's) is missing. It
-// returns the program's path.
+// RequireBinary is nstest.RequireBinary.
 func RequireBinary(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := name + " is missing: run scripts/deps.sh (as root) to install the test dependencies"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: not skipping)")
-	}
-	t.Skip(msg)
-	return ""
+	return nstest.RequireBinary(t, name)
 }
 
 // Listen listens on an ephemeral TCP port of 127.0.0.1 in the named

@@ -27,6 +27,23 @@ func RequireRoot(t testing.TB) {
 	t.Skip("needs root")
 }
 
+// RequireBinary fails the test in CI and skips it elsewhere when a program
+// the test needs (on its side, never the code under test's) is missing. It
+// returns the program's path.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	msg := name + " is missing: run scripts/deps.sh (as root) to install the test dependencies"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: not skipping)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // Name returns a fresh name with the given prefix, short enough for
 // interface names derived from it.
 func Name(prefix string) string {
