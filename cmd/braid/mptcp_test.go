@@ -269,7 +269,7 @@ func TestMPTCPInTheLab(t *testing.T) {
 			// One subflow per uplink, each from the uplink's address, to
 			// the peer.
 			var got []subflow
-			if !waitFor(5*time.Second, func() bool {
+			if !waitFor(30*time.Second, func() bool {
 				got, _ = subflows(conn)
 				return len(got) == 2
 			}) {
@@ -283,7 +283,7 @@ func TestMPTCPInTheLab(t *testing.T) {
 			// Both ISPs carry the connection's bytes.
 			rx1, rx2 := rxBytes(t, isp1, lab.ISPDownDev), rxBytes(t, isp2, lab.ISPDownDev)
 			const enough = 256 << 10
-			if !waitFor(10*time.Second, func() bool {
+			if !waitFor(30*time.Second, func() bool {
 				return rxBytes(t, isp1, lab.ISPDownDev)-rx1 > enough && rxBytes(t, isp2, lab.ISPDownDev)-rx2 > enough
 			}) {
 				t.Fatalf("ISP counters rose by %d (isp1) and %d (isp2) bytes, want both over %d\n%s",
@@ -291,7 +291,7 @@ func TestMPTCPInTheLab(t *testing.T) {
 			}
 			// The peer reads what both carried (its count lags the wire
 			// by what its socket buffers hold).
-			if !waitFor(5*time.Second, func() bool { return s.received.Load() >= 2*enough }) {
+			if !waitFor(30*time.Second, func() bool { return s.received.Load() >= 2*enough }) {
 				t.Errorf("the peer received only %d bytes", s.received.Load())
 			}
 		})
@@ -303,27 +303,25 @@ func TestMPTCPInTheLab(t *testing.T) {
 	s := listenMPTCP(t, peer, addr)
 	conn := dialMPTCP(t, box, addr)
 	stop := pump(t, conn)
-	if !waitFor(5*time.Second, func() bool { sf, _ := subflows(conn); return len(sf) == 2 }) {
+	if !waitFor(30*time.Second, func() bool { sf, _ := subflows(conn); return len(sf) == 2 }) {
 		t.Fatalf("no second subflow before the failover\n%s", ssSubflows(box))
 	}
-	if !waitFor(5*time.Second, func() bool { return s.received.Load() > 1<<20 }) {
+	if !waitFor(30*time.Second, func() bool { return s.received.Load() > 1<<20 }) {
 		t.Fatalf("only %d bytes arrived before the failover", s.received.Load())
 	}
 	t.Logf("%s: isp1 goes down", time.Now().Format("15:04:05.000"))
 	nstest.Run(t, "ip", "-n", isp1, "link", "set", "dev", lab.ISPDownDev, "down")
-	// What was in flight on the dead path is sent again over the other:
-	// from a little after the cut, the peer keeps receiving, all of it
-	// through isp2.
-	time.Sleep(time.Second)
+	// The connection carries on, all of it through isp2 now: the peer
+	// keeps receiving, and isp2 carries at least as much again. (Nothing
+	// is compared with the peer's count at an instant: it lags the wire by
+	// what the sockets buffer, more so on a busy machine.)
 	cut, rx2 := s.received.Load(), rxBytes(t, isp2, lab.ISPDownDev)
 	const after = 2 << 20
-	if !waitFor(15*time.Second, func() bool { return s.received.Load()-cut > after }) {
-		t.Fatalf("after isp1 went down, %d bytes arrived in 15 s, want over %d\n%s", s.received.Load()-cut, after, ssSubflows(box))
-	}
-	// (The peer's count lags the wire by what its socket buffers hold, so
-	// isp2's counter is compared with a share of it.)
-	if d := rxBytes(t, isp2, lab.ISPDownDev) - rx2; d < after*3/4 {
-		t.Errorf("isp2 received %d bytes while the peer received %d", d, s.received.Load()-cut)
+	if !waitFor(30*time.Second, func() bool {
+		return s.received.Load()-cut > after && rxBytes(t, isp2, lab.ISPDownDev)-rx2 > after
+	}) {
+		t.Fatalf("after isp1 went down, the peer received %d bytes and isp2 carried %d in 30 s, want both over %d\n%s",
+			s.received.Load()-cut, rxBytes(t, isp2, lab.ISPDownDev)-rx2, after, ssSubflows(box))
 	}
 	stop()
 	conn.Close()

@@ -165,8 +165,15 @@ func TestNftLabNATAndRouting(t *testing.T) {
 	} {
 		via, idle := b.txPackets(lab.RoleBox, c.via), b.txPackets(lab.RoleBox, c.idle)
 		b.burst(lab.RoleLAN, c.dst, n)
-		time.Sleep(200 * time.Millisecond)
-		dVia, dIdle := b.txPackets(lab.RoleBox, c.via)-via, b.txPackets(lab.RoleBox, c.idle)-idle
+		// Wait until the datagrams have left by some link.
+		var dVia, dIdle uint64
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			dVia, dIdle = b.txPackets(lab.RoleBox, c.via)-via, b.txPackets(lab.RoleBox, c.idle)-idle
+			if dVia+dIdle >= n || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if dVia < n || dIdle > n/10 {
 			t.Errorf("%d datagrams to %s: %s sent %d, %s sent %d; want them all on %s", n, c.dst, c.via, dVia, c.idle, dIdle, c.via)
 		}

@@ -20,7 +20,7 @@ func TestNotifiesOnRouteRuleAndNftablesChanges(t *testing.T) {
 	go func() { done <- k.Run(ctx, func() { calls.Add(1) }) }()
 	wait := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for calls.Load() == 0 {
 			if time.Now().After(deadline) {
 				t.Fatalf("no notification for %s", what)
@@ -41,9 +41,13 @@ func TestNotifiesOnRouteRuleAndNftablesChanges(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 	nstest.Run(t, "ip", "-n", ns, "route", "del", "192.0.2.0/24", "dev", "lo", "table", "100")
-	time.Sleep(50 * time.Millisecond)
-	if !k.Drain() {
-		t.Error("Drain found nothing after a route was deleted")
+	// The notification is queued by the time the delete's ack came back,
+	// but give a busy machine time before calling it lost.
+	for deadline := time.Now().Add(30 * time.Second); !k.Drain(); {
+		if time.Now().After(deadline) {
+			t.Fatal("Drain found nothing after a route was deleted")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if k.Drain() {
 		t.Error("a second Drain found more")
