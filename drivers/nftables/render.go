@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -99,9 +100,14 @@ var ctStatusNames = []struct {
 // before tcp dport); a header match with no such dependency before it is
 // written raw (@nh,96,32), as nft does.
 func render(exprs []expr.Any) string {
-	r := renderer{regs: map[uint32]load{}, nfTok: -1, l4Tok: -1}
+	r := renderer{regs: map[uint32]load{}, nfTok: -1, l4Tok: -1, read: map[int]bool{}}
 	for _, e := range exprs {
 		r.expr(e)
+	}
+	for i := range r.toks {
+		if r.toks[i].load && !r.read[i] {
+			r.toks[i].elided = false
+		}
 	}
 	var b strings.Builder
 	for _, t := range r.toks {
@@ -158,6 +164,12 @@ type load struct {
 	fib  string // what a fib lookup reports ("fib daddr type")
 	// fibKind is how to write the value a fib result is compared with.
 	fibKind valueKind
+	// toks are the tokens of the expressions that made what the register
+	// holds (a load, and a bitwise on it): raw, elided unless the value is
+	// never written out by a match or statement that uses it (then they
+	// show, so that a rule with a load nobody uses never passes for one
+	// without it).
+	toks []int
 }
 
 type loadKind int
@@ -174,6 +186,8 @@ const (
 type token struct {
 	s      string
 	elided bool
+	// load marks the raw token of a register load (see load.tok).
+	load bool
 }
 
 type renderer struct {
@@ -187,6 +201,33 @@ type renderer struct {
 	l4proto byte
 	l4Set   bool
 	l4Tok   int
+	// read holds the load tokens whose register something read.
+	read map[int]bool
+}
+
+// setReg records a load into register reg by expression e.
+func (r *renderer) setReg(reg uint32, l load, e expr.Any) {
+	name := strings.TrimPrefix(fmt.Sprintf("%T", e), "*expr.")
+	fields := strings.TrimPrefix(fmt.Sprintf("%+v", e), "&")
+	i := r.emit("[" + name + fields + "]")
+	r.toks[i].elided, r.toks[i].load = true, true
+	l.toks = append(slices.Clone(l.toks), i)
+	r.regs[reg] = l
+}
+
+// reg returns what register reg holds.
+func (r *renderer) reg(reg uint32) (load, bool) {
+	l, ok := r.regs[reg]
+	return l, ok
+}
+
+// used records that what loads hold was written out.
+func (r *renderer) used(loads ...load) {
+	for _, l := range loads {
+		for _, i := range l.toks {
+			r.read[i] = true
+		}
+	}
 }
 
 func (r *renderer) emit(s string) int {
@@ -205,46 +246,47 @@ func (r *renderer) expr(e expr.Any) {
 	switch e := e.(type) {
 	case *expr.Meta:
 		if e.SourceRegister {
-			l, ok := r.regs[e.Register]
+			l, ok := r.reg(e.Register)
 			if !ok || l.kind != loadImm || e.Key != expr.MetaKeyMARK {
 				r.raw(e)
 				return
 			}
 			if v, ok := hostUint32(l.data); ok {
+				r.used(l)
 				r.emit(fmt.Sprintf("meta mark set 0x%08x", v))
 				return
 			}
 			r.raw(e)
 			return
 		}
-		r.regs[e.Register] = load{kind: loadMeta, meta: e.Key}
+		r.setReg(e.Register, load{kind: loadMeta, meta: e.Key}, e)
 	case *expr.Payload:
 		if e.OperationType != expr.PayloadLoad || e.CsumType != expr.CsumTypeNone || e.CsumFlags != 0 {
 			r.raw(e)
 			return
 		}
-		r.regs[e.DestRegister] = load{kind: loadPayload, base: e.Base, off: e.Offset, n: e.Len}
+		r.setReg(e.DestRegister, load{kind: loadPayload, base: e.Base, off: e.Offset, n: e.Len}, e)
 	case *expr.Ct:
 		if e.SourceRegister || e.Direction != 0 {
 			r.raw(e)
 			return
 		}
-		r.regs[e.Register] = load{kind: loadCt, ct: e.Key}
+		r.setReg(e.Register, load{kind: loadCt, ct: e.Key}, e)
 	case *expr.Immediate:
-		r.regs[e.Register] = load{kind: loadImm, data: e.Data}
+		r.setReg(e.Register, load{kind: loadImm, data: e.Data}, e)
 	case *expr.Bitwise:
-		l, ok := r.regs[e.SourceRegister]
+		l, ok := r.reg(e.SourceRegister)
 		if !ok || l.mask != nil || !allZero(e.Xor) || len(e.Mask) != int(e.Len) {
 			r.raw(e)
 			delete(r.regs, e.DestRegister)
 			return
 		}
 		l.mask = e.Mask
-		r.regs[e.DestRegister] = l
+		r.setReg(e.DestRegister, l, e)
 	case *expr.Cmp:
 		r.cmp(e)
 	case *expr.Lookup:
-		l, ok := r.regs[e.SourceRegister]
+		l, ok := r.reg(e.SourceRegister)
 		if !ok || e.IsDestRegSet || e.SetName == "" {
 			r.raw(e)
 			return
@@ -258,6 +300,7 @@ func (r *renderer) expr(e expr.Any) {
 		if e.Invert {
 			op = " != "
 		}
+		r.used(l)
 		r.emit(left + op + "@" + e.SetName)
 	case *expr.Verdict:
 		r.verdict(e)
@@ -280,7 +323,7 @@ func (r *renderer) expr(e expr.Any) {
 			delete(r.regs, e.Register)
 			return
 		}
-		r.regs[e.Register] = load{kind: loadFib, fib: name, fibKind: kind}
+		r.setReg(e.Register, load{kind: loadFib, fib: name, fibKind: kind}, e)
 	case *undecoded:
 		// What it leaves in which register is unknown.
 		clear(r.regs)
@@ -342,8 +385,10 @@ func (r *renderer) tproxy(e *expr.TProxy) {
 		return
 	}
 	to := ""
+	var ls []load
 	if e.RegAddr != 0 {
-		l, ok := r.regs[e.RegAddr]
+		l, ok := r.reg(e.RegAddr)
+		ls = append(ls, l)
 		a, aok := netip.AddrFromSlice(l.data)
 		if !ok || l.kind != loadImm || !aok || (e.Family == nfprotoIPv4 && !a.Is4()) || (e.Family == nfprotoIPv6 && !a.Is6()) || e.Family == unix.NFPROTO_UNSPEC {
 			r.raw(e)
@@ -355,7 +400,8 @@ func (r *renderer) tproxy(e *expr.TProxy) {
 		}
 	}
 	if e.RegPort != 0 {
-		l, ok := r.regs[e.RegPort]
+		l, ok := r.reg(e.RegPort)
+		ls = append(ls, l)
 		if !ok || l.kind != loadImm || len(l.data) != 2 {
 			r.raw(e)
 			return
@@ -365,6 +411,7 @@ func (r *renderer) tproxy(e *expr.TProxy) {
 		}
 		to += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(l.data)))
 	}
+	r.used(ls...)
 	r.emit("tproxy" + f + " to" + to)
 }
 
@@ -392,6 +439,10 @@ func natFlags(random, fully, persistent bool) string {
 }
 
 func (r *renderer) verdict(v *expr.Verdict) {
+	if v.Chain != "" && v.Kind != expr.VerdictJump && v.Kind != expr.VerdictGoto {
+		r.raw(v) // a chain where none belongs: written out, not dropped
+		return
+	}
 	switch v.Kind {
 	case expr.VerdictAccept:
 		r.emit("accept")
@@ -413,8 +464,12 @@ func (r *renderer) verdict(v *expr.Verdict) {
 func (r *renderer) nat(e *expr.NAT) {
 	kind := map[expr.NATType]string{expr.NATTypeDestNAT: "dnat", expr.NATTypeSourceNAT: "snat"}[e.Type]
 	fam := map[uint32]string{nfprotoIPv4: "ip", nfprotoIPv6: "ip6"}[e.Family]
-	amin, ok1 := r.regs[e.RegAddrMin]
-	amax, ok2 := r.regs[e.RegAddrMax]
+	amin, ok1 := r.reg(e.RegAddrMin)
+	var amax load
+	ok2 := false
+	if e.RegAddrMax != 0 {
+		amax, ok2 = r.reg(e.RegAddrMax)
+	}
 	if kind == "" || fam == "" || e.RegAddrMin == 0 || !ok1 || amin.kind != loadImm || e.Prefix ||
 		(e.RegAddrMax != 0 && (!ok2 || amax.kind != loadImm)) {
 		r.raw(e)
@@ -430,6 +485,7 @@ func (r *renderer) nat(e *expr.NAT) {
 		}
 		return a.String(), true
 	}
+	ls := []load{amin, amax}
 	to, ok := addr(amin.data)
 	if !ok {
 		r.raw(e)
@@ -444,14 +500,16 @@ func (r *renderer) nat(e *expr.NAT) {
 		to += "-" + hi
 	}
 	if e.RegProtoMin != 0 {
-		pmin, ok := r.regs[e.RegProtoMin]
+		pmin, ok := r.reg(e.RegProtoMin)
+		ls = append(ls, pmin)
 		if !ok || pmin.kind != loadImm || len(pmin.data) != 2 {
 			r.raw(e)
 			return
 		}
 		to += ":" + strconv.Itoa(int(binary.BigEndian.Uint16(pmin.data)))
 		if e.RegProtoMax != 0 && e.RegProtoMax != e.RegProtoMin {
-			pmax, ok := r.regs[e.RegProtoMax]
+			pmax, ok := r.reg(e.RegProtoMax)
+			ls = append(ls, pmax)
 			if !ok || pmax.kind != loadImm || len(pmax.data) != 2 {
 				r.raw(e)
 				return
@@ -461,6 +519,7 @@ func (r *renderer) nat(e *expr.NAT) {
 			}
 		}
 	}
+	r.used(ls...)
 	r.emit(kind + " " + fam + " to " + to + natFlags(e.Random, e.FullyRandom, e.Persistent))
 }
 
@@ -616,7 +675,7 @@ func (r *renderer) elide(i int) {
 }
 
 func (r *renderer) cmp(c *expr.Cmp) {
-	l, ok := r.regs[c.Register]
+	l, ok := r.reg(c.Register)
 	if !ok {
 		r.raw(c)
 		return
@@ -629,6 +688,7 @@ func (r *renderer) cmp(c *expr.Cmp) {
 	// ct state/status bits: (x & mask) != 0 is "any of these".
 	if (kind == valCtState || kind == valCtStatus) && l.mask != nil && c.Op == expr.CmpOpNeq && allZero(c.Data) {
 		if names, ok := bitNames(kind, l.mask); ok {
+			r.used(l)
 			r.emit(left + " " + names)
 			return
 		}
@@ -641,6 +701,7 @@ func (r *renderer) cmp(c *expr.Cmp) {
 	if !ok {
 		val, kind = "0x"+hex.EncodeToString(c.Data), valHex
 	}
+	r.used(l)
 	i := r.emit(left + opText(c.Op) + val)
 	if c.Op != expr.CmpOpEq || len(c.Data) != 1 {
 		return

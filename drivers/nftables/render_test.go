@@ -1,7 +1,9 @@
 package nftables
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -146,13 +148,36 @@ func TestRenderIsFaithful(t *testing.T) {
 func FuzzRender(f *testing.F) {
 	f.Add([]byte{0, 1, 1, 2, 1, 2, 3, 1, 12, 4, 4, 1, 4, 10, 0, 0, 1})
 	f.Add([]byte{1, 0, 0, 5, 1, 3, 255, 255, 0, 0, 2, 1, 6, 1, 2, 8, 8})
+	f.Add(append([]byte{2, 2, 1, 0, 0, 5, 1}, []byte{2, 2, 1, 0, 0, 5, 2}...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		exprs := fuzzExprs(b)
-		s := render(exprs)
-		if strings.ContainsRune(s, '\n') {
-			t.Errorf("multi-line rendering %q", s)
+		// Two lists from the two halves: if they render the same, they
+		// must be the same rule. This is what makes drift detection by
+		// rule text sound: a rule changed by hand in braid's table must
+		// not pass for braid's own.
+		half := len(b) / 2
+		x, y := fuzzExprs(b[:half]), fuzzExprs(b[half:])
+		sx, sy := render(x), render(y)
+		for _, s := range []string{sx, sy} {
+			if strings.ContainsRune(s, '\n') {
+				t.Errorf("multi-line rendering %q", s)
+			}
+		}
+		if sx == sy && !reflect.DeepEqual(x, y) {
+			t.Errorf("two different rules render the same, %q:\n%s\n%s", sx, dumpExprs(x), dumpExprs(y))
+		}
+		// And a list always renders as itself.
+		if again := render(fuzzExprs(b[:half])); again != sx {
+			t.Errorf("rendering is not deterministic: %q then %q", sx, again)
 		}
 	})
+}
+
+func dumpExprs(es []expr.Any) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "%T%+v ", e, e)
+	}
+	return b.String()
 }
 
 // fuzzExprs decodes bytes into expressions of the kinds render knows,
