@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq
-	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc)
+	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
+	stress-ng)
 
 missing=()
 for p in "${packages[@]}"; do

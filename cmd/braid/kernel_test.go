@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -236,6 +237,26 @@ func TestRefusedWriteRestoresTheRun(t *testing.T) {
 	}
 }
 
+// A transaction the kernel refuses (a failpoint adds a jump to a chain
+// that does not exist) restores the netlink half of the same run: links,
+// addresses, routes, rules and MPTCP are back as they were.
+func TestRefusedNftablesTransactionRestoresTheRun(t *testing.T) {
+	b := newBox(t)
+	before := b.snapshot()
+	r := b.braid([]string{"BRAID_FAILPOINT_NFT_REFUSE=1"}, "apply", "-f", writeSpec(t, labSpec))
+	if r.code != 1 || !strings.Contains(r.stderr, "nft.") || !strings.Contains(r.stderr, "restored the") {
+		t.Fatalf("apply with a refused transaction: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "+ route[") {
+		t.Fatalf("the plan had no netlink half to restore:\n%s", r.stdout)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("the netlink half was not restored:\n%s", diffLines(before, after))
+	}
+	// Without the failpoint, the same apply converges.
+	b.must(0, "apply", "-f", writeSpec(t, labSpec))
+}
+
 func TestSSHGuard(t *testing.T) {
 	b := newBox(t)
 	spec := writeSpec(t, labSpec)
@@ -259,6 +280,63 @@ func TestSSHGuard(t *testing.T) {
 	// --force applies anyway.
 	if r := b.braid(ssh, "apply", "--force", "-f", writeSpec(t, noLAN)); r.code != 0 {
 		t.Fatalf("--force: %s", r.stderr)
+	}
+}
+
+// Over SSH, a change the plan check lets through but that moves the path
+// to the client (a new route that captures it) is undone at once after
+// applying; destroy is refused when it would cut the session.
+func TestSSHCheckAfterApplyAndDestroy(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	before := b.snapshot()
+	// A client beyond the uplinks, reached through isp1's default route;
+	// the new spec sends its /25 out of isp2.
+	ssh := []string{"SSH_CLIENT=198.51.100.77 50000 22"}
+	captured := writeSpec(t, strings.Replace(labSpec, "  - to: [198.51.100.128/25, 2001:db8:ffff:1::/64]", "  - to: [198.51.100.0/25, 198.51.100.128/25, 2001:db8:ffff:1::/64]", 1))
+	r := b.braid(ssh, "apply", "-f", captured)
+	if r.code != 1 || !strings.Contains(r.stderr, "the path to your SSH client 198.51.100.77 changed") || !strings.Contains(r.stderr, "restored the") {
+		t.Fatalf("apply that moves the SSH path: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("the run was not undone:\n%s", diffLines(before, after))
+	}
+	if r := b.braid(ssh, "apply", "--force", "-f", captured); r.code != 0 {
+		t.Fatalf("--force: exit %d %s", r.code, r.stderr)
+	}
+	// Destroy would remove the LAN address a LAN session uses.
+	lan := []string{"SSH_CONNECTION=192.168.50.10 50000 192.168.50.1 22"}
+	before = b.snapshot()
+	r = b.braid(lan, "destroy", "--yes")
+	if r.code != 1 || !strings.Contains(r.stderr, "would cut your SSH session from 192.168.50.10") {
+		t.Fatalf("destroy over SSH: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("a refused destroy changed the box:\n%s", diffLines(before, after))
+	}
+	b.must(0, "destroy", "--yes") // not over SSH
+}
+
+// A corrupt ownership record stops every write, naming the file and the
+// way out; nothing is changed.
+func TestCorruptOwnershipRecordStopsWrites(t *testing.T) {
+	b := newBox(t)
+	spec := writeSpec(t, labSpec)
+	b.must(0, "apply", "-f", spec)
+	path := filepath.Join(b.stateDir, b.ns, "owned.json")
+	if err := os.WriteFile(path, []byte(`{"address": {"wan1 10.101.0.2/24": {`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := b.snapshot()
+	for _, args := range [][]string{{"apply", "-f", spec}, {"destroy", "--yes"}} {
+		r := b.braid(nil, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "the ownership record "+path+" is corrupt") || !strings.Contains(r.stderr, "move it aside (mv "+path) {
+			t.Errorf("%s with a corrupt record: exit %d\n%s", args[0], r.code, r.stderr)
+		}
+	}
+	if after := b.snapshot(); after != before {
+		t.Errorf("something was changed:\n%s", diffLines(before, after))
 	}
 }
 

@@ -13,6 +13,12 @@ import (
 // Env is the environment variable that arms the failpoint.
 const Env = "BRAID_FAILPOINT_WRITES"
 
+// RefuseNftablesEnv, set to 1, makes the nftables driver add, to its
+// first transaction, a rule jumping to a chain that does not exist, so
+// that the kernel refuses the whole transaction: tests use it to check
+// that the rest of the run is restored.
+const RefuseNftablesEnv = "BRAID_FAILPOINT_NFT_REFUSE"
+
 // ExitCode is the status the process exits with when the failpoint fires.
 const ExitCode = 86
 
@@ -21,11 +27,14 @@ type Counter struct {
 	limit int64
 	n     atomic.Int64
 	exit  func(int)
+	// refuseNft is set while the nftables refusal is armed.
+	refuseNft atomic.Bool
 }
 
 // FromEnv returns a counter armed from Env, or an unarmed one.
 func FromEnv() (*Counter, error) {
 	c := &Counter{exit: os.Exit}
+	c.refuseNft.Store(os.Getenv(RefuseNftablesEnv) == "1")
 	v := os.Getenv(Env)
 	if v == "" {
 		return c, nil
@@ -61,4 +70,10 @@ func (c *Counter) Count() int64 {
 		return 0
 	}
 	return c.n.Load()
+}
+
+// RefuseNftables reports, once, whether the nftables transaction about to
+// be sent must be refused (RefuseNftablesEnv).
+func (c *Counter) RefuseNftables() bool {
+	return c != nil && c.refuseNft.Swap(false)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
 
 	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -164,6 +165,18 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, er
 	t, err := build(changes, l)
 	if err != nil {
 		return 0, fmt.Errorf("nftables driver: %w", err)
+	}
+	if d.writes.RefuseNftables() {
+		// A test's failpoint: a jump to a chain that does not exist makes
+		// the kernel refuse the whole transaction.
+		missing := &gnft.Chain{Name: "braid-failpoint-missing", Table: braidTable()}
+		if err := t.emit(len(changes)-1, func(c *gnft.Conn) error {
+			c.AddRule(&gnft.Rule{Table: braidTable(), Chain: &gnft.Chain{Name: ChainInput, Table: braidTable()},
+				Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: missing.Name}}})
+			return nil
+		}); err != nil {
+			return 0, fmt.Errorf("nftables driver: %w", err)
+		}
 	}
 	refused, err := d.tx.commit(t.msgs)
 	switch {
