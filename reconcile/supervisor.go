@@ -247,7 +247,7 @@ type runner struct {
 	impl session.Runnable // nil: this build has no implementation
 	log  *slog.Logger
 
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	done   chan struct{}
 	kick   chan struct{}
 
@@ -274,7 +274,7 @@ func (s *Supervisor) start(ctx context.Context, res SessionResource) {
 		return
 	}
 	r.impl = impl
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ctx, r.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	r.log.Info("starting session")
 	go r.loop(ctx)
 }
@@ -333,7 +333,11 @@ func (s *Supervisor) stop(id string, forget bool) {
 		return
 	}
 	if r.cancel != nil {
-		r.cancel()
+		cause := session.ErrShutdown
+		if forget {
+			cause = session.ErrRemoved
+		}
+		r.cancel(cause)
 	}
 	select {
 	case <-r.done:

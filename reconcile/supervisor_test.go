@@ -291,3 +291,28 @@ func TestSupervisorStopIsBounded(t *testing.T) {
 		t.Error("a stuck session was not forgotten")
 	}
 }
+
+// A session learns why it ends: removed from the spec, or braid stopping.
+func TestSupervisorTellsWhyASessionEnds(t *testing.T) {
+	causes := make(chan error, 2)
+	sess := &testSession{}
+	sess.behave = func(ctx context.Context, cfg testConfig, env *session.Env) error {
+		env.SetState(session.Running, "")
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return nil
+	}
+	sup, _ := newTestSupervisor(t, sess)
+	sup.Sync(context.Background(), []session.Spec{spec("x")})
+	WaitFor(t, "running", func() bool { return sup.Running("test/a") })
+	sup.Sync(context.Background(), nil)
+	if got := <-causes; !errors.Is(got, session.ErrRemoved) {
+		t.Errorf("removed from the spec: cause %v", got)
+	}
+	sup.Sync(context.Background(), []session.Spec{spec("x")})
+	WaitFor(t, "running again", func() bool { return sup.Running("test/a") })
+	sup.StopAll()
+	if got := <-causes; !errors.Is(got, session.ErrShutdown) {
+		t.Errorf("stopped with braid: cause %v", got)
+	}
+}

@@ -53,7 +53,9 @@ type Session[C Config] interface {
 	// Run runs the session until ctx ends, then returns nil. An error (or
 	// a panic, or returning before ctx ends) is a crash: the supervisor
 	// records it and runs the session again after a backoff, with the
-	// newest configuration.
+	// newest configuration. context.Cause(ctx) says why it ended:
+	// ErrRemoved, ErrShutdown, or context.Canceled for a restart with a
+	// new configuration.
 	Run(ctx context.Context, cfg C, env *Env) error
 }
 
@@ -64,6 +66,18 @@ type Updater[C Config] interface {
 	// stop the session and start it again with cfg.
 	Update(cfg C) error
 }
+
+// Why a session's context ends, as context.Cause tells it in Run: a
+// session that leaves the spec may say goodbye (a DHCP client sends
+// RELEASE); one stopped with braid, or restarted, must not (the lease and
+// its address outlive the process).
+var (
+	// ErrRemoved: the session left the spec.
+	ErrRemoved = errors.New("the session left the spec")
+	// ErrShutdown: braid stops (SIGTERM); the session runs again when it
+	// starts.
+	ErrShutdown = errors.New("braid is stopping")
+)
 
 // ErrRestart is what an Updater returns for a change it cannot make in
 // place.
