@@ -53,6 +53,9 @@ type DHCP4Server struct {
 	// LeaseFile is where dnsmasq keeps its leases across its own
 	// restarts; empty keeps them in memory only.
 	LeaseFile string
+	// Hosts are dnsmasq dhcp-host entries: fixed addresses
+	// ("02:00:00:00:00:01,10.101.0.77").
+	Hosts []string
 }
 
 // ISP1DHCP4 is the DHCP server the lab runs in isp1 (the ONT): it leases
@@ -84,6 +87,9 @@ func (s DHCP4Server) Command() []string {
 		args = append(args, "--dhcp-leasefile="+s.LeaseFile)
 	} else {
 		args = append(args, "--leasefile-ro")
+	}
+	for _, h := range s.Hosts {
+		args = append(args, "--dhcp-host="+h)
 	}
 	if s.Router.IsValid() {
 		args = append(args, "--dhcp-option=option:router,"+s.Router.String())
