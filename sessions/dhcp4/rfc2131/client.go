@@ -455,7 +455,9 @@ func (c *Client) receive(m *dhcpv4.DHCPv4, now time.Time, acts []Action) []Actio
 		}
 		c.offer = offer
 		c.phase = Requesting
-		c.sent = 0
+		// The lease's times count from this REQUEST, not from the first
+		// DISCOVER; its secs stay the DISCOVER's (c.secs).
+		c.began, c.sent = now, 0
 		return c.transmit(now, acts)
 	case typ == dhcpv4.MessageTypeAck && c.phase == Requesting:
 		if sid := serverOf(m); sid.IsValid() && sid != c.offer.Server {

@@ -245,6 +245,12 @@ func TestRetransmission(t *testing.T) {
 	if c.Phase() != Requesting {
 		t.Fatalf("phase %s", c.Phase())
 	}
+	// The lease counts from the REQUEST, not from the first DISCOVER.
+	c, _ = step(t, c, reply(c, dhcpv4.MessageTypeAck), now.Add(2*time.Second))
+	c, _ = step(t, c, Timeout{}, c.Deadline())
+	if l, ok := c.Lease(); !ok || !l.Obtained.Equal(now.Add(time.Second)) || !l.Expiry.Equal(now.Add(time.Second+time.Hour)) {
+		t.Errorf("lease obtained %v, expires %v; want from the REQUEST at %v", l.Obtained, l.Expiry, now.Add(time.Second))
+	}
 
 	// With jitter, every wait is within a second of the schedule.
 	for seed := range uint64(200) {
