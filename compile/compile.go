@@ -414,20 +414,14 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcp, ra, health bool
+	var ra, health bool
 	for _, u := range spec.Uplinks {
-		if u.IPv4 != nil && u.IPv4.DHCP != nil {
-			dhcp = true
-		}
 		if u.IPv6 != nil && u.IPv6.RA != nil {
 			ra = true
 		}
 		if u.Health != nil {
 			health = true
 		}
-	}
-	if dhcp {
-		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
 	}
 	if ra {
 		note("uplinks[].ipv6.ra", notConverged+" (the uplink waits for router advertisements: SLAAC address, default router, DHCPv6)")

@@ -283,15 +283,16 @@ func TestCompileNotes(t *testing.T) {
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
-	// A DHCP uplink is noted; it contributes its link and rp_filter only.
+	// A DHCP uplink converges (no note); without a lease it contributes
+	// its link and rp_filter only.
 	spec = twoUplinks()
 	spec.Uplinks[1].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{VendorClass: "neufbox_braid"}}
 	d, err = Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Notes) != 1 || d.Notes[0].Section != "uplinks[].ipv4.dhcp" {
-		t.Errorf("notes = %v, want one for uplinks[].ipv4.dhcp", d.Notes)
+	if len(d.Notes) != 0 {
+		t.Errorf("notes = %v, want none", d.Notes)
 	}
 	for _, r := range d.Resources {
 		if rt, ok := r.(nl.Route); ok && rt.Link == "wan2" {
@@ -304,7 +305,7 @@ func TestCompileNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Notes) != 2 || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "wait for the uplink's DHCP lease") {
+	if len(d.Notes) != 1 || d.Notes[0].Section != "routes[0].to" || !strings.Contains(d.Notes[0].Message, "wait for the uplink's DHCP lease") {
 		t.Errorf("notes = %v", d.Notes)
 	}
 	// An uplink whose IPv6 comes from router advertisements is noted, and
@@ -444,8 +445,9 @@ func TestCompileMACAddress(t *testing.T) {
 func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
+		"lab-dhcp.yaml":     nil,
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "uplinks[].health", "routes[].domains",
+		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].health", "routes[].domains",
 			"tunnels", "aggregation", "dns"},
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))

@@ -66,6 +66,13 @@ type Lease4 struct {
 	DNS []netip.Addr `json:"dns,omitempty"`
 	// Server is the DHCP server that granted the lease.
 	Server netip.Addr `json:"server,omitzero"`
+	// Obtained is when the request that got the lease was first sent;
+	// Renew (T1) and Rebind (T2) are when the client asks its server,
+	// then any server, to extend it. The lease's end is the fact's
+	// Expires. All zero for a lease that never ends.
+	Obtained time.Time `json:"obtained,omitzero"`
+	Renew    time.Time `json:"renew,omitzero"`
+	Rebind   time.Time `json:"rebind,omitzero"`
 }
 
 // Health is the health tracker's verdict on an uplink.

@@ -12,6 +12,7 @@ import (
 // accepts survives a round trip.
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fibre", "address": "10.0.0.2/24", "gateway": "10.0.0.1"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
+	f.Add([]byte(`{"version": 4, "slots": {"dhcp4/isp1": {"facts": [{"lease4": {"uplink": "isp1", "address": "10.101.0.2/24", "gateway": "10.101.0.1", "dns": ["10.101.0.1"], "server": "10.101.0.1", "obtained": "2029-12-31T23:58:00Z", "renew": "2029-12-31T23:58:10Z", "rebind": "2029-12-31T23:59:00Z"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`{"slots": {"l2tp/sixpe": {"facts": [{"link": {"for": "tunnel/sixpe", "name": "sixpe"}, "process": true}, {"prefix": {"for": "tunnel/sixpe", "prefix": "2001:db8::/56"}}]}}}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`null`))

@@ -102,8 +102,13 @@ func TestUpBoxUnconfigured(t *testing.T) {
 			t.Errorf("process %s (pid %d) is not alive", p.Name, p.PID)
 		}
 	}
-	if len(st.Processes) != 2 {
-		t.Errorf("processes = %+v, want whoami and peer", st.Processes)
+	var names []string
+	for _, p := range st.Processes {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	if want := []string{lab.DHCP4Process, "peer", "whoami"}; !slices.Equal(names, want) {
+		t.Errorf("processes = %+v, want %v", st.Processes, want)
 	}
 }
 

@@ -116,8 +116,9 @@ type Process struct {
 //
 // The box's links are down and unaddressed; isp1 limits to 50 Mbit/s and
 // routes the LAN's IPv6 prefix to the box, isp2 limits to 10 Mbit/s; inet
-// holds the servers on its loopback and runs whoami on them; the peer runs
-// a whoami on PeerPort until a real peer replaces it.
+// holds the servers on its loopback and runs whoami on them; isp1 runs
+// dnsmasq as its ONT's DHCP server (ISP1DHCP4); the peer runs a whoami on
+// PeerPort until a real peer replaces it.
 func Default() Topology {
 	p := netip.MustParsePrefix
 	a := netip.MustParseAddr
@@ -250,6 +251,9 @@ func Default() Topology {
 		},
 		Processes: []Process{
 			{Name: "whoami", Role: RoleInet, Serve: whoami(ServerV4, SteeredServerV4, ServerV6, SteeredServerV6)},
+			// isp1's ONT: a DHCP server for vendor classes that begin
+			// with "neufbox". A box with a static address never asks.
+			{Name: DHCP4Process, Role: RoleISP1, Command: ISP1DHCP4().Command()},
 			{Name: "peer", Role: RolePeer, Serve: []string{
 				"-whoami", netip.AddrPortFrom(a(PeerV4), PeerPort).String(),
 				"-whoami", netip.AddrPortFrom(a(PeerV6), PeerPort).String(),

@@ -311,3 +311,25 @@ func drain(done chan error) error {
 		return nil
 	}
 }
+
+// isp1's DHCP server answers vendor classes that begin with "neufbox"
+// only: dnsmasq compares option 60 given as hex octets from its first
+// byte (its dhcp-vendorclass would match anywhere in the option).
+func TestISP1DHCP4Command(t *testing.T) {
+	got := strings.Join(ISP1DHCP4().Command(), " ")
+	for _, want := range []string{
+		"--interface=down ",
+		"--dhcp-range=10.101.0.2,10.101.0.2,255.255.255.0,120 ",
+		"--dhcp-option=option:router,10.101.0.1 ",
+		"--dhcp-option=option:T1,10 ", "--dhcp-option=option:T2,60 ",
+		"--dhcp-match=set:vendor,60,6e:65:75:66:62:6f:78 --dhcp-ignore=tag:!vendor",
+		"--leasefile-ro", "--conf-file=/dev/null", "--port=0 ",
+	} {
+		if !strings.Contains(got+" ", want) {
+			t.Errorf("dnsmasq command %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "dhcp-vendorclass") {
+		t.Errorf("dnsmasq command %q matches the vendor class as a substring", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/dhcp4"
 )
 
 // sessionKinds is the registry of the session kinds this build of braid
@@ -13,6 +14,8 @@ import (
 // adds stand-ins (see standins.go).
 func sessionKinds(log *slog.Logger) *session.Registry {
 	reg := &session.Registry{}
+	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &dhcp4.Client{} })
+	// Last: in a test build, stand-ins replace the kinds above.
 	registerStandIns(reg, log)
 	return reg
 }

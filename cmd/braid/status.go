@@ -109,6 +109,18 @@ func describeFact(f facts.Fact) string {
 		if len(f.Lease4.DNS) > 0 {
 			s += fmt.Sprintf(" dns %v", f.Lease4.DNS)
 		}
+		if f.Lease4.Server.IsValid() {
+			s += " from server " + f.Lease4.Server.String()
+		}
+		switch r := f.Lease4.Renew; {
+		case r.IsZero():
+		case time.Now().Before(r):
+			s += ", renews in " + time.Until(r).Round(time.Second).String()
+		case time.Now().Before(f.Lease4.Rebind):
+			s += ", renewing"
+		default:
+			s += ", rebinding"
+		}
 		return s
 	case f.Health != nil:
 		if f.Health.Healthy {
