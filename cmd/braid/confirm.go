@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -126,11 +125,28 @@ func armRevert(h *host, g *globals, within time.Duration, previous []byte) (*pen
 	if err != nil {
 		return nil, err
 	}
+	// The handover goes through a pipe this process writes before it
+	// returns: left to os/exec's copying goroutine, it could be cut short
+	// by this process exiting.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start the reverter: %w", err)
+	}
 	cmd := exec.Command(exe, args...)
-	cmd.Stdin = bytes.NewReader(handover)
+	cmd.Stdin = pr
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pr.Close()
+	if err == nil {
+		// The reverter reads it all at start: this returns once it has.
+		_, err = pw.Write(handover)
+	}
+	pw.Close()
+	if err != nil {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
 		os.Remove(filepath.Join(h.dirs.State, pendingFile))
 		return nil, fmt.Errorf("start the reverter: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/braid-router/braid/internal/gittest"
 	"github.com/braid-router/braid/lab/labtest"
@@ -44,9 +45,18 @@ func (b *box) startGitDaemon(url string, args ...string) *daemon {
 	b.t.Helper()
 	empty := noPath(b)
 	d := b.startDaemon(append([]string{"--git", url, "--path", gitSpecPath, "--interval", "200ms"}, args...)...)
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", d.cmd.Process.Pid))
-	if err != nil {
-		b.t.Fatal(err)
+	// The environment shows once the new process has executed braid.
+	var env []byte
+	for deadline := time.Now().Add(time.Minute); ; {
+		var err error
+		env, err = os.ReadFile(fmt.Sprintf("/proc/%d/environ", d.cmd.Process.Pid))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if len(env) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	var paths []string
 	for _, kv := range strings.Split(string(env), "\x00") {
