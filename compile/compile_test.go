@@ -449,6 +449,7 @@ func TestCompileMACAddress(t *testing.T) {
 func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
+		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
 		"dual-wan-lte.yaml": nil,
 		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "uplinks[].health", "routes[].domains",
 			"tunnels", "aggregation", "dns"},

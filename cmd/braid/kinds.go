@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/ra"
 )
 
 // sessionKinds is the registry of the session kinds this build of braid
@@ -13,6 +14,7 @@ import (
 // adds stand-ins (see standins.go).
 func sessionKinds(log *slog.Logger) *session.Registry {
 	reg := &session.Registry{}
+	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	registerStandIns(reg, log)
 	return reg
 }

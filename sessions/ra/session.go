@@ -338,15 +338,16 @@ func describe(cfg Config, m *autoconf.Machine) string {
 }
 
 // lifetime renders the end of a lifetime: "forever", or "until" a time
-// (of day when it is within a day).
+// (of day when it is today).
 func lifetime(t time.Time) string {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		return "forever"
-	case time.Until(t) < 24*time.Hour:
-		return "until " + t.Local().Format(time.TimeOnly)
 	}
-	return "until " + t.Local().Format(time.DateTime)
+	t = t.Local()
+	if t.Format(time.DateOnly) == time.Now().Format(time.DateOnly) {
+		return "until " + t.Format(time.TimeOnly)
+	}
+	return "until " + t.Format(time.DateTime)
 }
 
 // link is the session's sockets on its uplink: an ICMPv6 socket bound to

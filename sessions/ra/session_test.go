@@ -480,3 +480,20 @@ func TestSessionWaitsForTheLink(t *testing.T) {
 		t.Errorf("without a machine ID: %v", err)
 	}
 }
+
+// A lifetime's end reads as a time of day today, else with its date.
+func TestLifetime(t *testing.T) {
+	now := time.Now()
+	if got := lifetime(time.Time{}); got != "forever" {
+		t.Errorf("zero: %q", got)
+	}
+	tomorrow := now.Add(24 * time.Hour)
+	if got, want := lifetime(tomorrow), "until "+tomorrow.Local().Format(time.DateTime); got != want {
+		t.Errorf("a day on: %q, want %q", got, want)
+	}
+	// Within the same day as now, by construction.
+	soon := now
+	if got, want := lifetime(soon), "until "+soon.Local().Format(time.TimeOnly); got != want {
+		t.Errorf("now: %q, want %q", got, want)
+	}
+}
