@@ -80,9 +80,17 @@ func (c *Client) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	}
 	var seed [32]byte
 	crand.Read(seed[:])
-	r := &runner{cfg: cfg, env: env, published: restore(cfg, env.Facts().Slots[env.ID()].Facts)}
+	slot := env.Facts().Slots[env.ID()].Facts
+	r := &runner{cfg: cfg, env: env, published: restore(cfg, slot)}
 	r.m = autoconf.New(autoconf.Config{Interface: cfg.Interface, Secret: secret, Rand: rand.New(rand.NewChaCha8(seed))},
 		r.published, time.Now())
+	if len(factsOf(cfg, r.published)) != len(slot) {
+		// Facts of another link (the uplink moved): withdrawn.
+		if err := env.Publish(factsOf(cfg, r.m.Learnt())...); err != nil {
+			return err
+		}
+		r.published = r.m.Learnt()
+	}
 	if err := r.publish(); err != nil {
 		return err
 	}

@@ -449,11 +449,23 @@ func TestSessionWaitsForTheLink(t *testing.T) {
 	t.Cleanup(r.hub.Close)
 	id := filepath.Join(t.TempDir(), "machine-id")
 	os.WriteFile(id, []byte("x\n"), 0o600)
+	// What the session learnt on another link before the uplink moved to
+	// wan2 is withdrawn at start.
+	stale := []facts.Fact{
+		{SLAAC: &facts.SLAAC{Uplink: "isp2", Link: "eth9", Address: netip.MustParsePrefix("2001:db8:9::1/64")}, Expires: time.Now().Add(time.Hour)},
+		{Router6: &facts.Router6{Uplink: "isp2", Link: "eth9", Router: netip.MustParseAddr("fe80::9")}, Expires: time.Now().Add(time.Hour)},
+	}
+	if err := r.hub.Publish("ra/isp2", stale); err != nil {
+		t.Fatal(err)
+	}
 	s := r.start(&Client{MachineIDFile: id})
 	waitFor(t, "waiting for wan2", func() bool {
 		st, d := s.status()
 		return st == session.Waiting && strings.Contains(d, "wan2")
 	})
+	if slots := r.hub.Set().Slots; len(slots) != 0 {
+		t.Errorf("facts of eth9 kept on wan2: %+v", slots)
+	}
 	nstest.Run(t, "ip", "-n", r.box, "link", "add", "wan2", "type", "veth", "peer", "name", "far")
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "far", "up")
 	waitFor(t, "wan2 down", func() bool {
