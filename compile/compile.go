@@ -360,6 +360,15 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 			as = append(as, addressing{addr: l.Address, gw: l.Gateway})
 		}
 	}
+	if st.ra6 {
+		// braid reads the link's adverts itself: the kernel's accept_ra
+		// would add default routes of its own, outside braid's tables and
+		// failover.
+		c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv6.conf." + sysctlIfname(u.Interface) + ".accept_ra", Value: "0"})
+		if a, ok := c.raAddressing(u); ok {
+			as = append(as, a)
+		}
+	}
 	healthy, known := c.facts.Healthy(u.Name)
 	down := known && !healthy
 	for _, a := range as {
@@ -391,6 +400,22 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 	return st, nil
 }
 
+// raAddressing is what the RA session learnt on the uplink's link: the
+// SLAAC address, and the default router (a link-local gateway, which
+// routes name with their link) while its lifetime lasts. A router without
+// an address is no use: the uplink has no IPv6 source to leave from.
+func (c *compiler) raAddressing(u *api.Uplink) (addressing, bool) {
+	a, ok := c.facts.SLAAC(u.Name)
+	if !ok || a.Link != u.Interface || !a.Address.IsValid() || !a.Address.Addr().Is6() {
+		return addressing{}, false
+	}
+	ad := addressing{addr: a.Address}
+	if r, ok := c.facts.Router6(u.Name); ok && r.Link == u.Interface && r.Router.Is6() {
+		ad.gw = r.Router
+	}
+	return ad, true
+}
+
 // sysctlIfname writes an interface name as sysctl(8) does in dotted names:
 // a dot in the name (eth0.100) becomes a slash.
 func sysctlIfname(name string) string {
@@ -414,17 +439,17 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var ra, health bool
+	var dhcpv6, health bool
 	for _, u := range spec.Uplinks {
-		if u.IPv6 != nil && u.IPv6.RA != nil {
-			ra = true
+		if u.IPv6 != nil && u.IPv6.RA != nil && u.IPv6.RA.DHCPv6 != nil {
+			dhcpv6 = true
 		}
 		if u.Health != nil {
 			health = true
 		}
 	}
-	if ra {
-		note("uplinks[].ipv6.ra", notConverged+" (the uplink waits for router advertisements: SLAAC address, default router, DHCPv6)")
+	if dhcpv6 {
+		note("uplinks[].ipv6.ra.dhcpv6", notConverged+" (DHCPv6 and its prefix delegation)")
 	}
 	if health {
 		note("uplinks[].health", notConverged+" (uplink tracking)")

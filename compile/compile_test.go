@@ -308,8 +308,9 @@ func TestCompileNotes(t *testing.T) {
 	if len(d.Notes) != 1 || d.Notes[0].Section != "routes[0].to" || !strings.Contains(d.Notes[0].Message, "wait for the uplink's DHCP lease") {
 		t.Errorf("notes = %v", d.Notes)
 	}
-	// An uplink whose IPv6 comes from router advertisements is noted, and
-	// IPv6 destinations via it wait for them.
+	// An uplink whose IPv6 comes from router advertisements is converged:
+	// only its DHCPv6 is noted, and IPv6 destinations via it wait for the
+	// adverts.
 	spec = twoUplinks()
 	spec.Uplinks[1].IPv6 = &api.UplinkIPv6{RA: &api.RA{DHCPv6: &api.DHCPv6{PrefixDelegation: true}}}
 	spec.Routes = []api.RouteRule{{To: []string{"2001:db8:ffff::/48", "203.0.113.0/24"}, Via: "isp2"}}
@@ -317,8 +318,12 @@ func TestCompileNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Notes) != 2 || d.Notes[0].Section != "uplinks[].ipv6.ra" || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "IPv6 destinations via isp2 wait for the uplink's router advertisements") {
+	if len(d.Notes) != 2 || d.Notes[0].Section != "uplinks[].ipv6.ra.dhcpv6" || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "IPv6 destinations via isp2 wait for the uplink's router advertisements") {
 		t.Errorf("notes = %v", d.Notes)
+	}
+	spec.Uplinks[1].IPv6.RA.DHCPv6 = nil
+	if d, _ = Router(spec, facts.Set{}); len(d.Notes) != 1 || d.Notes[0].Section != "routes[0].to" {
+		t.Errorf("notes = %v, want the routes' wait only: ra: {} is converged", d.Notes)
 	}
 	got := strings.Join(addresses(d.Resources), "\n")
 	wantInAndNot(t, got, []string{"route[7100 203.0.113.0/24 metric 0] via=10.102.0.1 dev=wan2"}, []string{"2001:db8:ffff::/48"})
@@ -446,6 +451,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
 		"lab-dhcp.yaml":     nil,
+		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
 		"dual-wan-lte.yaml": nil,
 		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].health", "routes[].domains",
 			"tunnels", "aggregation", "dns"},

@@ -9,10 +9,12 @@ import (
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/health"
+	"github.com/braid-router/braid/sessions/ra"
 )
 
 // sessions compiles the protocol sessions the spec asks for: a DHCPv4
-// client per uplink whose IPv4 comes from DHCP, a health tracker per
+// client per uplink whose IPv4 comes from DHCP, an RA session per uplink
+// whose IPv6 comes from router advertisements, a health tracker per
 // uplink with health probes.
 func (c *compiler) sessions(spec *api.RouterSpec) error {
 	for i := range spec.Uplinks {
@@ -22,6 +24,11 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 			c.specs = append(c.specs, session.Spec{Kind: dhcp4.Kind, Name: u.Name, Config: dhcp4.Config{
 				Uplink: u.Name, Interface: u.Interface,
 				VendorClass: d.VendorClass, ClientID: d.ClientID, Hostname: d.Hostname,
+			}})
+		}
+		if u.IPv6 != nil && u.IPv6.RA != nil {
+			c.specs = append(c.specs, session.Spec{Kind: ra.Kind, Name: u.Name, Config: ra.Config{
+				Uplink: u.Name, Interface: u.Interface,
 			}})
 		}
 		if h := u.Health; h != nil {

@@ -1,6 +1,7 @@
 // Package facts holds what braid's protocol sessions learnt and the
-// compiler turns into kernel objects: a DHCP lease, an uplink's health
-// verdict, a link a session created, a delegated prefix.
+// compiler turns into kernel objects: a DHCP lease, an address and a
+// default router from router advertisements, an uplink's health verdict,
+// a link a session created, a delegated prefix.
 //
 // Facts are kept by owner: each session writes only its own slot (its
 // address, "dhcp4/fibre"), replacing what it reported before, and the
@@ -36,13 +37,15 @@ type Slot struct {
 	Facts []Fact `json:"facts"`
 }
 
-// Fact is one thing learnt. Exactly one of its kinds (Lease4, Health,
-// Link, Prefix) is set.
+// Fact is one thing learnt. Exactly one of its kinds (Lease4, SLAAC,
+// Router6, Health, Link, Prefix) is set.
 type Fact struct {
-	Lease4 *Lease4 `json:"lease4,omitempty"`
-	Health *Health `json:"health,omitempty"`
-	Link   *Link   `json:"link,omitempty"`
-	Prefix *Prefix `json:"prefix,omitempty"`
+	Lease4  *Lease4  `json:"lease4,omitempty"`
+	SLAAC   *SLAAC   `json:"slaac,omitempty"`
+	Router6 *Router6 `json:"router6,omitempty"`
+	Health  *Health  `json:"health,omitempty"`
+	Link    *Link    `json:"link,omitempty"`
+	Prefix  *Prefix  `json:"prefix,omitempty"`
 
 	// Expires is when the fact stops holding (a lease's end); zero means
 	// it holds until its owner replaces it.
@@ -73,6 +76,46 @@ type Lease4 struct {
 	Obtained time.Time `json:"obtained,omitzero"`
 	Renew    time.Time `json:"renew,omitzero"`
 	Rebind   time.Time `json:"rebind,omitzero"`
+}
+
+// SLAAC is an IPv6 address an uplink formed itself (stateless address
+// autoconfiguration, RFC 4862) from a prefix its routers advertise, and
+// the resolvers those adverts name (RDNSS, RFC 8106). Its fact expires
+// with the prefix's valid lifetime (never, for an infinite one); adverts
+// extend it.
+type SLAAC struct {
+	// Uplink names the uplink; Link is its interface, where the address
+	// was checked to be unique (duplicate address detection).
+	Uplink string `json:"uplink"`
+	Link   string `json:"link"`
+	// Address is the address with the advertised prefix's length (/64).
+	Address netip.Prefix `json:"address"`
+	// Preferred is when the prefix's preferred lifetime ends (zero:
+	// never): the address is deprecated after it.
+	Preferred time.Time `json:"preferred,omitzero"`
+	// DNS are the resolvers of the adverts' RDNSS options, in the order
+	// they were advertised, each with the end of its lifetime.
+	DNS []RDNSS `json:"dns,omitempty"`
+}
+
+// RDNSS is one recursive DNS server an advert named (RFC 8106).
+type RDNSS struct {
+	Addr netip.Addr `json:"addr"`
+	// Expires is when its lifetime ends (zero: never).
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Router6 is an uplink's default IPv6 router, learnt from its router
+// advertisements. Its fact expires with the advert's router lifetime, and
+// goes at once when the router advertises a lifetime of zero.
+type Router6 struct {
+	// Uplink names the uplink.
+	Uplink string `json:"uplink"`
+	// Router is the router's link-local address (without a zone), the
+	// gateway of the uplink's IPv6 default routes; Link is the interface
+	// it is on, which a link-local gateway needs.
+	Router netip.Addr `json:"router"`
+	Link   string     `json:"link"`
 }
 
 // Health is the health tracker's verdict on an uplink.
@@ -111,6 +154,10 @@ func (f Fact) Kind() string {
 	switch {
 	case f.Lease4 != nil:
 		return "lease4"
+	case f.SLAAC != nil:
+		return "slaac"
+	case f.Router6 != nil:
+		return "router6"
 	case f.Health != nil:
 		return "health"
 	case f.Link != nil:
@@ -126,6 +173,10 @@ func (f Fact) Subject() string {
 	switch {
 	case f.Lease4 != nil:
 		return "uplink/" + f.Lease4.Uplink
+	case f.SLAAC != nil:
+		return "uplink/" + f.SLAAC.Uplink
+	case f.Router6 != nil:
+		return "uplink/" + f.Router6.Uplink
 	case f.Health != nil:
 		return "uplink/" + f.Health.Uplink
 	case f.Link != nil:
@@ -162,6 +213,25 @@ func (s Set) Lease4(uplink string) (Lease4, bool) {
 		return Lease4{}, false
 	}
 	return *f.Lease4, true
+}
+
+// SLAAC returns the address an uplink formed from router advertisements.
+func (s Set) SLAAC(uplink string) (SLAAC, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.SLAAC != nil && f.SLAAC.Uplink == uplink })
+	if !ok {
+		return SLAAC{}, false
+	}
+	return *f.SLAAC, true
+}
+
+// Router6 returns the default IPv6 router an uplink learnt from router
+// advertisements.
+func (s Set) Router6(uplink string) (Router6, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Router6 != nil && f.Router6.Uplink == uplink })
+	if !ok {
+		return Router6{}, false
+	}
+	return *f.Router6, true
 }
 
 // Healthy returns the health verdict of an uplink, and whether there is
@@ -217,6 +287,15 @@ func (f Fact) clone() Fact {
 		l := *f.Lease4
 		l.DNS = slices.Clone(l.DNS)
 		f.Lease4 = &l
+	}
+	if f.SLAAC != nil {
+		a := *f.SLAAC
+		a.DNS = slices.Clone(a.DNS)
+		f.SLAAC = &a
+	}
+	if f.Router6 != nil {
+		r := *f.Router6
+		f.Router6 = &r
 	}
 	if f.Health != nil {
 		h := *f.Health

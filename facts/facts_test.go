@@ -232,3 +232,50 @@ func TestPublishRejectsAFactOfNoKind(t *testing.T) {
 		t.Error("a fact with no kind was accepted")
 	}
 }
+
+// What an uplink learns from router advertisements is two facts that
+// expire apart: the default router with the router lifetime, the address
+// with the prefix's valid lifetime. Pruning the first leaves the second.
+func TestRouterAdvertFactsExpireApart(t *testing.T) {
+	addr := Fact{SLAAC: &SLAAC{Uplink: "isp2", Link: "wan2", Address: netip.MustParsePrefix("2001:db8:102::1234/64"),
+		Preferred: t0.Add(30 * time.Minute), DNS: []RDNSS{{Addr: netip.MustParseAddr("2001:db8:102::53"), Expires: t0.Add(time.Minute)}}},
+		Expires: t0.Add(time.Hour)}
+	router := Fact{Router6: &Router6{Uplink: "isp2", Router: netip.MustParseAddr("fe80::1"), Link: "wan2"}, Expires: t0.Add(90 * time.Second)}
+	s := Set{Slots: map[string]Slot{"ra/isp2": {Facts: []Fact{addr, router}}}}
+	if err := s.check(); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := s.SLAAC("isp2"); !ok || a.Address != addr.SLAAC.Address {
+		t.Errorf("SLAAC(isp2) = %v %v", a, ok)
+	}
+	if r, ok := s.Router6("isp2"); !ok || r.Router != router.Router6.Router || r.Link != "wan2" {
+		t.Errorf("Router6(isp2) = %v %v", r, ok)
+	}
+	if _, ok := s.Router6("isp1"); ok {
+		t.Error("Router6(isp1): a router nobody reported")
+	}
+	if next := s.NextExpiry(); !next.Equal(router.Expires) {
+		t.Errorf("NextExpiry = %v, want the router lifetime's end %v", next, router.Expires)
+	}
+	later, dropped := s.Pruned(t0.Add(2*time.Minute), false)
+	if !dropped {
+		t.Fatal("the router's lifetime ended and nothing was dropped")
+	}
+	if _, ok := later.Router6("isp2"); ok {
+		t.Error("the router outlived its lifetime")
+	}
+	if _, ok := later.SLAAC("isp2"); !ok {
+		t.Error("the address went with the router: it holds until its valid lifetime ends")
+	}
+	for _, e := range s.Entries() {
+		if e.Subject != "uplink/isp2" || (e.Kind != "slaac" && e.Kind != "router6") {
+			t.Errorf("entry %+v", e)
+		}
+	}
+	// Clones do not share the resolvers.
+	c := s.Clone()
+	c.Slots["ra/isp2"].Facts[0].SLAAC.DNS[0].Addr = netip.MustParseAddr("2001:db8::1")
+	if s.Slots["ra/isp2"].Facts[0].SLAAC.DNS[0].Addr != netip.MustParseAddr("2001:db8:102::53") {
+		t.Error("a clone shares its SLAAC fact's resolvers with the original")
+	}
+}

@@ -107,8 +107,70 @@ func TestUpBoxUnconfigured(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	slices.Sort(names)
-	if want := []string{lab.DHCP4Process, "peer", "whoami"}; !slices.Equal(names, want) {
-		t.Errorf("processes = %+v, want %v", st.Processes, want)
+	if want := []string{lab.DHCP4Process, "peer", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
+		t.Errorf("processes %q, want %q", names, want)
+	}
+}
+
+// isp2 advertises its prefix and a resolver, unmodified radvd; the box's
+// kernel makes nothing of the adverts (accept_ra is off): neither an
+// address nor a route. A reload changes the adverts at once.
+func TestISP2Advertises(t *testing.T) {
+	nstest.RequireBinary(t, "tshark")
+	l := labtest.New(t)
+	if got := strings.TrimSpace(run(t, l, lab.RoleBox, "sysctl", "-n", "net.ipv6.conf."+lab.BoxWAN2Dev+".accept_ra")); got != "0" {
+		t.Fatalf("the box's wan2 accept_ra = %s, want 0", got)
+	}
+	run(t, l, lab.RoleBox, "ip", "link", "set", "dev", lab.BoxWAN2Dev, "up")
+	out := &nstest.SyncBuffer{}
+	cmd := l.Command(context.Background(), lab.RoleBox, "tshark", "-n", "-i", lab.BoxWAN2Dev, "-f", "icmp6", "-c", "1",
+		"-Y", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "-T", "fields", "-E", "separator=|",
+		"-e", "icmpv6.opt.prefix", "-e", "icmpv6.opt.prefix.flag.a", "-e", "icmpv6.opt.prefix.valid_lifetime", "-e", "icmpv6.opt.rdnss")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out.String(), "Capturing on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tshark did not start: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// An advert with a router lifetime of zero comes only after a reload,
+	// which radvd follows with an advert at once. tshark may say it
+	// captures a moment before it does: reload until it has one.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if err := l.Reload(lab.ISP2AdvertsProcess, lab.ISP2Adverts(0)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				t.Fatalf("no advert after the reload:\n%s", out)
+			}
+			continue
+		}
+		break
+	}
+	want := strings.Join([]string{"2001:db8:102::", "1", strconv.Itoa(lab.ISP2ValidLifetime), lab.ISP2ResolverV6}, "|")
+	if !strings.Contains(out.String(), want+"\n") {
+		t.Errorf("advert (prefix|A flag|valid lifetime|RDNSS):\n%s\nwant %s", out, want)
+	}
+	if got := run(t, l, lab.RoleBox, "ip", "-6", "addr", "show", "dev", lab.BoxWAN2Dev, "scope", "global"); strings.TrimSpace(got) != "" {
+		t.Errorf("the box's kernel formed an address from the adverts:\n%s", got)
+	}
+	if got := run(t, l, lab.RoleBox, "ip", "-6", "route", "show", "table", "all", "proto", "ra"); strings.TrimSpace(got) != "" {
+		t.Errorf("the box's kernel took routes from the adverts:\n%s", got)
+	}
+	if err := l.Reload("nope", ""); err == nil {
+		t.Error("reloading a process the lab has not started succeeded")
 	}
 }
 

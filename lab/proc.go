@@ -57,11 +57,23 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 	dir, ns := l.Dir, l.NS(p.Role)
 	rec := procRecord{Name: p.Name, Role: p.Role, Namespace: ns,
 		Log: filepath.Join(procsDir(dir), p.Name+".log")}
-	argv := p.Command
+	argv := expandArgs(p.Command, dir, p.Name)
 	if len(p.Serve) > 0 {
 		argv = append(append(slices.Clone(l.Helper), p.Serve...), "-ready-fd", "3")
 	}
 	rec.Args = argv
+	if len(p.Command) > 0 {
+		// ip netns exec would start, fail to exec and exit, and Up does not
+		// wait for a Command: say now what is missing.
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return rec, fmt.Errorf("process %s: %w (scripts/deps.sh installs what the lab runs)", p.Name, err)
+		}
+	}
+	if p.Config != "" {
+		if err := os.WriteFile(confPath(dir, p.Name), []byte(p.Config), 0o600); err != nil {
+			return rec, fmt.Errorf("process %s: %w", p.Name, err)
+		}
+	}
 
 	logf, err := os.OpenFile(rec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -110,6 +122,45 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 			p.Name, ns, strings.Join(argv, " "), err, logTail(rec.Log))
 	}
 	return rec, nil
+}
+
+// confPath is where a process's Config goes, {conf} in its Command.
+func confPath(dir, name string) string { return filepath.Join(procsDir(dir), name+".conf") }
+
+// expandArgs replaces {conf} and {pidfile} in a Command's arguments with
+// the process's paths in the lab's run directory.
+func expandArgs(args []string, dir, name string) []string {
+	r := strings.NewReplacer("{conf}", confPath(dir, name), "{pidfile}", filepath.Join(procsDir(dir), name+".pid"))
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+// Reload gives the lab's process name a new configuration (its Config)
+// and tells it to read it again with SIGHUP, as radvd and dnsmasq do.
+func (l *Lab) Reload(name, config string) error {
+	recs, err := readProcs(l.Dir)
+	if err != nil {
+		return fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	for _, rec := range recs {
+		if rec.Name != name {
+			continue
+		}
+		if !rec.alive() {
+			return fmt.Errorf("lab %s: process %s (pid %d) is not running", l.Name, name, rec.PID)
+		}
+		if err := os.WriteFile(confPath(l.Dir, name), []byte(config), 0o600); err != nil {
+			return fmt.Errorf("lab %s: process %s: %w", l.Name, name, err)
+		}
+		if err := unix.Kill(rec.PID, unix.SIGHUP); err != nil {
+			return fmt.Errorf("lab %s: process %s: SIGHUP: %w", l.Name, name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("lab %s: no process %s", l.Name, name)
 }
 
 // waitReady waits for a lab service's "ready" line on r.

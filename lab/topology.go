@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -105,8 +106,14 @@ type Process struct {
 	// through Config.Helper. Up waits until they listen.
 	Serve []string `json:"serve,omitempty"`
 	// Command is an external program and its arguments (say, dnsmasq in
-	// the foreground). Up does not wait for it to be ready.
+	// the foreground). Up does not wait for it to be ready. In its
+	// arguments, {conf} stands for the path of its Config and {pidfile}
+	// for a PID file of its own, both in the lab's run directory.
 	Command []string `json:"command,omitempty"`
+	// Config, for a Command, is written to {conf} before it starts
+	// (radvd reads its configuration from a file); Lab.Reload replaces
+	// it.
+	Config string `json:"config,omitempty"`
 }
 
 // Default returns the standard topology:
@@ -114,11 +121,13 @@ type Process struct {
 //	lan (eth0) ── (lan0) box (wan1) ── (down) isp1 (up) ── (isp1)
 //	                        (wan2) ── (down) isp2 (up) ── (isp2) inet (peer) ── (eth0) peer
 //
-// The box's links are down and unaddressed; isp1 limits to 50 Mbit/s and
-// routes the LAN's IPv6 prefix to the box, isp2 limits to 10 Mbit/s; inet
-// holds the servers on its loopback and runs whoami on them; isp1 runs
-// dnsmasq as its ONT's DHCP server (ISP1DHCP4); the peer runs a whoami on
-// PeerPort until a real peer replaces it.
+// The box's links are down and unaddressed, and its kernel ignores router
+// advertisements; isp1 limits to 50 Mbit/s and routes the LAN's IPv6
+// prefix to the box, and runs dnsmasq as its ONT's DHCP server
+// (ISP1DHCP4); isp2 limits to 10 Mbit/s and advertises its IPv6 prefix
+// and a resolver (radvd, see ISP2Adverts); inet holds the servers on its
+// loopback and runs whoami on them; the peer runs a whoami on PeerPort
+// until a real peer replaces it.
 func Default() Topology {
 	p := netip.MustParsePrefix
 	a := netip.MustParseAddr
@@ -168,9 +177,12 @@ func Default() Topology {
 				// The box: links present, down, unaddressed. braid
 				// configures the rest. DAD is off, as everywhere in the
 				// lab, so that its link-local addresses (and any address
-				// added without nodad) skip duplicate detection.
+				// added without nodad) skip duplicate detection. The
+				// kernel ignores router advertisements (isp2 sends them):
+				// a default route of its own would be the lab
+				// configuring the box, which is braid's job.
 				Role:    RoleBox,
-				Sysctls: hostSysctls,
+				Sysctls: append(slices.Clone(hostSysctls), Sysctl{"net.ipv6.conf.default.accept_ra", "0"}),
 			},
 			{
 				Role:    RoleISP1,
@@ -193,6 +205,9 @@ func Default() Topology {
 			{
 				Role:    RoleISP2,
 				Sysctls: routerSysctls,
+				// isp2 also advertises its prefix (radvd): the box's
+				// accept_ra is off, so only braid's RA session, when a
+				// spec asks for it, reads the adverts.
 				Addrs: []Addr{
 					{ISPDownDev, ifaddr(ISP2GatewayV4, 24)},
 					{ISPDownDev, ifaddr(ISP2GatewayV6, 64)},
@@ -258,8 +273,49 @@ func Default() Topology {
 				"-whoami", netip.AddrPortFrom(a(PeerV4), PeerPort).String(),
 				"-whoami", netip.AddrPortFrom(a(PeerV6), PeerPort).String(),
 			}},
+			{Name: ISP2AdvertsProcess, Role: RoleISP2, Config: ISP2Adverts(ISP2RouterLifetime),
+				Command: []string{"radvd", "--nodaemon", "--config", "{conf}", "--pidfile", "{pidfile}", "--logmethod", "stderr"}},
 		},
 	}
+}
+
+// isp2's router advertisements, sent by radvd on its link to the box.
+const (
+	// ISP2AdvertsProcess names the radvd process.
+	ISP2AdvertsProcess = "radvd"
+	// ISP2RouterLifetime is the router lifetime of isp2's adverts, in
+	// seconds; they come every 10 to 30 s, and at once to a solicitation.
+	ISP2RouterLifetime = 90
+	// ISP2ValidLifetime and ISP2PreferredLifetime are the lifetimes of
+	// the prefix WAN2PrefixV6 in them, in seconds (radvd's defaults).
+	ISP2ValidLifetime     = 86400
+	ISP2PreferredLifetime = 14400
+	// ISP2ResolverV6 is the resolver isp2 announces (RDNSS), for
+	// ISP2RouterLifetime seconds. Nothing answers there: the lab has no
+	// DNS server yet.
+	ISP2ResolverV6 = "2001:db8:102::53"
+)
+
+// ISP2Adverts is radvd's configuration for isp2's adverts on its link to
+// the box: WAN2PrefixV6 on-link and for SLAAC, ISP2ResolverV6, and
+// routerLifetime (seconds; 0 says isp2 is not a default router).
+func ISP2Adverts(routerLifetime int) string {
+	return fmt.Sprintf(`interface %s {
+  AdvSendAdvert on;
+  MinRtrAdvInterval 10;
+  MaxRtrAdvInterval 30;
+  AdvDefaultLifetime %d;
+  prefix %s {
+    AdvOnLink on;
+    AdvAutonomous on;
+    AdvValidLifetime %d;
+    AdvPreferredLifetime %d;
+  };
+  RDNSS %s {
+    AdvRDNSSLifetime %d;
+  };
+};
+`, ISPDownDev, routerLifetime, WAN2PrefixV6, ISP2ValidLifetime, ISP2PreferredLifetime, ISP2ResolverV6, ISP2RouterLifetime)
 }
 
 // maxIfName is the longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -343,6 +399,9 @@ func (t Topology) Validate() error {
 		}
 		if (len(p.Serve) == 0) == (len(p.Command) == 0) {
 			return fmt.Errorf("topology: process %q: set exactly one of Serve and Command", p.Name)
+		}
+		if p.Config != "" && len(p.Command) == 0 {
+			return fmt.Errorf("topology: process %q: a Config is for a Command", p.Name)
 		}
 	}
 	return nil

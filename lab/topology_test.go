@@ -49,12 +49,16 @@ func TestDefaultTopology(t *testing.T) {
 				t.Errorf("%s routes the LAN's private prefix: %+v", ns.Role, rt)
 			}
 		}
-		dad := false
+		dad, acceptRA := false, false
 		for _, s := range ns.Sysctls {
 			dad = dad || s.Key == "net.ipv6.conf.default.accept_dad" && s.Value == "0"
+			acceptRA = acceptRA || s.Key == "net.ipv6.conf.default.accept_ra" && s.Value == "0"
 		}
 		if !dad {
 			t.Errorf("%s: DAD stays on", ns.Role)
+		}
+		if ns.Role == RoleBox && !acceptRA {
+			t.Error("the box's kernel accepts router advertisements: it would configure the box from isp2's")
 		}
 	}
 	// The uplinks agree with the table.
@@ -83,6 +87,33 @@ func TestDefaultTopology(t *testing.T) {
 	}
 }
 
+// A command's {conf} and {pidfile} are the process's files in the lab's
+// run directory; isp2's adverts are radvd's, with the lab's prefix.
+func TestCommandArgs(t *testing.T) {
+	got := expandArgs([]string{"radvd", "--config", "{conf}", "--pidfile={pidfile}"}, "/run/braid-lab/x", "radvd")
+	want := []string{"radvd", "--config", "/run/braid-lab/x/procs/radvd.conf", "--pidfile=/run/braid-lab/x/procs/radvd.pid"}
+	if !slices.Equal(got, want) {
+		t.Errorf("expandArgs = %q, want %q", got, want)
+	}
+	var radvd *Process
+	for i, p := range Default().Processes {
+		if p.Name == ISP2AdvertsProcess {
+			radvd = &Default().Processes[i]
+		}
+	}
+	if radvd == nil || radvd.Role != RoleISP2 || radvd.Command[0] != "radvd" || !slices.Contains(radvd.Command, "{conf}") {
+		t.Fatalf("isp2's adverts: %+v", radvd)
+	}
+	for _, w := range []string{"interface down {", "prefix 2001:db8:102::/64 {", "AdvAutonomous on;", "RDNSS 2001:db8:102::53 {", "AdvDefaultLifetime 90;"} {
+		if !strings.Contains(radvd.Config, w) {
+			t.Errorf("radvd's configuration lacks %q:\n%s", w, radvd.Config)
+		}
+	}
+	if !strings.Contains(ISP2Adverts(0), "AdvDefaultLifetime 0;") {
+		t.Error("ISP2Adverts(0) is still a default router")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -104,6 +135,7 @@ func TestValidate(t *testing.T) {
 		{"process both", func(tp *Topology) { tp.Processes[0].Command = []string{"true"} }, "exactly one"},
 		{"process twice", func(tp *Topology) { tp.Processes = append(tp.Processes, tp.Processes[0]) }, "appears twice"},
 		{"process name", func(tp *Topology) { tp.Processes[0].Name = "../x" }, "invalid process name"},
+		{"config of a service", func(tp *Topology) { tp.Processes[0].Config = "x" }, "a Config is for a Command"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tp := Default()

@@ -122,6 +122,20 @@ func describeFact(f facts.Fact) string {
 			s += ", rebinding"
 		}
 		return s
+	case f.SLAAC != nil:
+		s := f.SLAAC.Address.String() + " on " + f.SLAAC.Link
+		if !f.SLAAC.Preferred.IsZero() {
+			s += ", preferred for " + time.Until(f.SLAAC.Preferred).Round(time.Second).String()
+		}
+		for _, d := range f.SLAAC.DNS {
+			s += ", dns " + d.Addr.String()
+			if !d.Expires.IsZero() {
+				s += " for " + time.Until(d.Expires).Round(time.Second).String()
+			}
+		}
+		return s
+	case f.Router6 != nil:
+		return "default router " + f.Router6.Router.String() + "%" + f.Router6.Link
 	case f.Health != nil:
 		if f.Health.Healthy {
 			return "healthy"

@@ -63,10 +63,20 @@ func Config(t testing.TB) lab.Config {
 }
 
 // Up builds the lab cfg describes and removes it when the test ends. The
-// test needs root: without it, it is skipped, or fails when CI=true.
+// test needs root and the programs the lab runs (radvd): without them, it
+// is skipped, or fails when CI=true.
 func Up(t testing.TB, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	nstest.RequireRoot(t)
+	topo := lab.Default()
+	if cfg.Topology != nil {
+		topo = *cfg.Topology
+	}
+	for _, p := range topo.Processes {
+		if len(p.Command) > 0 {
+			nstest.RequireBinary(t, p.Command[0])
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
 	l, err := lab.Up(ctx, cfg)
