@@ -13,6 +13,7 @@ import (
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fibre", "address": "10.0.0.2/24", "gateway": "10.0.0.1"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`{"slots": {"l2tp/sixpe": {"facts": [{"link": {"for": "tunnel/sixpe", "name": "sixpe"}, "process": true}, {"prefix": {"for": "tunnel/sixpe", "prefix": "2001:db8::/56"}}]}}}`))
+	f.Add([]byte(`{"slots": {"kernel/links": {"facts": [{"interface": {"name": "wan2", "present": true, "index": 4, "mac": "02:00:00:00:00:02", "carrier": true}, "process": true}, {"interface": {"name": "wwan0"}}]}}}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
