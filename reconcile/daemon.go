@@ -480,8 +480,11 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	ps := &PassStatus{Start: start, Triggers: reasons}
 	var p *Plan
 	var res *Result
-	// factsMoved is set when new facts changed the desired state.
-	factsMoved := false
+	// factsMoved reports whether new facts changed the desired state,
+	// from the last pass's resources to this one's (compared only for a
+	// pass that changed something).
+	var lastRes, thisRes []plan.Resource
+	factsMoved := func() bool { return slices.Contains(reasons, "facts") && !sameResources(lastRes, thisRes) }
 	defer func() {
 		ps.Duration = time.Since(start)
 		d.mu.Lock()
@@ -503,7 +506,7 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			d.status.Conflicts, d.status.Notes = p.Conflicts, p.Notes
 			if len(p.Changes) > 0 {
 				d.status.Applying++
-				if !slices.ContainsFunc(reasons, explainsChanges) && !factsMoved {
+				if !slices.ContainsFunc(reasons, explainsChanges) && !factsMoved() {
 					d.status.Repairs++
 				}
 			}
@@ -551,7 +554,7 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		}()
 	}
 	desired := d.keepBound(full)
-	factsMoved = slices.Contains(reasons, "facts") && !sameResources(d.resources, desired.Resources)
+	lastRes, thisRes = d.resources, desired.Resources
 	d.resources = desired.Resources
 	// A new revision replacing a good one is a trial when it must be
 	// confirmed or when targets answer now that must answer after it.
