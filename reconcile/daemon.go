@@ -536,8 +536,16 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 		}(err)
 	}
-	if err := d.watchLinks(); err != nil {
+	changed, err := d.watchLinks()
+	if err != nil {
 		return err
+	}
+	if changed && !slices.Contains(reasons, "facts") {
+		// The links changed before a notification of theirs could
+		// trigger this pass (the kernel's came first): it compiles them.
+		reasons = append(slices.Clone(reasons), "facts")
+		slices.Sort(reasons)
+		ps.Triggers = reasons
 	}
 	full, err := d.desired()
 	if err != nil {
@@ -609,24 +617,25 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 }
 
 // watchLinks tells the link watcher which links the spec names, so that
-// the facts this pass compiles with say what the kernel has of them now.
-// Their publication needs no pass of its own: this one compiles it.
-func (d *Daemon) watchLinks() error {
+// the facts this pass compiles with say what the kernel has of them now,
+// and reports whether the facts changed since a pass last heard of it.
+// That change needs no pass of its own: this one compiles it.
+func (d *Daemon) watchLinks() (bool, error) {
 	if d.Links == nil {
-		return nil
+		return false, nil
 	}
 	d.mu.Lock()
 	doc := d.doc
 	d.mu.Unlock()
 	if err := d.Links.Watch(doc.Interfaces()); err != nil {
-		return fmt.Errorf("observe the links: %w", err)
+		return false, fmt.Errorf("observe the links: %w", err)
 	}
-	// Any change of the facts up to now is compiled by this pass.
 	select {
 	case <-d.factsC:
+		return true, nil
 	default:
+		return false, nil
 	}
-	return nil
 }
 
 // drifted reports whether a polled driver's objects differ from the
