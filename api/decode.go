@@ -72,6 +72,7 @@ func Parse(filename string, data []byte) (*Document, error) {
 	if err := r.result(); err != nil {
 		return nil, err
 	}
+	d.file, d.pos = filename, r.pos
 	return d, nil
 }
 

@@ -1,5 +1,10 @@
 package api
 
+import (
+	"slices"
+	"strconv"
+)
+
 // APIVersion is the only apiVersion this build understands.
 const APIVersion = "braid/v1alpha1"
 
@@ -38,6 +43,59 @@ type Document struct {
 	Router *RouterSpec `json:"-"`
 	// Peer is the spec when Kind is "Peer".
 	Peer *PeerSpec `json:"-"`
+
+	// file and pos say where Parse read each value (see Position); both
+	// are empty for a document built in Go.
+	file string
+	pos  map[string]position
+}
+
+// Position is where a value was written in a spec file.
+type Position struct {
+	// File is the file's name as given to Parse or Load.
+	File string
+	// Line and Col are 1-based.
+	Line, Col int
+}
+
+// String is FILE:LINE, the form editors and terminals jump to.
+func (p Position) String() string { return p.File + ":" + strconv.Itoa(p.Line) }
+
+// Position returns where the value at path was written: path names a
+// field as errors do ("spec.uplinks[1].interface"). It reports false for
+// a value that was not in the file (a default) and for a document built
+// in Go, which has no positions.
+func (d *Document) Position(path string) (Position, bool) {
+	if d == nil {
+		return Position{}, false
+	}
+	at, ok := d.pos[path]
+	if !ok {
+		return Position{}, false
+	}
+	return Position{File: d.file, Line: at.line, Col: at.col}, true
+}
+
+// Interfaces lists the kernel links the spec names and braid does not
+// create, in spec order without repeats: a router's LAN and uplink
+// interfaces. A Peer names none.
+func (d *Document) Interfaces() []string {
+	if d == nil || d.Router == nil {
+		return nil
+	}
+	var names []string
+	add := func(n string) {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if l := d.Router.LAN; l != nil {
+		add(l.Interface)
+	}
+	for _, u := range d.Router.Uplinks {
+		add(u.Interface)
+	}
+	return names
 }
 
 // Metadata identifies a document.

@@ -38,7 +38,7 @@ func Compile(doc *api.Document, f facts.Set) (reconcile.Desired, error) {
 	}
 	switch doc.Kind {
 	case api.KindRouter:
-		return Router(doc.Router, f)
+		return router(doc.Router, f, doc.Position)
 	case api.KindPeer:
 		return Peer(doc.Peer, f)
 	}
@@ -54,8 +54,15 @@ func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 	return reconcile.Desired{Notes: []plan.Note{{Section: "kind Peer", Message: notConverged + " (the aggregation peer)"}}}, nil
 }
 
-// Router compiles a router spec.
+// Router compiles a router spec. Its notes name spec paths but no lines:
+// Compile, which has the document, gives them their file and line.
 func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
+	return router(spec, f, nil)
+}
+
+// router compiles a router spec; where, if set, says where a spec path
+// was written.
+func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position, bool)) (reconcile.Desired, error) {
 	if spec == nil {
 		return reconcile.Desired{}, nil
 	}
@@ -64,11 +71,15 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 		nroutes += len(r.To)
 		nrules += len(r.From)
 	}
-	c := compiler{facts: f, uplinks: map[string]*uplinkState{},
+	c := compiler{facts: f, where: where, uplinks: map[string]*uplinkState{},
 		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
 	c.notes(spec)
 	c.forwarding()
-	if lan := spec.LAN; lan != nil {
+	if lan := spec.LAN; lan != nil && !c.present(lan.Interface) {
+		// The firewall still names it: its rules match by name, so they
+		// hold from the moment the link appears.
+		c.wait("lan", c.waitingFor(lan.Interface, "spec.lan.interface")+": the LAN is configured when the link appears")
+	} else if lan != nil {
 		c.link(nl.Link{Name: lan.Interface, Up: true, MTU: lan.MTU})
 		for _, a := range lan.Addresses {
 			p, err := netip.ParsePrefix(a)
@@ -80,7 +91,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 	}
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
-		st, err := c.uplink(u)
+		st, err := c.uplink(u, i)
 		if err != nil {
 			return reconcile.Desired{}, fmt.Errorf("uplinks[%s]: %w", u.Name, err)
 		}
@@ -98,6 +109,17 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 		u, ok := c.uplinks[r.Via]
 		if !ok {
 			return reconcile.Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
+		}
+		if u.missing != "" {
+			// Its table is empty while the link is missing: the
+			// destinations wait, and what from: sends falls through to
+			// the main table, out of the other uplinks.
+			switch {
+			case len(r.To) > 0:
+				c.wait(fmt.Sprintf("routes[%d].to", i), u.missing+": the destinations via "+r.Via+" are routed when the link appears")
+			case len(r.From) > 0:
+				c.wait(fmt.Sprintf("routes[%d].from", i), u.missing+": until the link appears, what these sources send leaves by the other uplinks")
+			}
 		}
 		for _, s := range r.From {
 			p, err := netip.ParsePrefix(s)
@@ -121,6 +143,9 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 				steer4 = true
 			}
 			// A missing fact means waiting, never an error.
+			if u.missing != "" {
+				continue
+			}
 			if !gw.IsValid() && p.Addr().Is4() && u.dhcp4 {
 				waiting4 = true
 				continue
@@ -135,10 +160,10 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 			c.routes = append(c.routes, nl.Route{Table: nl.TableSteer, Dst: p, Metric: metric, Gateway: gw, Link: u.link})
 		}
 		if waiting4 {
-			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv4 destinations via %s wait for the uplink's DHCP lease", r.Via))
+			c.wait(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv4 destinations via %s wait for the uplink's DHCP lease", r.Via))
 		}
 		if waiting6 {
-			c.note(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv6 destinations via %s wait for the uplink's router advertisements", r.Via))
+			c.wait(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv6 destinations via %s wait for the uplink's router advertisements", r.Via))
 		}
 	}
 	if err := c.firewall(spec); err != nil {
@@ -176,6 +201,10 @@ type uplinkState struct {
 	// dhcp4 is set when the uplink's IPv4 comes from a DHCP lease, ra6
 	// when its IPv6 comes from router advertisements.
 	dhcp4, ra6 bool
+	// missing, when the uplink's link is missing, says so with the spec
+	// line that names it ("waiting: link wan9 (home.yaml:23)"): nothing
+	// is configured on it, and its sessions wait.
+	missing string
 }
 
 // addrs lists the uplink's current addresses, IPv4 first.
@@ -190,7 +219,10 @@ func (u *uplinkState) addrs() []netip.Prefix {
 }
 
 type compiler struct {
-	facts   facts.Set
+	facts facts.Set
+	// where says where a spec path was written; nil for a spec built in
+	// Go.
+	where   func(string) (api.Position, bool)
 	uplinks map[string]*uplinkState
 	// specs are the sessions to run, targets what must keep answering.
 	specs   []session.Spec
@@ -319,7 +351,15 @@ type addressing struct {
 	gw   netip.Addr // invalid: no default route
 }
 
-func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
+// uplink compiles uplink u, the spec's i-th. An uplink whose link is
+// missing waits: nothing is configured on the link (its settings,
+// sysctls, addresses, routes, the rules from its addresses, its MPTCP
+// endpoints), and the kernel already removed what was (its addresses and
+// routes went with the link). What does not live on the link stays: the
+// rules of its table's mark (its table is empty meanwhile) and its
+// firewall rules, which match by name and so hold the moment the link
+// appears.
+func (c *compiler) uplink(u *api.Uplink, i int) (*uplinkState, error) {
 	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table,
 		dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil, ra6: u.IPv6 != nil && u.IPv6.RA != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
@@ -327,6 +367,11 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 	c.rules = append(c.rules,
 		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
 		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
+	if !c.present(u.Interface) {
+		st.missing = c.waitingFor(u.Interface, fmt.Sprintf("spec.uplinks[%d].interface", i))
+		c.wait(fmt.Sprintf("uplinks[%d]", i), st.missing+": uplink "+u.Name+" is configured when the link appears")
+		return st, nil
+	}
 	link := nl.Link{Name: u.Interface, Up: true, MTU: u.MTU}
 	if u.MACAddress != "" {
 		mac, err := net.ParseMAC(u.MACAddress)
@@ -430,6 +475,32 @@ func sysctlIfname(name string) string {
 
 func (c *compiler) note(section, msg string) {
 	c.noted = append(c.noted, plan.Note{Section: section, Message: msg})
+}
+
+// wait notes what waits for something outside the spec (a link, a
+// lease): it is converged once that is there.
+func (c *compiler) wait(section, msg string) {
+	c.noted = append(c.noted, plan.Note{Section: section, Message: msg, Waiting: true})
+}
+
+// present reports whether the kernel link name is there, as far as the
+// facts say: a link observed missing is not; one nobody observed is
+// taken as the spec says (see facts.Set.Interface).
+func (c *compiler) present(name string) bool {
+	i, ok := c.facts.Interface(name)
+	return !ok || i.Present
+}
+
+// waitingFor says what waits for link name, with the spec line at path
+// that names it: "waiting: link wan9 (home.yaml:23)".
+func (c *compiler) waitingFor(name, path string) string {
+	s := "waiting: link " + name
+	if c.where != nil {
+		if p, ok := c.where(path); ok {
+			s += " (" + p.String() + ")"
+		}
+	}
+	return s
 }
 
 // notes lists the sections this version validates but does not converge,

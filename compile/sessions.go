@@ -19,17 +19,22 @@ import (
 func (c *compiler) sessions(spec *api.RouterSpec) error {
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
+		// A session on an uplink whose link is missing waits for it.
+		var linkWait string
+		if st := c.uplinks[u.Name]; st != nil && st.missing != "" {
+			linkWait = "link " + u.Interface
+		}
 		if u.IPv4 != nil && u.IPv4.DHCP != nil {
 			d := u.IPv4.DHCP
 			c.specs = append(c.specs, session.Spec{Kind: dhcp4.Kind, Name: u.Name, Config: dhcp4.Config{
 				Uplink: u.Name, Interface: u.Interface,
 				VendorClass: d.VendorClass, ClientID: d.ClientID, Hostname: d.Hostname,
-			}})
+			}, Wait: linkWait})
 		}
 		if u.IPv6 != nil && u.IPv6.RA != nil {
 			c.specs = append(c.specs, session.Spec{Kind: ra.Kind, Name: u.Name, Config: ra.Config{
 				Uplink: u.Name, Interface: u.Interface,
-			}})
+			}, Wait: linkWait})
 		}
 		if h := u.Health; h != nil {
 			interval, err := time.ParseDuration(h.Interval)
@@ -51,6 +56,8 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 					cfg.Sources = append(cfg.Sources, p.Addr())
 				}
 				switch {
+				case linkWait != "":
+					wait = linkWait
 				case len(cfg.Sources) > 0:
 				case st.dhcp4:
 					wait = "the DHCP lease of uplink " + u.Name

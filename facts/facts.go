@@ -1,7 +1,9 @@
 // Package facts holds what braid's protocol sessions learnt and the
 // compiler turns into kernel objects: a DHCP lease, an address and a
 // default router from router advertisements, an uplink's health verdict,
-// a link a session created, a delegated prefix.
+// a link a session created, a delegated prefix; and what braid observes of
+// the kernel's links the spec names (present or not, MAC address,
+// carrier).
 //
 // Facts are kept by owner: each session writes only its own slot (its
 // address, "dhcp4/fibre"), replacing what it reported before, and the
@@ -13,7 +15,10 @@
 // trigger a pass.
 //
 // A missing fact means "waiting", never "remove": the compiler leaves out
-// what depends on a fact nobody has reported.
+// what depends on a fact nobody has reported. Links are the one
+// observation that is not learnt but looked at: an Interface fact says a
+// link is there or is not, and a Set with no Interface fact about a link
+// says nothing of it (see Set.Interface).
 package facts
 
 import (
@@ -38,14 +43,15 @@ type Slot struct {
 }
 
 // Fact is one thing learnt. Exactly one of its kinds (Lease4, SLAAC,
-// Router6, Health, Link, Prefix) is set.
+// Router6, Health, Link, Prefix, Interface) is set.
 type Fact struct {
-	Lease4  *Lease4  `json:"lease4,omitempty"`
-	SLAAC   *SLAAC   `json:"slaac,omitempty"`
-	Router6 *Router6 `json:"router6,omitempty"`
-	Health  *Health  `json:"health,omitempty"`
-	Link    *Link    `json:"link,omitempty"`
-	Prefix  *Prefix  `json:"prefix,omitempty"`
+	Lease4    *Lease4    `json:"lease4,omitempty"`
+	SLAAC     *SLAAC     `json:"slaac,omitempty"`
+	Router6   *Router6   `json:"router6,omitempty"`
+	Health    *Health    `json:"health,omitempty"`
+	Link      *Link      `json:"link,omitempty"`
+	Prefix    *Prefix    `json:"prefix,omitempty"`
+	Interface *Interface `json:"interface,omitempty"`
 
 	// Expires is when the fact stops holding (a lease's end); zero means
 	// it holds until its owner replaces it.
@@ -149,6 +155,29 @@ type Prefix struct {
 	Prefix netip.Prefix `json:"prefix"`
 }
 
+// Interface is what the kernel says of a link the spec names (an uplink's
+// or the LAN's interface), whether it is there or not: a 4G modem that is
+// not plugged in is a fact too. braid observes it rather than learns it,
+// so it is bound to the process (observed again at every start) and a
+// CLI plan observes it itself.
+type Interface struct {
+	// Name is the kernel's name of the link (spec.uplinks[].interface).
+	Name string `json:"name"`
+	// Present is false while the kernel has no link of that name: then
+	// the rest is zero.
+	Present bool `json:"present"`
+	// Index is the link's interface index; a link removed and created
+	// again under the same name has a new one.
+	Index int `json:"index,omitempty"`
+	// MAC is its hardware address as net.HardwareAddr writes it (lower
+	// case, colons); empty for a link without one.
+	MAC string `json:"mac,omitempty"`
+	// Carrier is set while the link is up and its lower layer is too
+	// (IFF_LOWER_UP: a cable, a radio, the far end of a veth up); it is
+	// never set on a link that is administratively down.
+	Carrier bool `json:"carrier,omitempty"`
+}
+
 // Kind names the kind of fact f is, for status and errors.
 func (f Fact) Kind() string {
 	switch {
@@ -164,6 +193,8 @@ func (f Fact) Kind() string {
 		return "link"
 	case f.Prefix != nil:
 		return "prefix"
+	case f.Interface != nil:
+		return "interface"
 	}
 	return "empty"
 }
@@ -183,6 +214,8 @@ func (f Fact) Subject() string {
 		return f.Link.For
 	case f.Prefix != nil:
 		return f.Prefix.For
+	case f.Interface != nil:
+		return "interface/" + f.Interface.Name
 	}
 	return ""
 }
@@ -262,6 +295,36 @@ func (s Set) Prefix(what string) (Prefix, bool) {
 	return *f.Prefix, true
 }
 
+// Interface returns what was observed of the kernel link name, and
+// whether anything was. A link observed missing is (Interface{Present:
+// false}, true): what is on it waits. No fact at all means nobody
+// looked (a caller that does not observe links, such as a benchmark):
+// the compiler then takes the link as the spec says, and the netlink
+// driver fails loudly if it is missing, rather than silently planning
+// the removal of everything on it.
+func (s Set) Interface(name string) (Interface, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Interface != nil && f.Interface.Name == name })
+	if !ok {
+		return Interface{}, false
+	}
+	return *f.Interface, true
+}
+
+// With returns a copy of s whose owner slot holds fs instead of what it
+// held (none removes it), at the same version: a CLI plan puts its own
+// observation of the links in place of the daemon's.
+func (s Set) With(owner string, fs []Fact) Set {
+	c := s.Clone()
+	delete(c.Slots, owner)
+	if len(fs) > 0 {
+		if c.Slots == nil {
+			c.Slots = map[string]Slot{}
+		}
+		c.Slots[owner] = Slot{Facts: cloneFacts(fs)}
+	}
+	return c
+}
+
 // Clone returns a deep copy of s.
 func (s Set) Clone() Set {
 	c := Set{Version: s.Version}
@@ -309,6 +372,10 @@ func (f Fact) clone() Fact {
 	if f.Prefix != nil {
 		p := *f.Prefix
 		f.Prefix = &p
+	}
+	if f.Interface != nil {
+		i := *f.Interface
+		f.Interface = &i
 	}
 	return f
 }

@@ -279,3 +279,57 @@ func TestRouterAdvertFactsExpireApart(t *testing.T) {
 		t.Error("a clone shares its SLAAC fact's resolvers with the original")
 	}
 }
+
+func TestInterfaces(t *testing.T) {
+	s := Set{Slots: map[string]Slot{
+		"kernel/links": {Facts: []Fact{
+			{Interface: &Interface{Name: "wan1", Present: true, Index: 3, MAC: "02:00:00:00:00:01", Carrier: true}, Process: true},
+			{Interface: &Interface{Name: "wwan0"}, Process: true},
+		}},
+		"dhcp4/fibre": {Facts: []Fact{{Lease4: lease("fibre", "10.0.0.2/24")}}},
+	}}
+	if i, ok := s.Interface("wan1"); !ok || !i.Present || i.Index != 3 || !i.Carrier {
+		t.Errorf("Interface(wan1) = %+v %v", i, ok)
+	}
+	// Observed missing is a fact; never observed is none.
+	if i, ok := s.Interface("wwan0"); !ok || i.Present {
+		t.Errorf("Interface(wwan0) = %+v %v, want observed missing", i, ok)
+	}
+	if _, ok := s.Interface("eth9"); ok {
+		t.Error("Interface(eth9): a link nobody observed")
+	}
+	if e := s.Entries()[1]; e.Kind != "interface" || e.Subject != "interface/wan1" {
+		t.Errorf("entry %+v, want kind interface, subject interface/wan1", e)
+	}
+
+	// With replaces one slot, and leaves the original alone.
+	w := s.With("kernel/links", []Fact{{Interface: &Interface{Name: "wwan0", Present: true, Index: 9}, Process: true}})
+	if i, ok := w.Interface("wwan0"); !ok || !i.Present || i.Index != 9 {
+		t.Errorf("after With: Interface(wwan0) = %+v %v", i, ok)
+	}
+	if _, ok := w.Interface("wan1"); ok {
+		t.Error("With kept a fact of the slot it replaced")
+	}
+	if _, ok := w.Lease4("fibre"); !ok {
+		t.Error("With dropped another owner's facts")
+	}
+	if i, _ := s.Interface("wwan0"); i.Present {
+		t.Error("With changed the set it was called on")
+	}
+	if w := s.With("kernel/links", nil); len(w.Slots) != 1 {
+		t.Errorf("With(owner, none) left slots %v", w.Owners())
+	}
+	c := s.Clone()
+	c.Slots["kernel/links"].Facts[0].Interface.Present = false
+	if i, _ := s.Interface("wan1"); !i.Present {
+		t.Error("Clone shares Interface facts")
+	}
+	// An interface fact is one kind of fact: the hub accepts it.
+	h, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Publish("kernel/links", s.Slots["kernel/links"].Facts); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -15,6 +15,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"version": 4, "slots": {"dhcp4/isp1": {"facts": [{"lease4": {"uplink": "isp1", "address": "10.101.0.2/24", "gateway": "10.101.0.1", "dns": ["10.101.0.1"], "server": "10.101.0.1", "obtained": "2029-12-31T23:58:00Z", "renew": "2029-12-31T23:58:10Z", "rebind": "2029-12-31T23:59:00Z"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`{"slots": {"l2tp/sixpe": {"facts": [{"link": {"for": "tunnel/sixpe", "name": "sixpe"}, "process": true}, {"prefix": {"for": "tunnel/sixpe", "prefix": "2001:db8::/56"}}]}}}`))
 	f.Add([]byte(`{"slots": {"ra/isp2": {"facts": [{"slaac": {"uplink": "isp2", "link": "wan2", "address": "2001:db8:102::1234/64", "preferred": "2030-01-01T00:00:00Z", "dns": [{"addr": "2001:db8:102::53", "expires": "2029-01-01T00:00:00Z"}]}, "expires": "2031-01-01T00:00:00Z"}, {"router6": {"uplink": "isp2", "router": "fe80::1", "link": "wan2"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
+	f.Add([]byte(`{"slots": {"kernel/links": {"facts": [{"interface": {"name": "wan2", "present": true, "index": 4, "mac": "02:00:00:00:00:02", "carrier": true}, "process": true}, {"interface": {"name": "wwan0"}}]}}}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {

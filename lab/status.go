@@ -20,6 +20,9 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces"`
 	// Processes are the processes the lab started.
 	Processes []ProcessStatus `json:"processes"`
+	// Faults are the faults injected on the ISP side of the box's links
+	// (see Inject), by ISP.
+	Faults []Fault `json:"faults,omitempty"`
 }
 
 // NamespaceStatus is one namespace of a lab.
@@ -67,7 +70,8 @@ type ProcessStatus struct {
 }
 
 // Status observes the lab: which namespaces exist, their interfaces and
-// addresses (from `ip -json addr`), and which recorded processes are alive.
+// addresses (from `ip -json addr`), which recorded processes are alive,
+// and the faults injected.
 func (l *Lab) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Name: l.Name, Dir: l.Dir, Created: l.Created}
 	for _, ns := range l.Topology.Namespaces {
@@ -84,6 +88,9 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 	recs, err := readProcs(l.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	if st.Faults, err = l.Faults(); err != nil {
+		return nil, err
 	}
 	for _, rec := range recs {
 		st.Processes = append(st.Processes, ProcessStatus{

@@ -27,6 +27,18 @@ type KernelWatcher interface {
 	Drain() bool
 }
 
+// LinkWatcher keeps the facts about the kernel links a spec names current
+// (package drivers/links): whether each is there, its MAC address and its
+// carrier.
+type LinkWatcher interface {
+	// Watch makes names the links watched, and publishes what they are
+	// now before it returns.
+	Watch(names []string) error
+	// Run publishes their changes as the kernel reports them, until ctx
+	// ends.
+	Run(ctx context.Context) error
+}
+
 // Daemon converges continuously: at start, and whenever the spec, the
 // kernel or the facts change, on a periodic full pass, and when a polled
 // driver (one whose objects the kernel sends no events for) drifts.
@@ -42,6 +54,12 @@ type Daemon struct {
 	Compile func(*api.Document, facts.Set) (Desired, error)
 	// Facts, if set, holds the facts; each change triggers a pass.
 	Facts *facts.Hub
+	// Links, if set, publishes into Facts what the kernel has of the links
+	// the spec names: before every pass, with the links of the spec it
+	// compiles, and whenever the kernel reports a change of link. A
+	// missing link then waits (see compile) instead of failing every
+	// pass, and is configured by the pass that follows its appearance.
+	Links LinkWatcher
 	// Supervisor, if set, runs the sessions the desired state names,
 	// after every pass.
 	Supervisor *Supervisor
@@ -81,6 +99,12 @@ type Daemon struct {
 
 	triggers chan string
 	busy     atomic.Bool
+	// factsC tells of changes of the facts; resources are the desired
+	// resources of the last pass, which tell a change of facts that moved
+	// the desired state from one that did not (both are the daemon
+	// goroutine's own).
+	factsC    <-chan struct{}
+	resources []plan.Resource
 
 	mu     sync.Mutex
 	status Status
@@ -249,6 +273,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Log.Error("watching the spec failed; only periodic passes will see changes", "source", d.Source.String(), "err", err)
 		}
 	}()
+	if d.Links != nil {
+		go func() {
+			if err := d.Links.Run(ctx); err != nil && ctx.Err() == nil {
+				d.Log.Error("watching the links failed; a link that appears or goes is seen by the next pass", "err", err)
+			}
+		}()
+	}
 	if d.Kernel != nil {
 		go func() {
 			err := d.Kernel.Run(ctx, func() {
@@ -269,11 +300,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		poll = t.C
 	}
-	var factsC <-chan struct{}
 	if d.Facts != nil {
 		ch, unsubscribe := d.Facts.Subscribe()
 		defer unsubscribe()
-		factsC = ch
+		d.factsC = ch
 	}
 	if d.Supervisor != nil {
 		d.Supervisor.OnRunning = func() { d.Trigger("sessions") }
@@ -316,7 +346,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case r := <-d.triggers:
 			reasons = append(reasons, r)
-		case <-factsC:
+		case <-d.factsC:
 			reasons = append(reasons, "facts")
 		case <-full.C:
 			reasons = append(reasons, "periodic")
@@ -423,14 +453,25 @@ func (d *Daemon) load(ctx context.Context, reasons []string) (fresh bool, prev *
 }
 
 // explainsChanges reports whether a trigger explains a pass's changes, so
-// that they are not drift repaired: a new spec, new facts, the start, a
-// revert, or a session starting or stopping (its process-bound objects).
+// that they are not drift repaired: a new spec, the start, a revert, or a
+// session starting or stopping (its process-bound objects). New facts
+// explain them only when they moved the desired state: a link's carrier,
+// which the kernel reports when someone takes the link down by hand, does
+// not (see pass).
 func explainsChanges(trigger string) bool {
 	switch trigger {
-	case "spec", "reload", "facts", "start", "revert", "sessions":
+	case "spec", "reload", "start", "revert", "sessions":
 		return true
 	}
 	return false
+}
+
+// sameResources reports whether two desired states hold the same
+// resources in the same states.
+func sameResources(a, b []plan.Resource) bool {
+	return slices.EqualFunc(a, b, func(x, y plan.Resource) bool {
+		return x.Address() == y.Address() && plan.Same(x, y)
+	})
 }
 
 // pass converges once.
@@ -439,6 +480,11 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	ps := &PassStatus{Start: start, Triggers: reasons}
 	var p *Plan
 	var res *Result
+	// factsMoved reports whether new facts changed the desired state,
+	// from the last pass's resources to this one's (compared only for a
+	// pass that changed something).
+	var lastRes, thisRes []plan.Resource
+	factsMoved := func() bool { return slices.Contains(reasons, "facts") && !sameResources(lastRes, thisRes) }
 	defer func() {
 		ps.Duration = time.Since(start)
 		d.mu.Lock()
@@ -460,7 +506,7 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			d.status.Conflicts, d.status.Notes = p.Conflicts, p.Notes
 			if len(p.Changes) > 0 {
 				d.status.Applying++
-				if !slices.ContainsFunc(reasons, explainsChanges) {
+				if !slices.ContainsFunc(reasons, explainsChanges) && !factsMoved() {
 					d.status.Repairs++
 				}
 			}
@@ -490,6 +536,17 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 		}(err)
 	}
+	changed, err := d.watchLinks()
+	if err != nil {
+		return err
+	}
+	if changed && !slices.Contains(reasons, "facts") {
+		// The links changed before a notification of theirs could
+		// trigger this pass (the kernel's came first): it compiles them.
+		reasons = append(slices.Clone(reasons), "facts")
+		slices.Sort(reasons)
+		ps.Triggers = reasons
+	}
 	full, err := d.desired()
 	if err != nil {
 		return err
@@ -505,6 +562,8 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		}()
 	}
 	desired := d.keepBound(full)
+	lastRes, thisRes = d.resources, desired.Resources
+	d.resources = desired.Resources
 	// A new revision replacing a good one is a trial when it must be
 	// confirmed or when targets answer now that must answer after it.
 	var waiting []probe.Target
@@ -555,6 +614,28 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		return fmt.Errorf("%d conflict(s) with foreign objects, left alone", len(p.Conflicts))
 	}
 	return nil
+}
+
+// watchLinks tells the link watcher which links the spec names, so that
+// the facts this pass compiles with say what the kernel has of them now,
+// and reports whether the facts changed since a pass last heard of it.
+// That change needs no pass of its own: this one compiles it.
+func (d *Daemon) watchLinks() (bool, error) {
+	if d.Links == nil {
+		return false, nil
+	}
+	d.mu.Lock()
+	doc := d.doc
+	d.mu.Unlock()
+	if err := d.Links.Watch(doc.Interfaces()); err != nil {
+		return false, fmt.Errorf("observe the links: %w", err)
+	}
+	select {
+	case <-d.factsC:
+		return true, nil
+	default:
+		return false, nil
+	}
 }
 
 // drifted reports whether a polled driver's objects differ from the

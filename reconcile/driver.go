@@ -27,6 +27,14 @@ type Driver interface {
 	Apply(ctx context.Context, c plan.Change) error
 }
 
+// RecordPruner is a Driver whose ownership record can hold entries for
+// objects the kernel removed by itself (a link unplugged, and with it its
+// addresses): its Observe finds them stale, and PruneRecord forgets them.
+// A read-only plan never calls it; a writer does after planning.
+type RecordPruner interface {
+	PruneRecord() error
+}
+
 // Prefetcher is a Driver that can start reading the live state before the
 // desired state is known, so that its reads overlap with parsing and
 // compiling the spec. The next Observe uses what Prefetch read (once: any

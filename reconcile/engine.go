@@ -391,11 +391,21 @@ type ConvergeOptions struct {
 // Converge plans the changes from the live state to d, applies them and
 // verifies the result. It returns the plan (nil only when planning
 // failed) and what the apply did (nil when nothing was applied). Conflicts
-// are not errors here: the plan carries them.
+// are not errors here: the plan carries them. Only a writer converges:
+// the drivers' ownership records forget what the plan's observation found
+// gone from the kernel (RecordPruner), even when there is nothing to
+// apply.
 func (e *Engine) Converge(ctx context.Context, d Desired, opts ConvergeOptions) (*Plan, *Result, error) {
 	p, err := e.Plan(ctx, d)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, drv := range e.Drivers {
+		if pr, ok := drv.(RecordPruner); ok {
+			if err := pr.PruneRecord(); err != nil {
+				return p, nil, fmt.Errorf("%s: forget what the kernel removed: %w", drv.Name(), err)
+			}
+		}
 	}
 	if len(p.Changes) == 0 {
 		return p, nil, nil

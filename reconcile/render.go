@@ -135,9 +135,17 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(&b, "  %s %s  %s\n", paint(bold, "*"), r.Address(), plan.Describe(r))
 		}
 	}
-	if len(p.Notes) > 0 {
-		b.WriteString("\nNot converged by this version (not changes):\n")
+	for _, waiting := range []bool{true, false} {
+		header := "\nNot converged by this version (not changes):\n"
+		if waiting {
+			header = "\nWaiting (not changes):\n"
+		}
 		for _, n := range p.Notes {
+			if n.Waiting != waiting {
+				continue
+			}
+			b.WriteString(header)
+			header = ""
 			fmt.Fprintf(&b, "  * %s\n", n)
 		}
 	}

@@ -35,7 +35,10 @@ func samplePlan() *Plan {
 			{Action: plan.Delete, Before: nl.Sysctl{Name: "net.ipv4.ip_forward", Value: "1"}},
 		},
 		Conflicts: []plan.Conflict{{Address: "route[main 0.0.0.0/0 metric 20]", Foreign: "via=192.0.2.1 dev=wan2 proto=dhcp"}},
-		Notes:     []plan.Note{{Section: "firewall", Message: "validated, but not converged by this version of braid"}},
+		Notes: []plan.Note{
+			{Section: "firewall", Message: "validated, but not converged by this version of braid"},
+			{Section: "uplinks[1]", Message: "waiting: link wan9 (home.yaml:23): uplink lte is configured when the link appears", Waiting: true},
+		},
 	}
 }
 

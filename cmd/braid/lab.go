@@ -34,7 +34,7 @@ core with whoami servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, `
 specs/lab.yaml configures the box. The lab keeps its state and the processes
 it started under ` + lab.RunDir + `/<name>.`,
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabWhoamiCmd(), newLabServeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabWhoamiCmd(), newLabServeCmd())
 	return cmd
 }
 
@@ -192,6 +192,18 @@ func printLabStatus(w io.Writer, st *lab.Status) {
 		}
 	}
 	tw.Flush()
+	if len(st.Faults) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FAULT\tON\tSINCE")
+		for _, f := range st.Faults {
+			what := string(f.Kind)
+			if f.Kind == lab.FaultLoss {
+				what += " " + strconv.Itoa(f.Loss) + "%"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", what, f.ISP, f.Since.Local().Format(time.DateTime))
+		}
+		tw.Flush()
+	}
 	if len(st.Processes) == 0 {
 		return
 	}
@@ -205,6 +217,79 @@ func printLabStatus(w io.Writer, st *lab.Status) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", p.Name, p.Namespace, p.PID, state, p.Log)
 	}
 	tw.Flush()
+}
+
+func newLabFaultCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "fault [--name N] isp1|isp2 blackhole|down|loss PCT|unplug|plug|clear",
+		Short: "Inject a fault on the ISP side of one of the box's links, or clear it",
+		Long: `Inject a fault on the ISP side of the box's link to isp1 or isp2:
+
+  blackhole  every IP packet between the box and the ISP is dropped, both ways,
+             silently; the link keeps its carrier, and ARP and neighbour
+             discovery still answer (a modem whose network is dead)
+  down       the ISP's end of the link goes down: the box's end loses its carrier
+  loss PCT   each packet crossing the link, either way, is dropped with
+             probability PCT% (nftables numgen; a ping's round trip is lost
+             with 1-(1-PCT/100)²)
+  unplug     the box's end of the link is removed, as a USB modem pulled out
+  plug       it comes back under the same name and MAC address, down and
+             unaddressed on the box's side, configured as at lab up on the ISP's
+  clear      undoes whatever fault is there
+
+One fault per ISP at a time: a new one replaces the last. Injecting the fault
+that is there changes nothing. Faults show in braid lab status and go with
+braid lab down.`,
+		Example: "  braid lab fault isp2 loss 30\n  braid lab fault isp2 unplug\n  braid lab fault isp2 clear",
+		Args:    cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			isp, what := lab.Role(args[0]), args[1]
+			if (what == string(lab.FaultLoss)) != (len(args) == 3) {
+				return fmt.Errorf("lab fault: %q takes a percentage only after loss (braid lab fault %s loss 30)", strings.Join(args, " "), isp)
+			}
+			switch what {
+			case "clear":
+				err = l.Clear(ctx, isp)
+			case "plug":
+				err = l.Plug(ctx, isp)
+			default:
+				f := lab.Fault{ISP: isp, Kind: lab.FaultKind(what)}
+				if len(args) == 3 {
+					pct, perr := strconv.Atoi(strings.TrimSuffix(args[2], "%"))
+					if perr != nil {
+						return fmt.Errorf("lab fault: loss %q: want a percentage, 1 to 100", args[2])
+					}
+					f.Loss = pct
+				}
+				err = l.Inject(ctx, f)
+			}
+			if err != nil {
+				return err
+			}
+			faults, err := l.Faults()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, f := range faults {
+				if f.ISP == isp {
+					fmt.Fprintf(out, "lab %s: %s\n", l.Name, f)
+					return nil
+				}
+			}
+			fmt.Fprintf(out, "lab %s: %s has no fault\n", l.Name, isp)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name")
+	return cmd
 }
 
 func newLabWhoamiCmd() *cobra.Command {

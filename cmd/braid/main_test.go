@@ -203,8 +203,9 @@ func (b *box) snapshot() string {
 
 // normalizeJSON re-encodes an iproute2 JSON dump without what is not
 // braid's to restore: statistics and timers, carrier and operational state
-// (they follow the far end and arrive late), DAD's tentative flag, and the
-// default qdisc the kernel attaches the first time a link goes up.
+// (they follow the far end and arrive late), DAD's tentative flag, the
+// default qdisc the kernel attaches the first time a link goes up, and
+// interface indexes (a link unplugged and plugged in again has new ones).
 func normalizeJSON(t *testing.T, s string) string {
 	t.Helper()
 	var v any
@@ -215,7 +216,7 @@ func normalizeJSON(t *testing.T, s string) string {
 	strip = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			for _, k := range []string{"stats", "stats64", "valid_life_time", "preferred_life_time", "operstate", "qdisc", "tentative"} {
+			for _, k := range []string{"stats", "stats64", "valid_life_time", "preferred_life_time", "operstate", "qdisc", "tentative", "ifindex", "link_index"} {
 				delete(v, k)
 			}
 			if flags, ok := v["flags"].([]any); ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/braid-router/braid/compile"
+	"github.com/braid-router/braid/drivers/links"
 	"github.com/braid-router/braid/drivers/watch"
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
@@ -112,6 +113,11 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		return err
 	}
 	defer hub.Close()
+	linkWatcher, err := links.Open(hub, h.log)
+	if err != nil {
+		return err
+	}
+	defer linkWatcher.Close()
 	ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	d := &reconcile.Daemon{
@@ -126,6 +132,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		Log:          h.log,
 
 		Facts:         hub,
+		Links:         linkWatcher,
 		Supervisor:    &reconcile.Supervisor{Registry: sessionKinds(h.log), Facts: hub, Log: h.log},
 		ConfirmWithin: f.confirm,
 		ProbeWindow:   f.window,

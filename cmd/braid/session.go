@@ -14,6 +14,7 @@ import (
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/compile"
 	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/links"
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
@@ -93,13 +94,20 @@ func loadSpec(path string, f facts.Set) ([]byte, *api.Document, reconcile.Desire
 	return data, doc, d, err
 }
 
-// compileSpec parses and compiles a spec.
+// compileSpec parses and compiles a spec, with what the kernel has now of
+// the links it names in place of any observation in f: without a daemon
+// nobody else watches them, and with one, this plan's observation of the
+// kernel is the fresher.
 func compileSpec(path string, data []byte, f facts.Set) (*api.Document, reconcile.Desired, error) {
 	doc, err := api.Parse(path, data)
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: err}
 	}
-	d, err := compile.Compile(doc, f)
+	observed, err := links.Observe(doc.Interfaces())
+	if err != nil {
+		return nil, reconcile.Desired{}, err
+	}
+	d, err := compile.Compile(doc, f.With(links.Owner, observed))
 	if err != nil {
 		return nil, reconcile.Desired{}, &exitCode{code: exitError, err: fmt.Errorf("%s: %w", path, err)}
 	}

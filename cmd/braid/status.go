@@ -145,6 +145,19 @@ func describeFact(f facts.Fact) string {
 		return "link " + f.Link.Name
 	case f.Prefix != nil:
 		return f.Prefix.Prefix.String()
+	case f.Interface != nil:
+		i := f.Interface
+		if !i.Present {
+			return "missing"
+		}
+		s := fmt.Sprintf("present, index %d", i.Index)
+		if i.MAC != "" {
+			s += ", mac " + i.MAC
+		}
+		if i.Carrier {
+			return s + ", carrier"
+		}
+		return s + ", no carrier"
 	}
 	return ""
 }

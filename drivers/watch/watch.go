@@ -51,6 +51,17 @@ func Open() (*Kernel, error) {
 	return k, nil
 }
 
+// OpenLinks subscribes to link notifications only (a link created,
+// removed, or changing state or carrier), in the network namespace of the
+// calling thread: the link watcher observes links again on each.
+func OpenLinks() (*Kernel, error) {
+	fd, err := subscribe(unix.NETLINK_ROUTE, []uint32{unix.RTNLGRP_LINK})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to link changes: %w", err)
+	}
+	return &Kernel{fds: []int{fd}}, nil
+}
+
 func subscribe(proto int, groups []uint32) (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {

@@ -53,3 +53,32 @@ func TestNotifiesOnRouteRuleAndNftablesChanges(t *testing.T) {
 		t.Error("a second Drain found more")
 	}
 }
+
+func TestLinksNotifiesOnLinkChangesOnly(t *testing.T) {
+	ns := nstest.New(t)
+	var k *Kernel
+	nstest.Do(t, ns, func() (err error) { k, err = OpenLinks(); return err })
+	defer k.Close()
+	// A notification is queued by the time the request's ack came back;
+	// a busy machine still gets time before it is called lost.
+	drained := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !k.Drain(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("no link notification for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	nstest.Run(t, "ip", "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	drained("a link added")
+	// Nothing of the link's happens later on its own while it is down.
+	nstest.Run(t, "ip", "-n", ns, "route", "add", "192.0.2.0/24", "dev", "lo", "table", "100")
+	if k.Drain() {
+		t.Error("a route change was reported as a link change")
+	}
+	nstest.Run(t, "ip", "-n", ns, "link", "set", "d0", "up")
+	drained("a link set up")
+	nstest.Run(t, "ip", "-n", ns, "link", "del", "d0")
+	drained("a link removed")
+}

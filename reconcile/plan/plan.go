@@ -102,10 +102,14 @@ func (c Conflict) String() string {
 }
 
 // Note is something the plan must say that is not a change, such as a
-// section this version does not converge yet.
+// section this version does not converge yet, or a part of the spec that
+// waits for something outside it (a link, a lease).
 type Note struct {
 	Section string `json:"section"`
 	Message string `json:"message"`
+	// Waiting is set on a note about what waits: it is converged once
+	// what it waits for is there, with no change to the spec.
+	Waiting bool `json:"waiting,omitempty"`
 }
 
 func (n Note) String() string { return n.Section + ": " + n.Message }
