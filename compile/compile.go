@@ -185,7 +185,9 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		return reconcile.Desired{}, err
 	}
 	c.targets = Targets(spec)
-	return c.desired()
+	d, err := c.desired()
+	d.Resolvers = c.resolvers(spec)
+	return d, err
 }
 
 // uplinkState is what the rest of the compile needs of an uplink: its

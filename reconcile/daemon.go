@@ -16,6 +16,7 @@ import (
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/source"
 )
@@ -63,6 +64,9 @@ type Daemon struct {
 	// Supervisor, if set, runs the sessions the desired state names,
 	// after every pass.
 	Supervisor *Supervisor
+	// Resolvers, if set, is given the resolvers of braid's own name
+	// lookups after every compile (the uplinks' learnt resolvers).
+	Resolvers *resolve.Dialer
 	// Interval is the periodic full pass (default 1 minute).
 	Interval time.Duration
 	// Polled names the drivers whose objects are polled for drift, every
@@ -153,6 +157,9 @@ type Status struct {
 	Conflicts   []plan.Conflict  `json:"conflicts"`
 	Notes       []plan.Note      `json:"notes"`
 	Facts       FactsStatus      `json:"facts"`
+	// Resolvers are where braid's own name lookups go: the uplinks'
+	// learnt resolvers, or none (the system's configuration).
+	Resolvers []string `json:"resolvers,omitempty"`
 }
 
 // FactsStatus is the facts as status shows them: every fact with its
@@ -239,6 +246,11 @@ func (d *Daemon) Status() Status {
 	}
 	f := d.CurrentFacts()
 	s.Facts = FactsStatus{Version: f.Version, Entries: f.Entries()}
+	if d.Resolvers != nil {
+		for _, r := range d.Resolvers.Servers() {
+			s.Resolvers = append(s.Resolvers, r.String())
+		}
+	}
 	return s
 }
 
@@ -550,6 +562,9 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 	full, err := d.desired()
 	if err != nil {
 		return err
+	}
+	if d.Resolvers != nil {
+		d.Resolvers.Set(full.Resolvers)
 	}
 	// The sessions follow the desired state after every pass, a failed or
 	// partial one included: a conflict with a foreign route must never

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/session"
 )
 
@@ -15,6 +16,9 @@ type Desired struct {
 	Sessions  []session.Spec
 	Notes     []plan.Note
 	Targets   []probe.Target
+	// Resolvers are where braid's own name lookups go (the uplinks'
+	// learnt resolvers), in order of preference.
+	Resolvers []resolve.Server
 }
 
 // WithoutProcessBound returns d without the process-bound resources whose

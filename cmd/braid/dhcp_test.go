@@ -210,6 +210,10 @@ func TestDHCPLeaseFromTheONT(t *testing.T) {
 	if got := e.Expires.Sub(l4.Obtained); got != lab.ISP1LeaseTime {
 		t.Errorf("the lease lasts %v, want the ONT's %v", got, lab.ISP1LeaseTime)
 	}
+	// braid's own name lookups go to the lease's resolver, by its uplink.
+	st = d.until("the lease's resolver in use", func(st reconcile.Status) bool {
+		return slices.Equal(st.Resolvers, []string{"10.101.0.1:53 (uplink isp1)"})
+	})
 	if c, _ := sessionIn(st, "session[dhcp4/isp1]"); !strings.HasPrefix(c.Detail, "bound 10.101.0.2/24 via 10.101.0.1 from server 10.101.0.1; renews at ") {
 		t.Errorf("session detail %q", c.Detail)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/metrics"
 	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/source"
 )
 
@@ -120,7 +122,14 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	defer linkWatcher.Close()
 	ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	// braid's own name lookups (a peer or a git server given by name) go
+	// to the resolvers the uplinks learnt, each by its uplink. The Go
+	// resolver is the process's, used by every dial (go-git's ssh and
+	// https, probes): set once here, its list then follows each pass.
+	resolvers := &resolve.Dialer{}
+	net.DefaultResolver = resolvers.Resolver()
 	d := &reconcile.Daemon{
+		Resolvers:    resolvers,
 		Engine:       h.engine,
 		Compile:      compile.Compile,
 		Source:       src,

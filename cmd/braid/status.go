@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/braid-router/braid/facts"
@@ -76,6 +77,9 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 		if s.LastError != "" {
 			fmt.Fprintf(w, "              last error %s ago (%d restarts): %s\n", age(s.LastErrorAt), s.Restarts, s.LastError)
 		}
+	}
+	if len(st.Resolvers) > 0 {
+		fmt.Fprintf(w, "resolvers:  %s (braid's own lookups)\n", strings.Join(st.Resolvers, ", "))
 	}
 	fmt.Fprintf(w, "facts:      version %d, %d facts\n", st.Facts.Version, len(st.Facts.Entries))
 	for _, e := range st.Facts.Entries {
