@@ -26,7 +26,7 @@ type Options struct {
 }
 
 // Driver converges braid's nftables table. It implements
-// reconcile.Driver and reconcile.BatchApplier. Its methods are safe for
+// reconcile.Driver, reconcile.BatchApplier and reconcile.Prefetcher. Its methods are safe for
 // concurrent use, though the engine calls them one at a time.
 type Driver struct {
 	writes *failpoint.Counter
@@ -37,6 +37,9 @@ type Driver struct {
 
 	mu sync.Mutex // serialises transactions on tx
 	tx *txConn
+
+	// pf holds the read Prefetch is taking for the next Observe.
+	pf prefetcher
 }
 
 // New returns a driver whose sockets are in the network namespace of the
@@ -64,6 +67,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.tx == nil {
@@ -96,14 +100,25 @@ func (d *Driver) Observe(ctx context.Context, desired []plan.Resource) ([]plan.O
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.failed(); err != nil {
+		return nil, err
 	}
-	l, err := d.read(func(string) bool { return true })
-	if err != nil {
-		return nil, fmt.Errorf("nftables driver: %w", err)
+	l := d.takePrefetch()
+	if l == nil {
+		var err error
+		if l, err = d.read(func(string) bool { return true }); err != nil {
+			return nil, fmt.Errorf("nftables driver: %w", err)
+		}
 	}
 	return observe(l, split(desired)), nil
+}
+
+// failed returns why the driver cannot be used (its sockets could not be
+// opened, or it is closed), or nil.
+func (d *Driver) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 // Apply implements reconcile.Driver: a transaction of one change.
@@ -130,6 +145,7 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, er
 			return 0, fmt.Errorf("nftables driver: %s: not an nftables resource (%T)", c.Address(), c.Resource())
 		}
 	}
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
