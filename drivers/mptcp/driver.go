@@ -54,9 +54,9 @@ type Options struct {
 }
 
 // Driver converges MPTCP endpoints and limits over the generic netlink
-// family mptcp_pm. It implements reconcile.Driver and
-// reconcile.BatchApplier. Its methods are safe for concurrent use, though
-// the engine calls them one at a time.
+// family mptcp_pm. It implements reconcile.Driver, reconcile.BatchApplier
+// and reconcile.Prefetcher. Its methods are safe for concurrent use,
+// though the engine calls them one at a time.
 type Driver struct {
 	rec    *record.Record
 	writes *failpoint.Counter
@@ -80,7 +80,9 @@ type Driver struct {
 	// ahead maps the record entries ("KIND KEY") the running batch wrote
 	// ahead (that were not recorded before it) to the index of their
 	// change; see writeAhead.
-	ahead  map[string]int
+	ahead map[string]int
+	// pre is the read Prefetch is taking for the next Observe.
+	pre    *prefetch
 	closed bool
 }
 
@@ -112,6 +114,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -159,7 +162,8 @@ func (d *Driver) Owns(r plan.Resource) bool {
 // the recorded address), and foreign endpoints at desired addresses. An
 // implicit endpoint (the kernel's own) at a desired address is not
 // foreign: adding braid's endpoint replaces it. When nothing is desired or
-// recorded, the kernel is not asked at all.
+// recorded, the kernel is not asked at all (and a prefetched read is
+// discarded).
 func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Observed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -177,6 +181,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if d.rec == nil {
 		return nil, d.err
 	}
+	pre := d.takePrefetch()
 	recorded := d.rec.Keys(KindEndpoint)
 	limitsRecorded := d.rec.Has(KindLimits, limitsKey)
 	if len(wantEps) == 0 && !wantLimits && len(recorded) == 0 && !limitsRecorded {
@@ -187,14 +192,21 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if err != nil {
 		return nil, err
 	}
-	live, err := d.refresh(p)
-	if err != nil {
+	var live []kernelEndpoint
+	if pre != nil {
+		live = pre.live
+		d.mu.Lock()
+		d.live = live
+		d.mu.Unlock()
+	} else if live, err = d.refresh(p); err != nil {
 		return nil, err
 	}
 	var out []plan.Observed
 	if wantLimits || limitsRecorded {
-		l, err := p.limits()
-		if err != nil {
+		l := Limits{}
+		if pre != nil {
+			l = pre.limits
+		} else if l, err = p.limits(); err != nil {
 			return nil, err
 		}
 		out = append(out, plan.Observed{Resource: l})
@@ -318,6 +330,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err != nil {
 		return err
 	}
+	d.dropPrefetch()
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}
@@ -366,6 +379,7 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (n int, 
 	if err != nil {
 		return 0, err
 	}
+	d.dropPrefetch()
 	release := d.rec.HoldDeletes()
 	tried := 0 // the changes from here on were not attempted
 	defer func() {
