@@ -61,10 +61,23 @@ func (p *Plan) Counts() (add, change, remove int) {
 // Observe returns the live state of every driver, keyed by driver, for the
 // given desired state (drivers report foreign objects at desired
 // addresses).
+//
+// The drivers observe one after the other, but every driver after the
+// first that is a Prefetcher starts its reads at once, so that they
+// overlap with the earlier drivers' (reading back braid's nftables table
+// to verify an apply takes about as long as the netlink dumps). That is
+// the same as each of them reading at the start of Observe, so it holds
+// for any caller; the first driver reads in its own way, which may use
+// more of the machine than its Prefetch does.
 func (e *Engine) Observe(ctx context.Context, d Desired) ([][]plan.Observed, error) {
 	parts, err := e.partition(d.Resources)
 	if err != nil {
 		return nil, err
+	}
+	for _, drv := range e.Drivers[min(1, len(e.Drivers)):] {
+		if p, ok := drv.(Prefetcher); ok {
+			p.Prefetch(ctx)
+		}
 	}
 	live := make([][]plan.Observed, len(e.Drivers))
 	for i, drv := range e.Drivers {

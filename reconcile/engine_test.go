@@ -289,3 +289,32 @@ func TestBatchesAndStatuses(t *testing.T) {
 		}
 	}
 }
+
+// prefetching is a memDriver that logs its Prefetch and Observe calls.
+type prefetching struct {
+	*memDriver
+	calls *[]string
+}
+
+func (p prefetching) Prefetch(context.Context) { *p.calls = append(*p.calls, "prefetch "+p.kind) }
+func (p prefetching) Observe(ctx context.Context, desired []plan.Resource) ([]plan.Observed, error) {
+	*p.calls = append(*p.calls, "observe "+p.kind)
+	return p.memDriver.Observe(ctx, desired)
+}
+
+// Every driver after the first starts reading before the first observes;
+// the first reads in its own way.
+func TestObserveStartsTheLaterDriversReads(t *testing.T) {
+	var log, calls []string
+	e := &Engine{Drivers: []Driver{
+		prefetching{newMem("a", &log), &calls},
+		newMem("b", &log),
+		prefetching{newMem("c", &log), &calls},
+	}}
+	if err := e.Verify(context.Background(), Desired{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"prefetch c", "observe a", "observe c"}; !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+}
