@@ -37,6 +37,8 @@ type Driver struct {
 
 	mu sync.Mutex // serialises transactions on tx
 	tx *txConn
+	// dump reads the elements of sets.
+	dump *dumpConn
 
 	// pf holds the read Prefetch is taking for the next Observe.
 	pf prefetcher
@@ -61,7 +63,14 @@ func New(opts Options) *Driver {
 		d.err = fmt.Errorf("nftables driver: %w", err)
 		return d
 	}
-	d.conn, d.tx = conn, tx
+	dump, err := dialDump()
+	if err != nil {
+		conn.CloseLasting()
+		tx.close()
+		d.err = fmt.Errorf("nftables driver: %w", err)
+		return d
+	}
+	d.conn, d.tx, d.dump = conn, tx, dump
 	return d
 }
 
@@ -73,7 +82,7 @@ func (d *Driver) Close() error {
 	if d.tx == nil {
 		return nil
 	}
-	err := errors.Join(d.conn.CloseLasting(), d.tx.close())
+	err := errors.Join(d.conn.CloseLasting(), d.tx.close(), d.dump.close())
 	d.tx = nil
 	d.err = errors.New("nftables driver: closed")
 	return err

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -45,18 +46,61 @@ func TestRangesOf(t *testing.T) {
 // stray end element, so that it can be deleted.
 func TestRangesFromElements(t *testing.T) {
 	rs := rangesOf(pfxs("10.0.0.0/8", "192.168.1.1/32", "255.255.255.0/24"))
-	got, err := rangesFromElements(setElements(rs), 4)
+	got, err := decoded(setElements(rs), 4)
 	if err != nil || !slices.Equal(got, rs) {
 		t.Errorf("round trip: %v, %v; want %v", got, err, rs)
 	}
 	nft := append([]gnft.SetElement{{Key: []byte{0, 0, 0, 0}, IntervalEnd: true}}, setElements(rs)...)
 	slices.Reverse(nft) // the kernel lists them backwards
-	got, err = rangesFromElements(nft, 4)
+	got, err = decoded(nft, 4)
 	if err != nil || len(got) != 4 || got[0].String() != "end-only 0.0.0.0" || !slices.Equal(got[1:], rs) {
 		t.Errorf("nft's elements: %v, %v", got, err)
 	}
-	if _, err := rangesFromElements([]gnft.SetElement{{Key: []byte{1, 2, 3}}}, 4); err == nil {
+}
+
+// decoded decodes elements as the kernel lists them (keys of keyLen
+// bytes, in any order) into ranges, through the message the kernel sends
+// them in.
+func decoded(elems []gnft.SetElement, keyLen int) ([]Range, error) {
+	list, err := decodeElements(nil, elementsMessage(elems), keyLen)
+	if err != nil {
+		return nil, err
+	}
+	return rangesFromElements(list), nil
+}
+
+// elementsMessage is the body of an NFT_MSG_NEWSETELEM message holding
+// elems, as google/nftables encodes it: the kernel lists elements in
+// messages of the same shape.
+func elementsMessage(elems []gnft.SetElement) []byte {
+	t, err := newTx()
+	if err != nil {
+		panic(err)
+	}
+	gs := &gnft.Set{Table: braidTable(), Name: "s", ID: 1, Interval: true, KeyType: gnft.TypeIPAddr}
+	if err := t.emit(0, func(c *gnft.Conn) error { return c.SetAddElements(gs, elems) }); err != nil {
+		panic(err)
+	}
+	if len(t.msgs) != 1 {
+		panic(fmt.Sprintf("%d messages", len(t.msgs)))
+	}
+	return t.msgs[0].Data
+}
+
+func TestDecodeElements(t *testing.T) {
+	got, err := decodeElements(nil, elementsMessage([]gnft.SetElement{
+		{Key: []byte{10, 0, 0, 1}},
+		{Key: []byte{10, 0, 0, 2}, IntervalEnd: true},
+	}), 4)
+	want := []element{{netip.MustParseAddr("10.0.0.1"), false}, {netip.MustParseAddr("10.0.0.2"), true}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("decoded %v, %v; want %v", got, err, want)
+	}
+	if _, err := decodeElements(nil, elementsMessage([]gnft.SetElement{{Key: []byte{1, 2, 3}}}), 4); err == nil {
 		t.Error("a 3-byte key in an ipv4_addr set was accepted")
+	}
+	if _, err := decodeElements(nil, []byte{1, 0, 0, 0, 8, 0, 3, 0}, 4); err == nil {
+		t.Error("a truncated attribute was accepted")
 	}
 }
 
@@ -92,7 +136,7 @@ func FuzzRangesFromElements(f *testing.F) {
 			elems = append(elems, gnft.SetElement{Key: b[:4], IntervalEnd: b[4]&1 == 1})
 			b = b[5:]
 		}
-		rs, err := rangesFromElements(elems, 4)
+		rs, err := decoded(elems, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +145,7 @@ func FuzzRangesFromElements(f *testing.F) {
 				t.Fatalf("ranges out of order: %v", rs)
 			}
 		}
-		again, err := rangesFromElements(setElements(rs), 4)
+		again, err := decoded(setElements(rs), 4)
 		if err != nil || !slices.Equal(again, rs) {
 			t.Fatalf("elements %v decode to %v, which encode and decode to %v (%v)", elems, rs, again, err)
 		}
