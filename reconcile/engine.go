@@ -79,15 +79,25 @@ func (e *Engine) Observe(ctx context.Context, d Desired) ([][]plan.Observed, err
 
 // observe is Observe of a desired state already partitioned by driver.
 func (e *Engine) observe(ctx context.Context, parts [][]plan.Resource) ([][]plan.Observed, error) {
-	for _, drv := range e.Drivers[min(1, len(e.Drivers)):] {
-		if p, ok := drv.(Prefetcher); ok {
+	prefetched := make([]bool, len(e.Drivers))
+	for i, drv := range e.Drivers {
+		if p, ok := drv.(Prefetcher); ok && i > 0 {
 			p.Prefetch(ctx)
+			prefetched[i] = true
 		}
 	}
 	live := make([][]plan.Observed, len(e.Drivers))
 	for i, drv := range e.Drivers {
 		obs, err := drv.Observe(ctx, parts[i])
 		if err != nil {
+			// A read started for this Observe must not be left for a
+			// later one, which would see the state as it was now: the
+			// drivers after this one observe all the same, for nothing.
+			for j := i + 1; j < len(e.Drivers); j++ {
+				if prefetched[j] {
+					e.Drivers[j].Observe(context.WithoutCancel(ctx), parts[j])
+				}
+			}
 			return nil, fmt.Errorf("observe %s: %w", drv.Name(), err)
 		}
 		live[i] = obs
