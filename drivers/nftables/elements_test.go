@@ -163,3 +163,37 @@ func key(r Range) netip.Addr {
 	}
 	return r.End
 }
+
+// elementsMsg encodes exactly what google/nftables' SetAddElements and
+// SetDeleteElements do, for elements of both families, with and without
+// the interval-end flag.
+func TestElementsMsgAsTheLibrary(t *testing.T) {
+	v4 := setElements(rangesOf(pfxs("10.0.0.0/8", "192.168.1.1/32", "255.255.255.0/24")))
+	v6 := setElements(rangesOf(pfxs("2001:db8::/32", "fd00::1/128", "ffff::/16")))
+	for _, tt := range []struct {
+		name  string
+		elems []gnft.SetElement
+		kt    gnft.SetDatatype
+	}{{"v4", v4, gnft.TypeIPAddr}, {"v6", v6, gnft.TypeIP6Addr}} {
+		for _, add := range []bool{true, false} {
+			gs := &gnft.Set{Table: braidTable(), Name: "allow_" + tt.name, ID: 7, Interval: true, KeyType: tt.kt}
+			lib, err := newTx()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = lib.emit(0, func(c *gnft.Conn) error {
+				if add {
+					return c.SetAddElements(gs, tt.elems)
+				}
+				return c.SetDeleteElements(gs, tt.elems)
+			})
+			if err != nil || len(lib.msgs) != 1 {
+				t.Fatalf("%s add=%v: the library made %d messages: %v", tt.name, add, len(lib.msgs), err)
+			}
+			got, want := elementsMsg(gs, tt.elems, add), lib.msgs[0]
+			if got.Header.Type != want.Header.Type || got.Header.Flags != want.Header.Flags || !slices.Equal(got.Data, want.Data) {
+				t.Errorf("%s add=%v:\n got  %v %v %x\n want %v %v %x", tt.name, add, got.Header.Type, got.Header.Flags, got.Data, want.Header.Type, want.Header.Flags, want.Data)
+			}
+		}
+	}
+}
