@@ -92,14 +92,60 @@ func (c *dumpConn) dumpElements(set string, keyLen int) ([]element, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.seq++
-	seq := c.seq
-	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq,
-		append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...))
-	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	var out []element
+	err = c.request(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		func(typ uint16, body []byte) (bool, error) {
+			if typ == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSETELEM {
+				out, err = decodeElements(out, body, keyLen)
+			}
+			return false, err
+		})
+	if err != nil {
 		return nil, fmt.Errorf("dump the elements of set %s: %w", set, err)
 	}
-	var out []element
+	return out, nil
+}
+
+// generation returns the ruleset's generation, which every committed
+// transaction (of any program) increments.
+func (c *dumpConn) generation() (uint32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gen uint32
+	found := false
+	err := c.request(unix.NFT_MSG_GETGEN, 0, []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, func(typ uint16, body []byte) (bool, error) {
+		if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN || len(body) < 4 {
+			return false, nil
+		}
+		err := eachAttr(body[4:], func(typ uint16, v []byte) error {
+			if typ == unix.NFTA_GEN_ID && len(v) == 4 {
+				gen, found = binary.BigEndian.Uint32(v), true
+			}
+			return nil
+		})
+		return true, err
+	})
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("read the ruleset generation: %w", err)
+	case !found:
+		return 0, errors.New("read the ruleset generation: no generation in the answer")
+	}
+	return gen, nil
+}
+
+// request sends an nftables request of type typ (NFT_MSG_...) with flags
+// and body, and calls fn with the type and body of each answer until fn
+// says it is done, or the dump ends (NLMSG_DONE), or the kernel answers
+// with an error. An interrupted dump fails with errDumpInterrupted. The
+// caller holds c.mu.
+func (c *dumpConn) request(typ, flags uint16, body []byte, fn func(typ uint16, body []byte) (done bool, err error)) error {
+	c.seq++
+	seq := c.seq
+	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|typ, unix.NLM_F_REQUEST|flags, seq, body)
+	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
 	interrupted := false
 	for {
 		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
@@ -107,14 +153,14 @@ func (c *dumpConn) dumpElements(set string, keyLen int) ([]element, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			return nil, fmt.Errorf("dump the elements of set %s: no answer from the kernel within %s", set, txTimeout)
+			return fmt.Errorf("no answer from the kernel within %s", txTimeout)
 		case err != nil:
-			return nil, fmt.Errorf("dump the elements of set %s: %w", set, err)
+			return err
 		}
 		for b := c.buf[:n]; len(b) >= nlmsgHdr; {
 			l := int(binary.NativeEndian.Uint32(b[0:4]))
 			if l < nlmsgHdr || l > len(b) {
-				return nil, fmt.Errorf("dump the elements of set %s: malformed answer", set)
+				return errors.New("malformed answer")
 			}
 			typ, flags := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8])
 			mseq := binary.NativeEndian.Uint32(b[8:12])
@@ -129,21 +175,21 @@ func (c *dumpConn) dumpElements(set string, keyLen int) ([]element, error) {
 			switch typ {
 			case unix.NLMSG_DONE:
 				if interrupted {
-					return nil, errDumpInterrupted
+					return errDumpInterrupted
 				}
-				return out, nil
+				return nil
 			case unix.NLMSG_ERROR:
 				if len(body) < 4 {
-					return nil, fmt.Errorf("dump the elements of set %s: malformed error", set)
+					return errors.New("malformed error")
 				}
 				if errno := -int32(binary.NativeEndian.Uint32(body[:4])); errno != 0 {
-					return nil, fmt.Errorf("dump the elements of set %s: %w", set, unix.Errno(errno))
+					return unix.Errno(errno)
 				}
-				return out, nil
-			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSETELEM:
-				if out, err = decodeElements(out, body, keyLen); err != nil {
-					return nil, fmt.Errorf("set %s: %w", set, err)
-				}
+				return nil
+			}
+			done, err := fn(typ, body)
+			if err != nil || done {
+				return err
 			}
 		}
 	}

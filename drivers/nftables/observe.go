@@ -62,7 +62,42 @@ var hookNames = map[gnft.ChainHook]string{
 // filters by table and chain), and the elements of the address sets
 // elements selects (on the driver's own socket: see dumpConn). Nothing of
 // another table is kept.
+//
+// The read takes several requests, so it is checked against the ruleset's
+// generation (see consistent): a transaction committed in the middle of
+// it (another program deleting the table, say) would otherwise show a
+// table that never was, such as one whose last chain has no rules.
 func (d *Driver) read(elements func(set string) bool) (*live, error) {
+	return consistent(d.dump.generation, func() (*live, error) { return d.readOnce(elements) })
+}
+
+// readAttempts bounds the reads of a table that keeps changing.
+const readAttempts = 5
+
+// consistent runs read between two readings of the ruleset's generation,
+// and again while they differ: its result is then the table as it was at
+// one moment. A read that failed while the generation changed is run again
+// too (it may have met an object deleted meanwhile).
+func consistent(generation func() (uint32, error), read func() (*live, error)) (*live, error) {
+	for range readAttempts {
+		before, err := generation()
+		if err != nil {
+			return nil, err
+		}
+		l, rerr := read()
+		after, err := generation()
+		if err != nil {
+			return nil, err
+		}
+		if after == before {
+			return l, rerr
+		}
+	}
+	return nil, fmt.Errorf("the ruleset changed during each of %d reads", readAttempts)
+}
+
+// readOnce is one read of the table (see read).
+func (d *Driver) readOnce(elements func(set string) bool) (*live, error) {
 	t, err := d.conn.ListTableOfFamily(TableName, gnft.TableFamilyINet)
 	if errors.Is(err, unix.ENOENT) {
 		return &live{}, nil
