@@ -371,7 +371,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 // the removal of stale entries (see writeAhead); and after the last, with
 // the removals that follow its deletes, and of the entries written ahead
 // for changes it did not get to.
-func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (n int, err error) {
+func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

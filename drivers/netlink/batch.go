@@ -70,7 +70,7 @@ import (
 // of every link, sysctl and address the batch changes and the removal of
 // stale entries; and after the last, with the removals that follow its
 // deletes, and of the entries written ahead for changes it did not get to.
-func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (n int, err error) {
+func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
 	d.dropPrefetch()
 	release := d.rec.HoldDeletes()
 	tried := 0 // the changes from here on were not attempted
