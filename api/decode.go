@@ -214,8 +214,13 @@ type run struct {
 	errs   []Error
 	tables tables
 	// pos maps the path of every value decoded to its position; nil for a
-	// document built in Go. A path missing from pos was not in the file.
+	// document built in Go. A path missing from pos (and from elems) was
+	// not in the file.
 	pos map[string]position
+	// elems maps the path of a list of strings to the positions of its
+	// elements, so that decoding 10,000 prefixes does not build 10,000
+	// paths (see at).
+	elems map[string][]position
 	// failed holds the paths of values that could not be decoded; later
 	// checks stay quiet about them and what they contain.
 	failed map[string]bool
@@ -230,6 +235,7 @@ func newRun(file string) *run {
 		file:   file,
 		tables: make(tables),
 		pos:    make(map[string]position),
+		elems:  make(map[string][]position),
 		failed: make(map[string]bool),
 	}
 }
@@ -263,7 +269,7 @@ func (r *run) errorf(path, format string, args ...any) {
 	}
 	e := Error{File: r.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	for p := path; r.pos != nil; p = parent(p) {
-		if at, ok := r.pos[p]; ok {
+		if at, ok := r.at(p); ok {
 			e.Line, e.Col = at.line, at.col
 			break
 		}
@@ -297,8 +303,25 @@ func (r *run) present(path string, v reflect.Value) bool {
 
 // written reports whether the value at path was written in the file.
 func (r *run) written(path string) bool {
-	_, ok := r.pos[path]
+	_, ok := r.at(path)
 	return ok
+}
+
+// at returns the position of the value at path, if it was in the file.
+func (r *run) at(path string) (position, bool) {
+	if p, ok := r.pos[path]; ok {
+		return p, true
+	}
+	// An element of a list of strings: "LIST[i]".
+	i := strings.LastIndexByte(path, '[')
+	if i < 0 || !strings.HasSuffix(path, "]") {
+		return position{}, false
+	}
+	n, err := strconv.Atoi(path[i+1 : len(path)-1])
+	if ps := r.elems[path[:i]]; err != nil || n < 0 || n >= len(ps) {
+		return position{}, false
+	}
+	return r.elems[path[:i]][n], true
 }
 
 // parent returns the path of the value containing path's value.
@@ -418,6 +441,10 @@ func (r *run) decode(n *yaml.Node, v reflect.Value, path string) {
 			r.typeError(n, v.Type(), path)
 			return
 		}
+		if v.Type() == stringsType && r.aliasDepth == 0 {
+			r.decodeStrings(n, v, path)
+			return
+		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
 			if rc := resolveAlias(c); rc.Kind == yaml.ScalarNode && rc.ShortTag() == "!!null" {
@@ -459,6 +486,34 @@ func (r *run) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		panic(fmt.Sprintf("api: field %s has unsupported type %s", path, v.Type()))
 	}
+}
+
+var stringsType = reflect.TypeFor[[]string]()
+
+// decodeStrings decodes sequence n into v, a []string at path, as decode
+// does element by element, but without building each element's path:
+// the elements' positions go to elems (a list of 10,000 prefixes is most
+// of a big spec). An element that is not a plain string is decoded by
+// decode, path and all.
+func (r *run) decodeStrings(n *yaml.Node, v reflect.Value, path string) {
+	out := make([]string, len(n.Content))
+	ps := make([]position, len(n.Content))
+	for i, c := range n.Content {
+		ps[i] = position{c.Line, c.Column}
+		if c.Kind == yaml.ScalarNode && c.ShortTag() != "!!null" {
+			out[i] = c.Value
+			continue
+		}
+		if rc := resolveAlias(c); rc.Kind == yaml.ScalarNode && rc.ShortTag() == "!!null" {
+			// An empty list item is a mistake, not an item with nothing
+			// set.
+			r.typeError(rc, v.Type().Elem(), index(path, i))
+			continue
+		}
+		r.decode(c, reflect.ValueOf(&out[i]).Elem(), index(path, i))
+	}
+	r.elems[path] = ps
+	v.Set(reflect.ValueOf(out))
 }
 
 // spend accounts for n nodes visited through an alias, and aborts the run

@@ -83,6 +83,19 @@ func (r *run) checkTags(v reflect.Value, path string) {
 		case reflect.Struct:
 			r.checkTags(fv, fpath)
 		case reflect.Slice:
+			if strs, ok := fv.Interface().([]string); ok {
+				// A list of 10,000 prefixes: an element's path is built
+				// only for a problem to report.
+				for j, s := range strs {
+					if msg := enumProblem(s, f.enum); msg != "" {
+						r.errorf(index(fpath, j), "%s", msg)
+					}
+					if msg := formatProblem(s, f.format); msg != "" {
+						r.errorf(index(fpath, j), "%s", msg)
+					}
+				}
+				continue
+			}
 			for j := range fv.Len() {
 				ev, epath := fv.Index(j), index(fpath, j)
 				switch ev.Kind() {
@@ -98,25 +111,41 @@ func (r *run) checkTags(v reflect.Value, path string) {
 }
 
 func (r *run) checkEnum(path, s string, enum []string) {
+	if msg := enumProblem(s, enum); msg != "" {
+		r.errorf(path, "%s", msg)
+	}
+}
+
+// enumProblem says why s is not one of enum, or "" if it is (or enum is
+// empty).
+func enumProblem(s string, enum []string) string {
 	if len(enum) == 0 {
-		return
+		return ""
 	}
 	for _, e := range enum {
 		if s == e {
-			return
+			return ""
 		}
 	}
 	msg := fmt.Sprintf("invalid value %q: want %s", s, oneOf(enum))
 	if sg := suggest(s, enum); sg != "" {
 		msg += fmt.Sprintf("; did you mean %q?", sg)
 	}
-	r.errorf(path, "%s", msg)
+	return msg
 }
 
 // checkFormat checks s against a format named in a field tag.
 func (r *run) checkFormat(path, s, format string) {
+	if msg := formatProblem(s, format); msg != "" {
+		r.errorf(path, "%s", msg)
+	}
+}
+
+// formatProblem says why s does not have the format named in a field tag,
+// or "" if it does (or there is none).
+func formatProblem(s, format string) string {
 	if format == "" {
-		return
+		return ""
 	}
 	var msg string
 	switch format {
@@ -147,9 +176,7 @@ func (r *run) checkFormat(path, s, format string) {
 	default:
 		panic("api: unknown format " + format)
 	}
-	if msg != "" {
-		r.errorf(path, "%s", msg)
-	}
+	return msg
 }
 
 // Formats. Each returns "" when s is well formed, else the message.

@@ -215,3 +215,38 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestHostRoutesSpec(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeHostRoutesSpec(&b); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := api.Parse("hosts.yaml", b.Bytes())
+	if err != nil {
+		t.Fatalf("generated spec is invalid: %v", err)
+	}
+	if n := len(doc.Router.Routes); n != 1 {
+		t.Fatalf("%d routes: entries, want one", n)
+	}
+	seen := map[netip.Prefix]bool{}
+	for _, s := range doc.Router.Routes[0].To {
+		p := netip.MustParsePrefix(s)
+		if !p.Addr().Is4() || p.Bits() != 32 || seen[p] {
+			t.Errorf("destination %s: want distinct IPv4 /32s", p)
+		}
+		seen[p] = true
+	}
+	d, err := compile.Compile(doc, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steer := 0
+	for _, r := range d.Resources {
+		if r, ok := r.(nl.Route); ok && r.Table == nl.TableSteer && r.Dst.Bits() == 32 {
+			steer++
+		}
+	}
+	if len(seen) != hostRoutes || steer != hostRoutes {
+		t.Errorf("%d destinations compiled to %d steering routes, want %d", len(seen), steer, hostRoutes)
+	}
+}

@@ -15,6 +15,10 @@
 //   - the no-op `braid apply` and `braid plan` on the converged state, with
 //     `ip monitor all` counting kernel events during them, against the ip
 //     dumps that read the same state;
+//   - the same no-op apply on the spec issue 7 tried it with: one routes:
+//     entry of 10,000 IPv4 /32 destinations;
+//   - 8 MPTCP endpoints and the limits, against `ip -batch` of the same,
+//     and the no-op apply on them;
 //   - braid's nftables table of 1,000 rules and a 10,000-element set from
 //     empty, against `nft -f` of the same table; one element of the set
 //     swapped, against `nft -f` of that element; the no-op apply, with `nft
@@ -28,7 +32,9 @@
 //     runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
-// medians and minimums, and the ratio of the medians.
+// medians and minimums, and the ratio of the medians. -only runs some of
+// the groups: routes (the scale spec and the breakdown), hosts, mptcp,
+// nftables, daemon.
 package main
 
 import (
@@ -42,6 +48,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -58,10 +65,19 @@ func run() int {
 	settle := flag.Duration("settle", 300*time.Millisecond, "pause before each sample, for the kernel to finish removing the previous namespaces")
 	quiet := flag.Bool("q", false, "print only the tables, not each sample")
 	files := flag.String("files", "", "write the generated specs and ip -batch files to this directory and keep them (default: a temporary directory)")
+	only := flag.String("only", "", "run only these groups, comma-separated: "+strings.Join(groupNames, ", ")+" (default: all)")
 	flag.Parse()
 	if *n < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -n must be at least 1")
 		return 2
+	}
+	groups, err := parseGroups(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	if *daemonOnly {
+		groups = map[string]bool{groupDaemon: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -78,7 +94,7 @@ func run() int {
 	if *quiet {
 		h.log = io.Discard
 	}
-	err = bench(ctx, h)
+	err = bench(ctx, h, groups)
 	cerr := cleanup()
 	if cerr != nil {
 		fmt.Fprintln(os.Stderr, "bench: cleanup:", cerr)
@@ -149,49 +165,109 @@ func newHarness(braid string, n int, settle time.Duration, files string) (*harne
 	return h, cleanup, nil
 }
 
-// bench prepares, runs every measurement and prints the report.
-func bench(ctx context.Context, h *harness) error {
+// The groups of measurements -only selects.
+const (
+	groupRoutes   = "routes"   // the scale spec: converge, no-op, plan, and the breakdown
+	groupHosts    = "hosts"    // the no-op pass on issue 7's spec
+	groupMPTCP    = "mptcp"    // 8 endpoints and the limits
+	groupNftables = "nftables" // the table of 1,000 rules and a 10,000-element set
+	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
+)
+
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon}
+
+// parseGroups turns -only into the set of groups to run; "" is all.
+func parseGroups(only string) (map[string]bool, error) {
+	groups := map[string]bool{}
+	if only == "" {
+		for _, g := range groupNames {
+			groups[g] = true
+		}
+		return groups, nil
+	}
+	for g := range strings.SplitSeq(only, ",") {
+		g = strings.TrimSpace(g)
+		if !slices.Contains(groupNames, g) {
+			return nil, fmt.Errorf("-only: unknown group %q (groups: %s)", g, strings.Join(groupNames, ", "))
+		}
+		groups[g] = true
+	}
+	return groups, nil
+}
+
+// bench prepares, runs the measurements of the selected groups and prints
+// the report.
+func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	machine := fmt.Sprintf("%d cores, kernel %s, %s", runtime.NumCPU(), kernelRelease(), iprouteVersion(ctx))
 	h.logf("braid benchmark of %s: %d samples per side; %s", h.braid, h.n, machine)
-	if *daemonOnly {
+	if len(groups) == 1 && groups[groupDaemon] {
 		return benchDaemonOnly(ctx, h, machine)
 	}
-	if err := h.prepare(ctx); err != nil {
-		return fmt.Errorf("prepare: %w", err)
+	if groups[groupRoutes] {
+		if err := h.prepare(ctx); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		h.logf("")
 	}
-	h.logf("")
+	var ms []*measurement
+	if groups[groupRoutes] {
+		ms = append(ms, measurements(h)...)
+	}
+	if groups[groupHosts] {
+		ms = append(ms, hostMeasurements()...)
+	}
+	if groups[groupMPTCP] {
+		ms = append(ms, mptcpMeasurements()...)
+	}
+	if groups[groupNftables] {
+		ms = append(ms, nftMeasurements()...)
+	}
 	var results, parts []*outcome
-	for _, m := range append(measurements(h), nftMeasurements()...) {
+	for _, m := range ms {
 		o, err := h.runMeasurement(ctx, m)
 		if err != nil {
 			return err
 		}
 		results = append(results, o)
 	}
-	for _, m := range breakdown() {
-		o, err := h.runMeasurement(ctx, m)
-		if err != nil {
-			return err
+	if groups[groupRoutes] {
+		for _, m := range breakdown() {
+			o, err := h.runMeasurement(ctx, m)
+			if err != nil {
+				return err
+			}
+			parts = append(parts, o)
 		}
-		parts = append(parts, o)
 	}
-	daemon, err := daemonBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+	var daemon *daemonResult
+	if groups[groupDaemon] {
+		var err error
+		if daemon, err = daemonBench(ctx, h); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
 	}
 
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
-	missed := writeTable(w, results)
-	fmt.Fprintln(w)
-	writeEvents(w, h.events)
-	fmt.Fprintf(w, "\n## Where braid apply's time goes\n\n")
-	writeTable(w, parts)
-	fmt.Fprintln(w)
-	writeBreakdown(w, parts[0], parts[1], parts[2], results[0], results[1], results[2])
-	fmt.Fprintf(w, "\n## The daemon\n\n")
-	missed = append(missed, writeDaemonTable(w, daemon)...)
-	fmt.Fprintln(w)
+	var missed []string
+	if len(results) > 0 {
+		missed = writeTable(w, results)
+		fmt.Fprintln(w)
+	}
+	if groups[groupRoutes] || groups[groupHosts] || groups[groupNftables] {
+		writeEvents(w, h.events)
+	}
+	if groups[groupRoutes] {
+		fmt.Fprintf(w, "\n## Where braid apply's time goes\n\n")
+		writeTable(w, parts)
+		fmt.Fprintln(w)
+		writeBreakdown(w, parts[0], parts[1], parts[2], results[0], results[1], results[2])
+	}
+	if daemon != nil {
+		fmt.Fprintf(w, "\n## The daemon\n\n")
+		missed = append(missed, writeDaemonTable(w, daemon)...)
+		fmt.Fprintln(w)
+	}
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
 	} else {

@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// measurements lists what the harness measures, each braid side beside its
-// alternative. Issue 3 adds nftables against `nft -f` and MPTCP endpoints
-// against `ip -batch` here. The first three are the ones writeBreakdown
-// reads.
+// measurements lists what the harness measures on the scale spec, each
+// braid side beside its alternative: the three writeBreakdown reads.
+// MPTCP endpoints, nftables and the host-routes spec have their own
+// (mptcpMeasurements, nftMeasurements, hostMeasurements).
 func measurements(h *harness) []*measurement {
 	objects := thousands(h.scale.To4+h.scale.To6) + " routes + " + thousands(h.scale.From) + " source rules"
 	all := []*measurement{
@@ -47,7 +47,7 @@ func measurements(h *harness) []*measurement {
 			},
 		},
 	}
-	return append(all, mptcpMeasurements()...)
+	return all
 }
 
 // breakdown lists the figures that show where the time of a converge
@@ -56,7 +56,7 @@ func measurements(h *harness) []*measurement {
 func breakdown() []*measurement {
 	return []*measurement{
 		{
-			name:  "process start (--netns re-exec, validate a spec without routes)",
+			name:  "process start (with --netns, validate a spec without routes)",
 			braid: side{label: "braid validate", run: braidValidate(false)},
 			alt:   &side{label: "ip -batch (empty file)", run: emptyBatch},
 			rows:  []row{{what: "wall", metric: wall}, {what: "max RSS", metric: maxRSS}},
@@ -147,13 +147,18 @@ func braidNoop(command string) func(context.Context, *harness) (sample, error) {
 // both families in every table, and the rules of both families (ip rule
 // shows one family at a time), printed to /dev/null.
 func dumpState(ctx context.Context, h *harness) (sample, error) {
+	return dumpStateOf(ctx, h, h.converged.ns)
+}
+
+// dumpStateOf is dumpState of the namespace ns.
+func dumpStateOf(ctx context.Context, h *harness, ns string) (sample, error) {
 	total := sample{Writes: -1}
 	for _, args := range [][]string{
 		{"route", "show", "table", "all"},
 		{"-4", "rule", "show"},
 		{"-6", "rule", "show"},
 	} {
-		r, err := h.timed(ctx, proc{argv: append([]string{"ip", "-n", h.converged.ns}, args...), discard: true})
+		r, err := h.timed(ctx, proc{argv: append([]string{"ip", "-n", ns}, args...), discard: true})
 		if err != nil {
 			return sample{}, err
 		}

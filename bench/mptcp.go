@@ -72,7 +72,9 @@ func mptcpMeasurements() []*measurement {
 			braid: side{label: "braid apply", run: mb.converge},
 			alt:   &side{label: "ip -batch", run: mb.mirror},
 			rows: []row{
-				{what: "wall", metric: wall, goal: ratioAtMost(1.0)},
+				// Issue 7: at most twice ip -batch, which, unlike braid,
+				// neither reads the state first nor checks it after.
+				{what: "wall", metric: wall, goal: ratioAtMost(2.0)},
 				{what: "CPU user+sys", metric: cpu},
 				{what: `of which braid's apply phase ("Applied: ... in X")`, metric: reported},
 			},

@@ -110,7 +110,7 @@ func writeBreakdown(w io.Writer, start, validate, planEmpty, converge, noop, pla
 		name          string
 		empty, noWork float64
 	}{
-		{"process start and --netns re-exec (`braid validate` of a spec without routes)", startup, startup},
+		{"process start with --netns (`braid validate` of a spec without routes)", startup, startup},
 		{"read, parse and validate the spec (`braid validate` minus the above)", parsed - startup, parsed - startup},
 		{"compile, observe, diff and print the plan (`braid plan` minus the above)",
 			med(planEmpty, wall) - parsed, med(planConverged, wall) - parsed},

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/braid-router/braid/internal/netns"
@@ -83,13 +84,14 @@ type Lab struct {
 	Env []string `json:"env,omitempty"`
 }
 
-// validName is what ValidName accepts.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$`)
+// validName is what ValidName accepts. Compiled on first use: every braid
+// command links this package, few use it.
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$`) })
 
 // ValidName reports whether name can name a lab: 1 to 32 letters, digits,
 // '-' or '_', starting with a letter or digit.
 func ValidName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return fmt.Errorf("invalid lab name %q: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", name)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // CommandError is a command that failed: which one, where, and what it
@@ -69,11 +70,12 @@ func run(ctx context.Context, ns string, stdin []string, name string, args ...st
 }
 
 // batchFailed is how ip and tc name the failing line of a -batch input.
-var batchFailed = regexp.MustCompile(`Command failed -:(\d+)`)
+// Compiled on first use, as validName.
+var batchFailed = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`Command failed -:(\d+)`) })
 
 // failedLine returns the batch line that ip or tc reported as failing.
 func failedLine(stderr string, lines []string) string {
-	m := batchFailed.FindStringSubmatch(stderr)
+	m := batchFailed().FindStringSubmatch(stderr)
 	if m == nil {
 		return ""
 	}

@@ -289,3 +289,48 @@ func TestBatchesAndStatuses(t *testing.T) {
 		}
 	}
 }
+
+// prefetching is a memDriver that logs its Prefetch and Observe calls,
+// and fails its Observe if fail is set.
+type prefetching struct {
+	*memDriver
+	calls *[]string
+	fail  bool
+}
+
+func (p prefetching) Prefetch(context.Context) { *p.calls = append(*p.calls, "prefetch "+p.kind) }
+func (p prefetching) Observe(ctx context.Context, desired []plan.Resource) ([]plan.Observed, error) {
+	*p.calls = append(*p.calls, "observe "+p.kind)
+	if p.fail {
+		return nil, errors.New("no")
+	}
+	return p.memDriver.Observe(ctx, desired)
+}
+
+// Every driver after the first starts reading before the first observes;
+// the first reads in its own way.
+func TestObserveStartsTheLaterDriversReads(t *testing.T) {
+	var log, calls []string
+	e := &Engine{Drivers: []Driver{
+		prefetching{newMem("a", &log), &calls, false},
+		newMem("b", &log),
+		prefetching{newMem("c", &log), &calls, false},
+	}}
+	if err := e.Verify(context.Background(), Desired{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"prefetch c", "observe a", "observe c"}; !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+
+	// When a driver fails to observe, the reads started for the later ones
+	// are used up all the same: a later Observe must not see them.
+	calls = nil
+	e.Drivers[0] = prefetching{newMem("a", &log), &calls, true}
+	if _, err := e.Observe(context.Background(), Desired{}); err == nil {
+		t.Fatal("no error")
+	}
+	if want := []string{"prefetch c", "observe a", "observe c"}; !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+}

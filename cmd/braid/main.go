@@ -112,9 +112,12 @@ func netnsArg(args []string) string {
 }
 
 // enterNetns moves the whole process into the namespace named by --netns
-// before anything else runs, as `ip netns exec` does: setns on a locked
-// thread, then re-exec, so that every thread, socket, TUN device and
-// /proc/sys write of the new process lands in that namespace.
+// before anything else runs, as `ip netns exec` does, so that every
+// thread, socket, TUN device and /proc/sys write of the process lands in
+// that namespace: every thread at once (netns.EnterProcess), or, in a
+// binary built with cgo, where that is not possible, setns on a locked
+// thread and a re-exec. Either way netnsEnv then names the namespace, for
+// the processes braid starts.
 func enterNetns(args []string) error {
 	name := netnsArg(args[1:])
 	if name == "" || os.Getenv(netnsEnv) == name {
@@ -122,6 +125,13 @@ func enterNetns(args []string) error {
 	}
 	if !netns.Exists(name) {
 		return fmt.Errorf("--netns %s: no such network namespace in %s", name, netns.NamedDir)
+	}
+	err := netns.EnterProcess(name)
+	if err == nil {
+		return os.Setenv(netnsEnv, name)
+	}
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
 	}
 	runtime.LockOSThread()
 	if err := netns.Enter(name); err != nil {

@@ -19,7 +19,10 @@
 // the write-ahead ownership record (kind "mptcp.endpoint", keyed by the
 // address, holding the id) before the kernel write. braid picks the id
 // itself (the lowest one free), so that the record names the endpoint
-// exactly even after a crash right after the write. An endpoint is
+// exactly even after a crash right after the write. ApplyBatch writes the
+// entries of its whole batch (ids chosen in turn) in one write before its
+// first kernel write, and the removals that follow its deletes in one
+// write after its last. An endpoint is
 // braid's when the record's id still holds the record's address; any
 // other endpoint is foreign and left alone, and one at an address braid
 // wants is a conflict. Deletes go by id (the kernel's only way) after

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -53,8 +54,9 @@ type Options struct {
 }
 
 // Driver converges MPTCP endpoints and limits over the generic netlink
-// family mptcp_pm. It implements reconcile.Driver. Its methods are safe for
-// concurrent use, though the engine calls them one at a time.
+// family mptcp_pm. It implements reconcile.Driver, reconcile.BatchApplier
+// and reconcile.Prefetcher. Its methods are safe for concurrent use,
+// though the engine calls them one at a time.
 type Driver struct {
 	rec    *record.Record
 	writes *failpoint.Counter
@@ -74,7 +76,13 @@ type Driver struct {
 	live []kernelEndpoint
 	// stale lists the record keys the last Observe found gone from the
 	// kernel; the next Apply (or PruneRecord) forgets them.
-	stale  []string
+	stale []string
+	// ahead maps the record entries ("KIND KEY") the running batch wrote
+	// ahead (that were not recorded before it) to the index of their
+	// change; see writeAhead.
+	ahead map[string]int
+	// pre is the read Prefetch is taking for the next Observe.
+	pre    *prefetch
 	closed bool
 }
 
@@ -106,6 +114,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -153,7 +162,8 @@ func (d *Driver) Owns(r plan.Resource) bool {
 // the recorded address), and foreign endpoints at desired addresses. An
 // implicit endpoint (the kernel's own) at a desired address is not
 // foreign: adding braid's endpoint replaces it. When nothing is desired or
-// recorded, the kernel is not asked at all.
+// recorded, the kernel is not asked at all (and a prefetched read is
+// discarded).
 func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Observed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -171,6 +181,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if d.rec == nil {
 		return nil, d.err
 	}
+	pre := d.takePrefetch()
 	recorded := d.rec.Keys(KindEndpoint)
 	limitsRecorded := d.rec.Has(KindLimits, limitsKey)
 	if len(wantEps) == 0 && !wantLimits && len(recorded) == 0 && !limitsRecorded {
@@ -181,14 +192,21 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if err != nil {
 		return nil, err
 	}
-	live, err := d.refresh(p)
-	if err != nil {
+	var live []kernelEndpoint
+	if pre != nil {
+		live = pre.live
+		d.mu.Lock()
+		d.live = live
+		d.mu.Unlock()
+	} else if live, err = d.refresh(p); err != nil {
 		return nil, err
 	}
 	var out []plan.Observed
 	if wantLimits || limitsRecorded {
-		l, err := p.limits()
-		if err != nil {
+		l := Limits{}
+		if pre != nil {
+			l = pre.limits
+		} else if l, err = p.limits(); err != nil {
 			return nil, err
 		}
 		out = append(out, plan.Observed{Resource: l})
@@ -312,6 +330,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err != nil {
 		return err
 	}
+	d.dropPrefetch()
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}
@@ -341,6 +360,134 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	return nil
 }
 
+// ApplyBatch implements reconcile.BatchApplier: it applies changes in
+// order with the semantics of Apply, and stops at the first refused one,
+// returning how many took effect before it.
+//
+// The ownership record is written twice for the whole batch, not once per
+// change (the write-ahead of eight endpoints took eight synced writes,
+// more than the kernel writes themselves): before the first kernel write,
+// with the id of every endpoint the batch adds, the previous limits and
+// the removal of stale entries (see writeAhead); and after the last, with
+// the removals that follow its deletes, and of the entries written ahead
+// for changes it did not get to.
+func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p, err := d.conn()
+	if err != nil {
+		return 0, err
+	}
+	d.dropPrefetch()
+	release := d.rec.HoldDeletes()
+	tried := 0 // the changes from here on were not attempted
+	defer func() {
+		err = errors.Join(err, d.settleRecord(tried), release())
+	}()
+	if err := d.PruneRecord(); err != nil {
+		return 0, err
+	}
+	if err := d.writeAhead(p, changes); err != nil {
+		return 0, err
+	}
+	for i, c := range changes {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		tried = i + 1
+		if err := d.Apply(ctx, c); err != nil {
+			return i, err
+		}
+	}
+	return len(changes), nil
+}
+
+// writeAhead writes, in one write of the record, the entries Apply would
+// write before each change of a batch: the id of every endpoint it adds
+// (braid has no endpoint at the address; chosen as Apply chooses them, in
+// turn, each taking the lowest id free of the kernel's, the record's and
+// the ones chosen before it) and the limits from before braid first
+// changes them, with the removals of stale entries pending. Apply then
+// finds each entry recorded and writes nothing more. The entries it added
+// are remembered: Apply tells an endpoint braid recorded before this batch
+// from one only written ahead, and settleRecord drops those of changes the
+// batch did not get to.
+func (d *Driver) writeAhead(p *pm, changes []plan.Change) error {
+	var entries []record.Entry
+	ahead := map[string]int{}
+	taken := map[uint8]bool{}
+	for i, c := range changes {
+		if c.Action == plan.Delete {
+			continue
+		}
+		switch r := c.Resource().(type) {
+		case Endpoint:
+			key := r.Addr.String()
+			if d.rec.Has(KindEndpoint, key) {
+				continue // braid's endpoint, live (PruneRecord forgot those gone): fixed in place
+			}
+			if _, err := d.ifindex(r.Dev); err != nil {
+				continue // Apply fails before recording anything
+			}
+			id, takeover, err := d.chooseID(r.Addr, taken)
+			if err != nil {
+				continue // Apply says so
+			}
+			if !takeover {
+				taken[id] = true
+			}
+			ahead[KindEndpoint+" "+key] = i
+			entries = append(entries, record.Entry{Kind: KindEndpoint, Key: key, Value: endpointRecord{ID: id}})
+		case Limits:
+			if d.rec.Has(KindLimits, limitsKey) || r.Subflows > MaxLimit || r.AddAddrAccepted > MaxLimit {
+				continue
+			}
+			cur, err := p.limits()
+			if err != nil {
+				continue // Apply fails the same way
+			}
+			ahead[KindLimits+" "+limitsKey] = i
+			entries = append(entries, record.Entry{Kind: KindLimits, Key: limitsKey, Value: cur, IfAbsent: true})
+		}
+	}
+	if err := d.rec.PutAll(entries); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.ahead = ahead
+	d.mu.Unlock()
+	return nil
+}
+
+// wroteAhead reports whether this batch's writeAhead added the entry
+// kind/key (it was not recorded before the batch).
+func (d *Driver) wroteAhead(kind, key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.ahead[kind+" "+key]
+	return ok
+}
+
+// settleRecord ends a batch's use of the record: it forgets the entries
+// writeAhead added for the changes from tried on, which the batch did not
+// attempt (the failed change itself is Apply's to clean up, as without a
+// batch). The removals go out with the batch's held deletes.
+func (d *Driver) settleRecord(tried int) error {
+	d.mu.Lock()
+	ahead := d.ahead
+	d.ahead = nil
+	d.mu.Unlock()
+	var errs []error
+	for k, i := range ahead {
+		if i >= tried {
+			kind, key, _ := strings.Cut(k, " ")
+			errs = append(errs, d.rec.Delete(kind, key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // wrote counts one kernel write that took effect.
 func (d *Driver) wrote() { d.writes.Wrote() }
 
@@ -362,7 +509,9 @@ func (d *Driver) ensureEndpoint(p *pm, e Endpoint) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if had && r.ID != 0 {
+	// An id written ahead for this batch is for createEndpoint: no
+	// endpoint of braid's holds it yet.
+	if had && r.ID != 0 && !d.wroteAhead(KindEndpoint, key) {
 		k, ok, err := p.endpoint(r.ID)
 		if err != nil {
 			return false, fmt.Errorf("add %s: %w", e.Address(), err)
@@ -419,7 +568,7 @@ func (d *Driver) createEndpoint(p *pm, e Endpoint, ifindex int32) (bool, error) 
 				return false, fmt.Errorf("add %s: %w", e.Address(), err)
 			}
 		}
-		id, takeover, err := d.chooseID(e.Addr)
+		id, takeover, err := d.chooseID(e.Addr, nil)
 		if err != nil {
 			return false, fmt.Errorf("add %s: %w", e.Address(), err)
 		}
@@ -483,8 +632,8 @@ func (d *Driver) confirmID(p *pm, e Endpoint, id uint8) (kernelEndpoint, error) 
 
 // chooseID picks the id for a new endpoint at a: the id of the implicit
 // endpoint the kernel holds there (takeover), else the lowest id that no
-// live endpoint and no record entry uses.
-func (d *Driver) chooseID(a netip.Addr) (id uint8, takeover bool, err error) {
+// live endpoint, no record entry (but a's own) and no id in taken uses.
+func (d *Driver) chooseID(a netip.Addr, taken map[uint8]bool) (id uint8, takeover bool, err error) {
 	d.mu.Lock()
 	live := d.live
 	d.mu.Unlock()
@@ -494,6 +643,9 @@ func (d *Driver) chooseID(a netip.Addr) (id uint8, takeover bool, err error) {
 	used := make([]bool, 256)
 	for _, k := range live {
 		used[k.ID] = true
+	}
+	for id := range taken {
+		used[id] = true
 	}
 	for _, key := range d.rec.Keys(KindEndpoint) {
 		if key == a.String() {

@@ -101,7 +101,9 @@ func (d *Driver) applyAddr(action plan.Action, a Addr) (bool, error) {
 		// An address's fields are its identity: nothing to update.
 		return false, nil
 	}
-	had := d.rec.Has(KindAddress, key)
+	// Recorded before: braid's own address (not one written ahead for
+	// this batch).
+	had := d.rec.Has(KindAddress, key) && !d.wroteAhead(KindAddress, key)
 	if _, err := d.ifindex(a.Link); err != nil {
 		return false, fmt.Errorf("add address %s: %w", a.Address(), err)
 	}

@@ -11,9 +11,12 @@
 // write: the addresses braid adds (kind "address", key "LINK PREFIX"), the
 // previous value of each sysctl it changes (kind "sysctl") and the previous
 // admin state, MTU and MAC address of each link it changes (kind "link"),
-// so that a delete puts them back as they were found. Observe never writes the
-// record (a plan is read-only); entries it finds stale are forgotten by
-// the next Apply or by PruneRecord.
+// so that a delete puts them back as they were found. ApplyBatch writes the
+// entries of its whole batch at once, before its first kernel write, and
+// the removals that follow its deletes once after its last (see
+// writeAhead). Observe never writes the record (a plan is read-only);
+// entries it finds stale are forgotten by the next Apply or by
+// PruneRecord.
 //
 // A foreign address, route or rule with the identity of a desired one is
 // observed as Foreign, which the diff turns into a conflict; an Apply that

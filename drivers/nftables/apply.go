@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,24 +76,81 @@ func (t *tx) addSet(ci int, s Set) error {
 	return t.elements(ci, gs, s.Elements, true)
 }
 
-// elements adds (or deletes) ranges of a set.
+// elements adds (or deletes) ranges of a set, in messages of at most
+// maxElements elements encoded by elementsMsg.
 func (t *tx) elements(ci int, gs *gnft.Set, rs []Range, add bool) error {
 	elems := setElements(rs)
 	for len(elems) > 0 {
 		n := min(len(elems), maxElements)
-		chunk := elems[:n]
+		t.msgs = append(t.msgs, elementsMsg(gs, elems[:n], add))
+		t.owner = append(t.owner, ci)
 		elems = elems[n:]
-		err := t.emit(ci, func(c *gnft.Conn) error {
-			if add {
-				return c.SetAddElements(gs, chunk)
-			}
-			return c.SetDeleteElements(gs, chunk)
-		})
-		if err != nil {
-			return err
-		}
 	}
 	return nil
+}
+
+// elementsMsg encodes an NFT_MSG_NEWSETELEM (add) or NFT_MSG_DELSETELEM
+// message of elements of gs, exactly as google/nftables' SetAddElements
+// and SetDeleteElements do (TestElementsMsgAsTheLibrary compares them),
+// for the elements braid writes: a key, and the interval-end flag. The
+// library builds each element's attributes as a list of values and
+// marshals them level by level, which was a third of building a
+// transaction of 10,000 elements; this appends the bytes once.
+func elementsMsg(gs *gnft.Set, elems []gnft.SetElement, add bool) netlink.Message {
+	typ := unix.NFT_MSG_DELSETELEM
+	if add {
+		typ = unix.NFT_MSG_NEWSETELEM
+	}
+	size := 64 + len(gs.Name) + len(gs.Table.Name)
+	for _, e := range elems {
+		size += 28 + align4(len(e.Key))
+	}
+	b := make([]byte, 0, size)
+	b = append(b, byte(gs.Table.Family), unix.NFNETLINK_V0, 0, 0)
+	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_SET, append([]byte(gs.Name), 0))
+	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_SET_ID, binary.BigEndian.AppendUint32(nil, gs.ID))
+	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_TABLE, append([]byte(gs.Table.Name), 0))
+	list := len(b)
+	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_ELEMENTS|unix.NLA_F_NESTED, nil)
+	for i, e := range elems {
+		item := len(b)
+		b = appendAttr(b, uint16(i+1)|unix.NLA_F_NESTED, nil)
+		if e.IntervalEnd {
+			// The library marks this one nested too; the kernel does not
+			// mind.
+			b = appendAttr(b, unix.NFTA_SET_ELEM_FLAGS|unix.NLA_F_NESTED, binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END))
+		}
+		key := len(b)
+		b = appendAttr(b, unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED, nil)
+		b = appendAttr(b, unix.NFTA_DATA_VALUE, e.Key)
+		endAttr(b, key)
+		endAttr(b, item)
+	}
+	endAttr(b, list)
+	return netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
+			Flags: netlink.Request | netlink.Acknowledge | netlink.Create,
+		},
+		Data: b,
+	}
+}
+
+// appendAttr appends a netlink attribute holding v, padded to 4 bytes.
+func appendAttr(b []byte, typ uint16, v []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(unix.SizeofNlAttr+len(v)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, v...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// endAttr sets the length of the attribute appended at offset at to
+// include everything appended after it: a nested attribute.
+func endAttr(b []byte, at int) {
+	binary.NativeEndian.PutUint16(b[at:], uint16(len(b)-at))
 }
 
 func gset(s Set, id uint32) *gnft.Set {

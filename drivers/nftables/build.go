@@ -311,11 +311,18 @@ func SetMark(mark uint32) Stmt {
 type Ruleset struct {
 	sets  []Set
 	rules map[string][]Rule
-	errs  []error
+	// at finds a rule in rules by chain and ID: checking each new rule
+	// against every rule of its chain was quadratic (1,000 open ports
+	// were half a million string comparisons).
+	at   map[ruleAt]int
+	errs []error
 }
 
+// ruleAt is a rule's place in a Ruleset: its chain and ID.
+type ruleAt struct{ chain, id string }
+
 // NewRuleset returns an empty ruleset.
-func NewRuleset() *Ruleset { return &Ruleset{rules: map[string][]Rule{}} }
+func NewRuleset() *Ruleset { return &Ruleset{rules: map[string][]Rule{}, at: map[ruleAt]int{}} }
 
 // AddSet declares a named set of IPv4 (v6 false) or IPv6 addresses, with
 // intervals, holding prefixes (merged where they overlap or touch).
@@ -362,15 +369,13 @@ func (rs *Ruleset) Add(chain, id string, stmts ...Stmt) {
 		exprs = append(exprs, s.exprs...)
 	}
 	r := Rule{Chain: chain, ID: id, exprs: exprs, text: render(exprs)}
-	for _, o := range rs.rules[chain] {
-		if o.ID != id {
-			continue
-		}
-		if o.text != r.text {
+	if i, ok := rs.at[ruleAt{chain, id}]; ok {
+		if o := rs.rules[chain][i]; o.text != r.text {
 			rs.errs = append(rs.errs, fmt.Errorf("nftables rule %s:%s is wanted twice: %q and %q", chain, id, o.text, r.text))
 		}
 		return
 	}
+	rs.at[ruleAt{chain, id}] = len(rs.rules[chain])
 	rs.rules[chain] = append(rs.rules[chain], r)
 }
 

@@ -52,6 +52,10 @@
 //
 // Observe reads the table by name, the chains of the inet family (keeping
 // braid's: the kernel has no per-table chain dump), and the table's sets,
-// their elements and its rules, chain by chain. A converged table produces
-// no plan change and so no write.
+// their elements and its rules, chain by chain. The elements, the one
+// large read, come over the driver's own socket in messages of 32 KiB,
+// which the kernel builds about four times faster than page-sized ones.
+// Prefetch starts that read early (the CLI, once it holds the lock), and
+// the engine starts it beside the netlink driver's dumps. A converged
+// table produces no plan change and so no write.
 package nftables

@@ -27,7 +27,7 @@ type Options struct {
 }
 
 // Driver converges braid's nftables table. It implements
-// reconcile.Driver and reconcile.BatchApplier. Its methods are safe for
+// reconcile.Driver, reconcile.BatchApplier and reconcile.Prefetcher. Its methods are safe for
 // concurrent use, though the engine calls them one at a time.
 type Driver struct {
 	writes *failpoint.Counter
@@ -38,6 +38,11 @@ type Driver struct {
 
 	mu sync.Mutex // serialises transactions on tx
 	tx *txConn
+	// dump reads the elements of sets.
+	dump *dumpConn
+
+	// pf holds the read Prefetch is taking for the next Observe.
+	pf prefetcher
 }
 
 // New returns a driver whose sockets are in the network namespace of the
@@ -59,18 +64,26 @@ func New(opts Options) *Driver {
 		d.err = fmt.Errorf("nftables driver: %w", err)
 		return d
 	}
-	d.conn, d.tx = conn, tx
+	dump, err := dialDump()
+	if err != nil {
+		conn.CloseLasting()
+		tx.close()
+		d.err = fmt.Errorf("nftables driver: %w", err)
+		return d
+	}
+	d.conn, d.tx, d.dump = conn, tx, dump
 	return d
 }
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.tx == nil {
 		return nil
 	}
-	err := errors.Join(d.conn.CloseLasting(), d.tx.close())
+	err := errors.Join(d.conn.CloseLasting(), d.tx.close(), d.dump.close())
 	d.tx = nil
 	d.err = errors.New("nftables driver: closed")
 	return err
@@ -97,14 +110,25 @@ func (d *Driver) Observe(ctx context.Context, desired []plan.Resource) ([]plan.O
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.failed(); err != nil {
+		return nil, err
 	}
-	l, err := d.read(func(string) bool { return true })
-	if err != nil {
-		return nil, fmt.Errorf("nftables driver: %w", err)
+	l := d.takePrefetch()
+	if l == nil {
+		var err error
+		if l, err = d.read(func(string) bool { return true }); err != nil {
+			return nil, fmt.Errorf("nftables driver: %w", err)
+		}
 	}
 	return observe(l, split(desired)), nil
+}
+
+// failed returns why the driver cannot be used (its sockets could not be
+// opened, or it is closed), or nil.
+func (d *Driver) failed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 // Apply implements reconcile.Driver: a transaction of one change.
@@ -131,6 +155,7 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, er
 			return 0, fmt.Errorf("nftables driver: %s: not an nftables resource (%T)", c.Address(), c.Resource())
 		}
 	}
+	d.dropPrefetch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {

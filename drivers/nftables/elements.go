@@ -1,7 +1,6 @@
 package nftables
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -125,27 +124,22 @@ func setElements(rs []Range) []gnft.SetElement {
 	return out
 }
 
-// rangesFromElements decodes the elements the kernel lists for an interval
-// set of addresses (keyLen 4 or 16 bytes) back into ranges, exactly as
-// stored: a start runs to the next end element, or to the next start, or
-// to the top; an end element with no start before it is kept as such, so
-// that it can be deleted.
-func rangesFromElements(elems []gnft.SetElement, keyLen int) ([]Range, error) {
-	type el struct {
-		key netip.Addr
-		end bool
-	}
-	list := make([]el, 0, len(elems))
-	for _, e := range elems {
-		if len(e.Key) != keyLen {
-			return nil, fmt.Errorf("set element of %d bytes in a set of %d-byte keys", len(e.Key), keyLen)
-		}
-		a, _ := netip.AddrFromSlice(e.Key)
-		list = append(list, el{a, e.IntervalEnd})
-	}
+// element is one element of an interval set of addresses as the kernel
+// lists it: a start, or (end) the first address after a range.
+type element struct {
+	key netip.Addr
+	end bool
+}
+
+// rangesFromElements turns the elements the kernel lists for an interval
+// set of addresses back into ranges, exactly as stored: a start runs to
+// the next end element, or to the next start, or to the top; an end
+// element with no start before it is kept as such, so that it can be
+// deleted. It sorts list.
+func rangesFromElements(list []element) []Range {
 	// By address; at one address an end (closing the range before) comes
 	// before a start (opening the next).
-	slices.SortFunc(list, func(a, b el) int {
+	slices.SortFunc(list, func(a, b element) int {
 		if c := a.key.Compare(b.key); c != 0 {
 			return c
 		}
@@ -178,7 +172,7 @@ func rangesFromElements(elems []gnft.SetElement, keyLen int) ([]Range, error) {
 	if open.IsValid() {
 		out = append(out, Range{First: open})
 	}
-	return out, nil
+	return out
 }
 
 // elementDiff returns the ranges of want not in have (to add) and of have

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -45,18 +46,61 @@ func TestRangesOf(t *testing.T) {
 // stray end element, so that it can be deleted.
 func TestRangesFromElements(t *testing.T) {
 	rs := rangesOf(pfxs("10.0.0.0/8", "192.168.1.1/32", "255.255.255.0/24"))
-	got, err := rangesFromElements(setElements(rs), 4)
+	got, err := decoded(setElements(rs), 4)
 	if err != nil || !slices.Equal(got, rs) {
 		t.Errorf("round trip: %v, %v; want %v", got, err, rs)
 	}
 	nft := append([]gnft.SetElement{{Key: []byte{0, 0, 0, 0}, IntervalEnd: true}}, setElements(rs)...)
 	slices.Reverse(nft) // the kernel lists them backwards
-	got, err = rangesFromElements(nft, 4)
+	got, err = decoded(nft, 4)
 	if err != nil || len(got) != 4 || got[0].String() != "end-only 0.0.0.0" || !slices.Equal(got[1:], rs) {
 		t.Errorf("nft's elements: %v, %v", got, err)
 	}
-	if _, err := rangesFromElements([]gnft.SetElement{{Key: []byte{1, 2, 3}}}, 4); err == nil {
+}
+
+// decoded decodes elements as the kernel lists them (keys of keyLen
+// bytes, in any order) into ranges, through the message the kernel sends
+// them in.
+func decoded(elems []gnft.SetElement, keyLen int) ([]Range, error) {
+	list, err := decodeElements(nil, elementsMessage(elems), keyLen)
+	if err != nil {
+		return nil, err
+	}
+	return rangesFromElements(list), nil
+}
+
+// elementsMessage is the body of an NFT_MSG_NEWSETELEM message holding
+// elems, as google/nftables encodes it: the kernel lists elements in
+// messages of the same shape.
+func elementsMessage(elems []gnft.SetElement) []byte {
+	t, err := newTx()
+	if err != nil {
+		panic(err)
+	}
+	gs := &gnft.Set{Table: braidTable(), Name: "s", ID: 1, Interval: true, KeyType: gnft.TypeIPAddr}
+	if err := t.emit(0, func(c *gnft.Conn) error { return c.SetAddElements(gs, elems) }); err != nil {
+		panic(err)
+	}
+	if len(t.msgs) != 1 {
+		panic(fmt.Sprintf("%d messages", len(t.msgs)))
+	}
+	return t.msgs[0].Data
+}
+
+func TestDecodeElements(t *testing.T) {
+	got, err := decodeElements(nil, elementsMessage([]gnft.SetElement{
+		{Key: []byte{10, 0, 0, 1}},
+		{Key: []byte{10, 0, 0, 2}, IntervalEnd: true},
+	}), 4)
+	want := []element{{netip.MustParseAddr("10.0.0.1"), false}, {netip.MustParseAddr("10.0.0.2"), true}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("decoded %v, %v; want %v", got, err, want)
+	}
+	if _, err := decodeElements(nil, elementsMessage([]gnft.SetElement{{Key: []byte{1, 2, 3}}}), 4); err == nil {
 		t.Error("a 3-byte key in an ipv4_addr set was accepted")
+	}
+	if _, err := decodeElements(nil, []byte{1, 0, 0, 0, 8, 0, 3, 0}, 4); err == nil {
+		t.Error("a truncated attribute was accepted")
 	}
 }
 
@@ -111,7 +155,7 @@ func roundTripElements(t *testing.T, b []byte, keyLen int) {
 		elems = append(elems, gnft.SetElement{Key: b[:keyLen], IntervalEnd: b[keyLen]&1 == 1})
 		b = b[keyLen+1:]
 	}
-	rs, err := rangesFromElements(elems, keyLen)
+	rs, err := decoded(elems, keyLen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +164,7 @@ func roundTripElements(t *testing.T, b []byte, keyLen int) {
 			t.Fatalf("ranges out of order: %v", rs)
 		}
 	}
-	again, err := rangesFromElements(setElements(rs), keyLen)
+	again, err := decoded(setElements(rs), keyLen)
 	if err != nil || !slices.Equal(again, rs) {
 		t.Fatalf("elements %v decode to %v, which encode and decode to %v (%v)", elems, rs, again, err)
 	}
@@ -136,4 +180,38 @@ func key(r Range) netip.Addr {
 		return r.First
 	}
 	return r.End
+}
+
+// elementsMsg encodes exactly what google/nftables' SetAddElements and
+// SetDeleteElements do, for elements of both families, with and without
+// the interval-end flag.
+func TestElementsMsgAsTheLibrary(t *testing.T) {
+	v4 := setElements(rangesOf(pfxs("10.0.0.0/8", "192.168.1.1/32", "255.255.255.0/24")))
+	v6 := setElements(rangesOf(pfxs("2001:db8::/32", "fd00::1/128", "ffff::/16")))
+	for _, tt := range []struct {
+		name  string
+		elems []gnft.SetElement
+		kt    gnft.SetDatatype
+	}{{"v4", v4, gnft.TypeIPAddr}, {"v6", v6, gnft.TypeIP6Addr}} {
+		for _, add := range []bool{true, false} {
+			gs := &gnft.Set{Table: braidTable(), Name: "allow_" + tt.name, ID: 7, Interval: true, KeyType: tt.kt}
+			lib, err := newTx()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = lib.emit(0, func(c *gnft.Conn) error {
+				if add {
+					return c.SetAddElements(gs, tt.elems)
+				}
+				return c.SetDeleteElements(gs, tt.elems)
+			})
+			if err != nil || len(lib.msgs) != 1 {
+				t.Fatalf("%s add=%v: the library made %d messages: %v", tt.name, add, len(lib.msgs), err)
+			}
+			got, want := elementsMsg(gs, tt.elems, add), lib.msgs[0]
+			if got.Header.Type != want.Header.Type || got.Header.Flags != want.Header.Flags || !slices.Equal(got.Data, want.Data) {
+				t.Errorf("%s add=%v:\n got  %v %v %x\n want %v %v %x", tt.name, add, got.Header.Type, got.Header.Flags, got.Data, want.Header.Type, want.Header.Flags, want.Data)
+			}
+		}
+	}
 }

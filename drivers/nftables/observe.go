@@ -59,9 +59,45 @@ var hookNames = map[gnft.ChainHook]string{
 // read reads braid's table: the table itself (a get by name), the chains
 // of the inet family keeping only braid's (the kernel cannot dump the
 // chains of one table), the table's sets and rules (dumps the kernel
-// filters by table and chain), and the elements of the sets elements
-// selects. Nothing of another table is kept.
+// filters by table and chain), and the elements of the address sets
+// elements selects (on the driver's own socket: see dumpConn). Nothing of
+// another table is kept.
+//
+// The read takes several requests, so it is checked against the ruleset's
+// generation (see consistent): a transaction committed in the middle of
+// it (another program deleting the table, say) would otherwise show a
+// table that never was, such as one whose last chain has no rules.
 func (d *Driver) read(elements func(set string) bool) (*live, error) {
+	return consistent(d.dump.generation, func() (*live, error) { return d.readOnce(elements) })
+}
+
+// readAttempts bounds the reads of a table that keeps changing.
+const readAttempts = 5
+
+// consistent runs read between two readings of the ruleset's generation,
+// and again while they differ: its result is then the table as it was at
+// one moment. A read that failed while the generation changed is run again
+// too (it may have met an object deleted meanwhile).
+func consistent(generation func() (uint32, error), read func() (*live, error)) (*live, error) {
+	for range readAttempts {
+		before, err := generation()
+		if err != nil {
+			return nil, err
+		}
+		l, rerr := read()
+		after, err := generation()
+		if err != nil {
+			return nil, err
+		}
+		if after == before {
+			return l, rerr
+		}
+	}
+	return nil, fmt.Errorf("the ruleset changed during each of %d reads", readAttempts)
+}
+
+// readOnce is one read of the table (see read).
+func (d *Driver) readOnce(elements func(set string) bool) (*live, error) {
 	t, err := d.conn.ListTableOfFamily(TableName, gnft.TableFamilyINet)
 	if errors.Is(err, unix.ENOENT) {
 		return &live{}, nil
@@ -89,14 +125,12 @@ func (d *Driver) read(elements func(set string) bool) (*live, error) {
 			continue // a rule's own set: it goes with the rule
 		}
 		set := setFrom(s)
-		if elements(s.Name) {
-			elems, err := d.conn.GetSetElements(s)
+		if keyLen := set.keyLen(); keyLen > 0 && elements(s.Name) {
+			elems, err := d.dump.setElements(s.Name, keyLen)
 			if err != nil {
 				return nil, fmt.Errorf("read the elements of set %s: %w", s.Name, err)
 			}
-			if set.Elements, err = setRanges(set, elems); err != nil {
-				return nil, fmt.Errorf("set %s: %w", s.Name, err)
-			}
+			set.Elements = rangesFromElements(elems)
 		}
 		l.sets = append(l.sets, set)
 	}
@@ -154,16 +188,17 @@ func setFrom(s *gnft.Set) Set {
 	return out
 }
 
-// setRanges decodes the elements of an address set. Sets of other types
-// are not braid's: their elements are not decoded (the set is replaced).
-func setRanges(s Set, elems []gnft.SetElement) ([]Range, error) {
+// keyLen is the length of the keys of an address set, 0 for a set of
+// another type: those are not braid's, their elements are not read (the
+// set is replaced).
+func (s Set) keyLen() int {
 	switch s.Type {
 	case typeIPv4:
-		return rangesFromElements(elems, 4)
+		return 4
 	case typeIPv6:
-		return rangesFromElements(elems, 16)
+		return 16
 	}
-	return nil, nil
+	return 0
 }
 
 // rulesFrom identifies a chain's rules by their user data. A rule without

@@ -4,9 +4,16 @@
 // address). An entry is written, synced and renamed into place before the
 // kernel write it describes, so that after a crash braid still knows what
 // it owns and `destroy` can put the host back as it found it.
+//
+// Every write is one synced replacement of the whole file, so a driver
+// applying a batch of changes writes the entries of the whole batch at once
+// (PutAll) before its first kernel write, and holds back the removals that
+// follow its deletes (HoldDeletes) until the batch is done: two writes for
+// the batch instead of one per change.
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,11 +32,29 @@ const FileName = "owned.json"
 // Record is the ownership record of one network namespace. Entries are
 // grouped by kind ("address", "sysctl", "link", ...) and keyed by a driver's
 // own key. It is safe for concurrent use.
+//
+// Every entry the record holds in memory is on disk too: a Put whose write
+// fails is undone. Only removals may be in memory alone, while deletes are
+// held (HoldDeletes) or after a failed write; the next write persists them.
 type Record struct {
 	path string
 
 	mu   sync.Mutex
 	data map[string]map[string]json.RawMessage
+	// held counts the HoldDeletes in force; dirty says that the memory
+	// has removals the file does not.
+	held  int
+	dirty bool
+	// saves counts the writes (see Writes).
+	saves int
+}
+
+// Entry is one entry for PutAll.
+type Entry struct {
+	Kind, Key string
+	Value     any
+	// IfAbsent keeps an existing entry, as PutIfAbsent does.
+	IfAbsent bool
 }
 
 // Open loads the record in dir, or starts an empty one if there is none. The
@@ -48,6 +73,15 @@ func Open(dir string) (*Record, error) {
 	}
 	if r.data == nil {
 		r.data = map[string]map[string]json.RawMessage{}
+	}
+	// As Put stores them, so that an equal Put is known to be on disk.
+	for _, entries := range r.data {
+		for k, raw := range entries {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err == nil {
+				entries[k] = b.Bytes()
+			}
+		}
 	}
 	return r, nil
 }
@@ -109,41 +143,116 @@ func (r *Record) Keys(kind string) []string {
 }
 
 // Put records v under kind/key and persists the record before returning.
+// An equal entry already recorded is already on disk: nothing is written.
 func (r *Record) Put(kind, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("record %s %q: %w", kind, key, err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.data[kind] == nil {
-		r.data[kind] = map[string]json.RawMessage{}
-	}
-	r.data[kind][key] = raw
-	return r.save()
+	return r.PutAll([]Entry{{Kind: kind, Key: key, Value: v}})
 }
 
 // PutIfAbsent records v under kind/key unless an entry exists (the first
 // previous value is the one to restore) and persists the record.
 func (r *Record) PutIfAbsent(kind, key string, v any) error {
-	if r.Has(kind, key) {
-		return nil
-	}
-	return r.Put(kind, key, v)
+	return r.PutAll([]Entry{{Kind: kind, Key: key, Value: v, IfAbsent: true}})
 }
 
-// Delete forgets kind/key and persists the record.
+// PutAll records the entries, in order, and persists the record once
+// before returning: the write-ahead of a whole batch of kernel writes. If
+// every entry is already recorded as given (or, with IfAbsent, at all),
+// nothing is written. If the write fails, the record is left as it was.
+func (r *Record) PutAll(entries []Entry) error {
+	raws := make([]json.RawMessage, len(entries))
+	for i, e := range entries {
+		raw, err := json.Marshal(e.Value)
+		if err != nil {
+			return fmt.Errorf("record %s %q: %w", e.Kind, e.Key, err)
+		}
+		raws[i] = raw
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	type undo struct {
+		kind, key string
+		raw       json.RawMessage
+		had       bool
+	}
+	var undos []undo
+	for i, e := range entries {
+		old, had := r.data[e.Kind][e.Key]
+		if had && (e.IfAbsent || bytes.Equal(old, raws[i])) {
+			continue
+		}
+		undos = append(undos, undo{e.Kind, e.Key, old, had})
+		if r.data[e.Kind] == nil {
+			r.data[e.Kind] = map[string]json.RawMessage{}
+		}
+		r.data[e.Kind][e.Key] = raws[i]
+	}
+	if len(undos) == 0 {
+		return nil
+	}
+	if err := r.save(); err != nil {
+		for i := len(undos) - 1; i >= 0; i-- {
+			u := undos[i]
+			if u.had {
+				r.data[u.kind][u.key] = u.raw
+			} else {
+				r.remove(u.kind, u.key)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// Delete forgets kind/key and persists the record, unless deletes are held
+// (HoldDeletes): then the removal is persisted by the next write.
 func (r *Record) Delete(kind, key string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.data[kind][key]; !ok {
 		return nil
 	}
+	r.remove(kind, key)
+	r.dirty = true
+	if r.held > 0 {
+		return nil
+	}
+	return r.save()
+}
+
+// HoldDeletes makes Delete forget entries in memory only until release is
+// called, which persists what was forgotten meanwhile (if no other write
+// has) in one write. A driver holds deletes for a batch of changes: the
+// removal of an entry may reach the disk after the kernel write it
+// follows, which is safe, since an entry for what is gone from the kernel
+// is stale, and the next pass forgets it (or restores a value that is
+// already so), whereas an entry must never be missing for what braid
+// changed. Entries written meanwhile (Put, PutAll) are persisted at once,
+// with the removals so far. Holds nest: the last release writes.
+func (r *Record) HoldDeletes() (release func() error) {
+	r.mu.Lock()
+	r.held++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() error {
+		var err error
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.held--
+			if r.held == 0 && r.dirty {
+				err = r.save()
+			}
+		})
+		return err
+	}
+}
+
+// remove forgets kind/key in memory.
+func (r *Record) remove(kind, key string) {
 	delete(r.data[kind], key)
 	if len(r.data[kind]) == 0 {
 		delete(r.data, kind)
 	}
-	return r.save()
 }
 
 // Empty reports whether nothing is recorded.
@@ -153,9 +262,19 @@ func (r *Record) Empty() bool {
 	return len(r.data) == 0
 }
 
+// Writes returns how many times the record was written (for a memory
+// record, would have been): what a batch costs, for tests.
+func (r *Record) Writes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.saves
+}
+
 // save writes the record durably (internal/atomicfile).
 func (r *Record) save() error {
+	r.saves++
 	if r.path == "" {
+		r.dirty = false
 		return nil
 	}
 	b, err := json.MarshalIndent(r.data, "", "  ")
@@ -165,5 +284,6 @@ func (r *Record) save() error {
 	if err := atomicfile.Write(r.path, b, 0o600); err != nil {
 		return fmt.Errorf("ownership record: %w", err)
 	}
+	r.dirty = false
 	return nil
 }

@@ -79,3 +79,145 @@ func TestMemory(t *testing.T) {
 		t.Fatal("memory record lost an entry")
 	}
 }
+
+func TestPutAllWritesOnce(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put("sysctl", "net.ipv4.ip_forward", "0"); err != nil {
+		t.Fatal(err)
+	}
+	err = r.PutAll([]Entry{
+		{Kind: "address", Key: "wan1 10.0.0.2/24", Value: struct{}{}},
+		{Kind: "address", Key: "wan2 10.0.1.2/24", Value: struct{}{}},
+		// Kept: the first previous value is the one to restore.
+		{Kind: "sysctl", Key: "net.ipv4.ip_forward", Value: "1", IfAbsent: true},
+		{Kind: "link", Key: "wan1", Value: prev{MTU: 1500}, IfAbsent: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Writes(); n != 2 {
+		t.Fatalf("%d writes, want 2: one Put, one PutAll", n)
+	}
+	again, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if ok, _ := again.Get("sysctl", "net.ipv4.ip_forward", &v); !ok || v != "0" {
+		t.Fatalf("sysctl entry %q, want the first value 0", v)
+	}
+	if !again.Has("address", "wan2 10.0.1.2/24") || !again.Has("link", "wan1") {
+		t.Fatal("the batch did not reach the disk")
+	}
+	// What is recorded as given is on disk already, also after a restart.
+	err = again.PutAll([]Entry{
+		{Kind: "address", Key: "wan1 10.0.0.2/24", Value: struct{}{}},
+		{Kind: "link", Key: "wan1", Value: prev{MTU: 1500}},
+		{Kind: "sysctl", Key: "net.ipv4.ip_forward", Value: "1", IfAbsent: true},
+	})
+	if err != nil || again.Writes() != 0 {
+		t.Fatalf("%d writes (%v) for entries already recorded", again.Writes(), err)
+	}
+	if err := again.Put("link", "wan1", prev{MTU: 9000}); err != nil || again.Writes() != 1 {
+		t.Fatalf("%d writes (%v) for a changed entry", again.Writes(), err)
+	}
+}
+
+func TestFailedWriteLeavesTheRecordAsItWas(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put("link", "wan1", prev{MTU: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the file goes: the rename fails.
+	path := filepath.Join(dir, FileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err = r.PutAll([]Entry{
+		{Kind: "link", Key: "wan1", Value: prev{MTU: 9000}},
+		{Kind: "address", Key: "wan1 10.0.0.2/24", Value: struct{}{}},
+	})
+	if err == nil {
+		t.Fatal("the write did not fail")
+	}
+	var p prev
+	if ok, _ := r.Get("link", "wan1", &p); !ok || p.MTU != 1500 || r.Has("address", "wan1 10.0.0.2/24") {
+		t.Fatalf("a failed write left entries in memory that are not on disk: %+v %v", p, r.Keys("address"))
+	}
+	// Had the failed entry stayed in memory, this would not write at all.
+	os.Remove(path)
+	if err := r.Put("address", "wan1 10.0.0.2/24", struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Open(dir); !again.Has("address", "wan1 10.0.0.2/24") {
+		t.Fatal("the entry written after the failure is not on disk")
+	}
+}
+
+func TestHoldDeletes(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.PutAll([]Entry{
+		{Kind: "address", Key: "a", Value: struct{}{}},
+		{Kind: "address", Key: "b", Value: struct{}{}},
+		{Kind: "address", Key: "c", Value: struct{}{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := r.HoldDeletes()
+	inner := r.HoldDeletes()
+	for _, k := range []string{"a", "b"} {
+		if err := r.Delete("address", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Has("address", "a") {
+		t.Fatal("a held delete is not seen in memory")
+	}
+	if again, _ := Open(dir); !again.Has("address", "a") || r.Writes() != 1 {
+		t.Fatalf("a held delete was written (%d writes)", r.Writes())
+	}
+	if err := inner(); err != nil || r.Writes() != 1 {
+		t.Fatalf("an inner release wrote (%d writes, %v)", r.Writes(), err)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := release(); err != nil || r.Writes() != 2 {
+		t.Fatalf("%d writes (%v), want one more for the held deletes, once", r.Writes(), err)
+	}
+	again, _ := Open(dir)
+	if again.Has("address", "a") || again.Has("address", "b") || !again.Has("address", "c") {
+		t.Fatalf("after the release: %v", again.Keys("address"))
+	}
+	// Nothing deleted meanwhile: nothing to write.
+	r.HoldDeletes()()
+	if r.Writes() != 2 {
+		t.Fatal("a release with nothing held wrote")
+	}
+	// A Put meanwhile persists the removals so far with its entry.
+	release = r.HoldDeletes()
+	r.Delete("address", "c")
+	r.Put("link", "wan1", prev{MTU: 1500})
+	if again, _ := Open(dir); again.Has("address", "c") || !again.Has("link", "wan1") {
+		t.Fatal("a write during a hold did not persist the removal with the entry")
+	}
+	if err := release(); err != nil || r.Writes() != 3 {
+		t.Fatalf("%d writes (%v), want 3: the release had nothing left to write", r.Writes(), err)
+	}
+}

@@ -152,6 +152,11 @@ func (c *Client) Post(ctx context.Context, path string, v any) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, v any) error {
+	// No socket, no daemon: said without starting an HTTP client, which
+	// is most of what a CLI run spends here when no daemon runs.
+	if _, err := os.Lstat(filepath.Join(c.dir, SocketName)); errors.Is(err, fs.ErrNotExist) {
+		return ErrNoDaemon
+	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://braid"+path, nil)
 	if err != nil {
 		return err

@@ -3,10 +3,12 @@
 package netns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,6 +61,35 @@ func Enter(name string) error {
 		return fmt.Errorf("enter network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// EnterProcess moves every thread of the process into the named namespace
+// at once (syscall.AllThreadsSyscall), so that whatever the process does
+// from then on, on any thread, happens there: threads the runtime starts
+// later are cloned from threads already inside. Called first thing in
+// main, it is as if the process had been started inside the namespace,
+// without the second process start of entering on one thread and
+// re-executing. In a binary that uses cgo the runtime cannot reach every
+// thread, and it fails with an error wrapping errors.ErrUnsupported before
+// anything moved.
+func EnterProcess(name string) error {
+	path := name
+	if filepath.Base(name) == name {
+		path = filepath.Join(NamedDir, name)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	_, _, errno := syscall.AllThreadsSyscall(unix.SYS_SETNS, uintptr(fd), unix.CLONE_NEWNET, 0)
+	switch errno {
+	case 0:
+		return nil
+	case unix.ENOTSUP:
+		return fmt.Errorf("enter network namespace %s with every thread: %w", name, errors.ErrUnsupported)
+	}
+	return fmt.Errorf("enter network namespace %s: %w", name, errno)
 }
 
 // Do runs fn on a locked OS thread inside the named namespace and returns
