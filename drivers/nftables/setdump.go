@@ -61,8 +61,6 @@ func dialDump() (*dumpConn, error) {
 
 func (c *dumpConn) close() error { return unix.Close(c.fd) }
 
-
-
 // setElements lists the elements of braid's set name, whose keys are
 // keyLen bytes, as the kernel stores them.
 func (c *dumpConn) setElements(set string, keyLen int) ([]element, error) {
