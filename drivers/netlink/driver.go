@@ -92,10 +92,6 @@ type Driver struct {
 	stale []recordKey
 	// pre is the snapshot Prefetch is taking for the next Observe.
 	pre *prefetch
-	// ahead maps the record entries the running batch wrote ahead (that
-	// were not recorded before it) to the index of their change; see
-	// writeAhead.
-	ahead map[recordKey]int
 	// routeHint is the number of routes the last dump of each family
 	// (IPv4, IPv6) found.
 	routeHint [2]int
