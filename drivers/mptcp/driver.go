@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/prefetch"
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -77,7 +78,7 @@ type Driver struct {
 	// kernel; the next Apply (or PruneRecord) forgets them.
 	stale []string
 	// pre is the read Prefetch is taking for the next Observe.
-	pre    *prefetch
+	pre    prefetch.Slot[pmRead]
 	closed bool
 }
 
@@ -109,7 +110,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -176,7 +177,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if d.rec == nil {
 		return nil, d.err
 	}
-	pre := d.takePrefetch()
+	pre, prefetched := d.pre.Take(d.log)
 	recorded := d.rec.Keys(KindEndpoint)
 	limitsRecorded := d.rec.Has(KindLimits, limitsKey)
 	if len(wantEps) == 0 && !wantLimits && len(recorded) == 0 && !limitsRecorded {
@@ -188,7 +189,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 		return nil, err
 	}
 	var live []kernelEndpoint
-	if pre != nil {
+	if prefetched {
 		live = pre.live
 		d.mu.Lock()
 		d.live = live
@@ -199,7 +200,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	var out []plan.Observed
 	if wantLimits || limitsRecorded {
 		l := Limits{}
-		if pre != nil {
+		if prefetched {
 			l = pre.limits
 		} else if l, err = p.limits(); err != nil {
 			return nil, err
@@ -325,7 +326,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err != nil {
 		return err
 	}
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}
@@ -374,7 +375,7 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied
 	if err != nil {
 		return 0, err
 	}
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	b := d.rec.Batch()
 	tried := 0 // the changes from here on were not attempted
 	defer func() {

@@ -72,7 +72,7 @@ import (
 // follow its deletes, and of the entries written ahead for changes it did
 // not get to.
 func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	b := d.rec.Batch()
 	tried := 0 // the changes from here on were not attempted
 	defer func() {

@@ -407,13 +407,9 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 	r.convergeBatch(want)
 
 	r.d.Prefetch(context.Background())
-	r.d.mu.Lock()
-	p := r.d.pre
-	r.d.mu.Unlock()
-	if p == nil {
+	if !r.d.pre.Wait() {
 		t.Fatal("no prefetch pending")
 	}
-	<-p.done
 	// A change after the snapshot was taken: the next Observe, which uses
 	// the snapshot, does not see it (as a plan does not see what changes
 	// after its dumps); the one after dumps afresh and does.
@@ -453,7 +449,7 @@ func TestPrefetchIsDroppedByWrites(t *testing.T) {
 func TestPrefetchWithAGivenHandleOrClosed(t *testing.T) {
 	r := newRigWith(t, true)
 	r.d.Prefetch(context.Background())
-	if r.d.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch with a caller's handle, which the caller may be using")
 	}
 	r = newRig(t)
@@ -463,7 +459,7 @@ func TestPrefetchWithAGivenHandleOrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.d.Prefetch(context.Background())
-	if r.d.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch on a closed driver")
 	}
 }

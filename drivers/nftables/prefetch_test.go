@@ -7,17 +7,12 @@ import (
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// pending returns the read Prefetch started, waiting for it to end.
-func (r *rig) pending() *prefetch {
+// pending waits for the read Prefetch started to end.
+func (r *rig) pending() {
 	r.t.Helper()
-	r.d.pf.mu.Lock()
-	p := r.d.pf.pre
-	r.d.pf.mu.Unlock()
-	if p == nil {
+	if !r.d.pre.Wait() {
 		r.t.Fatal("no prefetch pending")
 	}
-	<-p.done
-	return p
 }
 
 func TestPrefetchIsUsedOnce(t *testing.T) {
@@ -56,7 +51,7 @@ func TestPrefetchClosed(t *testing.T) {
 	r := newRig(t)
 	r.d.Close()
 	r.d.Prefetch(context.Background())
-	if r.d.pf.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch on a closed driver")
 	}
 }
