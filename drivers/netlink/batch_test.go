@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/drivers/record"
-	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/crashtest"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -346,21 +342,16 @@ func testApplyBatchAlreadySo(t *testing.T, r *rig) {
 // the crash left, at least the counted writes, is braid's own, and the
 // next converge completes it and writes nothing once converged.
 func TestApplyBatchCrash(t *testing.T) {
-	if ns := os.Getenv("BRAID_TEST_BATCH_CRASH_NS"); ns != "" {
-		crashChild(ns)
-		return
+	if c := crashtest.Child(); c != nil {
+		d, err := New(Options{Record: record.Memory(), Writes: c.Writes})
+		c.Check(err)
+		c.ApplyBatch(d, batchState(600, 60))
 	}
 	for _, at := range []int{1, 37, 64, 65, 300, 659} {
 		t.Run(strconv.Itoa(at), func(t *testing.T) {
 			r := newRig(t)
 			r.uplink()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestApplyBatchCrash$")
-			cmd.Env = append(os.Environ(), "BRAID_TEST_BATCH_CRASH_NS="+r.ns, failpoint.Env+"="+strconv.Itoa(at))
-			out, err := cmd.CombinedOutput()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != failpoint.ExitCode {
-				t.Fatalf("child: %v\n%s", err, out)
-			}
+			crashtest.Run(t, r.ns, "", at)
 			if got := strings.Count(r.braidState(), "\n"); got < at {
 				t.Fatalf("%d objects after a crash at write %d", got, at)
 			}
@@ -369,35 +360,6 @@ func TestApplyBatchCrash(t *testing.T) {
 			r.settled(state)
 		})
 	}
-}
-
-// crashChild converges batchState(600, 60) in ns with the failpoint armed
-// from the environment; it exits 86 at the armed write.
-func crashChild(ns string) {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		fail(err)
-	}
-	writes, err := failpoint.FromEnv()
-	if err != nil {
-		fail(err)
-	}
-	d, err := New(Options{Record: record.Memory(), Writes: writes})
-	if err != nil {
-		fail(err)
-	}
-	state := batchState(600, 60)
-	live, err := d.Observe(context.Background(), state)
-	if err != nil {
-		fail(err)
-	}
-	changes, _ := plan.Diff(state, live)
-	n, err := d.ApplyBatch(context.Background(), changes)
-	fail(fmt.Errorf("the failpoint did not fire: applied %d of %d (%v)", n, len(changes), err))
 }
 
 func TestPrefetchIsUsedOnce(t *testing.T) {

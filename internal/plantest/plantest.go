@@ -1,6 +1,6 @@
 // Package plantest gives drivers' tests the observe, diff and apply steps
-// of the engine, one change at a time, and short forms of plans for their
-// failure messages.
+// of the engine, one change at a time, the check that a converged state
+// stays so, and short forms of plans for their failure messages.
 package plantest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -38,6 +39,34 @@ func Converge(t testing.TB, d Driver, want []plan.Resource) []plan.Change {
 		}
 	}
 	return changes
+}
+
+// Plan observes and diffs, as the engine plans; it fails the test on an
+// error.
+func Plan(t testing.TB, d Driver, want []plan.Resource) ([]plan.Change, []plan.Conflict) {
+	t.Helper()
+	return plan.Diff(want, Observe(t, d, want))
+}
+
+// Settled checks that a second plan is empty and that converging again
+// writes nothing (writes counts d's kernel writes).
+func Settled(t testing.TB, d Driver, writes *failpoint.Counter, want []plan.Resource) {
+	t.Helper()
+	if n := Writes(writes, func() {
+		if changes := Converge(t, d, want); len(changes) != 0 {
+			t.Fatalf("plan after apply is not empty: %s", Describe(changes))
+		}
+	}); n != 0 {
+		t.Fatalf("a converged state made %d writes", n)
+	}
+}
+
+// Writes runs fn and returns the number of kernel writes writes counted
+// meanwhile.
+func Writes(writes *failpoint.Counter, fn func()) int64 {
+	before := writes.Count()
+	fn()
+	return writes.Count() - before
 }
 
 // Describe lists changes one a line: "+ ADDRESS description".
