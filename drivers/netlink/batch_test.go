@@ -239,7 +239,7 @@ func testApplyBatchRefusal(t *testing.T, r *rig, routes, at int, v6 bool) {
 	for _, c := range changes[n:] {
 		wantRest = append(wantRest, c.Action.Symbol()+c.Address())
 	}
-	if got := actions(rest); strings.Join(got, "\n") != strings.Join(sortedCopy(wantRest), "\n") {
+	if got := plantest.SortedActions(rest); strings.Join(got, "\n") != strings.Join(sortedCopy(wantRest), "\n") {
 		t.Fatalf("plan after the refusal:\n got  %q\n want %q", got, sortedCopy(wantRest))
 	}
 	// The engine's rollback restores the start exactly.
@@ -380,7 +380,7 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 		t.Fatalf("the prefetched snapshot was not used: %s", plantest.Describe(changes))
 	}
 	changes, _ := r.plan(want)
-	wantActions(t, changes, "+route[7100 198.51.100.0/24 metric 0]")
+	plantest.WantActions(t, changes, "+route[7100 198.51.100.0/24 metric 0]")
 }
 
 func TestPrefetchIsDroppedByWrites(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"slices"
 	"testing"
 
 	vnl "github.com/vishvananda/netlink"
@@ -118,21 +117,6 @@ func (r *rig) wrote(fn func()) int64 { return plantest.Writes(r.writes, fn) }
 
 func (r *rig) apply(c plan.Change) error {
 	return r.d.Apply(context.Background(), c)
-}
-
-// actions summarises changes as "+addr", "~addr", "-addr", sorted.
-func actions(cs []plan.Change) []string {
-	s := plantest.Actions(cs)
-	slices.Sort(s)
-	return s
-}
-
-func wantActions(t *testing.T, got []plan.Change, want ...string) {
-	t.Helper()
-	slices.Sort(want)
-	if g := actions(got); !slices.Equal(g, want) {
-		t.Fatalf("changes:\n got  %q\n want %q", g, want)
-	}
 }
 
 func resources[T plan.Resource](rs ...T) []plan.Resource {

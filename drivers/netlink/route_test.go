@@ -90,7 +90,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 	routes[3].Gateway = ip("fd00::fd")
 	want = resources(routes...)
 	n = r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~"+routes[0].Address(), "~"+routes[3].Address())
+	plantest.WantActions(t, changes, "~"+routes[0].Address(), "~"+routes[3].Address())
 	if n != 2 {
 		t.Errorf("update writes = %d", n)
 	}
@@ -103,7 +103,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 
 	// Drift: a braid route deleted by hand comes back.
 	r.ip("-6", "route", "del", "2001:db8:1::/48", "table", "7100")
-	wantActions(t, r.converge(want), "+"+routes[5].Address())
+	plantest.WantActions(t, r.converge(want), "+"+routes[5].Address())
 	r.settled(want)
 
 	// Delete all but one.
@@ -173,7 +173,7 @@ func testRouteForeignIsAConflict(t *testing.T, r *rig) {
 	other := Route{Table: TableMain, Dst: pfx("203.0.113.0/24"), Metric: 6, Gateway: ip("10.0.0.253"), Link: "wan0"}
 	want := resources(append(mine, other)...)
 	changes, conflicts := r.plan(want)
-	wantActions(t, changes, "+"+other.Address())
+	plantest.WantActions(t, changes, "+"+other.Address())
 	if len(conflicts) != 3 {
 		t.Fatalf("conflicts: %v", conflicts)
 	}
@@ -271,7 +271,7 @@ func testRouteLocal(t *testing.T, r *rig) {
 	}
 	want := append(resources(local...), resources(rules...)...)
 	changes := r.converge(want)
-	wantActions(t, changes, "+route[7190 0.0.0.0/0 metric 0]", "+route[7190 ::/0 metric 1024]",
+	plantest.WantActions(t, changes, "+route[7190 0.0.0.0/0 metric 0]", "+route[7190 ::/0 metric 1024]",
 		"+rule[inet pref 6900 fwmark 0x1c16]", "+rule[inet6 pref 6900 fwmark 0x1c16]")
 	if got := plan.Describe(local[0]); got != "type=local dev=lo" {
 		t.Errorf("a local route reads %q", got)
@@ -301,7 +301,7 @@ func testRouteLocal(t *testing.T, r *rig) {
 	unicast.Type, unicast.Link, unicast.Gateway = Unicast, "wan0", ip("10.0.0.254")
 	want = append(resources(unicast, local[1]), resources(rules...)...)
 	changes, _ = r.plan(want)
-	wantActions(t, changes, "~route[7190 0.0.0.0/0 metric 0]")
+	plantest.WantActions(t, changes, "~route[7190 0.0.0.0/0 metric 0]")
 	if got := plan.Describe(changes[0].Before) + " -> " + plan.Describe(changes[0].After); got != "type=local dev=lo -> via=10.0.0.254 dev=wan0" {
 		t.Errorf("change of type: %s", got)
 	}

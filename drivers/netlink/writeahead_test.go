@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/drivers/record/recordtest"
 	"github.com/braid-router/braid/internal/crashtest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -64,7 +65,7 @@ func TestApplyBatchWritesTheRecordOnceEachWay(t *testing.T) {
 		w := r.rec.Writes()
 		changes := r.convergeBatch(want)
 		if len(changes) != 5 {
-			t.Fatalf("%d changes: %s", len(changes), strings.Join(actions(changes), " "))
+			t.Fatalf("%d changes: %s", len(changes), strings.Join(plantest.SortedActions(changes), " "))
 		}
 		if n := r.rec.Writes() - w; n != 1 {
 			t.Errorf("the batch wrote the record %d times, want once, ahead of its writes", n)

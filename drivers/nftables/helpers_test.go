@@ -79,7 +79,7 @@ func (r *rig) converge(want []plan.Resource) []plan.Change {
 	}
 	n, err := r.d.ApplyBatch(context.Background(), changes)
 	if err != nil || n != len(changes) {
-		r.t.Fatalf("apply %d changes: %d applied: %v%s", len(changes), n, err, describe(changes))
+		r.t.Fatalf("apply %d changes: %d applied: %v%s", len(changes), n, err, plantest.Describe(changes))
 	}
 	return changes
 }
@@ -88,36 +88,7 @@ func (r *rig) converge(want []plan.Resource) []plan.Change {
 func (r *rig) settled(want []plan.Resource) {
 	r.t.Helper()
 	if changes := r.plan(want); len(changes) != 0 {
-		r.t.Fatalf("plan after apply is not empty:%s", describe(changes))
-	}
-}
-
-func describe(cs []plan.Change) string {
-	var b strings.Builder
-	for _, c := range cs {
-		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		switch c.Action {
-		case plan.Update:
-			b.WriteString("  " + plan.Describe(c.Before) + "  ->  " + plan.Describe(c.After))
-		case plan.Create:
-			b.WriteString("  " + plan.Describe(c.After))
-		}
-	}
-	return b.String()
-}
-
-// actions summarises changes as "+addr", "~addr", "-addr", sorted.
-func actions(cs []plan.Change) []string {
-	s := plantest.Actions(cs)
-	slices.Sort(s)
-	return s
-}
-
-func wantActions(t *testing.T, got []plan.Change, want ...string) {
-	t.Helper()
-	slices.Sort(want)
-	if g := actions(got); !slices.Equal(g, want) {
-		t.Fatalf("changes:\n got  %q\n want %q%s", g, want, describe(got))
+		r.t.Fatalf("plan after apply is not empty:%s", plantest.Describe(changes))
 	}
 }
 

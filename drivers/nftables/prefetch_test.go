@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -27,7 +28,7 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 	// its reads); the one after reads afresh and does.
 	r.nft("delete", "chain", "inet", TableName, ChainForward)
 	if changes := r.plan(want); len(changes) != 0 {
-		t.Fatalf("the prefetched read was not used:%s", describe(changes))
+		t.Fatalf("the prefetched read was not used:%s", plantest.Describe(changes))
 	}
 	if changes := r.plan(want); len(changes) == 0 {
 		t.Fatal("the prefetched read was used twice")

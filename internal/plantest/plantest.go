@@ -5,6 +5,7 @@ package plantest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,12 +70,16 @@ func Writes(writes *failpoint.Counter, fn func()) int64 {
 	return writes.Count() - before
 }
 
-// Describe lists changes one a line: "+ ADDRESS description".
+// Describe lists changes one a line: "+ ADDRESS description", and for an
+// update "~ ADDRESS before  ->  after".
 func Describe(cs []plan.Change) string {
 	var b strings.Builder
 	for _, c := range cs {
 		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		if c.After != nil {
+		switch {
+		case c.Action == plan.Update && c.Before != nil && c.After != nil:
+			b.WriteString(" " + plan.Describe(c.Before) + "  ->  " + plan.Describe(c.After))
+		case c.After != nil:
 			b.WriteString(" " + plan.Describe(c.After))
 		}
 	}
@@ -88,4 +93,21 @@ func Actions(cs []plan.Change) []string {
 		s = append(s, c.Action.Symbol()+c.Address())
 	}
 	return s
+}
+
+// SortedActions is Actions, sorted.
+func SortedActions(cs []plan.Change) []string {
+	s := Actions(cs)
+	slices.Sort(s)
+	return s
+}
+
+// WantActions fails the test unless the actions of got (Actions) are
+// want, in any order.
+func WantActions(t testing.TB, got []plan.Change, want ...string) {
+	t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	if g := SortedActions(got); !slices.Equal(g, want) {
+		t.Fatalf("changes:\n got  %q\n want %q%s", g, want, Describe(got))
+	}
 }
