@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -264,39 +265,12 @@ func TestRefusedTransactionChangesNothing(t *testing.T) {
 	}
 }
 
-// foreign is state another program keeps: a table of its own, NAT in the
-// ip family, and a table named braid in another family.
-const foreign = `
-table inet foreign {
-	set blocked { type ipv4_addr; elements = { 203.0.113.9 }; }
-	chain input {
-		type filter hook input priority 10; policy accept;
-		ip saddr @blocked drop
-		tcp dport 9 counter drop comment "theirs"
-	}
-}
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority 100;
-		oifname "wan9" masquerade
-	}
-}
-table ip braid {
-	chain c {
-		iifname "x" accept comment "lan"
-	}
-}
-`
-
 // TestForeignTablesUntouched: another program's tables are identical after
 // braid converges its own and after braid deletes it, and Observe returns
 // nothing of theirs.
 func TestForeignTablesUntouched(t *testing.T) {
 	r := newRig(t)
-	r.nftf(foreign)
-	snapshot := func() string {
-		return r.nftJSON("inet", "foreign") + r.nftJSON("ip", "nat") + r.nftJSON("ip", "braid")
-	}
+	snapshot := nstest.LoadForeignNftables(t, r.ns)
 	before := snapshot()
 	want := sample(t)
 	r.converge(want)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -44,16 +43,6 @@ func newRig(t *testing.T) *rig {
 func (r *rig) nft(args ...string) string {
 	r.t.Helper()
 	return nstest.In(r.t, r.ns, "nft", args...)
-}
-
-// nftf loads a ruleset with nft -f.
-func (r *rig) nftf(ruleset string) {
-	r.t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", r.ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ruleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("nft -f: %v\n%s\n%s", err, out, ruleset)
-	}
 }
 
 func (r *rig) plan(want []plan.Resource) []plan.Change {
@@ -128,14 +117,7 @@ func (r *rig) nftRules() []listed {
 // exist.
 func (r *rig) nftJSON(family, name string) string {
 	r.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "-j", "list", "table", family, name).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "No such file or directory") {
-			return ""
-		}
-		r.t.Fatalf("nft -j list table %s %s: %v\n%s", family, name, err, out)
-	}
-	return string(out)
+	return nstest.NftTable(r.t, r.ns, family, name)
 }
 
 // nftDoc decodes nft's JSON output into its objects, by kind.
