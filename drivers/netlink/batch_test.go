@@ -13,6 +13,7 @@ import (
 
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/internal/crashtest"
+	"github.com/braid-router/braid/internal/linediff"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -235,52 +236,12 @@ func testApplyBatchRefusal(t *testing.T, r *rig, routes, at int, v6 bool) {
 	}
 	// Exactly the first n took: the plan is the rest, in order.
 	rest, _ := r.plan(append(want, bad))
-	var wantRest []string
-	for _, c := range changes[n:] {
-		wantRest = append(wantRest, c.Action.Symbol()+c.Address())
-	}
-	if got := plantest.SortedActions(rest); strings.Join(got, "\n") != strings.Join(sortedCopy(wantRest), "\n") {
-		t.Fatalf("plan after the refusal:\n got  %q\n want %q", got, sortedCopy(wantRest))
-	}
+	plantest.WantActions(t, rest, plantest.Actions(changes[n:])...)
 	// The engine's rollback restores the start exactly.
 	r.rollback(changes[:n])
 	if after := r.braidState(); after != before {
-		t.Fatalf("rollback did not restore the start:\n%s", diffText(before, after))
+		t.Fatalf("rollback did not restore the start:\n%s", linediff.Diff(before, after))
 	}
-}
-
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	return c
-}
-
-// diffText lists the lines only in a and only in b.
-func diffText(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ma, mb := in(a), in(b)
-	var out []string
-	for l := range ma {
-		if !mb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for l := range mb {
-		if !ma[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(sortedCopy(out), "\n")
 }
 
 // TestApplyBatchAlreadySo: EEXIST from braid's own equal object and
@@ -333,7 +294,7 @@ func testApplyBatchAlreadySo(t *testing.T, r *rig) {
 	}
 	r.rollback(changes[:n])
 	if after := r.braidState(); after != before {
-		t.Fatalf("after the conflict and the rollback:\n%s", diffText(before, after))
+		t.Fatalf("after the conflict and the rollback:\n%s", linediff.Diff(before, after))
 	}
 }
 
