@@ -80,8 +80,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 	if r := b.must(0, "status"); !strings.Contains(r.stdout, "quarantined:") || !strings.Contains(r.stdout, "not confirmed") {
 		t.Errorf("status does not show the quarantine:\n%s", r.stdout)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.stop(syscall.SIGTERM)
 
 	// Confirmed in time: stays.
 	d = b.startDaemon("-f", spec, "--confirm", "10m")
