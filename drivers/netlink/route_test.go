@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -15,11 +16,21 @@ import (
 // (kernel prefix routes, so that gateways are reachable).
 func (r *rig) uplink() {
 	r.t.Helper()
-	r.veth("wan0", "wan0p")
-	r.ip("link", "set", "dev", "wan0", "up")
-	r.ip("link", "set", "dev", "wan0p", "up")
-	r.ip("addr", "add", "10.0.0.1/24", "dev", "wan0")
-	r.ip("addr", "add", "fd00::1/64", "dev", "wan0", "nodad")
+	addUplink(r.t, r.ns)
+}
+
+// addUplink gives namespace ns the uplink of rig.uplink.
+func addUplink(t testing.TB, ns string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "add", "name", "wan0", "type", "veth", "peer", "name", "wan0p"},
+		{"link", "set", "dev", "wan0", "up"},
+		{"link", "set", "dev", "wan0p", "up"},
+		{"addr", "add", "10.0.0.1/24", "dev", "wan0"},
+		{"addr", "add", "fd00::1/64", "dev", "wan0", "nodad"},
+	} {
+		nstest.In(t, ns, "ip", args...)
+	}
 }
 
 // braidRoutes lists braid's routes as ip(8) shows them.
