@@ -16,8 +16,9 @@ import (
 // The driver's Apply, called for each change, then finds its entry
 // recorded and writes nothing more; the record's WroteAhead tells it an
 // entry recorded before the batch (braid's own object) from one only
-// written ahead (for an object it has yet to create). A Batch is safe for
-// concurrent use.
+// written ahead (for an object it has yet to create). Add, WriteAhead and
+// End are for the goroutine that runs the batch; WroteAhead may be asked
+// from any (a driver's parallel lanes).
 type Batch struct {
 	rec     *Record
 	release func() error
