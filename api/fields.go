@@ -18,7 +18,7 @@ import (
 //	format:"cidr"          a syntax a string (or each string of a list) must
 //	                       have: cidr, ifaddr, ip, hostport, ifname, name,
 //	                       duration, resolver, domain, mac or addrport;
-//	                       see checkFormat
+//	                       see formats
 //	secret:"true"          the value is redacted in every output
 
 // field is one entry of a struct's field table.

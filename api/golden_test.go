@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,65 +14,39 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/er
 // errors, exactly, with the .golden file next to it. Run with -update to
 // rewrite the golden files, then review the diff.
 func TestErrorsGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/errors/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no inputs in testdata/errors")
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
-			d, err := Load(f)
-			if err == nil {
-				b, _ := Effective(d)
-				t.Fatalf("Load(%s) succeeded; want errors. Effective:\n%s", f, b)
+	eachYAML(t, "testdata/errors/*.yaml", func(t *testing.T, f string) {
+		d, err := Load(f)
+		if err == nil {
+			b, _ := Effective(d)
+			t.Fatalf("Load(%s) succeeded; want errors. Effective:\n%s", f, b)
+		}
+		var errs *Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("Load(%s) = %T %v; want *Errors", f, err, err)
+		}
+		got := err.Error() + "\n"
+		for _, secret := range []string{"hunter2", "s3cr3t"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("errors show the secret %q", secret)
 			}
-			var errs *Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Load(%s) = %T %v; want *Errors", f, err, err)
+		}
+		golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+		if *update {
+			if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			got := err.Error() + "\n"
-			for _, secret := range []string{"hunter2", "s3cr3t"} {
-				if strings.Contains(got, secret) {
-					t.Errorf("errors show the secret %q", secret)
-				}
-			}
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./api -run TestErrorsGolden -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors for %s differ from %s\ngot:\n%s\nwant:\n%s", f, golden, got, want)
-			}
-		})
-	}
+			return
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./api -run TestErrorsGolden -update)", err)
+		}
+		if got != string(want) {
+			t.Errorf("errors for %s differ from %s\ngot:\n%s\nwant:\n%s", f, golden, got, want)
+		}
+	})
 }
 
 // TestValid checks that every testdata/valid/*.yaml parses, and that its
 // effective form is stable.
-func TestValid(t *testing.T) {
-	files, err := filepath.Glob("testdata/valid/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no inputs in testdata/valid")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			d, err := Load(f)
-			if err != nil {
-				t.Fatalf("Load:\n%v", err)
-			}
-			roundTrip(t, d)
-		})
-	}
-}
+func TestValid(t *testing.T) { eachYAML(t, "testdata/valid/*.yaml", loadsAndRoundTrips) }

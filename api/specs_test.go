@@ -2,28 +2,39 @@ package api
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 // TestSpecs checks that every example spec in specs/ is valid and that its
 // effective form parses back to the same effective form.
-func TestSpecs(t *testing.T) {
-	files, err := filepath.Glob("../specs/*.yaml")
+func TestSpecs(t *testing.T) { eachYAML(t, "../specs/*.yaml", loadsAndRoundTrips) }
+
+// eachYAML runs fn on every file pattern matches, as a subtest named after
+// the file (without .yaml); it fails if none matches.
+func eachYAML(t *testing.T, pattern string, fn func(t *testing.T, file string)) {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatal("no specs in ../specs")
+		t.Fatalf("no files match %s", pattern)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			d, err := Load(f)
-			if err != nil {
-				t.Fatalf("Load:\n%v", err)
-			}
-			roundTrip(t, d)
-		})
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) { fn(t, f) })
 	}
+}
+
+// loadsAndRoundTrips checks that file is valid and that its effective form
+// is stable (roundTrip).
+func loadsAndRoundTrips(t *testing.T, file string) {
+	t.Helper()
+	d, err := Load(file)
+	if err != nil {
+		t.Fatalf("Load:\n%v", err)
+	}
+	roundTrip(t, d)
 }
 
 // roundTrip checks that d's effective spec parses, and gives the same

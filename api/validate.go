@@ -73,8 +73,7 @@ func (r *run) checkTags(v reflect.Value, path string) {
 		switch fv.Kind() {
 		case reflect.String:
 			if s := fv.String(); s != "" {
-				r.checkEnum(fpath, s, f.enum)
-				r.checkFormat(fpath, s, f.format)
+				r.checkString(fpath, -1, s, f)
 			}
 		case reflect.Pointer:
 			if !fv.IsNil() && fv.Elem().Kind() == reflect.Struct {
@@ -84,35 +83,37 @@ func (r *run) checkTags(v reflect.Value, path string) {
 			r.checkTags(fv, fpath)
 		case reflect.Slice:
 			if strs, ok := fv.Interface().([]string); ok {
-				// A list of 10,000 prefixes: an element's path is built
-				// only for a problem to report.
 				for j, s := range strs {
-					if msg := enumProblem(s, f.enum); msg != "" {
-						r.errorf(index(fpath, j), "%s", msg)
-					}
-					if msg := formatProblem(s, f.format); msg != "" {
-						r.errorf(index(fpath, j), "%s", msg)
-					}
+					r.checkString(fpath, j, s, f)
 				}
 				continue
 			}
 			for j := range fv.Len() {
-				ev, epath := fv.Index(j), index(fpath, j)
-				switch ev.Kind() {
+				switch ev := fv.Index(j); ev.Kind() {
 				case reflect.String:
-					r.checkEnum(epath, ev.String(), f.enum)
-					r.checkFormat(epath, ev.String(), f.format)
+					r.checkString(fpath, j, ev.String(), f)
 				case reflect.Struct:
-					r.checkTags(ev, epath)
+					r.checkTags(ev, index(fpath, j))
 				}
 			}
 		}
 	}
 }
 
-func (r *run) checkEnum(path, s string, enum []string) {
-	if msg := enumProblem(s, enum); msg != "" {
-		r.errorf(path, "%s", msg)
+// checkString checks a string against the enum and the format of its
+// field's tags: the string at path, or element i of the list at path (i
+// >= 0), whose path is built only for a problem to report (a list may hold
+// 10,000 prefixes).
+func (r *run) checkString(path string, i int, s string, f *field) {
+	for _, msg := range [...]string{enumProblem(s, f.enum), formatProblem(s, f.format)} {
+		if msg == "" {
+			continue
+		}
+		if i >= 0 {
+			r.errorf(index(path, i), "%s", msg)
+		} else {
+			r.errorf(path, "%s", msg)
+		}
 	}
 }
 
@@ -134,11 +135,20 @@ func enumProblem(s string, enum []string) string {
 	return msg
 }
 
-// checkFormat checks s against a format named in a field tag.
-func (r *run) checkFormat(path, s, format string) {
-	if msg := formatProblem(s, format); msg != "" {
-		r.errorf(path, "%s", msg)
-	}
+// formats are the checks of the formats a field tag names. Each returns
+// "" when s is well formed, else the message.
+var formats = map[string]func(s string) string{
+	"cidr":     checkCIDR,
+	"ifaddr":   checkIfAddr,
+	"ip":       checkIP,
+	"hostport": checkHostPort,
+	"ifname":   checkIfName,
+	"name":     checkName,
+	"duration": checkDuration,
+	"resolver": checkResolver,
+	"domain":   checkDomain,
+	"mac":      checkMAC,
+	"addrport": checkAddrPort,
 }
 
 // formatProblem says why s does not have the format named in a field tag,
@@ -147,39 +157,12 @@ func formatProblem(s, format string) string {
 	if format == "" {
 		return ""
 	}
-	var msg string
-	switch format {
-	case "cidr":
-		msg = checkCIDR(s)
-	case "ifaddr":
-		msg = checkIfAddr(s)
-	case "ip":
-		if _, err := netip.ParseAddr(s); err != nil {
-			msg = fmt.Sprintf("%q is not an IP address", s)
-		}
-	case "hostport":
-		msg = checkHostPort(s)
-	case "ifname":
-		msg = checkIfName(s)
-	case "name":
-		msg = checkName(s)
-	case "duration":
-		msg = checkDuration(s)
-	case "resolver":
-		msg = checkResolver(s)
-	case "domain":
-		msg = checkDomain(s)
-	case "mac":
-		msg = checkMAC(s)
-	case "addrport":
-		msg = checkAddrPort(s)
-	default:
+	check, ok := formats[format]
+	if !ok {
 		panic("api: unknown format " + format)
 	}
-	return msg
+	return check(s)
 }
-
-// Formats. Each returns "" when s is well formed, else the message.
 
 // checkCIDR: a network prefix with its host bits clear (192.168.1.0/24).
 func checkCIDR(s string) string {
@@ -189,6 +172,14 @@ func checkCIDR(s string) string {
 	}
 	if m := p.Masked(); m != p {
 		return fmt.Sprintf("%q has host bits set; did you mean %q?", s, m.String())
+	}
+	return ""
+}
+
+// checkIP: an IP address.
+func checkIP(s string) string {
+	if _, err := netip.ParseAddr(s); err != nil {
+		return fmt.Sprintf("%q is not an IP address", s)
 	}
 	return ""
 }

@@ -95,6 +95,22 @@ func (d *dnsmasq) stop() {
 	}
 }
 
+// watchRemovals starts `ip monitor address route` in the box (routes
+// too: its marker is a route), and returns a check that fails the test if
+// an address or a route was removed since, by what.
+func (b *box) watchRemovals() (check func(by string)) {
+	b.t.Helper()
+	poke, token := nstest.IPMarker(b.t, b.ns)
+	mon := nstest.NewMonitor(b.t, poke, token, "ip", "-n", b.ns, "monitor", "address", "route")
+	mark := mon.Mark(b.t)
+	return func(by string) {
+		b.t.Helper()
+		if got := mon.Since(b.t, mark); strings.Contains(got, "Deleted") {
+			b.t.Errorf("%s removed an address or a route:\n%s", by, got)
+		}
+	}
+}
+
 // mustWait polls cond for up to 3 minutes, and fails the test if it never
 // holds.
 func mustWait(t *testing.T, what string, cond func() bool) {
@@ -314,8 +330,7 @@ func TestDHCPNoOfferWithoutTheVendorClass(t *testing.T) {
 		if got := b.ip("-4", "addr", "show", "dev", "wan1"); strings.Contains(got, "inet ") {
 			t.Errorf("vendor class %q: wan1 has an address:\n%s", tc.vendorClass, got)
 		}
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
+		d.stop(syscall.SIGTERM)
 	}
 	log := readFile(t, filepath.Join(l.Dir, "procs", lab.DHCP4Process+".log"))
 	if strings.Contains(log, "DHCPOFFER") || !strings.Contains(log, "ignored") {
@@ -332,14 +347,10 @@ func TestDHCPRestartKeepsTheLease(t *testing.T) {
 	spec := writeSpec(t, dhcpSpec(t))
 	d := b.startDaemon("-f", spec)
 	d.bound("10.101.0.2")
-	poke, token := nstest.IPMarker(t, b.ns)
-	// Routes too: the marker is a route.
-	mon := nstest.NewMonitor(t, poke, token, "ip", "-n", b.ns, "monitor", "address", "route")
-	mark := mon.Mark(t)
+	noRemovals := b.watchRemovals()
 	dnsmasqLog := func() string { return readFile(t, filepath.Join(l.Dir, "procs", lab.DHCP4Process+".log")) }
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		d.cmd.Process.Signal(sig)
-		d.cmd.Wait()
+		d.stop(sig)
 		if got := b.ip("-4", "addr", "show", "dev", "wan1"); !strings.Contains(got, "inet 10.101.0.2/24") {
 			t.Fatalf("after %s, wan1 lost its address:\n%s", sig, got)
 		}
@@ -351,9 +362,7 @@ func TestDHCPRestartKeepsTheLease(t *testing.T) {
 				strings.Count(dnsmasqLog(), "DHCPACK(") > requests
 		})
 	}
-	if got := mon.Since(t, mark); strings.Contains(got, "Deleted") {
-		t.Errorf("restarts removed an address or a route:\n%s", got)
-	}
+	noRemovals("restarts")
 	log := dnsmasqLog()
 	if n := strings.Count(log, "DHCPDISCOVER("); n != 1 {
 		t.Errorf("%d DISCOVERs, want 1: the restarted clients should confirm their lease\n%s", n, log)

@@ -167,11 +167,7 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	l := labtest.New(t)
 	b := labBoxOf(t, l)
 	const probe = "10.203.0.2:65101"
-	good := strings.Replace(readFile(t, "../../specs/lab.yaml"), "  management:\n",
-		"  management:\n    probes: [{tcp: \""+probe+"\"}]\n", 1)
-	if !strings.Contains(good, "probes:") {
-		t.Fatal("specs/lab.yaml has no management section to add the probe to")
-	}
+	good := labSpecWithProbes(t, `[{tcp: "`+probe+`"}]`)
 	r := gittest.NewRepo(t, map[string][]byte{gitSpecPath: []byte(good)})
 	c1 := r.Head().String()
 	d := b.startGitDaemon("file://"+r.Dir, "--probe-window", "2s")
@@ -179,24 +175,14 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", b.ns, braidBin, "lab", "whoami", "--timeout", "2s", probe).CombinedOutput(); err != nil {
 		t.Fatalf("the probe does not answer before the change: %v %s", err, out)
 	}
-	routes := func() string {
-		return b.ip("-4", "route", "show", "table", "all") + b.ip("-6", "route", "show", "table", "all", "proto", "98")
-	}
-	before := routes()
-
-	bad := strings.NewReplacer(
-		"gateway: 10.101.0.1}", "gateway: 10.101.0.99}", "gateway: 10.102.0.1}", "gateway: 10.102.0.99}",
-		"gateway: 2001:db8:101::1}", "gateway: 2001:db8:101::99}", "gateway: 2001:db8:102::1}", "gateway: 2001:db8:102::99}",
-	).Replace(good)
-	c2 := commitSpec(r, bad)
+	before := b.routes()
+	c2 := commitSpec(r, unreachableGateways(good))
 	// Reverted: quarantined, and a pass that started after that (so with
 	// c1's spec) converged. Kernel events may trigger passes after it.
 	// The trial itself may be over before a status request sees it on a
 	// busy machine: the logs say it began.
 	applying := st.Applying
-	st = d.until("the revert of "+c2, func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
-	})
+	st = d.until("the revert of "+c2, revertedOnce)
 	// The bad commit was applied, then undone (a revert of nothing would
 	// prove nothing).
 	if st.Applying < applying+2 || !strings.Contains(d.logs.String(), "change on trial") {
@@ -208,7 +194,7 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	if st.Revision != c1 || st.RejectedRev != c2 || !strings.Contains(st.SpecError, "quarantined") {
 		t.Errorf("after the revert: revision %s (want %s), rejected %s (want %s), error %q", st.Revision, c1, st.RejectedRev, c2, st.SpecError)
 	}
-	if after := routes(); after != before {
+	if after := b.routes(); after != before {
 		t.Errorf("routes after the revert:\n%s\nbefore:\n%s", after, before)
 	}
 	if r := b.must(0, "status"); !strings.Contains(r.stdout, "quarantined: "+c2) {
@@ -225,7 +211,7 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	if st, _ := d.status(); st.Applying != reverted.Applying || st.Revision != c1 {
 		t.Errorf("after the revert, %d more applying passes, revision %s", st.Applying-reverted.Applying, st.Revision)
 	}
-	if after := routes(); after != before {
+	if after := b.routes(); after != before {
 		t.Errorf("the quarantined commit came back:\n%s", diffLines(before, after))
 	}
 
@@ -242,7 +228,7 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	if st.Revision != c1 || len(st.Quarantined) != 1 || st.Trial != nil {
 		t.Errorf("after a restart: revision %s (want %s), trial %+v, quarantined %+v", st.Revision, c1, st.Trial, st.Quarantined)
 	}
-	if after := routes(); after != before {
+	if after := b.routes(); after != before {
 		t.Errorf("the quarantined commit came back after a restart:\n%s", diffLines(before, after))
 	}
 

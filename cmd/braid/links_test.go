@@ -254,8 +254,7 @@ func TestRunWaitsForAnUnpluggedUplink(t *testing.T) {
 	if st.Failures != 0 || st.Repairs != 0 {
 		t.Errorf("%d passes failed, %d repaired drift (want none); last: %+v", st.Failures, st.Repairs, st.LastPass)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.stop(syscall.SIGTERM)
 	b.must(0, "destroy", "--yes")
 	labFault(t, l, "isp2", "plug")
 	if after := b.snapshot(); after != pristine {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/internal/linediff"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 )
@@ -334,29 +335,8 @@ func TestApplyShowPlanDestroy(t *testing.T) {
 	}
 }
 
-// diffLines shows the lines of b that are not in a, and the reverse.
-func diffLines(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ma, mb := in(a), in(b)
-	var out strings.Builder
-	for _, l := range strings.Split(a, "\n") {
-		if !mb[l] {
-			out.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range strings.Split(b, "\n") {
-		if !ma[l] {
-			out.WriteString("+ " + l + "\n")
-		}
-	}
-	return out.String()
-}
+// diffLines shows the lines of a that are not in b, and the reverse.
+func diffLines(a, b string) string { return linediff.Diff(a, b) }
 
 func readFile(t *testing.T, path string) string {
 	t.Helper()

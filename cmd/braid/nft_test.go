@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,30 +19,6 @@ const firewallSpec = labSpec + `  management:
     - {port: 8080, proto: tcp, to: "[2001:db8:50::10]:8080"}
 `
 
-// foreignRuleset is nftables state another program keeps: a table of its
-// own, IPv4 NAT, and a table called braid in another family.
-const foreignRuleset = `
-table inet foreign {
-	set blocked { type ipv4_addr; elements = { 203.0.113.9 }; }
-	chain input {
-		type filter hook input priority 10; policy accept;
-		ip saddr @blocked drop
-		tcp dport 9 counter drop comment "theirs"
-	}
-}
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority 100;
-		oifname "wan9" masquerade
-	}
-}
-table ip braid {
-	chain c {
-		iifname "x" accept comment "lan"
-	}
-}
-`
-
 // nft runs nft in the box.
 func (b *box) nft(args ...string) string {
 	b.t.Helper()
@@ -54,28 +29,7 @@ func (b *box) nft(args ...string) string {
 // such table.
 func (b *box) nftTable(family, name string) string {
 	b.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", b.ns, "nft", "-j", "list", "table", family, name).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "No such file or directory") {
-			return ""
-		}
-		b.t.Fatalf("nft -j list table %s %s: %v\n%s", family, name, err, out)
-	}
-	return string(out)
-}
-
-// loadForeign loads foreignRuleset in the box and returns a snapshot
-// function of it.
-func (b *box) loadForeign() func() string {
-	b.t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", b.ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(foreignRuleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.t.Fatalf("nft -f: %v\n%s", err, out)
-	}
-	return func() string {
-		return b.nftTable("inet", "foreign") + b.nftTable("ip", "nat") + b.nftTable("ip", "braid")
-	}
+	return nstest.NftTable(b.t, b.ns, family, name)
 }
 
 // TestNftForeignTablesSurvive: nftables state another program placed before
@@ -83,7 +37,7 @@ func (b *box) loadForeign() func() string {
 // removes braid's table.
 func TestNftForeignTablesSurvive(t *testing.T) {
 	b := newBox(t)
-	foreign := b.loadForeign()
+	foreign := nstest.LoadForeignNftables(t, b.ns)
 	before := foreign()
 	if before == "" || !strings.Contains(before, `"theirs"`) {
 		t.Fatalf("foreign ruleset not loaded:\n%s", before)

@@ -159,11 +159,8 @@ func TestRALabSpecInTheLab(t *testing.T) {
 	})
 
 	// A restart: the address is never removed, and is the same.
-	poke, token := nstest.IPMarker(t, b.ns)
-	mon := nstest.NewMonitor(t, poke, token, "ip", "-n", b.ns, "monitor", "address", "route")
-	mark := mon.Mark(t)
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	noRemovals := b.watchRemovals()
+	d.stop(syscall.SIGTERM)
 	d = b.startDaemon("-f", "../../specs/lab-ra.yaml")
 	st = d.within(2*time.Minute, "the restarted daemon running the RA session", func(st reconcile.Status) bool {
 		s, ok := sessionIn(st, "session[ra/isp2]")
@@ -175,13 +172,10 @@ func TestRALabSpecInTheLab(t *testing.T) {
 	}
 	// Nothing removed: neither the address nor the routes through the
 	// router (its fact outlived the process too).
-	if events := mon.Since(t, mark); strings.Contains(events, "Deleted") {
-		t.Errorf("the restart removed objects:\n%s", events)
-	}
+	noRemovals("the restart")
 
 	// destroy removes the address and puts accept_ra back.
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.stop(syscall.SIGTERM)
 	b.must(0, "destroy", "--yes")
 	if got := b.ip("-6", "addr", "show", "dev", "wan2", "scope", "global"); got != "" {
 		t.Errorf("after destroy:\n%s", got)

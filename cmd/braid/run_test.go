@@ -57,6 +57,12 @@ func (b *box) startDaemon(args ...string) *daemon {
 	return d
 }
 
+// stop sends sig to the daemon and waits for it to exit.
+func (d *daemon) stop(sig syscall.Signal) {
+	d.cmd.Process.Signal(sig)
+	d.cmd.Wait()
+}
+
 // status asks the daemon for its status through the CLI.
 func (d *daemon) status() (reconcile.Status, bool) {
 	r := d.b.braid(nil, "status", "--json")
@@ -397,8 +403,7 @@ func TestRunSupervisesSessions(t *testing.T) {
 	if got := b.ip("-4", "addr", "show", "dev", "wan2"); !strings.Contains(got, "10.102.0.2/24") || strings.Contains(got, "10.102.0.3") {
 		t.Errorf("wan2 after going back to a static address:\n%s", got)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.stop(syscall.SIGTERM)
 	if got := b.ip("-4", "route", "show", "default"); !strings.Contains(got, "via 10.101.0.1") {
 		t.Errorf("SIGTERM took routes away:\n%s", got)
 	}
@@ -459,8 +464,7 @@ func TestRunCrashMidApplyThenRestart(t *testing.T) {
 		if got := b.snapshot(); got != clean {
 			t.Fatalf("after a crash at write %d and a restart, the state differs from a clean apply:\n%s", n, diffLines(clean, got))
 		}
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
+		d.stop(syscall.SIGTERM)
 		b.must(0, "destroy", "--yes")
 		if got := b.snapshot(); got != pristine {
 			t.Fatalf("after a crash at write %d, destroy did not restore:\n%s", n, diffLines(pristine, got))

@@ -58,21 +58,10 @@ func ask(l *lab.Lab, role lab.Role, addr string) (string, error) {
 	return line, err
 }
 
-// within polls the daemon's status until cond holds, for up to d (a lab
-// box on a busy machine takes longer than the plain box's 10 seconds).
+// within polls the daemon's status until cond holds, for up to timeout.
 func (d *daemon) within(timeout time.Duration, what string, cond func(reconcile.Status) bool) reconcile.Status {
 	d.b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, ok := d.status()
-		if ok && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			d.b.t.Fatalf("timed out after %s waiting for %s; last status: %+v\nlogs:\n%s", timeout, what, st, d.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return d.untilWithin(what, timeout, cond)
 }
 
 // steering reports whether the daemon's last pass converged with the
@@ -101,8 +90,7 @@ func steering(st reconcile.Status) bool {
 // started again steers again.
 func TestRunSteersLANTCPIntoTheProxy(t *testing.T) {
 	l := labtest.New(t)
-	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	b := labBoxOf(t, l)
 	b.standIns(t)
 	for _, a := range []string{bypassedV4 + "/32", bypassedV6 + "/128"} {
 		if _, err := l.Run(context.Background(), lab.RoleInet, "ip", "addr", "add", a, "dev", "lo"); err != nil {

@@ -18,6 +18,39 @@ import (
 	"github.com/braid-router/braid/reconcile"
 )
 
+// labSpecWithProbes is specs/lab.yaml with management probes (a YAML
+// flow list).
+func labSpecWithProbes(t *testing.T, probes string) string {
+	t.Helper()
+	spec := strings.Replace(readFile(t, "../../specs/lab.yaml"), "  management:\n", "  management:\n    probes: "+probes+"\n", 1)
+	if !strings.Contains(spec, "probes:") {
+		t.Fatal("specs/lab.yaml has no management section to add the probes to")
+	}
+	return spec
+}
+
+// unreachableGateways is a lab spec whose uplinks' gateways, IPv4 and
+// IPv6, are moved to addresses nobody holds: a change that cuts the box
+// off the Internet server and the peer.
+func unreachableGateways(spec string) string {
+	return strings.NewReplacer(
+		"gateway: 10.101.0.1}", "gateway: 10.101.0.99}", "gateway: 10.102.0.1}", "gateway: 10.102.0.99}",
+		"gateway: 2001:db8:101::1}", "gateway: 2001:db8:101::99}", "gateway: 2001:db8:102::1}", "gateway: 2001:db8:102::99}",
+	).Replace(spec)
+}
+
+// routes lists the box's IPv4 routes of every table and braid's IPv6
+// routes: what a revert must bring back exactly.
+func (b *box) routes() string {
+	return b.ip("-4", "route", "show", "table", "all") + b.ip("-6", "route", "show", "table", "all", "proto", "98")
+}
+
+// revertedOnce reports whether one revision was quarantined and a pass
+// that started after that (so with the revision before it) converged.
+func revertedOnce(st reconcile.Status) bool {
+	return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
+}
+
 // TestRunRevertsUnconfirmedRevisions: with --confirm, a new revision that
 // nobody confirms is reverted (the kernel's state comes back exactly) and
 // quarantined; a confirmed one stays. The revert half never needs to see
@@ -47,8 +80,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 	if r := b.must(0, "status"); !strings.Contains(r.stdout, "quarantined:") || !strings.Contains(r.stdout, "not confirmed") {
 		t.Errorf("status does not show the quarantine:\n%s", r.stdout)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.cmd.Wait()
+	d.stop(syscall.SIGTERM)
 
 	// Confirmed in time: stays.
 	d = b.startDaemon("-f", spec, "--confirm", "10m")
@@ -113,16 +145,9 @@ func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 // with no one on site.
 func TestRunRevertsARevisionThatCutsAnICMPProbe(t *testing.T) {
 	l := labtest.New(t)
-	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
+	b := labBoxOf(t, l)
 	targets := []probe.Target{{Kind: probe.ICMP, Addr: lab.ServerV4}, {Kind: probe.ICMP, Addr: lab.ServerV6}}
-	good := strings.Replace(readFile(t, "../../specs/lab.yaml"), "  management:\n",
-		`  management:
-    probes: [{icmp: "`+lab.ServerV4+`"}, {icmp: "`+lab.ServerV6+`"}]
-`, 1)
-	if !strings.Contains(good, "icmp:") {
-		t.Fatal("specs/lab.yaml has no management section to add the probes to")
-	}
+	good := labSpecWithProbes(t, `[{icmp: "`+lab.ServerV4+`"}, {icmp: "`+lab.ServerV6+`"}]`)
 	spec := filepath.Join(t.TempDir(), "spec.yaml")
 	os.WriteFile(spec, []byte(good), 0o644)
 	// A window long enough for a busy machine: the revert waits it out.
@@ -143,15 +168,9 @@ func TestRunRevertsARevisionThatCutsAnICMPProbe(t *testing.T) {
 		t.Fatalf("the harmless change was not a trial of both probes, or was reverted: %+v\n%s", st.Quarantined, d.logs.String())
 	}
 	accepted := st.Revision
-	routes := func() string {
-		return b.ip("-4", "route", "show", "table", "all") + b.ip("-6", "route", "show", "table", "all", "proto", "98")
-	}
-	before := routes()
+	before := b.routes()
 
-	bad := strings.NewReplacer(
-		"gateway: 10.101.0.1}", "gateway: 10.101.0.99}", "gateway: 10.102.0.1}", "gateway: 10.102.0.99}",
-		"gateway: 2001:db8:101::1}", "gateway: 2001:db8:101::99}", "gateway: 2001:db8:102::1}", "gateway: 2001:db8:102::99}",
-	).Replace(strings.Replace(good, "priority: 20", "priority: 30", 1))
+	bad := unreachableGateways(strings.Replace(good, "priority: 20", "priority: 30", 1))
 	os.WriteFile(spec, []byte(bad), 0o644)
 	st = d.untilWithin("the trial of the bad change", time.Minute, func(st reconcile.Status) bool {
 		return st.Trial != nil && st.Trial.Revision != accepted
@@ -162,9 +181,7 @@ func TestRunRevertsARevisionThatCutsAnICMPProbe(t *testing.T) {
 		t.Errorf("the trial waits for %v, want %v", st.Trial.Waiting, targets)
 	}
 	wantRoute(b, "default via 10.101.0.99 dev wan1")
-	st = d.untilWithin("the revert", time.Minute, func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
-	})
+	st = d.untilWithin("the revert", time.Minute, revertedOnce)
 	q := st.Quarantined[0]
 	for _, tg := range targets {
 		if !strings.Contains(q.Reason, tg.String()) {
@@ -177,7 +194,7 @@ func TestRunRevertsARevisionThatCutsAnICMPProbe(t *testing.T) {
 	if st.Revision != accepted {
 		t.Errorf("after the revert: revision %s, want %s", st.Revision, accepted)
 	}
-	if after := routes(); after != before {
+	if after := b.routes(); after != before {
 		t.Errorf("routes after the revert:\n%s\nbefore:\n%s", after, before)
 	}
 	// And the server answers the box again.

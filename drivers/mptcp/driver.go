@@ -8,12 +8,12 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/prefetch"
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -77,12 +77,8 @@ type Driver struct {
 	// stale lists the record keys the last Observe found gone from the
 	// kernel; the next Apply (or PruneRecord) forgets them.
 	stale []string
-	// ahead maps the record entries ("KIND KEY") the running batch wrote
-	// ahead (that were not recorded before it) to the index of their
-	// change; see writeAhead.
-	ahead map[string]int
 	// pre is the read Prefetch is taking for the next Observe.
-	pre    *prefetch
+	pre    prefetch.Slot[pmRead]
 	closed bool
 }
 
@@ -114,7 +110,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -181,7 +177,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	if d.rec == nil {
 		return nil, d.err
 	}
-	pre := d.takePrefetch()
+	pre, prefetched := d.pre.Take(d.log)
 	recorded := d.rec.Keys(KindEndpoint)
 	limitsRecorded := d.rec.Has(KindLimits, limitsKey)
 	if len(wantEps) == 0 && !wantLimits && len(recorded) == 0 && !limitsRecorded {
@@ -193,7 +189,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 		return nil, err
 	}
 	var live []kernelEndpoint
-	if pre != nil {
+	if prefetched {
 		live = pre.live
 		d.mu.Lock()
 		d.live = live
@@ -204,7 +200,7 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 	var out []plan.Observed
 	if wantLimits || limitsRecorded {
 		l := Limits{}
-		if pre != nil {
+		if prefetched {
 			l = pre.limits
 		} else if l, err = p.limits(); err != nil {
 			return nil, err
@@ -330,7 +326,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err != nil {
 		return err
 	}
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}
@@ -364,13 +360,13 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 // order with the semantics of Apply, and stops at the first refused one,
 // returning how many took effect before it.
 //
-// The ownership record is written twice for the whole batch, not once per
-// change (the write-ahead of eight endpoints took eight synced writes,
-// more than the kernel writes themselves): before the first kernel write,
-// with the id of every endpoint the batch adds, the previous limits and
-// the removal of stale entries (see writeAhead); and after the last, with
-// the removals that follow its deletes, and of the entries written ahead
-// for changes it did not get to.
+// The ownership record is written twice for the whole batch
+// (record.Batch), not once per change (the write-ahead of eight endpoints
+// took eight synced writes, more than the kernel writes themselves):
+// before the first kernel write, with the id of every endpoint the batch
+// adds, the previous limits and the removal of stale entries (see
+// writeAhead); and after the last, with the removals that follow its
+// deletes, and of the entries written ahead for changes it did not get to.
 func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -379,16 +375,16 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied
 	if err != nil {
 		return 0, err
 	}
-	d.dropPrefetch()
-	release := d.rec.HoldDeletes()
+	d.pre.Drop(d.log)
+	b := d.rec.Batch()
 	tried := 0 // the changes from here on were not attempted
 	defer func() {
-		err = errors.Join(err, d.settleRecord(tried), release())
+		err = errors.Join(err, b.End(tried))
 	}()
 	if err := d.PruneRecord(); err != nil {
 		return 0, err
 	}
-	if err := d.writeAhead(p, changes); err != nil {
+	if err := d.writeAhead(p, b, changes); err != nil {
 		return 0, err
 	}
 	for i, c := range changes {
@@ -403,19 +399,17 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied
 	return len(changes), nil
 }
 
-// writeAhead writes, in one write of the record, the entries Apply would
-// write before each change of a batch: the id of every endpoint it adds
-// (braid has no endpoint at the address; chosen as Apply chooses them, in
-// turn, each taking the lowest id free of the kernel's, the record's and
-// the ones chosen before it) and the limits from before braid first
-// changes them, with the removals of stale entries pending. Apply then
-// finds each entry recorded and writes nothing more. The entries it added
-// are remembered: Apply tells an endpoint braid recorded before this batch
-// from one only written ahead, and settleRecord drops those of changes the
-// batch did not get to.
-func (d *Driver) writeAhead(p *pm, changes []plan.Change) error {
-	var entries []record.Entry
-	ahead := map[string]int{}
+// writeAhead writes, in one write of the record (record.Batch), the
+// entries Apply would write before each change of a batch: the id of every
+// endpoint it adds (braid has no endpoint at the address; chosen as Apply
+// chooses them, in turn, each taking the lowest id free of the kernel's,
+// the record's and the ones chosen before it) and the limits from before
+// braid first changes them, with the removals of stale entries pending.
+// Apply then finds each entry recorded and writes nothing more. Apply
+// tells an endpoint braid recorded before this batch from one only written
+// ahead (record.WroteAhead), and the batch's End drops those of changes
+// the batch did not get to.
+func (d *Driver) writeAhead(p *pm, b *record.Batch, changes []plan.Change) error {
 	taken := map[uint8]bool{}
 	for i, c := range changes {
 		if c.Action == plan.Delete {
@@ -437,8 +431,7 @@ func (d *Driver) writeAhead(p *pm, changes []plan.Change) error {
 			if !takeover {
 				taken[id] = true
 			}
-			ahead[KindEndpoint+" "+key] = i
-			entries = append(entries, record.Entry{Kind: KindEndpoint, Key: key, Value: endpointRecord{ID: id}})
+			b.Add(i, record.Entry{Kind: KindEndpoint, Key: key, Value: endpointRecord{ID: id}})
 		case Limits:
 			if d.rec.Has(KindLimits, limitsKey) || r.Subflows > MaxLimit || r.AddAddrAccepted > MaxLimit {
 				continue
@@ -447,45 +440,10 @@ func (d *Driver) writeAhead(p *pm, changes []plan.Change) error {
 			if err != nil {
 				continue // Apply fails the same way
 			}
-			ahead[KindLimits+" "+limitsKey] = i
-			entries = append(entries, record.Entry{Kind: KindLimits, Key: limitsKey, Value: cur, IfAbsent: true})
+			b.Add(i, record.Entry{Kind: KindLimits, Key: limitsKey, Value: cur, IfAbsent: true})
 		}
 	}
-	if err := d.rec.PutAll(entries); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.ahead = ahead
-	d.mu.Unlock()
-	return nil
-}
-
-// wroteAhead reports whether this batch's writeAhead added the entry
-// kind/key (it was not recorded before the batch).
-func (d *Driver) wroteAhead(kind, key string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.ahead[kind+" "+key]
-	return ok
-}
-
-// settleRecord ends a batch's use of the record: it forgets the entries
-// writeAhead added for the changes from tried on, which the batch did not
-// attempt (the failed change itself is Apply's to clean up, as without a
-// batch). The removals go out with the batch's held deletes.
-func (d *Driver) settleRecord(tried int) error {
-	d.mu.Lock()
-	ahead := d.ahead
-	d.ahead = nil
-	d.mu.Unlock()
-	var errs []error
-	for k, i := range ahead {
-		if i >= tried {
-			kind, key, _ := strings.Cut(k, " ")
-			errs = append(errs, d.rec.Delete(kind, key))
-		}
-	}
-	return errors.Join(errs...)
+	return b.WriteAhead()
 }
 
 // wrote counts one kernel write that took effect.
@@ -511,7 +469,7 @@ func (d *Driver) ensureEndpoint(p *pm, e Endpoint) (bool, error) {
 	}
 	// An id written ahead for this batch is for createEndpoint: no
 	// endpoint of braid's holds it yet.
-	if had && r.ID != 0 && !d.wroteAhead(KindEndpoint, key) {
+	if had && r.ID != 0 && !d.rec.WroteAhead(KindEndpoint, key) {
 		k, ok, err := p.endpoint(r.ID)
 		if err != nil {
 			return false, fmt.Errorf("add %s: %w", e.Address(), err)

@@ -136,7 +136,7 @@ func (r *rig) observe(want []plan.Resource) []plan.Observed {
 // plan observes and diffs.
 func (r *rig) plan(want []plan.Resource) ([]plan.Change, []plan.Conflict) {
 	r.t.Helper()
-	return plan.Diff(want, r.observe(want))
+	return plantest.Plan(r.t, r.d, want)
 }
 
 // converge plans and applies every change, and returns the changes.
@@ -149,21 +149,11 @@ func (r *rig) converge(want []plan.Resource) []plan.Change {
 // writes nothing.
 func (r *rig) settled(want []plan.Resource) {
 	r.t.Helper()
-	if n := r.wrote(func() {
-		if changes := r.converge(want); len(changes) != 0 {
-			r.t.Fatalf("plan after apply is not empty: %s", plantest.Describe(changes))
-		}
-	}); n != 0 {
-		r.t.Fatalf("a converged state made %d writes", n)
-	}
+	plantest.Settled(r.t, r.d, r.writes, want)
 }
 
 // wrote runs fn and returns the number of kernel writes it counted.
-func (r *rig) wrote(fn func()) int64 {
-	before := r.writes.Count()
-	fn()
-	return r.writes.Count() - before
-}
+func (r *rig) wrote(fn func()) int64 { return plantest.Writes(r.writes, fn) }
 
 func (r *rig) apply(c plan.Change) error {
 	return r.d.Apply(context.Background(), c)

@@ -7,17 +7,12 @@ import (
 	"github.com/braid-router/braid/internal/plantest"
 )
 
-// pending returns the read Prefetch started, waiting for it to end.
-func (r *rig) pending() *prefetch {
+// pending waits for the read Prefetch started to end.
+func (r *rig) pending() {
 	r.t.Helper()
-	r.d.mu.Lock()
-	p := r.d.pre
-	r.d.mu.Unlock()
-	if p == nil {
+	if !r.d.pre.Wait() {
 		r.t.Fatal("no prefetch pending")
 	}
-	<-p.done
-	return p
 }
 
 func TestPrefetchIsUsedOnce(t *testing.T) {
@@ -86,7 +81,7 @@ func TestPrefetchClosed(t *testing.T) {
 	r := newRig(t)
 	r.d.Close()
 	r.d.Prefetch(context.Background())
-	if r.d.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch on a closed driver")
 	}
 }

@@ -2,18 +2,14 @@ package mptcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/drivers/record"
-	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/drivers/record/recordtest"
+	"github.com/braid-router/braid/internal/crashtest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -39,14 +35,22 @@ func (r *rig) applyBatch(want []plan.Resource) []plan.Change {
 
 // recordedKeys lists the record's entries as "KIND KEY", sorted.
 func recordedKeys(rec *record.Record) []string {
-	var out []string
-	for _, kind := range []string{KindEndpoint, KindLimits} {
-		for _, k := range rec.Keys(kind) {
-			out = append(out, kind+" "+k)
-		}
+	return recordtest.Entries(rec, KindEndpoint, KindLimits)
+}
+
+// putBack checks that deleting everything put the namespace back as it
+// was (no endpoints, the preset limits) and emptied the record.
+func (r *rig) putBack(preset string) {
+	r.t.Helper()
+	if got := r.endpoints(); len(got) != 0 {
+		r.t.Errorf("endpoints after the deletes: %+v", got)
 	}
-	slices.Sort(out)
-	return out
+	if got := r.limits(); got != preset {
+		r.t.Errorf("limits after the deletes: %q, want %q", got, preset)
+	}
+	if !r.rec.Empty() {
+		r.t.Errorf("record after the deletes: %q", recordedKeys(r.rec))
+	}
 }
 
 // The write-ahead of eight endpoints and the limits is one write of the
@@ -88,15 +92,7 @@ func TestApplyBatchWritesTheRecordOnceEachWay(t *testing.T) {
 	if n := r.rec.Writes() - w; n != 1 {
 		t.Errorf("the batch of deletes wrote the record %d times, want once, after it", n)
 	}
-	if got := r.endpoints(); len(got) != 0 {
-		t.Errorf("endpoints after the deletes: %+v", got)
-	}
-	if got := r.limits(); got != preset {
-		t.Errorf("limits after the deletes: %q, want %q", got, preset)
-	}
-	if !r.rec.Empty() {
-		t.Errorf("record after the deletes: %q", recordedKeys(r.rec))
-	}
+	r.putBack(preset)
 }
 
 // A batch stopped by a refusal keeps the entries of what took effect only,
@@ -145,19 +141,14 @@ func TestApplyBatchRefusedForgetsWhatItWroteAhead(t *testing.T) {
 // whole batch are on disk by then, and converging and deleting afterwards
 // restores what the batch found.
 func TestApplyBatchCrashAtFirstWrite(t *testing.T) {
-	if ns := os.Getenv("BRAID_TEST_MPTCP_WAL_NS"); ns != "" {
-		writeAheadChild(ns, os.Getenv("BRAID_TEST_MPTCP_WAL_DIR"))
-		return
+	if c := crashtest.Child(); c != nil {
+		rec, err := record.Open(c.Dir)
+		c.Check(err)
+		c.ApplyBatch(New(Options{Record: rec, Writes: c.Writes}), eightWant())
 	}
 	r := newRig(t)
 	preset := r.limits()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestApplyBatchCrashAtFirstWrite$")
-	cmd.Env = append(os.Environ(), "BRAID_TEST_MPTCP_WAL_NS="+r.ns, "BRAID_TEST_MPTCP_WAL_DIR="+r.dir, failpoint.Env+"=1")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != failpoint.ExitCode {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	crashtest.Run(t, r.ns, r.dir, 1)
 	r.open()
 	if got := recordedKeys(r.rec); len(got) != 9 {
 		t.Fatalf("on disk after a crash at the first write: %q, want the 8 endpoints and the limits", got)
@@ -166,43 +157,5 @@ func TestApplyBatchCrashAtFirstWrite(t *testing.T) {
 	r.applyBatch(want)
 	r.settled(want)
 	r.applyBatch(nil)
-	if got := r.endpoints(); len(got) != 0 {
-		t.Errorf("endpoints after the deletes: %+v", got)
-	}
-	if got := r.limits(); got != preset {
-		t.Errorf("limits after the deletes: %q, want %q", got, preset)
-	}
-	if !r.rec.Empty() {
-		t.Errorf("record after the deletes: %q", recordedKeys(r.rec))
-	}
-}
-
-// writeAheadChild converges eightWant() in ns with the record in dir and
-// the failpoint armed from the environment; it exits 86 at the armed write.
-func writeAheadChild(ns, dir string) {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		fail(err)
-	}
-	writes, err := failpoint.FromEnv()
-	if err != nil {
-		fail(err)
-	}
-	rec, err := record.Open(dir)
-	if err != nil {
-		fail(err)
-	}
-	d := New(Options{Record: rec, Writes: writes})
-	want := eightWant()
-	live, err := d.Observe(context.Background(), want)
-	if err != nil {
-		fail(err)
-	}
-	changes, _ := plan.Diff(want, live)
-	n, err := d.ApplyBatch(context.Background(), changes)
-	fail(fmt.Errorf("the failpoint did not fire: applied %d of %d (%v)", n, len(changes), err))
+	r.putBack(preset)
 }

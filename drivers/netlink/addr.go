@@ -103,7 +103,7 @@ func (d *Driver) applyAddr(action plan.Action, a Addr) (bool, error) {
 	}
 	// Recorded before: braid's own address (not one written ahead for
 	// this batch).
-	had := d.rec.Has(KindAddress, key) && !d.wroteAhead(KindAddress, key)
+	had := d.rec.Has(KindAddress, key) && !d.rec.WroteAhead(KindAddress, key)
 	if _, err := d.ifindex(a.Link); err != nil {
 		return false, fmt.Errorf("add address %s: %w", a.Address(), err)
 	}

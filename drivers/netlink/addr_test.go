@@ -60,7 +60,7 @@ func TestAddrNoPrefixRouteAndBraidPrefixRoutes(t *testing.T) {
 	a4 := Addr{Link: "wan0", Prefix: pfx("10.0.0.1/24")}
 	a6 := Addr{Link: "wan0", Prefix: pfx("fd00::1/64")}
 	want := resources[plan.Resource](link, a4, a6)
-	wantActions(t, r.converge(want), "~link[wan0]", "+address[wan0 10.0.0.1/24]", "+address[wan0 fd00::1/64]")
+	plantest.WantActions(t, r.converge(want), "~link[wan0]", "+address[wan0 10.0.0.1/24]", "+address[wan0 fd00::1/64]")
 	r.settled(want)
 
 	got := r.addrs("wan0")
@@ -87,7 +87,7 @@ func TestAddrNoPrefixRouteAndBraidPrefixRoutes(t *testing.T) {
 	p4 := Route{Table: TableMain, Dst: pfx("10.0.0.0/24"), Link: "wan0", Src: ip("10.0.0.1")}
 	p6 := Route{Table: TableMain, Dst: pfx("fd00::/64"), Metric: 256, Link: "wan0", Src: ip("fd00::1")}
 	want = append(want, p4, p6)
-	wantActions(t, r.converge(want), "+"+p4.Address(), "+"+p6.Address())
+	plantest.WantActions(t, r.converge(want), "+"+p4.Address(), "+"+p6.Address())
 	r.settled(want)
 	for _, dst := range []string{"10.0.0.2", "fd00::2"} {
 		if err := r.ping(dst); err != nil {
@@ -97,20 +97,20 @@ func TestAddrNoPrefixRouteAndBraidPrefixRoutes(t *testing.T) {
 
 	// A prefix route deleted by hand is drift.
 	r.ip("route", "del", "10.0.0.0/24", "dev", "wan0")
-	wantActions(t, r.converge(want), "+"+p4.Address())
+	plantest.WantActions(t, r.converge(want), "+"+p4.Address())
 	r.settled(want)
 
 	// An address deleted by hand is drift too. (IPv6 keeps the routes
 	// that used it as their source, without the source.)
 	r.ip("addr", "del", "fd00::1/64", "dev", "wan0")
-	wantActions(t, r.converge(want), "+"+a6.Address(), "~"+p6.Address())
+	plantest.WantActions(t, r.converge(want), "+"+a6.Address(), "~"+p6.Address())
 	r.settled(want)
 
 	// Delete: routes and addresses go, the record forgets them.
 	want = resources[plan.Resource](link)
 	var deleted []plan.Change
 	n := r.wrote(func() { deleted = r.converge(want) })
-	wantActions(t, deleted, "-"+a4.Address(), "-"+a6.Address(), "-"+p4.Address(), "-"+p6.Address())
+	plantest.WantActions(t, deleted, "-"+a4.Address(), "-"+a6.Address(), "-"+p4.Address(), "-"+p6.Address())
 	// Deletes run in reverse observe order: routes, then addresses.
 	if n != 4 {
 		t.Errorf("delete writes = %d, want 4:%s", n, plantest.Describe(deleted))

@@ -66,21 +66,22 @@ import (
 // accounted for.
 //
 // The ownership record is written twice for the whole batch, not once per
-// change (see writeAhead): before the first kernel write, with the entries
-// of every link, sysctl and address the batch changes and the removal of
-// stale entries; and after the last, with the removals that follow its
-// deletes, and of the entries written ahead for changes it did not get to.
+// change (see writeAhead and record.Batch): before the first kernel write,
+// with the entries of every link, sysctl and address the batch changes and
+// the removal of stale entries; and after the last, with the removals that
+// follow its deletes, and of the entries written ahead for changes it did
+// not get to.
 func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied int, err error) {
-	d.dropPrefetch()
-	release := d.rec.HoldDeletes()
+	d.pre.Drop(d.log)
+	b := d.rec.Batch()
 	tried := 0 // the changes from here on were not attempted
 	defer func() {
-		err = errors.Join(err, d.settleRecord(tried), release())
+		err = errors.Join(err, b.End(tried))
 	}()
 	if err := d.PruneRecord(); err != nil {
 		return 0, err
 	}
-	if err := d.writeAhead(changes); err != nil {
+	if err := d.writeAhead(b, changes); err != nil {
 		return 0, err
 	}
 	done := 0
@@ -112,40 +113,37 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (applied
 }
 
 // writeAhead writes the record entries of a whole batch in one write,
-// before its first kernel write: the previous state of every link and
-// sysctl it creates or updates (kept if one is recorded: the first is the
-// one to restore) and every address it adds, with the removals of stale
-// entries pending (PruneRecord). The entries are those Apply would write
-// before each of those changes, read from the kernel now rather than just
-// before the change: for a batch, the state before its first write. Apply
-// then finds each entry recorded and writes nothing; a change for which
-// no entry can be computed now (its link is missing) is left to Apply,
-// which fails or writes its entry itself.
+// before its first kernel write (record.Batch): the previous state of
+// every link and sysctl it creates or updates (kept if one is recorded:
+// the first is the one to restore) and every address it adds, with the
+// removals of stale entries pending (PruneRecord). The entries are those
+// Apply would write before each of those changes, read from the kernel now
+// rather than just before the change: for a batch, the state before its
+// first write. Apply then finds each entry recorded and writes nothing; a
+// change for which no entry can be computed now (its link is missing) is
+// left to Apply, which fails or writes its entry itself.
 //
-// The entries it added are remembered (ahead): Apply tells an address braid
-// recorded before this batch from one it only now wrote ahead, and
-// settleRecord drops those of changes the batch did not get to.
-func (d *Driver) writeAhead(changes []plan.Change) error {
-	var entries []record.Entry
-	ahead := map[recordKey]int{}
+// Apply tells an address braid recorded before this batch from one only
+// written ahead (record.WroteAhead), and the batch's End drops those of
+// changes the batch did not get to.
+func (d *Driver) writeAhead(b *record.Batch, changes []plan.Change) error {
 	for i, c := range changes {
 		if c.Action == plan.Delete {
 			continue
 		}
-		var e record.Entry
 		switch r := c.Resource().(type) {
 		case Link:
 			lk, err := d.h.LinkByName(r.Name)
 			if err != nil {
 				continue
 			}
-			e = record.Entry{Kind: KindLink, Key: r.Name, Value: stateOf(lk), IfAbsent: true}
+			b.Add(i, record.Entry{Kind: KindLink, Key: r.Name, Value: stateOf(lk), IfAbsent: true})
 		case Sysctl:
 			cur, err := d.readSysctl(r.Name)
 			if err != nil {
 				continue
 			}
-			e = record.Entry{Kind: KindSysctl, Key: r.Name, Value: cur, IfAbsent: true}
+			b.Add(i, record.Entry{Kind: KindSysctl, Key: r.Name, Value: cur, IfAbsent: true})
 		case Addr:
 			if c.Action != plan.Create {
 				continue // an update writes nothing
@@ -153,50 +151,10 @@ func (d *Driver) writeAhead(changes []plan.Change) error {
 			if _, err := d.ifindex(r.Link); err != nil {
 				continue
 			}
-			e = record.Entry{Kind: KindAddress, Key: r.recordKey(), Value: struct{}{}}
-		default:
-			continue
-		}
-		k := recordKey{e.Kind, e.Key}
-		if _, seen := ahead[k]; !seen && !d.rec.Has(e.Kind, e.Key) {
-			ahead[k] = i
-		}
-		entries = append(entries, e)
-	}
-	if err := d.rec.PutAll(entries); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.ahead = ahead
-	d.mu.Unlock()
-	return nil
-}
-
-// wroteAhead reports whether this batch's writeAhead added the entry
-// kind/key (it was not recorded before the batch).
-func (d *Driver) wroteAhead(kind, key string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.ahead[recordKey{kind, key}]
-	return ok
-}
-
-// settleRecord ends a batch's use of the record: it forgets the entries
-// writeAhead added for the changes from tried on, which the batch did not
-// attempt (the failed change itself is Apply's to clean up, as without a
-// batch). The removals go out with the batch's held deletes.
-func (d *Driver) settleRecord(tried int) error {
-	d.mu.Lock()
-	ahead := d.ahead
-	d.ahead = nil
-	d.mu.Unlock()
-	var errs []error
-	for k, i := range ahead {
-		if i >= tried {
-			errs = append(errs, d.rec.Delete(k.kind, k.key))
+			b.Add(i, record.Entry{Kind: KindAddress, Key: r.recordKey(), Value: struct{}{}})
 		}
 	}
-	return errors.Join(errs...)
+	return b.WriteAhead()
 }
 
 // pipelinable returns how many leading changes can be pipelined: route

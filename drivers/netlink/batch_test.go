@@ -5,18 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/drivers/record"
-	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/crashtest"
+	"github.com/braid-router/braid/internal/linediff"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -239,52 +236,12 @@ func testApplyBatchRefusal(t *testing.T, r *rig, routes, at int, v6 bool) {
 	}
 	// Exactly the first n took: the plan is the rest, in order.
 	rest, _ := r.plan(append(want, bad))
-	var wantRest []string
-	for _, c := range changes[n:] {
-		wantRest = append(wantRest, c.Action.Symbol()+c.Address())
-	}
-	if got := actions(rest); strings.Join(got, "\n") != strings.Join(sortedCopy(wantRest), "\n") {
-		t.Fatalf("plan after the refusal:\n got  %q\n want %q", got, sortedCopy(wantRest))
-	}
+	plantest.WantActions(t, rest, plantest.Actions(changes[n:])...)
 	// The engine's rollback restores the start exactly.
 	r.rollback(changes[:n])
 	if after := r.braidState(); after != before {
-		t.Fatalf("rollback did not restore the start:\n%s", diffText(before, after))
+		t.Fatalf("rollback did not restore the start:\n%s", linediff.Diff(before, after))
 	}
-}
-
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j] < c[j-1]; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
-	return c
-}
-
-// diffText lists the lines only in a and only in b.
-func diffText(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	ma, mb := in(a), in(b)
-	var out []string
-	for l := range ma {
-		if !mb[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for l := range mb {
-		if !ma[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(sortedCopy(out), "\n")
 }
 
 // TestApplyBatchAlreadySo: EEXIST from braid's own equal object and
@@ -337,7 +294,7 @@ func testApplyBatchAlreadySo(t *testing.T, r *rig) {
 	}
 	r.rollback(changes[:n])
 	if after := r.braidState(); after != before {
-		t.Fatalf("after the conflict and the rollback:\n%s", diffText(before, after))
+		t.Fatalf("after the conflict and the rollback:\n%s", linediff.Diff(before, after))
 	}
 }
 
@@ -346,21 +303,16 @@ func testApplyBatchAlreadySo(t *testing.T, r *rig) {
 // the crash left, at least the counted writes, is braid's own, and the
 // next converge completes it and writes nothing once converged.
 func TestApplyBatchCrash(t *testing.T) {
-	if ns := os.Getenv("BRAID_TEST_BATCH_CRASH_NS"); ns != "" {
-		crashChild(ns)
-		return
+	if c := crashtest.Child(); c != nil {
+		d, err := New(Options{Record: record.Memory(), Writes: c.Writes})
+		c.Check(err)
+		c.ApplyBatch(d, batchState(600, 60))
 	}
 	for _, at := range []int{1, 37, 64, 65, 300, 659} {
 		t.Run(strconv.Itoa(at), func(t *testing.T) {
 			r := newRig(t)
 			r.uplink()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestApplyBatchCrash$")
-			cmd.Env = append(os.Environ(), "BRAID_TEST_BATCH_CRASH_NS="+r.ns, failpoint.Env+"="+strconv.Itoa(at))
-			out, err := cmd.CombinedOutput()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != failpoint.ExitCode {
-				t.Fatalf("child: %v\n%s", err, out)
-			}
+			crashtest.Run(t, r.ns, "", at)
 			if got := strings.Count(r.braidState(), "\n"); got < at {
 				t.Fatalf("%d objects after a crash at write %d", got, at)
 			}
@@ -371,35 +323,6 @@ func TestApplyBatchCrash(t *testing.T) {
 	}
 }
 
-// crashChild converges batchState(600, 60) in ns with the failpoint armed
-// from the environment; it exits 86 at the armed write.
-func crashChild(ns string) {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		fail(err)
-	}
-	writes, err := failpoint.FromEnv()
-	if err != nil {
-		fail(err)
-	}
-	d, err := New(Options{Record: record.Memory(), Writes: writes})
-	if err != nil {
-		fail(err)
-	}
-	state := batchState(600, 60)
-	live, err := d.Observe(context.Background(), state)
-	if err != nil {
-		fail(err)
-	}
-	changes, _ := plan.Diff(state, live)
-	n, err := d.ApplyBatch(context.Background(), changes)
-	fail(fmt.Errorf("the failpoint did not fire: applied %d of %d (%v)", n, len(changes), err))
-}
-
 func TestPrefetchIsUsedOnce(t *testing.T) {
 	r := newRig(t)
 	r.uplink()
@@ -407,13 +330,9 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 	r.convergeBatch(want)
 
 	r.d.Prefetch(context.Background())
-	r.d.mu.Lock()
-	p := r.d.pre
-	r.d.mu.Unlock()
-	if p == nil {
+	if !r.d.pre.Wait() {
 		t.Fatal("no prefetch pending")
 	}
-	<-p.done
 	// A change after the snapshot was taken: the next Observe, which uses
 	// the snapshot, does not see it (as a plan does not see what changes
 	// after its dumps); the one after dumps afresh and does.
@@ -422,7 +341,7 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 		t.Fatalf("the prefetched snapshot was not used: %s", plantest.Describe(changes))
 	}
 	changes, _ := r.plan(want)
-	wantActions(t, changes, "+route[7100 198.51.100.0/24 metric 0]")
+	plantest.WantActions(t, changes, "+route[7100 198.51.100.0/24 metric 0]")
 }
 
 func TestPrefetchIsDroppedByWrites(t *testing.T) {
@@ -453,7 +372,7 @@ func TestPrefetchIsDroppedByWrites(t *testing.T) {
 func TestPrefetchWithAGivenHandleOrClosed(t *testing.T) {
 	r := newRigWith(t, true)
 	r.d.Prefetch(context.Background())
-	if r.d.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch with a caller's handle, which the caller may be using")
 	}
 	r = newRig(t)
@@ -463,7 +382,7 @@ func TestPrefetchWithAGivenHandleOrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.d.Prefetch(context.Background())
-	if r.d.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch on a closed driver")
 	}
 }

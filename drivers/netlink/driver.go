@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/prefetch"
 	"github.com/braid-router/braid/drivers/record"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -91,11 +92,7 @@ type Driver struct {
 	// writes the record itself, so a read-only plan leaves it untouched.
 	stale []recordKey
 	// pre is the snapshot Prefetch is taking for the next Observe.
-	pre *prefetch
-	// ahead maps the record entries the running batch wrote ahead (that
-	// were not recorded before it) to the index of their change; see
-	// writeAhead.
-	ahead map[recordKey]int
+	pre prefetch.Slot[*snapshot]
 	// routeHint is the number of routes the last dump of each family
 	// (IPv4, IPv6) found.
 	routeHint [2]int
@@ -149,7 +146,7 @@ func New(opts Options) (*Driver, error) {
 
 // Close releases the sockets the driver opened (not a caller's handle).
 func (d *Driver) Close() error {
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.ownHandle {
@@ -221,8 +218,8 @@ func (d *Driver) Observe(ctx context.Context, want []plan.Resource) ([]plan.Obse
 		return nil, err
 	}
 	w := split(want)
-	snap := d.takePrefetch()
-	if snap == nil {
+	snap, ok := d.pre.Take(d.log)
+	if !ok {
 		var err error
 		if snap, err = d.dump(ctx, true); err != nil {
 			return nil, err
@@ -277,7 +274,7 @@ func (d *Driver) Apply(ctx context.Context, c plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	if err := d.PruneRecord(); err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func TestLinkConvergeAndRestore(t *testing.T) {
 	want := resources(Link{Name: "wan0", Up: true, MTU: 1400}, Link{Name: "wan0p", Up: true})
 	var changes []plan.Change
 	n := r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~link[wan0]", "~link[wan0p]")
+	plantest.WantActions(t, changes, "~link[wan0]", "~link[wan0p]")
 	if n != 3 { // wan0: mtu and up; wan0p: up
 		t.Errorf("writes = %d, want 3", n)
 	}
@@ -60,7 +60,7 @@ func TestLinkConvergeAndRestore(t *testing.T) {
 
 	// A second change keeps the first previous state.
 	want = resources(Link{Name: "wan0", Up: true, MTU: 1300}, Link{Name: "wan0p", Up: true})
-	wantActions(t, r.converge(want), "~link[wan0]")
+	plantest.WantActions(t, r.converge(want), "~link[wan0]")
 	if l := r.link("wan0"); l.MTU != 1300 {
 		t.Fatalf("wan0 mtu = %d, want 1300", l.MTU)
 	}
@@ -68,12 +68,12 @@ func TestLinkConvergeAndRestore(t *testing.T) {
 
 	// Someone takes it down: drift.
 	r.ip("link", "set", "dev", "wan0", "down")
-	wantActions(t, r.converge(want), "~link[wan0]")
+	plantest.WantActions(t, r.converge(want), "~link[wan0]")
 	r.settled(want)
 
 	// No longer desired: put back as found.
 	changes = r.converge(nil)
-	wantActions(t, changes, "-link[wan0]", "-link[wan0p]")
+	plantest.WantActions(t, changes, "-link[wan0]", "-link[wan0p]")
 	if l := r.link("wan0"); l.up() || l.MTU != 1500 {
 		t.Fatalf("wan0 after delete: %+v, want down with mtu 1500", l)
 	}
@@ -164,7 +164,7 @@ func TestLinkMACConvergeAndRestore(t *testing.T) {
 	want := resources(Link{Name: "wan0", Up: true, MAC: mac1})
 	var changes []plan.Change
 	n := r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~link[wan0]")
+	plantest.WantActions(t, changes, "~link[wan0]")
 	if n != 2 { // address, up
 		t.Errorf("writes = %d, want 2", n)
 	}
@@ -184,7 +184,7 @@ func TestLinkMACConvergeAndRestore(t *testing.T) {
 	// recorded one stays the first.
 	want = resources(Link{Name: "wan0", Up: true, MAC: mac2})
 	n = r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~link[wan0]")
+	plantest.WantActions(t, changes, "~link[wan0]")
 	if n != 1 || r.mac("wan0") != mac2 {
 		t.Fatalf("after the change: %d writes, address %s; want 1, %s", n, r.mac("wan0"), mac2)
 	}
@@ -195,7 +195,7 @@ func TestLinkMACConvergeAndRestore(t *testing.T) {
 
 	// Someone changes it: drift.
 	r.ip("link", "set", "dev", "wan0", "address", "02:00:5e:10:00:99")
-	wantActions(t, r.converge(want), "~link[wan0]")
+	plantest.WantActions(t, r.converge(want), "~link[wan0]")
 	if r.mac("wan0") != mac2 {
 		t.Fatalf("drift not repaired: %s", r.mac("wan0"))
 	}
@@ -208,7 +208,7 @@ func TestLinkMACConvergeAndRestore(t *testing.T) {
 
 	// No longer desired: put back as found, address included.
 	changes = r.converge(nil)
-	wantActions(t, changes, "-link[wan0]")
+	plantest.WantActions(t, changes, "-link[wan0]")
 	if l := r.link("wan0"); l.up() || r.mac("wan0") != orig {
 		t.Fatalf("wan0 after delete: %+v %s, want down with %s", l, r.mac("wan0"), orig)
 	}
@@ -238,13 +238,13 @@ func TestLinkMACOldRecord(t *testing.T) {
 	}
 
 	want := resources(Link{Name: "wan0", Up: true, MAC: "02:00:5e:10:00:01"})
-	wantActions(t, r.converge(want), "~link[wan0]")
+	plantest.WantActions(t, r.converge(want), "~link[wan0]")
 	if ok, _ := r.rec.Get(KindLink, "wan0", &prev); !ok || prev != (linkState{MTU: 1500, MAC: orig}) {
 		t.Fatalf("record = %+v, %v; want the old one with the address %s", prev, ok, orig)
 	}
 	r.settled(want)
 
-	wantActions(t, r.converge(nil), "-link[wan0]")
+	plantest.WantActions(t, r.converge(nil), "-link[wan0]")
 	if l := r.link("wan0"); l.up() || r.mac("wan0") != orig {
 		t.Fatalf("wan0 after delete: %+v %s, want down with %s", l, r.mac("wan0"), orig)
 	}
@@ -261,7 +261,7 @@ func TestLinkMACRestoredWithoutRecordedAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.ip("link", "set", "dev", "wan0", "address", "02:00:5e:10:00:07")
-	wantActions(t, r.converge(nil), "-link[wan0]")
+	plantest.WantActions(t, r.converge(nil), "-link[wan0]")
 	if l := r.link("wan0"); l.up() || r.mac("wan0") != "02:00:5e:10:00:07" {
 		t.Fatalf("wan0 after delete: %+v %s, want down with its address left alone", l, r.mac("wan0"))
 	}

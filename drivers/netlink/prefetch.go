@@ -74,21 +74,10 @@ func (d *Driver) dumpRest(ctx context.Context, s *snapshot, noV6Routes bool) err
 	return nil
 }
 
-// prefetch is a snapshot being taken in the background.
-type prefetch struct {
-	done chan struct{}
-	snap *snapshot
-	err  error
-}
-
 // Prefetch implements reconcile.Prefetcher: it starts taking the snapshot
-// of the kernel that the next Observe reads, in a goroutine, so that the
-// kernel's dumps overlap with the caller's work (parsing and compiling a
-// spec) instead of following it. The next Observe waits for it and uses it
-// instead of dumping again; it is used at most once, so every later Observe
-// (the verify after an apply) dumps afresh. Apply and ApplyBatch discard a
-// snapshot no Observe took, since it predates their writes; so does Close.
-// If the prefetch failed, Observe dumps afresh and reports its own error.
+// of the kernel that the next Observe reads, in a goroutine (see package
+// prefetch: the next Observe waits for it and uses it instead of dumping
+// again, once; a write discards it).
 //
 // The snapshot shows the kernel as it was at some moment after Prefetch
 // was called, and Observe returns that: what changes between that moment
@@ -105,35 +94,8 @@ type prefetch struct {
 func (d *Driver) Prefetch(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.pre != nil || !d.ownHandle {
+	if !d.ownHandle {
 		return
 	}
-	p := &prefetch{done: make(chan struct{})}
-	d.pre = p
-	go func() {
-		defer close(p.done)
-		p.snap, p.err = d.dump(context.WithoutCancel(ctx), false)
-	}()
+	d.pre.Start(func() (*snapshot, error) { return d.dump(context.WithoutCancel(ctx), false) })
 }
-
-// takePrefetch returns the pending prefetched snapshot, waiting for it to
-// be taken, and forgets it; nil if there is none or it failed.
-func (d *Driver) takePrefetch() *snapshot {
-	d.mu.Lock()
-	p := d.pre
-	d.pre = nil
-	d.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	<-p.done
-	if p.err != nil {
-		d.log.Debug("prefetch failed; dumping again", "err", p.err)
-		return nil
-	}
-	return p.snap
-}
-
-// dropPrefetch discards a prefetched snapshot no Observe took, after
-// waiting for its dumps to end (they use the driver's sockets).
-func (d *Driver) dropPrefetch() { d.takePrefetch() }

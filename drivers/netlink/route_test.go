@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -15,11 +16,21 @@ import (
 // (kernel prefix routes, so that gateways are reachable).
 func (r *rig) uplink() {
 	r.t.Helper()
-	r.veth("wan0", "wan0p")
-	r.ip("link", "set", "dev", "wan0", "up")
-	r.ip("link", "set", "dev", "wan0p", "up")
-	r.ip("addr", "add", "10.0.0.1/24", "dev", "wan0")
-	r.ip("addr", "add", "fd00::1/64", "dev", "wan0", "nodad")
+	addUplink(r.t, r.ns)
+}
+
+// addUplink gives namespace ns the uplink of rig.uplink.
+func addUplink(t testing.TB, ns string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "add", "name", "wan0", "type", "veth", "peer", "name", "wan0p"},
+		{"link", "set", "dev", "wan0", "up"},
+		{"link", "set", "dev", "wan0p", "up"},
+		{"addr", "add", "10.0.0.1/24", "dev", "wan0"},
+		{"addr", "add", "fd00::1/64", "dev", "wan0", "nodad"},
+	} {
+		nstest.In(t, ns, "ip", args...)
+	}
 }
 
 // braidRoutes lists braid's routes as ip(8) shows them.
@@ -90,7 +101,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 	routes[3].Gateway = ip("fd00::fd")
 	want = resources(routes...)
 	n = r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~"+routes[0].Address(), "~"+routes[3].Address())
+	plantest.WantActions(t, changes, "~"+routes[0].Address(), "~"+routes[3].Address())
 	if n != 2 {
 		t.Errorf("update writes = %d", n)
 	}
@@ -103,7 +114,7 @@ func testRouteConvergeUpdateDelete(t *testing.T, r *rig) {
 
 	// Drift: a braid route deleted by hand comes back.
 	r.ip("-6", "route", "del", "2001:db8:1::/48", "table", "7100")
-	wantActions(t, r.converge(want), "+"+routes[5].Address())
+	plantest.WantActions(t, r.converge(want), "+"+routes[5].Address())
 	r.settled(want)
 
 	// Delete all but one.
@@ -173,7 +184,7 @@ func testRouteForeignIsAConflict(t *testing.T, r *rig) {
 	other := Route{Table: TableMain, Dst: pfx("203.0.113.0/24"), Metric: 6, Gateway: ip("10.0.0.253"), Link: "wan0"}
 	want := resources(append(mine, other)...)
 	changes, conflicts := r.plan(want)
-	wantActions(t, changes, "+"+other.Address())
+	plantest.WantActions(t, changes, "+"+other.Address())
 	if len(conflicts) != 3 {
 		t.Fatalf("conflicts: %v", conflicts)
 	}
@@ -271,7 +282,7 @@ func testRouteLocal(t *testing.T, r *rig) {
 	}
 	want := append(resources(local...), resources(rules...)...)
 	changes := r.converge(want)
-	wantActions(t, changes, "+route[7190 0.0.0.0/0 metric 0]", "+route[7190 ::/0 metric 1024]",
+	plantest.WantActions(t, changes, "+route[7190 0.0.0.0/0 metric 0]", "+route[7190 ::/0 metric 1024]",
 		"+rule[inet pref 6900 fwmark 0x1c16]", "+rule[inet6 pref 6900 fwmark 0x1c16]")
 	if got := plan.Describe(local[0]); got != "type=local dev=lo" {
 		t.Errorf("a local route reads %q", got)
@@ -301,7 +312,7 @@ func testRouteLocal(t *testing.T, r *rig) {
 	unicast.Type, unicast.Link, unicast.Gateway = Unicast, "wan0", ip("10.0.0.254")
 	want = append(resources(unicast, local[1]), resources(rules...)...)
 	changes, _ = r.plan(want)
-	wantActions(t, changes, "~route[7190 0.0.0.0/0 metric 0]")
+	plantest.WantActions(t, changes, "~route[7190 0.0.0.0/0 metric 0]")
 	if got := plan.Describe(changes[0].Before) + " -> " + plan.Describe(changes[0].After); got != "type=local dev=lo -> via=10.0.0.254 dev=wan0" {
 		t.Errorf("change of type: %s", got)
 	}

@@ -72,7 +72,7 @@ func TestRuleConvergeUpdateDelete(t *testing.T) {
 	rules[1].SuppressPrefixlen = -1
 	want = resources(rules...)
 	n = r.wrote(func() { changes = r.converge(want) })
-	wantActions(t, changes, "~"+rules[3].Address(), "~"+rules[1].Address())
+	plantest.WantActions(t, changes, "~"+rules[3].Address(), "~"+rules[1].Address())
 	if n != 4 {
 		t.Errorf("update writes = %d, want 4 (add and delete each)", n)
 	}
@@ -85,7 +85,7 @@ func TestRuleConvergeUpdateDelete(t *testing.T) {
 
 	// Drift.
 	r.ip("-6", "rule", "del", "pref", "7301")
-	wantActions(t, r.converge(want), "+"+rules[7].Address())
+	plantest.WantActions(t, r.converge(want), "+"+rules[7].Address())
 	r.settled(want)
 
 	// Delete.
@@ -131,7 +131,7 @@ func TestRuleForeignIsAConflict(t *testing.T) {
 	}
 	other := Rule{Priority: PrioUplink, From: pfx("10.0.0.2/32"), Table: 7101, SuppressPrefixlen: -1}
 	changes, conflicts := r.plan(resources(append(mine, other)...))
-	wantActions(t, changes, "+"+other.Address())
+	plantest.WantActions(t, changes, "+"+other.Address())
 	if len(conflicts) != 3 {
 		t.Fatalf("conflicts: %v", conflicts)
 	}

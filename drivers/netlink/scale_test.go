@@ -73,15 +73,7 @@ func benchConverge(b *testing.B, givenHandle bool) {
 	}
 	setup := func() string {
 		ns := nstest.New(b)
-		for _, args := range [][]string{
-			{"link", "add", "name", "wan0", "type", "veth", "peer", "name", "wan0p"},
-			{"link", "set", "dev", "wan0", "up"},
-			{"link", "set", "dev", "wan0p", "up"},
-			{"addr", "add", "10.0.0.1/24", "dev", "wan0"},
-			{"addr", "add", "fd00::1/64", "dev", "wan0", "nodad"},
-		} {
-			nstest.In(b, ns, "ip", args...)
-		}
+		addUplink(b, ns)
 		return ns
 	}
 	var braid, batchTime, noop time.Duration
@@ -169,15 +161,7 @@ func BenchmarkNoopPass10k(b *testing.B) {
 	nstest.RequireRoot(b)
 	state := scaleState(10000, 100)
 	ns := nstest.New(b)
-	for _, args := range [][]string{
-		{"link", "add", "name", "wan0", "type", "veth", "peer", "name", "wan0p"},
-		{"link", "set", "dev", "wan0", "up"},
-		{"link", "set", "dev", "wan0p", "up"},
-		{"addr", "add", "10.0.0.1/24", "dev", "wan0"},
-		{"addr", "add", "fd00::1/64", "dev", "wan0", "nodad"},
-	} {
-		nstest.In(b, ns, "ip", args...)
-	}
+	addUplink(b, ns)
 	batch := filepath.Join(b.TempDir(), "batch")
 	if err := os.WriteFile(batch, []byte(ipBatch(state)), 0o600); err != nil {
 		b.Fatal(err)

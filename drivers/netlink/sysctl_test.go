@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 )
 
 func (r *rig) sysctl(name string) string {
@@ -42,7 +43,7 @@ func TestSysctlConvergeAndRestore(t *testing.T) {
 	)
 	var n int64
 	n = r.wrote(func() {
-		wantActions(t, r.converge(want),
+		plantest.WantActions(t, r.converge(want),
 			"~sysctl[net.ipv4.ip_forward]", "~sysctl[net.ipv6.conf.all.forwarding]", "~sysctl[net.ipv4.conf.wan0.rp_filter]")
 	})
 	if n != 3 {
@@ -55,14 +56,14 @@ func TestSysctlConvergeAndRestore(t *testing.T) {
 	r.settled(want)
 
 	want[2] = Sysctl{Name: "net.ipv4.conf.wan0.rp_filter", Value: "0"}
-	wantActions(t, r.converge(want), "~sysctl[net.ipv4.conf.wan0.rp_filter]")
+	plantest.WantActions(t, r.converge(want), "~sysctl[net.ipv4.conf.wan0.rp_filter]")
 	r.settled(want)
 	var prev string
 	if ok, _ := r.rec.Get(KindSysctl, "net.ipv4.conf.wan0.rp_filter", &prev); !ok || prev != "1" {
 		t.Fatalf("recorded previous rp_filter = %q, %v; want the first one, 1", prev, ok)
 	}
 
-	wantActions(t, r.converge(nil),
+	plantest.WantActions(t, r.converge(nil),
 		"-sysctl[net.ipv4.ip_forward]", "-sysctl[net.ipv6.conf.all.forwarding]", "-sysctl[net.ipv4.conf.wan0.rp_filter]")
 	for name, v := range map[string]string{
 		"net.ipv4.ip_forward":          "0",

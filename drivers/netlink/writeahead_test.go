@@ -1,19 +1,14 @@
 package netlink
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/drivers/record"
-	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/drivers/record/recordtest"
+	"github.com/braid-router/braid/internal/crashtest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -30,14 +25,30 @@ func recordState() []plan.Resource {
 
 // recorded lists the record's entries as "KIND KEY", sorted.
 func recorded(rec *record.Record) []string {
-	var out []string
-	for _, kind := range []string{KindLink, KindSysctl, KindAddress} {
-		for _, k := range rec.Keys(kind) {
-			out = append(out, kind+" "+k)
-		}
+	return recordtest.Entries(rec, KindLink, KindSysctl, KindAddress)
+}
+
+// recordStateSysctls is the values of the sysctls recordState sets.
+func (r *rig) recordStateSysctls() string {
+	return r.sysctl("net.ipv4.ip_forward") + r.sysctl("net.ipv4.conf.wan0.rp_filter")
+}
+
+// putBack checks that deleting recordState put wan0 and its sysctls back
+// as they were (sysctls, from recordStateSysctls) and emptied the record.
+func (r *rig) putBack(sysctls string) {
+	r.t.Helper()
+	if after := r.recordStateSysctls(); after != sysctls {
+		r.t.Errorf("sysctls %q after the deletes, want %q", after, sysctls)
 	}
-	slices.Sort(out)
-	return out
+	if l := r.link("wan0"); l.up() || l.MTU != 1500 {
+		r.t.Errorf("wan0 after the deletes: %+v", l)
+	}
+	if got := r.ip("-o", "addr", "show", "dev", "wan0", "scope", "global"); got != "" {
+		r.t.Errorf("addresses left: %s", got)
+	}
+	if !r.rec.Empty() {
+		r.t.Errorf("record after the deletes: %q", recorded(r.rec))
+	}
 }
 
 var recordStateEntries = []string{
@@ -49,12 +60,12 @@ var recordStateEntries = []string{
 func TestApplyBatchWritesTheRecordOnceEachWay(t *testing.T) {
 	bothWays(t, func(t *testing.T, r *rig) {
 		r.veth("wan0", "wan0p")
-		before := r.sysctl("net.ipv4.ip_forward") + r.sysctl("net.ipv4.conf.wan0.rp_filter")
+		before := r.recordStateSysctls()
 		want := recordState()
 		w := r.rec.Writes()
 		changes := r.convergeBatch(want)
 		if len(changes) != 5 {
-			t.Fatalf("%d changes: %s", len(changes), strings.Join(actions(changes), " "))
+			t.Fatalf("%d changes: %s", len(changes), strings.Join(plantest.SortedActions(changes), " "))
 		}
 		if n := r.rec.Writes() - w; n != 1 {
 			t.Errorf("the batch wrote the record %d times, want once, ahead of its writes", n)
@@ -71,15 +82,7 @@ func TestApplyBatchWritesTheRecordOnceEachWay(t *testing.T) {
 		if n := r.rec.Writes() - w; n != 1 {
 			t.Errorf("the batch of deletes wrote the record %d times, want once, after it", n)
 		}
-		if !r.rec.Empty() {
-			t.Errorf("record after the deletes: %q", recorded(r.rec))
-		}
-		if after := r.sysctl("net.ipv4.ip_forward") + r.sysctl("net.ipv4.conf.wan0.rp_filter"); after != before {
-			t.Errorf("sysctls %q after the deletes, want %q", after, before)
-		}
-		if l := r.link("wan0"); l.up() || l.MTU != 1500 {
-			t.Errorf("wan0 after the deletes: %+v", l)
-		}
+		r.putBack(before)
 	})
 }
 
@@ -127,20 +130,17 @@ func TestApplyBatchRefusedForgetsWhatItWroteAhead(t *testing.T) {
 // whole batch are on disk by then, and converging and deleting afterwards
 // restores what the batch found.
 func TestApplyBatchCrashAtFirstWrite(t *testing.T) {
-	if ns := os.Getenv("BRAID_TEST_WAL_NS"); ns != "" {
-		writeAheadChild(ns, os.Getenv("BRAID_TEST_WAL_DIR"))
-		return
+	if c := crashtest.Child(); c != nil {
+		rec, err := record.Open(c.Dir)
+		c.Check(err)
+		d, err := New(Options{Record: rec, Writes: c.Writes})
+		c.Check(err)
+		c.ApplyBatch(d, recordState())
 	}
 	r := newRig(t)
 	r.veth("wan0", "wan0p")
-	pristine := r.sysctl("net.ipv4.ip_forward") + r.sysctl("net.ipv4.conf.wan0.rp_filter")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestApplyBatchCrashAtFirstWrite$")
-	cmd.Env = append(os.Environ(), "BRAID_TEST_WAL_NS="+r.ns, "BRAID_TEST_WAL_DIR="+r.dir, failpoint.Env+"=1")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != failpoint.ExitCode {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	pristine := r.recordStateSysctls()
+	crashtest.Run(t, r.ns, r.dir, 1)
 	onDisk, err := record.Open(r.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -158,49 +158,5 @@ func TestApplyBatchCrashAtFirstWrite(t *testing.T) {
 	r.convergeBatch(recordState())
 	r.settled(recordState())
 	r.convergeBatch(nil)
-	if after := r.sysctl("net.ipv4.ip_forward") + r.sysctl("net.ipv4.conf.wan0.rp_filter"); after != pristine {
-		t.Errorf("sysctls %q after the deletes, want %q", after, pristine)
-	}
-	if l := r.link("wan0"); l.up() || l.MTU != 1500 {
-		t.Errorf("wan0 after the deletes: %+v", l)
-	}
-	if got := r.ip("-o", "addr", "show", "dev", "wan0", "scope", "global"); got != "" {
-		t.Errorf("addresses left: %s", got)
-	}
-	if !r.rec.Empty() {
-		t.Errorf("record after the deletes: %q", recorded(r.rec))
-	}
-}
-
-// writeAheadChild converges recordState() in ns with the record in dir and
-// the failpoint armed from the environment; it exits 86 at the armed write.
-func writeAheadChild(ns, dir string) {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		os.Exit(1)
-	}
-	runtime.LockOSThread()
-	if err := netns.Enter(ns); err != nil {
-		fail(err)
-	}
-	writes, err := failpoint.FromEnv()
-	if err != nil {
-		fail(err)
-	}
-	rec, err := record.Open(dir)
-	if err != nil {
-		fail(err)
-	}
-	d, err := New(Options{Record: rec, Writes: writes})
-	if err != nil {
-		fail(err)
-	}
-	want := recordState()
-	live, err := d.Observe(context.Background(), want)
-	if err != nil {
-		fail(err)
-	}
-	changes, _ := plan.Diff(want, live)
-	n, err := d.ApplyBatch(context.Background(), changes)
-	fail(fmt.Errorf("the failpoint did not fire: applied %d of %d (%v)", n, len(changes), err))
+	r.putBack(pristine)
 }

@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -27,57 +24,35 @@ import (
 // mu serialises a transaction and a dump, each of which waits for its
 // own answers.
 type txConn struct {
-	mu     sync.Mutex
-	fd     int
-	seq    uint32
+	sock
 	sndbuf int
 }
-
-// Socket settings.
-const (
-	rcvbuf     = 1 << 20
-	txTimeout  = 30 * time.Second
-	nlmsgHdr   = unix.SizeofNlMsghdr
-	recvBufLen = 1 << 16
-)
 
 // dialTx opens the transaction socket in the calling thread's network
 // namespace.
 func dialTx() (*txConn, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("open netfilter socket: %w", err)
+	c := &txConn{}
+	if err := c.open(); err != nil {
+		return nil, err
 	}
-	c := &txConn{fd: fd, seq: uint32(time.Now().Unix())}
 	fail := func(what string, err error) (*txConn, error) {
-		unix.Close(fd)
+		c.close()
 		return nil, fmt.Errorf("netfilter socket: %s: %w", what, err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fail("bind", err)
 	}
 	// Acknowledgements carry only the header of the message they answer,
 	// plus the kernel's explanation when there is one.
-	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
 		return fail("NETLINK_CAP_ACK", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1); err != nil {
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1); err != nil {
 		return fail("NETLINK_EXT_ACK", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
-	}
-	tv := unix.NsecToTimeval(txTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fail("SO_RCVTIMEO", err)
-	}
-	if c.sndbuf, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err != nil {
+	var err error
+	if c.sndbuf, err = unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err != nil {
 		return fail("SO_SNDBUF", err)
 	}
 	return c, nil
 }
-
-func (c *txConn) close() error { return unix.Close(c.fd) }
 
 // msgError is the kernel's refusal of one message of a batch.
 type msgError struct {
@@ -134,94 +109,45 @@ func (c *txConn) commit(msgs []netlink.Message) ([]msgError, error) {
 			c.sndbuf = n
 		}
 	}
-	if err := unix.Sendto(c.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	if err := c.send(b); err != nil {
 		return nil, fmt.Errorf("send a transaction of %d messages (%d bytes): %w", len(msgs), len(b), err)
 	}
 	var refused []msgError
-	buf := make([]byte, recvBufLen)
-	for {
-		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+	var aborted error // a refusal of the whole batch
+	err := c.receive(make([]byte, recvBufLen), func(m nlmsg) (bool, error) {
+		if m.typ != unix.NLMSG_ERROR || len(m.body) < 4+nlmsgHdr {
+			return false, nil
+		}
+		errno := -int32(binary.NativeEndian.Uint32(m.body[:4]))
+		seq := binary.NativeEndian.Uint32(m.body[4+8 : 4+12])
+		why := extAck(m)
 		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.ENOBUFS):
-			// Error reports overflowed the socket: there were errors, so
-			// the kernel aborted the transaction.
-			return refused, fmt.Errorf("%w: its error reports overflowed the socket: %v", errNotCommitted, err)
-		case errors.Is(err, unix.EAGAIN):
-			return refused, fmt.Errorf("no answer from the kernel to the transaction within %s", txTimeout)
-		case err != nil:
-			return refused, fmt.Errorf("receive the transaction's acknowledgement: %w", err)
+		case seq == begin && errno != 0:
+			e := msgError{errno: unix.Errno(errno), why: why}
+			aborted = fmt.Errorf("%w: %w", errNotCommitted, e.err())
+			return true, nil
+		case seq < first || seq >= end:
+			return false, nil // an answer to an earlier transaction
 		}
-		nms, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return refused, fmt.Errorf("parse the transaction's acknowledgement: %w", err)
+		i := int(seq - first)
+		if errno != 0 {
+			refused = append(refused, msgError{index: i, errno: unix.Errno(errno), why: why})
 		}
-		for _, m := range nms {
-			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4+nlmsgHdr {
-				continue
-			}
-			errno := -int32(binary.NativeEndian.Uint32(m.Data[:4]))
-			seq := binary.NativeEndian.Uint32(m.Data[4+8 : 4+12])
-			why := extAck(m)
-			switch {
-			case seq == begin && errno != 0:
-				e := msgError{errno: unix.Errno(errno), why: why}
-				return refused, fmt.Errorf("%w: %w", errNotCommitted, e.err())
-			case seq < first || seq >= end:
-				continue // an answer to an earlier transaction
-			}
-			i := int(seq - first)
-			if errno != 0 {
-				refused = append(refused, msgError{index: i, errno: unix.Errno(errno), why: why})
-			}
-			if i == len(msgs)-1 {
-				return refused, nil
-			}
-		}
+		return i == len(msgs)-1, nil
+	})
+	switch {
+	case aborted != nil:
+		return refused, aborted
+	case errors.Is(err, unix.ENOBUFS):
+		// Error reports overflowed the socket: there were errors, so
+		// the kernel aborted the transaction.
+		return refused, fmt.Errorf("%w: its error reports overflowed the socket: %v", errNotCommitted, unix.ENOBUFS)
+	case errors.Is(err, errNoAnswer):
+		return refused, fmt.Errorf("no answer from the kernel to the transaction within %s", txTimeout)
+	case err != nil:
+		return refused, fmt.Errorf("the transaction's acknowledgement: %w", err)
 	}
-}
-
-// extAck returns the kernel's message in an extended acknowledgement.
-func extAck(m syscall.NetlinkMessage) string {
-	if m.Header.Flags&unix.NLM_F_ACK_TLVS == 0 {
-		return ""
-	}
-	off := 4 + nlmsgHdr
-	if m.Header.Flags&unix.NLM_F_CAPPED == 0 {
-		// The whole request is echoed: skip it.
-		off = 4 + int(binary.NativeEndian.Uint32(m.Data[4:8]))
-	}
-	if off > len(m.Data) {
-		return ""
-	}
-	ad, err := netlink.NewAttributeDecoder(m.Data[align4(off):])
-	if err != nil {
-		return ""
-	}
-	for ad.Next() {
-		if ad.Type() == unix.NLMSGERR_ATTR_MSG {
-			return ad.String()
-		}
-	}
-	return ""
-}
-
-func align4(n int) int { return (n + 3) &^ 3 }
-
-// appendMsg appends one netlink message.
-func appendMsg(b []byte, typ, flags uint16, seq uint32, data []byte) []byte {
-	l := nlmsgHdr + len(data)
-	b = binary.NativeEndian.AppendUint32(b, uint32(l))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = binary.NativeEndian.AppendUint16(b, flags)
-	b = binary.NativeEndian.AppendUint32(b, seq)
-	b = binary.NativeEndian.AppendUint32(b, 0)
-	b = append(b, data...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
+	return refused, nil
 }
 
 // nfgenmsg is the nfnetlink header of a batch message: family unspec,

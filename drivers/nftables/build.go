@@ -53,13 +53,16 @@ func metaCmp(key expr.MetaKey, data []byte) []expr.Any {
 	}
 }
 
-// IIFName matches packets that arrived on the named interface.
-func IIFName(name string) Stmt {
+// ifaceMatch matches the interface name of key (iifname, oifname).
+func ifaceMatch(key expr.MetaKey, name string) Stmt {
 	if name == "" || len(name) >= unix.IFNAMSIZ {
 		return Stmt{err: fmt.Errorf("invalid interface name %q", name)}
 	}
-	return Stmt{exprs: metaCmp(expr.MetaKeyIIFNAME, ifname(name))}
+	return Stmt{exprs: metaCmp(key, ifname(name))}
 }
+
+// IIFName matches packets that arrived on the named interface.
+func IIFName(name string) Stmt { return ifaceMatch(expr.MetaKeyIIFNAME, name) }
 
 // IIFNameNot matches packets that did not arrive on the named interface.
 func IIFNameNot(name string) Stmt {
@@ -71,12 +74,7 @@ func IIFNameNot(name string) Stmt {
 }
 
 // OIFName matches packets that leave by the named interface.
-func OIFName(name string) Stmt {
-	if name == "" || len(name) >= unix.IFNAMSIZ {
-		return Stmt{err: fmt.Errorf("invalid interface name %q", name)}
-	}
-	return Stmt{exprs: metaCmp(expr.MetaKeyOIFNAME, ifname(name))}
-}
+func OIFName(name string) Stmt { return ifaceMatch(expr.MetaKeyOIFNAME, name) }
 
 // Offsets of addresses in the IPv4 and IPv6 headers.
 const (
@@ -84,29 +82,40 @@ const (
 	ip6Src, ip6Dst = 8, 24
 )
 
-// addrMatch matches the source or destination address against p. Like
-// nft, it first matches the family (meta nfproto), without which the
-// header offsets mean nothing in an inet table.
+// addrField is where nft finds the source or destination address of a
+// family: the family's number (to match first with meta nfproto, without
+// which the header offsets mean nothing in an inet table), the address's
+// offset in the network header and its length.
+func addrField(v6, dst bool) (proto byte, off, n uint32) {
+	switch {
+	case v6 && dst:
+		return nfprotoIPv6, ip6Dst, 16
+	case v6:
+		return nfprotoIPv6, ip6Src, 16
+	case dst:
+		return nfprotoIPv4, ip4Dst, 4
+	}
+	return nfprotoIPv4, ip4Src, 4
+}
+
+// loadAddr loads the address at off, n bytes, into reg1.
+func loadAddr(off, n uint32) expr.Any {
+	return &expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
+}
+
+// addrMatch matches the source or destination address against p, after
+// its family.
 func addrMatch(p netip.Prefix, dst bool) Stmt {
 	if !p.IsValid() {
 		return Stmt{err: errors.New("invalid prefix")}
 	}
 	p = p.Masked()
-	proto, off := byte(nfprotoIPv4), uint32(ip4Src)
-	switch {
-	case p.Addr().Is6() && dst:
-		proto, off = nfprotoIPv6, ip6Dst
-	case p.Addr().Is6():
-		proto, off = nfprotoIPv6, ip6Src
-	case dst:
-		off = ip4Dst
-	}
+	proto, off, n := addrField(p.Addr().Is6(), dst)
 	out := metaCmp(expr.MetaKeyNFPROTO, []byte{proto})
 	if p.Bits() == 0 {
 		return Stmt{exprs: out}
 	}
-	n := uint32(p.Addr().BitLen() / 8)
-	out = append(out, &expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
+	out = append(out, loadAddr(off, n))
 	if p.Bits() < p.Addr().BitLen() {
 		mask := netip.PrefixFrom(maxAddr(p.Addr().Is6()), p.Bits()).Masked().Addr().AsSlice()
 		out = append(out, &expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: n, Mask: mask, Xor: make([]byte, n)})
@@ -123,20 +132,9 @@ func DstPrefix(p netip.Prefix) Stmt { return addrMatch(p, true) }
 
 // inSet matches the source or destination address against a named set.
 func inSet(set string, v6, dst bool) Stmt {
-	proto, off := byte(nfprotoIPv4), uint32(ip4Src)
-	n := uint32(4)
-	switch {
-	case v6 && dst:
-		proto, off, n = nfprotoIPv6, ip6Dst, 16
-	case v6:
-		proto, off, n = nfprotoIPv6, ip6Src, 16
-	case dst:
-		off = ip4Dst
-	}
+	proto, off, n := addrField(v6, dst)
 	out := metaCmp(expr.MetaKeyNFPROTO, []byte{proto})
-	out = append(out,
-		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-		&expr.Lookup{SourceRegister: reg1, SetName: set})
+	out = append(out, loadAddr(off, n), &expr.Lookup{SourceRegister: reg1, SetName: set})
 	return Stmt{exprs: out}
 }
 
@@ -146,8 +144,9 @@ func SrcInSet(set string, v6 bool) Stmt { return inSet(set, v6, false) }
 // DstInSet matches packets whose destination address is in the named set.
 func DstInSet(set string, v6 bool) Stmt { return inSet(set, v6, true) }
 
-// DPort matches TCP or UDP packets ("tcp", "udp") to a port.
-func DPort(proto string, port int) Stmt {
+// l4port checks a TCP or UDP port ("tcp", "udp") and returns the
+// protocol's number.
+func l4port(proto string, port int) (byte, error) {
 	var p byte
 	switch proto {
 	case "tcp":
@@ -155,10 +154,19 @@ func DPort(proto string, port int) Stmt {
 	case "udp":
 		p = protoUDP
 	default:
-		return Stmt{err: fmt.Errorf("unknown protocol %q", proto)}
+		return 0, fmt.Errorf("unknown protocol %q", proto)
 	}
 	if port < 1 || port > 65535 {
-		return Stmt{err: fmt.Errorf("invalid port %d", port)}
+		return 0, fmt.Errorf("invalid port %d", port)
+	}
+	return p, nil
+}
+
+// DPort matches TCP or UDP packets ("tcp", "udp") to a port.
+func DPort(proto string, port int) Stmt {
+	p, err := l4port(proto, port)
+	if err != nil {
+		return Stmt{err: err}
 	}
 	out := metaCmp(expr.MetaKeyL4PROTO, []byte{p})
 	out = append(out,
@@ -246,17 +254,9 @@ func DstLocal() Stmt {
 // "meta l4proto tcp tproxy ip to :PORT" (only the prerouting hook allows
 // it).
 func TProxy(proto string, v6 bool, port int) Stmt {
-	var p byte
-	switch proto {
-	case "tcp":
-		p = protoTCP
-	case "udp":
-		p = protoUDP
-	default:
-		return Stmt{err: fmt.Errorf("tproxy: unknown protocol %q", proto)}
-	}
-	if port < 1 || port > 65535 {
-		return Stmt{err: fmt.Errorf("tproxy: invalid port %d", port)}
+	p, err := l4port(proto, port)
+	if err != nil {
+		return Stmt{err: fmt.Errorf("tproxy: %w", err)}
 	}
 	family := byte(nfprotoIPv4)
 	if v6 {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/braid-router/braid/drivers/failpoint"
+	"github.com/braid-router/braid/drivers/prefetch"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -41,8 +42,8 @@ type Driver struct {
 	// dump reads the elements of sets.
 	dump *dumpConn
 
-	// pf holds the read Prefetch is taking for the next Observe.
-	pf prefetcher
+	// pre is the read Prefetch is taking for the next Observe.
+	pre prefetch.Slot[*live]
 }
 
 // New returns a driver whose sockets are in the network namespace of the
@@ -77,7 +78,7 @@ func New(opts Options) *Driver {
 
 // Close releases the driver's sockets.
 func (d *Driver) Close() error {
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.tx == nil {
@@ -113,8 +114,8 @@ func (d *Driver) Observe(ctx context.Context, desired []plan.Resource) ([]plan.O
 	if err := d.failed(); err != nil {
 		return nil, err
 	}
-	l := d.takePrefetch()
-	if l == nil {
+	l, ok := d.pre.Take(d.log)
+	if !ok {
 		var err error
 		if l, err = d.read(func(string) bool { return true }); err != nil {
 			return nil, fmt.Errorf("nftables driver: %w", err)
@@ -155,7 +156,7 @@ func (d *Driver) ApplyBatch(ctx context.Context, changes []plan.Change) (int, er
 			return 0, fmt.Errorf("nftables driver: %s: not an nftables resource (%T)", c.Address(), c.Resource())
 		}
 	}
-	d.dropPrefetch()
+	d.pre.Drop(d.log)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {

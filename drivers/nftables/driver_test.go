@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -117,7 +119,7 @@ func TestUpdateOneRule(t *testing.T) {
 	}
 	want := sampleWith(t, config{dnat: "192.168.50.20:8080"})
 	changes := r.plan(want)
-	wantActions(t, changes, "~nft.rule[inet braid prerouting_nat:forward-tcp-8080-wan1]")
+	plantest.WantActions(t, changes, "~nft.rule[inet braid prerouting_nat:forward-tcp-8080-wan1]")
 	if got := plan.Describe(changes[0].Before) + " -> " + plan.Describe(changes[0].After); got !=
 		`rule=iifname "wan1" tcp dport 8080 dnat ip to 192.168.50.10:80 -> rule=iifname "wan1" tcp dport 8080 dnat ip to 192.168.50.20:8080` {
 		t.Errorf("change: %s", got)
@@ -157,7 +159,7 @@ func TestSetChangesByElementDifference(t *testing.T) {
 	changed := append(slices.Clone(thousand[1:]), pfx("10.9.9.9/32"))
 	want := sampleWith(t, config{allow4: changed})
 	changes := r.plan(want)
-	wantActions(t, changes, "~nft.set[inet braid allow_v4]")
+	plantest.WantActions(t, changes, "~nft.set[inet braid allow_v4]")
 	if got := plan.Describe(changes[0].Before); got != "type=ipv4_addr flags=interval elements=1000 (+10.9.9.9 -10.0.0.1)" {
 		t.Errorf("observed set: %s", got)
 	}
@@ -202,7 +204,7 @@ func TestNoOpWritesNothing(t *testing.T) {
 	mark := m.Mark(t)
 	before := r.writes.Count()
 	if changes := r.plan(want); len(changes) != 0 {
-		t.Fatalf("plan on a converged table:%s", describe(changes))
+		t.Fatalf("plan on a converged table:%s", plantest.Describe(changes))
 	}
 	gone := Rule{Chain: ChainInput, ID: "gone"}
 	if n, err := r.d.ApplyBatch(context.Background(), []plan.Change{{Action: plan.Delete, Before: gone}}); n != 1 || err != nil {
@@ -263,39 +265,12 @@ func TestRefusedTransactionChangesNothing(t *testing.T) {
 	}
 }
 
-// foreign is state another program keeps: a table of its own, NAT in the
-// ip family, and a table named braid in another family.
-const foreign = `
-table inet foreign {
-	set blocked { type ipv4_addr; elements = { 203.0.113.9 }; }
-	chain input {
-		type filter hook input priority 10; policy accept;
-		ip saddr @blocked drop
-		tcp dport 9 counter drop comment "theirs"
-	}
-}
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority 100;
-		oifname "wan9" masquerade
-	}
-}
-table ip braid {
-	chain c {
-		iifname "x" accept comment "lan"
-	}
-}
-`
-
 // TestForeignTablesUntouched: another program's tables are identical after
 // braid converges its own and after braid deletes it, and Observe returns
 // nothing of theirs.
 func TestForeignTablesUntouched(t *testing.T) {
 	r := newRig(t)
-	r.nftf(foreign)
-	snapshot := func() string {
-		return r.nftJSON("inet", "foreign") + r.nftJSON("ip", "nat") + r.nftJSON("ip", "braid")
-	}
+	snapshot := nstest.LoadForeignNftables(t, r.ns)
 	before := snapshot()
 	want := sample(t)
 	r.converge(want)
@@ -353,7 +328,7 @@ func TestDriftIsRepaired(t *testing.T) {
 			dup = "loopback#" + l.handle
 		}
 	}
-	wantActions(t, changes,
+	plantest.WantActions(t, changes,
 		"~nft.table[inet braid]",
 		"~nft.chain[inet braid forward]",
 		"~nft.set[inet braid allow_v4]",
@@ -362,7 +337,7 @@ func TestDriftIsRepaired(t *testing.T) {
 		"-nft.rule[inet braid input:"+stray+"]",
 		"-nft.rule[inet braid input:"+dup+"]",
 	)
-	t.Log(describe(changes))
+	t.Log(plantest.Describe(changes))
 	r.converge(want)
 	r.settled(want)
 	var got []string
@@ -404,7 +379,7 @@ func TestOrder(t *testing.T) {
 	}
 	r.nft("add", "rule", "inet", TableName, ChainInput, "iifname", "lan0", "accept", "comment", `"lan"`)
 	changes := r.plan(want)
-	wantActions(t, changes, "~nft.rule[inet braid input:lan]")
+	plantest.WantActions(t, changes, "~nft.rule[inet braid input:lan]")
 	if got := plan.Describe(changes[0].Before); !strings.Contains(got, "position=out of order") {
 		t.Errorf("moved rule: %s", got)
 	}
@@ -418,7 +393,7 @@ func TestOrder(t *testing.T) {
 		rs.Add(ChainInput, "open-udp-53-wan1", IIFName("wan1"), DPort("udp", 53), Accept())
 		rs.Add(ChainInput, "open-tcp-80-wan1", IIFName("wan1"), DPort("tcp", 80), Accept())
 	}})
-	wantActions(t, r.converge(want), "+nft.rule[inet braid input:open-udp-53-wan1]", "+nft.rule[inet braid input:open-tcp-80-wan1]")
+	plantest.WantActions(t, r.converge(want), "+nft.rule[inet braid input:open-udp-53-wan1]", "+nft.rule[inet braid input:open-tcp-80-wan1]")
 	r.settled(want)
 	got := order()
 	if n := len(got); n < 3 || got[n-3] != "open-udp-53-wan1" || got[n-2] != "open-tcp-80-wan1" || got[n-1] != "drop-wan1" {
@@ -446,7 +421,7 @@ func TestReplacedChainAndSet(t *testing.T) {
 	r.nft("add", "set", "inet", TableName, "egress_isp1_v4", "{ type inet_service; }")
 	r.nft("add", "rule", "inet", TableName, ChainMangle, "tcp", "dport", "@egress_isp1_v4", "accept", "comment", `"egress-isp1-v4"`)
 	changes := r.plan(want)
-	wantActions(t, changes,
+	plantest.WantActions(t, changes,
 		"~nft.chain[inet braid forward]",
 		"~nft.set[inet braid egress_isp1_v4]",
 		"+nft.rule[inet braid prerouting_mangle:egress-isp1-v4]",

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"syscall"
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -43,8 +42,6 @@ func (c *txConn) rules(chain string) ([]*gnft.Rule, error) {
 }
 
 func (c *txConn) dumpRules(chain string) ([]*gnft.Rule, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_RULE_TABLE, Data: []byte(TableName + "\x00")},
 		{Type: unix.NFTA_RULE_CHAIN, Data: []byte(chain + "\x00")},
@@ -52,61 +49,29 @@ func (c *txConn) dumpRules(chain string) ([]*gnft.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.seq++
-	seq := c.seq
-	// struct nfgenmsg: the table's family, version 0, resource id 0.
-	body := append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...)
-	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, body)
-	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("dump the rules of chain %s: send: %w", chain, err)
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []*gnft.Rule
-	interrupted := false
-	buf := make([]byte, recvBufLen)
-	for {
-		n, _, err := unix.Recvfrom(c.fd, buf, 0)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return nil, fmt.Errorf("dump the rules of chain %s: no answer from the kernel within %s", chain, txTimeout)
-		case err != nil:
-			return nil, fmt.Errorf("dump the rules of chain %s: receive: %w", chain, err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, err)
-		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue // an answer to an earlier request
+	// struct nfgenmsg: the table's family, version 0, resource id 0.
+	err = c.request(make([]byte, recvBufLen), unix.NFT_MSG_GETRULE, unix.NLM_F_DUMP, append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		func(typ uint16, body []byte) (bool, error) {
+			if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWRULE {
+				return false, nil
 			}
-			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
+			r, err := parseRule(body)
+			if err != nil {
+				return false, err
 			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				if interrupted {
-					return nil, errDumpInterrupted
-				}
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) < 4 {
-					return nil, fmt.Errorf("dump the rules of chain %s: short error message", chain)
-				}
-				if errno := -int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
-					e := msgError{errno: unix.Errno(errno), why: extAck(m)}
-					return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, e.err())
-				}
-			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE:
-				r, err := parseRule(m.Data)
-				if err != nil {
-					return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, err)
-				}
-				out = append(out, r)
-			}
-		}
+			out = append(out, r)
+			return false, nil
+		})
+	if errors.Is(err, errDumpInterrupted) {
+		return nil, err
 	}
+	if err != nil {
+		return nil, fmt.Errorf("dump the rules of chain %s: %w", chain, err)
+	}
+	return out, nil
 }
 
 // parseRule decodes the body of an NFT_MSG_NEWRULE message: its handle,

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -24,7 +25,7 @@ func TestUndecodedExpressionIsShownNeverWritten(t *testing.T) {
 	r.nft("replace", "rule", "inet", TableName, ChainInput, "handle", handle["input:lan"],
 		"iifname", "lan0", "ipsec", "in", "reqid", "1", "accept", "comment", `"lan"`)
 	changes := r.plan(want)
-	wantActions(t, changes, "~nft.rule[inet braid input:lan]")
+	plantest.WantActions(t, changes, "~nft.rule[inet braid input:lan]")
 	before := changes[0].Before.(Rule)
 	// What the xfrm expression loads is unknown: the comparison after it
 	// is written out too.
@@ -42,7 +43,7 @@ func TestUndecodedExpressionIsShownNeverWritten(t *testing.T) {
 		t.Fatalf("writing back an undecoded rule: %d applied, %v", n, err)
 	}
 	if got := r.plan(want); len(got) != 1 {
-		t.Fatalf("the refused transaction changed something:%s", describe(got))
+		t.Fatalf("the refused transaction changed something:%s", plantest.Describe(got))
 	}
 	r.converge(want)
 	r.settled(want)

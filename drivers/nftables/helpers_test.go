@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,16 +45,6 @@ func (r *rig) nft(args ...string) string {
 	return nstest.In(r.t, r.ns, "nft", args...)
 }
 
-// nftf loads a ruleset with nft -f.
-func (r *rig) nftf(ruleset string) {
-	r.t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", r.ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ruleset)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("nft -f: %v\n%s\n%s", err, out, ruleset)
-	}
-}
-
 func (r *rig) plan(want []plan.Resource) []plan.Change {
 	r.t.Helper()
 	live, err := r.d.Observe(context.Background(), want)
@@ -79,7 +68,7 @@ func (r *rig) converge(want []plan.Resource) []plan.Change {
 	}
 	n, err := r.d.ApplyBatch(context.Background(), changes)
 	if err != nil || n != len(changes) {
-		r.t.Fatalf("apply %d changes: %d applied: %v%s", len(changes), n, err, describe(changes))
+		r.t.Fatalf("apply %d changes: %d applied: %v%s", len(changes), n, err, plantest.Describe(changes))
 	}
 	return changes
 }
@@ -88,36 +77,7 @@ func (r *rig) converge(want []plan.Resource) []plan.Change {
 func (r *rig) settled(want []plan.Resource) {
 	r.t.Helper()
 	if changes := r.plan(want); len(changes) != 0 {
-		r.t.Fatalf("plan after apply is not empty:%s", describe(changes))
-	}
-}
-
-func describe(cs []plan.Change) string {
-	var b strings.Builder
-	for _, c := range cs {
-		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		switch c.Action {
-		case plan.Update:
-			b.WriteString("  " + plan.Describe(c.Before) + "  ->  " + plan.Describe(c.After))
-		case plan.Create:
-			b.WriteString("  " + plan.Describe(c.After))
-		}
-	}
-	return b.String()
-}
-
-// actions summarises changes as "+addr", "~addr", "-addr", sorted.
-func actions(cs []plan.Change) []string {
-	s := plantest.Actions(cs)
-	slices.Sort(s)
-	return s
-}
-
-func wantActions(t *testing.T, got []plan.Change, want ...string) {
-	t.Helper()
-	slices.Sort(want)
-	if g := actions(got); !slices.Equal(g, want) {
-		t.Fatalf("changes:\n got  %q\n want %q%s", g, want, describe(got))
+		r.t.Fatalf("plan after apply is not empty:%s", plantest.Describe(changes))
 	}
 }
 
@@ -157,14 +117,7 @@ func (r *rig) nftRules() []listed {
 // exist.
 func (r *rig) nftJSON(family, name string) string {
 	r.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "-j", "list", "table", family, name).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "No such file or directory") {
-			return ""
-		}
-		r.t.Fatalf("nft -j list table %s %s: %v\n%s", family, name, err, out)
-	}
-	return string(out)
+	return nstest.NftTable(r.t, r.ns, family, name)
 }
 
 // nftDoc decodes nft's JSON output into its objects, by kind.

@@ -4,20 +4,16 @@ import (
 	"context"
 	"testing"
 
+	"github.com/braid-router/braid/internal/plantest"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// pending returns the read Prefetch started, waiting for it to end.
-func (r *rig) pending() *prefetch {
+// pending waits for the read Prefetch started to end.
+func (r *rig) pending() {
 	r.t.Helper()
-	r.d.pf.mu.Lock()
-	p := r.d.pf.pre
-	r.d.pf.mu.Unlock()
-	if p == nil {
+	if !r.d.pre.Wait() {
 		r.t.Fatal("no prefetch pending")
 	}
-	<-p.done
-	return p
 }
 
 func TestPrefetchIsUsedOnce(t *testing.T) {
@@ -32,7 +28,7 @@ func TestPrefetchIsUsedOnce(t *testing.T) {
 	// its reads); the one after reads afresh and does.
 	r.nft("delete", "chain", "inet", TableName, ChainForward)
 	if changes := r.plan(want); len(changes) != 0 {
-		t.Fatalf("the prefetched read was not used:%s", describe(changes))
+		t.Fatalf("the prefetched read was not used:%s", plantest.Describe(changes))
 	}
 	if changes := r.plan(want); len(changes) == 0 {
 		t.Fatal("the prefetched read was used twice")
@@ -56,7 +52,7 @@ func TestPrefetchClosed(t *testing.T) {
 	r := newRig(t)
 	r.d.Close()
 	r.d.Prefetch(context.Background())
-	if r.d.pf.pre != nil {
+	if r.d.pre.Wait() {
 		t.Fatal("prefetch on a closed driver")
 	}
 }

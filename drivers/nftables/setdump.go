@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -26,9 +24,7 @@ import (
 // compares (an address and whether it ends a range), without the
 // library's general element type.
 type dumpConn struct {
-	mu  sync.Mutex
-	fd  int
-	seq uint32
+	sock
 	buf []byte
 }
 
@@ -38,28 +34,12 @@ const dumpBufLen = 32 << 10
 
 // dialDump opens the socket in the calling thread's network namespace.
 func dialDump() (*dumpConn, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("open netfilter socket: %w", err)
+	c := &dumpConn{buf: make([]byte, dumpBufLen)}
+	if err := c.open(); err != nil {
+		return nil, err
 	}
-	fail := func(what string, err error) (*dumpConn, error) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("netfilter socket: %s: %w", what, err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fail("bind", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
-	}
-	tv := unix.NsecToTimeval(txTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fail("SO_RCVTIMEO", err)
-	}
-	return &dumpConn{fd: fd, seq: uint32(time.Now().Unix()), buf: make([]byte, dumpBufLen)}, nil
+	return c, nil
 }
-
-func (c *dumpConn) close() error { return unix.Close(c.fd) }
 
 // setElements lists the elements of braid's set name, whose keys are
 // keyLen bytes, as the kernel stores them.
@@ -86,7 +66,7 @@ func (c *dumpConn) dumpElements(set string, keyLen int) ([]element, error) {
 		return nil, err
 	}
 	var out []element
-	err = c.request(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+	err = c.request(c.buf, unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
 		func(typ uint16, body []byte) (bool, error) {
 			if typ == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSETELEM {
 				out, err = decodeElements(out, body, keyLen)
@@ -106,7 +86,7 @@ func (c *dumpConn) generation() (uint32, error) {
 	defer c.mu.Unlock()
 	var gen uint32
 	found := false
-	err := c.request(unix.NFT_MSG_GETGEN, 0, []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, func(typ uint16, body []byte) (bool, error) {
+	err := c.request(c.buf, unix.NFT_MSG_GETGEN, 0, []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, func(typ uint16, body []byte) (bool, error) {
 		if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN || len(body) < 4 {
 			return false, nil
 		}
@@ -125,67 +105,6 @@ func (c *dumpConn) generation() (uint32, error) {
 		return 0, errors.New("read the ruleset generation: no generation in the answer")
 	}
 	return gen, nil
-}
-
-// request sends an nftables request of type typ (NFT_MSG_...) with flags
-// and body, and calls fn with the type and body of each answer until fn
-// says it is done, or the dump ends (NLMSG_DONE), or the kernel answers
-// with an error. An interrupted dump fails with errDumpInterrupted. The
-// caller holds c.mu.
-func (c *dumpConn) request(typ, flags uint16, body []byte, fn func(typ uint16, body []byte) (done bool, err error)) error {
-	c.seq++
-	seq := c.seq
-	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|typ, unix.NLM_F_REQUEST|flags, seq, body)
-	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
-	}
-	interrupted := false
-	for {
-		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return fmt.Errorf("no answer from the kernel within %s", txTimeout)
-		case err != nil:
-			return err
-		}
-		for b := c.buf[:n]; len(b) >= nlmsgHdr; {
-			l := int(binary.NativeEndian.Uint32(b[0:4]))
-			if l < nlmsgHdr || l > len(b) {
-				return errors.New("malformed answer")
-			}
-			typ, flags := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8])
-			mseq := binary.NativeEndian.Uint32(b[8:12])
-			body := b[nlmsgHdr:l]
-			b = b[min(align4(l), len(b)):]
-			if mseq != seq {
-				continue // a late answer to an abandoned request
-			}
-			if flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				if interrupted {
-					return errDumpInterrupted
-				}
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(body) < 4 {
-					return errors.New("malformed error")
-				}
-				if errno := -int32(binary.NativeEndian.Uint32(body[:4])); errno != 0 {
-					return unix.Errno(errno)
-				}
-				return nil
-			}
-			done, err := fn(typ, body)
-			if err != nil || done {
-				return err
-			}
-		}
-	}
 }
 
 // decodeElements appends the elements of one NFT_MSG_NEWSETELEM message

@@ -9,7 +9,7 @@
 // applying a batch of changes writes the entries of the whole batch at once
 // (PutAll) before its first kernel write, and holds back the removals that
 // follow its deletes (HoldDeletes) until the batch is done: two writes for
-// the batch instead of one per change.
+// the batch instead of one per change. Batch does both for a driver.
 package record
 
 import (
@@ -47,6 +47,9 @@ type Record struct {
 	dirty bool
 	// saves counts the writes (see Writes).
 	saves int
+	// batches are the batches running (see Batch); replaced, never
+	// changed in place.
+	batches []*Batch
 }
 
 // Entry is one entry for PutAll.

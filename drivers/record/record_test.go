@@ -221,3 +221,55 @@ func TestHoldDeletes(t *testing.T) {
 		t.Fatalf("%d writes (%v), want 3: the release had nothing left to write", r.Writes(), err)
 	}
 }
+
+// A batch writes the entries of its changes at once, tells those it added
+// from those recorded before it, and at its end forgets, with its held
+// deletes, those of the changes it did not attempt: one more write.
+func TestBatch(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put("address", "old", struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	b := r.Batch()
+	b.Add(0, Entry{Kind: "address", Key: "old", Value: struct{}{}})
+	b.Add(1, Entry{Kind: "address", Key: "a", Value: struct{}{}})
+	b.Add(2, Entry{Kind: "link", Key: "wan1", Value: prev{MTU: 1500}, IfAbsent: true})
+	b.Add(3, Entry{Kind: "address", Key: "a", Value: struct{}{}}) // the first change wins
+	b.Add(4, Entry{Kind: "address", Key: "b", Value: struct{}{}})
+	if err := b.WriteAhead(); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Writes(); n != 2 {
+		t.Fatalf("%d writes, want 2: the Put, and the batch's entries at once", n)
+	}
+	if again, _ := Open(dir); !again.Has("address", "b") || !again.Has("link", "wan1") {
+		t.Fatalf("the entries written ahead are not on disk: %v", again.Keys("address"))
+	}
+	for key, want := range map[string]bool{"old": false, "a": true, "b": true} {
+		if got := r.WroteAhead("address", key); got != want {
+			t.Errorf("WroteAhead(%s) = %v, want %v", key, got, want)
+		}
+	}
+	// Change 2 failed: the entries of changes 3 and 4 go, those of 0 to 2
+	// stay (2's is its Apply's to clean up), with a delete held meanwhile.
+	if err := r.Delete("address", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.End(3); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Writes(); n != 3 {
+		t.Fatalf("%d writes, want 3: one more for the removals", n)
+	}
+	again, _ := Open(dir)
+	if got := again.Keys("address"); len(got) != 1 || got[0] != "a" || !again.Has("link", "wan1") {
+		t.Fatalf("after the batch: addresses %q, link %v", got, again.Has("link", "wan1"))
+	}
+	if r.WroteAhead("address", "a") {
+		t.Error("an ended batch still reports its entries")
+	}
+}

@@ -1,13 +1,15 @@
 // Package plantest gives drivers' tests the observe, diff and apply steps
-// of the engine, one change at a time, and short forms of plans for their
-// failure messages.
+// of the engine, one change at a time, the check that a converged state
+// stays so, and short forms of plans for their failure messages.
 package plantest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/drivers/failpoint"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
@@ -40,12 +42,44 @@ func Converge(t testing.TB, d Driver, want []plan.Resource) []plan.Change {
 	return changes
 }
 
-// Describe lists changes one a line: "+ ADDRESS description".
+// Plan observes and diffs, as the engine plans; it fails the test on an
+// error.
+func Plan(t testing.TB, d Driver, want []plan.Resource) ([]plan.Change, []plan.Conflict) {
+	t.Helper()
+	return plan.Diff(want, Observe(t, d, want))
+}
+
+// Settled checks that a second plan is empty and that converging again
+// writes nothing (writes counts d's kernel writes).
+func Settled(t testing.TB, d Driver, writes *failpoint.Counter, want []plan.Resource) {
+	t.Helper()
+	if n := Writes(writes, func() {
+		if changes := Converge(t, d, want); len(changes) != 0 {
+			t.Fatalf("plan after apply is not empty: %s", Describe(changes))
+		}
+	}); n != 0 {
+		t.Fatalf("a converged state made %d writes", n)
+	}
+}
+
+// Writes runs fn and returns the number of kernel writes writes counted
+// meanwhile.
+func Writes(writes *failpoint.Counter, fn func()) int64 {
+	before := writes.Count()
+	fn()
+	return writes.Count() - before
+}
+
+// Describe lists changes one a line: "+ ADDRESS description", and for an
+// update "~ ADDRESS before  ->  after".
 func Describe(cs []plan.Change) string {
 	var b strings.Builder
 	for _, c := range cs {
 		b.WriteString("\n  " + c.Action.Symbol() + " " + c.Address())
-		if c.After != nil {
+		switch {
+		case c.Action == plan.Update && c.Before != nil && c.After != nil:
+			b.WriteString(" " + plan.Describe(c.Before) + "  ->  " + plan.Describe(c.After))
+		case c.After != nil:
 			b.WriteString(" " + plan.Describe(c.After))
 		}
 	}
@@ -59,4 +93,21 @@ func Actions(cs []plan.Change) []string {
 		s = append(s, c.Action.Symbol()+c.Address())
 	}
 	return s
+}
+
+// SortedActions is Actions, sorted.
+func SortedActions(cs []plan.Change) []string {
+	s := Actions(cs)
+	slices.Sort(s)
+	return s
+}
+
+// WantActions fails the test unless the actions of got (Actions) are
+// want, in any order.
+func WantActions(t testing.TB, got []plan.Change, want ...string) {
+	t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	if g := SortedActions(got); !slices.Equal(g, want) {
+		t.Fatalf("changes:\n got  %q\n want %q%s", g, want, Describe(got))
+	}
 }
