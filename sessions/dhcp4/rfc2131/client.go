@@ -621,12 +621,14 @@ func leaseOf(m *dhcpv4.DHCPv4, obtained time.Time, prev Lease) (Lease, bool) {
 // timers returns T1 and T2 for a lease of lt: the server's (options 58
 // and 59) when they are in order (0 < T1 < T2 < lt), else RFC 2131 4.4.5's
 // 0.5 and 0.875 of the lease.
+// Divisions come before multiplications: a lease of 2^32-1 seconds, in
+// nanoseconds, times 7 overflows a time.Duration.
 func timers(lt, t1, t2 time.Duration) (time.Duration, time.Duration) {
 	if t2 <= 0 || t2 >= lt {
-		t2 = lt * 7 / 8
+		t2 = lt / 8 * 7
 	}
 	if t1 <= 0 || t1 >= t2 {
-		t1 = min(lt/2, t2*4/7)
+		t1 = min(lt/2, t2/7*4)
 	}
 	return t1, t2
 }
