@@ -222,6 +222,16 @@ func TestAnalyze(t *testing.T) {
 		{"a dormant table evaluates nothing",
 			[]Table{func() Table { t := dockerFilter(); t.Dormant = true; return t }()},
 			nil},
+		{"a computation braid cannot decode ends no rule; a load it cannot decode is a maybe",
+			[]Table{{Family: FamilyINet, Name: "m", Chains: []Chain{
+				base("mangle", HookForward, -150, "accept", rule(`oifname "wan1" [rt] [byteorder] tcp option maxseg size set`, oif("wan1"), x{&Opaque{Name: "rt"}, &Opaque{Name: "byteorder"},
+					&expr.Exthdr{Type: 2, Offset: 2, Len: 2, Op: expr.ExthdrOpTcpopt, SourceRegister: 1}})),
+				base("forward", HookForward, 0, "accept", rule(`oifname "wan2" [socket] drop`, oif("wan2"), x{&Opaque{Name: "socket"}}, drop())),
+			}}},
+			[]string{
+				"lan-isp2 | inet m forward | rule \"oifname \\\"wan2\\\" [socket] drop\" (handle 0) drops | maybe",
+				"forward-tcp-8080-isp2 | inet m forward | rule \"oifname \\\"wan2\\\" [socket] drop\" (handle 0) drops | maybe",
+			}},
 		{"a reject is a drop",
 			[]Table{{Family: FamilyIPv4, Name: "r", Chains: []Chain{
 				base("input", HookInput, 0, "accept", rule(`iifname "wan2" tcp dport 2222 reject`, iif("wan2"), dport(ProtoTCP, 2222), reject())),

@@ -147,8 +147,17 @@ func (e *evaluator) expr(c *walkCtx, x expr.Any, st *state) step {
 	case *expr.Target:
 		return xtTarget(x, st)
 	case *Opaque:
-		// It may load registers, match or decide: braid cannot say.
+		// What it leaves in the registers is unknown.
 		st.regs = nil
+		switch x.Name {
+		case "rt", "byteorder", "hash", "numgen":
+			// Computations into a register that never end a rule.
+			return on()
+		case "socket", "osf", "xfrm", "exthdr", "fib", "meta", "ct", "payload":
+			// Loads that may end the rule (no socket, no header).
+			return match(Maybe, describe(x)+", which braid cannot decode")
+		}
+		// It may match or decide: braid cannot say.
 		return unknown(describe(x) + ", which braid cannot decode")
 	}
 	st.regs = nil
