@@ -87,6 +87,9 @@ type foreignCase struct {
 	fixWAN2 func(b *labBox)
 	// fix applies the fixes of the warnings.
 	fix func(b *labBox, ws []plan.Warning)
+	// cutsLAN4 says the firewall keeps the LAN from the Internet over
+	// IPv4 until fixed, which the test checks with real packets.
+	cutsLAN4 bool
 }
 
 // runForeign is the scenario every other firewall goes through: plan
@@ -120,6 +123,12 @@ func runForeign(t *testing.T, c foreignCase) {
 	}
 	if after := b.foreignTables(); after != before {
 		t.Errorf("apply changed the other tables:\n%s\nwere\n%s", after, before)
+	}
+	if c.cutsLAN4 {
+		server4 := netip.AddrPortFrom(netip.MustParseAddr(lab.ServerV4), lab.WhoamiPort).String()
+		if got := b.whoami(lab.RoleLAN, "tcp", server4); !strings.HasPrefix(got, "error") {
+			t.Errorf("before the fix, the LAN reached the server from %s: the warning was wrong", got)
+		}
 	}
 	if c.fixWAN2 != nil {
 		c.fixWAN2(b)
@@ -182,6 +191,7 @@ func TestForeignLabDocker(t *testing.T) {
 			ipt(b, "-I", "DOCKER-USER", "-i", "lan0", "-o", "wan2", "-j", "ACCEPT")
 			ipt(b, "-I", "DOCKER-USER", "-i", "wan2", "-o", "lan0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
 		},
+		cutsLAN4: true,
 		fix: func(b *labBox, ws []plan.Warning) {
 			cmds := fixes(ws, "iptables ")
 			if len(cmds) == 0 {
@@ -247,7 +257,8 @@ func TestForeignLabUFW(t *testing.T) {
 		setup: func(b *labBox) { ufw(b, "--force", "enable") },
 		want: []string{"lan-isp1 ip filter FORWARD", "lan-isp2 ip6 filter FORWARD",
 			"open-tcp-2222-isp1 ip filter INPUT", "lan ip filter INPUT", "forward-tcp-8080-isp1 ip filter FORWARD"},
-		fixWAN2: func(b *labBox) { ufw(b, "route", "allow", "in", "on", "lan0", "out", "on", "wan2") },
+		fixWAN2:  func(b *labBox) { ufw(b, "route", "allow", "in", "on", "lan0", "out", "on", "wan2") },
+		cutsLAN4: true,
 		fix: func(b *labBox, ws []plan.Warning) {
 			cmds := fixes(ws, "ufw ")
 			if len(cmds) == 0 {
@@ -305,6 +316,7 @@ func TestForeignLabHardened(t *testing.T) {
 		fixWAN2: func(b *labBox) {
 			nft(b, "insert", "rule", "inet", "hardened", "forward", "iifname", "lan0", "oifname", "wan2", "accept")
 		},
+		cutsLAN4: true,
 		fix: func(b *labBox, ws []plan.Warning) {
 			cmds := fixes(ws, "nft insert rule ")
 			if len(cmds) == 0 {
@@ -369,5 +381,36 @@ func TestForeignLabLegacy(t *testing.T) {
 	}
 	if r := b.braid(nil, "plan", "-f", "../../specs/lab.yaml"); r.code != 2 || !strings.Contains(r.stdout, "braid could not check everything else on this box") && !strings.Contains(r.stdout, "iptables-legacy table filter") {
 		t.Errorf("plan: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestForeignLabDaemon: braid run shows the drops in its status while
+// they hold, logs each once when it appears and once when it goes (the
+// other firewall's change is a kernel notification like any other).
+func TestForeignLabDaemon(t *testing.T) {
+	nstest.RequireBinary(t, "iptables-nft")
+	b := newLabBox(t)
+	for _, args := range dockerRules {
+		b.run(lab.RoleBox, "iptables-nft", args...)
+	}
+	d := b.startDaemon("-f", "../../specs/lab.yaml")
+	st := d.until("the Docker warnings", func(st reconcile.Status) bool {
+		return converged(st) && hasIntent(st.PlanWarnings, "lan-isp1") && hasIntent(st.PlanWarnings, "lan-isp2")
+	})
+	r := b.braid(nil, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "defeated:") || !strings.Contains(r.stdout, "usual fix (Docker): iptables -I DOCKER-USER") {
+		t.Errorf("braid status:\n%s", r.stdout)
+	}
+	for _, c := range fixes(st.PlanWarnings, "iptables ") {
+		b.run(lab.RoleBox, "iptables-nft", strings.Fields(c)[1:]...)
+	}
+	d.until("the warnings to go", func(st reconcile.Status) bool { return converged(st) && len(st.PlanWarnings) == 0 })
+	logs := d.logs.String()
+	key := "lan-isp1|ip filter FORWARD|policy drop"
+	if n := strings.Count(logs, "defeats the spec"); n != len(st.PlanWarnings) {
+		t.Errorf("%d warnings logged as they appeared, want %d:\n%s", n, len(st.PlanWarnings), logs)
+	}
+	if !strings.Contains(logs, `msg="no longer defeated" warning="`+key+`"`) {
+		t.Errorf("the warning's going is not logged:\n%s", logs)
 	}
 }
