@@ -200,3 +200,24 @@ func (f *Finding) String() string {
 	}
 	return b.String()
 }
+
+// Unanalysed lists the base chains that see braid's packets but that the
+// analysis does not walk: the ingress hooks (netdev, and inet since Linux
+// 5.10), which run before prerouting, when they hold rules or a drop
+// policy. What they do is not known, so it is said.
+func Unanalysed(rs *Ruleset) []string {
+	var out []string
+	for i := range rs.Tables {
+		t := &rs.Tables[i]
+		if t.Dormant || (t.Family != FamilyNetdev && t.Family != FamilyINet) {
+			continue
+		}
+		for _, c := range t.Chains {
+			if c.Hook != "ingress" || (len(c.Rules) == 0 && c.Policy != "drop") {
+				continue
+			}
+			out = append(out, fmt.Sprintf("table %s, chain %s (hook ingress, priority %d, policy %s, %d rule(s))", t.Label(), c.Name, c.Priority, c.Policy, len(c.Rules)))
+		}
+	}
+	return out
+}

@@ -1,7 +1,6 @@
 package foreignfw
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/google/nftables/expr"
@@ -116,5 +115,3 @@ func base(name, hook string, prio int, policy string, rules ...Rule) Chain {
 }
 
 func regular(name string, rules ...Rule) Chain { return Chain{Name: name, Rules: rules} }
-
-func u32be(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }

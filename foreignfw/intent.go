@@ -3,7 +3,6 @@ package foreignfw
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 )
 
 // Kind says what an intent is for, which decides the usual fix.
@@ -521,6 +520,3 @@ func protoNumber(proto string) uint8 {
 	}
 	return ProtoTCP
 }
-
-// PortString is a port as text.
-func PortString(p uint16) string { return strconv.Itoa(int(p)) }

@@ -102,7 +102,7 @@ type Header struct {
 	Src, Dst     Value
 	Sport, Dport Value
 	Status       uint32
-	// statusSet tells a zero status from an unset header.
+	// set tells a header that was given from one left zero.
 	set bool
 }
 
