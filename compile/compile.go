@@ -187,6 +187,7 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 	c.targets = Targets(spec)
 	d, err := c.desired()
 	d.Resolvers = c.resolvers(spec)
+	d.Intents = c.intents(spec)
 	return d, err
 }
 

@@ -128,6 +128,9 @@ type Daemon struct {
 	// noGoodWarning is the warning about an unreadable last good spec,
 	// until a new one is saved.
 	noGoodWarning string
+	// warned are the keys of the plan warnings of the last pass that had
+	// a plan, each logged once when it appeared.
+	warned map[string]bool
 }
 
 // Status is what `braid status` shows.
@@ -156,7 +159,11 @@ type Status struct {
 	Objects     []plan.Status    `json:"objects"`
 	Conflicts   []plan.Conflict  `json:"conflicts"`
 	Notes       []plan.Note      `json:"notes"`
-	Facts       FactsStatus      `json:"facts"`
+	// PlanWarnings are what defeats the spec beside braid's objects at
+	// the last pass (another firewall dropping what braid lets through),
+	// while they hold.
+	PlanWarnings []plan.Warning `json:"planWarnings,omitempty"`
+	Facts        FactsStatus    `json:"facts"`
 	// Resolvers are where braid's own name lookups go: the uplinks'
 	// learnt resolvers, or none (the system's configuration).
 	Resolvers []string `json:"resolvers,omitempty"`
@@ -516,6 +523,8 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 			}
 			d.status.Objects = res.Statuses(p)
 			d.status.Conflicts, d.status.Notes = p.Conflicts, p.Notes
+			d.status.PlanWarnings = p.Warnings
+			d.logWarnings(p.Warnings)
 			if len(p.Changes) > 0 {
 				d.status.Applying++
 				if !slices.ContainsFunc(reasons, explainsChanges) && !factsMoved() {
@@ -629,6 +638,35 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		return fmt.Errorf("%d conflict(s) with foreign objects, left alone", len(p.Conflicts))
 	}
 	return nil
+}
+
+// logWarnings logs each plan warning once when it appears and once when
+// it goes. The caller holds d.mu.
+func (d *Daemon) logWarnings(ws []plan.Warning) {
+	now := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		now[w.Key] = true
+		if d.warned[w.Key] {
+			continue
+		}
+		args := []any{"warning", w.Message}
+		if len(w.Packets) > 0 {
+			args = append(args, "packets", w.Packets)
+		}
+		if len(w.Because) > 0 {
+			args = append(args, "uncertain", w.Because)
+		}
+		if w.Fix != "" {
+			args = append(args, "fix", w.Fix)
+		}
+		d.Log.Warn("something else on this box defeats the spec; braid leaves it alone", args...)
+	}
+	for k := range d.warned {
+		if !now[k] {
+			d.Log.Info("no longer defeated", "warning", k)
+		}
+	}
+	d.warned = now
 }
 
 // watchLinks tells the link watcher which links the spec names, so that

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"github.com/braid-router/braid/foreignfw"
 	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/resolve"
@@ -19,6 +20,10 @@ type Desired struct {
 	// Resolvers are where braid's own name lookups go (the uplinks'
 	// learnt resolvers), in order of preference.
 	Resolvers []resolve.Server
+	// Intents are what braid's firewall lets through, as flows that the
+	// other firewalls on the box must let through too (see foreignfw):
+	// the engine's checks warn when one does not.
+	Intents []foreignfw.Intent
 }
 
 // WithoutProcessBound returns d without the process-bound resources whose

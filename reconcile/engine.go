@@ -16,6 +16,16 @@ import (
 type Engine struct {
 	Drivers []Driver
 	Log     *slog.Logger
+	// Checkers look beyond braid's objects at each plan (another firewall
+	// dropping what braid lets through); their warnings are not changes.
+	Checkers []Checker
+}
+
+// Checker looks at what else is on the box beside braid's objects, for a
+// desired state, and warns of what defeats it. A checker that cannot look
+// says so as a warning: it never fails a plan.
+type Checker interface {
+	Check(ctx context.Context, d Desired) []plan.Warning
 }
 
 // Plan is the difference between the desired and the live state.
@@ -27,6 +37,9 @@ type Plan struct {
 	Conflicts []plan.Conflict
 	// Notes are things to say that are not changes.
 	Notes []plan.Note
+	// Warnings are what the checkers found defeating the desired state
+	// (another firewall dropping what braid lets through): not changes.
+	Warnings []plan.Warning
 	// Sessions are the changes to the running daemon's sessions, in a plan
 	// made while it runs: what it will start, reconfigure and stop.
 	Sessions []plan.Change
@@ -135,8 +148,21 @@ next:
 	return parts, nil
 }
 
-// Plan observes the live state and computes the changes to reach d.
+// Plan observes the live state and computes the changes to reach d, and
+// runs the checkers.
 func (e *Engine) Plan(ctx context.Context, d Desired) (*Plan, error) {
+	p, err := e.diff(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range e.Checkers {
+		p.Warnings = append(p.Warnings, c.Check(ctx, d)...)
+	}
+	return p, nil
+}
+
+// diff observes the live state and computes the changes to reach d.
+func (e *Engine) diff(ctx context.Context, d Desired) (*Plan, error) {
 	parts, err := e.partition(d.Resources)
 	if err != nil {
 		return nil, err
@@ -373,7 +399,7 @@ func (e *VerifyError) Error() string {
 // Verify observes again and fails with a *VerifyError naming every object
 // that is still not as desired. Conflicts are not changes.
 func (e *Engine) Verify(ctx context.Context, d Desired) error {
-	p, err := e.Plan(ctx, d)
+	p, err := e.diff(ctx, d)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

@@ -20,6 +20,9 @@ type PlanDocument struct {
 	Changes       []ChangeDoc     `json:"changes"`
 	Conflicts     []plan.Conflict `json:"conflicts"`
 	Notes         []plan.Note     `json:"notes"`
+	// Warnings are what defeats the spec beside braid's objects (another
+	// firewall dropping what braid lets through): not changes.
+	Warnings []plan.Warning `json:"warnings"`
 	// RunByDaemon lists, when no daemon runs, the sessions and
 	// process-bound objects that only `braid run` runs (not changes).
 	RunByDaemon []ResourceDoc `json:"run_by_daemon"`
@@ -57,7 +60,11 @@ func (p *Plan) Document(namespace string) PlanDocument {
 		Changes:       []ChangeDoc{},
 		Conflicts:     p.Conflicts,
 		Notes:         p.Notes,
+		Warnings:      p.Warnings,
 		RunByDaemon:   []ResourceDoc{},
+	}
+	if doc.Warnings == nil {
+		doc.Warnings = []plan.Warning{}
 	}
 	if doc.Conflicts == nil {
 		doc.Conflicts = []plan.Conflict{}
@@ -149,17 +156,45 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(&b, "  * %s\n", n)
 		}
 	}
+	if len(p.Warnings) > 0 {
+		b.WriteString("\nDefeated by what else is on this box (not changes; braid leaves it alone):\n")
+		for _, w := range p.Warnings {
+			for i, l := range w.Lines() {
+				if i == 0 {
+					fmt.Fprintf(&b, "  %s %s\n", paint(yellow, "!"), l)
+				} else {
+					fmt.Fprintf(&b, "  %s\n", l)
+				}
+			}
+		}
+	}
 	add, change, remove := p.Counts()
 	if p.Empty() {
-		if len(p.Conflicts) > 0 || len(p.Notes) > 0 || len(p.ByDaemon) > 0 {
+		if len(p.Conflicts) > 0 || len(p.Notes) > 0 || len(p.ByDaemon) > 0 || len(p.Warnings) > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(paint(bold, "No changes.") + " The live state matches the spec.\n")
+		b.WriteString(paint(bold, "No changes.") + " The live state matches the spec" + p.WarningSuffix() + ".\n")
 	} else {
 		fmt.Fprintf(&b, "\n%s\n", paint(bold, fmt.Sprintf("Plan: %d to add, %d to change, %d to remove.", add, change, remove)))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WarningSuffix qualifies a claim that the live state matches the spec
+// when something else defeats it: "" without warnings, else ", but
+// another firewall on this box drops N of the flows it lets through (see
+// above)".
+func (p *Plan) WarningSuffix() string {
+	drops := plan.CountKind(p.Warnings, plan.WarnForeignDrop)
+	other := len(p.Warnings) - drops
+	switch {
+	case drops > 0:
+		return fmt.Sprintf(", but another firewall on this box drops %d of the flows it lets through (see above)", drops)
+	case other > 0:
+		return fmt.Sprintf(", but braid could not check everything else on this box that may drop what it lets through (%d warning(s) above)", other)
+	}
+	return ""
 }
 
 // describeUpdate shows the fields that differ as "name: before -> after".

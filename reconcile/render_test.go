@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -39,6 +40,12 @@ func samplePlan() *Plan {
 			{Section: "firewall", Message: "validated, but not converged by this version of braid"},
 			{Section: "uplinks[1]", Message: "waiting: link wan9 (home.yaml:23): uplink lte is configured when the link appears", Waiting: true},
 		},
+		Warnings: []plan.Warning{{Kind: plan.WarnForeignDrop, Key: "lan-isp1|ip filter FORWARD|policy drop",
+			Message: "table ip filter, chain FORWARD (hook forward, priority 0) drops forwarded LAN traffic to wan1, and its replies: policy drop",
+			Table:   "ip filter", Chain: "FORWARD", Hook: "forward", Priority: new(int), By: "policy drop",
+			IntentID: "lan-isp1", Intent: "forwarded LAN traffic to wan1, and its replies", Certain: true,
+			Packets:  []string{"IPv4 TCP, new, lan0 -> wan1", "IPv4 TCP, reply, wan1 -> lan0"},
+			Firewall: "Docker", Fix: "iptables -I DOCKER-USER -i lan0 -o wan1 -j ACCEPT; iptables -I DOCKER-USER -i wan1 -o lan0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"}},
 	}
 }
 
@@ -76,6 +83,14 @@ func TestPlanText(t *testing.T) {
 	if got := b.String(); got != "No changes. The live state matches the spec.\n" {
 		t.Errorf("empty plan: %q", got)
 	}
+	// An empty plan never says the spec holds without saying what else
+	// on the box defeats it.
+	b.Reset()
+	(&Plan{Warnings: samplePlan().Warnings}).WriteText(&b, false)
+	if got := b.String(); !strings.HasSuffix(got, "No changes. The live state matches the spec, but another firewall on this box drops 1 of the flows it lets through (see above).\n") ||
+		!strings.Contains(got, "usual fix (Docker): iptables -I DOCKER-USER") {
+		t.Errorf("empty plan with a warning:\n%s", got)
+	}
 }
 
 func TestPlanJSON(t *testing.T) {
@@ -88,7 +103,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Error("secret in JSON plan")
 	}
 	empty, _ := json.Marshal((&Plan{}).Document("host"))
-	if string(empty) != `{"format_version":"1","namespace":"host","changes":[],"conflicts":[],"notes":[],"run_by_daemon":[],"summary":{"add":0,"change":0,"remove":0}}` {
+	if string(empty) != `{"format_version":"1","namespace":"host","changes":[],"conflicts":[],"notes":[],"warnings":[],"run_by_daemon":[],"summary":{"add":0,"change":0,"remove":0}}` {
 		t.Errorf("empty plan JSON: %s", empty)
 	}
 }

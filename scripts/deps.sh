@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd
 	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
-	stress-ng)
+	stress-ng iptables ufw)
 
 missing=()
 for p in "${packages[@]}"; do

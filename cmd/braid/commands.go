@@ -287,7 +287,7 @@ func converge(cmd *cobra.Command, g *globals, load func(facts.Set) (reconcile.De
 	if opts.destroy {
 		fmt.Fprintln(out, "Verified: braid owns nothing here any more, and what it changed is restored.")
 	} else {
-		fmt.Fprintln(out, "Verified: the live state matches the spec.")
+		fmt.Fprintf(out, "Verified: the live state matches the spec%s.\n", p.WarningSuffix())
 	}
 	sayDaemon(out, p)
 	return nil

@@ -64,7 +64,7 @@ func openHost(g *globals, stderr io.Writer) (*host, error) {
 	return &host{
 		dirs:   dirs,
 		record: rec,
-		engine: &reconcile.Engine{Drivers: drivers, Log: log},
+		engine: &reconcile.Engine{Drivers: drivers, Log: log, Checkers: newCheckers(drivers)},
 		writes: writes,
 		log:    log,
 	}, nil

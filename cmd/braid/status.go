@@ -67,6 +67,18 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 	for _, n := range st.Notes {
 		fmt.Fprintf(w, "  note     %s\n", n)
 	}
+	if len(st.PlanWarnings) > 0 {
+		fmt.Fprintf(w, "defeated:   %d (what else on this box drops what braid lets through; braid leaves it alone)\n", len(st.PlanWarnings))
+		for _, warn := range st.PlanWarnings {
+			for i, l := range warn.Lines() {
+				if i == 0 {
+					fmt.Fprintf(w, "  ! %s\n", l)
+				} else {
+					fmt.Fprintf(w, "  %s\n", l)
+				}
+			}
+		}
+	}
 	fmt.Fprintf(w, "sessions:   %d\n", len(st.Sessions))
 	for _, s := range st.Sessions {
 		fmt.Fprintf(w, "  %-11s %s for %s", s.State, s.Address, age(s.Since))

@@ -10,7 +10,9 @@
 // chain, set and rule in it is braid's, and nothing outside it is ever
 // read into a plan, changed or deleted. Another program's tables, chains
 // and rules are left as they are, whatever they contain; removing all of
-// braid's state is deleting its table.
+// braid's state is deleting its table. ReadForeign reads them, only for
+// the analysis that warns when they drop what braid lets through
+// (package foreignfw): never into a plan.
 //
 // # Resources
 //

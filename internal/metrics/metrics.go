@@ -160,6 +160,8 @@ var (
 		"Objects braid owns for the current spec, by state after the last pass (done, pending, error).", []string{"state"}, nil)
 	descConflicts = prometheus.NewDesc("braid_conflicts",
 		"Foreign objects in the way of one braid wants, left alone, at the last pass.", nil, nil)
+	descForeignDrops = prometheus.NewDesc("braid_foreign_drops",
+		"Flows braid lets through that another firewall on the box drops (or may drop), at the last pass; not changes, braid leaves that firewall alone.", nil, nil)
 	descRevision = prometheus.NewDesc("braid_spec_revision_info",
 		"The spec revision being converged (the last valid one), as the label revision; absent before one loads.", []string{"revision"}, nil)
 	descRejected = prometheus.NewDesc("braid_spec_rejected",
@@ -174,7 +176,7 @@ var (
 
 // Describe sends every descriptor the collector may emit.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts,
+	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts, descForeignDrops,
 		descRevision, descRejected, descTrial, descQuarantined, descLastPass} {
 		ch <- d
 	}
@@ -196,6 +198,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descObjects, float64(n), string(state))
 	}
 	gauge(descConflicts, float64(len(st.Conflicts)))
+	gauge(descForeignDrops, float64(plan.CountKind(st.PlanWarnings, plan.WarnForeignDrop)))
 	if st.Revision != "" {
 		gauge(descRevision, 1, st.Revision)
 	}

@@ -109,6 +109,8 @@ func TestMetricsFollowPassesAndStatus(t *testing.T) {
 		},
 		Conflicts: []plan.Conflict{{Address: "route[main 0.0.0.0/0 metric 10]"}},
 		LastPass:  &reconcile.PassStatus{Start: start},
+		PlanWarnings: []plan.Warning{{Kind: plan.WarnForeignDrop, Key: "a"}, {Kind: plan.WarnForeignDrop, Key: "b"},
+			{Kind: plan.WarnUnanalysed, Key: "legacy"}},
 	}
 	m := New(func() reconcile.Status { return st })
 	m.ObservePass(reconcile.PassStatus{Result: reconcile.ResultConverged, Duration: 3 * time.Millisecond}, st)
@@ -130,6 +132,7 @@ func TestMetricsFollowPassesAndStatus(t *testing.T) {
 		{"braid_objects", []string{"state", "pending"}, 1},
 		{"braid_objects", []string{"state", "error"}, 1},
 		{"braid_conflicts", nil, 1},
+		{"braid_foreign_drops", nil, 2},
 		{"braid_spec_revision_info", []string{"revision", "abc123"}, 1},
 		{"braid_spec_rejected", nil, 1},
 		{"braid_trial_pending", nil, 1},
