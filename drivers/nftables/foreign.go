@@ -295,7 +295,7 @@ func (c *dumpConn) foreignRules() ([]foreignRule, error) {
 	var err error
 	for range dumpAttempts {
 		out = nil
-		err = c.request(unix.NFT_MSG_GETRULE, unix.NLM_F_DUMP, []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+		err = c.request(c.buf, unix.NFT_MSG_GETRULE, unix.NLM_F_DUMP, []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
 			func(typ uint16, body []byte) (bool, error) {
 				if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWRULE {
 					return false, nil

@@ -63,7 +63,7 @@ func TestReadForeign(t *testing.T) {
 	for _, args := range dockerRules {
 		nstest.In(t, r.ns, "iptables-nft", args...)
 	}
-	r.nftf(hardened)
+	nstest.NftLoad(t, r.ns, hardened)
 	rs, err := r.d.ReadForeign()
 	if err != nil {
 		t.Fatal(err)
