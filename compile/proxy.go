@@ -35,7 +35,8 @@ func familySuffix(v6 bool) string {
 // daemon keeps them while the session runs; a CLI run removes them):
 //
 //   - the chain prerouting_tproxy of braid's table: what does not come in
-//     on the LAN, what is already marked (per-domain egress, another
+//     on the LAN, a connection's replies (a LAN host answering a port
+//     forward), what is already marked (per-domain egress, another
 //     program), what is to the box itself, to aggregation.bypass, to a
 //     routes: to: prefix (it chooses its uplink), from a routes: from:
 //     prefix (everything from it leaves by its uplink), to the LAN's own
@@ -100,6 +101,9 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	lanIf := spec.LAN.Interface
 	rs := nft.NewRuleset()
 	rs.Add(nft.ChainTProxy, "not-lan", nft.IIFNameNot(lanIf), nft.Return())
+	// A LAN host's answers to a connection opened from outside (a port
+	// forward) are not new connections to proxy.
+	rs.Add(nft.ChainTProxy, "reply", nft.CtDirectionReply(), nft.Return())
 	rs.Add(nft.ChainTProxy, "marked", nft.Marked(), nft.Return())
 	rs.Add(nft.ChainTProxy, "local", nft.DstLocal(), nft.Return())
 	for _, d := range []direct{

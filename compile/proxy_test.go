@@ -62,6 +62,7 @@ func TestCompileProxy(t *testing.T) {
 		owner + "nft.set[inet braid proxy_lan_v6] type=ipv6_addr flags=interval elements=1",
 		owner + "nft.chain[inet braid prerouting_tproxy] type=filter hook=prerouting priority=mangle + 1 policy=accept",
 		owner + `nft.rule[inet braid prerouting_tproxy:not-lan] rule=iifname != "lan0" return`,
+		owner + "nft.rule[inet braid prerouting_tproxy:reply] rule=ct direction reply return",
 		owner + "nft.rule[inet braid prerouting_tproxy:marked] rule=meta mark != 0x00000000 return",
 		owner + "nft.rule[inet braid prerouting_tproxy:local] rule=fib daddr type local return",
 		owner + "nft.rule[inet braid prerouting_tproxy:bypass-v4] rule=ip daddr @proxy_bypass_v4 return",

@@ -104,6 +104,11 @@ func TestRunSteersLANTCPIntoTheProxy(t *testing.T) {
 		Serve: []string{"-whoami", ap(bypassedV4, lab.WhoamiPort), "-whoami", ap(bypassedV6, lab.WhoamiPort)}}); err != nil {
 		t.Fatal(err)
 	}
+	// specs/lab.yaml forwards port 8080 of the uplinks to the LAN client.
+	if err := l.Start(ctx, lab.Process{Name: "lansvc", Role: lab.RoleLAN,
+		Serve: []string{"-whoami", ap(lab.LANClientV4, 8080), "-whoami", ap(lab.LANClientV6, 8080)}}); err != nil {
+		t.Fatal(err)
+	}
 	spec := filepath.Join(t.TempDir(), "spec.yaml")
 	if err := os.WriteFile(spec, []byte(proxySpec(t)), 0o644); err != nil {
 		t.Fatal(err)
@@ -162,6 +167,13 @@ func TestRunSteersLANTCPIntoTheProxy(t *testing.T) {
 	direct("aggregation.bypass, IPv6", ap(bypassedV6, lab.WhoamiPort), lab.LANClientV6)
 	direct("a routes: destination", ap(lab.SteeredServerV4, lab.WhoamiPort), lab.BoxWAN2V4)
 	direct("the peer", ap(lab.PeerV4, lab.PeerPort), lab.BoxWAN1V4)
+	// A connection from outside to a port forward: the LAN host's replies
+	// are not steered into the proxy (they are a connection's replies).
+	for _, dst := range []string{ap(lab.BoxWAN1V4, 8080), ap(lab.LANClientV6, 8080)} {
+		if got, err := ask(l, lab.RoleInet, dst); err != nil || strings.HasPrefix(got, standInProxyBanner) {
+			t.Errorf("a port forward to %s while steering: %q (%v), want the LAN client's answer", dst, got, err)
+		}
+	}
 	// The listener is the box's, on every address, but the WAN cannot
 	// reach it: the input chain drops what arrives on an uplink.
 	var wg sync.WaitGroup

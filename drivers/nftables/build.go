@@ -222,6 +222,19 @@ func CtState(states uint32) Stmt {
 // port forwards).
 func CtStatusDNAT() Stmt { return Stmt{exprs: ctBits(expr.CtKeySTATUS, ctStatusDNAT)} }
 
+// CtDirectionReply matches packets that go in a connection's reply
+// direction (ct direction reply): the answers of a connection someone
+// else opened, such as a LAN host's replies to a port forward.
+func CtDirectionReply() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyDIRECTION},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{ctDirReply}},
+	}}
+}
+
+// ctDirReply is IP_CT_DIR_REPLY, as ct direction loads it (one byte).
+const ctDirReply = 1
+
 // Marked matches packets that carry a mark (meta mark != 0): braid's own
 // marks (an uplink's table for per-domain egress) or another program's.
 func Marked() Stmt {

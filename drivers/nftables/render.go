@@ -557,6 +557,7 @@ const (
 	valICMPv6
 	valCtState
 	valCtStatus
+	valCtDirection
 	valAddrType
 )
 
@@ -591,6 +592,8 @@ func (r *renderer) left(l load) (string, valueKind, bool) {
 			return "ct status", valCtStatus, true
 		case expr.CtKeyMARK:
 			return "ct mark", valU32, true
+		case expr.CtKeyDIRECTION:
+			return "ct direction", valCtDirection, true
 		}
 		return "ct key" + strconv.Itoa(int(l.ct)), valHex, true
 	case loadPayload:
@@ -772,6 +775,11 @@ func value(kind valueKind, b []byte, l load) (string, bool) {
 	case valU32:
 		v, ok := hostUint32(b)
 		return fmt.Sprintf("0x%08x", v), ok
+	case valCtDirection:
+		if len(b) != 1 || b[0] > ctDirReply {
+			return "", false
+		}
+		return []string{"original", "reply"}[b[0]], true
 	case valPort:
 		if len(b) != 2 {
 			return "", false
