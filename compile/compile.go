@@ -67,6 +67,7 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 	c := compiler{facts: f, uplinks: map[string]*uplinkState{},
 		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
 	c.notes(spec)
+	c.down = withdrawn(spec, &c)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil {
 		c.link(nl.Link{Name: lan.Interface, Up: true, MTU: lan.MTU})
@@ -98,6 +99,9 @@ func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {
 		u, ok := c.uplinks[r.Via]
 		if !ok {
 			return reconcile.Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
+		}
+		if c.down[r.Via] {
+			continue // withdrawn while its uplink is unhealthy (health.go)
 		}
 		for _, s := range r.From {
 			p, err := netip.ParsePrefix(s)
@@ -192,6 +196,8 @@ func (u *uplinkState) addrs() []netip.Prefix {
 type compiler struct {
 	facts   facts.Set
 	uplinks map[string]*uplinkState
+	// down holds the uplinks withdrawn for their health (health.go).
+	down map[string]bool
 	// specs are the sessions to run, targets what must keep answering.
 	specs   []session.Spec
 	targets []probe.Target
@@ -323,10 +329,13 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table,
 		dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil, ra6: u.IPv6 != nil && u.IPv6.RA != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
-	// (per-domain egress) leave by it.
-	c.rules = append(c.rules,
-		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
-		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
+	// (per-domain egress) leave by it, unless it is unhealthy.
+	down := c.down[u.Name]
+	if !down {
+		c.rules = append(c.rules,
+			nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
+			nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
+	}
 	link := nl.Link{Name: u.Interface, Up: true, MTU: u.MTU}
 	if u.MACAddress != "" {
 		mac, err := net.ParseMAC(u.MACAddress)
@@ -360,8 +369,6 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 			as = append(as, addressing{addr: l.Address, gw: l.Gateway})
 		}
 	}
-	healthy, known := c.facts.Healthy(u.Name)
-	down := known && !healthy
 	for _, a := range as {
 		p := a.addr
 		c.address(u.Interface, p)
@@ -414,7 +421,7 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcp, ra, health bool
+	var dhcp, ra bool
 	for _, u := range spec.Uplinks {
 		if u.IPv4 != nil && u.IPv4.DHCP != nil {
 			dhcp = true
@@ -422,18 +429,12 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 		if u.IPv6 != nil && u.IPv6.RA != nil {
 			ra = true
 		}
-		if u.Health != nil {
-			health = true
-		}
 	}
 	if dhcp {
 		note("uplinks[].ipv4.dhcp", notConverged+" (the uplink waits for a DHCP lease)")
 	}
 	if ra {
 		note("uplinks[].ipv6.ra", notConverged+" (the uplink waits for router advertisements: SLAAC address, default router, DHCPv6)")
-	}
-	if health {
-		note("uplinks[].health", notConverged+" (uplink tracking)")
 	}
 	for _, r := range spec.Routes {
 		if len(r.Domains) > 0 {

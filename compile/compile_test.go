@@ -279,7 +279,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "lan.ipv6 uplinks[].health routes[].domains tunnels aggregation dns"
+	want := "lan.ipv6 routes[].domains tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
@@ -445,7 +445,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "uplinks[].health", "routes[].domains",
+		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].ipv4.dhcp", "routes[].domains",
 			"tunnels", "aggregation", "dns"},
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))

@@ -134,8 +134,12 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// Marks: an uplink's egress destinations leave by its table (the
-	// policy rule fwmark TABLE lookup TABLE maps the mark).
+	// policy rule fwmark TABLE lookup TABLE maps the mark), unless it is
+	// unhealthy: then they follow the main table.
 	for _, u := range uplinks {
+		if c.down[u.name] {
+			continue
+		}
 		for _, v6 := range []bool{false, true} {
 			id := "egress-" + u.name + "-v4"
 			if v6 {
@@ -209,6 +213,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// What the box routes.
+	c.rejectUnrouted6(rs, spec, lanIf)
 	rs.Add(nft.ChainForward, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
 	icmpErrorRules(rs, nft.ChainForward)
 	rs.Add(nft.ChainForward, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
