@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -369,6 +370,38 @@ func TestHealthInTheLab(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("a LAN UDP flow moves with its NAT", func(t *testing.T) {
+		// One flow (one source port) that keeps sending: its conntrack
+		// entry holds its NAT to isp1's address, and the kernel drops
+		// the entry of a masqueraded flow whose packets leave by another
+		// interface (nf_nat_oif_changed), so once isp1's default route is
+		// withdrawn, the flow's next packet is NATed to isp2's.
+		server := netip.AddrPortFrom(netip.MustParseAddr(lab.ServerV4), lab.WhoamiPort).String()
+		bind := netip.AddrPortFrom(netip.MustParseAddr(lab.LANClientV4), 40007).String()
+		seen := func() string {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			got, err := l.Whoami(ctx, lab.RoleLAN, "udp", server, bind)
+			if err != nil {
+				return "no answer"
+			}
+			return got.Addr().String()
+		}
+		var got string
+		if !waitFor(30*time.Second, func() bool { got = seen(); return got == lab.BoxWAN1V4 }) {
+			t.Fatalf("before the fault the server sees the flow from %s, want isp1's %s", got, lab.BoxWAN1V4)
+		}
+		injectFault(t, l, lab.RoleISP1, faultBlackhole, 0)
+		if !waitFor(30*time.Second, func() bool { got = seen(); return got == lab.BoxWAN2V4 }) {
+			t.Errorf("the flow did not move to isp2: the server sees %s", got)
+		}
+		clearFault(t, l, lab.RoleISP1)
+		d.until("isp1 back", func(st reconcile.Status) bool {
+			healthy, _ := healthOf(st, "isp1")
+			return healthy && converged(st) && slices.Equal(mainDefaults(t, box), both)
+		})
+	})
 
 	t.Run("both blackholed: both default routes stay", func(t *testing.T) {
 		injectFault(t, l, lab.RoleISP1, faultBlackhole, 0)

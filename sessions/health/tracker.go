@@ -66,6 +66,10 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	log.Info("uplink health", "verdict", direction(st.Healthy), "reason", st.Reason)
 	env.SetState(session.Running, st.Describe(time.Now()))
 
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, cancelRounds := context.WithCancel(ctx)
+	defer cancelRounds()
 	apply := func(e verdict.Event) error {
 		now := time.Now()
 		var tr *verdict.Transition
@@ -85,10 +89,6 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		return nil
 	}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	rctx, cancelRounds := context.WithCancel(ctx)
-	defer cancelRounds()
 	results := make(chan verdict.Round, 1)
 	inFlight := false
 	startRound := func() {
