@@ -89,18 +89,34 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		return nil
 	}
 
+	// Rounds start every interval. One whose timeout equals the interval
+	// ends just as the next is due: that one starts as soon as its result
+	// is in, never skipped, so rounds never overlap.
 	results := make(chan verdict.Round, 1)
-	inFlight := false
+	inFlight, due := false, false
 	startRound := func() {
 		if inFlight {
-			return // the last one has not ended: rounds never overlap
+			due = true
+			return
 		}
-		inFlight = true
+		inFlight, due = true, false
 		pr, targets, timeout := prober(cfg), targetsOf(cfg.Probes), cfg.Timeout
 		wg.Go(func() { results <- round(rctx, pr, targets, timeout) })
 	}
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
+	// silence fires at the state's deadline: no answer for failAfter x
+	// interval.
+	silence := time.NewTimer(time.Hour)
+	defer silence.Stop()
+	armSilence := func() {
+		if d := st.Deadline(); !d.IsZero() {
+			silence.Reset(time.Until(d))
+		} else {
+			silence.Stop()
+		}
+	}
+	armSilence()
 	startRound()
 	for {
 		select {
@@ -108,10 +124,19 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			return nil
 		case <-tick.C:
 			startRound()
+		case <-silence.C:
+			if err := apply(verdict.Tick{}); err != nil {
+				return err
+			}
+			armSilence()
 		case r := <-results:
 			inFlight = false
 			if err := apply(r); err != nil {
 				return err
+			}
+			armSilence()
+			if due {
+				startRound()
 			}
 		case u, ok := <-links:
 			if !ok {
@@ -124,6 +149,7 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			if err := apply(verdict.Carrier{Up: up}); err != nil {
 				return err
 			}
+			armSilence()
 		case <-kick:
 			t.mu.Lock()
 			next := t.cfg
@@ -133,6 +159,7 @@ func (t *Tracker) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			}
 			cfg = next
 			st = st.WithParams(params(cfg))
+			armSilence()
 			log.Info("uplink health: new configuration in place", "sources", cfg.Sources, "probes", len(cfg.Probes))
 		}
 	}
@@ -165,7 +192,7 @@ func direction(healthy bool) string {
 }
 
 func params(cfg Config) verdict.Params {
-	return verdict.Params{FailAfter: cfg.FailAfter, RecoverAfter: cfg.RecoverAfter}
+	return verdict.Params{FailAfter: cfg.FailAfter, RecoverAfter: cfg.RecoverAfter, Interval: cfg.Interval}
 }
 
 // prober binds probes to the uplink: its interface, its addresses, and a

@@ -10,6 +10,15 @@
 //   - a round succeeds when any probe answered within the timeout; FailAfter
 //     failed rounds in a row make a healthy uplink unhealthy, RecoverAfter
 //     successful rounds in a row make an unhealthy one healthy again;
+//   - so does silence: no answer for FailAfter x Interval since the last
+//     one (BFD's detection time, RFC 5880 6.8.4). Rounds start every
+//     Interval whatever happens, so when a path dies the first round that
+//     fails may start up to an interval later, and FailAfter failed rounds
+//     would take up to (FailAfter+1) x Interval from the fault; counted
+//     from the last answer, which came before the fault, detection takes
+//     at most FailAfter x Interval. By then FailAfter rounds have been
+//     sent since that answer, and the last of them has had as long to
+//     answer as that answer took;
 //   - carrier loss makes the uplink unhealthy at once, whatever the rounds
 //     say; while the carrier is down no round counts towards recovery, and
 //     once it is back the uplink needs RecoverAfter good rounds like any
@@ -39,6 +48,10 @@ type Params struct {
 	// RecoverAfter successful rounds in a row make it healthy again (at
 	// least 1).
 	RecoverAfter int
+	// Interval is the time between rounds: FailAfter x Interval without an
+	// answer makes the uplink unhealthy. Zero leaves only the rounds'
+	// count.
+	Interval time.Duration
 }
 
 // Round is what one round of probes found.
@@ -59,11 +72,16 @@ type Carrier struct {
 	Up bool
 }
 
-// Event is a Round or a Carrier.
+// Tick is time passing: the session sends it at State.Deadline, when
+// silence since the last answer makes the uplink unhealthy.
+type Tick struct{}
+
+// Event is a Round, a Carrier or a Tick.
 type Event interface{ event() }
 
 func (Round) event()   {}
 func (Carrier) event() {}
+func (Tick) event()    {}
 
 // Transition is the one action: the verdict changed. The session publishes
 // it as the uplink's health fact, logs one line and counts it.
@@ -102,6 +120,9 @@ type State struct {
 	Failed, Passed int
 	// Transitions counts the verdict's changes since New.
 	Transitions int
+	// LastAnswer is when a round last succeeded (New's time before the
+	// first): silence is counted from it.
+	LastAnswer time.Time
 	// Last is the last round.
 	Last Round
 	// recent holds the last Window rounds, oldest first once full: a ring
@@ -114,7 +135,7 @@ type State struct {
 // New returns the state of a tracker that starts now, with the link's
 // carrier as the kernel has it.
 func New(p Params, carrier bool, now time.Time) State {
-	s := State{Params: p.normal(), Healthy: carrier, Carrier: carrier, Since: now,
+	s := State{Params: p.normal(), Healthy: carrier, Carrier: carrier, Since: now, LastAnswer: now,
 		Reason: "starting: healthy until rounds fail"}
 	if !carrier {
 		s.Reason = "no carrier"
@@ -124,7 +145,17 @@ func New(p Params, carrier bool, now time.Time) State {
 
 // normal raises thresholds below 1 to 1.
 func (p Params) normal() Params {
-	return Params{FailAfter: max(p.FailAfter, 1), RecoverAfter: max(p.RecoverAfter, 1)}
+	return Params{FailAfter: max(p.FailAfter, 1), RecoverAfter: max(p.RecoverAfter, 1), Interval: max(p.Interval, 0)}
+}
+
+// Deadline is when silence makes a healthy uplink unhealthy:
+// FailAfter x Interval after the last answer. It is zero when the uplink
+// is unhealthy or Interval is zero.
+func (s State) Deadline() time.Time {
+	if !s.Healthy || s.Params.Interval <= 0 {
+		return time.Time{}
+	}
+	return s.LastAnswer.Add(time.Duration(s.Params.FailAfter) * s.Params.Interval)
 }
 
 // WithParams changes the thresholds and keeps the rest (a new
@@ -142,6 +173,9 @@ func Step(s State, e Event, now time.Time) (State, *Transition) {
 	case Round:
 		s.record(e)
 		s.Last = e
+		if e.OK {
+			s.LastAnswer = now
+		}
 		if e.OK && s.Carrier {
 			s.Passed++
 			s.Failed = 0
@@ -159,6 +193,16 @@ func Step(s State, e Event, now time.Time) (State, *Transition) {
 			return s.change(false, fmt.Sprintf("%d rounds failed in a row: %s", s.Failed, e.Detail), now)
 		case !s.Healthy && s.Passed >= s.Params.RecoverAfter:
 			return s.change(true, fmt.Sprintf("%d rounds answered in a row: %s", s.Passed, e.Detail), now)
+		case s.Healthy && !e.OK && s.silent(now):
+			return s.change(false, fmt.Sprintf("no answer for %s: %s", now.Sub(s.LastAnswer).Round(time.Millisecond), e.Detail), now)
+		}
+	case Tick:
+		if s.Healthy && s.silent(now) {
+			reason := fmt.Sprintf("no answer for %s", now.Sub(s.LastAnswer).Round(time.Millisecond))
+			if s.Last.Detail != "" && !s.Last.OK {
+				reason += ": " + s.Last.Detail
+			}
+			return s.change(false, reason, now)
 		}
 	case Carrier:
 		if e.Up == s.Carrier {
@@ -171,6 +215,12 @@ func Step(s State, e Event, now time.Time) (State, *Transition) {
 		}
 	}
 	return s, nil
+}
+
+// silent reports whether no round has answered for FailAfter x Interval.
+func (s State) silent(now time.Time) bool {
+	d := s.Deadline()
+	return !d.IsZero() && !now.Before(d)
 }
 
 // change records a new verdict and returns its transition.

@@ -261,3 +261,51 @@ func Test1000Flaps(t *testing.T) {
 		t.Errorf("window: %s rounds", got)
 	}
 }
+
+// Silence: FailAfter x Interval without an answer makes the uplink
+// unhealthy, counted from the last answer (or the start), whether a Tick
+// or a failed round brings the news.
+func TestSilence(t *testing.T) {
+	p := Params{FailAfter: 3, RecoverAfter: 2, Interval: 500 * time.Millisecond}
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	s := New(p, true, t0)
+	if d := s.Deadline(); d != ms(1500) {
+		t.Errorf("deadline at the start: %v", d)
+	}
+	s, _ = Step(s, ok, ms(510))
+	if d := s.Deadline(); d != ms(2010) {
+		t.Errorf("deadline after an answer at 510 ms: %v", d)
+	}
+	s, tr := Step(s, Tick{}, ms(2009))
+	if tr != nil || !s.Healthy {
+		t.Fatalf("a tick before the deadline: %+v", tr)
+	}
+	// Two failed rounds: not yet FailAfter, but silence has lasted 1.5 s.
+	s, _ = Step(s, fail, ms(1500))
+	s, tr = Step(s, Tick{}, ms(2010))
+	if tr == nil || s.Healthy || tr.Reason != "no answer for 1.5s: icmp 192.0.2.1: no echo reply" {
+		t.Fatalf("the tick at the deadline: %+v", tr)
+	}
+	if !s.Deadline().IsZero() {
+		t.Errorf("an unhealthy uplink has no deadline: %v", s.Deadline())
+	}
+	if _, tr := Step(s, Tick{}, ms(9000)); tr != nil {
+		t.Errorf("a tick while unhealthy: %+v", tr)
+	}
+	// Recovery as before; the deadline then counts from the last answer.
+	s, _ = Step(s, ok, ms(2500))
+	s, tr = Step(s, ok, ms(3000))
+	if tr == nil || !s.Healthy || s.Deadline() != ms(4500) {
+		t.Fatalf("recovery: %+v, deadline %v", tr, s.Deadline())
+	}
+	// A failed round that comes after the deadline reports it too.
+	s, tr = Step(s, fail, ms(4600))
+	if tr == nil || s.Healthy || !strings.HasPrefix(tr.Reason, "no answer for 1.6s: ") {
+		t.Errorf("a failed round past the deadline: %+v", tr)
+	}
+	// Without Interval, only the rounds' count.
+	s = New(Params{FailAfter: 3, RecoverAfter: 2}, true, t0)
+	if _, tr := Step(s, Tick{}, ms(100000)); tr != nil || !s.Deadline().IsZero() {
+		t.Errorf("silence without an interval: %+v", tr)
+	}
+}
