@@ -25,7 +25,15 @@
 //     deleted route, p50 and p99 of -repairs repetitions, against the
 //     kernel's own cost of re-adding it; its CPU time over an idle window
 //     (-idle) and its resident set, beside `ip monitor all`'s. -daemon-only
-//     runs just that.
+//     runs just that;
+//   - failover (bench/failover.go), in a lab: with braid's health tracker
+//     at its defaults, the time from a fault on isp1 (blackhole, down,
+//     100% loss; -failovers of each) to its default route leaving the
+//     main table and to a LAN flow arriving through isp2, beside
+//     OpenMPTCProuter's timing; and the longest stall of an MPTCP
+//     download from the peer when isp1 is blackholed, beside the kernel
+//     alone, OpenMPTCProuter's timing, and the endpoint deleted or set
+//     backup. -failover-only runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians.
@@ -156,6 +164,9 @@ func bench(ctx context.Context, h *harness) error {
 	if *daemonOnly {
 		return benchDaemonOnly(ctx, h, machine)
 	}
+	if *failoverOnly {
+		return benchFailoverOnly(ctx, h, machine)
+	}
 	if err := h.prepare(ctx); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -179,6 +190,10 @@ func bench(ctx context.Context, h *harness) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	failovers, err := failoverBench(ctx, h)
+	if err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
 
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
@@ -191,6 +206,8 @@ func bench(ctx context.Context, h *harness) error {
 	writeBreakdown(w, parts[0], parts[1], parts[2], results[0], results[1], results[2])
 	fmt.Fprintf(w, "\n## The daemon\n\n")
 	missed = append(missed, writeDaemonTable(w, daemon)...)
+	fmt.Fprintf(w, "\n## Failover\n\n")
+	missed = append(missed, writeFailoverTable(w, failovers)...)
 	fmt.Fprintln(w)
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
