@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -68,11 +69,13 @@ type failoverConfig struct {
 	// the fault): emulating braid's choice between withdrawal and backup.
 	action string
 	delay  time.Duration
+	// interval is the tracker's: faults come at a random moment of it.
+	interval time.Duration
 }
 
 var (
-	cfgBraid  = failoverConfig{name: "braid", label: "braid run (500 ms x 3)", health: "{probes: [%s], interval: 500ms, failAfter: 3, recoverAfter: 5}"}
-	cfgOMR    = failoverConfig{name: "omr", label: "OpenMPTCProuter's timing (2 s x 3)", health: "{probes: [%s], interval: 2s, timeout: 1s, failAfter: 3, recoverAfter: 5}"}
+	cfgBraid  = failoverConfig{name: "braid", label: "braid run (500 ms x 3)", health: "{probes: [%s], interval: 500ms, failAfter: 3, recoverAfter: 5}", interval: defaultInterval}
+	cfgOMR    = failoverConfig{name: "omr", label: "OpenMPTCProuter's timing (2 s x 3)", health: "{probes: [%s], interval: 2s, timeout: 1s, failAfter: 3, recoverAfter: 5}", interval: 2 * time.Second}
 	cfgKernel = failoverConfig{name: "kernel", label: "the kernel alone (no tracker)"}
 	// The two ways of moving MPTCP off a dead path, each taken at the
 	// moment braid's defaults would decide (1.5 s after the fault).
@@ -337,6 +340,10 @@ func (f *failover) faults(ctx context.Context, cfg failoverConfig, flow *lanFlow
 			if !flow.through(lab.BoxWAN1V4, failoverWait) {
 				return errors.New("the LAN's flow does not leave by isp1 before the fault")
 			}
+			// At a random moment of the probing cycle: right after a
+			// recovery the next fault would always come just after an
+			// answer (the slowest case).
+			time.Sleep(rand.N(cfg.interval))
 			if err := f.injectFault(ctx, lab.RoleISP1, kind); err != nil {
 				return err
 			}
