@@ -346,6 +346,7 @@ func (c *compiler) uplink(u *api.Uplink) (*uplinkState, error) {
 	}
 	c.link(link)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
+	c.carrier(u)
 	var as []addressing
 	for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {
 		if s == nil {

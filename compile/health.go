@@ -7,6 +7,7 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/drivers/mptcp"
+	nl "github.com/braid-router/braid/drivers/netlink"
 	nft "github.com/braid-router/braid/drivers/nftables"
 )
 
@@ -25,12 +26,26 @@ import (
 //     rather than send into a dead path or out of an uplink whose
 //     provider drops their source address.
 //
-// What never moves: the uplink's own table, its default route there and
+// Without a tracker, an uplink is judged by its carrier alone, by the
+// kernel (see carrier). What never moves: the uplink's own table, its default route there and
 // its `from <address>` rule (its probes and MPTCP subflows leave by it,
 // and they are how it recovers), its addresses, NAT and firewall rules.
 // And when no uplink with a default route is left healthy, none is
 // withdrawn: every default route stays, since a dead probe target (or a
 // dead probe path shared by every uplink) must never take the LAN offline.
+
+// carrier makes the kernel itself judge an uplink by its carrier: with
+// ignore_routes_with_linkdown, a route out of a link without carrier is
+// skipped by every lookup, so its traffic takes the next default route
+// the moment the carrier goes, with or without a health tracker, and even
+// while braid does not run. The routes stay in the tables, flagged
+// linkdown, and serve again when the carrier is back.
+func (c *compiler) carrier(u *api.Uplink) {
+	ifname := sysctlIfname(u.Interface)
+	c.sysctls = append(c.sysctls,
+		nl.Sysctl{Name: "net.ipv4.conf." + ifname + ".ignore_routes_with_linkdown", Value: "1"},
+		nl.Sysctl{Name: "net.ipv6.conf." + ifname + ".ignore_routes_with_linkdown", Value: "1"})
+}
 
 // unhealthyEndpoint is what a withdrawn uplink's MPTCP endpoints become.
 // The benchmark (bench/, "Failover") compared the two ways of moving
@@ -171,7 +186,13 @@ func subnet64(delegated netip.Prefix, n int) (netip.Prefix, bool) {
 // rejectUnrouted6 adds, first in the forward chain, a reject for each LAN
 // IPv6 prefix whose every uplink is withdrawn: ICMPv6 destination
 // unreachable code 5, established connections included (their path is
-// dead too).
+// dead too). A policy rule sends the prefix's traffic to its first
+// uplink's table, whose default route stays, so that it reaches the
+// forward chain: with no route at all (no healthy uplink has IPv6), the
+// kernel would answer "no route" (code 0) before any chain saw it. The
+// main table's specific routes (the LAN, connected networks) and the box's
+// own addresses are looked up before that rule, so only what would leave
+// by an uplink is rejected.
 func (c *compiler) rejectUnrouted6(rs *nft.Ruleset, spec *api.RouterSpec, lanIf string) {
 	if len(c.down) == 0 || lanIf == "" {
 		return
@@ -190,6 +211,9 @@ func (c *compiler) rejectUnrouted6(rs *nft.Ruleset, spec *api.RouterSpec, lanIf 
 		}
 		if dead {
 			rs.Add(nft.ChainForward, "unhealthy-"+p.String(), nft.IIFName(lanIf), nft.SrcPrefix(p), nft.RejectICMPv6(nft.ICMPv6PolicyFail))
+			if u := c.uplinks[via[0]]; u != nil {
+				c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, IPv6: true, From: p, Table: u.table, SuppressPrefixlen: -1})
+			}
 		}
 	}
 }

@@ -128,7 +128,7 @@ func TestCompileHealthWithdraws(t *testing.T) {
 			},
 			facts:  verdicts(map[string]bool{"isp1": false}),
 			want:   []string{"route[main ::/0 metric 20]"},
-			absent: []string{"unhealthy-", "route[main ::/0 metric 10]"}},
+			absent: []string{"unhealthy-", "route[main ::/0 metric 10]", "rule[inet6 pref 7100"}},
 		{name: "a ULA LAN prefix is nobody's",
 			spec:   func(s *api.RouterSpec) { s.LAN.Addresses = []string{"192.168.50.1/24", "fd00:50::1/64"} },
 			facts:  verdicts(map[string]bool{"isp1": false}),
@@ -141,7 +141,8 @@ func TestCompileHealthWithdraws(t *testing.T) {
 				s.Tunnels = []api.Tunnel{{Name: "sixpe", L2TP: &api.L2TP{Via: "isp1"}}}
 			},
 			facts: verdicts(map[string]bool{"isp1": false}, facts.Fact{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2a02:8400:1000::/56")}}),
-			want:  []string{`nft.rule[inet braid forward:unhealthy-2a02:8400:1000:3::/64] rule=iifname "lan0" ip6 saddr 2a02:8400:1000:3::/64 reject with icmpv6 policy-fail`}},
+			want: []string{`nft.rule[inet braid forward:unhealthy-2a02:8400:1000:3::/64] rule=iifname "lan0" ip6 saddr 2a02:8400:1000:3::/64 reject with icmpv6 policy-fail`,
+				"rule[inet6 pref 7100 from 2a02:8400:1000:3::/64] lookup=7101"}},
 		{name: "a prefix delegated by the healthy uplink is not",
 			spec: func(s *api.RouterSpec) {
 				s.LAN.Addresses = []string{"192.168.50.1/24"}
@@ -165,7 +166,7 @@ func TestCompileHealthWithdraws(t *testing.T) {
 			}
 			want := tt.want
 			if strings.Contains(tt.name, "IPv6 prefix, routed only by isp1") {
-				want = append(want, lanReject)
+				want = append(want, lanReject, "rule[inet6 pref 7100 from 2001:db8:50::/64] lookup=7101")
 			}
 			wantInAndNot(t, got, want, tt.absent)
 		})
