@@ -30,6 +30,7 @@ import (
 var (
 	failoverOnly = flag.Bool("failover-only", false, "run only the failover benchmark (health tracking in a lab)")
 	failoverReps = flag.Int("failovers", 6, "failover benchmark: faults of each kind, and MPTCP stalls of each configuration")
+	stallsOnly   = flag.Bool("stalls-only", false, "failover benchmark: only the MPTCP stalls (with -failover-only)")
 )
 
 // The failover goals (issue 8): the route changes within interval x
@@ -91,9 +92,15 @@ type failoverResult struct {
 	// to the route being back.
 	route, moved, back map[string]map[string][]time.Duration
 	// stall is, per configuration, the longest pause of an MPTCP download
-	// from the peer after isp1 is blackholed.
-	stall map[string][]time.Duration
+	// from the peer after isp1 is blackholed; settled the time from the
+	// fault to the end of its last pause (longer than settleGap): from
+	// then on the download ran without one, off the dead path.
+	stall, settled map[string][]time.Duration
 }
+
+// settleGap is the shortest pause of a download that counts as a stall
+// for settled: at the lab's rates a read returns every few milliseconds.
+const settleGap = 200 * time.Millisecond
 
 // failoverBench builds a lab and measures failovers in it.
 func failoverBench(ctx context.Context, h *harness) (*failoverResult, error) {
@@ -127,8 +134,11 @@ func failoverBench(ctx context.Context, h *harness) (*failoverResult, error) {
 	defer flow.stop()
 
 	r := &failoverResult{route: map[string]map[string][]time.Duration{}, moved: map[string]map[string][]time.Duration{},
-		back: map[string]map[string][]time.Duration{}, stall: map[string][]time.Duration{}}
+		back: map[string]map[string][]time.Duration{}, stall: map[string][]time.Duration{}, settled: map[string][]time.Duration{}}
 	for _, cfg := range []failoverConfig{cfgBraid, cfgOMR} {
+		if *stallsOnly {
+			break
+		}
 		if err := f.faults(ctx, cfg, flow, r); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.label, err)
 		}
@@ -404,7 +414,7 @@ func (f *failover) stalls(ctx context.Context, cfg failoverConfig, r *failoverRe
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer src.close()
 	for i := range *failoverReps {
 		if cfg.health != "" {
 			if err := f.healthy(ctx); err != nil {
@@ -413,22 +423,24 @@ func (f *failover) stalls(ctx context.Context, cfg failoverConfig, r *failoverRe
 		} else if err := f.converge(ctx, cfg); err != nil { // puts back what the action changed
 			return err
 		}
-		stall, err := f.stall(ctx, cfg)
+		stall, settled, err := f.stall(ctx, cfg, src)
 		if err != nil {
 			return err
 		}
 		r.stall[cfg.name] = append(r.stall[cfg.name], stall)
-		f.h.logf("    MPTCP download, isp1 blackholed, %s %d: stalled %s", cfg.label, i+1, fmtLatency(stall))
+		r.settled[cfg.name] = append(r.settled[cfg.name], settled)
+		f.h.logf("    MPTCP download, isp1 blackholed, %s %d: longest stall %s, settled %s after the fault", cfg.label, i+1, fmtLatency(stall), fmtLatency(settled))
 	}
 	return nil
 }
 
 // stall opens one MPTCP download, blackholes isp1 once it runs over both
 // uplinks, and returns the longest pause in the box's reads from the fault
-// on (at most stallWindow).
-func (f *failover) stall(ctx context.Context, cfg failoverConfig) (time.Duration, error) {
+// on (at most stallWindow), and when the last pause longer than settleGap
+// ended.
+func (f *failover) stall(ctx context.Context, cfg failoverConfig, src *source) (stall, settled time.Duration, err error) {
 	var c net.Conn
-	err := f.l.Do(lab.RoleBox, func() error {
+	err = f.l.Do(lab.RoleBox, func() error {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		d.SetMultipathTCP(true)
 		var err error
@@ -436,32 +448,57 @@ func (f *failover) stall(ctx context.Context, cfg failoverConfig) (time.Duration
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("dial the peer: %w", err)
+		return 0, 0, fmt.Errorf("dial the peer: %w", err)
 	}
+	// The peer's side closes first: a write to a connection the box
+	// closed would raise SIGPIPE, which the harness takes for a reader
+	// gone from its output.
 	defer c.Close()
+	defer src.closeConns()
 	reads := &readLog{}
 	go reads.drain(c)
 	// Over both uplinks before the fault: two subflows, and data.
 	deadline := time.Now().Add(failoverWait)
 	for f.subflows(lab.BoxWAN2V4) == 0 || reads.bytes() < 4<<20 {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the download did not run over both uplinks within %s (%d bytes)", failoverWait, reads.bytes())
+			return 0, 0, fmt.Errorf("the download did not run over both uplinks within %s (%d bytes)", failoverWait, reads.bytes())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := f.injectFault(ctx, lab.RoleISP1, "blackhole"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	t0 := time.Now()
 	defer f.clearFault(lab.RoleISP1)
 	if cfg.action != "" {
 		time.Sleep(cfg.delay) // the harness plays the tracker's detection
 		if err := f.endpointAction(ctx, cfg.action); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	time.Sleep(stallWindow - time.Since(t0))
-	return longestGap(reads.since(t0), t0, time.Now()), nil
+	end := time.Now()
+	after := reads.since(t0)
+	return longestGap(after, t0, end), lastGapEnd(after, t0, end, settleGap), nil
+}
+
+// lastGapEnd is the time from from to the read that ended the last pause
+// longer than gap (0 if none); a pause still going at to ends there.
+func lastGapEnd(reads []time.Time, from, to time.Time, gap time.Duration) time.Duration {
+	settled, last := time.Duration(0), from
+	for _, t := range reads {
+		if t.After(to) {
+			break
+		}
+		if t.Sub(last) > gap {
+			settled = t.Sub(from)
+		}
+		last = t
+	}
+	if to.Sub(last) > gap {
+		settled = to.Sub(from)
+	}
+	return settled
 }
 
 // endpointAction deletes isp1's IPv4 MPTCP endpoint or sets it backup.
@@ -499,38 +536,65 @@ func (f *failover) subflows(local string) int {
 // mptcpSourcePort is where the peer serves downloads.
 const mptcpSourcePort = 5201
 
-// startSource listens on the peer over MPTCP and sends endlessly to
-// every connection.
-func (f *failover) startSource(ctx context.Context) (io.Closer, error) {
-	var ln net.Listener
+// source is an MPTCP listener on the peer that sends endlessly to every
+// connection.
+type source struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+// startSource starts a source on the peer.
+func (f *failover) startSource(ctx context.Context) (*source, error) {
+	s := &source{}
 	err := f.l.Do(lab.RolePeer, func() error {
 		var lc net.ListenConfig
 		lc.SetMultipathTCP(true)
 		var err error
-		ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(netip.MustParseAddr(lab.PeerV4), mptcpSourcePort).String())
+		s.ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(netip.MustParseAddr(lab.PeerV4), mptcpSourcePort).String())
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen on the peer: %w", err)
 	}
-	go func() {
+	s.wg.Go(func() {
 		for {
-			c, err := ln.Accept()
+			c, err := s.ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Go(func() {
 				buf := make([]byte, 64<<10)
 				for {
 					if _, err := c.Write(buf); err != nil {
 						return
 					}
 				}
-			}()
+			})
 		}
-	}()
-	return ln, nil
+	})
+	return s, nil
+}
+
+// closeConns closes the connections the source serves.
+func (s *source) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}
+
+// close stops the source.
+func (s *source) close() {
+	s.ln.Close()
+	s.closeConns()
+	s.wg.Wait()
 }
 
 // readLog records when each read of a connection returned data.
@@ -740,8 +804,13 @@ func writeFailoverTable(w io.Writer, r *failoverResult) (missed []string) {
 	what := fmt.Sprintf("MPTCP download from the peer, isp1 blackholed: longest stall (%d downloads)", len(b))
 	line(what, dist(b, cfgBraid.label), dist(r.stall["kernel"], cfgKernel.label), ratio(b, r.stall["kernel"]), "max ≤ "+fmtLatency(stallGoal), &ok)
 	line(what, dist(b, cfgBraid.label), dist(r.stall["omr"], cfgOMR.label), ratio(b, r.stall["omr"]), "—", nil)
-	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s: deleted (braid's choice) vs set backup",
+	settled := fmt.Sprintf("MPTCP download from the peer, isp1 blackholed: fault → the end of its last stall over %s (it runs off the dead path from then on)", fmtLatency(settleGap))
+	line(settled, dist(r.settled["braid"], cfgBraid.label), dist(r.settled["kernel"], cfgKernel.label), ratio(r.settled["braid"], r.settled["kernel"]), "—", nil)
+	line(settled, dist(r.settled["braid"], cfgBraid.label), dist(r.settled["omr"], cfgOMR.label), ratio(r.settled["braid"], r.settled["omr"]), "—", nil)
+	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted (braid's choice) vs set backup: longest stall",
 		dist(r.stall["withdraw"], cfgWithdraw.label), dist(r.stall["backup"], cfgBackup.label), ratio(r.stall["withdraw"], r.stall["backup"]), "—", nil)
+	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted (braid's choice) vs set backup: end of the last stall",
+		dist(r.settled["withdraw"], cfgWithdraw.label), dist(r.settled["backup"], cfgBackup.label), ratio(r.settled["withdraw"], r.settled["backup"]), "—", nil)
 	return missed
 }
 
