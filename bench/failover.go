@@ -31,6 +31,7 @@ var (
 	failoverOnly = flag.Bool("failover-only", false, "run only the failover benchmark (health tracking in a lab)")
 	failoverReps = flag.Int("failovers", 6, "failover benchmark: faults of each kind, and MPTCP stalls of each configuration")
 	stallsOnly   = flag.Bool("stalls-only", false, "failover benchmark: only the MPTCP stalls (with -failover-only)")
+	stallConfigs = flag.String("stall-configs", "braid,kernel,omr,withdraw,backup", "failover benchmark: the configurations whose MPTCP stalls are measured")
 )
 
 // The failover goals (issue 8): the route changes within interval x
@@ -144,6 +145,9 @@ func failoverBench(ctx context.Context, h *harness) (*failoverResult, error) {
 		}
 	}
 	for _, cfg := range []failoverConfig{cfgBraid, cfgKernel, cfgOMR, cfgWithdraw, cfgBackup} {
+		if !slices.Contains(strings.Split(*stallConfigs, ","), cfg.name) {
+			continue
+		}
 		if err := f.stalls(ctx, cfg, r); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.label, err)
 		}

@@ -48,7 +48,6 @@ var (
 		"rule[inet6 pref 7050 fwmark 0x1bbe",
 		"nft.rule[inet braid prerouting_mangle:egress-isp2-v4]",
 		"nft.rule[inet braid prerouting_mangle:egress-isp2-v6]",
-		"mptcp.endpoint[10.102.0.2]",
 	}
 	isp2Kept = []string{
 		"route[7102 0.0.0.0/0 metric 0]",
@@ -58,6 +57,9 @@ var (
 		"nft.rule[inet braid postrouting_nat:masquerade-isp2-192.168.50.0/24]",
 		"mptcp.limits subflows=3 add_addr_accepted=2",
 	}
+	// An unhealthy uplink's endpoints are backup (unhealthyEndpoint).
+	isp1Backup    = []string{"mptcp.endpoint[10.101.0.2] dev=wan1 flags=subflow backup", "mptcp.endpoint[2001:db8:101::2] dev=wan1 flags=subflow backup"}
+	isp2Backup    = "mptcp.endpoint[10.102.0.2] dev=wan2 flags=subflow backup"
 	isp1Withdrawn = []string{
 		"route[main 0.0.0.0/0 metric 10]",
 		"route[main ::/0 metric 10]",
@@ -65,8 +67,6 @@ var (
 		"rule[inet pref 7100 from 192.168.50.20/32]",
 		"rule[inet pref 7050 fwmark 0x1bbd",
 		"nft.rule[inet braid prerouting_mangle:egress-isp1-v4]",
-		"mptcp.endpoint[10.101.0.2]",
-		"mptcp.endpoint[2001:db8:101::2]",
 	}
 	lanReject = `nft.rule[inet braid forward:unhealthy-2001:db8:50::/64] rule=iifname "lan0" ip6 saddr 2001:db8:50::/64 reject with icmpv6 policy-fail`
 )
@@ -89,12 +89,12 @@ func TestCompileHealthWithdraws(t *testing.T) {
 		sameAsOK bool // the desired state is the healthy one
 	}{
 		{name: "every uplink healthy", facts: verdicts(map[string]bool{"isp1": true, "isp2": true}), sameAsOK: true},
-		{name: "isp2 unhealthy: its routes, rules, marks and endpoint go",
+		{name: "isp2 unhealthy: its routes, rules and marks go, its endpoint is backup",
 			facts: verdicts(map[string]bool{"isp1": true, "isp2": false}),
-			want:  append(slices.Clone(isp2Kept), isp1Withdrawn...), absent: append(slices.Clone(isp2Withdrawn), "unhealthy-")},
+			want:  append(append(slices.Clone(isp2Kept), isp1Withdrawn...), isp2Backup), absent: append(append(slices.Clone(isp2Withdrawn), "unhealthy-"), isp1Backup...)},
 		{name: "isp1 unhealthy: the LAN's IPv6 prefix, routed only by isp1, is rejected",
 			facts: verdicts(map[string]bool{"isp1": false}),
-			want:  append(slices.Clone(isp2Withdrawn), isp2Kept...), absent: isp1Withdrawn},
+			want:  append(append(slices.Clone(isp2Withdrawn), isp2Kept...), isp1Backup...), absent: append(slices.Clone(isp1Withdrawn), isp2Backup)},
 		{name: "every uplink unhealthy: all stays",
 			facts: verdicts(map[string]bool{"isp1": false, "isp2": false}), sameAsOK: true},
 		{name: "the other uplinks have no default route: all stays",
@@ -102,16 +102,18 @@ func TestCompileHealthWithdraws(t *testing.T) {
 				s.Uplinks[0].IPv4.Static.Gateway, s.Uplinks[0].IPv6.Static.Gateway = "", ""
 				s.Routes = nil
 			},
-			facts: verdicts(map[string]bool{"isp2": false}),
-			want:  []string{"route[main 0.0.0.0/0 metric 20]", "mptcp.endpoint[10.102.0.2]"}},
+			facts:  verdicts(map[string]bool{"isp2": false}),
+			want:   []string{"route[main 0.0.0.0/0 metric 20]", "mptcp.endpoint[10.102.0.2] dev=wan2 flags=subflow\n"},
+			absent: []string{"backup"}},
 		{name: "the other uplink waits for its lease: all stays",
 			spec: func(s *api.RouterSpec) {
 				s.Uplinks[0].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{}}
 				s.Uplinks[0].IPv6 = nil
 				s.Routes = nil
 			},
-			facts: verdicts(map[string]bool{"isp2": false}),
-			want:  []string{"route[main 0.0.0.0/0 metric 20]", "mptcp.endpoint[10.102.0.2]"}},
+			facts:  verdicts(map[string]bool{"isp2": false}),
+			want:   []string{"route[main 0.0.0.0/0 metric 20]", "mptcp.endpoint[10.102.0.2] dev=wan2 flags=subflow\n"},
+			absent: []string{"backup"}},
 		{name: "the other uplink has its lease: the unhealthy one goes",
 			spec: func(s *api.RouterSpec) {
 				s.Uplinks[0].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{}}
@@ -120,8 +122,8 @@ func TestCompileHealthWithdraws(t *testing.T) {
 			},
 			facts: verdicts(map[string]bool{"isp2": false}, facts.Fact{Lease4: &facts.Lease4{Uplink: "isp1",
 				Address: netip.MustParsePrefix("10.101.0.9/24"), Gateway: netip.MustParseAddr("10.101.0.1")}}),
-			want:   []string{"route[main 0.0.0.0/0 metric 10]"},
-			absent: []string{"route[main 0.0.0.0/0 metric 20]", "mptcp.endpoint[10.102.0.2]"}},
+			want:   []string{"route[main 0.0.0.0/0 metric 10]", isp2Backup},
+			absent: []string{"route[main 0.0.0.0/0 metric 20]"}},
 		{name: "both uplinks route IPv6: no reject when one is unhealthy",
 			spec: func(s *api.RouterSpec) {
 				s.Uplinks[1].IPv6 = &api.UplinkIPv6{Static: &api.Static{Address: "2001:db8:102::2/64", Gateway: "2001:db8:102::1"}}
