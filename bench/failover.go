@@ -811,9 +811,9 @@ func writeFailoverTable(w io.Writer, r *failoverResult) (missed []string) {
 	settled := fmt.Sprintf("MPTCP download from the peer, isp1 blackholed: fault → the end of its last stall over %s (it runs off the dead path from then on)", fmtLatency(settleGap))
 	line(settled, dist(r.settled["braid"], cfgBraid.label), dist(r.settled["kernel"], cfgKernel.label), ratio(r.settled["braid"], r.settled["kernel"]), "—", nil)
 	line(settled, dist(r.settled["braid"], cfgBraid.label), dist(r.settled["omr"], cfgOMR.label), ratio(r.settled["braid"], r.settled["omr"]), "—", nil)
-	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted (braid's choice) vs set backup: longest stall",
+	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted vs set backup (braid's choice): longest stall",
 		dist(r.stall["withdraw"], cfgWithdraw.label), dist(r.stall["backup"], cfgBackup.label), ratio(r.stall["withdraw"], r.stall["backup"]), "—", nil)
-	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted (braid's choice) vs set backup: end of the last stall",
+	line("MPTCP download, isp1 blackholed, endpoint acted on at +1.5 s, deleted vs set backup (braid's choice): end of the last stall",
 		dist(r.settled["withdraw"], cfgWithdraw.label), dist(r.settled["backup"], cfgBackup.label), ratio(r.settled["withdraw"], r.settled["backup"]), "—", nil)
 	return missed
 }
