@@ -79,8 +79,11 @@ func TestApplyConfirmRevertsEvenWhenTheShellDies(t *testing.T) {
 	if err := shell.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The apply's last line, "Verified", comes right after "Run `braid
+	// confirm`": the shell is killed once the apply has said both (it is
+	// in its sleep then), never between the two.
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "braid confirm") {
+	for !strings.Contains(out.String(), "braid confirm") || !strings.Contains(out.String(), "Verified: ") {
 		if time.Now().After(deadline) {
 			t.Fatalf("apply --confirm did not finish:\n%s", out.String())
 		}
