@@ -29,7 +29,15 @@
 //     deleted route, p50 and p99 of -repairs repetitions, against the
 //     kernel's own cost of re-adding it; its CPU time over an idle window
 //     (-idle) and its resident set, beside `ip monitor all`'s. -daemon-only
-//     runs just that.
+//     runs just that;
+//   - failover (bench/failover.go), in a lab: with braid's health tracker
+//     at its defaults, the time from a fault on isp1 (blackhole, down,
+//     100% loss; -failovers of each) to its default route leaving the
+//     main table and to a LAN flow arriving through isp2, beside
+//     OpenMPTCProuter's timing; and the longest stall of an MPTCP
+//     download from the peer when isp1 is blackholed, beside the kernel
+//     alone, OpenMPTCProuter's timing, and the endpoint deleted or set
+//     backup. -failover-only runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
@@ -78,6 +86,9 @@ func run() int {
 	}
 	if *daemonOnly {
 		groups = map[string]bool{groupDaemon: true}
+	}
+	if *failoverOnly {
+		groups = map[string]bool{groupFailover: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -172,9 +183,10 @@ const (
 	groupMPTCP    = "mptcp"    // 8 endpoints and the limits
 	groupNftables = "nftables" // the table of 1,000 rules and a 10,000-element set
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
+	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -202,6 +214,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	h.logf("braid benchmark of %s: %d samples per side; %s", h.braid, h.n, machine)
 	if len(groups) == 1 && groups[groupDaemon] {
 		return benchDaemonOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupFailover] {
+		return benchFailoverOnly(ctx, h, machine)
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -246,6 +261,13 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 			return fmt.Errorf("daemon: %w", err)
 		}
 	}
+	var failovers *failoverResult
+	if groups[groupFailover] {
+		var err error
+		if failovers, err = failoverBench(ctx, h); err != nil {
+			return fmt.Errorf("failover: %w", err)
+		}
+	}
 
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
@@ -266,6 +288,11 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if daemon != nil {
 		fmt.Fprintf(w, "\n## The daemon\n\n")
 		missed = append(missed, writeDaemonTable(w, daemon)...)
+		fmt.Fprintln(w)
+	}
+	if failovers != nil {
+		fmt.Fprintf(w, "\n## Failover\n\n")
+		missed = append(missed, writeFailoverTable(w, failovers)...)
 		fmt.Fprintln(w)
 	}
 	if len(missed) > 0 {

@@ -74,6 +74,7 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 	c := compiler{facts: f, where: where, uplinks: map[string]*uplinkState{},
 		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
 	c.notes(spec)
+	c.down = withdrawn(spec, &c)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil && !c.present(lan.Interface) {
 		// The firewall still names it: its rules match by name, so they
@@ -109,6 +110,9 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		u, ok := c.uplinks[r.Via]
 		if !ok {
 			return reconcile.Desired{}, fmt.Errorf("routes[%d].via: no uplink %q", i, r.Via)
+		}
+		if c.down[r.Via] {
+			continue // withdrawn while its uplink is unhealthy (health.go)
 		}
 		if u.missing != "" {
 			// Its table is empty while the link is missing: the
@@ -227,6 +231,8 @@ type compiler struct {
 	// Go.
 	where   func(string) (api.Position, bool)
 	uplinks map[string]*uplinkState
+	// down holds the uplinks withdrawn for their health (health.go).
+	down map[string]bool
 	// specs are the sessions to run, targets what must keep answering.
 	specs   []session.Spec
 	targets []probe.Target
@@ -366,10 +372,13 @@ func (c *compiler) uplink(u *api.Uplink, i int) (*uplinkState, error) {
 	st := &uplinkState{name: u.Name, link: u.Interface, table: u.Table,
 		dhcp4: u.IPv4 != nil && u.IPv4.DHCP != nil, ra6: u.IPv6 != nil && u.IPv6.RA != nil}
 	// Packets braid's nftables rules mark with this uplink's table number
-	// (per-domain egress) leave by it.
-	c.rules = append(c.rules,
-		nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
-		nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
+	// (per-domain egress) leave by it, unless it is unhealthy.
+	down := c.down[u.Name]
+	if !down {
+		c.rules = append(c.rules,
+			nl.Rule{Priority: nl.PrioMark, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1},
+			nl.Rule{Priority: nl.PrioMark, IPv6: true, Mark: uint32(u.Table), Table: u.Table, SuppressPrefixlen: -1})
+	}
 	if !c.present(u.Interface) {
 		st.missing = c.waitingFor(u.Interface, fmt.Sprintf("spec.uplinks[%d].interface", i))
 		c.wait(fmt.Sprintf("uplinks[%d]", i), st.missing+": uplink "+u.Name+" is configured when the link appears")
@@ -385,6 +394,7 @@ func (c *compiler) uplink(u *api.Uplink, i int) (*uplinkState, error) {
 	}
 	c.link(link)
 	c.sysctls = append(c.sysctls, nl.Sysctl{Name: "net.ipv4.conf." + sysctlIfname(u.Interface) + ".rp_filter", Value: "2"})
+	c.carrier(u)
 	var as []addressing
 	for _, s := range []*api.Static{staticOf4(u), staticOf6(u)} {
 		if s == nil {
@@ -417,8 +427,6 @@ func (c *compiler) uplink(u *api.Uplink, i int) (*uplinkState, error) {
 			as = append(as, a)
 		}
 	}
-	healthy, known := c.facts.Healthy(u.Name)
-	down := known && !healthy
 	for _, a := range as {
 		p := a.addr
 		c.address(u.Interface, p)
@@ -513,20 +521,14 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 	if l := spec.LAN; l != nil && l.IPv6 != nil {
 		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
 	}
-	var dhcpv6, health bool
+	var dhcpv6 bool
 	for _, u := range spec.Uplinks {
 		if u.IPv6 != nil && u.IPv6.RA != nil && u.IPv6.RA.DHCPv6 != nil {
 			dhcpv6 = true
 		}
-		if u.Health != nil {
-			health = true
-		}
 	}
 	if dhcpv6 {
 		note("uplinks[].ipv6.ra.dhcpv6", notConverged+" (DHCPv6 and its prefix delegation)")
-	}
-	if health {
-		note("uplinks[].health", notConverged+" (uplink tracking)")
 	}
 	for _, r := range spec.Routes {
 		if len(r.Domains) > 0 {

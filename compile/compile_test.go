@@ -94,8 +94,12 @@ func TestCompileTwoUplinks(t *testing.T) {
 		"sysctl[net.ipv6.conf.all.forwarding] value=1",
 		"sysctl[net.ipv4.conf.lan0.promote_secondaries] value=1",
 		"sysctl[net.ipv4.conf.wan1.rp_filter] value=2",
+		"sysctl[net.ipv4.conf.wan1.ignore_routes_with_linkdown] value=1",
+		"sysctl[net.ipv6.conf.wan1.ignore_routes_with_linkdown] value=1",
 		"sysctl[net.ipv4.conf.wan1.promote_secondaries] value=1",
 		"sysctl[net.ipv4.conf.wan2.rp_filter] value=2",
+		"sysctl[net.ipv4.conf.wan2.ignore_routes_with_linkdown] value=1",
+		"sysctl[net.ipv6.conf.wan2.ignore_routes_with_linkdown] value=1",
 		"sysctl[net.ipv4.conf.wan2.promote_secondaries] value=1",
 		"address[lan0 192.168.50.1/24] link=lan0 prefix=192.168.50.1/24",
 		"address[lan0 2001:db8:50::1/64] link=lan0 prefix=2001:db8:50::1/64",
@@ -279,7 +283,7 @@ func TestCompileNotes(t *testing.T) {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
 	}
-	want := "lan.ipv6 uplinks[].health routes[].domains tunnels aggregation dns"
+	want := "lan.ipv6 routes[].domains tunnels aggregation dns"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
@@ -453,7 +457,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab-dhcp.yaml":     nil,
 		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6", "uplinks[].health", "routes[].domains",
+		"sfr-6pe.yaml": {"lan.ipv6", "routes[].domains",
 			"tunnels", "aggregation", "dns"},
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))

@@ -32,7 +32,10 @@ var (
 		nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem,
 		nft.ICMPv6EchoRequest, nft.ICMPv6EchoReply,
 	}
-	// icmpv6Errors are accepted before conntrack's invalid verdict.
+	// icmpErrors and icmpv6Errors are accepted before conntrack's invalid
+	// verdict, in input and forward (fragmentation needed is a destination
+	// unreachable, code 4).
+	icmpErrors   = []nft.ICMPType{nft.ICMPDestUnreachable, nft.ICMPTimeExceeded, nft.ICMPParameterProblem}
 	icmpv6Errors = []nft.ICMPv6Type{nft.ICMPv6DestUnreachable, nft.ICMPv6PacketTooBig, nft.ICMPv6TimeExceeded, nft.ICMPv6ParameterProblem}
 	linkLocal    = netip.MustParsePrefix("fe80::/10")
 )
@@ -131,8 +134,12 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// Marks: an uplink's egress destinations leave by its table (the
-	// policy rule fwmark TABLE lookup TABLE maps the mark).
+	// policy rule fwmark TABLE lookup TABLE maps the mark), unless it is
+	// unhealthy: then they follow the main table.
 	for _, u := range uplinks {
+		if c.down[u.name] {
+			continue
+		}
 		for _, v6 := range []bool{false, true} {
 			id := "egress-" + u.name + "-v4"
 			if v6 {
@@ -149,13 +156,12 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 
 	// The router's own firewall.
 	rs.Add(nft.ChainInput, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
-	// ICMPv6 errors pass before conntrack's invalid verdict: one for a flow
-	// conntrack has not seen (asymmetric paths over two uplinks) is
-	// "invalid", and dropping a Packet Too Big breaks path MTU discovery
-	// (RFC 4890, 4.3.1).
-	for _, t := range icmpv6Errors {
-		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
-	}
+	// ICMP and ICMPv6 errors pass before conntrack's invalid verdict: one
+	// for a flow conntrack has not seen (asymmetric paths over two uplinks,
+	// a flow that moved to another uplink when its first one failed) is
+	// "invalid", and dropping a fragmentation needed or a Packet Too Big
+	// breaks path MTU discovery (RFC 1191; RFC 4890, 4.3.1).
+	icmpErrorRules(rs, nft.ChainInput)
 	rs.Add(nft.ChainInput, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
 	rs.Add(nft.ChainInput, "loopback", nft.IIFName("lo"), nft.Accept())
 	if lanIf != "" {
@@ -168,7 +174,9 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 		rs.Add(nft.ChainInput, "allow-v6", nft.SrcInSet("allow_v6", true), nft.Accept())
 	}
 	for _, t := range inputICMP {
-		rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
+		if !slices.Contains(icmpErrors, t) {
+			rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
+		}
 	}
 	for _, t := range inputICMPv6 {
 		if !slices.Contains(icmpv6Errors, t) {
@@ -205,10 +213,9 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// What the box routes.
+	c.rejectUnrouted6(rs, spec, lanIf)
 	rs.Add(nft.ChainForward, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
-	for _, t := range icmpv6Errors {
-		rs.Add(nft.ChainForward, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
-	}
+	icmpErrorRules(rs, nft.ChainForward)
 	rs.Add(nft.ChainForward, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
 	for _, t := range forwardICMPv6 {
 		if !slices.Contains(icmpv6Errors, t) {
@@ -242,6 +249,17 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 	c.nftObjs = append(c.nftObjs, objs...)
 	return nil
+}
+
+// icmpErrorRules accepts the ICMP and ICMPv6 errors in chain, whatever
+// conntrack thinks of them: the rules that come before its invalid verdict.
+func icmpErrorRules(rs *nft.Ruleset, chain string) {
+	for _, t := range icmpErrors {
+		rs.Add(chain, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
+	}
+	for _, t := range icmpv6Errors {
+		rs.Add(chain, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+	}
 }
 
 // fwRule is a rule compiled before its chain's turn.

@@ -36,6 +36,10 @@ func (c *compiler) mptcp(spec *api.RouterSpec) error {
 			fullmesh = true
 		}
 		uplinks++
+		flags, ok := c.endpointFlags(u.Name, flags)
+		if !ok {
+			continue // withdrawn while the uplink is unhealthy (health.go)
+		}
 		// The uplink's addresses now: static, or its lease's once it
 		// has one (the endpoint moves with the lease).
 		for _, p := range c.uplinks[u.Name].addrs() {

@@ -79,6 +79,9 @@ func TestApplyConfirmRevertsEvenWhenTheShellDies(t *testing.T) {
 	if err := shell.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The apply's last line, "Verified", comes right after "Run `braid
+	// confirm`": the shell is killed once the apply has said both (it is
+	// in its sleep then), never between the two.
 	deadline := time.Now().Add(60 * time.Second)
 	// The apply's last line: the change took, and the reverter is armed.
 	for !strings.Contains(out.String(), "Verified: the live state matches the spec.") {

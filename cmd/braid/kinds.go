@@ -5,18 +5,36 @@ import (
 
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dhcp4"
+	"github.com/braid-router/braid/sessions/health"
+	"github.com/braid-router/braid/sessions/health/verdict"
 	"github.com/braid-router/braid/sessions/ra"
 )
+
+// sessionHooks are what the daemon hands the sessions it runs: where they
+// report what metrics count. A nil hook is not called.
+type sessionHooks struct {
+	// healthTransition is told of every change of an uplink's health
+	// verdict (the metrics' transitions counter).
+	healthTransition func(uplink string, healthy bool)
+}
 
 // sessionKinds is the registry of the session kinds this build of braid
 // runs. A session the desired state names whose kind is not registered
 // shows as "unavailable" in `braid status`, and its section's note in
 // every plan says it is not converged yet. A test build (-tags braidtest)
-// adds stand-ins (see standins.go).
-func sessionKinds(log *slog.Logger) *session.Registry {
+// adds stand-ins (see standins.go), which replace the real kinds only
+// when BRAID_STANDINS is set.
+func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	reg := &session.Registry{}
 	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &dhcp4.Client{} })
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
+	session.Register(reg, health.Kind, func() session.Session[health.Config] {
+		t := &health.Tracker{}
+		if h := hooks.healthTransition; h != nil {
+			t.OnTransition = func(uplink string, tr verdict.Transition) { h(uplink, tr.Healthy) }
+		}
+		return t
+	})
 	// Last: in a test build, stand-ins replace the kinds above.
 	registerStandIns(reg, log)
 	return reg

@@ -142,16 +142,19 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 
 		Facts:         hub,
 		Links:         linkWatcher,
-		Supervisor:    &reconcile.Supervisor{Registry: sessionKinds(h.log), Facts: hub, Log: h.log},
 		ConfirmWithin: f.confirm,
 		ProbeWindow:   f.window,
 		StateDir:      h.dirs.State,
 	}
+	var hooks sessionHooks
 	if f.metrics != "" {
-		if _, err := metrics.Start(ctx, f.metrics, d, h.log); err != nil {
+		m, _, err := metrics.Start(ctx, f.metrics, d, h.log)
+		if err != nil {
 			return err
 		}
+		hooks.healthTransition = m.ObserveHealthTransition
 	}
+	d.Supervisor = &reconcile.Supervisor{Registry: sessionKinds(h.log, hooks), Facts: hub, Log: h.log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

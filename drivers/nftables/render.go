@@ -316,6 +316,8 @@ func (r *renderer) expr(e expr.Any) {
 		r.nat(e)
 	case *expr.TProxy:
 		r.tproxy(e)
+	case *expr.Reject:
+		r.reject(e)
 	case *expr.Fib:
 		name, kind, ok := fibLeft(e)
 		if !ok {

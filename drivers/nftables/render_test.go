@@ -202,7 +202,7 @@ func fuzzExprs(b []byte) []expr.Any {
 	}
 	for len(b) > 0 && len(out) < 32 {
 		reg := uint32(next() % 4)
-		switch next() % 15 {
+		switch next() % 16 {
 		case 0:
 			out = append(out, &expr.Meta{Key: expr.MetaKey(next() % 20), Register: reg, SourceRegister: next()%4 == 0})
 		case 1:
@@ -233,6 +233,8 @@ func fuzzExprs(b []byte) []expr.Any {
 				ResultOIF: b&64 != 0, ResultOIFNAME: b&128 != 0, ResultADDRTYPE: next()%2 == 0})
 		case 13:
 			out = append(out, &undecoded{name: string(data()), data: data()})
+		case 14:
+			out = append(out, &expr.Reject{Type: uint32(next() % 3), Code: next() % 8})
 		default:
 			out = append(out, &expr.Log{Level: expr.LogLevel(next())})
 		}

@@ -1,8 +1,12 @@
 // Package metrics exports the daemon's passes and status as Prometheus
 // metrics, on an endpoint of its own (`braid run --metrics-listen ADDR`).
 //
-// Two sources feed it: the daemon's OnPass hook, called after every pass,
-// counts passes by result and observes their duration; a collector reads
+// Three sources feed it: the daemon's OnPass hook, called after every pass,
+// counts passes by result and observes their duration; the uplinks' health
+// trackers call ObserveHealthTransition on every change of verdict (a
+// counter must see each one, and the facts hub's notifications coalesce,
+// so a flap faster than a scrape or a pass would be lost if the counter
+// were derived from the facts); a collector reads
 // the daemon's status at every scrape for everything else (objects by
 // state, conflicts, the revision, the trial and the quarantine, and the
 // status's own counters of applying, repairing and failed passes). The
@@ -45,9 +49,10 @@ var Results = []string{reconcile.ResultConverged, reconcile.ResultFailed}
 // Metrics is braid's registry: the pass counters the OnPass hook feeds,
 // and a collector that reads the daemon's status when scraped.
 type Metrics struct {
-	reg      *prometheus.Registry
-	passes   *prometheus.CounterVec
-	duration prometheus.Histogram
+	reg         *prometheus.Registry
+	passes      *prometheus.CounterVec
+	duration    prometheus.Histogram
+	transitions *prometheus.CounterVec
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -64,6 +69,10 @@ func New(status func() reconcile.Status) *Metrics {
 			Help:    "How long each pass took, from its start to its status: load, compile, plan, apply and verify.",
 			Buckets: DurationBuckets,
 		}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "braid_uplink_health_transitions_total",
+			Help: "Changes of an uplink's health verdict, by uplink and by the verdict it went to (healthy or unhealthy).",
+		}, []string{"uplink", "to"}),
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -71,6 +80,7 @@ func New(status func() reconcile.Status) *Metrics {
 	m.reg.MustRegister(
 		m.passes,
 		m.duration,
+		m.transitions,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -86,6 +96,16 @@ func (m *Metrics) ObservePass(p reconcile.PassStatus, _ reconcile.Status) {
 	m.duration.Observe(p.Duration.Seconds())
 }
 
+// ObserveHealthTransition counts a change of an uplink's health verdict.
+// The uplink's health tracker calls it, on its own goroutine.
+func (m *Metrics) ObserveHealthTransition(uplink string, healthy bool) {
+	to := "unhealthy"
+	if healthy {
+		to = "healthy"
+	}
+	m.transitions.WithLabelValues(uplink, to).Inc()
+}
+
 // Gatherer is the registry, for a handler or a test to read.
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 
@@ -99,14 +119,15 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Start exports d's metrics on addr (host:port) at Path until ctx ends. It
-// chains the hook onto d.OnPass, so it must be called before d.Run. The
+// Start exports d's metrics on addr (host:port) at Path until ctx ends, and
+// returns them, for the health trackers to report to. It chains the hook
+// onto d.OnPass, so it must be called before d.Run. The
 // listener opens in the calling process's network namespace (braid run
 // has re-executed itself into --netns by then), and an address that cannot
 // be listened on is an error; once serving, a failure is logged, never
 // fatal: routing does not stop because metrics did. It returns the address
 // listened on (the port chosen, for ":0").
-func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logger) (net.Addr, error) {
+func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logger) (*Metrics, net.Addr, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -120,7 +141,7 @@ func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logg
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen: %w", err)
+		return nil, nil, fmt.Errorf("--metrics-listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+Path, m.Handler())
@@ -141,7 +162,7 @@ func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logg
 		}
 	}()
 	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+Path)
-	return ln.Addr(), nil
+	return m, ln.Addr(), nil
 }
 
 // statusCollector reads the daemon's status at every scrape.
@@ -170,6 +191,8 @@ var (
 		"1 while a new revision is on trial, awaiting braid confirm or its probes; it is reverted if they do not come.", nil, nil)
 	descQuarantined = prometheus.NewDesc("braid_quarantined_revisions",
 		"Revisions reverted and never applied again until the source changes.", nil, nil)
+	descHealthy = prometheus.NewDesc("braid_uplink_healthy",
+		"1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict.", []string{"uplink"}, nil)
 	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
 		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
 )
@@ -177,7 +200,7 @@ var (
 // Describe sends every descriptor the collector may emit.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts, descForeignDrops,
-		descRevision, descRejected, descTrial, descQuarantined, descLastPass} {
+		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy} {
 		ch <- d
 	}
 }
@@ -207,6 +230,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descQuarantined, float64(len(st.Quarantined)))
 	if st.LastPass != nil {
 		gauge(descLastPass, float64(st.LastPass.Start.UnixNano())/1e9)
+	}
+	seen := map[string]bool{}
+	for _, e := range st.Facts.Entries {
+		if h := e.Fact.Health; h != nil && !seen[h.Uplink] {
+			seen[h.Uplink] = true
+			gauge(descHealthy, boolValue(h.Healthy), h.Uplink)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
@@ -173,5 +174,40 @@ func TestObjectsByState(t *testing.T) {
 		if got[s] != n {
 			t.Errorf("%s: %d, want %d", s, got[s], n)
 		}
+	}
+}
+
+// The health trackers' transitions are counted by uplink and direction,
+// and the facts' verdicts are a gauge per uplink.
+func TestMetricsHealth(t *testing.T) {
+	st := reconcile.Status{Facts: reconcile.FactsStatus{Entries: []facts.Entry{
+		{Owner: "health/isp1", Fact: facts.Fact{Health: &facts.Health{Uplink: "isp1", Healthy: false}}},
+		{Owner: "health/isp2", Fact: facts.Fact{Health: &facts.Health{Uplink: "isp2", Healthy: true}}},
+		{Owner: "dhcp4/isp2", Fact: facts.Fact{Lease4: &facts.Lease4{Uplink: "isp2"}}},
+	}}}
+	m := New(func() reconcile.Status { return st })
+	if fams := scrape(t, m); fams["braid_uplink_health_transitions_total"] != nil {
+		t.Errorf("transitions counted before any")
+	}
+	m.ObserveHealthTransition("isp1", false)
+	m.ObserveHealthTransition("isp1", true)
+	m.ObserveHealthTransition("isp1", false)
+	fams := scrape(t, m)
+	for _, want := range []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"braid_uplink_health_transitions_total", []string{"uplink", "isp1", "to", "unhealthy"}, 2},
+		{"braid_uplink_health_transitions_total", []string{"uplink", "isp1", "to", "healthy"}, 1},
+		{"braid_uplink_healthy", []string{"uplink", "isp1"}, 0},
+		{"braid_uplink_healthy", []string{"uplink", "isp2"}, 1},
+	} {
+		if got, ok := value(fams, want.name, want.labels...); !ok || got != want.value {
+			t.Errorf("%s%v = %v (present %v), want %v", want.name, want.labels, got, ok, want.value)
+		}
+	}
+	if n := len(fams["braid_uplink_healthy"].GetMetric()); n != 2 {
+		t.Errorf("braid_uplink_healthy has %d series, want one per uplink with a verdict", n)
 	}
 }
