@@ -243,41 +243,14 @@ func (f *failover) routed(dev string) bool {
 	return err == nil && strings.TrimSpace(string(out)) != ""
 }
 
-// injectFault puts a fault on isp's link to the box, as `braid lab fault`
-// does (lab/fault.go, from another branch: switch to l.Inject once it
-// lands): blackhole and loss are nftables rules in the ISP's namespace,
-// down takes the ISP's end down.
+// injectFault puts a fault on isp's link to the box (`braid lab fault`).
 func (f *failover) injectFault(ctx context.Context, isp lab.Role, kind string) error {
-	ns := f.l.NS(isp)
-	if kind == "down" {
-		return ip(ctx, "-n", ns, "link", "set", "dev", lab.ISPDownDev, "down")
-	}
-	// A blackhole lets neighbour discovery through (the ISP's end still
-	// answers, as a modem whose network is dead does); a loss spares
-	// nothing.
-	keepIn, keepOut := "", ""
-	if kind == "blackhole" {
-		nd := " icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept; "
-		keepIn, keepOut = `iifname "`+lab.ISPDownDev+`"`+nd, `oifname "`+lab.ISPDownDev+`"`+nd
-	}
-	script := fmt.Sprintf(`table inet braidbench_fault {
-	chain from_box { type filter hook prerouting priority -300; policy accept; %[2]s iifname "%[1]s" drop; }
-	chain to_box { type filter hook postrouting priority 300; policy accept; %[3]s oifname "%[1]s" drop; }
-}
-`, lab.ISPDownDev, keepIn, keepOut)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("inject %s on %s: %w\n%s", kind, isp, err, out)
-	}
-	return nil
+	return f.l.Inject(ctx, lab.Fault{ISP: isp, Kind: lab.FaultKind(kind), Loss: 100})
 }
 
 // clearFault removes any fault from isp's link.
 func (f *failover) clearFault(isp lab.Role) error {
-	ns := f.l.NS(isp)
-	exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "braidbench_fault").Run()
-	return ip(context.Background(), "-n", ns, "link", "set", "dev", lab.ISPDownDev, "up")
+	return f.l.Clear(context.Background(), isp)
 }
 
 // routeWatch reports the deletes and adds of isp1's IPv4 default route in

@@ -32,63 +32,26 @@ import (
 // end down so the box loses its carrier. injectFault and clearFault are
 // the one place to switch to l.Inject and l.Clear once it lands.
 const (
-	faultBlackhole = "blackhole"
-	faultDown      = "down"
-	faultLoss      = "loss"
+	faultBlackhole = string(lab.FaultBlackhole)
+	faultDown      = string(lab.FaultDown)
+	faultLoss      = string(lab.FaultLoss)
 )
 
-// faultTable is the tests' nftables table in an ISP's namespace.
-const faultTable = "braidtest_fault"
-
-// injectFault puts a fault on isp's link to the box; loss is a percentage
-// for faultLoss.
+// injectFault puts a fault on isp's link to the box (`braid lab fault`);
+// loss is a percentage for faultLoss.
 func injectFault(t *testing.T, l *lab.Lab, isp lab.Role, kind string, loss int) {
 	t.Helper()
-	clearFault(t, l, isp)
-	ns := l.NS(isp)
-	switch kind {
-	case faultDown:
-		nstest.Run(t, "ip", "-n", ns, "link", "set", "dev", lab.ISPDownDev, "down")
-	case faultBlackhole, faultLoss:
-		// As lab/fault.go writes them: a blackhole lets neighbour
-		// discovery through, a loss spares nothing.
-		verdict := "drop"
-		keep := func(dir string) string {
-			return fmt.Sprintf("%s \"%s\" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n", dir, lab.ISPDownDev)
-		}
-		if kind == faultLoss {
-			keep = func(string) string { return "" }
-			if loss < 100 {
-				verdict = fmt.Sprintf("numgen random mod 100 < %d drop", loss) // numgen's values stop at 99
-			}
-		}
-		rules := fmt.Sprintf(`table inet %[1]s {
-	chain from_box {
-		type filter hook prerouting priority -300; policy accept;
-		%[3]s		iifname "%[2]s" %[5]s
-	}
-	chain to_box {
-		type filter hook postrouting priority 300; policy accept;
-		%[4]s		oifname "%[2]s" %[5]s
-	}
-}
-`, faultTable, lab.ISPDownDev, keep("iifname"), keep("oifname"), verdict)
-		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(rules)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("inject %s on %s: %v\n%s", kind, isp, err, out)
-		}
-	default:
-		t.Fatalf("unknown fault %q", kind)
+	if err := l.Inject(context.Background(), lab.Fault{ISP: isp, Kind: lab.FaultKind(kind), Loss: loss}); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // clearFault removes any fault from isp's link.
 func clearFault(t *testing.T, l *lab.Lab, isp lab.Role) {
 	t.Helper()
-	ns := l.NS(isp)
-	exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", faultTable).Run()
-	nstest.Run(t, "ip", "-n", ns, "link", "set", "dev", lab.ISPDownDev, "up")
+	if err := l.Clear(context.Background(), isp); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // healthSpec is specs/lab.yaml with a health tracker on each uplink,

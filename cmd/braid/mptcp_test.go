@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -310,7 +311,9 @@ func TestMPTCPInTheLab(t *testing.T) {
 		t.Fatalf("only %d bytes arrived before the failover", s.received.Load())
 	}
 	t.Logf("%s: isp1 goes down", time.Now().Format("15:04:05.000"))
-	nstest.Run(t, "ip", "-n", isp1, "link", "set", "dev", lab.ISPDownDev, "down")
+	if err := l.Inject(context.Background(), lab.Fault{ISP: lab.RoleISP1, Kind: lab.FaultDown}); err != nil {
+		t.Fatal(err)
+	}
 	// The connection carries on, all of it through isp2 now: the peer
 	// keeps receiving, and isp2 carries at least as much again. (Nothing
 	// is compared with the peer's count at an instant: it lags the wire by
