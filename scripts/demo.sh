@@ -62,10 +62,56 @@ ip -n "$box" mptcp limits show
 ip netns exec "$box" nft list table inet braid | grep -E '^\s*(chain|set) ' | sed 's/{$//'
 echo "  (the whole table: ip netns exec $box nft list table inet braid)"
 
+# waitfor SECONDS DESCRIPTION CMD...: run CMD until it succeeds, printing a
+# dot a second, for at most SECONDS; say how long it took.
+waitfor() {
+	local secs=$1 what=$2 start=$SECONDS
+	shift 2
+	printf '  ..   %s ' "$what"
+	while ! "$@" >/dev/null 2>&1; do
+		if ((SECONDS - start >= secs)); then
+			printf '\n  %sFAIL%s %s: not within %ss\n' "$red" "$off" "$what" "$secs"
+			failed=1
+			return 1
+		fi
+		printf '.'
+		sleep 1
+	done
+	printf ' %sok%s after %ss\n' "$green" "$off" "$((SECONDS - start))"
+}
+# leaves_by ADDR: the LAN client's connection to the server is seen from ADDR.
+leaves_by() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == "$1:"* ]]; }
+# status_has TEXT: braid status says TEXT.
+status_has() { "$braid" --netns "$box" status 2>/dev/null | grep -q -- "$1"; }
+
+spec2=specs/lab-uplinks.yaml
+step "braid --netns $box run -f $spec2: isp1 from the ONT's DHCP server (vendor class neufbox...), isp2's IPv6 from adverts, both tracked"
+log=$(mktemp)
+"$braid" --netns "$box" run -f "$spec2" >"$log" 2>&1 &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+waitfor 60 "a DHCP lease on wan1 (dnsmasq answers only neufbox...)" status_has "lease4  uplink/isp1"
+"$braid" --netns "$box" status | grep -E "lease4|slaac|router6|health " | sed 's/^/      /'
+waitfor 60 "both uplinks healthy" bash -c "'$braid' --netns '$box' status | grep -c '): healthy\$' | grep -qx 2"
+waitfor 30 "the LAN leaves by isp1 (10.101.0.2, leased)" leaves_by 10.101.0.2
+
+step "An outage on isp1 (braid lab fault isp1 blackhole): traffic moves to isp2"
+"$braid" lab fault --name "$lab" isp1 blackhole
+waitfor 30 "the LAN leaves by isp2 (10.102.0.2)" leaves_by 10.102.0.2
+"$braid" --netns "$box" status | grep -E "session\[health" | sed 's/^/      /'
+"$braid" lab fault --name "$lab" isp1 clear
+waitfor 60 "isp1 heals: the LAN leaves by isp1 again" leaves_by 10.101.0.2
+
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+trap - EXIT
+echo "  (braid run's log: $log)"
+
 echo
 if [ "$failed" -ne 0 ]; then
 	echo "${red}The demo found a problem (above).${off}"
 	exit 1
 fi
 echo "${green}The box is configured.${off} Look around: ip netns exec $box bash; $braid --netns $box show"
+echo "Try: $braid --netns $box run -f $spec2 & then $braid --netns $box status, $braid lab fault --name $lab isp2 down"
 echo "Remove the lab with: make demo-down (or $braid lab down --name $lab)"
