@@ -90,7 +90,9 @@ func iapd(t1, t2 time.Duration, p netip.Prefix, preferred, valid time.Duration) 
 
 // standard is Kea's lab delegation: T1 10 s, T2 20 s, preferred 40 s,
 // valid 60 s.
-func standard() *dhcpv6.OptIAPD { return iapd(10*time.Second, 20*time.Second, pd56, 40*time.Second, time.Minute) }
+func standard() *dhcpv6.OptIAPD {
+	return iapd(10*time.Second, 20*time.Second, pd56, 40*time.Second, time.Minute)
+}
 
 // bound returns a client bound to the standard delegation from server1,
 // its Solicit sent at t0.
