@@ -147,12 +147,34 @@ type Link struct {
 	Peer netip.Addr `json:"peer,omitzero"`
 }
 
-// Prefix is a prefix delegated to the box (DHCPv6 prefix delegation).
+// Prefix is a prefix delegated to the box (DHCPv6 prefix delegation, RFC
+// 8415), one fact per prefix. Its fact expires with the prefix's valid
+// lifetime (never, for an infinite one) and survives a restart: the
+// restarted client rebinds it.
 type Prefix struct {
 	// For names where it was delegated: "tunnel/sixpe" or "uplink/fibre".
 	For string `json:"for"`
 	// Prefix is the delegated prefix (a /56, a /60, ...).
 	Prefix netip.Prefix `json:"prefix"`
+	// Link is the interface the DHCPv6 client asked on.
+	Link string `json:"link,omitempty"`
+	// Preferred is when the prefix's preferred lifetime ends (zero:
+	// never).
+	Preferred time.Time `json:"preferred,omitzero"`
+	// DNS are the resolvers of the server's DNS Recursive Name Server
+	// option (RFC 3646).
+	DNS []netip.Addr `json:"dns,omitempty"`
+	// Server is the delegating server's DUID, in hex.
+	Server string `json:"server,omitempty"`
+	// IAID is the identity association the prefix belongs to (IA_PD),
+	// in hex.
+	IAID string `json:"iaid,omitempty"`
+	// Obtained is when the exchange that last extended the prefix began;
+	// Renew (T1) and Rebind (T2) are when the client asks its server,
+	// then any server, to extend it (zero: never).
+	Obtained time.Time `json:"obtained,omitzero"`
+	Renew    time.Time `json:"renew,omitzero"`
+	Rebind   time.Time `json:"rebind,omitzero"`
 }
 
 // Interface is what the kernel says of a link the spec names (an uplink's
@@ -286,7 +308,8 @@ func (s Set) Link(what string) (Link, bool) {
 	return *f.Link, true
 }
 
-// Prefix returns the prefix delegated for what ("tunnel/sixpe").
+// Prefix returns the prefix delegated for what ("tunnel/sixpe"): the
+// first, when several were.
 func (s Set) Prefix(what string) (Prefix, bool) {
 	f, ok := s.find(func(f Fact) bool { return f.Prefix != nil && f.Prefix.For == what })
 	if !ok {
@@ -371,6 +394,7 @@ func (f Fact) clone() Fact {
 	}
 	if f.Prefix != nil {
 		p := *f.Prefix
+		p.DNS = slices.Clone(p.DNS)
 		f.Prefix = &p
 	}
 	if f.Interface != nil {

@@ -160,7 +160,30 @@ func describeFact(f facts.Fact) string {
 	case f.Link != nil:
 		return "link " + f.Link.Name
 	case f.Prefix != nil:
-		return f.Prefix.Prefix.String()
+		p := f.Prefix
+		s := p.Prefix.String()
+		if p.Link != "" {
+			s += " on " + p.Link
+		}
+		if !p.Preferred.IsZero() {
+			s += ", preferred for " + time.Until(p.Preferred).Round(time.Second).String()
+		}
+		if len(p.DNS) > 0 {
+			s += fmt.Sprintf(", dns %v", p.DNS)
+		}
+		if p.Server != "" {
+			s += " from server " + p.Server
+		}
+		switch r := p.Renew; {
+		case r.IsZero():
+		case time.Now().Before(r):
+			s += ", renews in " + time.Until(r).Round(time.Second).String()
+		case time.Now().Before(p.Rebind):
+			s += ", renewing"
+		default:
+			s += ", rebinding"
+		}
+		return s
 	case f.Interface != nil:
 		i := f.Interface
 		if !i.Present {

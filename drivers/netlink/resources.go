@@ -114,7 +114,10 @@ type Route struct {
 	Metric int
 	// Type is the route's kind; the zero value is unicast. A local route
 	// delivers what it matches to the box itself (braid's proxy table:
-	// "local default dev lo").
+	// "local default dev lo"); an unreachable route answers what it
+	// matches with ICMP destination unreachable (the unused rest of a
+	// delegated IPv6 prefix: "unreachable 2001:db8:f100::/56 dev lo", which
+	// the kernel puts on lo for IPv6).
 	Type RouteType
 	// Gateway is the next hop; invalid for a link-scope (connected) route.
 	Gateway netip.Addr
@@ -131,11 +134,12 @@ type Route struct {
 // the zero value.
 type RouteType uint8
 
-// Route types. Observed routes may have others (blackhole, unreachable,
-// prohibit, ...), shown by their iproute2 names.
+// Route types. Observed routes may have others (blackhole, prohibit,
+// ...), shown by their iproute2 names.
 const (
-	Unicast RouteType = 0
-	Local   RouteType = unix.RTN_LOCAL
+	Unicast     RouteType = 0
+	Local       RouteType = unix.RTN_LOCAL
+	Unreachable RouteType = unix.RTN_UNREACHABLE
 )
 
 // routeTypeNames are iproute2's names of the RTN_* types.

@@ -59,6 +59,7 @@ func TestRouteTypeRendering(t *testing.T) {
 	}{
 		{Route{Link: "wan0"}, "dev=wan0"},
 		{Route{Type: Local, Link: "lo"}, "type=local dev=lo"},
+		{Route{Type: Unreachable, Link: "lo"}, "type=unreachable dev=lo"},
 		{Route{Type: routeTypeOf(unix.RTN_BLACKHOLE)}, "type=blackhole dev="},
 		{Route{Type: routeTypeOf(unix.RTN_UNICAST), Link: "wan0"}, "dev=wan0"},
 		{Route{Type: RouteType(200)}, "type=200 dev="},

@@ -2,6 +2,7 @@ package netlink
 
 import (
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -333,5 +334,40 @@ func testRouteLocal(t *testing.T, r *rig) {
 	_, conflicts := r.plan(resources(local[0]))
 	if len(conflicts) != 1 || conflicts[0].Address != local[0].Address() || !strings.Contains(conflicts[0].Foreign, "type=local") {
 		t.Errorf("conflicts: %v", conflicts)
+	}
+}
+
+// Unreachable routes (the unused rest of a delegated IPv6 prefix)
+// converge like the others: the kernel answers what they match with
+// ICMPv6 destination unreachable, a more specific route (the LAN's /64)
+// still wins, and a second plan is empty (the kernel reports the route on
+// lo, as braid asks for it).
+func TestRouteUnreachable(t *testing.T) { bothWays(t, testRouteUnreachable) }
+
+func testRouteUnreachable(t *testing.T, r *rig) {
+	r.uplink()
+	r.ip("link", "set", "dev", "lo", "up")
+	rest := Route{Table: TableMain, Dst: pfx("2001:db8:f100::/56"), Metric: 1024, Type: Unreachable, Link: "lo"}
+	lan := Route{Table: TableMain, Dst: pfx("2001:db8:f100:1::/64"), Metric: 256, Link: "wan0"}
+	want := resources(rest, lan)
+	changes := r.converge(want)
+	plantest.WantActions(t, changes, "+route[main 2001:db8:f100::/56 metric 1024]", "+route[main 2001:db8:f100:1::/64 metric 256]")
+	if got := plan.Describe(rest); got != "type=unreachable dev=lo" {
+		t.Errorf("an unreachable route reads %q", got)
+	}
+	r.settled(want)
+	if got := r.braidRoutes(); !strings.Contains(got, "unreachable 2001:db8:f100::/56 dev lo") {
+		t.Errorf("routes:\n%s", got)
+	}
+	out, err := exec.Command("ip", "-n", r.ns, "-6", "route", "get", "2001:db8:f100:2::1").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No route to host") {
+		t.Errorf("ip route get into the rest of the prefix: %v %q, want No route to host", err, out)
+	}
+	if got := r.ip("-6", "route", "get", "2001:db8:f100:1::1"); !strings.Contains(got, "dev wan0") {
+		t.Errorf("ip route get into the LAN's /64: %q, want dev wan0", got)
+	}
+	r.converge(nil)
+	if got := r.braidRoutes(); got != "" {
+		t.Errorf("routes left:\n%s", got)
 	}
 }
