@@ -1,8 +1,11 @@
-// Package advert reads what braid's RA session hears on an uplink (router
-// advertisements, and the neighbour messages that say a tentative address
-// is taken) and writes what it sends (router solicitations and duplicate
-// address detection probes): RFC 4861, RFC 4862, RFC 7527 and RFC 8106.
-// It has no sockets and no clock.
+// Package advert is braid's neighbour discovery codec, for both sides of
+// router discovery: on an uplink, it reads what braid's RA session hears
+// (router advertisements, and the neighbour messages that say a tentative
+// address is taken) and writes what it sends (router solicitations and
+// duplicate address detection probes); on the LAN, it reads the router
+// solicitations of LAN hosts and writes braid's own router advertisements
+// (router.go). RFC 4861, RFC 4862, RFC 7527 and RFC 8106. It has no
+// sockets and no clock.
 //
 // The messages and their options are decoded and encoded by
 // github.com/mdlayher/ndp. This package adds what ndp lacks:
@@ -11,8 +14,8 @@
 //     hop limit of 255, code 0, the minimum lengths, a link-local source
 //     for an advert, no option of length zero;
 //   - options read one at a time: Parse walks the option list itself and
-//     hands ndp each option braid reads (prefix information, RDNSS) on its
-//     own, so that an option braid does not read, or a malformed one, is
+//     hands ndp each option braid reads (prefix information, RDNSS, MTU,
+//     source link-layer address) on its own, so that an option braid does not read, or a malformed one, is
 //     skipped as RFC 4861 section 4.6 asks, where ndp.ParseMessage fails
 //     the whole advert (a DNS search list with a name ndp refuses, a
 //     captive portal URI that is not ASCII);
@@ -45,6 +48,7 @@ const (
 const (
 	optSourceLinkLayer   = 1
 	optPrefixInformation = 3
+	optMTU               = 5
 	optNonce             = 14
 	optRDNSS             = 25
 )
@@ -81,11 +85,15 @@ type Message struct {
 	Neighbor *Neighbor
 }
 
-// Advert is a valid router advertisement, as braid reads it.
+// Advert is a valid router advertisement, as braid reads it, and as
+// Advertisement writes one.
 type Advert struct {
 	// Router is the advert's source: the router's link-local address,
 	// without a zone.
 	Router netip.Addr
+	// HopLimit is the Cur Hop Limit hosts should use; zero leaves it
+	// unspecified.
+	HopLimit uint8
 	// RouterLifetime is how long the router is a default router; zero
 	// says it is not one (any more).
 	RouterLifetime time.Duration
@@ -99,6 +107,12 @@ type Advert struct {
 	Prefixes []Prefix
 	// DNS are the recursive DNS server options, in order.
 	DNS []RDNSS
+	// MTU is the MTU option's link MTU (RFC 4861 section 4.6.4); zero
+	// when the advert has none.
+	MTU uint32
+	// LinkLayer is the source link-layer address option: the router's
+	// MAC address; nil when the advert has none.
+	LinkLayer net.HardwareAddr
 	// Skipped counts the options braid reads that were malformed, and
 	// skipped.
 	Skipped int
@@ -203,6 +217,7 @@ func parseAdvert(b []byte, src netip.Addr) (*Advert, error) {
 	}
 	a := &Advert{
 		Router:         src,
+		HopLimit:       ra.CurrentHopLimit,
 		RouterLifetime: ra.RouterLifetime,
 		RetransTimer:   ra.RetransmitTimer,
 		Managed:        ra.ManagedConfiguration,
@@ -238,6 +253,21 @@ func parseAdvert(b []byte, src netip.Addr) (*Advert, error) {
 			if len(d.Servers) > 0 {
 				a.DNS = append(a.DNS, d)
 			}
+		case optMTU:
+			// ndp reads an MTU option of any length; RFC 4861 4.6.4 says 1.
+			m, ok := decodeOption[*ndp.MTU](b[:raHeaderLen], o)
+			if !ok || len(o) != 8 {
+				a.Skipped++
+				continue
+			}
+			a.MTU = m.MTU
+		case optSourceLinkLayer:
+			l, ok := decodeOption[*ndp.LinkLayerAddress](b[:raHeaderLen], o)
+			if !ok || l.Direction != ndp.Source {
+				a.Skipped++
+				continue
+			}
+			a.LinkLayer = l.Addr
 		}
 	}
 	return a, nil

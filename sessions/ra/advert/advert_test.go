@@ -47,10 +47,12 @@ func TestParseRadvdAdvert(t *testing.T) {
 	}
 	want := &Advert{
 		Router:         radvdRouter,
+		HopLimit:       64,
 		RouterLifetime: 1800 * time.Second,
 		Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:102::/64"), OnLink: true, Autonomous: true,
 			Valid: time.Hour, Preferred: 30 * time.Minute}},
-		DNS: []RDNSS{{Lifetime: 10 * time.Minute, Servers: []netip.Addr{netip.MustParseAddr("2001:db8:102::53")}}},
+		DNS:       []RDNSS{{Lifetime: 10 * time.Minute, Servers: []netip.Addr{netip.MustParseAddr("2001:db8:102::53")}}},
+		LinkLayer: net.HardwareAddr{0x7e, 0xdc, 0x56, 0x14, 0x11, 0x2e},
 	}
 	if !reflect.DeepEqual(m.Advert, want) || m.Neighbor != nil {
 		t.Errorf("Parse = %+v %+v\nwant %+v", m.Advert, m.Neighbor, want)
@@ -120,6 +122,10 @@ func TestParseOptions(t *testing.T) {
 		{"options braid does not read are skipped, even malformed",
 			badDNSSL + badPortal + pio(64, 0xc0, 600, 300, "2001:db8:1::"),
 			Advert{Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:1::/64"), OnLink: true, Autonomous: true, Valid: 600 * time.Second, Preferred: 300 * time.Second}}}},
+		{"MTU (4.6.4): reserved, then 32 bits", "05 01 00 00 00 00 05 dc", Advert{MTU: 1500}},
+		{"an MTU option of the wrong length is skipped", "05 02 00 00 00 00 05 dc 00 00 00 00 00 00 00 00", Advert{Skipped: 1}},
+		{"source link-layer address (4.6.1)", "01 01 02 00 00 00 00 01", Advert{LinkLayer: net.HardwareAddr{2, 0, 0, 0, 0, 1}}},
+		{"a target link-layer address in an advert is not read", "02 01 02 00 00 00 00 01", Advert{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +135,7 @@ func TestParseOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tt.want
-			want.Router, want.RouterLifetime = radvdRouter, 1800*time.Second
+			want.Router, want.HopLimit, want.RouterLifetime = radvdRouter, 64, 1800*time.Second
 			if !reflect.DeepEqual(*m.Advert, want) {
 				t.Errorf("got  %+v\nwant %+v", *m.Advert, want)
 			}

@@ -1,6 +1,8 @@
 package advert
 
 import (
+	"github.com/mdlayher/ndp"
+
 	"errors"
 	"net/netip"
 	"reflect"
@@ -107,4 +109,78 @@ func option(hdr []byte, typ byte, body []byte) []byte {
 	opt[0], opt[1] = typ, byte(n/8)
 	copy(opt[2:], body)
 	return append(append([]byte(nil), hdr...), opt...)
+}
+
+// FuzzParseSolicitation feeds arbitrary ICMPv6 messages to
+// ParseSolicitation: what it accepts came from the link (hop limit 255)
+// from a unicast or unspecified IPv6 source, carries no link-layer
+// address from the unspecified address, and reads the same twice.
+func FuzzParseSolicitation(f *testing.F) {
+	f.Add(unhex(f, kernelRS), uint8(1), uint8(255))
+	f.Add(unhex(f, "85 00 00 00 00 00 00 00"), uint8(0), uint8(255))
+	f.Add(unhex(f, "85 00 00 00 00 00 00 00 0e 01 01 02 03 04 05 06 01 01 8e 2a 1b 3d 4e 5f"), uint8(1), uint8(255))
+	f.Add(unhex(f, "85 00 00 00 00 00 00 00 01 02 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), uint8(2), uint8(255))
+	f.Add(unhex(f, kernelRS), uint8(3), uint8(64))
+	sources := []netip.Addr{netip.IPv6Unspecified(), hostLL, netip.MustParseAddr("2001:db8:50::10"), netip.MustParseAddr("ff02::1")}
+	f.Fuzz(func(t *testing.T, b []byte, which, hop uint8) {
+		src := sources[int(which)%len(sources)]
+		rs, err := ParseSolicitation(b, src, int(hop))
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnread) {
+				t.Fatalf("an error that is neither ErrInvalid nor ErrUnread: %v", err)
+			}
+			if rs != nil {
+				t.Fatalf("a solicitation with an error: %+v", rs)
+			}
+			return
+		}
+		if hop != HopLimit || len(b) < rsHeaderLen || b[0] != typeRouterSolicitation || b[1] != 0 {
+			t.Fatalf("accepted % x with hop limit %d", b, hop)
+		}
+		if rs.Source != src || rs.Source.IsMulticast() {
+			t.Fatalf("source %s, from %s", rs.Source, src)
+		}
+		if rs.Source.IsUnspecified() && rs.LinkLayer != nil {
+			t.Fatal("a link-layer address from the unspecified address")
+		}
+		if rs.LinkLayer != nil && len(rs.LinkLayer) != 6 {
+			t.Fatalf("link-layer address %s", rs.LinkLayer)
+		}
+		again, err := ParseSolicitation(b, src, int(hop))
+		if err != nil || !reflect.DeepEqual(rs, again) {
+			t.Fatalf("a second read differs: %+v, %v", again, err)
+		}
+	})
+}
+
+// FuzzAdvertisementRoundTrip writes back every advert Parse accepts:
+// Advertisement either refuses it or writes bytes that Parse reads as the
+// same advert (less the options it skipped).
+func FuzzAdvertisementRoundTrip(f *testing.F) {
+	f.Add(unhex(f, radvdAdvert))
+	f.Add(unhex(f, header+"05 01 00 00 00 00 05 dc 01 01 02 00 00 00 00 01"))
+	f.Add(unhex(f, header+"03 04 40 80 00 00 02 58 00 00 03 84 00 00 00 00 20 01 0d b8 00 01 00 00 00 00 00 00 00 00 00 00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b, radvdRouter, HopLimit)
+		if err != nil || m.Advert == nil {
+			return
+		}
+		msg, err := Advertisement(m.Advert)
+		if err != nil {
+			return
+		}
+		out, err := ndp.MarshalMessage(msg)
+		if err != nil {
+			t.Fatalf("ndp cannot write what Advertisement built: %v", err)
+		}
+		again, err := Parse(out, radvdRouter, HopLimit)
+		if err != nil {
+			t.Fatalf("braid's own advert % x does not parse: %v", out, err)
+		}
+		want := *m.Advert
+		want.Skipped = 0
+		if !reflect.DeepEqual(*again.Advert, want) {
+			t.Fatalf("round trip\n%+v\nwant\n%+v", *again.Advert, want)
+		}
+	})
 }
