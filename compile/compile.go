@@ -170,6 +170,9 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 			c.wait(fmt.Sprintf("routes[%d].to", i), fmt.Sprintf("the IPv6 destinations via %s wait for the uplink's router advertisements", r.Via))
 		}
 	}
+	if err := c.tunnels(spec); err != nil {
+		return reconcile.Desired{}, err
+	}
 	if err := c.firewall(spec); err != nil {
 		return reconcile.Desired{}, err
 	}
@@ -231,6 +234,8 @@ type compiler struct {
 	// Go.
 	where   func(string) (api.Position, bool)
 	uplinks map[string]*uplinkState
+	// tunnelStates are the spec's tunnels, in order (tunnel.go).
+	tunnelStates []*tunnelState
 	// down holds the uplinks withdrawn for their health (health.go).
 	down map[string]bool
 	// specs are the sessions to run, targets what must keep answering.
@@ -535,9 +540,6 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")
 			break
 		}
-	}
-	if len(spec.Tunnels) > 0 {
-		note("tunnels", notConverged+" (L2TP/PPP)")
 	}
 	if spec.Aggregation != nil {
 		note("aggregation", notConverged+" (transparent proxy and peer)")

@@ -55,10 +55,12 @@ func egressSet(uplink string, v6 bool) string {
 	return "egress_" + uplink + "_v4"
 }
 
-// fwUplink is what the firewall needs of an uplink.
+// fwUplink is what the firewall needs of an uplink, or of a tunnel,
+// which the firewall treats as an uplink without NAT, marks or DHCPv4.
 type fwUplink struct {
 	name, link string
 	table      int
+	tunnel     bool
 }
 
 // firewall compiles NAT, the router firewall, port forwards, marks and
@@ -98,6 +100,12 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	for _, u := range spec.Uplinks {
 		uplinks = append(uplinks, fwUplink{name: u.Name, link: u.Interface, table: u.Table})
 	}
+	// wans are the uplinks and the tunnels: where the Internet comes in.
+	// A tunnel's rules carry "tunnel-NAME", apart from the uplinks'.
+	wans := slices.Clone(uplinks)
+	for _, t := range c.tunnelStates {
+		wans = append(wans, fwUplink{name: "tunnel-" + t.name, link: t.link, table: t.table, tunnel: true})
+	}
 	var allow4, allow6 []netip.Prefix
 	if m := spec.Management; m != nil {
 		for i, s := range m.Allow {
@@ -116,7 +124,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	if fw == nil {
 		fw = &api.Firewall{}
 	}
-	dnat, forward6, err := forwards(fw.Forward, uplinks)
+	dnat, forward6, err := forwards(fw.Forward, wans)
 	if err != nil {
 		return err
 	}
@@ -186,10 +194,13 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	for _, t := range inputMLD {
 		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.SrcPrefix(linkLocal), nft.ICMPv6(t), nft.Accept())
 	}
-	for _, u := range uplinks {
-		rs.Add(nft.ChainInput, "dhcpv4-"+u.name, nft.IIFName(u.link), nft.DPort("udp", dhcp4Client), nft.Accept())
+	for _, u := range wans {
+		if !u.tunnel {
+			rs.Add(nft.ChainInput, "dhcpv4-"+u.name, nft.IIFName(u.link), nft.DPort("udp", dhcp4Client), nft.Accept())
+		}
 		rs.Add(nft.ChainInput, "dhcpv6-"+u.name, nft.IIFName(u.link), nft.SrcPrefix(linkLocal), nft.DPort("udp", dhcp6Client), nft.Accept())
 	}
+	c.tunnelFirewall(rs)
 	for i, o := range fw.Open {
 		from, err := prefixes(o.From)
 		if err != nil {
@@ -197,7 +208,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 		}
 		proto := cmp.Or(o.Proto, api.DefaultProto)
 		id := "open-" + proto + "-" + strconv.Itoa(o.Port)
-		for _, u := range uplinks {
+		for _, u := range wans {
 			for _, f := range fromOrAny(from) {
 				stmts := []nft.Stmt{nft.IIFName(u.link)}
 				if f.IsValid() {
@@ -208,7 +219,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 			}
 		}
 	}
-	for _, u := range uplinks {
+	for _, u := range wans {
 		rs.Add(nft.ChainInput, "drop-"+u.name, nft.IIFName(u.link), nft.Drop())
 	}
 
@@ -223,7 +234,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 		}
 	}
 	if lanIf != "" {
-		for _, u := range uplinks {
+		for _, u := range wans {
 			rs.Add(nft.ChainForward, "lan-"+u.name, nft.IIFName(lanIf), nft.OIFName(u.link), nft.Accept())
 		}
 	}
@@ -232,7 +243,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	for _, r := range forward6 {
 		rs.Add(nft.ChainForward, r.id, r.stmts...)
 	}
-	for _, u := range uplinks {
+	for _, u := range wans {
 		rs.Add(nft.ChainForward, "drop-"+u.name, nft.IIFName(u.link), nft.Drop())
 	}
 
@@ -268,8 +279,9 @@ type fwRule struct {
 	stmts []nft.Stmt
 }
 
-// forwards compiles firewall.forward: DNAT rules for IPv4 hosts, forward
-// accept rules for IPv6 hosts (routed, so the port cannot change).
+// forwards compiles firewall.forward: DNAT rules for IPv4 hosts on the
+// uplinks, forward accept rules for IPv6 hosts (routed, so the port cannot
+// change) on the uplinks and the tunnels.
 func forwards(fs []api.PortForward, uplinks []fwUplink) (dnat, forward6 []fwRule, err error) {
 	type key struct {
 		proto string
@@ -318,6 +330,9 @@ func forwards(fs []api.PortForward, uplinks []fwUplink) (dnat, forward6 []fwRule
 				}
 				stmts = append(stmts, nft.DPort(proto, f.Port))
 				r := fwRule{id: id + "-" + u.name + fromID(p)}
+				if u.tunnel && !v6 {
+					continue // no IPv4 comes out of a tunnel, and no NAT
+				}
 				if v6 {
 					r.stmts = append(stmts, nft.Accept())
 					forward6 = append(forward6, r)

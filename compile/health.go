@@ -215,6 +215,11 @@ func (c *compiler) rejectUnrouted6(rs *nft.Ruleset, spec *api.RouterSpec, lanIf 
 		}
 		if dead {
 			rs.Add(nft.ChainForward, "unhealthy-"+p.String(), nft.IIFName(lanIf), nft.SrcPrefix(p), nft.RejectICMPv6(nft.ICMPv6PolicyFail))
+			if c.overTunnel(spec, p) {
+				// The tunnel's table routes it already (tunnel.go),
+				// into the tunnel or to unreachable.
+				continue
+			}
 			if u := c.uplinks[via[0]]; u != nil {
 				c.rules = append(c.rules, nl.Rule{Priority: nl.PrioFrom, IPv6: true, From: p, Table: u.table, SuppressPrefixlen: -1})
 			}
@@ -225,4 +230,15 @@ func (c *compiler) rejectUnrouted6(rs *nft.Ruleset, spec *api.RouterSpec, lanIf 
 // sortedPrefixes returns the keys of m in order.
 func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
 	return slices.SortedFunc(maps.Keys(m), netip.Prefix.Compare)
+}
+
+// overTunnel reports whether p is the LAN's /64 of a prefix delegated
+// over a tunnel.
+func (c *compiler) overTunnel(spec *api.RouterSpec, p netip.Prefix) bool {
+	l := spec.LAN
+	if l == nil || l.IPv6 == nil || l.IPv6.FromTunnel == "" {
+		return false
+	}
+	d, ok := c.facts.Prefix("tunnel/" + l.IPv6.FromTunnel)
+	return ok && d.Prefix.Masked().Contains(p.Addr())
 }

@@ -140,11 +140,14 @@ func TestCompileHealthWithdraws(t *testing.T) {
 				s.LAN.Addresses = []string{"192.168.50.1/24"}
 				s.LAN.IPv6 = &api.LANIPv6{FromTunnel: "sixpe", Subnet: 3}
 				s.Uplinks[1].IPv6 = &api.UplinkIPv6{Static: &api.Static{Address: "2001:db8:102::2/64", Gateway: "2001:db8:102::1"}}
-				s.Tunnels = []api.Tunnel{{Name: "sixpe", L2TP: &api.L2TP{Via: "isp1"}}}
+				s.Tunnels = []api.Tunnel{sixpe("isp1")}
 			},
 			facts: verdicts(map[string]bool{"isp1": false}, facts.Fact{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2a02:8400:1000::/56")}}),
 			want: []string{`nft.rule[inet braid forward:unhealthy-2a02:8400:1000:3::/64] rule=iifname "lan0" ip6 saddr 2a02:8400:1000:3::/64 reject with icmpv6 policy-fail`,
-				"rule[inet6 pref 7100 from 2a02:8400:1000:3::/64] lookup=7101"}},
+				// The tunnel's table routes the whole prefix: into the
+				// tunnel, or to unreachable.
+				"rule[inet6 pref 7040 from 2a02:8400:1000::/56] lookup=7191"},
+			absent: []string{"rule[inet6 pref 7100 from 2a02:8400:1000:3::/64]"}},
 		{name: "a prefix delegated by the healthy uplink is not",
 			spec: func(s *api.RouterSpec) {
 				s.LAN.Addresses = []string{"192.168.50.1/24"}
