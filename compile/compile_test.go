@@ -457,7 +457,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab-dhcp.yaml":     nil,
 		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6", "routes[].domains", "aggregation", "dns"},
+		"sfr-6pe.yaml":      {"lan.ipv6", "routes[].domains", "aggregation", "dns"},
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))
 		if err != nil {
