@@ -224,6 +224,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// What the box routes.
+	c.clampMSS(rs)
 	c.rejectUnrouted6(rs, spec, lanIf)
 	rs.Add(nft.ChainForward, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
 	icmpErrorRules(rs, nft.ChainForward)

@@ -51,6 +51,8 @@ type tunnelState struct {
 	// server is written as one (a host name is resolved by the session).
 	via, viaLink string
 	lns          netip.Addr
+	// mtu is the TUN link's, while the session holds it; 0 before.
+	mtu int
 }
 
 // tunnels compiles the spec's tunnels: their sessions, tables and rules.
@@ -124,12 +126,33 @@ func (c *compiler) tunnels(spec *api.RouterSpec) error {
 		c.routes = append(c.routes, nl.Route{Table: ts.table, Dst: def6, Metric: metricUnreachable, Type: nl.Unreachable, Link: "lo"})
 		if lk, ok := c.facts.Link("tunnel/" + t.Name); ok && lk.Name == t.Interface {
 			c.routes = append(c.routes, nl.Route{Table: ts.table, Dst: def6, Metric: metricTable6, Link: t.Interface})
+			ts.mtu = lk.MTU
 		}
 		if p, ok := c.facts.Prefix("tunnel/" + t.Name); ok && p.Prefix.IsValid() && p.Prefix.Addr().Is6() {
 			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioTunnel, IPv6: true, From: p.Prefix.Masked(), Table: ts.table, SuppressPrefixlen: -1})
 		}
 	}
 	return nil
+}
+
+// tcpOverhead6 is what an IPv6 packet holds beside a TCP segment's data:
+// the IPv6 header and the TCP header without options.
+const tcpOverhead6 = 40 + 20
+
+// clampMSS lowers the MSS option of TCP handshakes through a tunnel to
+// what its MTU carries (the kernel never raises it), first in the forward
+// chain: before the established accept, which a SYN-ACK meets. LAN hosts
+// that heard the tunnel's MTU in the LAN's adverts already ask for no
+// more; the clamp is for those that did not, and for the far ends.
+func (c *compiler) clampMSS(rs *nft.Ruleset) {
+	for _, t := range c.tunnelStates {
+		if t.mtu <= tcpOverhead6 {
+			continue
+		}
+		mss := t.mtu - tcpOverhead6
+		rs.Add(nft.ChainForward, "mss-tunnel-"+t.name+"-out", nft.OIFName(t.link), nft.TCPSyn(), nft.SetMSS(mss))
+		rs.Add(nft.ChainForward, "mss-tunnel-"+t.name+"-in", nft.IIFName(t.link), nft.TCPSyn(), nft.SetMSS(mss))
+	}
 }
 
 // tunnelFirewall adds what the tunnels need of the via uplinks' input

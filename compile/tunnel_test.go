@@ -39,7 +39,7 @@ var (
 	lease1 = facts.Fact{Lease4: &facts.Lease4{Uplink: "isp1", Address: netip.MustParsePrefix("10.101.0.2/24"), Gateway: netip.MustParseAddr("10.101.0.1")}}
 	wan1   = facts.Fact{Interface: &facts.Interface{Name: "wan1", Present: true, Index: 3, MAC: "02:00:00:aa:bb:cc", Carrier: true}, Process: true}
 	tun    = facts.Fact{Link: &facts.Link{For: "tunnel/sixpe", Name: "sixpe",
-		Addresses: []netip.Prefix{netip.MustParsePrefix("fe80::1234/64")}, Peer: netip.MustParseAddr("fe80::1")}, Process: true}
+		Addresses: []netip.Prefix{netip.MustParsePrefix("fe80::1234/64")}, Peer: netip.MustParseAddr("fe80::1"), MTU: 1460}, Process: true}
 	delegated = facts.Fact{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2001:db8:e000:100::/56"), Link: "sixpe"},
 		Expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 )
@@ -169,6 +169,10 @@ func TestCompileTunnelRouting(t *testing.T) {
 	unreachable := "route[7191 ::/0 metric 4096] type=unreachable dev=lo"
 	viaTun := "route[7191 ::/0 metric 1024] dev=sixpe"
 	rule := "rule[inet6 pref 7040 from 2001:db8:e000:100::/56] lookup=7191"
+	mss := []string{
+		`nft.rule[inet braid forward:mss-tunnel-sixpe-out] rule=oifname "sixpe" tcp flags syn tcp option maxseg size set 1400`,
+		`nft.rule[inet braid forward:mss-tunnel-sixpe-in] rule=iifname "sixpe" tcp flags syn tcp option maxseg size set 1400`,
+	}
 	fw := []string{
 		`nft.rule[inet braid input:dhcpv6-tunnel-sixpe] rule=iifname "sixpe" ip6 saddr fe80::/10 udp dport 546 accept`,
 		`nft.rule[inet braid input:l2tp-sixpe] rule=iifname "wan1" ip saddr 10.77.1.2 udp dport 1701 accept`,
@@ -181,10 +185,10 @@ func TestCompileTunnelRouting(t *testing.T) {
 		facts       facts.Set
 		want, avoid []string
 	}{
-		{name: "nothing learnt yet", facts: factsOf(wan1), want: append([]string{unreachable}, fw...), avoid: []string{viaTun, rule}},
+		{name: "nothing learnt yet", facts: factsOf(wan1), want: append([]string{unreachable}, fw...), avoid: append([]string{viaTun, rule}, mss...)},
 		{name: "the prefix from before a restart, no link yet", facts: factsOf(wan1, lease1, delegated),
-			want: append([]string{unreachable, rule}, fw...), avoid: []string{viaTun}},
-		{name: "up, with its prefix", facts: factsOf(wan1, lease1, tun, delegated), want: append([]string{unreachable, viaTun, rule}, fw...)},
+			want: append([]string{unreachable, rule}, fw...), avoid: append([]string{viaTun}, mss...)},
+		{name: "up, with its prefix", facts: factsOf(wan1, lease1, tun, delegated), want: append(append([]string{unreachable, viaTun, rule}, fw...), mss...)},
 		{name: "a link of another name is not the tunnel's", facts: factsOf(wan1, lease1, facts.Fact{Link: &facts.Link{For: "tunnel/sixpe", Name: "other"}}),
 			want: []string{unreachable}, avoid: []string{viaTun, "dev=other"}},
 	} {
@@ -203,6 +207,10 @@ func TestCompileTunnelRouting(t *testing.T) {
 				if strings.Contains(got, a) {
 					t.Errorf("%s in\n%s", a, got)
 				}
+			}
+			// A SYN-ACK is established: the clamp comes before.
+			if i, j := strings.Index(got, "forward:mss-tunnel-sixpe-in"), strings.Index(got, "forward:established"); i >= 0 && i > j {
+				t.Errorf("the MSS clamp comes after the established accept:\n%s", got)
 			}
 			// IPv6 is never NATed, and nothing IPv4 is about the tunnel.
 			for _, line := range addresses(d.Resources) {

@@ -145,6 +145,11 @@ type Link struct {
 	Addresses []netip.Prefix `json:"addresses,omitempty"`
 	// Peer is the far end's address on the link, where it has one.
 	Peer netip.Addr `json:"peer,omitzero"`
+	// MTU is the link's MTU as the session set it (a tunnel's: the
+	// uplink's less the tunnel's overhead), for what the compiler derives
+	// from it (the TCP MSS clamp, the MTU advertised on the LAN); 0 when
+	// unknown.
+	MTU int `json:"mtu,omitempty"`
 }
 
 // Prefix is a prefix delegated to the box (DHCPv6 prefix delegation, RFC

@@ -317,6 +317,40 @@ func SetMark(mark uint32) Stmt {
 	}}
 }
 
+// tcpFlagSYN is the SYN bit of the TCP header's flags octet (offset 13).
+const (
+	tcpFlagsOffset = 13
+	tcpFlagSYN     = 0x02
+)
+
+// TCPSyn matches TCP segments with the SYN flag set (tcp flags syn): a
+// connection's first two segments, which carry the MSS option.
+func TCPSyn() Stmt {
+	out := metaCmp(expr.MetaKeyL4PROTO, []byte{protoTCP})
+	out = append(out,
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOffset, Len: 1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{tcpFlagSYN}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{0}})
+	return Stmt{exprs: out}
+}
+
+// tcpOptMaxseg is the TCP option kind of the MSS (RFC 9293 3.2); its
+// value is 2 octets at offset 2 of the option.
+const tcpOptMaxseg = 2
+
+// SetMSS writes mss into a TCP segment's MSS option (tcp option maxseg
+// size set MSS). The kernel only ever lowers it: a segment whose MSS is
+// already smaller keeps it.
+func SetMSS(mss int) Stmt {
+	if mss < 1 || mss > 65535 {
+		return Stmt{err: fmt.Errorf("invalid MSS %d", mss)}
+	}
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: binaryutil.BigEndian.PutUint16(uint16(mss))},
+		&expr.Exthdr{SourceRegister: reg1, Op: expr.ExthdrOpTcpopt, Type: tcpOptMaxseg, Offset: 2, Len: 2},
+	}}
+}
+
 // Ruleset collects braid's table as the compiler builds it: named sets and
 // rules chain by chain, in order. Resources returns it as plan resources.
 // Errors (an unknown chain, a bad ID, an invalid statement, one ID wanted

@@ -425,6 +425,7 @@ func TestReplacedChainAndSet(t *testing.T) {
 		"~nft.chain[inet braid forward]",
 		"~nft.set[inet braid egress_isp1_v4]",
 		"+nft.rule[inet braid prerouting_mangle:egress-isp1-v4]",
+		"+nft.rule[inet braid forward:mss-sixpe-out]",
 		"+nft.rule[inet braid forward:established]",
 		"+nft.rule[inet braid forward:lan-wan1]",
 		"+nft.rule[inet braid forward:dnat]",

@@ -223,6 +223,7 @@ func sampleWith(t *testing.T, cfg config) []plan.Resource {
 		cfg.input(rs)
 	}
 	rs.Add(ChainInput, "drop-wan1", IIFName("wan1"), Drop())
+	rs.Add(ChainForward, "mss-sixpe-out", OIFName("sixpe"), TCPSyn(), SetMSS(1400))
 	rs.Add(ChainForward, "established", CtState(CtEstablished|CtRelated), Accept())
 	rs.Add(ChainForward, "lan-wan1", IIFName("lan0"), OIFName("wan1"), Accept())
 	rs.Add(ChainForward, "dnat", CtStatusDNAT(), Accept())

@@ -318,6 +318,8 @@ func (r *renderer) expr(e expr.Any) {
 		r.tproxy(e)
 	case *expr.Reject:
 		r.reject(e)
+	case *expr.Exthdr:
+		r.exthdr(e)
 	case *expr.Fib:
 		name, kind, ok := fibLeft(e)
 		if !ok {
@@ -335,6 +337,19 @@ func (r *renderer) expr(e expr.Any) {
 		clear(r.regs)
 		r.raw(e)
 	}
+}
+
+// exthdr writes a TCP option write braid makes (tcp option maxseg size
+// set N); any other extension header expression is written out in full.
+func (r *renderer) exthdr(e *expr.Exthdr) {
+	l, ok := r.reg(e.SourceRegister)
+	if e.SourceRegister == 0 || e.Op != expr.ExthdrOpTcpopt || e.Type != tcpOptMaxseg || e.Offset != 2 || e.Len != 2 ||
+		!ok || l.kind != loadImm || len(l.data) != 2 {
+		r.raw(e)
+		return
+	}
+	r.used(l)
+	r.emit("tcp option maxseg size set " + strconv.Itoa(int(binary.BigEndian.Uint16(l.data))))
 }
 
 // fibFlags are the fib lookup's keys, in the order nft writes them.
@@ -561,6 +576,7 @@ const (
 	valCtStatus
 	valCtDirection
 	valAddrType
+	valTCPFlags
 )
 
 // left describes what a register holds, as the left side of a match, and
@@ -662,6 +678,8 @@ func (r *renderer) transportField(l load) (string, valueKind, bool) {
 		name, kind = l4Names[p]+" sport", valPort
 	case (p == protoTCP || p == protoUDP) && l.off == 2 && l.n == 2:
 		name, kind = l4Names[p]+" dport", valPort
+	case p == protoTCP && l.off == tcpFlagsOffset && l.n == 1:
+		name, kind = "tcp flags", valTCPFlags
 	case p == protoICMP && l.off == 0 && l.n == 1:
 		name, kind = "icmp type", valICMP
 	case p == protoICMPv6 && l.off == 0 && l.n == 1:
@@ -698,6 +716,14 @@ func (r *renderer) cmp(c *expr.Cmp) {
 			return
 		}
 	}
+	// TCP flags: (flags & mask) != 0 is "any of these".
+	if kind == valTCPFlags && len(l.mask) == 1 && c.Op == expr.CmpOpNeq && allZero(c.Data) {
+		if names, ok := tcpFlagNames(l.mask[0]); ok {
+			r.used(l)
+			r.emit(left + " " + names)
+			return
+		}
+	}
 	if l.mask != nil && kind != valAddr {
 		left = "(" + left + " & 0x" + hex.EncodeToString(l.mask) + ")"
 		kind = valHex
@@ -717,6 +743,21 @@ func (r *renderer) cmp(c *expr.Cmp) {
 	case kind == valL4Proto && l.mask == nil:
 		r.l4proto, r.l4Set, r.l4Tok = c.Data[0], true, i
 	}
+}
+
+// tcpFlagNames writes TCP flags as nft's comma-separated names, false
+// for none.
+func tcpFlagNames(mask byte) (string, bool) {
+	if mask == 0 {
+		return "", false
+	}
+	var out []string
+	for i, n := range []string{"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"} {
+		if mask&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ","), true
 }
 
 // bitNames writes a ct state or status mask as nft's comma-separated names.

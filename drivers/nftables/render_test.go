@@ -41,6 +41,7 @@ func TestRenderStatements(t *testing.T) {
 		{[]Stmt{IIFName("lan0"), TProxy("tcp", false, 7190), SetMark(7190)}, `iifname "lan0" meta l4proto tcp tproxy ip to :7190 meta mark set 0x00001c16`},
 		{[]Stmt{IIFName("lan0"), TProxy("tcp", true, 7190), SetMark(7190)}, `iifname "lan0" meta l4proto tcp tproxy ip6 to :7190 meta mark set 0x00001c16`},
 		{[]Stmt{TProxy("udp", false, 53)}, `meta l4proto udp tproxy ip to :53`},
+		{[]Stmt{OIFName("sixpe"), TCPSyn(), SetMSS(1400)}, `oifname "sixpe" tcp flags syn tcp option maxseg size set 1400`},
 	} {
 		var exprs []expr.Any
 		for _, s := range tt.stmts {
