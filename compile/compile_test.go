@@ -456,6 +456,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab.yaml":          nil,
 		"lab-dhcp.yaml":     nil,
 		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
+		"lab-6pe.yaml":      {"lan.ipv6"},
 		"dual-wan-lte.yaml": nil,
 		"sfr-6pe.yaml":      {"lan.ipv6", "routes[].domains", "aggregation", "dns"},
 	} {
