@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/lab"
+	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/session"
+)
+
+// The 6PE tunnel against the real LNS (xl2tpd, pppd and Kea in a QEMU
+// guest behind the lab's isp1): specs/lab-6pe.yaml, whose login is made
+// of isp1's lease and the MAC address the spec gives wan1.
+const (
+	tunnelSession = "session[l2tp/sixpe]"
+	dhcp6Session  = "session[dhcp6/sixpe]"
+	// sixpeLogin is the login specs/lab-6pe.yaml makes: its template
+	// filled in with the lab ONT's lease and the spec's MAC address.
+	sixpeLogin = "dhcp/" + lab.BoxWAN1V4 + "@0024d4aabbcc"
+	// pppPasswordEnv holds the PPP password of specs/lab-6pe.yaml.
+	pppPasswordEnv = "BRAID_LAB_PPP_PASSWORD"
+)
+
+// delegatedFrom is where the LNS delegates from.
+var delegatedFrom = netip.MustParsePrefix(labtest.LNSDelegated)
+
+// sixpeLab builds a lab, its box and the real LNS behind its isp1, with
+// o's settings (the login specs/lab-6pe.yaml makes when o.User is empty),
+// and the box's daemon environment with password.
+func sixpeLab(t *testing.T, o labtest.LNSOptions, password string) (*lab.Lab, *box, *labtest.LNS) {
+	t.Helper()
+	nstest.RequireBinary(t, "dnsmasq")
+	l := labtest.New(t)
+	if o.User == "" {
+		o.User = sixpeLogin
+	}
+	if o.Password == "" {
+		o.Password = "braid-lab-pass"
+	}
+	if password == "" {
+		password = o.Password
+	}
+	n := labtest.StartLNS(t, l, o)
+	b := labBoxOf(t, l)
+	b.env = append(b.env, pppPasswordEnv+"="+password)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("LNS console:\n%s", n.Console())
+		}
+	})
+	return l, b, n
+}
+
+// tunnelUp waits for the tunnel's link and a prefix delegated over it in
+// 2001:db8:e000::/40, converged, and returns them.
+func (d *daemon) tunnelUp() (facts.Link, facts.Prefix, reconcile.Status) {
+	d.b.t.Helper()
+	var lk facts.Link
+	var p facts.Prefix
+	st := d.untilWithin("the tunnel up with a delegated prefix", 3*time.Minute, func(st reconcile.Status) bool {
+		l, okl := factOf(st, func(f facts.Fact) *facts.Link { return f.Link })
+		pr, okp := factOf(st, func(f facts.Fact) *facts.Prefix { return f.Prefix })
+		s, _ := sessionIn(st, tunnelSession)
+		if !okl || !okp || s.State != session.Running || !converged(st) {
+			return false
+		}
+		lk, p = *l, *pr
+		return p.For == "tunnel/sixpe" && delegatedFrom.Contains(p.Prefix.Addr()) && lk.Name == "sixpe"
+	})
+	return lk, p, st
+}
+
+// factOf returns the first fact of a kind in st.
+func factOf[T any](st reconcile.Status, get func(facts.Fact) *T) (*T, bool) {
+	for _, e := range st.Facts.Entries {
+		if v := get(e.Fact); v != nil {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// lanAddrIn returns the LAN client's global address in p (formed by
+// SLAAC from braid's adverts), or false.
+func lanAddrIn(t *testing.T, l *lab.Lab, p netip.Prefix) (netip.Addr, bool) {
+	t.Helper()
+	out, err := l.Run(context.Background(), lab.RoleLAN, "ip", "-6", "-o", "addr", "show", "dev", lab.LANDev, "scope", "global")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`inet6 ([0-9a-f:]+)/64`).FindAllStringSubmatch(out, -1) {
+		if a, err := netip.ParseAddr(m[1]); err == nil && p.Contains(a) {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// reachesServer waits until the LAN client, from its address in the
+// delegated prefix, reaches the IPv6 server in the Internet core, which
+// sees that address: the LAN's traffic went through the tunnel (nothing
+// else routes the prefix back).
+func reachesServer(t *testing.T, l *lab.Lab, d *daemon, p netip.Prefix) netip.Addr {
+	t.Helper()
+	var from netip.Addr
+	d.untilWithin("the LAN client reaching the IPv6 server from the delegated prefix", 2*time.Minute, func(reconcile.Status) bool {
+		a, ok := lanAddrIn(t, l, p)
+		if !ok {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		seen, err := l.Whoami(ctx, lab.RoleLAN, "tcp", netip.AddrPortFrom(netip.MustParseAddr(lab.ServerV6), lab.WhoamiPort).String(), netip.AddrPortFrom(a, 0).String())
+		if err != nil || seen.Addr() != a {
+			return false
+		}
+		from = a
+		return true
+	})
+	return from
+}
+
+// The issue's story: `braid run` with a tunnels: entry brings the tunnel
+// up against the real LNS with the templated login, gets a prefix, the
+// LAN's client takes an address in it from braid's adverts and reaches
+// the IPv6 server from it; what crosses isp1 is L2TP; the LNS restarting
+// under the tunnel is survived; braid restarted gets the same prefix.
+func TestRunTunnelWithTheRealLNS(t *testing.T) {
+	l, b, n := sixpeLab(t, labtest.LNSOptions{}, "")
+	nstest.RequireBinary(t, "tshark")
+	capture := captureL2TP(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
+	d.bound(lab.BoxWAN1V4)
+	lk, p, st := d.tunnelUp()
+	t.Logf("tunnel link %s %v, prefix %s", lk.Name, lk.Addresses, p.Prefix)
+	s, _ := sessionIn(st, tunnelSession)
+	for _, w := range []string{"LNS " + labtest.LNSAddr, "tunnel ", "session ", "login " + sixpeLogin} {
+		if !strings.Contains(s.Detail, w) {
+			t.Errorf("status of the tunnel %q does not say %q", s.Detail, w)
+		}
+	}
+	// The LNS saw braid's login.
+	if c := n.Console(); !strings.Contains(c, sixpeLogin) {
+		t.Errorf("the LNS never saw the login %s", sixpeLogin)
+	}
+	from := reachesServer(t, l, d, p.Prefix)
+	// What crossed isp1 for it is L2TP: the LAN client's address inside
+	// PPP inside L2TP inside UDP, and tshark finds nothing malformed.
+	frames, flagged := capture()
+	for _, w := range []string{"Layer 2 Tunneling Protocol", "Point-to-Point Protocol", "Src: " + from.String()} {
+		if !strings.Contains(frames, w) {
+			t.Errorf("the capture on isp1 has no %q:\n%s", w, frames)
+		}
+	}
+	if flagged != "" {
+		t.Errorf("tshark flags frames on isp1 as malformed or worse than a note:\n%s", flagged)
+	}
+	status := b.must(0, "status").stdout
+	for _, w := range []string{tunnelSession, p.Prefix.String()} {
+		if !strings.Contains(status, w) {
+			t.Errorf("braid status does not show %q:\n%s", w, status)
+		}
+	}
+
+	// The LNS restarts under the tunnel: braid notices (LCP echoes),
+	// starts again, and the LAN gets through again.
+	n.Restart()
+	d.untilWithin("the tunnel restarted after the LNS", 2*time.Minute, func(st reconcile.Status) bool {
+		s, _ := sessionIn(st, tunnelSession)
+		return s.Restarts > 0
+	})
+	_, p2, _ := d.tunnelUp()
+	reachesServer(t, l, d, p2.Prefix)
+
+	// braid restarted gets the same prefix back.
+	d.stop(syscall.SIGTERM)
+	d = b.startDaemon("-f", "../../specs/lab-6pe.yaml")
+	_, p3, _ := d.tunnelUp()
+	if p3.Prefix != p2.Prefix {
+		t.Errorf("after a restart of braid, prefix %s, want %s again", p3.Prefix, p2.Prefix)
+	}
+	reachesServer(t, l, d, p3.Prefix)
+}
+
+// A wrong tunnel secret and a wrong PPP password are each said in status
+// in words a person acts on, and retried with the supervisor's backoff,
+// not in a tight loop: the LNS sees about as many attempts as braid
+// counts restarts.
+func TestRunTunnelRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		lns      labtest.LNSOptions
+		password string
+		words    string
+		attempts *regexp.Regexp
+	}{
+		{name: "wrong secret", lns: labtest.LNSOptions{Secret: "not-6pe"}, words: "tunnel authentication failed: wrong secret?",
+			attempts: regexp.MustCompile(`message type 1 \(Start-Control-Connection-Request\)`)},
+		{name: "wrong password", password: "wrong", words: "PPP authentication refused",
+			attempts: regexp.MustCompile(`rcvd \[(CHAP Response|PAP AuthReq)`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, b, n := sixpeLab(t, tt.lns, tt.password)
+			d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
+			st := d.untilWithin("the tunnel failing twice", 2*time.Minute, func(st reconcile.Status) bool {
+				s, _ := sessionIn(st, tunnelSession)
+				return s.Restarts >= 2 && strings.Contains(s.LastError, tt.words)
+			})
+			s, _ := sessionIn(st, tunnelSession)
+			status := b.must(0, "status").stdout
+			if !strings.Contains(status, tt.words) {
+				t.Errorf("braid status does not say %q:\n%s", tt.words, status)
+			}
+			if got := len(tt.attempts.FindAllString(n.Console(), -1)); got > 3*(s.Restarts+2) {
+				t.Errorf("the LNS saw %d attempts for %d restarts: a tight loop", got, s.Restarts)
+			}
+		})
+	}
+}
+
+// captureL2TP captures L2TP (UDP port 1701, any source port) on dev in
+// ns; the function it returns stops it and gives tshark's verbose
+// decoding of what it caught, and the frames tshark flags as malformed or
+// with an expert warning or error.
+func captureL2TP(t *testing.T, ns, dev string) func() (frames, flagged string) {
+	t.Helper()
+	nstest.RequireBinary(t, "dumpcap")
+	nstest.RequireBinary(t, "tshark")
+	c := &capture{file: filepath.Join(t.TempDir(), dev+".pcapng"), out: &nstest.SyncBuffer{}}
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-i", dev, "-f", "udp port 1701", "-w", c.file)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	mustWait(t, "dumpcap to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
+	tshark := func(args ...string) string {
+		out, err := exec.Command("tshark", append([]string{"-r", c.file, "-d", "udp.port==1701,l2tp"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tshark: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	return func() (string, string) {
+		c.stop()
+		// Severity: warning is 0x00600000, error 0x00800000.
+		return tshark("-V"), strings.TrimSpace(tshark("-Y", "_ws.malformed || _ws.expert.severity >= 0x00600000"))
+	}
+}
