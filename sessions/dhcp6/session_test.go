@@ -1,6 +1,7 @@
 package dhcp6
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/netns"
@@ -319,5 +322,82 @@ func TestDelegationFromKea(t *testing.T) {
 		if !strings.HasPrefix(f[0], "fe80::") || f[1] != "ff02::1:2" || f[2] != mac || strings.TrimPrefix(f[3], "0x") != hex.EncodeToString(iaid[:]) {
 			t.Errorf("braid sent %q: want fe80::…|ff02::1:2|%s|%x", l, mac, iaid)
 		}
+	}
+}
+
+// A server with no prefix left answers NoPrefixAvail, and one that never
+// answers is silence: either way, status says no prefix was delegated,
+// and why, and the client keeps soliciting.
+func TestNoPrefixDelegated(t *testing.T) {
+	t.Run("silence", func(t *testing.T) {
+		r := newRig(t)
+		s := r.start(uplinkCfg)
+		waitFor(t, "status to say nothing answered", func() bool {
+			st, d := s.status()
+			return st == session.Waiting && strings.HasPrefix(d, "no prefix delegated: no Advertise in ")
+		})
+	})
+	t.Run("NoPrefixAvail", func(t *testing.T) {
+		r := newRig(t)
+		// One /56 to give.
+		r.kea.Pool = netip.MustParsePrefix("2001:db8:d200::/56")
+		r.startKea()
+		a := r.start(Config{For: "uplink/a", Interface: "wan2", DUIDLink: "wan2"})
+		r.prefix("uplink/a")
+		a.stop(t, session.ErrShutdown) // holds it still
+		b := r.start(Config{For: "uplink/b", Interface: "wan2", DUIDLink: "wan2"})
+		waitFor(t, "status to say the server has no prefix", func() bool {
+			st, d := b.status()
+			return st == session.Waiting && strings.HasPrefix(d, "no prefix delegated: ") && strings.Contains(d, "NoPrefixAvail")
+		})
+		if _, ok := r.hub.Set().Prefix("uplink/b"); ok {
+			t.Error("a prefix for b")
+		}
+	})
+}
+
+// A client whose facts were lost (a new state directory's facts, an
+// expired fact) solicits again with the same DUID and IAID, and Kea hands
+// the same prefix back.
+func TestSamePrefixWithoutFacts(t *testing.T) {
+	r := newRig(t)
+	r.startKea()
+	s := r.start(uplinkCfg)
+	p, _ := r.prefix("uplink/isp2")
+	s.stop(t, session.ErrShutdown)
+	var err error
+	if r.hub, err = facts.Open(facts.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.hub.Close)
+	r.start(uplinkCfg)
+	if again, _ := r.prefix("uplink/isp2"); again.Prefix != p.Prefix {
+		t.Errorf("prefix %s, want %s again", again.Prefix, p.Prefix)
+	}
+}
+
+// Without a link to take a DUID-LL from, the client makes a DUID-LLT once
+// and keeps it in the state directory.
+func TestDUIDLLTIsKept(t *testing.T) {
+	dir := t.TempDir()
+	d1, err := DUID("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := DUID("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.DUIDType() != dhcpv6.DUID_LLT && d1.DUIDType() != dhcpv6.DUID_UUID {
+		t.Errorf("DUID %v: want a DUID-LLT (or a DUID-UUID on a box without Ethernet)", d1)
+	}
+	if !bytes.Equal(d1.ToBytes(), d2.ToBytes()) {
+		t.Errorf("DUID %x, then %x", d1.ToBytes(), d2.ToBytes())
+	}
+	if _, err := DUID("", ""); err == nil {
+		t.Error("a DUID-LLT without a state directory to keep it")
+	}
+	if a, b := IAID("uplink/a"), IAID("tunnel/a"); a == b || a != IAID("uplink/a") {
+		t.Errorf("IAIDs %x, %x", a, b)
 	}
 }
