@@ -20,24 +20,17 @@ import (
 //     MAC address (its login is made of them), waiting until it has them;
 //   - the tunnel's routing table, TunnelTable(i) from braid's own range:
 //     `unreachable default` beneath everything, always, and `default dev
-//     TUNNEL` above it while the session holds its TUN link (its fact); a
-//     rule at nl.PrioTunnel sends the delegated prefix's traffic there, so
-//     that it leaves by the tunnel or nowhere: a down tunnel answers "no
-//     route" rather than let the prefix leak out of another uplink, whose
-//     provider would drop it anyway;
+//     TUNNEL` above it while the session holds its TUN link (its fact);
+//     the rule at nl.PrioDelegated sends the delegated prefix's traffic
+//     there (delegation.go), so that it leaves by the tunnel or nowhere: a
+//     down tunnel answers "no route" rather than let the prefix leak out of
+//     another uplink, whose provider would drop it anyway;
 //   - its firewall, as an uplink's (see firewall): DHCPv6 replies from
 //     link-local addresses accepted, the LAN forwarded into it, anything
 //     else that arrives on it dropped, no NAT; and, on the via uplink, the
 //     LNS's L2TP accepted whatever its source port (RFC 2661 section 8.1:
 //     the LNS may answer from another port than the one the LAC sent to,
 //     which conntrack does not see as a reply).
-
-// TunnelTable returns the routing table of the spec's i-th tunnel:
-// 7191, 7192, ... (7190 is the proxy's).
-func TunnelTable(i int) int { return nl.TableProxy + 1 + i }
-
-// maxTunnels is how many tunnels braid's own tables hold.
-const maxTunnels = nl.TableMax - nl.TableProxy
 
 // metricUnreachable is the metric of a tunnel's unreachable default
 // route: beneath the TUN link's (metricTable6).
@@ -58,9 +51,6 @@ type tunnelState struct {
 // tunnels compiles the spec's tunnels: their sessions, tables and rules.
 // The firewall reads c.tunnels.
 func (c *compiler) tunnels(spec *api.RouterSpec) error {
-	if len(spec.Tunnels) > maxTunnels {
-		return fmt.Errorf("tunnels: %d tunnels, but braid's own tables hold %d", len(spec.Tunnels), maxTunnels)
-	}
 	for i := range spec.Tunnels {
 		t := &spec.Tunnels[i]
 		l := t.L2TP
@@ -71,7 +61,11 @@ func (c *compiler) tunnels(spec *api.RouterSpec) error {
 		if !ok {
 			return fmt.Errorf("tunnels[%s].l2tp.via: no uplink %q", t.Name, l.Via)
 		}
-		ts := &tunnelState{name: t.Name, link: t.Interface, table: TunnelTable(i), via: u.name, viaLink: u.link}
+		table, ok := TunnelTable(i)
+		if !ok {
+			return fmt.Errorf("tunnels[%s]: the %dth tunnel: braid's tunnel tables (%d-%d) hold %d", t.Name, i+1, nl.TableProxy+1, nl.TableMax, nl.TableMax-nl.TableProxy)
+		}
+		ts := &tunnelState{name: t.Name, link: t.Interface, table: table, via: u.name, viaLink: u.link}
 		server := tunnel.ServerAddr(l.Server)
 		if host, _, err := net.SplitHostPort(server); err == nil {
 			if a, err := netip.ParseAddr(host); err == nil {
@@ -127,9 +121,6 @@ func (c *compiler) tunnels(spec *api.RouterSpec) error {
 		if lk, ok := c.facts.Link("tunnel/" + t.Name); ok && lk.Name == t.Interface {
 			c.routes = append(c.routes, nl.Route{Table: ts.table, Dst: def6, Metric: metricTable6, Link: t.Interface})
 			ts.mtu = lk.MTU
-		}
-		if p, ok := c.facts.Prefix("tunnel/" + t.Name); ok && p.Prefix.IsValid() && p.Prefix.Addr().Is6() {
-			c.rules = append(c.rules, nl.Rule{Priority: nl.PrioTunnel, IPv6: true, From: p.Prefix.Masked(), Table: ts.table, SuppressPrefixlen: -1})
 		}
 	}
 	return nil

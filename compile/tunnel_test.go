@@ -25,9 +25,9 @@ func sixpe(via string) api.Tunnel {
 	}}
 }
 
-// tunnelSpec is the lab's two uplinks, isp1 on DHCP, with the tunnel
+// sixpeSpec is the lab's two uplinks, isp1 on DHCP, with the tunnel
 // out of isp1 and the LAN's IPv6 from it.
-func tunnelSpec() *api.RouterSpec {
+func sixpeSpec() *api.RouterSpec {
 	spec := twoUplinks()
 	spec.Uplinks[0].IPv4 = &api.UplinkIPv4{DHCP: &api.DHCPv4{VendorClass: "neufbox_braid"}}
 	spec.Tunnels = []api.Tunnel{sixpe("isp1")}
@@ -40,7 +40,7 @@ var (
 	wan1   = facts.Fact{Interface: &facts.Interface{Name: "wan1", Present: true, Index: 3, MAC: "02:00:00:aa:bb:cc", Carrier: true}, Process: true}
 	tun    = facts.Fact{Link: &facts.Link{For: "tunnel/sixpe", Name: "sixpe",
 		Addresses: []netip.Prefix{netip.MustParsePrefix("fe80::1234/64")}, Peer: netip.MustParseAddr("fe80::1"), MTU: 1460}, Process: true}
-	delegated = facts.Fact{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2001:db8:e000:100::/56"), Link: "sixpe"},
+	delegatedFact = facts.Fact{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: netip.MustParsePrefix("2001:db8:e000:100::/56"), Link: "sixpe"},
 		Expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 )
 
@@ -93,7 +93,7 @@ func TestCompileTunnelSession(t *testing.T) {
 			spec: func(s *api.RouterSpec) { s.Tunnels[0].L2TP.Via = "isp2" }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := tunnelSpec()
+			spec := sixpeSpec()
 			if tt.spec != nil {
 				tt.spec(spec)
 			}
@@ -127,7 +127,7 @@ func addrString(a netip.Addr) string {
 // new configuration: the supervisor restarts the session with the new
 // login.
 func TestCompileTunnelLogin(t *testing.T) {
-	d, err := Router(tunnelSpec(), factsOf(wan1, lease1))
+	d, err := Router(sixpeSpec(), factsOf(wan1, lease1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestCompileTunnelLogin(t *testing.T) {
 	}
 	other := lease1
 	other.Lease4 = &facts.Lease4{Uplink: "isp1", Address: netip.MustParsePrefix("10.101.0.3/24"), Gateway: netip.MustParseAddr("10.101.0.1")}
-	d2, err := Router(tunnelSpec(), factsOf(wan1, other))
+	d2, err := Router(sixpeSpec(), factsOf(wan1, other))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestCompileTunnelRouting(t *testing.T) {
 		want, avoid []string
 	}{
 		{name: "nothing learnt yet", facts: factsOf(wan1), want: append([]string{unreachable}, fw...), avoid: append([]string{viaTun, rule}, mss...)},
-		{name: "the prefix from before a restart, no link yet", facts: factsOf(wan1, lease1, delegated),
+		{name: "the prefix from before a restart, no link yet", facts: factsOf(wan1, lease1, delegatedFact),
 			want: append([]string{unreachable, rule}, fw...), avoid: append([]string{viaTun}, mss...)},
-		{name: "up, with its prefix", facts: factsOf(wan1, lease1, tun, delegated), want: append(append([]string{unreachable, viaTun, rule}, fw...), mss...)},
+		{name: "up, with its prefix", facts: factsOf(wan1, lease1, tun, delegatedFact), want: append(append([]string{unreachable, viaTun, rule}, fw...), mss...)},
 		{name: "a link of another name is not the tunnel's", facts: factsOf(wan1, lease1, facts.Fact{Link: &facts.Link{For: "tunnel/sixpe", Name: "other"}}),
 			want: []string{unreachable}, avoid: []string{viaTun, "dev=other"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := Router(tunnelSpec(), tt.facts)
+			d, err := Router(sixpeSpec(), tt.facts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +225,7 @@ func TestCompileTunnelRouting(t *testing.T) {
 // A host name as server is resolved by the session: the firewall accepts
 // L2TP from any address on the via uplink. A port in the server is kept.
 func TestCompileTunnelServerName(t *testing.T) {
-	spec := tunnelSpec()
+	spec := sixpeSpec()
 	spec.Tunnels[0].L2TP.Server = "lns.example.net:1702"
 	d, err := Router(spec, factsOf(wan1, lease1))
 	if err != nil {
@@ -243,7 +243,7 @@ func TestCompileTunnelServerName(t *testing.T) {
 // IPv6 port forwards and open ports reach the LAN and the box through the
 // tunnel too; IPv4 ones do not.
 func TestCompileTunnelForwards(t *testing.T) {
-	spec := tunnelSpec()
+	spec := sixpeSpec()
 	spec.Firewall = &api.Firewall{Forward: []api.PortForward{{Port: 8080, Proto: "tcp", To: "192.168.50.10:8080"}, {Port: 443, Proto: "tcp", To: "[2001:db8:50::10]:443"}}}
 	d, err := Router(spec, factsOf(wan1, lease1))
 	if err != nil {

@@ -35,11 +35,12 @@ const (
 	// PrioMain looks up the main table for everything but its default
 	// routes, so connected and LAN routes win over steering.
 	PrioMain = 7000
-	// PrioTunnel sends the traffic of a prefix delegated over a tunnel to
-	// the tunnel's table, before any mark or routes: entry can steer it
-	// elsewhere: it leaves by its tunnel or not at all (no other provider
-	// routes it back).
-	PrioTunnel = 7040
+	// PrioDelegated sends traffic from a prefix delegated to the box
+	// (DHCPv6 prefix delegation: the LAN's addresses in it) to the table
+	// of the uplink or tunnel it was delegated over, before any mark or
+	// routes: entry can steer it elsewhere: no other ISP would carry it,
+	// so it leaves where it came from or not at all.
+	PrioDelegated = 7040
 	// PrioMark sends packets marked with an uplink's table number (by
 	// braid's nftables rules: per-domain egress) to that table.
 	PrioMark = 7050
