@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
 	"github.com/braid-router/braid/sessions/ra"
+	"github.com/braid-router/braid/sessions/tunnel"
 )
 
 // sessionHooks are what the daemon hands the sessions it runs: where they
@@ -28,6 +29,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	reg := &session.Registry{}
 	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &dhcp4.Client{} })
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
+	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
 		if h := hooks.healthTransition; h != nil {

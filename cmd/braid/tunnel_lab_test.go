@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/lnstest"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
@@ -38,25 +39,25 @@ var delegatedFrom = netip.MustParsePrefix(labtest.LNSDelegated)
 // sixpeLab builds a lab, its box and the real LNS behind its isp1, with
 // o's settings (the login specs/lab-6pe.yaml makes when o.User is empty),
 // and the box's daemon environment with password.
-func sixpeLab(t *testing.T, o labtest.LNSOptions, password string) (*lab.Lab, *box, *labtest.LNS) {
+func sixpeLab(t *testing.T, o lnstest.Options, password string) (*lab.Lab, *box, *labtest.LNS) {
 	t.Helper()
 	nstest.RequireBinary(t, "dnsmasq")
 	l := labtest.New(t)
 	if o.User == "" {
 		o.User = sixpeLogin
 	}
-	if o.Password == "" {
-		o.Password = "braid-lab-pass"
+	if o.Pass == "" {
+		o.Pass = "braid-lab-pass"
 	}
 	if password == "" {
-		password = o.Password
+		password = o.Pass
 	}
 	n := labtest.StartLNS(t, l, o)
 	b := labBoxOf(t, l)
 	b.env = append(b.env, pppPasswordEnv+"="+password)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("LNS console:\n%s", n.Console())
+			t.Logf("LNS console:\n%s", n.Log())
 		}
 	})
 	return l, b, n
@@ -137,7 +138,7 @@ func reachesServer(t *testing.T, l *lab.Lab, d *daemon, p netip.Prefix) netip.Ad
 // the IPv6 server from it; what crosses isp1 is L2TP; the LNS restarting
 // under the tunnel is survived; braid restarted gets the same prefix.
 func TestRunTunnelWithTheRealLNS(t *testing.T) {
-	l, b, n := sixpeLab(t, labtest.LNSOptions{}, "")
+	l, b, n := sixpeLab(t, lnstest.Options{}, "")
 	nstest.RequireBinary(t, "tshark")
 	capture := captureL2TP(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
 	d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
@@ -151,7 +152,7 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 		}
 	}
 	// The LNS saw braid's login.
-	if c := n.Console(); !strings.Contains(c, sixpeLogin) {
+	if c := n.Log(); !strings.Contains(c, sixpeLogin) {
 		t.Errorf("the LNS never saw the login %s", sixpeLogin)
 	}
 	from := reachesServer(t, l, d, p.Prefix)
@@ -200,12 +201,12 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 func TestRunTunnelRefused(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
-		lns      labtest.LNSOptions
+		lns      lnstest.Options
 		password string
 		words    string
 		attempts *regexp.Regexp
 	}{
-		{name: "wrong secret", lns: labtest.LNSOptions{Secret: "not-6pe"}, words: "tunnel authentication failed: wrong secret?",
+		{name: "wrong secret", lns: lnstest.Options{Secret: "not-6pe"}, words: "tunnel authentication failed: wrong secret?",
 			attempts: regexp.MustCompile(`message type 1 \(Start-Control-Connection-Request\)`)},
 		{name: "wrong password", password: "wrong", words: "PPP authentication refused",
 			attempts: regexp.MustCompile(`rcvd \[(CHAP Response|PAP AuthReq)`)},
@@ -222,7 +223,7 @@ func TestRunTunnelRefused(t *testing.T) {
 			if !strings.Contains(status, tt.words) {
 				t.Errorf("braid status does not say %q:\n%s", tt.words, status)
 			}
-			if got := len(tt.attempts.FindAllString(n.Console(), -1)); got > 3*(s.Restarts+2) {
+			if got := len(tt.attempts.FindAllString(n.Log(), -1)); got > 3*(s.Restarts+2) {
 				t.Errorf("the LNS saw %d attempts for %d restarts: a tight loop", got, s.Restarts)
 			}
 		})
