@@ -158,7 +158,18 @@ func describeFact(f facts.Fact) string {
 		}
 		return "unhealthy"
 	case f.Link != nil:
-		return "link " + f.Link.Name
+		l := f.Link
+		s := "link " + l.Name
+		for _, a := range l.Addresses {
+			s += " " + a.String()
+		}
+		if l.Peer.IsValid() {
+			s += ", peer " + l.Peer.String()
+		}
+		if l.MTU > 0 {
+			s += fmt.Sprintf(", MTU %d", l.MTU)
+		}
+		return s
 	case f.Prefix != nil:
 		p := f.Prefix
 		s := p.Prefix.String()
