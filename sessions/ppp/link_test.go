@@ -177,3 +177,28 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.w.Write(p)
 }
+
+// Frames that come before Run (the LNS speaks first) are answered once
+// Run starts, not dropped.
+func TestInputBeforeRun(t *testing.T) {
+	acked := make(chan struct{})
+	var once sync.Once
+	l := New(Config{Restart: time.Hour}, func(b []byte) error {
+		f, _ := frame.Parse(b)
+		if p, err := frame.ParsePacket(f.Info); err == nil && f.Protocol == frame.ProtoLCP && p.Code == frame.ConfigureAck && p.ID == 42 {
+			once.Do(func() { close(acked) })
+		}
+		return nil
+	}, nil)
+	l.Input(frame.Packet{Code: frame.ConfigureRequest, ID: 42, Data: frame.EncodeOptions([]frame.Option{frame.Magic(5)})}.Frame(nil, frame.ProtoLCP))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	select {
+	case <-acked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Configure-Request from before Run was never acknowledged")
+	}
+	cancel()
+	<-done
+}
