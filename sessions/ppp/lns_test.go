@@ -301,8 +301,12 @@ func TestRealLNS(t *testing.T) {
 		if strings.Contains(l.lns.Log()[mark:], "No network protocols running") {
 			t.Fatalf("pppd gave up the link:\n%s", l.lns.Log()[mark:])
 		}
+		m3 := len(l.lns.Log())
 		s.stop()
-		s.ended(t)
-		l.checkCapture(t, "Protocol Reject", "IPV6CP")
+		if err := s.ended(t); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run after cancel: %v", err)
+		}
+		l.lns.WaitLog(t, `rcvd \[LCP TermReq`, m3, time.Minute)
+		l.checkCapture(t, "Protocol Reject", "IPV6CP", "Termination Request")
 	})
 }

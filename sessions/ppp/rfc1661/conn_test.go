@@ -692,3 +692,18 @@ func TestConfigLogValueRedacts(t *testing.T) {
 }
 
 func netipV4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
+
+// A Code-Reject of a long packet is cut to the LNS's MRU (RFC 1661 5.6).
+func TestCodeRejectTruncated(t *testing.T) {
+	l := newLNS(t, Config{})
+	l.open()
+	req := l.next(frame.ProtoLCP, frame.ConfigureRequest)
+	l.inOpts(frame.ProtoLCP, frame.ConfigureRequest, 1, frame.MRU(1280))
+	l.next(frame.ProtoLCP, frame.ConfigureAck)
+	l.in(frame.ProtoLCP, frame.Packet{Code: frame.ConfigureAck, ID: req.ID, Data: req.Data})
+	l.next(frame.ProtoIPV6CP, frame.ConfigureRequest)
+	l.in(frame.ProtoLCP, frame.Packet{Code: 99, ID: 1, Data: make([]byte, 1400)})
+	if cj := l.next(frame.ProtoLCP, frame.CodeReject); cj.Len() != 1280 {
+		t.Fatalf("Code-Reject of %d octets, over the MRU of 1280", cj.Len())
+	}
+}
