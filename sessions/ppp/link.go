@@ -7,6 +7,7 @@
 package ppp
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -72,6 +73,7 @@ type Link struct {
 	mu      sync.Mutex
 	conn    *rfc1661.Conn
 	outbox  [][]byte
+	early   [][]byte // frames that came before Run, for it to take
 	started bool
 	upAt    time.Time
 	up      Up
@@ -108,9 +110,21 @@ func New(cfg Config, send func(frame []byte) error, log *slog.Logger) *Link {
 	}
 }
 
-// Input takes one frame from the peer: any protocol but IPv6 data.
+// maxEarly bounds the frames kept from before Run.
+const maxEarly = 16
+
+// Input takes one frame from the peer: any protocol but IPv6 data. It
+// does not keep frame. Frames that come before Run starts are kept (a
+// few) for it, so the LNS's first Configure-Request is not lost.
 func (l *Link) Input(frame []byte) {
 	l.mu.Lock()
+	if !l.started {
+		if len(l.early) < maxEarly {
+			l.early = append(l.early, bytes.Clone(frame))
+		}
+		l.mu.Unlock()
+		return
+	}
 	acts := l.conn.Input(frame, time.Now())
 	l.apply(acts)
 	l.mu.Unlock()
@@ -176,6 +190,10 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 	l.started = true
 	l.apply(l.conn.Open(time.Now()))
+	for _, f := range l.early {
+		l.apply(l.conn.Input(f, time.Now()))
+	}
+	l.early = nil
 	l.mu.Unlock()
 	l.flush()
 

@@ -23,7 +23,6 @@ type auth struct {
 	tries    int       // its transmissions
 	due      time.Time // its retransmission
 	deadline time.Time // the end of the authentication phase
-	done     bool      // authenticated
 }
 
 func (a *auth) stop() {
@@ -34,7 +33,6 @@ func (a *auth) stop() {
 func (c *Conn) startAuth(now time.Time) {
 	a := &c.auth
 	a.stop()
-	a.done = false
 	a.deadline = now.Add(c.cfg.AuthTimeout)
 	c.logf(slog.LevelDebug, "PPP authenticating", "protocol", c.Status().Auth, "username", c.cfg.Username)
 	if c.lcpOpts.authProto == frame.ProtoPAP {
@@ -82,7 +80,6 @@ func (c *Conn) authTimeout(now time.Time) {
 // authenticated ends the authentication phase well.
 func (c *Conn) authenticated(now time.Time, msg []byte) {
 	c.auth.stop()
-	c.auth.done = true
 	args := []any{"protocol", c.Status().Auth}
 	if m := printable(msg); m != "" {
 		args = append(args, "message", m)

@@ -170,6 +170,8 @@ func New(cfg Config, seed uint64) *Conn {
 	}
 	c.ipv6cp = newFSM(frame.ProtoIPV6CP, c.v6Opts, cfg.Timers, c.sender(frame.ProtoIPV6CP))
 	c.ipv6cp.nextID = uint8(c.rng.Uint32())
+	c.lcp.peerMRU = func() int { return c.lcpOpts.peerMRU }
+	c.ipv6cp.peerMRU = c.lcp.peerMRU
 	c.auth.nextID = uint8(c.rng.Uint32())
 	c.echo.nextID = uint8(c.rng.Uint32())
 	return c

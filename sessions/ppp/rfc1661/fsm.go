@@ -125,6 +125,9 @@ type fsm struct {
 	// trace, when set, is told each of RFC 1661's actions (tlu, scr...)
 	// by its name: the table tests read it.
 	trace func(action string)
+	// peerMRU, when set, is the largest packet the peer takes: a
+	// Code-Reject is cut to it (RFC 1661 section 5.6).
+	peerMRU func() int
 
 	state    State
 	restarts int       // the restart counter
@@ -229,7 +232,15 @@ func (f *fsm) sta(id uint8) {
 
 func (f *fsm) scj(p frame.Packet) {
 	f.note("scj")
-	f.send(frame.Packet{Code: frame.CodeReject, ID: f.nextID, Data: p.Append(nil)})
+	rejected := p.Append(nil)
+	limit := DefaultMRU
+	if f.peerMRU != nil {
+		limit = f.peerMRU()
+	}
+	if room := limit - frame.PacketHeaderLen; len(rejected) > room {
+		rejected = rejected[:room]
+	}
+	f.send(frame.Packet{Code: frame.CodeReject, ID: f.nextID, Data: rejected})
 	f.nextID++
 }
 

@@ -27,16 +27,15 @@ import (
 type lcpLayer struct {
 	c *Conn
 
-	mru        int    // what braid asks for; 0: no option
-	noMRU      bool   // the peer rejected the option
-	magic      uint32 // braid's magic number; 0 once rejected
-	noMagic    bool
-	lastNak    uint32 // the magic number braid suggested in its last Nak
-	loops      int    // signs of a looped-back link in a row
-	peerMRU    int    // what braid may send
-	peerMagic  uint32
-	authProto  uint16 // what the peer asked braid to log in with
-	authNakked int    // Auth-Protocol Naks sent
+	mru       int    // what braid asks for; 0: no option
+	noMRU     bool   // the peer rejected the option
+	magic     uint32 // braid's magic number; 0 once rejected
+	noMagic   bool
+	lastNak   uint32 // the magic number braid suggested in its last Nak
+	loops     int    // signs of a looped-back link in a row
+	peerMRU   int    // what braid may send
+	peerMagic uint32
+	authProto uint16 // what the peer asked braid to log in with
 }
 
 func (l *lcpLayer) request() []frame.Option {
@@ -143,7 +142,6 @@ func (l *lcpLayer) check(opts []frame.Option) (uint8, []frame.Option, error) {
 				// MS-CHAP, EAP, CHAP with another algorithm: braid
 				// speaks CHAP with MD5 (RFC 1994) and PAP only.
 				nak = append(nak, frame.AuthCHAPMD5())
-				l.authNakked++
 			}
 		default:
 			rej = append(rej, o)
