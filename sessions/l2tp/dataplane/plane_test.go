@@ -33,7 +33,7 @@ const (
 
 // rig is the four namespaces with braid's data plane in the box.
 type rig struct {
-	t       testing.TB
+	t testing.TB
 	lnstest.Rig
 	link    *dataplane.Link
 	conn    *net.UDPConn // the box's, connected to the LNS
