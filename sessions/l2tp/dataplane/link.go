@@ -12,6 +12,10 @@ import (
 	"github.com/braid-router/braid/drivers/netlink"
 )
 
+// addrGenModeNone is IN6_ADDR_GEN_MODE_NONE: the kernel makes no IPv6
+// link-local address for the link.
+const addrGenModeNone = 1
+
 // Link is the tunnel's TUN link, made by CreateLink. It exists while braid
 // holds it: Close (or the end of braid's process) removes it.
 type Link struct {
@@ -25,7 +29,7 @@ type Link struct {
 // namespace, not persistent, with braid's mark for owner (what it is for:
 // "tunnel/sixpe", see netlink.CreatedAlias) and MTU mtu, and sets it up.
 // It fails if a link of that name exists: braid never takes over a link it
-// did not make. The link carries IPv6 only: mtu must be at least MinMTU.
+// did not make. The kernel gives it no IPv6 address of its own. The link carries IPv6 only: mtu must be at least MinMTU.
 func CreateLink(name string, mtu int, owner string) (l *Link, err error) {
 	if mtu < MinMTU {
 		return nil, fmt.Errorf("tunnel link %s: MTU %d is below IPv6's minimum of %d (the uplink's MTU is too small for the tunnel's overhead of %d)", name, mtu, MinMTU, Overhead)
@@ -77,6 +81,12 @@ func CreateLink(name string, mtu int, owner string) (l *Link, err error) {
 	}
 	if err := vnl.LinkSetMTU(lk, mtu); err != nil {
 		return nil, fmt.Errorf("tunnel link %s: set mtu %d: %w", name, mtu, err)
+	}
+	// No kernel-made link-local address: the link's is the one IPV6CP
+	// negotiates, which the session adds (and until then, nothing of the
+	// kernel's own, router solicitations or MLD reports, goes out).
+	if err := vnl.LinkSetIP6AddrGenMode(lk, addrGenModeNone); err != nil {
+		return nil, fmt.Errorf("tunnel link %s: set addrgenmode none: %w", name, err)
 	}
 	if err := vnl.LinkSetUp(lk); err != nil {
 		return nil, fmt.Errorf("tunnel link %s: set up: %w", name, err)

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -490,7 +491,7 @@ func (p *Plane) receive(d []byte) {
 	}
 	// The IPv6 header says how long the packet is: drop what follows
 	// (padding), and a packet cut short.
-	l := 40 + int(pkt[4])<<8 | int(pkt[5])
+	l := 40 + int(binary.BigEndian.Uint16(pkt[4:]))
 	if l > len(pkt) {
 		p.dropped.Add(1)
 		return
