@@ -129,10 +129,19 @@ func (l *Lab) RouteToBox(ctx context.Context, isp Role, dev string, prefix netip
 			Local string `json:"local"`
 		} `json:"addr_info"`
 	}
-	if err := json.Unmarshal(out, &links); err != nil || len(links) == 0 || len(links[0].AddrInfo) == 0 {
+	var ll string
+	if err := json.Unmarshal(out, &links); err == nil && len(links) > 0 {
+		// ip lists the addresses its filter left out as empty objects.
+		for _, a := range links[0].AddrInfo {
+			if strings.HasPrefix(a.Local, "fe80:") {
+				ll = a.Local
+				break
+			}
+		}
+	}
+	if ll == "" {
 		return fmt.Errorf("lab %s: no link-local address on the box's %s", l.Name, dev)
 	}
-	ll := links[0].AddrInfo[0].Local
 	if b, err := exec.CommandContext(ctx, "ip", "-n", l.NS(isp), "-6", "route", "replace", prefix.String(), "via", ll, "dev", ISPDownDev).CombinedOutput(); err != nil {
 		return fmt.Errorf("lab %s: route %s via %s in %s: %v: %s", l.Name, prefix, ll, isp, err, b)
 	}
