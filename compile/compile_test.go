@@ -459,7 +459,8 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
 		"lab-dhcp.yaml":     nil,
-		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
+		"lab-ra.yaml":       {"routes[0].to"},        // the IPv6 destination waits for isp2's router
+		"lab-pd.yaml":       {"lan.ipv6.fromUplink"}, // the LAN waits for the delegated prefix
 		"lab-6pe.yaml":      {"lan.ipv6.advertise", "lan.ipv6.fromTunnel"},
 		"dual-wan-lte.yaml": nil,
 		"sfr-6pe.yaml": {"lan.ipv6.advertise", "routes[].domains",

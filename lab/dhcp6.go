@@ -46,8 +46,7 @@ type DHCP6Server struct {
 	// Preferred and Valid are the delegations' lifetimes, Renew and
 	// Rebind T1 and T2.
 	Preferred, Valid, Renew, Rebind time.Duration
-	// Dir is where Kea keeps its lease file (LeaseFile) and its own
-	// DUID.
+	// Dir is where Kea keeps its lease file (LeaseFile).
 	Dir string
 }
 
@@ -68,8 +67,9 @@ func ISP2DHCP6(dir string) DHCP6Server {
 }
 
 // Config is Kea's configuration (kea-dhcp6 -c): the subnet of Dev with
-// its prefix delegation pool, the resolvers, the times, a lease file and
-// a server DUID in Dir, every lease event logged to standard output.
+// its prefix delegation pool, the resolvers, the times, a lease file in
+// Dir, a server DUID of its own, every lease event logged to standard
+// output.
 func (s DHCP6Server) Config() string {
 	secs := func(d time.Duration) int { return int(d / time.Second) }
 	var dns []string
@@ -88,7 +88,11 @@ func (s DHCP6Server) Config() string {
 			// The link-local address may be tentative still when Kea
 			// starts: it retries instead of giving up the interface.
 			"service-sockets-max-retries": 600, "service-sockets-retry-wait-time": 100},
-		"data-directory":     s.Dir,
+		"data-directory": s.Dir,
+		// Its own DUID: a DUID-EN, whatever links the namespace has (Kea
+		// makes a DUID-LLT only from an Ethernet link). 32473 is the
+		// enterprise number for documentation (RFC 5612).
+		"server-id":          map[string]any{"type": "EN", "enterprise-id": 32473, "identifier": "6272616964", "persist": false},
 		"lease-database":     map[string]any{"type": "memfile", "persist": true, "name": s.LeaseFile(), "lfc-interval": 0},
 		"preferred-lifetime": secs(s.Preferred), "valid-lifetime": secs(s.Valid),
 		"renew-timer": secs(s.Renew), "rebind-timer": secs(s.Rebind),
@@ -125,10 +129,19 @@ func (l *Lab) RouteToBox(ctx context.Context, isp Role, dev string, prefix netip
 			Local string `json:"local"`
 		} `json:"addr_info"`
 	}
-	if err := json.Unmarshal(out, &links); err != nil || len(links) == 0 || len(links[0].AddrInfo) == 0 {
+	var ll string
+	if err := json.Unmarshal(out, &links); err == nil && len(links) > 0 {
+		// ip lists the addresses its filter left out as empty objects.
+		for _, a := range links[0].AddrInfo {
+			if strings.HasPrefix(a.Local, "fe80:") {
+				ll = a.Local
+				break
+			}
+		}
+	}
+	if ll == "" {
 		return fmt.Errorf("lab %s: no link-local address on the box's %s", l.Name, dev)
 	}
-	ll := links[0].AddrInfo[0].Local
 	if b, err := exec.CommandContext(ctx, "ip", "-n", l.NS(isp), "-6", "route", "replace", prefix.String(), "via", ll, "dev", ISPDownDev).CombinedOutput(); err != nil {
 		return fmt.Errorf("lab %s: route %s via %s in %s: %v: %s", l.Name, prefix, ll, isp, err, b)
 	}

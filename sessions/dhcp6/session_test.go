@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/netns"
@@ -86,7 +88,12 @@ func (r *rig) startKea() {
 			r.t.Logf("kea-dhcp6:\n%s", log)
 		}
 	})
-	waitFor(r.t, "Kea to listen", func() bool { return strings.Contains(log.String(), "DHCP6_STARTED") })
+	waitFor(r.t, "Kea to listen", func() bool {
+		if strings.Contains(log.String(), "DHCP6_INIT_FAIL") {
+			r.t.Fatalf("Kea failed:\n%s", log)
+		}
+		return strings.Contains(log.String(), "DHCP6_STARTED")
+	})
 }
 
 // waitFor polls cond until it holds, failing the test after deadline.
@@ -400,4 +407,87 @@ func TestDUIDLLTIsKept(t *testing.T) {
 	if a, b := IAID("uplink/a"), IAID("tunnel/a"); a == b || a != IAID("uplink/a") {
 		t.Errorf("IAIDs %x, %x", a, b)
 	}
+}
+
+// openTUN makes the TUN link name in namespace ns (IFF_TUN, no packet
+// information: bare IPv6 packets, as braid's tunnel session makes it)
+// and returns its file, which the test reads and writes.
+func openTUN(t *testing.T, ns, name string) *os.File {
+	t.Helper()
+	var f *os.File
+	nstest.Do(t, ns, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return err
+		}
+		f = os.NewFile(uintptr(fd), name)
+		return nil
+	})
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// pipe copies every packet read from a to b until a is closed.
+func pipe(a, b *os.File) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := a.Read(buf)
+		if err != nil {
+			return
+		}
+		b.Write(buf[:n])
+	}
+}
+
+// On a TUN link, point-to-point, without a MAC address, its link-local
+// address set by hand as IPV6CP would: the client takes its DUID from
+// another link's MAC (the tunnel's via uplink's), sends from the
+// link-local address to ff02::1:2, and Kea, on the far end's TUN link,
+// delegates a prefix for the tunnel.
+func TestDelegationOverATUNLink(t *testing.T) {
+	nstest.RequireRoot(t)
+	r := &rig{t: t, box: nstest.New(t), rtr: nstest.New(t), state: t.TempDir()}
+	box, far := openTUN(t, r.box, "ppp6"), openTUN(t, r.rtr, "down")
+	go pipe(box, far)
+	go pipe(far, box)
+	nstest.Run(t, "ip", "-n", r.box, "addr", "add", "fe80::1/64", "dev", "ppp6", "nodad")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "ppp6", "up")
+	nstest.Run(t, "ip", "-n", r.rtr, "addr", "add", "fe80::2/64", "dev", "down", "nodad")
+	nstest.Run(t, "ip", "-n", r.rtr, "addr", "add", "2001:db8:102::1/64", "dev", "down", "nodad")
+	nstest.Run(t, "ip", "-n", r.rtr, "link", "set", "dev", "down", "up")
+	// The via uplink: an Ethernet link whose MAC makes the DUID.
+	nstest.Run(t, "ip", "-n", r.box, "link", "add", "wan1", "address", "00:24:d4:aa:bb:cc", "type", "veth", "peer", "name", "wan1p")
+	r.kea = lab.ISP2DHCP6(t.TempDir())
+	var err error
+	if r.hub, err = facts.Open(facts.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.hub.Close)
+	r.startKea()
+	cfg := Config{For: "tunnel/sixpe", Interface: "ppp6", DUIDLink: "wan1"}
+	s := r.start(cfg)
+	p, _ := r.prefix("tunnel/sixpe")
+	if !netip.MustParsePrefix(lab.ISP2DelegationPool).Contains(p.Prefix.Addr()) || p.Link != "ppp6" {
+		t.Errorf("prefix %s on %s, want one of Kea's on ppp6", p.Prefix, p.Link)
+	}
+	if !strings.Contains(r.keaLog.String(), "duid=[00:03:00:01:00:24:d4:aa:bb:cc]") {
+		t.Errorf("Kea did not see the DUID-LL of wan1's MAC:\n%s", r.keaLog)
+	}
+	if st, d := s.status(); st != session.Running || !strings.Contains(d, p.Prefix.String()) {
+		t.Errorf("status %s: %q", st, d)
+	}
+	s.stop(t, session.ErrRemoved)
+	waitFor(t, "Kea to log the release", func() bool { return strings.Contains(r.keaLog.String(), "DHCP6_RELEASE_PD") })
 }
