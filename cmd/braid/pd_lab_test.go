@@ -94,7 +94,7 @@ func TestPDLabSpecInTheLab(t *testing.T) {
 		{[]string{"-6", "addr", "show", "dev", "lan0"}, boxAddr.String() + "/64"},
 		{[]string{"-6", "route", "show", "table", "main"}, sub.String() + " dev lan0 proto 98 metric 256"},
 		{[]string{"-6", "route", "show", "table", "main"}, "unreachable " + p.Prefix.String() + " dev lo proto 98 metric 1024"},
-		{[]string{"-6", "rule", "show"}, "7150:\tfrom " + p.Prefix.String() + " lookup 7102 proto 98"},
+		{[]string{"-6", "rule", "show"}, "7040:\tfrom " + p.Prefix.String() + " lookup 7102 proto 98"},
 	} {
 		if got := b.ip(c.args...); !strings.Contains(got, c.want) {
 			t.Errorf("ip %s lacks %q:\n%s", strings.Join(c.args, " "), c.want, got)
