@@ -271,22 +271,44 @@ func (m *Machine) Tick(now time.Time) *advert.Advert {
 		return nil
 	}
 	a := m.build(now, m.stopping)
+	if m.stopping {
+		m.done, m.next = true, time.Time{}
+	}
+	if empty(a) {
+		// Nothing to say (no prefix, no resolver, not a default
+		// router): silence, until the configuration changes.
+		if !m.stopping {
+			m.next = now.Add(m.interval(false))
+		}
+		return nil
+	}
 	m.last = now
 	m.sent++
 	if m.stopping {
-		m.done, m.next = true, time.Time{}
 		return a
 	}
-	span := m.cfg.MaxInterval - m.cfg.MinInterval
-	interval := m.cfg.MinInterval + time.Duration(m.rnd.Int64N(int64(span)+1))
-	if m.initial > 0 {
-		m.initial--
-		if m.initial > 0 {
-			interval = min(interval, MaxInitialInterval)
-		}
-	}
-	m.next = now.Add(max(interval, MinDelayBetweenRAs))
+	fast := m.initial > 1
+	m.initial = max(m.initial-1, 0)
+	m.next = now.Add(m.interval(fast))
 	return a
+}
+
+// interval draws the time to the next unsolicited advert: at random
+// between MinInterval and MaxInterval, at most MaxInitialInterval when
+// fast.
+func (m *Machine) interval(fast bool) time.Duration {
+	span := m.cfg.MaxInterval - m.cfg.MinInterval
+	d := m.cfg.MinInterval + time.Duration(m.rnd.Int64N(int64(span)+1))
+	if fast {
+		d = min(d, MaxInitialInterval)
+	}
+	return max(d, MinDelayBetweenRAs)
+}
+
+// empty reports whether a says nothing: no prefix, no resolver, and not
+// a default router.
+func empty(a *advert.Advert) bool {
+	return len(a.Prefixes) == 0 && len(a.DNS) == 0 && a.RouterLifetime == 0
 }
 
 // seconds truncates d to whole seconds, as the wire carries it, and never

@@ -390,3 +390,26 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// An advert with nothing to say (no prefix, no resolver, not a default
+// router: the delegated prefix has not come yet) is not sent; the first
+// configuration with something goes out at once.
+func TestNothingToSay(t *testing.T) {
+	m := New(Config{}, seeded(9))
+	m.Start(t0)
+	if a := m.Tick(t0); a != nil {
+		t.Fatalf("an empty advert: %+v", a)
+	}
+	if m.Next().IsZero() {
+		t.Fatalf("next look at %v", m.Next())
+	}
+	now := t0.Add(time.Second)
+	m.Update(Config{Prefixes: []Prefix{{Prefix: static}}}, now)
+	if a := m.Tick(now); a == nil || len(a.Prefixes) != 1 {
+		t.Fatalf("the first prefix: %+v", a)
+	}
+	m.Stop(now.Add(time.Hour))
+	if a := m.Tick(now.Add(time.Hour)); a == nil || a.Prefixes[0].Preferred != 0 {
+		t.Errorf("final advert %+v", a)
+	}
+}
