@@ -518,8 +518,8 @@ func (c *compiler) waitingFor(name, path string) string {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if l := spec.LAN; l != nil && l.IPv6 != nil {
-		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
+	if l := spec.LAN; l != nil && l.IPv6 != nil && (l.IPv6.FromTunnel != "" || l.IPv6.FromUplink != "") {
+		note("lan.ipv6", notConverged+" (the delegated /64's LAN address and routes; its router advertisements are)")
 	}
 	var dhcpv6 bool
 	for _, u := range spec.Uplinks {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
@@ -28,6 +29,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	reg := &session.Registry{}
 	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &dhcp4.Client{} })
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
+	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
 		if h := hooks.healthTransition; h != nil {
