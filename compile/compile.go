@@ -524,9 +524,6 @@ func (c *compiler) waitingFor(name, path string) string {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if l := spec.LAN; l != nil && l.IPv6 != nil && l.IPv6.Advertise {
-		note("lan.ipv6.advertise", notConverged+" (router advertisements on the LAN)")
-	}
 	for _, r := range spec.Routes {
 		if len(r.Domains) > 0 {
 			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")

@@ -287,7 +287,7 @@ func TestCompileNotes(t *testing.T) {
 		}
 	}
 	// The delegated prefix converges, and waits for its fact.
-	want := "lan.ipv6.advertise routes[].domains aggregation dns lan.ipv6.fromTunnel"
+	want := "routes[].domains aggregation dns lan.ipv6.fromTunnel"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
@@ -461,10 +461,9 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab-dhcp.yaml":     nil,
 		"lab-ra.yaml":       {"routes[0].to"},        // the IPv6 destination waits for isp2's router
 		"lab-pd.yaml":       {"lan.ipv6.fromUplink"}, // the LAN waits for the delegated prefix
-		"lab-6pe.yaml":      {"lan.ipv6.advertise", "lan.ipv6.fromTunnel"},
+		"lab-6pe.yaml":      {"lan.ipv6.fromTunnel"}, // waits for the delegated prefix
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6.advertise", "routes[].domains",
-			"aggregation", "dns", "lan.ipv6.fromTunnel"}, // the last waits for the delegated prefix
+		"sfr-6pe.yaml":      {"routes[].domains", "aggregation", "dns", "lan.ipv6.fromTunnel"}, // the last waits for the delegated prefix
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))
 		if err != nil {

@@ -163,28 +163,12 @@ func (c *compiler) lanPrefixes6(spec *api.RouterSpec) map[netip.Prefix][]string 
 			}
 		}
 		if d, ok := c.facts.Prefix(what); ok && via != "" {
-			if p, ok := subnet64(d.Prefix, x.Subnet); ok {
+			if p, err := Subnet64(d.Prefix, x.Subnet); err == nil {
 				out[p] = []string{via}
 			}
 		}
 	}
 	return out
-}
-
-// subnet64 returns the /64 numbered n inside a delegated prefix, and false
-// when it does not fit.
-func subnet64(delegated netip.Prefix, n int) (netip.Prefix, bool) {
-	if !delegated.Addr().Is6() || delegated.Bits() > 64 || n < 0 || (64-delegated.Bits() < 63 && uint64(n) >= uint64(1)<<(64-delegated.Bits())) {
-		return netip.Prefix{}, false
-	}
-	b := delegated.Masked().Addr().As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	hi |= uint64(n)
-	for i := range 8 {
-		b[i] = byte(hi >> (56 - 8*i))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16(b), 64), true
 }
 
 // rejectUnrouted6 adds, first in the forward chain, a reject for each LAN

@@ -216,9 +216,9 @@ func TestSubnet64(t *testing.T) {
 		{"2001:db8:aa00:7::/80", 0, ""},
 		{"192.0.2.0/24", 0, ""},
 	} {
-		got, ok := subnet64(p(tt.delegated), tt.n)
-		if (tt.want == "") == ok || (ok && got != p(tt.want)) {
-			t.Errorf("subnet64(%s, %d) = %s, %v; want %q", tt.delegated, tt.n, got, ok, tt.want)
+		got, err := Subnet64(p(tt.delegated), tt.n)
+		if (tt.want == "") == (err == nil) || (err == nil && got != p(tt.want)) {
+			t.Errorf("Subnet64(%s, %d) = %s, %v; want %q", tt.delegated, tt.n, got, err, tt.want)
 		}
 	}
 }

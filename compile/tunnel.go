@@ -57,6 +57,9 @@ func (c *compiler) tunnels(spec *api.RouterSpec) error {
 		if l == nil || l.PPP == nil {
 			return fmt.Errorf("tunnels[%s]: no l2tp.ppp", t.Name)
 		}
+		if t.Interface == "" {
+			return fmt.Errorf("tunnels[%s].interface: empty (the spec's defaults give it the tunnel's name)", t.Name)
+		}
 		u, ok := c.uplinks[l.Via]
 		if !ok {
 			return fmt.Errorf("tunnels[%s].l2tp.via: no uplink %q", t.Name, l.Via)

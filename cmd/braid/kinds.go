@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/dhcp6"
 	"github.com/braid-router/braid/sessions/health"
@@ -35,6 +36,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
+	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
 		if h := hooks.healthTransition; h != nil {

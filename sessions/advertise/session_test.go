@@ -1,0 +1,406 @@
+package advertise
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/netns"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/session"
+)
+
+// deadline bounds every wait on a condition: the suite runs on a busy
+// machine, so it is a bound on a hang, not a measurement.
+const deadline = 90 * time.Second
+
+var (
+	staticPrefix = netip.MustParsePrefix("2001:db8:10::/64")
+	delegated    = netip.MustParsePrefix("2001:db8:e000:1201::/64")
+	boxAddr      = netip.MustParseAddr("2001:db8:10::1")
+)
+
+// rig is a box whose LAN link lan0 is a veth to a host namespace's eth0:
+// the host is the Linux kernel as a SLAAC host (accept_ra 2), unmodified.
+type rig struct {
+	t         *testing.T
+	box, host string
+	hub       *facts.Hub
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	nstest.RequireRoot(t)
+	r := &rig{t: t, box: nstest.New(t), host: nstest.New(t)}
+	nstest.Run(t, "ip", "-n", r.host, "link", "add", "name", "eth0", "type", "veth", "peer", "name", "lan0", "netns", r.box)
+	nstest.In(t, r.box, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2")
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1")
+	nstest.Run(t, "ip", "-n", r.box, "addr", "add", boxAddr.String()+"/64", "dev", "lan0", "nodad")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
+	nstest.Run(t, "ip", "-n", r.host, "link", "set", "eth0", "up")
+	var err error
+	if r.hub, err = facts.Open(facts.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.hub.Close)
+	return r
+}
+
+// waitFor polls cond until it holds, failing the test after deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostAddr is one of the host's IPv6 addresses, as ip -j shows it.
+type hostAddr struct {
+	Local     string `json:"local"`
+	PrefixLen int    `json:"prefixlen"`
+	Scope     string `json:"scope"`
+	Valid     uint64 `json:"valid_life_time"`
+	Preferred uint64 `json:"preferred_life_time"`
+	Tentative bool   `json:"tentative"`
+	// Deprecated is the kernel's flag: an advert's preferred lifetime
+	// of 0, or a preferred lifetime that ran out before the valid one.
+	Deprecated bool `json:"deprecated"`
+}
+
+// addrs lists the IPv6 addresses of dev in ns.
+func addrs(t *testing.T, ns, dev string) []hostAddr {
+	t.Helper()
+	var links []struct {
+		AddrInfo []hostAddr `json:"addr_info"`
+	}
+	out := nstest.Run(t, "ip", "-n", ns, "-j", "-6", "addr", "show", "dev", dev)
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) == 0 {
+		t.Fatalf("ip -j addr: %v\n%s", err, out)
+	}
+	return links[0].AddrInfo
+}
+
+// in returns the host's address in p, if it has one.
+func (r *rig) in(p netip.Prefix) (hostAddr, bool) {
+	for _, a := range addrs(r.t, r.host, "eth0") {
+		if ip, err := netip.ParseAddr(a.Local); err == nil && p.Contains(ip) && a.PrefixLen == 64 {
+			return a, true
+		}
+	}
+	return hostAddr{}, false
+}
+
+// linkLocal returns the link-local address of dev in ns, once it has one
+// that passed duplicate address detection.
+func linkLocal(t *testing.T, ns, dev string) netip.Addr {
+	t.Helper()
+	var ll netip.Addr
+	waitFor(t, "a link-local address on "+dev, func() bool {
+		for _, a := range addrs(t, ns, dev) {
+			if a.Scope == "link" && !a.Tentative {
+				ll = netip.MustParseAddr(a.Local)
+				return true
+			}
+		}
+		return false
+	})
+	return ll
+}
+
+// defaultVia returns the gateways of the host's IPv6 default routes.
+func (r *rig) defaultVia() []string {
+	var routes []struct {
+		Gateway string `json:"gateway"`
+		Dev     string `json:"dev"`
+	}
+	out := nstest.Run(r.t, "ip", "-n", r.host, "-j", "-6", "route", "show", "default")
+	if err := json.Unmarshal([]byte(out), &routes); err != nil {
+		r.t.Fatalf("ip -j route: %v\n%s", err, out)
+	}
+	var gws []string
+	for _, rt := range routes {
+		gws = append(gws, rt.Gateway+"%"+rt.Dev)
+	}
+	return gws
+}
+
+// run is one run of the session in the box.
+type run struct {
+	srv    *Server
+	cancel context.CancelCauseFunc
+	done   chan error
+
+	mu     sync.Mutex
+	state  session.State
+	detail string
+}
+
+func (r *rig) start(cfg Config) *run {
+	r.t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &run{srv: &Server{}, cancel: cancel, done: make(chan error, 1)}
+	env := session.NewEnv(Kind+"/"+Name, nstest.Logger(r.t), r.hub, func(st session.State, d string) {
+		s.mu.Lock()
+		s.state, s.detail = st, d
+		s.mu.Unlock()
+	})
+	go func() {
+		s.done <- netns.Do(r.box, func() error { return s.srv.Run(ctx, cfg, env) })
+	}()
+	r.t.Cleanup(func() { s.stop(r.t, session.ErrShutdown) })
+	return s
+}
+
+// stop ends the run for cause, and waits for it.
+func (s *run) stop(t *testing.T, cause error) {
+	t.Helper()
+	s.cancel(cause)
+	select {
+	case err, ok := <-s.done:
+		if ok && err != nil {
+			t.Errorf("the session returned %v", err)
+		}
+		if ok {
+			close(s.done)
+		}
+	case <-time.After(deadline):
+		t.Fatal("the session did not stop")
+	}
+}
+
+func (s *run) status() (session.State, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, s.detail
+}
+
+// capture is tshark capturing ICMPv6 on the box's lan0 into a file.
+type capture struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	file string
+	out  *nstest.SyncBuffer
+}
+
+func (r *rig) capture() *capture {
+	r.t.Helper()
+	nstest.RequireBinary(r.t, "tshark")
+	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "lan0.pcapng"), out: &nstest.SyncBuffer{}}
+	c.cmd = exec.Command("ip", "netns", "exec", r.box, "tshark", "-n", "-i", "lan0", "-f", "icmp6", "-w", c.file)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	// tshark's dumpcap holds the output pipes: Wait must not wait for
+	// them once tshark is gone.
+	c.cmd.WaitDelay = 5 * time.Second
+	if err := c.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Signal(syscall.SIGINT)
+			c.cmd.Wait()
+		}
+	})
+	waitFor(r.t, "tshark to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
+	return c
+}
+
+// stop ends the capture, so that its file is whole.
+func (c *capture) stop() {
+	c.t.Helper()
+	c.cmd.Process.Signal(syscall.SIGINT)
+	if err := c.cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			c.t.Fatalf("tshark: %v\n%s", err, c.out)
+		}
+	}
+}
+
+// saw waits until the capture file holds a packet matching the display
+// filter: tshark may still hold the last packets when it is stopped.
+func (c *capture) saw(what, filter string) {
+	c.t.Helper()
+	waitFor(c.t, "tshark to capture "+what, func() bool {
+		out, _ := exec.Command("tshark", "-n", "-r", c.file, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
+		return strings.TrimSpace(string(out)) != ""
+	})
+}
+
+// fields lists, one packet a line, the fields of the packets matching the
+// display filter.
+func (c *capture) fields(filter string, fields ...string) []string {
+	c.t.Helper()
+	args := []string{"-n", "-r", c.file, "-Y", filter, "-T", "fields", "-E", "separator=|", "-E", "aggregator=,"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	var stderr strings.Builder
+	cmd := exec.Command("tshark", args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// lanConfig advertises the static /64 and a delegated one, braid's
+// resolver, an MTU of 1400, the box as default router; adverts every 10
+// to 20 s, lifetimes of at most 30 s, so that a prefix that leaves is
+// gone from the host within the test. Its preferred lifetime is its valid
+// lifetime: the host deletes an address whose lifetimes run out together,
+// so an address seen deprecated was deprecated by an advert.
+func lanConfig() Config {
+	return Config{
+		Interface: "lan0",
+		Prefixes: []Prefix{
+			{Prefix: staticPrefix, From: "lan.addresses"},
+			{Prefix: delegated, From: "tunnel/sixpe", ValidUntil: time.Now().Add(time.Hour), PreferredUntil: time.Now().Add(30 * time.Minute)},
+		},
+		DNS:           []netip.Addr{boxAddr},
+		MTU:           1400,
+		DefaultRouter: true,
+		MaxInterval:   20 * time.Second, MinInterval: 10 * time.Second,
+		ValidLimit: 30 * time.Second, PreferredLimit: 30 * time.Second,
+	}
+}
+
+// The Linux kernel, as a LAN host, takes braid's adverts: an address in
+// each advertised /64, the default route via the box's link-local
+// address, the MTU; rdisc6 reads the resolver from the answer to its
+// solicitation. A prefix that leaves the configuration is deprecated on
+// the host, then gone, while the other stays; when the session stops,
+// the host drops its default route via the box (router lifetime 0) and
+// deprecates the rest. tshark finds every advert well-formed.
+func TestLANHostTakesTheAdverts(t *testing.T) {
+	r := newRig(t)
+	nstest.RequireBinary(t, "rdisc6")
+	cap := r.capture()
+	boxLL := linkLocal(t, r.box, "lan0")
+	s := r.start(lanConfig())
+
+	waitFor(t, "the host's addresses in both /64s", func() bool {
+		_, a := r.in(staticPrefix)
+		_, b := r.in(delegated)
+		return a && b
+	})
+	wantGW := boxLL.String() + "%eth0"
+	waitFor(t, "the host's default route via the box", func() bool {
+		gws := r.defaultVia()
+		return len(gws) == 1 && gws[0] == wantGW
+	})
+	if a, _ := r.in(delegated); a.Preferred == 0 || a.Preferred > 30 || a.Valid > 30 {
+		t.Errorf("the host's address in the delegated /64 is valid %d s, preferred %d s: want at most 30, preferred", a.Valid, a.Preferred)
+	}
+	if mtu := strings.TrimSpace(nstest.In(t, r.host, "sysctl", "-n", "net.ipv6.conf.eth0.mtu")); mtu != "1400" {
+		t.Errorf("the host's IPv6 MTU on eth0 is %s, want the advertised 1400", mtu)
+	}
+	linkLocal(t, r.host, "eth0") // rdisc6 solicits from it
+	out := nstest.In(t, r.host, "rdisc6", "-1", "-n", "-w", "3000", "-r", "5", "eth0")
+	out = strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"Recursive DNS server : " + boxAddr.String(), "Prefix : " + staticPrefix.String(),
+		"Prefix : " + delegated.String(), "from " + boxLL.String(), "MTU : 1400 bytes", "Router lifetime : 60 ", "Source link-layer address: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rdisc6 lacks %q:\n%s", want, out)
+		}
+	}
+	st, detail := s.status()
+	for _, w := range []string{staticPrefix.String() + " valid", delegated.String() + " valid", "default router for 1m0s", "dns " + boxAddr.String(), "mtu 1400"} {
+		if st != session.Running || !strings.Contains(detail, w) {
+			t.Errorf("status %s %q lacks %q", st, detail, w)
+		}
+	}
+
+	// The delegated prefix leaves: deprecated on the host at once, then
+	// gone when its valid lifetime runs out; the static one stays.
+	cfg := lanConfig()
+	cfg.Prefixes = cfg.Prefixes[:1]
+	if err := s.srv.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the delegated address deprecated on the host", func() bool {
+		a, ok := r.in(delegated)
+		if !ok {
+			t.Fatal("the delegated address went without being deprecated first")
+		}
+		return a.Deprecated && a.Preferred == 0
+	})
+	if _, detail := s.status(); !strings.Contains(detail, delegated.String()+" deprecated") {
+		t.Errorf("status %q does not say the delegated /64 is deprecated", detail)
+	}
+	waitFor(t, "the delegated address gone from the host", func() bool {
+		_, ok := r.in(delegated)
+		return !ok
+	})
+	if a, ok := r.in(staticPrefix); !ok || a.Deprecated {
+		t.Errorf("the static address: %+v %v, want it kept, preferred", a, ok)
+	}
+
+	// braid stops: the host's default route via the box goes at once
+	// (its lifetime was a minute), the static address is deprecated.
+	s.stop(t, session.ErrShutdown)
+	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
+	if a, ok := r.in(staticPrefix); !ok || !a.Deprecated {
+		t.Errorf("after the final advert, the static address: %+v %v, want it deprecated", a, ok)
+	}
+
+	cap.saw("the final advert", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0")
+	cap.stop()
+	mac := lanMAC(t, r.box)
+	ras := cap.fields("icmpv6.type == 134", "ipv6.src", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.opt.linkaddr", "icmpv6.nd.ra.router_lifetime")
+	if len(ras) < 3 {
+		t.Fatalf("tshark saw %d adverts, want the first, the change and the final one at least", len(ras))
+	}
+	for i, l := range ras {
+		lifetime := "60"
+		if i == len(ras)-1 {
+			lifetime = "0"
+		}
+		if want := strings.Join([]string{boxLL.String(), "ff02::1", "255", "0", "1", mac, lifetime}, "|"); l != want {
+			t.Errorf("advert %d: %s, want %s (src|dst|hop limit|code|checksum good|source link-layer address|router lifetime)", i, l, want)
+		}
+	}
+	if flagged := cap.fields("icmpv6.type == 134 && (_ws.expert || _ws.malformed)", "frame.number", "_ws.expert.message"); len(flagged) > 0 {
+		t.Errorf("tshark flags braid's adverts: %q", flagged)
+	}
+	final := cap.fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "icmpv6.opt.prefix", "icmpv6.opt.prefix.preferred_lifetime", "icmpv6.opt.rdnss.lifetime")
+	if len(final) != 1 || !strings.HasPrefix(final[0], staticPrefix.Addr().String()+"|0|0") {
+		t.Errorf("final adverts %q, want one: the static prefix preferred for 0 s, the resolver for 0 s", final)
+	}
+}
+
+// lanMAC is lan0's MAC address in the box.
+func lanMAC(t *testing.T, ns string) string {
+	t.Helper()
+	var mac string
+	nstest.Do(t, ns, func() error {
+		ifi, err := net.InterfaceByName("lan0")
+		if err != nil {
+			return err
+		}
+		mac = ifi.HardwareAddr.String()
+		return nil
+	})
+	return mac
+}
