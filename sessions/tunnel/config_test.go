@@ -1,9 +1,13 @@
 package tunnel
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/sessions/l2tp"
+	"github.com/braid-router/braid/sessions/ppp"
 	"strings"
 	"testing"
 )
@@ -73,5 +77,26 @@ func TestConfigFieldsHideSecrets(t *testing.T) {
 	}
 	if len(cfg.Secrets()) != 2 {
 		t.Errorf("secrets %v, want the tunnel secret and the password", cfg.Secrets())
+	}
+}
+
+// The status words are said once, whatever the layers below said.
+func TestDescribe(t *testing.T) {
+	for _, tt := range []struct {
+		err, is error
+	}{
+		{fmt.Errorf("l2tp: tunnel to 10.77.1.2:1701: %w: the LNS's challenge response does not match", l2tp.ErrAuth), ErrTunnelAuth},
+		{fmt.Errorf("%w (CHAP-MD5): \"Access denied\"", ppp.ErrAuthRefused), ErrPPPAuth},
+	} {
+		got := describe(tt.err)
+		if !errors.Is(got, tt.is) || !errors.Is(got, tt.err) {
+			t.Errorf("%v: not %v", got, tt.is)
+		}
+		if strings.Count(got.Error(), tt.is.Error()) != 1 {
+			t.Errorf("%q does not say %q once", got, tt.is)
+		}
+	}
+	if err := errors.New("no answer"); describe(err) != err {
+		t.Error("another error is reworded")
 	}
 }

@@ -269,16 +269,36 @@ func (t *run) detail() string {
 }
 
 // describe words the error a layer ended with for status: the failures a
-// person can fix get the words of ErrTunnelAuth and ErrPPPAuth.
+// person can fix carry the words of ErrTunnelAuth and ErrPPPAuth (and
+// errors.Is finds them).
 func describe(err error) error {
 	switch {
 	case errors.Is(err, l2tp.ErrAuth):
-		return fmt.Errorf("%w (%v)", ErrTunnelAuth, err)
+		return statusError{kind: ErrTunnelAuth, err: err}
 	case errors.Is(err, ppp.ErrAuthRefused):
-		return fmt.Errorf("%w: wrong username or password? (%v)", ErrPPPAuth, err)
+		return statusError{kind: ErrPPPAuth, err: err, hint: "wrong username or password?"}
 	}
 	return err
 }
+
+// statusError is err with the words of kind, said once, and a hint.
+type statusError struct {
+	kind, err error
+	hint      string
+}
+
+func (e statusError) Error() string {
+	s := e.err.Error()
+	if !strings.Contains(s, e.kind.Error()) {
+		s = e.kind.Error() + ": " + s
+	}
+	if e.hint != "" {
+		s += "; " + e.hint
+	}
+	return s
+}
+
+func (e statusError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // resolve returns the LNS's IPv4 address and port from HOST:PORT,
 // looking a host name up.
