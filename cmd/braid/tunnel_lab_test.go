@@ -143,7 +143,7 @@ func reachesServer(t *testing.T, l *lab.Lab, d *daemon) (netip.Addr, netip.Prefi
 func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	l, b, n := sixpeLab(t, lnstest.Options{}, "")
 	nstest.RequireBinary(t, "tshark")
-	capture := lnstest.StartCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	bringUp := lnstest.StartCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
 	d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
 	d.bound(lab.BoxWAN1V4)
 	lk, p, st := d.tunnelUp()
@@ -162,16 +162,19 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	if inUse != p.Prefix {
 		t.Errorf("the LAN reached the server from %s, in %s, not in the prefix delegated, %s", from, inUse, p.Prefix)
 	}
-	// What crossed isp1 for it is L2TP: the LAN client's packets inside
-	// PPP inside L2TP inside UDP, both ways, and tshark finds nothing
-	// wrong with a frame braid sent during the whole bring-up.
-	for _, dir := range []string{"ipv6.src == " + from.String(), "ipv6.dst == " + from.String()} {
-		if got := capture.Summary("l2tp && ppp && " + dir); !strings.Contains(got, "TCP") {
-			t.Errorf("no TCP in L2TP with %s on isp1:\n%s", dir, capture.Summary("l2tp"))
-		}
-	}
-	if p := capture.Problems("ip.src == " + lab.BoxWAN1V4); p != "" {
+	// tshark finds nothing wrong with a frame braid sent during the whole
+	// bring-up.
+	if p := bringUp.Problems("ip.src == " + lab.BoxWAN1V4); p != "" {
 		t.Errorf("tshark flags braid's frames on isp1:\n%s", p)
+	}
+	// What crosses isp1 for the LAN is L2TP: the LAN client's packets
+	// inside PPP inside L2TP inside UDP, both ways.
+	lanTraffic := lnstest.StartCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	reachesServer(t, l, d)
+	for _, dir := range []string{"ipv6.src == " + from.String(), "ipv6.dst == " + from.String()} {
+		if got := lanTraffic.Summary("l2tp && ppp && tcp && " + dir); got == "" {
+			t.Errorf("no TCP in L2TP with %s on isp1:\n%s", dir, lanTraffic.Summary("udp"))
+		}
 	}
 	status := b.must(0, "status").stdout
 	for _, w := range []string{tunnelSession, p.Prefix.String()} {
@@ -190,8 +193,14 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	d.tunnelUp()
 	_, p2 := reachesServer(t, l, d)
 
-	// braid restarted gets the same prefix back.
+	// braid restarted gets the same prefix back. The test LNS delegates
+	// from a pool of its PPP unit's (ppp0, ppp1, ...), where an ISP's
+	// keeps a customer's prefix: the old session's unit must be free
+	// again, as it is once pppd has ended it (the LNS's restart timer
+	// after braid's Terminate-Request), for the new one to take it.
+	skip := len(n.Log())
 	d.stop(syscall.SIGTERM)
+	n.WaitLog(t, `pppd\[[0-9]+\]: Exit\.`, skip, time.Minute)
 	d = b.startDaemon("-f", "../../specs/lab-6pe.yaml")
 	d.tunnelUp()
 	if _, p3 := reachesServer(t, l, d); p3 != p2 {
