@@ -31,6 +31,10 @@ var (
 	ErrPPPAuth = errors.New("PPP authentication refused")
 )
 
+// stepWait bounds the wait for each layer's goodbye when the session
+// stops: LCP's Terminate-Ack, then the StopCCN's acknowledgement.
+const stepWait = 2500 * time.Millisecond
+
 // statusEvery is how often the status of a running tunnel is refreshed
 // (its LCP echo round trip).
 const statusEvery = 5 * time.Second
@@ -184,11 +188,14 @@ func (t *run) run(ctx context.Context, secret, password, host string, mtu int) e
 	planeDone := start("the data plane", planeCtx, plane.Run)
 	l2Done := start("the L2TP session", l2Ctx, l2.Run)
 	pppDone := start("the PPP link", pppCtx, link.Run)
+	// The supervisor gives a session 5 s to stop: against an LNS that
+	// answers, each step takes milliseconds; against a dead one, each
+	// gets half of them.
 	stop := func() {
 		stopPPP()
-		waitFor(pppDone, 4*time.Second)
+		waitFor(pppDone, stepWait)
 		stopL2()
-		waitFor(l2Done, 4*time.Second)
+		waitFor(l2Done, stepWait)
 		stopPlane()
 		<-planeDone
 		<-pppDone
