@@ -113,12 +113,12 @@ func (t *run) run(ctx context.Context, secret, password, host string, mtu int) e
 	cfg := t.cfg
 	t.env.SetState(session.Starting, "connecting to the LNS "+cfg.Server+" out of "+cfg.Device)
 
-	// The PPP link sends through the L2TP session, which hands it every
-	// PPP frame but IPv6 data (the data plane's).
 	server, err := resolve(ctx, cfg.Server)
 	if err != nil {
 		return err
 	}
+	// The PPP link sends through the L2TP session, which hands it every
+	// PPP frame but IPv6 data (the data plane's).
 	var l2 *l2tp.Session
 	link := ppp.New(ppp.Config{Username: t.login, Password: []byte(password), Keepalive: cfg.Keepalive,
 		KeepaliveFailures: cfg.KeepaliveFailures, MRU: mtu},
@@ -150,24 +150,29 @@ func (t *run) run(ctx context.Context, secret, password, host string, mtu int) e
 	defer stopL2()
 	defer stopPPP()
 
+	// abort ends the tunnel before its layers run: Run with its context
+	// done sends the CDN and the StopCCN.
+	abort := func(err error) error {
+		stopL2()
+		l2.Run(l2Ctx)
+		return err
+	}
 	tun, err := dataplane.CreateLink(cfg.Interface, mtu, "tunnel/"+cfg.Tunnel)
 	if err != nil {
-		stopL2()
-		l2.Run(l2Ctx) // sends the StopCCN
-		return err
+		return abort(err)
 	}
 	defer tun.Close()
 	// No IPv6 on the link before IPV6CP: no address of the kernel's
 	// own, no solicitation or report into a link that does not carry
 	// IPv6 yet.
 	if err := ipv6Off(cfg.Interface); err != nil {
-		return err
+		return abort(err)
 	}
 	lt, ls, pt, ps := l2.IDs()
 	plane, err := dataplane.New(tun, l2.Conn(), dataplane.Config{LocalTunnel: lt, LocalSession: ls, PeerTunnel: pt, PeerSession: ps,
 		Other: l2.Handle, Logger: t.log.With("layer", "dataplane")})
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	errs := make(chan error, 3)
 	// start runs one layer; its channel closes when it has returned.
