@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -143,7 +145,7 @@ func reachesServer(t *testing.T, l *lab.Lab, d *daemon) (netip.Addr, netip.Prefi
 func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	l, b, n := sixpeLab(t, lnstest.Options{}, "")
 	nstest.RequireBinary(t, "tshark")
-	bringUp := lnstest.StartCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	bringUp := captureUDP(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
 	d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
 	d.bound(lab.BoxWAN1V4)
 	lk, p, st := d.tunnelUp()
@@ -164,16 +166,16 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	}
 	// tshark finds nothing wrong with a frame braid sent during the whole
 	// bring-up.
-	if p := bringUp.Problems("ip.src == " + lab.BoxWAN1V4); p != "" {
+	if p := bringUp.problems("ip.src == " + lab.BoxWAN1V4); p != "" {
 		t.Errorf("tshark flags braid's frames on isp1:\n%s", p)
 	}
 	// What crosses isp1 for the LAN is L2TP: the LAN client's packets
 	// inside PPP inside L2TP inside UDP, both ways.
-	lanTraffic := lnstest.StartCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	lanTraffic := captureUDP(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
 	reachesServer(t, l, d)
 	for _, dir := range []string{"ipv6.src == " + from.String(), "ipv6.dst == " + from.String()} {
-		if got := lanTraffic.Summary("l2tp && ppp && tcp && " + dir); got == "" {
-			t.Errorf("no TCP in L2TP with %s on isp1:\n%s", dir, lanTraffic.Summary("udp"))
+		if got := lanTraffic.summary("l2tp && ppp && tcp && " + dir); got == "" {
+			t.Errorf("no TCP in L2TP with %s on isp1:\n%s", dir, lanTraffic.summary("udp"))
 		}
 	}
 	status := b.must(0, "status").stdout
@@ -242,4 +244,63 @@ func TestRunTunnelRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// udpCapture is tcpdump writing the UDP of a link to a file, each packet
+// as it comes, for tshark to decode afterwards. Immediate mode matters:
+// without it the kernel hands packets over a block of its ring at a time
+// (or after a timeout), and those of the last block are lost when the
+// capture stops, which are the very packets a test just made.
+type udpCapture struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	file string
+	out  *nstest.SyncBuffer
+	done bool
+}
+
+// captureUDP starts capturing UDP on link dev of namespace ns, and
+// returns once tcpdump listens.
+func captureUDP(t *testing.T, ns, dev string) *udpCapture {
+	t.Helper()
+	nstest.RequireBinary(t, "tcpdump")
+	nstest.RequireBinary(t, "tshark")
+	c := &udpCapture{t: t, file: filepath.Join(t.TempDir(), dev+".pcap"), out: &nstest.SyncBuffer{}}
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-n", "-U", "-Z", "root", "-i", dev, "-w", c.file, "udp")
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	mustWait(t, "tcpdump to listen", func() bool { return strings.Contains(c.out.String(), "listening on") })
+	return c
+}
+
+func (c *udpCapture) stop() {
+	if !c.done {
+		c.done = true
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		c.cmd.Wait()
+	}
+}
+
+// tshark stops the capture and decodes it, UDP port 1701 as L2TP
+// whichever port the LNS answers from.
+func (c *udpCapture) tshark(args ...string) string {
+	c.t.Helper()
+	c.stop()
+	out, err := exec.Command("tshark", append([]string{"-n", "-r", c.file, "-d", "udp.port==1701,l2tp"}, args...)...).Output()
+	if err != nil {
+		c.t.Fatalf("tshark: %v\n%s", err, c.out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// summary lists the frames matching a display filter, one a line.
+func (c *udpCapture) summary(filter string) string { return c.tshark("-Y", filter) }
+
+// problems lists the frames matching filter that tshark finds malformed
+// or warns or errs about (its expert info).
+func (c *udpCapture) problems(filter string) string {
+	return c.tshark("-Y", "("+filter+") && (_ws.malformed || _ws.expert.severity >= 0x00600000)")
 }
