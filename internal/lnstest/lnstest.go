@@ -17,7 +17,10 @@
 // once under the lock). LNS tests in every package still run one after
 // another: Start takes an exclusive lock (flock on
 // /run/lock/braid-lnstest.lock) that Stop releases, since each guest is a
-// QEMU under software emulation and the machine has two cores.
+// QEMU under software emulation and the machine has two cores. A test
+// killed before its cleanup leaves its guest running: the next Start,
+// holding the lock, stops it and removes its directory
+// (/var/cache/braid-lnstest/*).
 //
 // # Where the script is
 //
@@ -112,6 +115,8 @@ const (
 	lockPath  = "/run/lock/braid-lnstest.lock"
 	sharedDir = "/var/cache/braid-lns"
 	workRoot  = "/var/cache/braid-lnstest"
+	// netnsFile, in a work directory, names the LNS's namespace.
+	netnsFile = "lnstest.netns"
 )
 
 // Start boots an LNS with opts and stops it when the test ends. It waits
@@ -128,6 +133,7 @@ func Start(t testing.TB, opts Options) *LNS {
 	}
 	l.lock = acquire(t)
 	t.Cleanup(l.Stop)
+	l.reap(t)
 
 	l.run(t, []string{"LNS_WORK=" + sharedDir}, "build")
 	var id [4]byte
@@ -140,6 +146,9 @@ func Start(t testing.TB, opts Options) *LNS {
 		if err := os.Link(filepath.Join(sharedDir, f), filepath.Join(l.work, f)); err != nil {
 			t.Fatalf("share the LNS image: %v", err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(l.work, netnsFile), []byte(l.Netns), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	l.env = []string{"LNS_WORK=" + l.work, "LNS_NETNS=" + l.Netns}
 	set := func(k, v string) {
@@ -171,6 +180,25 @@ func Start(t testing.TB, opts Options) *LNS {
 	l.BridgeIP = netip.PrefixFrom(netip.MustParseAddr(m[3]), 24)
 	t.Logf("LNS at %s in namespace %s (%s)", l.Addr, l.Netns, strings.Join(l.env[2:], " "))
 	return l
+}
+
+// reap stops the LNSes of tests killed before their cleanup ran: with the
+// lock held, every work directory left is one of theirs.
+func (l *LNS) reap(t testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join(workRoot, "*"))
+	for _, dir := range dirs {
+		ns, err := os.ReadFile(filepath.Join(dir, netnsFile))
+		if err != nil {
+			// Not one of Start's (or from before it wrote the
+			// file): never guess a namespace to clean up.
+			continue
+		}
+		t.Logf("stopping the LNS a killed test left in %s", dir)
+		cmd := exec.Command(l.script, "stop")
+		cmd.Env = append(os.Environ(), "LNS_WORK="+dir, "LNS_NETNS="+string(ns))
+		cmd.Run()
+		os.RemoveAll(dir)
+	}
 }
 
 // acquire takes the lock all LNS tests share.
