@@ -69,7 +69,7 @@ const linger = 3 * time.Second
 
 // Config is a LAC's configuration.
 type Config struct {
-	// Server is the LNS: its IPv4 address and port (1701).
+	// Server is the LNS: its IPv4 address and port (1701 when 0).
 	Server netip.AddrPort
 	// Local is the source address, the via uplink's IPv4; the zero Addr
 	// lets the kernel choose.
@@ -147,6 +147,9 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Session, error) {
 	}
 	if !cfg.Server.Addr().Is4() {
 		return nil, fmt.Errorf("l2tp: LNS %s is not an IPv4 address", cfg.Server)
+	}
+	if cfg.Server.Port() == 0 {
+		cfg.Server = netip.AddrPortFrom(cfg.Server.Addr(), Port)
 	}
 	conn, err := listen(ctx, cfg)
 	if err != nil {
