@@ -219,9 +219,24 @@ func (s *Session) dial(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("l2tp: connecting", "local", s.conn.LocalAddr(), "device", s.cfg.Device)
-	wakeRead := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Now()) })
-	defer wakeRead()
-	defer s.conn.SetReadDeadline(time.Time{})
+	// ctx ending wakes the read below, but never once dial returned:
+	// the caller's reads would all time out.
+	var wmu sync.Mutex
+	dialing := true
+	stopWake := context.AfterFunc(ctx, func() {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if dialing {
+			s.conn.SetReadDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stopWake()
+		wmu.Lock()
+		dialing = false
+		wmu.Unlock()
+		s.conn.SetReadDeadline(time.Time{})
+	}()
 	buf := make([]byte, 64<<10)
 	for {
 		s.mu.Lock()
