@@ -209,6 +209,7 @@ func listen(ctx context.Context, cfg Config) (*net.UDPConn, error) {
 
 // dial runs the bring-up until the session is up.
 func (s *Session) dial(ctx context.Context) error {
+	s.log.Info("l2tp: connecting", "local", s.conn.LocalAddr(), "device", s.cfg.Device)
 	s.mu.Lock()
 	acts, err := s.m.Start(time.Now())
 	if err == nil {
@@ -218,7 +219,6 @@ func (s *Session) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("l2tp: connecting", "local", s.conn.LocalAddr(), "device", s.cfg.Device)
 	// ctx ending wakes the read below, but never once dial returned:
 	// the caller's reads would all time out.
 	var wmu sync.Mutex
