@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	pppframe "github.com/braid-router/braid/sessions/ppp/frame"
 	"github.com/braid-router/braid/sessions/ppp/rfc1661"
 )
 
@@ -117,6 +118,7 @@ const maxEarly = 16
 // does not keep frame. Frames that come before Run starts are kept (a
 // few) for it, so the LNS's first Configure-Request is not lost.
 func (l *Link) Input(frame []byte) {
+	l.debugFrame("PPP received", frame)
 	l.mu.Lock()
 	if !l.started {
 		if len(l.early) < maxEarly {
@@ -297,6 +299,7 @@ func (l *Link) flush() {
 				break
 			}
 			for _, f := range out {
+				l.debugFrame("PPP sent", f)
 				if err := l.send(f); err != nil {
 					l.log.Debug("PPP frame not sent", "err", err)
 				}
@@ -309,6 +312,14 @@ func (l *Link) flush() {
 		if empty {
 			return
 		}
+	}
+}
+
+// debugFrame logs a frame at debug level, described as pppd would
+// (frame.Describe never shows a password).
+func (l *Link) debugFrame(msg string, f []byte) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(msg, "frame", pppframe.Describe(f))
 	}
 }
 
