@@ -31,6 +31,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -79,6 +81,7 @@ type LNS struct {
 	Bridge   string
 	BridgeIP netip.Prefix
 
+	t      testing.TB
 	script string
 	env    []string
 	work   string
@@ -119,7 +122,7 @@ func Start(t testing.TB, opts Options) *LNS {
 	nstest.RequireRoot(t)
 	script := Script(t)
 
-	l := &LNS{script: script, Netns: opts.Netns, Bridge: "br-lns"}
+	l := &LNS{t: t, script: script, Netns: opts.Netns, Bridge: "br-lns"}
 	if l.Netns == "" {
 		l.Netns = nstest.Name("blns-")
 	}
@@ -204,12 +207,16 @@ func (l *LNS) run(t testing.TB, env []string, args ...string) string {
 
 // Stop stops the guest and removes what the script set up, the work
 // directory, and releases the lock. Start registers it with t.Cleanup;
-// calling it earlier (to see the LAC notice) is fine.
+// calling it earlier (to see the LAC notice) is fine. When the test
+// failed, it logs the end of the guest's console first.
 func (l *LNS) Stop() {
 	if l.lock == nil {
 		return
 	}
 	if l.work != "" {
+		if l.t.Failed() {
+			l.t.Logf("the LNS's console, last lines:\n%s", tail(l.Log(), 60))
+		}
 		cmd := exec.Command(l.script, "stop")
 		cmd.Env = append(os.Environ(), l.env...)
 		cmd.Run()
@@ -269,4 +276,27 @@ func (l *LNS) Attach(t testing.TB, ns, ifname string, addr netip.Prefix) {
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", addr.String(), "dev", ifname)
 	nstest.Run(t, "ip", "-n", ns, "link", "set", ifname, "up")
 	t.Cleanup(func() { exec.Command("ip", "-n", l.Netns, "link", "del", peer).Run() })
+}
+
+// Console types a shell command line on the guest's serial console (a
+// root shell): "killall pppd" ends the PPP sessions, "killall -9 xl2tpd"
+// makes the LNS vanish. It returns once the shell echoed the line; the
+// command's output goes to the console (Log).
+func (l *LNS) Console(t testing.TB, line string) {
+	t.Helper()
+	mark := len(l.Log())
+	c, err := net.Dial("unix", filepath.Join(l.work, "lns.sock"))
+	if err != nil {
+		t.Fatalf("the LNS's console: %v", err)
+	}
+	// QEMU drops what it has not passed to the guest's UART yet when the
+	// connection closes: keep it open until the shell echoed the line.
+	defer c.Close()
+	// The shell's line editor asks the terminal where the cursor is
+	// (ESC [ 6 n) at each prompt and eats what comes until the answer:
+	// answer first.
+	if _, err := io.WriteString(c, "\x1b[1;1R"+line+"\n"); err != nil {
+		t.Fatalf("the LNS's console: %v", err)
+	}
+	l.WaitLog(t, regexp.QuoteMeta(line), mark, time.Minute)
 }

@@ -220,6 +220,42 @@ func TestLNS(t *testing.T) {
 			}
 		})
 
+		t.Run("the LNS ends the session", func(t *testing.T) {
+			r := l.up(l.config("6pe"))
+			defer r.s.Close()
+			waitFor(t, "pppd to speak LCP", time.Minute, func() bool { return r.frame(isLCP) })
+			lns.Console(t, "killall pppd")
+			select {
+			case err := <-r.runErr:
+				if !errors.Is(err, ErrSessionClosed) && !errors.Is(err, ErrClosed) {
+					t.Fatalf("Run: %v, want the LNS closing the session", err)
+				}
+				t.Log(err)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return when the LNS ended the session")
+			}
+			r.cancel()
+		})
+
+		// Last of the group: the LNS is gone afterwards.
+		t.Run("the LNS vanishes", func(t *testing.T) {
+			cfg := l.config("6pe")
+			cfg.Timing = control.Timing{Hello: time.Second, Retransmit: 200 * time.Millisecond, RetransmitCap: 400 * time.Millisecond, Retries: 3}
+			r := l.up(cfg)
+			defer r.s.Close()
+			lns.Console(t, "killall -9 xl2tpd")
+			select {
+			case err := <-r.runErr:
+				if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "no answer from the LNS") {
+					t.Fatalf("Run: %v, want ErrNoAnswer", err)
+				}
+				t.Log(err)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return when the LNS vanished")
+			}
+			r.cancel()
+		})
+
 		t.Run("tshark", func(t *testing.T) {
 			l.cap.Stop()
 			if p := l.cap.Problems("ip.src == " + lacAddr.Addr().String()); p != "" {
