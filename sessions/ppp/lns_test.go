@@ -199,9 +199,10 @@ func (l *lac) checkCapture(t *testing.T, want ...string) {
 // TestRealLNS runs braid's PPP client over braid's L2TP LAC against the
 // real LNS (xl2tpd + pppd, unmodified, in a QEMU guest): CHAP and PAP
 // logins, IPV6CP, keepalive both ways, an LNS offering IPCP too, a wrong
-// password refused with ErrAuthRefused, an LNS that stops answering
-// echoes, and tshark's reading of every PPP frame braid sent. The groups
-// run one after another (each boots its own LNS).
+// password refused with ErrAuthRefused, pppd terminating the link, an LNS
+// gone silent (echoes unanswered), and tshark's reading of every PPP
+// frame braid sent. The groups run one after another (each boots its own
+// LNS).
 func TestRealLNS(t *testing.T) {
 	t.Run("CHAP", func(t *testing.T) {
 		l := newLAC(t, lnstest.Options{})
@@ -236,6 +237,20 @@ func TestRealLNS(t *testing.T) {
 			t.Log(err)
 		})
 
+		t.Run("the LNS terminates", func(t *testing.T) {
+			mark := len(l.lns.Log())
+			s := l.dial(ppp.Config{Username: login, Password: []byte(password), Keepalive: time.Second})
+			s.up(t)
+			l.checkUp(t, s, mark, "CHAP-MD5")
+			l.lns.Console(t, "killall pppd")
+			if err := s.ended(t); !errors.Is(err, ppp.ErrPeerTerminated) {
+				t.Fatalf("Run: %v, want ErrPeerTerminated", err)
+			} else {
+				t.Log(err)
+			}
+			l.lns.WaitLog(t, `rcvd \[LCP TermAck`, mark, time.Minute)
+		})
+
 		t.Run("the LNS goes silent", func(t *testing.T) {
 			mark := len(l.lns.Log())
 			s := l.dial(ppp.Config{Username: login, Password: []byte(password), Keepalive: time.Second, KeepaliveFailures: 3})
@@ -253,7 +268,7 @@ func TestRealLNS(t *testing.T) {
 
 		t.Run("tshark", func(t *testing.T) {
 			l.checkCapture(t, "LCP", "Configuration Request", "Configuration Ack", "Echo Request", "Echo Reply",
-				"Termination Request", "CHAP", "Response", "IPV6CP")
+				"Termination Request", "Termination Ack", "CHAP", "Response", "IPV6CP")
 		})
 	})
 
