@@ -228,6 +228,30 @@ func TestRealLNS(t *testing.T) {
 			l.lns.WaitLog(t, `sent \[LCP TermAck`, mark, time.Minute)
 		})
 
+		t.Run("first frames lost", func(t *testing.T) {
+			// Like an LNS right after ICCN, the path loses braid's first
+			// PPP frames (L2TP data messages: T bit clear), until one is
+			// lost; the restart timer sends LCP's request again.
+			nstest.In(t, l.ns, "nft", "add table inet lose; add chain inet lose out { type filter hook output priority 0; }; "+
+				"add rule inet lose out udp dport 1701 @th,64,1 0 counter drop")
+			removed := false
+			remove := func() {
+				if !removed {
+					removed = true
+					nstest.In(t, l.ns, "nft", "delete table inet lose")
+				}
+			}
+			t.Cleanup(remove)
+			s := l.dial(ppp.Config{Username: login, Password: []byte(password)})
+			waitFor(t, "a PPP frame lost", func() bool {
+				return !regexp.MustCompile(`packets 0 `).MatchString(nstest.In(t, l.ns, "nft", "list table inet lose"))
+			})
+			remove()
+			s.up(t)
+			s.stop()
+			s.ended(t)
+		})
+
 		t.Run("wrong password", func(t *testing.T) {
 			s := l.dial(ppp.Config{Username: login, Password: []byte("not-" + password)})
 			err := s.ended(t)
