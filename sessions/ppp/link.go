@@ -77,7 +77,7 @@ type Link struct {
 	early   [][]byte // frames that came before Run, for it to take
 	started bool
 	upAt    time.Time
-	up      Up
+	up      negotiated
 
 	sendMu sync.Mutex    // held while the outbox is being sent
 	wake   chan struct{} // the deadline may have moved
@@ -85,8 +85,8 @@ type Link struct {
 	doneCh chan struct{} // closed when the machine finished
 }
 
-// Up is what IPV6CP negotiated.
-type Up struct {
+// negotiated is what IPV6CP negotiated.
+type negotiated struct {
 	Local, Peer [8]byte
 	MRU         int
 }
@@ -262,7 +262,7 @@ func (l *Link) apply(acts []rfc1661.Action) {
 		case rfc1661.Send:
 			l.outbox = append(l.outbox, a.Frame)
 		case rfc1661.Up:
-			l.up = Up(a)
+			l.up = negotiated(a)
 			l.upAt = time.Now()
 			select {
 			case <-l.upCh:

@@ -345,7 +345,10 @@ func TestRealLNS(t *testing.T) {
 		if err := s.ended(t); !errors.Is(err, context.Canceled) {
 			t.Errorf("Run after cancel: %v", err)
 		}
+		// pppd's log, not the capture, shows the Terminate-Request: a
+		// frame sent less than a second before tshark stops may not be
+		// in its file yet.
 		l.lns.WaitLog(t, `rcvd \[LCP TermReq`, m3, time.Minute)
-		l.checkCapture(t, "Protocol Reject", "IPV6CP", "Termination Request")
+		l.checkCapture(t, "Protocol Reject", "IPV6CP")
 	})
 }
