@@ -67,10 +67,10 @@ func FuzzReceive(f *testing.F) {
 							t.Fatalf("%s bound lifetimes out of order: %+v", c.Phase(), p)
 						}
 					}
-					// Zero is never: an infinite T2 with a finite T1 renews
-					// and never rebinds (RFC 8415 section 21.21); an
-					// infinite T1 with a finite T2 would be out of order.
-					if !l.Rebind.IsZero() && l.Renew.After(l.Rebind) || l.Renew.IsZero() && !l.Rebind.IsZero() {
+					// A zero Rebind with a Renew is T2 = infinity (section
+					// 21.21: never rebind), which a server may send with a
+					// finite T1.
+					if !l.Rebind.IsZero() && (l.Renew.IsZero() || l.Renew.After(l.Rebind)) {
 						t.Fatalf("%s bound T1 %v after T2 %v", c.Phase(), l.Renew, l.Rebind)
 					}
 					for _, d := range l.DNS {
