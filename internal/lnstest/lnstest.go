@@ -17,7 +17,10 @@
 // once under the lock). LNS tests in every package still run one after
 // another: Start takes an exclusive lock (flock on
 // /run/lock/braid-lnstest.lock) that Stop releases, since each guest is a
-// QEMU under software emulation and the machine has two cores.
+// QEMU under software emulation and the machine has two cores. A test
+// killed before its cleanup leaves its guest running: the next Start,
+// holding the lock, stops it and removes its directory
+// (/var/cache/braid-lnstest/*).
 //
 // # Where the script is
 //
@@ -31,6 +34,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -79,6 +84,7 @@ type LNS struct {
 	Bridge   string
 	BridgeIP netip.Prefix
 
+	t      testing.TB
 	script string
 	env    []string
 	work   string
@@ -109,6 +115,8 @@ const (
 	lockPath  = "/run/lock/braid-lnstest.lock"
 	sharedDir = "/var/cache/braid-lns"
 	workRoot  = "/var/cache/braid-lnstest"
+	// netnsFile, in a work directory, names the LNS's namespace.
+	netnsFile = "lnstest.netns"
 )
 
 // Start boots an LNS with opts and stops it when the test ends. It waits
@@ -119,12 +127,13 @@ func Start(t testing.TB, opts Options) *LNS {
 	nstest.RequireRoot(t)
 	script := Script(t)
 
-	l := &LNS{script: script, Netns: opts.Netns, Bridge: "br-lns"}
+	l := &LNS{t: t, script: script, Netns: opts.Netns, Bridge: "br-lns"}
 	if l.Netns == "" {
 		l.Netns = nstest.Name("blns-")
 	}
 	l.lock = acquire(t)
 	t.Cleanup(l.Stop)
+	l.reap(t)
 
 	l.run(t, []string{"LNS_WORK=" + sharedDir}, "build")
 	var id [4]byte
@@ -137,6 +146,9 @@ func Start(t testing.TB, opts Options) *LNS {
 		if err := os.Link(filepath.Join(sharedDir, f), filepath.Join(l.work, f)); err != nil {
 			t.Fatalf("share the LNS image: %v", err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(l.work, netnsFile), []byte(l.Netns), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	l.env = []string{"LNS_WORK=" + l.work, "LNS_NETNS=" + l.Netns}
 	set := func(k, v string) {
@@ -168,6 +180,25 @@ func Start(t testing.TB, opts Options) *LNS {
 	l.BridgeIP = netip.PrefixFrom(netip.MustParseAddr(m[3]), 24)
 	t.Logf("LNS at %s in namespace %s (%s)", l.Addr, l.Netns, strings.Join(l.env[2:], " "))
 	return l
+}
+
+// reap stops the LNSes of tests killed before their cleanup ran: with the
+// lock held, every work directory left is one of theirs.
+func (l *LNS) reap(t testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join(workRoot, "*"))
+	for _, dir := range dirs {
+		ns, err := os.ReadFile(filepath.Join(dir, netnsFile))
+		if err != nil {
+			// Not one of Start's (or from before it wrote the
+			// file): never guess a namespace to clean up.
+			continue
+		}
+		t.Logf("stopping the LNS a killed test left in %s", dir)
+		cmd := exec.Command(l.script, "stop")
+		cmd.Env = append(os.Environ(), "LNS_WORK="+dir, "LNS_NETNS="+string(ns))
+		cmd.Run()
+		os.RemoveAll(dir)
+	}
 }
 
 // acquire takes the lock all LNS tests share.
@@ -204,12 +235,16 @@ func (l *LNS) run(t testing.TB, env []string, args ...string) string {
 
 // Stop stops the guest and removes what the script set up, the work
 // directory, and releases the lock. Start registers it with t.Cleanup;
-// calling it earlier (to see the LAC notice) is fine.
+// calling it earlier (to see the LAC notice) is fine. When the test
+// failed, it logs the end of the guest's console first.
 func (l *LNS) Stop() {
 	if l.lock == nil {
 		return
 	}
 	if l.work != "" {
+		if l.t.Failed() {
+			l.t.Logf("the LNS's console, last lines:\n%s", tail(l.Log(), 60))
+		}
 		cmd := exec.Command(l.script, "stop")
 		cmd.Env = append(os.Environ(), l.env...)
 		cmd.Run()
@@ -269,4 +304,27 @@ func (l *LNS) Attach(t testing.TB, ns, ifname string, addr netip.Prefix) {
 	nstest.Run(t, "ip", "-n", ns, "addr", "add", addr.String(), "dev", ifname)
 	nstest.Run(t, "ip", "-n", ns, "link", "set", ifname, "up")
 	t.Cleanup(func() { exec.Command("ip", "-n", l.Netns, "link", "del", peer).Run() })
+}
+
+// Console types a shell command line on the guest's serial console (a
+// root shell): "killall pppd" ends the PPP sessions, "killall -9 xl2tpd"
+// makes the LNS vanish. It returns once the shell echoed the line; the
+// command's output goes to the console (Log).
+func (l *LNS) Console(t testing.TB, line string) {
+	t.Helper()
+	mark := len(l.Log())
+	c, err := net.Dial("unix", filepath.Join(l.work, "lns.sock"))
+	if err != nil {
+		t.Fatalf("the LNS's console: %v", err)
+	}
+	// QEMU drops what it has not passed to the guest's UART yet when the
+	// connection closes: keep it open until the shell echoed the line.
+	defer c.Close()
+	// The shell's line editor asks the terminal where the cursor is
+	// (ESC [ 6 n) at each prompt and eats what comes until the answer:
+	// answer first.
+	if _, err := io.WriteString(c, "\x1b[1;1R"+line+"\n"); err != nil {
+		t.Fatalf("the LNS's console: %v", err)
+	}
+	l.WaitLog(t, regexp.QuoteMeta(line), mark, time.Minute)
 }

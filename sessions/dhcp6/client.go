@@ -90,11 +90,9 @@ type run struct {
 // waiting reports what the client waits for, with the delegation it still
 // holds, and waits a link check's time.
 func (r *run) waiting(ctx context.Context, why string) {
-	detail := "waiting: " + why
-	if r.lease != nil {
-		if l := r.lease; l.Holds() && (l.End().IsZero() || time.Now().Before(l.End())) {
-			detail += fmt.Sprintf("; holds %s until %s", l.Prefixes[0].Prefix, until(l.End()))
-		}
+	detail := "no prefix delegated: " + why
+	if l := r.lease; l != nil && l.Holds() && (l.End().IsZero() || time.Now().Before(l.End())) {
+		detail = fmt.Sprintf("%s; holds %s until %s", why, l.Prefixes[0].Prefix, until(l.End()))
 	}
 	r.env.SetState(session.Waiting, detail)
 	t := time.NewTimer(linkCheck)

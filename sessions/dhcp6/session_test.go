@@ -491,3 +491,32 @@ func TestDelegationOverATUNLink(t *testing.T) {
 	s.stop(t, session.ErrRemoved)
 	waitFor(t, "Kea to log the release", func() bool { return strings.Contains(r.keaLog.String(), "DHCP6_RELEASE_PD") })
 }
+
+// A link that is down waits, saying so; a held delegation survives the
+// link going down and coming back, rebound with the server.
+func TestLinkDownAndBack(t *testing.T) {
+	r := newRig(t)
+	r.startKea()
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "down")
+	s := r.start(uplinkCfg)
+	waitFor(t, "status to say the link is down", func() bool {
+		st, d := s.status()
+		return st == session.Waiting && d == "no prefix delegated: link wan2 is down"
+	})
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "up")
+	p, _ := r.prefix("uplink/isp2")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "down")
+	waitFor(t, "status to say the link is down and the prefix held", func() bool {
+		st, d := s.status()
+		return st == session.Waiting && strings.HasPrefix(d, "link wan2 is down; holds "+p.Prefix.String()+" until ")
+	})
+	rebinds := strings.Count(r.keaLog.String(), "DHCP6_PD_LEASE_RENEW")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "up")
+	waitFor(t, "the delegation rebound", func() bool {
+		st, _ := s.status()
+		return st == session.Running && strings.Count(r.keaLog.String(), "DHCP6_PD_LEASE_RENEW") > rebinds
+	})
+	if again, _ := r.prefix("uplink/isp2"); again.Prefix != p.Prefix {
+		t.Errorf("prefix %s after the link came back, want %s", again.Prefix, p.Prefix)
+	}
+}

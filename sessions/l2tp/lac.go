@@ -69,7 +69,7 @@ const linger = 3 * time.Second
 
 // Config is a LAC's configuration.
 type Config struct {
-	// Server is the LNS: its IPv4 address and port (1701).
+	// Server is the LNS: its IPv4 address and port (1701 when 0).
 	Server netip.AddrPort
 	// Local is the source address, the via uplink's IPv4; the zero Addr
 	// lets the kernel choose.
@@ -148,6 +148,9 @@ func Dial(ctx context.Context, cfg Config, log *slog.Logger) (*Session, error) {
 	if !cfg.Server.Addr().Is4() {
 		return nil, fmt.Errorf("l2tp: LNS %s is not an IPv4 address", cfg.Server)
 	}
+	if cfg.Server.Port() == 0 {
+		cfg.Server = netip.AddrPortFrom(cfg.Server.Addr(), Port)
+	}
 	conn, err := listen(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -206,6 +209,7 @@ func listen(ctx context.Context, cfg Config) (*net.UDPConn, error) {
 
 // dial runs the bring-up until the session is up.
 func (s *Session) dial(ctx context.Context) error {
+	s.log.Info("l2tp: connecting", "local", s.conn.LocalAddr(), "device", s.cfg.Device)
 	s.mu.Lock()
 	acts, err := s.m.Start(time.Now())
 	if err == nil {
@@ -215,10 +219,24 @@ func (s *Session) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("l2tp: connecting", "local", s.conn.LocalAddr(), "device", s.cfg.Device)
-	wakeRead := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Now()) })
-	defer wakeRead()
-	defer s.conn.SetReadDeadline(time.Time{})
+	// ctx ending wakes the read below, but never once dial returned:
+	// the caller's reads would all time out.
+	var wmu sync.Mutex
+	dialing := true
+	stopWake := context.AfterFunc(ctx, func() {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if dialing {
+			s.conn.SetReadDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stopWake()
+		wmu.Lock()
+		dialing = false
+		wmu.Unlock()
+		s.conn.SetReadDeadline(time.Time{})
+	}()
 	buf := make([]byte, 64<<10)
 	for {
 		s.mu.Lock()

@@ -149,7 +149,10 @@ func TestLNS(t *testing.T) {
 
 		t.Run("bring-up, data, HELLO, stop", func(t *testing.T) {
 			cfg := l.config("6pe")
-			cfg.Timing = control.Timing{Hello: 2 * time.Second}
+			// HELLO after 2 s of silence; one unacknowledged would
+			// end the tunnel within 1.4 s (200 + 400 + 400 + 400 ms).
+			cfg.Timing = control.Timing{Hello: 2 * time.Second, Retransmit: 200 * time.Millisecond,
+				RetransmitCap: 400 * time.Millisecond, Retries: 3}
 			mark := len(lns.Log())
 			r := l.up(cfg)
 			info := r.s.Info()
@@ -174,10 +177,10 @@ func TestLNS(t *testing.T) {
 			lns.WaitLog(t, `rcvd \[LCP ConfReq id=0x1 <magic 0x12345678>\]`, mark, time.Minute)
 
 			// HELLO every 2 s of silence: the LNS acknowledges them
-			// and the tunnel stays up through several.
+			// (else the tunnel would be down) through several.
 			for range 3 {
 				m := len(lns.Log())
-				lns.WaitLog(t, `(?i)hello`, m, time.Minute)
+				lns.WaitLog(t, `message type 6 \(Hello\)`, m, time.Minute)
 			}
 			if st := r.s.Info().State; st != "established" {
 				t.Fatalf("after HELLOs: %s (%v)", st, r.s.Info().Err)
@@ -187,7 +190,9 @@ func TestLNS(t *testing.T) {
 			if err := r.stop(t); err != nil {
 				t.Errorf("Run after cancel: %v", err)
 			}
-			lns.WaitLog(t, `Connection closed to 10\.77\.1\.50`, mark, time.Minute)
+			lns.WaitLog(t, `message type 14 \(Call-Disconnect-Notify\)`, mark, time.Minute)
+			lns.WaitLog(t, `message type 4 \(Stop-Control-Connection-Notification\)`, mark, time.Minute)
+			lns.WaitLog(t, `Connection closed to 10\.77\.1\.50, port 1701 \(braid is stopping the tunnel\)`, mark, time.Minute)
 			if st := r.s.Info().State; st != "closed" {
 				t.Errorf("after Run: %s, want closed (the StopCCN acknowledged)", st)
 			}
@@ -218,6 +223,42 @@ func TestLNS(t *testing.T) {
 			if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "no secret is configured") {
 				t.Fatalf("Dial without a secret: %v, want ErrAuth", err)
 			}
+		})
+
+		t.Run("the LNS ends the session", func(t *testing.T) {
+			r := l.up(l.config("6pe"))
+			defer r.s.Close()
+			waitFor(t, "pppd to speak LCP", time.Minute, func() bool { return r.frame(isLCP) })
+			lns.Console(t, "killall pppd")
+			select {
+			case err := <-r.runErr:
+				if !errors.Is(err, ErrSessionClosed) && !errors.Is(err, ErrClosed) {
+					t.Fatalf("Run: %v, want the LNS closing the session", err)
+				}
+				t.Log(err)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return when the LNS ended the session")
+			}
+			r.cancel()
+		})
+
+		// Last of the group: the LNS is gone afterwards.
+		t.Run("the LNS vanishes", func(t *testing.T) {
+			cfg := l.config("6pe")
+			cfg.Timing = control.Timing{Hello: time.Second, Retransmit: 200 * time.Millisecond, RetransmitCap: 400 * time.Millisecond, Retries: 3}
+			r := l.up(cfg)
+			defer r.s.Close()
+			lns.Console(t, "killall -9 xl2tpd")
+			select {
+			case err := <-r.runErr:
+				if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "no answer from the LNS") {
+					t.Fatalf("Run: %v, want ErrNoAnswer", err)
+				}
+				t.Log(err)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return when the LNS vanished")
+			}
+			r.cancel()
 		})
 
 		t.Run("tshark", func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	pppframe "github.com/braid-router/braid/sessions/ppp/frame"
 	"github.com/braid-router/braid/sessions/ppp/rfc1661"
 )
 
@@ -76,7 +77,7 @@ type Link struct {
 	early   [][]byte // frames that came before Run, for it to take
 	started bool
 	upAt    time.Time
-	up      Up
+	up      negotiated
 
 	sendMu sync.Mutex    // held while the outbox is being sent
 	wake   chan struct{} // the deadline may have moved
@@ -84,8 +85,8 @@ type Link struct {
 	doneCh chan struct{} // closed when the machine finished
 }
 
-// Up is what IPV6CP negotiated.
-type Up struct {
+// negotiated is what IPV6CP negotiated.
+type negotiated struct {
 	Local, Peer [8]byte
 	MRU         int
 }
@@ -117,6 +118,7 @@ const maxEarly = 16
 // does not keep frame. Frames that come before Run starts are kept (a
 // few) for it, so the LNS's first Configure-Request is not lost.
 func (l *Link) Input(frame []byte) {
+	l.debugFrame("PPP received", frame)
 	l.mu.Lock()
 	if !l.started {
 		if len(l.early) < maxEarly {
@@ -260,7 +262,7 @@ func (l *Link) apply(acts []rfc1661.Action) {
 		case rfc1661.Send:
 			l.outbox = append(l.outbox, a.Frame)
 		case rfc1661.Up:
-			l.up = Up(a)
+			l.up = negotiated(a)
 			l.upAt = time.Now()
 			select {
 			case <-l.upCh:
@@ -297,6 +299,7 @@ func (l *Link) flush() {
 				break
 			}
 			for _, f := range out {
+				l.debugFrame("PPP sent", f)
 				if err := l.send(f); err != nil {
 					l.log.Debug("PPP frame not sent", "err", err)
 				}
@@ -309,6 +312,14 @@ func (l *Link) flush() {
 		if empty {
 			return
 		}
+	}
+}
+
+// debugFrame logs a frame at debug level, described as pppd would
+// (frame.Describe never shows a password).
+func (l *Link) debugFrame(msg string, f []byte) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(msg, "frame", pppframe.Describe(f))
 	}
 }
 

@@ -475,7 +475,11 @@ func (c *Conn) Receive(m avp.Message, now time.Time) []Action {
 		delete(c.ahead, c.nr)
 		m = next
 	}
-	clear(c.ahead) // anything left is behind nr or a gap away still
+	for ns := range c.ahead {
+		if int16(ns-c.nr) < 0 {
+			delete(c.ahead, ns) // seen already
+		}
+	}
 	return acts
 }
 

@@ -298,6 +298,19 @@ func TestOutOfOrder(t *testing.T) {
 	s.expect(s.recv(avp.ICRP, 1, 3, ourSession, avp.Uint16(avp.AssignedSessionID, lnsSession)), "ICCN 3/2", "ZLB 4/3")
 }
 
+// TestOutOfOrderTwoGaps: messages 2 and 4 arrive before 1 and 3; each
+// waits for its gap.
+func TestOutOfOrderTwoGaps(t *testing.T) {
+	s := establish(t, Config{})
+	// nr is 2 here; HELLOs 3 and 5 come before 2 and 4.
+	s.expect(s.recv(avp.HELLO, 3, 4, 0))
+	s.expect(s.recv(avp.HELLO, 5, 4, 0))
+	s.expect(s.recv(avp.HELLO, 2, 4, 0), "ZLB 4/4")
+	s.expect(s.recv(avp.HELLO, 4, 4, 0), "ZLB 4/6")
+	// And a duplicate of one processed from the queue is acknowledged.
+	s.expect(s.recv(avp.HELLO, 5, 4, 0), "ZLB 4/6")
+}
+
 // TestWindow: with the LNS's Receive Window Size of 1, the ICRQ waits
 // for the SCCCN's acknowledgement.
 func TestWindow(t *testing.T) {

@@ -46,6 +46,10 @@
 // Stop sends a CDN for the session (result 3, administrative) and a
 // StopCCN with the caller's result, and the connection is Closed once the
 // StopCCN is acknowledged, or given up on. A StopCCN from the LNS is
-// acknowledged and closes the connection at once; a CDN from the LNS ends
-// the session, and with it the tunnel, which only carried that session.
+// acknowledged and closes the connection at once (section 5.7 suggests
+// keeping the tunnel a retransmission cycle longer, to acknowledge the
+// StopCCN again should the first acknowledgement be lost: a Done Conn
+// still does, but its caller usually closes the socket; the LNS clears
+// the tunnel on its own timer then). A CDN from the LNS ends the session,
+// and with it the tunnel, which only carried that session.
 package control
