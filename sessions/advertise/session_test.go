@@ -38,23 +38,33 @@ type rig struct {
 	hub       *facts.Hub
 }
 
-func newRig(t *testing.T) *rig {
+// newRig makes the namespaces, and the link between them when plugged.
+func newRig(t *testing.T, plugged bool) *rig {
 	t.Helper()
 	nstest.RequireRoot(t)
 	r := &rig{t: t, box: nstest.New(t), host: nstest.New(t)}
-	nstest.Run(t, "ip", "-n", r.host, "link", "add", "name", "eth0", "type", "veth", "peer", "name", "lan0", "netns", r.box)
 	nstest.In(t, r.box, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2")
-	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1")
-	nstest.Run(t, "ip", "-n", r.box, "addr", "add", boxAddr.String()+"/64", "dev", "lan0", "nodad")
-	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
-	nstest.Run(t, "ip", "-n", r.host, "link", "set", "eth0", "up")
+	if plugged {
+		r.plug()
+	}
 	var err error
 	if r.hub, err = facts.Open(facts.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.hub.Close)
 	return r
+}
+
+// plug makes the link between the box and the host, and brings it up.
+func (r *rig) plug() {
+	t := r.t
+	t.Helper()
+	nstest.Run(t, "ip", "-n", r.host, "link", "add", "name", "eth0", "type", "veth", "peer", "name", "lan0", "netns", r.box)
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2")
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1")
+	nstest.Run(t, "ip", "-n", r.box, "addr", "add", boxAddr.String()+"/64", "dev", "lan0", "nodad")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
+	nstest.Run(t, "ip", "-n", r.host, "link", "set", "eth0", "up")
 }
 
 // waitFor polls cond until it holds, failing the test after deadline.
@@ -294,7 +304,7 @@ func lanConfig() Config {
 // the host drops its default route via the box (router lifetime 0) and
 // deprecates the rest. tshark finds every advert well-formed.
 func TestLANHostTakesTheAdverts(t *testing.T) {
-	r := newRig(t)
+	r := newRig(t, true)
 	nstest.RequireBinary(t, "rdisc6")
 	cap := r.capture()
 	boxLL := linkLocal(t, r.box, "lan0")
@@ -387,6 +397,36 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	final := cap.fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "icmpv6.opt.prefix", "icmpv6.opt.prefix.preferred_lifetime", "icmpv6.opt.rdnss.lifetime")
 	if len(final) != 1 || !strings.HasPrefix(final[0], staticPrefix.Addr().String()+"|0|0") {
 		t.Errorf("final adverts %q, want one: the static prefix preferred for 0 s, the resolver for 0 s", final)
+	}
+}
+
+// The session waits for a LAN link that is not there yet, and advertises
+// once it is; leaving the spec, it says goodbye like braid stopping: the
+// host drops its default route via the box.
+func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
+	r := newRig(t, false)
+	cfg := lanConfig()
+	cfg.Prefixes = cfg.Prefixes[:1]
+	cfg.ValidLimit, cfg.PreferredLimit = 0, 0 // RFC 9096's
+	s := r.start(cfg)
+	waitFor(t, "the session waiting for lan0", func() bool {
+		st, detail := s.status()
+		return st == session.Waiting && strings.Contains(detail, "link lan0")
+	})
+	r.plug()
+	boxLL := linkLocal(t, r.box, "lan0")
+	waitFor(t, "the host's default route via the box", func() bool {
+		gws := r.defaultVia()
+		return len(gws) == 1 && gws[0] == boxLL.String()+"%eth0"
+	})
+	a, ok := r.in(staticPrefix)
+	if !ok || a.Valid > 5400 || a.Preferred > 2700 || a.Preferred == 0 {
+		t.Errorf("the host's address: %+v %v, want valid at most 5400 s and preferred at most 2700 s (RFC 9096)", a, ok)
+	}
+	s.stop(t, session.ErrRemoved)
+	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
+	if a, ok := r.in(staticPrefix); !ok || !a.Deprecated {
+		t.Errorf("after the final advert, the address: %+v %v, want it deprecated", a, ok)
 	}
 }
 
