@@ -115,6 +115,20 @@ func (r *rig) in(p netip.Prefix) (hostAddr, bool) {
 	return hostAddr{}, false
 }
 
+// deprecated waits until the host's address in p is deprecated (the
+// kernel sets the flag when it next looks at its lifetimes), failing if
+// the address goes first.
+func (r *rig) deprecated(p netip.Prefix) {
+	r.t.Helper()
+	waitFor(r.t, "the host's address in "+p.String()+" deprecated", func() bool {
+		a, ok := r.in(p)
+		if !ok {
+			r.t.Fatalf("the host's address in %s went without being deprecated first", p)
+		}
+		return a.Deprecated && a.Preferred == 0
+	})
+}
+
 // linkLocal returns the link-local address of dev in ns, once it has one
 // that passed duplicate address detection.
 func linkLocal(t *testing.T, ns, dev string) netip.Addr {
@@ -349,13 +363,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	if err := s.srv.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the delegated address deprecated on the host", func() bool {
-		a, ok := r.in(delegated)
-		if !ok {
-			t.Fatal("the delegated address went without being deprecated first")
-		}
-		return a.Deprecated && a.Preferred == 0
-	})
+	r.deprecated(delegated)
 	if _, detail := s.status(); !strings.Contains(detail, delegated.String()+" deprecated") {
 		t.Errorf("status %q does not say the delegated /64 is deprecated", detail)
 	}
@@ -371,9 +379,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	// (its lifetime was a minute), the static address is deprecated.
 	s.stop(t, session.ErrShutdown)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
-	if a, ok := r.in(staticPrefix); !ok || !a.Deprecated {
-		t.Errorf("after the final advert, the static address: %+v %v, want it deprecated", a, ok)
-	}
+	r.deprecated(staticPrefix)
 
 	cap.saw("the final advert", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0")
 	cap.stop()
@@ -425,9 +431,7 @@ func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
 	}
 	s.stop(t, session.ErrRemoved)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
-	if a, ok := r.in(staticPrefix); !ok || !a.Deprecated {
-		t.Errorf("after the final advert, the address: %+v %v, want it deprecated", a, ok)
-	}
+	r.deprecated(staticPrefix)
 }
 
 // lanMAC is lan0's MAC address in the box.
