@@ -38,23 +38,33 @@ type rig struct {
 	hub       *facts.Hub
 }
 
-func newRig(t *testing.T) *rig {
+// newRig makes the namespaces, and the link between them when plugged.
+func newRig(t *testing.T, plugged bool) *rig {
 	t.Helper()
 	nstest.RequireRoot(t)
 	r := &rig{t: t, box: nstest.New(t), host: nstest.New(t)}
-	nstest.Run(t, "ip", "-n", r.host, "link", "add", "name", "eth0", "type", "veth", "peer", "name", "lan0", "netns", r.box)
 	nstest.In(t, r.box, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2")
-	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1")
-	nstest.Run(t, "ip", "-n", r.box, "addr", "add", boxAddr.String()+"/64", "dev", "lan0", "nodad")
-	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
-	nstest.Run(t, "ip", "-n", r.host, "link", "set", "eth0", "up")
+	if plugged {
+		r.plug()
+	}
 	var err error
 	if r.hub, err = facts.Open(facts.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.hub.Close)
 	return r
+}
+
+// plug makes the link between the box and the host, and brings it up.
+func (r *rig) plug() {
+	t := r.t
+	t.Helper()
+	nstest.Run(t, "ip", "-n", r.host, "link", "add", "name", "eth0", "type", "veth", "peer", "name", "lan0", "netns", r.box)
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2")
+	nstest.In(t, r.host, "sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1")
+	nstest.Run(t, "ip", "-n", r.box, "addr", "add", boxAddr.String()+"/64", "dev", "lan0", "nodad")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
+	nstest.Run(t, "ip", "-n", r.host, "link", "set", "eth0", "up")
 }
 
 // waitFor polls cond until it holds, failing the test after deadline.
@@ -103,6 +113,20 @@ func (r *rig) in(p netip.Prefix) (hostAddr, bool) {
 		}
 	}
 	return hostAddr{}, false
+}
+
+// deprecated waits until the host's address in p is deprecated (the
+// kernel sets the flag when it next looks at its lifetimes), failing if
+// the address goes first.
+func (r *rig) deprecated(p netip.Prefix) {
+	r.t.Helper()
+	waitFor(r.t, "the host's address in "+p.String()+" deprecated", func() bool {
+		a, ok := r.in(p)
+		if !ok {
+			r.t.Fatalf("the host's address in %s went without being deprecated first", p)
+		}
+		return a.Deprecated && a.Preferred == 0
+	})
 }
 
 // linkLocal returns the link-local address of dev in ns, once it has one
@@ -294,7 +318,7 @@ func lanConfig() Config {
 // the host drops its default route via the box (router lifetime 0) and
 // deprecates the rest. tshark finds every advert well-formed.
 func TestLANHostTakesTheAdverts(t *testing.T) {
-	r := newRig(t)
+	r := newRig(t, true)
 	nstest.RequireBinary(t, "rdisc6")
 	cap := r.capture()
 	boxLL := linkLocal(t, r.box, "lan0")
@@ -339,13 +363,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	if err := s.srv.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the delegated address deprecated on the host", func() bool {
-		a, ok := r.in(delegated)
-		if !ok {
-			t.Fatal("the delegated address went without being deprecated first")
-		}
-		return a.Deprecated && a.Preferred == 0
-	})
+	r.deprecated(delegated)
 	if _, detail := s.status(); !strings.Contains(detail, delegated.String()+" deprecated") {
 		t.Errorf("status %q does not say the delegated /64 is deprecated", detail)
 	}
@@ -361,9 +379,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	// (its lifetime was a minute), the static address is deprecated.
 	s.stop(t, session.ErrShutdown)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
-	if a, ok := r.in(staticPrefix); !ok || !a.Deprecated {
-		t.Errorf("after the final advert, the static address: %+v %v, want it deprecated", a, ok)
-	}
+	r.deprecated(staticPrefix)
 
 	cap.saw("the final advert", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0")
 	cap.stop()
@@ -388,6 +404,34 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	if len(final) != 1 || !strings.HasPrefix(final[0], staticPrefix.Addr().String()+"|0|0") {
 		t.Errorf("final adverts %q, want one: the static prefix preferred for 0 s, the resolver for 0 s", final)
 	}
+}
+
+// The session waits for a LAN link that is not there yet, and advertises
+// once it is; leaving the spec, it says goodbye like braid stopping: the
+// host drops its default route via the box.
+func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
+	r := newRig(t, false)
+	cfg := lanConfig()
+	cfg.Prefixes = cfg.Prefixes[:1]
+	cfg.ValidLimit, cfg.PreferredLimit = 0, 0 // RFC 9096's
+	s := r.start(cfg)
+	waitFor(t, "the session waiting for lan0", func() bool {
+		st, detail := s.status()
+		return st == session.Waiting && strings.Contains(detail, "link lan0")
+	})
+	r.plug()
+	boxLL := linkLocal(t, r.box, "lan0")
+	waitFor(t, "the host's default route via the box", func() bool {
+		gws := r.defaultVia()
+		return len(gws) == 1 && gws[0] == boxLL.String()+"%eth0"
+	})
+	a, ok := r.in(staticPrefix)
+	if !ok || a.Valid > 5400 || a.Preferred > 2700 || a.Preferred == 0 {
+		t.Errorf("the host's address: %+v %v, want valid at most 5400 s and preferred at most 2700 s (RFC 9096)", a, ok)
+	}
+	s.stop(t, session.ErrRemoved)
+	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
+	r.deprecated(staticPrefix)
 }
 
 // lanMAC is lan0's MAC address in the box.
