@@ -78,7 +78,11 @@ func Start(conn *net.UDPConn, cfg Config) (*LNS, error) {
 	}()
 	raw, err := conn.SyscallConn()
 	if err == nil {
-		raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) })
+		raw.Control(func(fd uintptr) {
+			unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+		})
 	}
 	l := &LNS{cfg: cfg, conn: conn, dev: dev}
 	l.done.Add(2)

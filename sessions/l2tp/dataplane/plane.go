@@ -39,6 +39,8 @@ const (
 	// UDP_MAX_SEGMENTS and the largest IPv4 UDP payload.
 	maxSegments = 64
 	maxGSO      = 65535 - IPv4Overhead - UDPOverhead
+	// socketBuffer is the UDP socket's receive and send buffer size.
+	socketBuffer = 4 << 20
 )
 
 // Config is what a Plane needs from the L2TP session.
@@ -147,6 +149,14 @@ func New(link *Link, conn *net.UDPConn, cfg Config) (*Plane, error) {
 	if err := raw.Control(func(fd uintptr) {
 		// Best effort: without it, each datagram comes alone.
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+		// Room for bursts of 64 KiB datagrams both ways, past the
+		// sysctl's limit when braid may (it runs as root), else up to
+		// it.
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], socketBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], socketBuffer)
+			}
+		}
 	}); err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
