@@ -482,39 +482,58 @@ func (p *Plane) inboundLoop() error {
 // receive takes one datagram: an IPv6 data frame of the session goes to
 // the link's write batch, anything else to Other.
 func (p *Plane) receive(d []byte) {
-	h, payload, err := avp.Parse(d)
-	if err != nil || h.Control || h.TunnelID != p.cfg.LocalTunnel || h.SessionID != p.cfg.LocalSession {
+	pkt, v := classify(d, p.cfg.LocalTunnel, p.cfg.LocalSession)
+	switch v {
+	case verdictOther:
 		p.other.Add(1)
 		p.cfg.Other(d)
 		return
-	}
-	f, err := frame.Parse(payload)
-	if err != nil || f.Protocol != frame.ProtoIPv6 {
-		p.other.Add(1)
-		p.cfg.Other(d)
-		return
-	}
-	pkt := f.Info
-	if len(pkt) < 40 || pkt[0]>>4 != 6 {
+	case verdictDrop:
 		p.dropped.Add(1)
 		return
 	}
-	// The IPv6 header says how long the packet is: drop what follows
-	// (padding), and a packet cut short.
-	l := 40 + int(binary.BigEndian.Uint16(pkt[4:]))
-	if l > len(pkt) {
-		p.dropped.Add(1)
-		return
-	}
-	pkt = pkt[:l]
 	in := &p.in
-	in.wbufs[in.w] = in.wbufs[in.w][:headroom+l]
+	in.wbufs[in.w] = in.wbufs[in.w][:headroom+len(pkt)]
 	copy(in.wbufs[in.w][headroom:], pkt)
 	in.w++
 	if in.w == len(in.wbufs) {
 		// Errors are the link's; flush reports them on the next call.
 		p.flush()
 	}
+}
+
+// What classify makes of a datagram.
+type verdict int
+
+const (
+	verdictIPv6  verdict = iota // an IPv6 packet of the session: to the link
+	verdictOther                // not IPv6 data of the session: to Other
+	verdictDrop                 // IPv6 data of the session, but broken
+)
+
+// classify reads datagram d, received from the LNS, for the session
+// tunnel/session: an L2TP data message of the session carrying a PPP
+// frame of protocol IPv6 yields the IPv6 packet, trimmed to the length
+// its header gives (a packet cut short, or not IPv6 inside, is dropped);
+// anything else is Other's.
+func classify(d []byte, tunnel, session uint16) ([]byte, verdict) {
+	h, payload, err := avp.Parse(d)
+	if err != nil || h.Control || h.TunnelID != tunnel || h.SessionID != session {
+		return nil, verdictOther
+	}
+	f, err := frame.Parse(payload)
+	if err != nil || f.Protocol != frame.ProtoIPv6 {
+		return nil, verdictOther
+	}
+	pkt := f.Info
+	if len(pkt) < 40 || pkt[0]>>4 != 6 {
+		return nil, verdictDrop
+	}
+	l := 40 + int(binary.BigEndian.Uint16(pkt[4:]))
+	if l > len(pkt) {
+		return nil, verdictDrop
+	}
+	return pkt[:l], verdictIPv6
 }
 
 // flush writes the gathered packets to the link. Only a closed link is an
