@@ -39,6 +39,8 @@
 // allocation (BenchmarkForward reports allocs/op). The system calls are
 // braid's own (x/net's ReadBatch allocates an address per message, which a
 // connected socket does not need). Memory is bounded by the batches:
-// about 13 MiB of buffers per plane, most of it reserved for 64 KiB
-// super-packets and only touched under load.
+// about 5 MiB of buffers per plane (128 packets of the link's MTU read,
+// 16 datagrams of 64 KiB received, 64 packets of 64 KiB to coalesce
+// into), most of it only touched under load. The link's MTU must not
+// grow while the plane runs: its read buffers are sized by it.
 package dataplane

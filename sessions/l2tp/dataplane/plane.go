@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -225,8 +226,8 @@ func (p *Plane) Run(ctx context.Context) error {
 	p.stopping.Store(false)
 
 	errc := make(chan error, 2)
-	go func() { errc <- p.outboundLoop() }()
-	go func() { errc <- p.inboundLoop() }()
+	go func() { errc <- p.guard(p.outboundLoop) }()
+	go func() { errc <- p.guard(p.inboundLoop) }()
 	var err error
 	left := 2
 	select {
@@ -250,6 +251,19 @@ func (p *Plane) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// guard runs loop, and turns a panic in it into an error: a bug of the
+// data plane ends the tunnel's session (which its supervisor restarts),
+// never braid's process.
+func (p *Plane) guard(loop func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("data plane: panic", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("data plane: panic: %v", r)
+		}
+	}()
+	return loop()
 }
 
 // stopped turns the error that ended a loop into Run's: nil when Run
