@@ -497,6 +497,34 @@ func TestRenewAndRebind(t *testing.T) {
 	}
 }
 
+// T2 = infinity with a finite T1 (section 21.21): the client renews at
+// T1, never rebinds, and keeps renewing until the delegation ends.
+func TestInfiniteT2(t *testing.T) {
+	c := New(ident, exact, 1)
+	c, _ = c.Step(Start{}, t0)
+	c, _ = c.Step(Timeout{}, t0)
+	pd := iapd(10*time.Second, infinite, pd56, 40*time.Second, time.Minute)
+	c, _ = c.Step(answer(c, dhcpv6.MessageTypeAdvertise, server1, pd, pref(255)), t0)
+	c, acts := c.Step(answer(c, dhcpv6.MessageTypeReply, server1, pd), t0)
+	b, ok := has[Bind](acts)
+	if !ok || !b.Lease.Renew.Equal(t0.Add(10*time.Second)) || !b.Lease.Rebind.IsZero() {
+		t.Fatalf("bound %+v, want Renew at T1 and no Rebind", b.Lease)
+	}
+	c, acts = c.Step(Timeout{}, t0.Add(10*time.Second))
+	if m := sent(t, acts); m.Type() != dhcpv6.MessageTypeRenew {
+		t.Fatalf("at T1: %s", m.Type())
+	}
+	for c.Phase() == Renewing {
+		c, acts = c.Step(Timeout{}, c.Deadline())
+		if m, ok := has[Send](acts); ok && m.Msg.Type() == dhcpv6.MessageTypeRebind {
+			t.Fatal("a Rebind with T2 = infinity")
+		}
+	}
+	if u, ok := has[Unbind](acts); !ok || !strings.Contains(u.Why, "expired") || c.Deadline().Before(t0.Add(time.Minute)) {
+		t.Fatalf("after renewing: %s %v", c.Phase(), acts)
+	}
+}
+
 // A Reply to a Renew whose IA_PD says NoBinding makes the client Request
 // the delegation again from that server (section 18.2.10.1); the
 // delegation stays in use meanwhile. A status in the Reply itself is
