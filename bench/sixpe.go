@@ -52,7 +52,40 @@ type sixpeResult struct {
 	up, down         map[string][]float64 // by path: "tunnel", "plain"
 	boxCPU, lnsCPU   []float64            // uploads through the tunnel
 	boxCPUd, lnsCPUd []float64            // downloads through the tunnel
-	mtu              int
+	// Downloads through the tunnel with the LNS sending one datagram per
+	// packet, and the CPU shares.
+	down1, boxCPU1, lnsCPU1 []float64
+	// busy are the two CPUs' busy shares (everything, the kernel
+	// included) during the tunnel's runs: upload, download, one by one.
+	busy [3][2][]float64
+	mtu  int
+}
+
+// cpuTimes returns each CPU's busy and total time from /proc/stat, in
+// ticks.
+func cpuTimes() (busy, total []float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		var t, idle float64
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			if i < 8 { // user nice system idle iowait irq softirq steal
+				t += x
+			}
+			if i == 3 || i == 4 {
+				idle += x
+			}
+		}
+		busy, total = append(busy, t-idle), append(total, t)
+	}
+	return busy, total
 }
 
 // sixpeBench builds the rig (LAN host, box, test LNS, server), starts
@@ -124,33 +157,68 @@ func sixpeBench(ctx context.Context, h *harness) (*sixpeResult, error) {
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
-		for _, down := range []bool{false, true} {
-			for _, path := range order {
-				b0, l0 := box.cpu(), lns.cpu()
-				start := time.Now()
-				bps, err := iperf(ctx, rig.LAN, targets[path], down)
-				if err != nil {
-					return nil, fmt.Errorf("iperf3 through the %s path: %w", path, err)
+		type run struct {
+			path, dir string
+			down, one bool
+		}
+		var runs []run
+		for _, p := range order {
+			runs = append(runs, run{p, "upload", false, false})
+		}
+		for _, p := range order {
+			runs = append(runs, run{p, "download", true, false})
+		}
+		runs = append(runs, run{"tunnel", "download, the LNS sending one datagram per packet", true, true})
+		for _, rn := range runs {
+			if rn.one {
+				lns.cmd.Process.Signal(syscall.SIGUSR1)
+			}
+			b0, l0 := box.cpu(), lns.cpu()
+			cb0, ct0 := cpuTimes()
+			start := time.Now()
+			bps, err := iperf(ctx, rig.LAN, targets[rn.path], rn.down)
+			if rn.one {
+				lns.cmd.Process.Signal(syscall.SIGUSR2)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("iperf3 through the %s path: %w", rn.path, err)
+			}
+			wall := time.Since(start).Seconds()
+			bc, lc := (box.cpu()-b0)/wall, (lns.cpu()-l0)/wall
+			cb1, ct1 := cpuTimes()
+			var busy [2]float64
+			for c := 0; c < 2 && c < len(cb0) && c < len(cb1); c++ {
+				if d := ct1[c] - ct0[c]; d > 0 {
+					busy[c] = (cb1[c] - cb0[c]) / d
 				}
-				wall := time.Since(start).Seconds()
-				dir := "upload"
-				if down {
-					dir = "download"
-					r.down[path] = append(r.down[path], bps)
-				} else {
-					r.up[path] = append(r.up[path], bps)
+			}
+			line := fmt.Sprintf("  %s %s: %.2f Gbit/s, CPUs busy %.0f%% and %.0f%%", rn.path, rn.dir, bps/1e9, 100*busy[0], 100*busy[1])
+			if rn.path == "tunnel" {
+				line += fmt.Sprintf(", box plane %.0f%% of its core, test LNS %.0f%%", 100*bc, 100*lc)
+				k := 0
+				if rn.one {
+					k = 2
+				} else if rn.down {
+					k = 1
 				}
-				line := fmt.Sprintf("  %s %s: %.2f Gbit/s", path, dir, bps/1e9)
-				if path == "tunnel" {
-					bc, lc := (box.cpu()-b0)/wall, (lns.cpu()-l0)/wall
-					if down {
-						r.boxCPUd, r.lnsCPUd = append(r.boxCPUd, bc), append(r.lnsCPUd, lc)
-					} else {
-						r.boxCPU, r.lnsCPU = append(r.boxCPU, bc), append(r.lnsCPU, lc)
-					}
-					line += fmt.Sprintf(", box plane %.0f%% of its core, test LNS %.0f%%", 100*bc, 100*lc)
+				for c := range busy {
+					r.busy[k][c] = append(r.busy[k][c], busy[c])
 				}
-				h.logf("%s", line)
+			}
+			h.logf("%s", line)
+			switch {
+			case rn.one:
+				r.down1, r.boxCPU1, r.lnsCPU1 = append(r.down1, bps), append(r.boxCPU1, bc), append(r.lnsCPU1, lc)
+			case rn.down:
+				r.down[rn.path] = append(r.down[rn.path], bps)
+				if rn.path == "tunnel" {
+					r.boxCPUd, r.lnsCPUd = append(r.boxCPUd, bc), append(r.lnsCPUd, lc)
+				}
+			default:
+				r.up[rn.path] = append(r.up[rn.path], bps)
+				if rn.path == "tunnel" {
+					r.boxCPU, r.lnsCPU = append(r.boxCPU, bc), append(r.lnsCPU, lc)
+				}
 			}
 		}
 	}
@@ -287,8 +355,17 @@ func serveSixPE(role string) error {
 		if err != nil {
 			return err
 		}
+		// SIGUSR1: one datagram per packet to the box; SIGUSR2: GSO.
+		usr := make(chan os.Signal, 1)
+		signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2)
 		fmt.Println("ready")
-		<-ctx.Done()
+		for ctx.Err() == nil {
+			select {
+			case sig := <-usr:
+				l.SendOneByOne(sig == syscall.SIGUSR1)
+			case <-ctx.Done():
+			}
+		}
 		l.Close()
 		if l.Malformed() > 0 {
 			return fmt.Errorf("the test LNS refused %d datagrams: %s", l.Malformed(), strings.Join(l.Bad(), "; "))
@@ -316,7 +393,7 @@ func writeSixPETable(w io.Writer, r *sixpeResult) (missed []string) {
 		}
 		return fmt.Sprintf("%.0f%% (max %.0f%%)", 100*median(v), 100*slices.Max(v))
 	}
-	for _, d := range []struct {
+	for k, d := range []struct {
 		what     string
 		v        map[string][]float64
 		box, lns []float64
@@ -324,6 +401,8 @@ func writeSixPETable(w io.Writer, r *sixpeResult) (missed []string) {
 	}{
 		{"TCP LAN host → server (upload)", r.up, r.boxCPU, r.lnsCPU, true},
 		{"TCP server → LAN host (download, iperf3 -R)", r.down, r.boxCPUd, r.lnsCPUd, false},
+		// Plain forwarding has no LNS: its downloads are the same.
+		{"TCP server → LAN host (download), the LNS sending one datagram per packet", map[string][]float64{"tunnel": r.down1, "plain": r.down["plain"]}, r.boxCPU1, r.lnsCPU1, false},
 	} {
 		what := fmt.Sprintf("6PE: %s, MTU %d, %d runs of %s: throughput", d.what, r.mtu, len(d.v["tunnel"]), *sixpeTime)
 		ratio := "—"
@@ -342,6 +421,8 @@ func writeSixPETable(w io.Writer, r *sixpeResult) (missed []string) {
 			gbit(d.v["tunnel"], "braid's data plane, 1 core"), gbit(d.v["plain"], "plain IPv6 forwarding"), ratio, goal, verdict)
 		fmt.Fprintf(w, "| 6PE: %s: CPU of braid's data plane (its one core) and of the test LNS | %s | %s `test LNS` | — | — | — |\n",
 			d.what, pct(d.box), pct(d.lns))
+		fmt.Fprintf(w, "| 6PE: %s: CPU 0 (braid's data plane) and CPU 1 (the test LNS) busy, all processes and the kernel | %s | %s `CPU 1` | — | — | — |\n",
+			d.what, pct(r.busy[k][0]), pct(r.busy[k][1]))
 	}
 	return missed
 }

@@ -49,6 +49,7 @@ type LNS struct {
 	bad  []string       // the first malformed datagrams, described
 
 	received, sent, malformed atomic.Uint64
+	oneByOne                  atomic.Bool
 	done                      sync.WaitGroup
 }
 
@@ -104,6 +105,12 @@ func (l *LNS) Close() error {
 func (l *LNS) Received() uint64  { return l.received.Load() }
 func (l *LNS) Sent() uint64      { return l.sent.Load() }
 func (l *LNS) Malformed() uint64 { return l.malformed.Load() }
+
+// SendOneByOne makes the LNS send each packet to the box in a datagram of
+// its own, as an LNS whose kernel carries the session does (on, true), or
+// runs of packets as UDP GSO datagrams (off, the default), which reach the
+// box coalesced.
+func (l *LNS) SendOneByOne(on bool) { l.oneByOne.Store(on) }
 
 // Bad describes the first malformed datagrams.
 func (l *LNS) Bad() []string {
@@ -247,13 +254,17 @@ func (l *LNS) toBox() {
 			gsoBuf = gsoBuf[:0]
 		}
 		segs, size := 0, 0
+		maxSegs := 64
+		if l.oneByOne.Load() {
+			maxSegs = 1
+		}
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][offset : offset+sizes[i]]
 			if len(pkt) < 40 || pkt[0]>>4 != 6 {
 				continue
 			}
 			m := hdrLen + len(pkt)
-			if segs > 0 && (m > size || segs == 64 || len(gsoBuf)+m > 65000 || len(gsoBuf)%size != 0) {
+			if segs > 0 && (m > size || segs == maxSegs || len(gsoBuf)+m > 65000 || len(gsoBuf)%size != 0) {
 				send(segs, size)
 				segs = 0
 			}
