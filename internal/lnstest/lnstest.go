@@ -100,10 +100,13 @@ func (l *LNS) Close() error {
 	return err
 }
 
-// Received, Sent and Malformed count the IPv6 packets the LNS took from
-// the box and sent to it, and the datagrams it refused.
-func (l *LNS) Received() uint64  { return l.received.Load() }
-func (l *LNS) Sent() uint64      { return l.sent.Load() }
+// Received counts the IPv6 packets the LNS took from the box.
+func (l *LNS) Received() uint64 { return l.received.Load() }
+
+// Sent counts the IPv6 packets the LNS sent to the box.
+func (l *LNS) Sent() uint64 { return l.sent.Load() }
+
+// Malformed counts the datagrams from the box that the LNS refused.
 func (l *LNS) Malformed() uint64 { return l.malformed.Load() }
 
 // SendOneByOne makes the LNS send each packet to the box in a datagram of
