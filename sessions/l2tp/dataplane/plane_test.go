@@ -20,6 +20,7 @@ import (
 
 	"github.com/braid-router/braid/internal/lnstest"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/sessions/l2tp/avp"
 	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 	"github.com/braid-router/braid/sessions/ppp/frame"
 )
@@ -46,8 +47,8 @@ type rig struct {
 
 // newRig builds the namespaces and the box's link and socket; lns starts
 // the test LNS on the LNS's socket, and the plane runs until the test
-// ends.
-func newRig(t testing.TB, lns bool) *rig {
+// ends. seq makes the plane's data messages sequenced.
+func newRig(t testing.TB, lns, seq bool) *rig {
 	t.Helper()
 	nstest.RequireRoot(t)
 	r := &rig{t: t, Rig: lnstest.Rig{LAN: nstest.New(t), Box: nstest.New(t), LNS: nstest.New(t), Server: nstest.New(t)}}
@@ -83,6 +84,7 @@ func newRig(t testing.TB, lns bool) *rig {
 	}
 	p, err := dataplane.New(r.link, r.conn, dataplane.Config{
 		LocalTunnel: boxTunnel, LocalSession: boxSession, PeerTunnel: lnsTunnel, PeerSession: lnsSession,
+		Sequenced: seq,
 		Other: func(pkt []byte) {
 			r.mu.Lock()
 			r.other = append(r.other, bytes.Clone(pkt))
@@ -138,7 +140,7 @@ func (r *rig) ping(args ...string) (string, bool) {
 // finds nothing to refuse.
 func TestTunnel(t *testing.T) {
 	nstest.RequireBinary(t, "tshark")
-	r := newRig(t, true)
+	r := newRig(t, true, false)
 	cap := r.capture()
 
 	link := nstest.Run(t, "ip", "-n", r.Box, "-d", "link", "show", boxLink)
@@ -241,7 +243,7 @@ func (r *rig) tcp(n int) {
 // Datagrams that are not IPv6 data of the session go to Other, whole;
 // WriteFrame's frames reach the LNS as data messages of the session.
 func TestOther(t *testing.T) {
-	r := newRig(t, false)
+	r := newRig(t, false, false)
 	box := r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	ipv6 := append(make([]byte, 40), "payload"...)
 	ipv6[0] = 0x60
@@ -381,4 +383,50 @@ func (c *capture) fields(filter string, fields ...string) []string {
 		}
 	}
 	return lines
+}
+
+// A sequenced session's data messages carry Ns, one more in each, whatever
+// they carry (the kernel's IPv6, a LAN host's, WriteFrame's LCP), and Nr
+// 0.
+func TestSequenced(t *testing.T) {
+	r := newRig(t, false, true)
+	nstest.Run(t, "ip", "-n", r.Box, "-6", "route", "add", "2001:db8:2::/64", "dev", boxLink)
+	// No LNS answers: the pings only make data messages.
+	r.ping("-c", "3", "-i", "0.2", "-W", "1", lnstest.ServerTunnel)
+	if err := r.plane.WriteFrame(frame.ProtoLCP, []byte{9, 1, 0, 8, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2000)
+	var ns []uint16
+	pings, lcp := 0, 0
+	for lcp == 0 || pings < 3 {
+		r.lnsConn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := r.lnsConn.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d pings, %d LCP: %v", pings, lcp, err)
+		}
+		h, payload, err := avp.Parse(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Control || !h.Sequenced || h.TunnelID != lnsTunnel || h.SessionID != lnsSession || h.Nr != 0 {
+			t.Fatalf("header %+v, want a sequenced data message of tunnel %d session %d", h, lnsTunnel, lnsSession)
+		}
+		f, err := frame.Parse(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case f.Protocol == frame.ProtoLCP:
+			lcp++
+		case f.Protocol == frame.ProtoIPv6 && len(f.Info) > 40 && f.Info[6] == 58 && f.Info[40] == 128:
+			pings++ // an echo request, not the kernel's MLD
+		}
+		ns = append(ns, h.Ns)
+	}
+	for i := 1; i < len(ns); i++ {
+		if ns[i] != ns[i-1]+1 {
+			t.Fatalf("Ns %v: not one more each time", ns)
+		}
+	}
 }
