@@ -1,4 +1,4 @@
-package lnstest
+package datalns
 
 // Rig names the four namespaces of a data plane test or benchmark:
 //
