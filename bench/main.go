@@ -40,7 +40,7 @@
 //     backup. -failover-only runs just that;
 //   - the 6PE tunnel's data plane (bench/sixpe.go): iperf3 TCP from a LAN
 //     host through the box to a server behind a test LNS of braid's own
-//     (internal/datalns), with braid's data plane pinned to one core,
+//     (internal/testlns), with braid's data plane pinned to one core,
 //     beside plain IPv6 forwarding through the same box at the same MTU,
 //     both ways. -6pe-only runs just that.
 //

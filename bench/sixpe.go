@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/braid-router/braid/internal/datalns"
+	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 )
 
@@ -103,7 +103,7 @@ func sixpeBench(ctx context.Context, h *harness) (*sixpeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rig datalns.Rig
+	var rig testlns.Rig
 	for _, p := range []struct {
 		ns   *string
 		role string
@@ -120,8 +120,8 @@ func sixpeBench(ctx context.Context, h *harness) (*sixpeResult, error) {
 	// The same packets on both paths: the LAN's MTU is the tunnel's.
 	mtu := dataplane.MTU(sixpeUplinkMTU)
 	for _, c := range [][]string{
-		{"-n", rig.Box, "link", "set", datalns.LANLink, "mtu", strconv.Itoa(mtu)},
-		{"-n", rig.LAN, "link", "set", datalns.HostLink, "mtu", strconv.Itoa(mtu)},
+		{"-n", rig.Box, "link", "set", testlns.LANLink, "mtu", strconv.Itoa(mtu)},
+		{"-n", rig.LAN, "link", "set", testlns.HostLink, "mtu", strconv.Itoa(mtu)},
 	} {
 		if err := ip(ctx, c...); err != nil {
 			return nil, err
@@ -150,7 +150,7 @@ func sixpeBench(ctx context.Context, h *harness) (*sixpeResult, error) {
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 
 	r := &sixpeResult{up: map[string][]float64{}, down: map[string][]float64{}, mtu: mtu}
-	targets := map[string]string{"tunnel": datalns.ServerTunnel, "plain": datalns.ServerPlain}
+	targets := map[string]string{"tunnel": testlns.ServerTunnel, "plain": testlns.ServerPlain}
 	h.logf("6PE: braid's data plane (pid %d, CPU 0, GOMAXPROCS=1) and the test LNS (pid %d, CPU 1); MTU %d on both paths; iperf3 -t %s", box.pid(), lns.pid(), mtu, *sixpeTime)
 	for i := range h.n {
 		order := []string{"tunnel", "plain"}
@@ -320,7 +320,7 @@ func (s *served) stop() {
 func serveSixPE(role string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	lnsAddr := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(datalns.LNSIPv4 + ":1701"))
+	lnsAddr := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(testlns.LNSIPv4 + ":1701"))
 	switch role {
 	case "box":
 		link, err := dataplane.CreateLink(sixpeBoxLink, dataplane.MTU(sixpeUplinkMTU), "tunnel/bench")
@@ -350,7 +350,7 @@ func serveSixPE(role string) error {
 			return err
 		}
 		defer conn.Close()
-		l, err := datalns.Start(conn, datalns.Config{Link: sixpeLNSLink, MTU: sixpeUplinkMTU,
+		l, err := testlns.Start(conn, testlns.Config{Link: sixpeLNSLink, MTU: sixpeUplinkMTU,
 			TunnelID: sixpeLNSTunnel, SessionID: sixpeLNSSession, PeerTunnel: sixpeBoxTunnel, PeerSession: sixpeBoxSession})
 		if err != nil {
 			return err

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/braid-router/braid/internal/datalns"
+	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/sessions/ppp/frame"
 )
@@ -29,7 +29,7 @@ func BenchmarkForward(b *testing.B) {
 		// each in a data message.
 		var lan *net.UDPConn
 		nstest.Do(b, r.LAN, func() (err error) {
-			lan, err = net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("["+datalns.ServerTunnel+"]:9")))
+			lan, err = net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("["+testlns.ServerTunnel+"]:9")))
 			return err
 		})
 		defer lan.Close()
@@ -65,12 +65,12 @@ func BenchmarkForward(b *testing.B) {
 		// host gets each.
 		var lan *net.UDPConn
 		nstest.Do(b, r.LAN, func() (err error) {
-			lan, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("["+datalns.LANHost+"]:9999")))
+			lan, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("["+testlns.LANHost+"]:9999")))
 			return err
 		})
 		defer lan.Close()
 		box := r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-		src, dst := netip.MustParseAddr(datalns.ServerTunnel), netip.MustParseAddr(datalns.LANHost)
+		src, dst := netip.MustParseAddr(testlns.ServerTunnel), netip.MustParseAddr(testlns.LANHost)
 		d := binary.BigEndian.AppendUint16(nil, 0x0002)
 		d = binary.BigEndian.AppendUint16(d, boxTunnel)
 		d = binary.BigEndian.AppendUint16(d, boxSession)

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/braid-router/braid/internal/datalns"
+	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/sessions/l2tp/avp"
 	"github.com/braid-router/braid/sessions/l2tp/dataplane"
@@ -35,7 +35,7 @@ const (
 // rig is the four namespaces with braid's data plane in the box.
 type rig struct {
 	t testing.TB
-	datalns.Rig
+	testlns.Rig
 	link    *dataplane.Link
 	conn    *net.UDPConn // the box's, connected to the LNS
 	lnsConn *net.UDPConn // the LNS's, on port 1701
@@ -51,7 +51,7 @@ type rig struct {
 func newRig(t testing.TB, lns, seq bool) *rig {
 	t.Helper()
 	nstest.RequireRoot(t)
-	r := &rig{t: t, Rig: datalns.Rig{LAN: nstest.New(t), Box: nstest.New(t), LNS: nstest.New(t), Server: nstest.New(t)}}
+	r := &rig{t: t, Rig: testlns.Rig{LAN: nstest.New(t), Box: nstest.New(t), LNS: nstest.New(t), Server: nstest.New(t)}}
 	for _, c := range r.Commands() {
 		nstest.Run(t, c[0], c[1:]...)
 	}
@@ -59,19 +59,19 @@ func newRig(t testing.TB, lns, seq bool) *rig {
 		if r.link, err = dataplane.CreateLink(boxLink, dataplane.MTU(1500), "tunnel/test"); err != nil {
 			return err
 		}
-		r.conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(datalns.LNSIPv4+":1701")))
+		r.conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(testlns.LNSIPv4+":1701")))
 		return err
 	})
 	t.Cleanup(func() { r.link.Close(); r.conn.Close() })
 	nstest.Do(t, r.LNS, func() (err error) {
-		r.lnsConn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(datalns.LNSIPv4+":1701")))
+		r.lnsConn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(testlns.LNSIPv4+":1701")))
 		return err
 	})
 	t.Cleanup(func() { r.lnsConn.Close() })
 	if lns {
-		var l *datalns.LNS
+		var l *testlns.LNS
 		nstest.Do(t, r.LNS, func() (err error) {
-			l, err = datalns.Start(r.lnsConn, datalns.Config{Link: lnsLink, MTU: 1500,
+			l, err = testlns.Start(r.lnsConn, testlns.Config{Link: lnsLink, MTU: 1500,
 				TunnelID: lnsTunnel, SessionID: lnsSession, PeerTunnel: boxTunnel, PeerSession: boxSession})
 			return err
 		})
@@ -154,14 +154,14 @@ func TestTunnel(t *testing.T) {
 	}
 
 	waitFor(t, "a ping through the tunnel", func() bool {
-		_, ok := r.ping("-c", "1", "-W", "1", datalns.ServerTunnel)
+		_, ok := r.ping("-c", "1", "-W", "1", testlns.ServerTunnel)
 		return ok
 	})
 	// 1414 octets of data + 8 (ICMPv6) + 40 (IPv6) = 1462, the MTU.
-	if out, ok := r.ping("-c", "3", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1414", datalns.ServerTunnel); !ok {
+	if out, ok := r.ping("-c", "3", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1414", testlns.ServerTunnel); !ok {
 		t.Errorf("a packet of exactly the tunnel's MTU does not pass:\n%s", out)
 	}
-	out, ok := r.ping("-c", "1", "-W", "2", "-M", "do", "-s", "1415", datalns.ServerTunnel)
+	out, ok := r.ping("-c", "1", "-W", "2", "-M", "do", "-s", "1415", testlns.ServerTunnel)
 	if ok || !strings.Contains(out, "mtu=1462") {
 		t.Errorf("a packet one octet over the MTU: want Packet Too Big with mtu=1462 from the box, got:\n%s", out)
 	}
@@ -206,7 +206,7 @@ func (r *rig) tcp(n int) {
 	t.Helper()
 	var ln net.Listener
 	nstest.Do(t, r.Server, func() (err error) {
-		ln, err = net.Listen("tcp6", "["+datalns.ServerTunnel+"]:5001")
+		ln, err = net.Listen("tcp6", "["+testlns.ServerTunnel+"]:5001")
 		return err
 	})
 	defer ln.Close()
@@ -220,7 +220,7 @@ func (r *rig) tcp(n int) {
 	}()
 	var c net.Conn
 	nstest.Do(t, r.LAN, func() (err error) {
-		c, err = net.DialTimeout("tcp6", "["+datalns.ServerTunnel+"]:5001", 30*time.Second)
+		c, err = net.DialTimeout("tcp6", "["+testlns.ServerTunnel+"]:5001", 30*time.Second)
 		return err
 	})
 	defer c.Close()
@@ -341,7 +341,7 @@ type capture struct {
 
 func (r *rig) capture() *capture {
 	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "wan.pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", r.Box, "tshark", "-n", "-i", datalns.Uplink, "-f", "udp port 1701", "-w", c.file)
+	c.cmd = exec.Command("ip", "netns", "exec", r.Box, "tshark", "-n", "-i", testlns.Uplink, "-f", "udp port 1701", "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
 		r.t.Fatal(err)
@@ -392,7 +392,7 @@ func TestSequenced(t *testing.T) {
 	r := newRig(t, false, true)
 	nstest.Run(t, "ip", "-n", r.Box, "-6", "route", "add", "2001:db8:2::/64", "dev", boxLink)
 	// No LNS answers: the pings only make data messages.
-	r.ping("-c", "3", "-i", "0.2", "-W", "1", datalns.ServerTunnel)
+	r.ping("-c", "3", "-i", "0.2", "-W", "1", testlns.ServerTunnel)
 	if err := r.plane.WriteFrame(frame.ProtoLCP, []byte{9, 1, 0, 8, 1, 2, 3, 4}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package datalns is a test LNS of braid's own, for testing and measuring
+// Package testlns is a test LNS of braid's own, for testing and measuring
 // braid's 6PE data plane where the real LNS (a QEMU guest) is far too
 // slow: it terminates one L2TPv2 session's data messages on a UDP socket
 // and carries their IPv6 packets to and from a TUN link of its own, with
@@ -9,7 +9,7 @@
 // counted as malformed and dropped.
 //
 // It is test code: the real LNS is the one braid must work with.
-package datalns
+package testlns
 
 import (
 	"encoding/binary"

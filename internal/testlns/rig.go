@@ -1,4 +1,4 @@
-package datalns
+package testlns
 
 // Rig names the four namespaces of a data plane test or benchmark:
 //
