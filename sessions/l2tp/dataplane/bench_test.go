@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/sessions/ppp/frame"
 )
 

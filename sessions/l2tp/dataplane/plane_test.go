@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/testlns"
 	"github.com/braid-router/braid/sessions/l2tp/avp"
 	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 	"github.com/braid-router/braid/sessions/ppp/frame"
