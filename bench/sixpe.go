@@ -144,6 +144,7 @@ func sixpeBench(ctx context.Context, h *harness) (*sixpeResult, error) {
 		}
 	}
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", rig.Server, "iperf3", "-s")
+	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -274,6 +275,8 @@ func startServe(ctx context.Context, self, ns, role, cpu string, one bool) (*ser
 		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
 	cmd.Stderr = os.Stderr
+	// A harness killed outright takes its tunnel's ends along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
