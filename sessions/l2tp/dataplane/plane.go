@@ -71,6 +71,10 @@ type Stats struct {
 	// Out counts IPv6 packets and their octets sent to the LNS;
 	// In those received from it and written to the link.
 	OutPackets, OutBytes, InPackets, InBytes uint64
+	// OutDatagrams counts the datagrams sent to the LNS, a UDP GSO
+	// datagram (which the kernel splits) counting once: OutPackets over
+	// it is how well the plane batches.
+	OutDatagrams uint64
 	// Other counts datagrams handed to Config.Other.
 	Other uint64
 	// Dropped counts packets dropped: not IPv6, malformed, or a failed
@@ -97,7 +101,7 @@ type Plane struct {
 	running  atomic.Bool
 	stopping atomic.Bool
 
-	outPackets, outBytes, inPackets, inBytes, other, dropped atomic.Uint64
+	outPackets, outBytes, outDatagrams, inPackets, inBytes, other, dropped atomic.Uint64
 }
 
 // outbound is the link-to-UDP direction's state, used by one goroutine.
@@ -208,7 +212,7 @@ func slabs(n, size int) [][]byte {
 // Stats returns the plane's counters.
 func (p *Plane) Stats() Stats {
 	return Stats{
-		OutPackets: p.outPackets.Load(), OutBytes: p.outBytes.Load(),
+		OutPackets: p.outPackets.Load(), OutBytes: p.outBytes.Load(), OutDatagrams: p.outDatagrams.Load(),
 		InPackets: p.inPackets.Load(), InBytes: p.inBytes.Load(),
 		Other: p.other.Load(), Dropped: p.dropped.Load(),
 	}
@@ -399,7 +403,7 @@ func (p *Plane) send(n int) error {
 		m := o.sent
 		if o.segs[m] > 1 && (o.errno == unix.EIO || o.errno == unix.EINVAL) {
 			// The route's device cannot take UDP GSO.
-			p.gso.Store(false)
+			p.gso.Store(true)
 			p.log.Info("data plane: UDP segmentation offload refused, sending datagrams one by one", "err", o.errno)
 		} else if o.errno != unix.ECONNREFUSED {
 			p.log.Debug("data plane: send to the LNS", "err", o.errno)
@@ -409,6 +413,7 @@ func (p *Plane) send(n int) error {
 	}
 	p.outPackets.Add(packets)
 	p.outBytes.Add(bytes)
+	p.outDatagrams.Add(uint64(o.count))
 	return nil
 }
 
