@@ -403,7 +403,7 @@ func (p *Plane) send(n int) error {
 		m := o.sent
 		if o.segs[m] > 1 && (o.errno == unix.EIO || o.errno == unix.EINVAL) {
 			// The route's device cannot take UDP GSO.
-			p.gso.Store(true)
+			p.gso.Store(false)
 			p.log.Info("data plane: UDP segmentation offload refused, sending datagrams one by one", "err", o.errno)
 		} else if o.errno != unix.ECONNREFUSED {
 			p.log.Debug("data plane: send to the LNS", "err", o.errno)
