@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -40,6 +41,7 @@ type rig struct {
 	conn    *net.UDPConn // the box's, connected to the LNS
 	lnsConn *net.UDPConn // the LNS's, on port 1701
 	plane   *dataplane.Plane
+	lns     *testlns.LNS
 
 	mu    sync.Mutex
 	other [][]byte // what the plane handed to Config.Other
@@ -75,6 +77,7 @@ func newRig(t testing.TB, lns, seq bool) *rig {
 				TunnelID: lnsTunnel, SessionID: lnsSession, PeerTunnel: boxTunnel, PeerSession: boxSession})
 			return err
 		})
+		r.lns = l
 		t.Cleanup(func() {
 			l.Close()
 			if n := l.Malformed(); n > 0 {
@@ -239,7 +242,11 @@ func (r *rig) tcp(n int) {
 	}()
 	got, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("TCP through the tunnel: %v after %d of %d octets", err, len(got), n)
+		var lns string
+		if r.lns != nil {
+			lns = fmt.Sprintf("; the test LNS received %d, sent %d, refused %d", r.lns.Received(), r.lns.Sent(), r.lns.Malformed())
+		}
+		t.Fatalf("TCP through the tunnel: %v after %d of %d octets; the plane's stats %+v%s", err, len(got), n, r.plane.Stats(), lns)
 	}
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatalf("TCP through the tunnel: %d octets came back, not the %d sent", len(got), n)
@@ -434,5 +441,58 @@ func TestSequenced(t *testing.T) {
 		if ns[i] != ns[i-1]+1 {
 			t.Fatalf("Ns %v: not one more each time", ns)
 		}
+	}
+}
+
+// A socket that refuses UDP GSO costs the batch it refused, and the plane
+// then sends each packet in a datagram of its own. The kernel refuses UDP
+// GSO on a socket without UDP checksums (SO_NO_CHECK). With such a
+// socket, GSO or not, this rig's TCP echo (r.tcp) stalled after a few
+// hundred kilobytes, for a reason not found; one-way transfers go
+// through, and the test counts their datagrams.
+func TestGSOFallback(t *testing.T) {
+	r := newRig(t, true, false)
+	raw, err := r.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	raw.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_NO_CHECK, 1) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	send := func() {
+		var ln net.Listener
+		nstest.Do(t, r.Server, func() (err error) {
+			ln, err = net.Listen("tcp6", "["+testlns.ServerTunnel+"]:0")
+			return err
+		})
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+		}()
+		var c net.Conn
+		nstest.Do(t, r.LAN, func() (err error) {
+			c, err = net.DialTimeout("tcp6", ln.Addr().String(), 30*time.Second)
+			return err
+		})
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(time.Minute))
+			c.Write(make([]byte, 4<<20))
+		}()
+	}
+	send()
+	waitFor(t, "the refused GSO batch", func() bool { return r.plane.Stats().Dropped > 0 })
+	s1 := r.plane.Stats()
+	send()
+	waitFor(t, "a second transfer's packets", func() bool { return r.plane.Stats().OutPackets > s1.OutPackets+100 })
+	s2 := r.plane.Stats()
+	t.Logf("the plane's stats: %+v, then %+v", s1, s2)
+	if d, p := s2.OutDatagrams-s1.OutDatagrams, s2.OutPackets-s1.OutPackets; d != p {
+		t.Errorf("after the fallback, %d packets left in %d datagrams, want one each", p, d)
 	}
 }
