@@ -448,8 +448,10 @@ func TestSequenced(t *testing.T) {
 // then sends each packet in a datagram of its own. The kernel refuses UDP
 // GSO on a socket without UDP checksums (SO_NO_CHECK). With such a
 // socket, GSO or not, this rig's TCP echo (r.tcp) stalled after a few
-// hundred kilobytes, for a reason not found; one-way transfers go
-// through, and the test counts their datagrams.
+// hundred kilobytes while the test LNS sent UDP GSO datagrams to the box
+// (it went through with the LNS sending one datagram per packet), for a
+// reason not found; one-way transfers go through, and the test counts
+// their datagrams.
 func TestGSOFallback(t *testing.T) {
 	r := newRig(t, true, false)
 	raw, err := r.conn.SyscallConn()
