@@ -49,6 +49,7 @@ type LNS struct {
 	bad  []string       // the first malformed datagrams, described
 
 	received, sent, malformed atomic.Uint64
+	oneByOne                  atomic.Bool
 	done                      sync.WaitGroup
 }
 
@@ -78,7 +79,11 @@ func Start(conn *net.UDPConn, cfg Config) (*LNS, error) {
 	}()
 	raw, err := conn.SyscallConn()
 	if err == nil {
-		raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) })
+		raw.Control(func(fd uintptr) {
+			unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+		})
 	}
 	l := &LNS{cfg: cfg, conn: conn, dev: dev}
 	l.done.Add(2)
@@ -95,11 +100,20 @@ func (l *LNS) Close() error {
 	return err
 }
 
-// Received, Sent and Malformed count the IPv6 packets the LNS took from
-// the box and sent to it, and the datagrams it refused.
-func (l *LNS) Received() uint64  { return l.received.Load() }
-func (l *LNS) Sent() uint64      { return l.sent.Load() }
+// Received counts the IPv6 packets the LNS took from the box.
+func (l *LNS) Received() uint64 { return l.received.Load() }
+
+// Sent counts the IPv6 packets the LNS sent to the box.
+func (l *LNS) Sent() uint64 { return l.sent.Load() }
+
+// Malformed counts the datagrams from the box that the LNS refused.
 func (l *LNS) Malformed() uint64 { return l.malformed.Load() }
+
+// SendOneByOne makes the LNS send each packet to the box in a datagram of
+// its own, as an LNS whose kernel carries the session does (on, true), or
+// runs of packets as UDP GSO datagrams (off, the default), which reach the
+// box coalesced.
+func (l *LNS) SendOneByOne(on bool) { l.oneByOne.Store(on) }
 
 // Bad describes the first malformed datagrams.
 func (l *LNS) Bad() []string {
@@ -243,13 +257,17 @@ func (l *LNS) toBox() {
 			gsoBuf = gsoBuf[:0]
 		}
 		segs, size := 0, 0
+		maxSegs := 64
+		if l.oneByOne.Load() {
+			maxSegs = 1
+		}
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][offset : offset+sizes[i]]
 			if len(pkt) < 40 || pkt[0]>>4 != 6 {
 				continue
 			}
 			m := hdrLen + len(pkt)
-			if segs > 0 && (m > size || segs == 64 || len(gsoBuf)+m > 65000 || len(gsoBuf)%size != 0) {
+			if segs > 0 && (m > size || segs == maxSegs || len(gsoBuf)+m > 65000 || len(gsoBuf)%size != 0) {
 				send(segs, size)
 				segs = 0
 			}

@@ -20,7 +20,7 @@ import (
 // round of system calls, not the plane's throughput (bench/ measures
 // that, group 6pe).
 func BenchmarkForward(b *testing.B) {
-	r := newRig(b, false)
+	r := newRig(b, false, false)
 	nstest.Run(b, "ip", "-n", r.Box, "-6", "route", "add", "2001:db8:2::/64", "dev", boxLink)
 	payload := make([]byte, 1200)
 

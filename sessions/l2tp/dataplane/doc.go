@@ -29,7 +29,9 @@
 // in front of each for the L2TP and PPP headers, written in place. Those
 // packets leave with one sendmmsg(2) per read, and runs of packets of one
 // size as one UDP GSO datagram (UDP_SEGMENT): the kernel segments it at
-// the device, so a 64 KiB burst costs two system calls, not ninety.
+// the device, so a 64 KiB burst costs two system calls, not ninety. A
+// socket whose route refuses UDP GSO loses the batch it refused, and the
+// plane sends one datagram per packet from then on.
 // Inbound, recvmmsg(2) takes up to a batch of datagrams per call (with
 // UDP_GRO, the kernel may hand several as one, which braid splits); their
 // IPv6 packets are copied into the write batch, which the library
@@ -39,6 +41,9 @@
 // allocation (BenchmarkForward reports allocs/op). The system calls are
 // braid's own (x/net's ReadBatch allocates an address per message, which a
 // connected socket does not need). Memory is bounded by the batches:
-// about 13 MiB of buffers per plane, most of it reserved for 64 KiB
-// super-packets and only touched under load.
+// about 5 MiB of buffers per plane (128 packets of the link's MTU read,
+// 16 datagrams of 64 KiB received, 64 packets of 64 KiB to coalesce
+// into), most of it only touched under load. The link's MTU must not
+// grow while the plane runs: its read buffers are sized by it. A panic in
+// either direction ends Run with an error rather than braid's process.
 package dataplane

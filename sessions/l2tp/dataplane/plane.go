@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,6 +40,8 @@ const (
 	// UDP_MAX_SEGMENTS and the largest IPv4 UDP payload.
 	maxSegments = 64
 	maxGSO      = 65535 - IPv4Overhead - UDPOverhead
+	// socketBuffer is the UDP socket's receive and send buffer size.
+	socketBuffer = 4 << 20
 )
 
 // Config is what a Plane needs from the L2TP session.
@@ -68,6 +71,10 @@ type Stats struct {
 	// Out counts IPv6 packets and their octets sent to the LNS;
 	// In those received from it and written to the link.
 	OutPackets, OutBytes, InPackets, InBytes uint64
+	// OutDatagrams counts the datagrams sent to the LNS, a UDP GSO
+	// datagram (which the kernel splits) counting once: OutPackets over
+	// it is how well the plane batches.
+	OutDatagrams uint64
 	// Other counts datagrams handed to Config.Other.
 	Other uint64
 	// Dropped counts packets dropped: not IPv6, malformed, or a failed
@@ -94,7 +101,7 @@ type Plane struct {
 	running  atomic.Bool
 	stopping atomic.Bool
 
-	outPackets, outBytes, inPackets, inBytes, other, dropped atomic.Uint64
+	outPackets, outBytes, outDatagrams, inPackets, inBytes, other, dropped atomic.Uint64
 }
 
 // outbound is the link-to-UDP direction's state, used by one goroutine.
@@ -147,6 +154,14 @@ func New(link *Link, conn *net.UDPConn, cfg Config) (*Plane, error) {
 	if err := raw.Control(func(fd uintptr) {
 		// Best effort: without it, each datagram comes alone.
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+		// Room for bursts of 64 KiB datagrams both ways, past the
+		// sysctl's limit when braid may (it runs as root), else up to
+		// it.
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], socketBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], socketBuffer)
+			}
+		}
 	}); err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
@@ -197,7 +212,7 @@ func slabs(n, size int) [][]byte {
 // Stats returns the plane's counters.
 func (p *Plane) Stats() Stats {
 	return Stats{
-		OutPackets: p.outPackets.Load(), OutBytes: p.outBytes.Load(),
+		OutPackets: p.outPackets.Load(), OutBytes: p.outBytes.Load(), OutDatagrams: p.outDatagrams.Load(),
 		InPackets: p.inPackets.Load(), InBytes: p.inBytes.Load(),
 		Other: p.other.Load(), Dropped: p.dropped.Load(),
 	}
@@ -215,8 +230,8 @@ func (p *Plane) Run(ctx context.Context) error {
 	p.stopping.Store(false)
 
 	errc := make(chan error, 2)
-	go func() { errc <- p.outboundLoop() }()
-	go func() { errc <- p.inboundLoop() }()
+	go func() { errc <- p.guard(p.outboundLoop) }()
+	go func() { errc <- p.guard(p.inboundLoop) }()
 	var err error
 	left := 2
 	select {
@@ -240,6 +255,19 @@ func (p *Plane) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// guard runs loop, and turns a panic in it into an error: a bug of the
+// data plane ends the tunnel's session (which its supervisor restarts),
+// never braid's process.
+func (p *Plane) guard(loop func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("data plane: panic", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("data plane: panic: %v", r)
+		}
+	}()
+	return loop()
 }
 
 // stopped turns the error that ended a loop into Run's: nil when Run
@@ -385,6 +413,7 @@ func (p *Plane) send(n int) error {
 	}
 	p.outPackets.Add(packets)
 	p.outBytes.Add(bytes)
+	p.outDatagrams.Add(uint64(o.count))
 	return nil
 }
 
@@ -472,39 +501,58 @@ func (p *Plane) inboundLoop() error {
 // receive takes one datagram: an IPv6 data frame of the session goes to
 // the link's write batch, anything else to Other.
 func (p *Plane) receive(d []byte) {
-	h, payload, err := avp.Parse(d)
-	if err != nil || h.Control || h.TunnelID != p.cfg.LocalTunnel || h.SessionID != p.cfg.LocalSession {
+	pkt, v := classify(d, p.cfg.LocalTunnel, p.cfg.LocalSession)
+	switch v {
+	case verdictOther:
 		p.other.Add(1)
 		p.cfg.Other(d)
 		return
-	}
-	f, err := frame.Parse(payload)
-	if err != nil || f.Protocol != frame.ProtoIPv6 {
-		p.other.Add(1)
-		p.cfg.Other(d)
-		return
-	}
-	pkt := f.Info
-	if len(pkt) < 40 || pkt[0]>>4 != 6 {
+	case verdictDrop:
 		p.dropped.Add(1)
 		return
 	}
-	// The IPv6 header says how long the packet is: drop what follows
-	// (padding), and a packet cut short.
-	l := 40 + int(binary.BigEndian.Uint16(pkt[4:]))
-	if l > len(pkt) {
-		p.dropped.Add(1)
-		return
-	}
-	pkt = pkt[:l]
 	in := &p.in
-	in.wbufs[in.w] = in.wbufs[in.w][:headroom+l]
+	in.wbufs[in.w] = in.wbufs[in.w][:headroom+len(pkt)]
 	copy(in.wbufs[in.w][headroom:], pkt)
 	in.w++
 	if in.w == len(in.wbufs) {
 		// Errors are the link's; flush reports them on the next call.
 		p.flush()
 	}
+}
+
+// What classify makes of a datagram.
+type verdict int
+
+const (
+	verdictIPv6  verdict = iota // an IPv6 packet of the session: to the link
+	verdictOther                // not IPv6 data of the session: to Other
+	verdictDrop                 // IPv6 data of the session, but broken
+)
+
+// classify reads datagram d, received from the LNS, for the session
+// tunnel/session: an L2TP data message of the session carrying a PPP
+// frame of protocol IPv6 yields the IPv6 packet, trimmed to the length
+// its header gives (a packet cut short, or not IPv6 inside, is dropped);
+// anything else is Other's.
+func classify(d []byte, tunnel, session uint16) ([]byte, verdict) {
+	h, payload, err := avp.Parse(d)
+	if err != nil || h.Control || h.TunnelID != tunnel || h.SessionID != session {
+		return nil, verdictOther
+	}
+	f, err := frame.Parse(payload)
+	if err != nil || f.Protocol != frame.ProtoIPv6 {
+		return nil, verdictOther
+	}
+	pkt := f.Info
+	if len(pkt) < 40 || pkt[0]>>4 != 6 {
+		return nil, verdictDrop
+	}
+	l := 40 + int(binary.BigEndian.Uint16(pkt[4:]))
+	if l > len(pkt) {
+		return nil, verdictDrop
+	}
+	return pkt[:l], verdictIPv6
 }
 
 // flush writes the gathered packets to the link. Only a closed link is an

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/internal/testlns"
+	"github.com/braid-router/braid/sessions/l2tp/avp"
 	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 	"github.com/braid-router/braid/sessions/ppp/frame"
 )
@@ -39,6 +41,7 @@ type rig struct {
 	conn    *net.UDPConn // the box's, connected to the LNS
 	lnsConn *net.UDPConn // the LNS's, on port 1701
 	plane   *dataplane.Plane
+	lns     *testlns.LNS
 
 	mu    sync.Mutex
 	other [][]byte // what the plane handed to Config.Other
@@ -46,8 +49,8 @@ type rig struct {
 
 // newRig builds the namespaces and the box's link and socket; lns starts
 // the test LNS on the LNS's socket, and the plane runs until the test
-// ends.
-func newRig(t testing.TB, lns bool) *rig {
+// ends. seq makes the plane's data messages sequenced.
+func newRig(t testing.TB, lns, seq bool) *rig {
 	t.Helper()
 	nstest.RequireRoot(t)
 	r := &rig{t: t, Rig: testlns.Rig{LAN: nstest.New(t), Box: nstest.New(t), LNS: nstest.New(t), Server: nstest.New(t)}}
@@ -74,6 +77,7 @@ func newRig(t testing.TB, lns bool) *rig {
 				TunnelID: lnsTunnel, SessionID: lnsSession, PeerTunnel: boxTunnel, PeerSession: boxSession})
 			return err
 		})
+		r.lns = l
 		t.Cleanup(func() {
 			l.Close()
 			if n := l.Malformed(); n > 0 {
@@ -83,6 +87,7 @@ func newRig(t testing.TB, lns bool) *rig {
 	}
 	p, err := dataplane.New(r.link, r.conn, dataplane.Config{
 		LocalTunnel: boxTunnel, LocalSession: boxSession, PeerTunnel: lnsTunnel, PeerSession: lnsSession,
+		Sequenced: seq,
 		Other: func(pkt []byte) {
 			r.mu.Lock()
 			r.other = append(r.other, bytes.Clone(pkt))
@@ -138,7 +143,7 @@ func (r *rig) ping(args ...string) (string, bool) {
 // finds nothing to refuse.
 func TestTunnel(t *testing.T) {
 	nstest.RequireBinary(t, "tshark")
-	r := newRig(t, true)
+	r := newRig(t, true, false)
 	cap := r.capture()
 
 	link := nstest.Run(t, "ip", "-n", r.Box, "-d", "link", "show", boxLink)
@@ -192,8 +197,14 @@ func TestTunnel(t *testing.T) {
 		t.Error("tshark: no data message to the LNS")
 	}
 	s := r.plane.Stats()
+	t.Logf("the plane's stats: %+v", s)
 	if s.OutPackets == 0 || s.InPackets == 0 || s.OutBytes < 4<<20 || s.InBytes < 4<<20 {
 		t.Errorf("stats %+v: want both ways, over 4 MiB each", s)
+	}
+	// The kernel hands TCP bursts over whole (the link's offloads),
+	// and they leave as UDP GSO datagrams.
+	if s.OutDatagrams == 0 || s.OutDatagrams > s.OutPackets/2 {
+		t.Errorf("stats %+v: %d packets left in %d datagrams, want at least 2 a datagram on average", s, s.OutPackets, s.OutDatagrams)
 	}
 }
 
@@ -231,7 +242,11 @@ func (r *rig) tcp(n int) {
 	}()
 	got, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("TCP through the tunnel: %v after %d of %d octets", err, len(got), n)
+		var lns string
+		if r.lns != nil {
+			lns = fmt.Sprintf("; the test LNS received %d, sent %d, refused %d", r.lns.Received(), r.lns.Sent(), r.lns.Malformed())
+		}
+		t.Fatalf("TCP through the tunnel: %v after %d of %d octets; the plane's stats %+v%s", err, len(got), n, r.plane.Stats(), lns)
 	}
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatalf("TCP through the tunnel: %d octets came back, not the %d sent", len(got), n)
@@ -241,7 +256,7 @@ func (r *rig) tcp(n int) {
 // Datagrams that are not IPv6 data of the session go to Other, whole;
 // WriteFrame's frames reach the LNS as data messages of the session.
 func TestOther(t *testing.T) {
-	r := newRig(t, false)
+	r := newRig(t, false, false)
 	box := r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	ipv6 := append(make([]byte, 40), "payload"...)
 	ipv6[0] = 0x60
@@ -381,4 +396,105 @@ func (c *capture) fields(filter string, fields ...string) []string {
 		}
 	}
 	return lines
+}
+
+// A sequenced session's data messages carry Ns, one more in each, whatever
+// they carry (the kernel's IPv6, a LAN host's, WriteFrame's LCP), and Nr
+// 0.
+func TestSequenced(t *testing.T) {
+	r := newRig(t, false, true)
+	nstest.Run(t, "ip", "-n", r.Box, "-6", "route", "add", "2001:db8:2::/64", "dev", boxLink)
+	// No LNS answers: the pings only make data messages.
+	r.ping("-c", "3", "-i", "0.2", "-W", "1", testlns.ServerTunnel)
+	if err := r.plane.WriteFrame(frame.ProtoLCP, []byte{9, 1, 0, 8, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2000)
+	var ns []uint16
+	pings, lcp := 0, 0
+	for lcp == 0 || pings < 3 {
+		r.lnsConn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := r.lnsConn.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d pings, %d LCP: %v", pings, lcp, err)
+		}
+		h, payload, err := avp.Parse(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Control || !h.Sequenced || h.TunnelID != lnsTunnel || h.SessionID != lnsSession || h.Nr != 0 {
+			t.Fatalf("header %+v, want a sequenced data message of tunnel %d session %d", h, lnsTunnel, lnsSession)
+		}
+		f, err := frame.Parse(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case f.Protocol == frame.ProtoLCP:
+			lcp++
+		case f.Protocol == frame.ProtoIPv6 && len(f.Info) > 40 && f.Info[6] == 58 && f.Info[40] == 128:
+			pings++ // an echo request, not the kernel's MLD
+		}
+		ns = append(ns, h.Ns)
+	}
+	for i := 1; i < len(ns); i++ {
+		if ns[i] != ns[i-1]+1 {
+			t.Fatalf("Ns %v: not one more each time", ns)
+		}
+	}
+}
+
+// A socket that refuses UDP GSO costs the batch it refused, and the plane
+// then sends each packet in a datagram of its own. The kernel refuses UDP
+// GSO on a socket without UDP checksums (SO_NO_CHECK). With such a
+// socket, GSO or not, this rig's TCP echo (r.tcp) stalled after a few
+// hundred kilobytes while the test LNS sent UDP GSO datagrams to the box
+// (it went through with the LNS sending one datagram per packet), for a
+// reason not found; one-way transfers go through, and the test counts
+// their datagrams.
+func TestGSOFallback(t *testing.T) {
+	r := newRig(t, true, false)
+	raw, err := r.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	raw.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_NO_CHECK, 1) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	send := func() {
+		var ln net.Listener
+		nstest.Do(t, r.Server, func() (err error) {
+			ln, err = net.Listen("tcp6", "["+testlns.ServerTunnel+"]:0")
+			return err
+		})
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+		}()
+		var c net.Conn
+		nstest.Do(t, r.LAN, func() (err error) {
+			c, err = net.DialTimeout("tcp6", ln.Addr().String(), 30*time.Second)
+			return err
+		})
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(time.Minute))
+			c.Write(make([]byte, 4<<20))
+		}()
+	}
+	send()
+	waitFor(t, "the refused GSO batch", func() bool { return r.plane.Stats().Dropped > 0 })
+	s1 := r.plane.Stats()
+	send()
+	waitFor(t, "a second transfer's packets", func() bool { return r.plane.Stats().OutPackets > s1.OutPackets+100 })
+	s2 := r.plane.Stats()
+	t.Logf("the plane's stats: %+v, then %+v", s1, s2)
+	if d, p := s2.OutDatagrams-s1.OutDatagrams, s2.OutPackets-s1.OutPackets; d != p {
+		t.Errorf("after the fallback, %d packets left in %d datagrams, want one each", p, d)
+	}
 }
