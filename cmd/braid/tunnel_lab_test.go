@@ -210,6 +210,23 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	}
 }
 
+// An LNS that logs in by PAP, does not challenge braid's side of the
+// tunnel and offers IPv4 too (IPCP, which braid declines) still gives
+// the LAN its IPv6.
+func TestRunTunnelPAPNoChallengeIPv4(t *testing.T) {
+	l, b, n := sixpeLab(t, lnstest.Options{Auth: "pap", NoChallenge: true, IPv4: true}, "")
+	d := b.startDaemon("-f", "../../specs/lab-6pe.yaml")
+	d.bound(lab.BoxWAN1V4)
+	_, _, st := d.tunnelUp()
+	if s, _ := sessionIn(st, tunnelSession); !strings.Contains(s.Detail, "(PAP)") {
+		t.Errorf("status %q does not say PAP", s.Detail)
+	}
+	reachesServer(t, l, d)
+	if !strings.Contains(n.Log(), "PAP") {
+		t.Error("the LNS did not log in by PAP")
+	}
+}
+
 // A wrong tunnel secret and a wrong PPP password are each said in status
 // in words a person acts on, and retried with the supervisor's backoff,
 // not in a tight loop: the LNS sees about as many attempts as braid
