@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -255,5 +256,29 @@ func TestCompileTunnelForwards(t *testing.T) {
 	}
 	if strings.Contains(got, "forward-tcp-8080-tunnel-sixpe") {
 		t.Errorf("an IPv4 forward through the tunnel in\n%s", got)
+	}
+}
+
+// braid's own tables hold nine tunnels: a tenth is an error, not a
+// table of someone else's.
+func TestCompileTooManyTunnels(t *testing.T) {
+	spec := sixpeSpec()
+	spec.LAN.IPv6 = nil
+	for i := 1; i < 10; i++ {
+		tn := sixpe("isp1")
+		tn.Name = fmt.Sprintf("t%d", i)
+		tn.Interface = tn.Name
+		spec.Tunnels = append(spec.Tunnels, tn)
+	}
+	if _, err := Router(spec, factsOf(wan1, lease1)); err == nil || !strings.Contains(err.Error(), "tunnel tables") {
+		t.Errorf("ten tunnels: %v", err)
+	}
+	spec.Tunnels = spec.Tunnels[:9]
+	d, err := Router(spec, factsOf(wan1, lease1))
+	if err != nil {
+		t.Fatalf("nine tunnels: %v", err)
+	}
+	if !slices.Contains(addresses(d.Resources), "route[7199 ::/0 metric 4096] type=unreachable dev=lo") {
+		t.Error("the ninth tunnel has no table 7199")
 	}
 }
