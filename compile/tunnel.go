@@ -30,7 +30,8 @@ import (
 //     else that arrives on it dropped, no NAT; and, on the via uplink, the
 //     LNS's L2TP accepted whatever its source port (RFC 2661 section 8.1:
 //     the LNS may answer from another port than the one the LAC sent to,
-//     which conntrack does not see as a reply).
+//     which conntrack does not see as a reply); and the TCP MSS through
+//     the TUN link clamped to its MTU.
 
 // metricUnreachable is the metric of a tunnel's unreachable default
 // route: beneath the TUN link's (metricTable6).
@@ -48,8 +49,8 @@ type tunnelState struct {
 	mtu int
 }
 
-// tunnels compiles the spec's tunnels: their sessions, tables and rules.
-// The firewall reads c.tunnels.
+// tunnels compiles the spec's tunnels: their sessions and tables. The
+// firewall reads c.tunnelStates.
 func (c *compiler) tunnels(spec *api.RouterSpec) error {
 	for i := range spec.Tunnels {
 		t := &spec.Tunnels[i]
