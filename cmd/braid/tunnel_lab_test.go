@@ -140,8 +140,9 @@ func reachesServer(t *testing.T, l *lab.Lab, d *daemon) (netip.Addr, netip.Prefi
 // The issue's story: `braid run` with a tunnels: entry brings the tunnel
 // up against the real LNS with the templated login, gets a prefix, the
 // LAN's client takes an address in it from braid's adverts and reaches
-// the IPv6 server from it; what crosses isp1 is L2TP; the LNS restarting
-// under the tunnel is survived; braid restarted gets the same prefix.
+// the IPv6 server from it; what crosses isp1 is L2TP; while the LNS is
+// away, the prefix has no route out (no leak by another uplink), and the
+// tunnel comes back with it; braid restarted gets the same prefix.
 func TestRunTunnelWithTheRealLNS(t *testing.T) {
 	l, b, n := sixpeLab(t, lnstest.Options{}, "")
 	nstest.RequireBinary(t, "tshark")
@@ -185,13 +186,23 @@ func TestRunTunnelWithTheRealLNS(t *testing.T) {
 		}
 	}
 
-	// The LNS restarts under the tunnel: braid notices (LCP echoes),
-	// starts again, and the LAN gets through again.
-	n.Restart()
-	d.untilWithin("the tunnel restarted after the LNS", 2*time.Minute, func(st reconcile.Status) bool {
+	// The LNS goes away under the tunnel: braid notices (LCP echoes), and
+	// the delegated prefix's traffic has no route then, rather than
+	// leaving by isp1, whose IPv6 default route is in the main table.
+	n.Stop()
+	d.untilWithin("the tunnel down after the LNS", 2*time.Minute, func(st reconcile.Status) bool {
 		s, _ := sessionIn(st, tunnelSession)
-		return s.Restarts > 0
+		_, up := factOf(st, func(f facts.Fact) *facts.Link { return f.Link })
+		return s.Restarts > 0 && !up && converged(st)
 	})
+	route, err := exec.Command("ip", "-n", b.ns, "-6", "route", "get", lab.ServerV6, "from", from.String(), "iif", lab.BoxLANDev).CombinedOutput()
+	// The unreachable default of the tunnel's table: EHOSTUNREACH.
+	if err == nil || !strings.Contains(string(route), "No route to host") {
+		t.Errorf("with the tunnel down, the LAN's delegated address is routed: %v\n%s", err, route)
+	}
+	// It comes back: braid starts the tunnel again, and the LAN gets
+	// through again.
+	n.Again()
 	d.tunnelUp()
 	_, p2 := reachesServer(t, l, d)
 

@@ -52,10 +52,16 @@ func StartLNS(t testing.TB, l *lab.Lab, opts lnstest.Options) *LNS {
 	return n
 }
 
+// Again boots the LNS again, with the same settings, after Stop.
+func (n *LNS) Again() {
+	n.t.Helper()
+	n.LNS = lnstest.Start(n.t, n.opts)
+}
+
 // Restart stops the LNS and boots it again, as an LNS restarting under
 // its sessions: it forgets them all.
 func (n *LNS) Restart() {
 	n.t.Helper()
 	n.LNS.Stop()
-	n.LNS = lnstest.Start(n.t, n.opts)
+	n.Again()
 }
