@@ -98,6 +98,7 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		}
 		c.uplinks[u.Name] = st
 	}
+	c.delegatedLAN(spec)
 	if len(spec.Uplinks) > 0 {
 		// Connected, LAN and other specific routes of the main table win
 		// over every steering rule; its default routes come last.
@@ -518,17 +519,8 @@ func (c *compiler) waitingFor(name, path string) string {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if l := spec.LAN; l != nil && l.IPv6 != nil {
-		note("lan.ipv6", notConverged+" (delegated prefix and router advertisements)")
-	}
-	var dhcpv6 bool
-	for _, u := range spec.Uplinks {
-		if u.IPv6 != nil && u.IPv6.RA != nil && u.IPv6.RA.DHCPv6 != nil {
-			dhcpv6 = true
-		}
-	}
-	if dhcpv6 {
-		note("uplinks[].ipv6.ra.dhcpv6", notConverged+" (DHCPv6 and its prefix delegation)")
+	if l := spec.LAN; l != nil && l.IPv6 != nil && l.IPv6.Advertise {
+		note("lan.ipv6.advertise", notConverged+" (router advertisements on the LAN)")
 	}
 	for _, r := range spec.Routes {
 		if len(r.Domains) > 0 {

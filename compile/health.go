@@ -174,7 +174,7 @@ func (c *compiler) lanPrefixes6(spec *api.RouterSpec) map[netip.Prefix][]string 
 // subnet64 returns the /64 numbered n inside a delegated prefix, and false
 // when it does not fit.
 func subnet64(delegated netip.Prefix, n int) (netip.Prefix, bool) {
-	if !delegated.Addr().Is6() || delegated.Bits() > 64 || n < 0 || (64-delegated.Bits() < 16 && n >= 1<<(64-delegated.Bits())) {
+	if !delegated.Addr().Is6() || delegated.Bits() > 64 || n < 0 || (64-delegated.Bits() < 63 && uint64(n) >= uint64(1)<<(64-delegated.Bits())) {
 		return netip.Prefix{}, false
 	}
 	b := delegated.Masked().Addr().As16()

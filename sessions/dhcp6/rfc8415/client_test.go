@@ -661,20 +661,20 @@ func TestElapsedTime(t *testing.T) {
 // Status says what is held and when its times fall, or why nothing is.
 func TestDescribe(t *testing.T) {
 	c := bound(t)
-	want := "prefix 2001:db8:f100::/56 from server " + DUIDString(server1.ToBytes()) + ", dns [2001:db8:102::53]; renews in 8s, rebinds in 18s, expires in 58s"
+	want := "prefix 2001:db8:f100::/56 preferred for 38s, valid for 58s, from server " + DUIDString(server1.ToBytes()) + ", dns [2001:db8:102::53]; renews in 8s, rebinds in 18s, expires in 58s"
 	if got := c.Describe(t0.Add(2 * time.Second)); got != want {
 		t.Errorf("bound: %q\nwant %q", got, want)
 	}
 	s := New(ident, exact, 1)
 	s, _ = s.Step(Start{}, t0)
 	s, _ = s.Step(Timeout{}, t0)
-	if got := s.Describe(t0); got != "Solicit sent, waiting for an Advertise" {
+	if got := s.Describe(t0); got != "no prefix delegated: Solicit sent, waiting for an Advertise" {
 		t.Errorf("soliciting: %q", got)
 	}
 	for s.Deadline().Before(t0.Add(30 * time.Second)) {
 		s, _ = s.Step(Timeout{}, s.Deadline())
 	}
-	if got := s.Describe(t0.Add(31 * time.Second)); got != "no Advertise in 31 s (5 Solicits)" {
+	if got := s.Describe(t0.Add(31 * time.Second)); got != "no prefix delegated: no Advertise in 31 s (5 Solicits)" {
 		t.Errorf("soliciting: %q", got)
 	}
 }
