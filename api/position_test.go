@@ -51,6 +51,12 @@ spec:
 	if got := built.Interfaces(); len(got) != 1 || got[0] != "eth1" {
 		t.Errorf("Interfaces() of a built document = %v", got)
 	}
+	// A tunnel's TUN link is observed too, after the links braid does
+	// not create.
+	built.Router.Tunnels = []Tunnel{{Name: "sixpe", Interface: "ppp6"}}
+	if got := built.Interfaces(); len(got) != 2 || got[1] != "ppp6" {
+		t.Errorf("Interfaces() with a tunnel = %v", got)
+	}
 	var none *Document
 	if _, ok := none.Position("spec"); ok || none.Interfaces() != nil {
 		t.Error("a nil document has positions or interfaces")

@@ -76,9 +76,11 @@ func (d *Document) Position(path string) (Position, bool) {
 	return Position{File: d.file, Line: at.line, Col: at.col}, true
 }
 
-// Interfaces lists the kernel links the spec names and braid does not
-// create, in spec order without repeats: a router's LAN and uplink
-// interfaces. A Peer names none.
+// Interfaces lists the kernel links the spec names, in spec order without
+// repeats: a router's LAN and uplink interfaces, which braid does not
+// create, then its tunnels' TUN links, which their sessions create (what
+// runs on one, the tunnel's DHCPv6 client, waits until it is there and
+// up). A Peer names none.
 func (d *Document) Interfaces() []string {
 	if d == nil || d.Router == nil {
 		return nil
@@ -94,6 +96,9 @@ func (d *Document) Interfaces() []string {
 	}
 	for _, u := range d.Router.Uplinks {
 		add(u.Interface)
+	}
+	for _, t := range d.Router.Tunnels {
+		add(t.Interface)
 	}
 	return names
 }

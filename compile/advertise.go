@@ -88,8 +88,9 @@ func (c *compiler) delegation(what string) (facts.Prefix, facts.Fact, bool) {
 
 // advertise compiles session[advertise/lan] for lan.ipv6.advertise: the
 // IPv6 /64s of lan.addresses, and the /64 of the delegated prefix while
-// it is there (and, from a tunnel, while the tunnel's link is: a tunnel
-// that went down takes its prefix out of the adverts, deprecated); the
+// it is there (and, from a tunnel, while the tunnel's link is there with
+// carrier: a tunnel that went down takes its prefix out of the adverts,
+// deprecated); the
 // resolvers (the box's address in each /64 when braid's DNS listens on
 // the LAN, else the delegated ones); the MTU (the tunnel's when the
 // prefix comes over one, the LAN's when the spec sets it, the smaller of
@@ -132,7 +133,14 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 	switch {
 	case x.FromTunnel != "":
 		what = "tunnel/" + x.FromTunnel
-		_, up = c.facts.Link(what)
+		for _, t := range spec.Tunnels {
+			if t.Name == x.FromTunnel {
+				// The tunnel is up while its TUN link is there with
+				// carrier, as its DHCPv6 client waits for.
+				i, ok := c.facts.Interface(t.Interface)
+				up = ok && i.Present && i.Carrier
+			}
+		}
 		if mtu := TunnelMTU(spec, x.FromTunnel); mtu != 0 && (cfg.MTU == 0 || mtu < cfg.MTU) {
 			cfg.MTU = mtu
 		}
@@ -141,10 +149,9 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 	}
 	if what != "" && up {
 		if d, f, ok := c.delegation(what); ok {
-			box, err := DelegatedLANAddress(d.Prefix, x.Subnet)
-			if err != nil {
-				c.note("lan.ipv6.subnet", err.Error()+": the LAN's /64 is not advertised")
-			} else {
+			// A subnet that does not fit is noted with the LAN's address
+			// (delegation.go).
+			if box, err := DelegatedLANAddress(d.Prefix, x.Subnet); err == nil {
 				add(advertise.Prefix{Prefix: box.Masked(), From: what, ValidUntil: f.Expires, PreferredUntil: d.Preferred}, box.Addr())
 				delegatedDNS = d.DNS
 				cfg.DefaultRouter = true

@@ -34,20 +34,23 @@ func advertiseSpec(tunnel, v6Uplink bool) *api.RouterSpec {
 	}
 	if tunnel {
 		spec.LAN.IPv6.FromTunnel, spec.LAN.IPv6.Subnet = "sixpe", 1
-		spec.Tunnels = []api.Tunnel{{Name: "sixpe", L2TP: &api.L2TP{Server: "192.0.2.10", Via: "isp2",
+		spec.Tunnels = []api.Tunnel{{Name: "sixpe", Interface: "sixpe", L2TP: &api.L2TP{Server: "192.0.2.10", Via: "isp2",
 			PPP:  &api.PPP{Username: "dhcp/{ipv4}@{mac}", Password: &api.Secret{Value: "x"}},
 			IPv6: &api.TunnelIPv6{DHCPv6: &api.DHCPv6{PrefixDelegation: true}}}}}
 	}
 	return spec
 }
 
-// sixpeFacts is what the 6PE sessions publish: with up, the tunnel's
-// link; with prefix, the delegated /56, its lifetimes and resolver.
+// sixpeFacts is what the 6PE sessions publish and the daemon observes:
+// with up, the tunnel's TUN link there with carrier; with prefix, the
+// delegated /56 on it, its lifetimes and resolver.
 func sixpeFacts(up, prefix bool) facts.Set {
 	s := facts.Set{Slots: map[string]facts.Slot{}}
+	links := []facts.Fact{{Interface: &facts.Interface{Name: "lan0", Present: true, Carrier: true}, Process: true}}
 	if up {
-		s.Slots["l2tp/sixpe"] = facts.Slot{Facts: []facts.Fact{{Link: &facts.Link{For: "tunnel/sixpe", Name: "sixpe"}, Process: true}}}
+		links = append(links, facts.Fact{Interface: &facts.Interface{Name: "sixpe", Present: true, Carrier: true}, Process: true})
 	}
+	s.Slots["kernel/links"] = facts.Slot{Facts: links}
 	if prefix {
 		s.Slots["dhcp6/sixpe"] = facts.Slot{Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: sixpeDelegated,
 			Link: "sixpe", Preferred: sixpePreferred, DNS: []netip.Addr{sixpeDNS}}, Expires: sixpeValid}}}
@@ -173,7 +176,7 @@ func TestCompileAdvertiseSubnetDoesNotFit(t *testing.T) {
 			note = n.Message
 		}
 	}
-	if want := "subnet 256 does not fit the delegated 2001:db8:e000:1200::/56: it has 256 /64s (subnets 0 to 255)"; !strings.Contains(note, want) {
+	if want := "subnet 256 does not fit the prefix 2001:db8:e000:1200::/56"; !strings.Contains(note, want) {
 		t.Errorf("note %q, want %q", note, want)
 	}
 	got, _, _ := advertiseConfig(t, spec, sixpeFacts(true, true))

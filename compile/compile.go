@@ -98,6 +98,7 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		}
 		c.uplinks[u.Name] = st
 	}
+	c.delegatedLAN(spec)
 	if len(spec.Uplinks) > 0 {
 		// Connected, LAN and other specific routes of the main table win
 		// over every steering rule; its default routes come last.
@@ -518,18 +519,6 @@ func (c *compiler) waitingFor(name, path string) string {
 // one note per section that the spec uses.
 func (c *compiler) notes(spec *api.RouterSpec) {
 	note := c.note
-	if l := spec.LAN; l != nil && l.IPv6 != nil && (l.IPv6.FromTunnel != "" || l.IPv6.FromUplink != "") {
-		note("lan.ipv6", notConverged+" (the delegated /64's LAN address and routes; its router advertisements are)")
-	}
-	var dhcpv6 bool
-	for _, u := range spec.Uplinks {
-		if u.IPv6 != nil && u.IPv6.RA != nil && u.IPv6.RA.DHCPv6 != nil {
-			dhcpv6 = true
-		}
-	}
-	if dhcpv6 {
-		note("uplinks[].ipv6.ra.dhcpv6", notConverged+" (DHCPv6 and its prefix delegation)")
-	}
 	for _, r := range spec.Routes {
 		if len(r.Domains) > 0 {
 			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")

@@ -271,7 +271,7 @@ func TestCompileNotes(t *testing.T) {
 	spec.Tunnels = []api.Tunnel{{Name: "sixpe"}}
 	spec.Aggregation = &api.Aggregation{}
 	spec.DNS = &api.DNS{}
-	spec.LAN.IPv6 = &api.LANIPv6{FromTunnel: "sixpe"}
+	spec.LAN.IPv6 = &api.LANIPv6{FromTunnel: "sixpe", Advertise: true}
 	d, err := Router(spec, facts.Set{})
 	if err != nil {
 		t.Fatal(err)
@@ -279,11 +279,15 @@ func TestCompileNotes(t *testing.T) {
 	var sections []string
 	for _, n := range d.Notes {
 		sections = append(sections, n.Section)
-		if !strings.Contains(n.Message, "not converged") {
+		if !n.Waiting && !strings.Contains(n.Message, "not converged") {
 			t.Errorf("note %s does not say it is not converged: %q", n.Section, n.Message)
 		}
+		if n.Waiting && !strings.Contains(n.Message, "waiting for the prefix delegated for tunnel/sixpe") {
+			t.Errorf("note %s: %q", n.Section, n.Message)
+		}
 	}
-	want := "lan.ipv6 routes[].domains tunnels aggregation dns"
+	// The delegated prefix converges, and waits for its fact.
+	want := "routes[].domains tunnels aggregation dns lan.ipv6.fromTunnel"
 	if got := strings.Join(sections, " "); got != want {
 		t.Errorf("notes for %q, want %q", got, want)
 	}
@@ -312,9 +316,9 @@ func TestCompileNotes(t *testing.T) {
 	if len(d.Notes) != 1 || d.Notes[0].Section != "routes[0].to" || !strings.Contains(d.Notes[0].Message, "wait for the uplink's DHCP lease") {
 		t.Errorf("notes = %v", d.Notes)
 	}
-	// An uplink whose IPv6 comes from router advertisements is converged:
-	// only its DHCPv6 is noted, and IPv6 destinations via it wait for the
-	// adverts.
+	// An uplink whose IPv6 comes from router advertisements is converged,
+	// and so is its DHCPv6 prefix delegation; IPv6 destinations via it
+	// wait for the adverts.
 	spec = twoUplinks()
 	spec.Uplinks[1].IPv6 = &api.UplinkIPv6{RA: &api.RA{DHCPv6: &api.DHCPv6{PrefixDelegation: true}}}
 	spec.Routes = []api.RouteRule{{To: []string{"2001:db8:ffff::/48", "203.0.113.0/24"}, Via: "isp2"}}
@@ -322,7 +326,7 @@ func TestCompileNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Notes) != 2 || d.Notes[0].Section != "uplinks[].ipv6.ra.dhcpv6" || d.Notes[1].Section != "routes[0].to" || !strings.Contains(d.Notes[1].Message, "IPv6 destinations via isp2 wait for the uplink's router advertisements") {
+	if len(d.Notes) != 1 || d.Notes[0].Section != "routes[0].to" || !strings.Contains(d.Notes[0].Message, "IPv6 destinations via isp2 wait for the uplink's router advertisements") {
 		t.Errorf("notes = %v", d.Notes)
 	}
 	spec.Uplinks[1].IPv6.RA.DHCPv6 = nil
@@ -455,10 +459,11 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 	for file, want := range map[string][]string{
 		"lab.yaml":          nil,
 		"lab-dhcp.yaml":     nil,
-		"lab-ra.yaml":       {"routes[0].to"}, // the IPv6 destination waits for isp2's router
+		"lab-ra.yaml":       {"routes[0].to"},        // the IPv6 destination waits for isp2's router
+		"lab-pd.yaml":       {"lan.ipv6.fromUplink"}, // the LAN waits for the delegated prefix
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml": {"lan.ipv6", "routes[].domains",
-			"tunnels", "aggregation", "dns"},
+		"sfr-6pe.yaml": {"routes[].domains",
+			"tunnels", "aggregation", "dns", "lan.ipv6.fromTunnel"}, // the last waits for the delegated prefix
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))
 		if err != nil {

@@ -15,7 +15,8 @@ import (
 // sessions compiles the protocol sessions the spec asks for: a DHCPv4
 // client per uplink whose IPv4 comes from DHCP, an RA session per uplink
 // whose IPv6 comes from router advertisements, a health tracker per
-// uplink with health probes, the LAN's router advertisements.
+// uplink with health probes, a DHCPv6 prefix delegation client per uplink
+// and tunnel that asks for a prefix, the LAN's router advertisements.
 func (c *compiler) sessions(spec *api.RouterSpec) error {
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
@@ -68,6 +69,7 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 			c.specs = append(c.specs, session.Spec{Kind: health.Kind, Name: u.Name, Config: cfg, Wait: wait})
 		}
 	}
+	c.dhcp6Sessions(spec)
 	return c.advertise(spec)
 }
 

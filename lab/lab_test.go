@@ -107,7 +107,7 @@ func TestUpBoxUnconfigured(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	slices.Sort(names)
-	if want := []string{lab.DHCP4Process, "peer", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
+	if want := []string{lab.DHCP4Process, lab.DHCP6Process, "peer", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
 		t.Errorf("processes %q, want %q", names, want)
 	}
 }

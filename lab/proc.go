@@ -70,7 +70,7 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 		}
 	}
 	if p.Config != "" {
-		if err := os.WriteFile(confPath(dir, p.Name), []byte(p.Config), 0o600); err != nil {
+		if err := os.WriteFile(confPath(dir, p.Name), []byte(expandConfig(p.Config, dir)), 0o600); err != nil {
 			return rec, fmt.Errorf("process %s: %w", p.Name, err)
 		}
 	}
@@ -127,15 +127,22 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 // confPath is where a process's Config goes, {conf} in its Command.
 func confPath(dir, name string) string { return filepath.Join(procsDir(dir), name+".conf") }
 
-// expandArgs replaces {conf} and {pidfile} in a Command's arguments with
-// the process's paths in the lab's run directory.
+// expandArgs replaces {conf}, {pidfile} and {dir} in a Command's
+// arguments with the process's paths in the lab's run directory.
 func expandArgs(args []string, dir, name string) []string {
-	r := strings.NewReplacer("{conf}", confPath(dir, name), "{pidfile}", filepath.Join(procsDir(dir), name+".pid"))
+	r := strings.NewReplacer("{conf}", confPath(dir, name), "{pidfile}", filepath.Join(procsDir(dir), name+".pid"),
+		"{dir}", procsDir(dir))
 	out := make([]string, len(args))
 	for i, a := range args {
 		out[i] = r.Replace(a)
 	}
 	return out
+}
+
+// expandConfig replaces {dir} in a process's Config with the directory
+// of the lab's processes (where Kea keeps its leases).
+func expandConfig(config, dir string) string {
+	return strings.ReplaceAll(config, "{dir}", procsDir(dir))
 }
 
 // Reload gives the lab's process name a new configuration (its Config)
@@ -152,7 +159,7 @@ func (l *Lab) Reload(name, config string) error {
 		if !rec.alive() {
 			return fmt.Errorf("lab %s: process %s (pid %d) is not running", l.Name, name, rec.PID)
 		}
-		if err := os.WriteFile(confPath(l.Dir, name), []byte(config), 0o600); err != nil {
+		if err := os.WriteFile(confPath(l.Dir, name), []byte(expandConfig(config, l.Dir)), 0o600); err != nil {
 			return fmt.Errorf("lab %s: process %s: %w", l.Name, name, err)
 		}
 		if err := unix.Kill(rec.PID, unix.SIGHUP); err != nil {

@@ -124,8 +124,9 @@ type Process struct {
 // The box's links are down and unaddressed, and its kernel ignores router
 // advertisements; isp1 limits to 50 Mbit/s and routes the LAN's IPv6
 // prefix to the box, and runs dnsmasq as its ONT's DHCP server
-// (ISP1DHCP4); isp2 limits to 10 Mbit/s and advertises its IPv6 prefix
-// and a resolver (radvd, see ISP2Adverts); inet holds the servers on its
+// (ISP1DHCP4); isp2 limits to 10 Mbit/s, advertises its IPv6 prefix
+// and a resolver (radvd, see ISP2Adverts) and delegates prefixes (Kea,
+// see ISP2DHCP6); inet holds the servers on its
 // loopback and runs whoami on them; the peer runs a whoami on PeerPort
 // until a real peer replaces it.
 func Default() Topology {
@@ -241,6 +242,7 @@ func Default() Topology {
 					{Dst: p(LANPrefixV6), Via: a(ISP1UpV6)},
 					{Dst: p(WAN2PrefixV4), Via: a(ISP2UpV4)},
 					{Dst: p(WAN2PrefixV6), Via: a(ISP2UpV6)},
+					{Dst: p(ISP2DelegationPool), Via: a(ISP2UpV6)},
 				},
 			},
 			{
@@ -275,6 +277,9 @@ func Default() Topology {
 			}},
 			{Name: ISP2AdvertsProcess, Role: RoleISP2, Config: ISP2Adverts(ISP2RouterLifetime),
 				Command: []string{"radvd", "--nodaemon", "--config", "{conf}", "--pidfile", "{pidfile}", "--logmethod", "stderr"}},
+			// isp2's DHCPv6 server: prefix delegation (Kea).
+			{Name: DHCP6Process, Role: RoleISP2, Config: ISP2DHCP6("{dir}").Config(),
+				Command: ISP2DHCP6("{dir}").Command("{conf}", "{dir}")},
 		},
 	}
 }

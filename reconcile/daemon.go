@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -148,6 +149,10 @@ type Status struct {
 	Applying uint64 `json:"applyingPasses"`
 	Repairs  uint64 `json:"repairs"`
 	Failures uint64 `json:"failedPasses"`
+	// Triggered counts the passes each trigger started (spec, kernel,
+	// periodic, reload, ...); a pass with two triggers counts for both.
+	// Unlike LastPass, a pass is never hidden by the next one.
+	Triggered map[string]uint64 `json:"triggered,omitempty"`
 	// Trial is the revision on probation, awaiting confirmation or probes.
 	Trial *Trial `json:"trial,omitempty"`
 	// Warnings are conditions a person should know of: state files that
@@ -243,6 +248,7 @@ func (d *Daemon) Status() Status {
 	s.Objects = slices.Clone(s.Objects)
 	s.Warnings = slices.Clone(s.Warnings)
 	s.Quarantined = slices.Clone(s.Quarantined)
+	s.Triggered = maps.Clone(s.Triggered)
 	if d.trial != nil {
 		t := *d.trial
 		t.Waiting = slices.Clone(t.Waiting)
@@ -509,6 +515,12 @@ func (d *Daemon) pass(ctx context.Context, reasons []string) (err error) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.status.Passes++
+		if d.status.Triggered == nil {
+			d.status.Triggered = make(map[string]uint64)
+		}
+		for _, r := range reasons {
+			d.status.Triggered[r]++
+		}
 		switch {
 		case err != nil:
 			ps.Result, ps.Error = ResultFailed, err.Error()

@@ -4,7 +4,7 @@
 # calls apt-get when something is missing.
 set -euo pipefail
 
-packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd ndisc6
+packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd kea-dhcp6-server ndisc6
 	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
 	stress-ng iptables ufw)
 

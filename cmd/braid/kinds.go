@@ -6,6 +6,7 @@ import (
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
+	"github.com/braid-router/braid/sessions/dhcp6"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
 	"github.com/braid-router/braid/sessions/ra"
@@ -17,6 +18,9 @@ type sessionHooks struct {
 	// healthTransition is told of every change of an uplink's health
 	// verdict (the metrics' transitions counter).
 	healthTransition func(uplink string, healthy bool)
+	// stateDir is braid's state directory, where the DHCPv6 client keeps
+	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
+	stateDir string
 }
 
 // sessionKinds is the registry of the session kinds this build of braid
@@ -30,6 +34,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, dhcp4.Kind, func() session.Session[dhcp4.Config] { return &dhcp4.Client{} })
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
+	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
 		if h := hooks.healthTransition; h != nil {

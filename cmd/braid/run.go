@@ -146,7 +146,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		ProbeWindow:   f.window,
 		StateDir:      h.dirs.State,
 	}
-	var hooks sessionHooks
+	hooks := sessionHooks{stateDir: h.dirs.State}
 	if f.metrics != "" {
 		m, _, err := metrics.Start(ctx, f.metrics, d, h.log)
 		if err != nil {

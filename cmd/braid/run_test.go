@@ -108,7 +108,7 @@ func (d *daemon) reload(st reconcile.Status) reconcile.Status {
 		d.b.t.Fatal(err)
 	}
 	return d.until("the reload", func(now reconcile.Status) bool {
-		return converged(now) && now.Passes > st.Passes && slices.Contains(now.LastPass.Triggers, "reload")
+		return converged(now) && now.Triggered["reload"] > st.Triggered["reload"]
 	})
 }
 
@@ -534,7 +534,7 @@ func TestRunLiveness(t *testing.T) {
 	// writes trigger no pass of their own.
 	writeSpecTo(t, spec, strings.Replace(labSpec, "priority: 20", "priority: 30", 1))
 	st = d.until("the change applied", func(now reconcile.Status) bool {
-		return converged(now) && now.Applying > st.Applying && slices.Contains(now.LastPass.Triggers, "spec")
+		return converged(now) && now.Applying > st.Applying && now.Triggered["spec"] > st.Triggered["spec"]
 	})
 	// Every pass between the change and a reload afterwards, as the logs
 	// tell them: none was triggered by the kernel.
@@ -548,7 +548,7 @@ func TestRunLiveness(t *testing.T) {
 	}
 	// A full pass comes on its own.
 	d.until("a periodic pass", func(now reconcile.Status) bool {
-		return now.Passes > st.Passes && slices.Contains(now.LastPass.Triggers, "periodic")
+		return now.Triggered["periodic"] > st.Triggered["periodic"]
 	})
 }
 

@@ -69,7 +69,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 	before := b.snapshot()
 	writeSpecTo(t, spec, strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
 	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.LastPass != nil && slices.Contains(st.LastPass.Triggers, "revert") && converged(st)
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
 	})
 	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within 2s") {
 		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
@@ -124,7 +124,7 @@ func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 	bad := strings.NewReplacer("gateway: 10.101.0.1", "gateway: 10.101.0.99", "gateway: 10.102.0.1", "gateway: 10.102.0.99").Replace(good)
 	os.WriteFile(spec, []byte(bad), 0o644)
 	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.LastPass != nil && slices.Contains(st.LastPass.Triggers, "revert") && converged(st)
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
 	})
 	if !strings.Contains(st.Quarantined[0].Reason, "tcp 10.203.0.2:65101") {
 		t.Errorf("quarantine reason %q does not name the peer", st.Quarantined[0].Reason)

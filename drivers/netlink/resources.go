@@ -40,6 +40,11 @@ const (
 	PrioMark = 7050
 	// PrioFrom sends routes: sources to their uplink's table.
 	PrioFrom = 7100
+	// PrioDelegated sends traffic from a prefix delegated to the box
+	// (DHCPv6 prefix delegation: the LAN's addresses in it) to the table
+	// of the uplink or tunnel it was delegated over: no other ISP would
+	// carry it.
+	PrioDelegated = 7150
 	// PrioUplink sends traffic from an uplink's address to its table (MPTCP
 	// subflows and replies leave by the link they belong to).
 	PrioUplink = 7200

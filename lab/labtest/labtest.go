@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,7 +75,7 @@ func Up(t testing.TB, cfg lab.Config) *lab.Lab {
 	}
 	for _, p := range topo.Processes {
 		if len(p.Command) > 0 {
-			nstest.RequireBinary(t, p.Command[0])
+			nstest.RequireBinary(t, program(p.Command))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
@@ -99,4 +100,19 @@ func New(t testing.TB) *lab.Lab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	return Up(t, Config(t))
+}
+
+// program is the program a command line runs: its first word, or, for
+// env(1), the first word after env's variable assignments (the lab runs
+// Kea with its own PID file directory).
+func program(argv []string) string {
+	if filepath.Base(argv[0]) != "env" {
+		return argv[0]
+	}
+	for _, a := range argv[1:] {
+		if !strings.Contains(a, "=") {
+			return a
+		}
+	}
+	return argv[0]
 }

@@ -497,6 +497,34 @@ func TestRenewAndRebind(t *testing.T) {
 	}
 }
 
+// T2 = infinity with a finite T1 (section 21.21): the client renews at
+// T1, never rebinds, and keeps renewing until the delegation ends.
+func TestInfiniteT2(t *testing.T) {
+	c := New(ident, exact, 1)
+	c, _ = c.Step(Start{}, t0)
+	c, _ = c.Step(Timeout{}, t0)
+	pd := iapd(10*time.Second, infinite, pd56, 40*time.Second, time.Minute)
+	c, _ = c.Step(answer(c, dhcpv6.MessageTypeAdvertise, server1, pd, pref(255)), t0)
+	c, acts := c.Step(answer(c, dhcpv6.MessageTypeReply, server1, pd), t0)
+	b, ok := has[Bind](acts)
+	if !ok || !b.Lease.Renew.Equal(t0.Add(10*time.Second)) || !b.Lease.Rebind.IsZero() {
+		t.Fatalf("bound %+v, want Renew at T1 and no Rebind", b.Lease)
+	}
+	c, acts = c.Step(Timeout{}, t0.Add(10*time.Second))
+	if m := sent(t, acts); m.Type() != dhcpv6.MessageTypeRenew {
+		t.Fatalf("at T1: %s", m.Type())
+	}
+	for c.Phase() == Renewing {
+		c, acts = c.Step(Timeout{}, c.Deadline())
+		if m, ok := has[Send](acts); ok && m.Msg.Type() == dhcpv6.MessageTypeRebind {
+			t.Fatal("a Rebind with T2 = infinity")
+		}
+	}
+	if u, ok := has[Unbind](acts); !ok || !strings.Contains(u.Why, "expired") || c.Deadline().Before(t0.Add(time.Minute)) {
+		t.Fatalf("after renewing: %s %v", c.Phase(), acts)
+	}
+}
+
 // A Reply to a Renew whose IA_PD says NoBinding makes the client Request
 // the delegation again from that server (section 18.2.10.1); the
 // delegation stays in use meanwhile. A status in the Reply itself is
@@ -633,20 +661,20 @@ func TestElapsedTime(t *testing.T) {
 // Status says what is held and when its times fall, or why nothing is.
 func TestDescribe(t *testing.T) {
 	c := bound(t)
-	want := "prefix 2001:db8:f100::/56 from server " + DUIDString(server1.ToBytes()) + ", dns [2001:db8:102::53]; renews in 8s, rebinds in 18s, expires in 58s"
+	want := "prefix 2001:db8:f100::/56 preferred for 38s, valid for 58s, from server " + DUIDString(server1.ToBytes()) + ", dns [2001:db8:102::53]; renews in 8s, rebinds in 18s, expires in 58s"
 	if got := c.Describe(t0.Add(2 * time.Second)); got != want {
 		t.Errorf("bound: %q\nwant %q", got, want)
 	}
 	s := New(ident, exact, 1)
 	s, _ = s.Step(Start{}, t0)
 	s, _ = s.Step(Timeout{}, t0)
-	if got := s.Describe(t0); got != "Solicit sent, waiting for an Advertise" {
+	if got := s.Describe(t0); got != "no prefix delegated: Solicit sent, waiting for an Advertise" {
 		t.Errorf("soliciting: %q", got)
 	}
 	for s.Deadline().Before(t0.Add(30 * time.Second)) {
 		s, _ = s.Step(Timeout{}, s.Deadline())
 	}
-	if got := s.Describe(t0.Add(31 * time.Second)); got != "no Advertise in 31 s (5 Solicits)" {
+	if got := s.Describe(t0.Add(31 * time.Second)); got != "no prefix delegated: no Advertise in 31 s (5 Solicits)" {
 		t.Errorf("soliciting: %q", got)
 	}
 }

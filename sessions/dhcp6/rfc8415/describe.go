@@ -7,7 +7,9 @@ import (
 )
 
 // Describe says, in one line for `braid status`, what the client holds
-// and when its times fall, or why it holds nothing.
+// (each prefix with what is left of its preferred and valid lifetimes,
+// the server, the resolvers) and when its times fall, or, beginning with
+// "no prefix delegated", why it holds nothing.
 func (c Client) Describe(now time.Time) string {
 	in := func(t time.Time) string {
 		if t.IsZero() {
@@ -15,13 +17,19 @@ func (c Client) Describe(now time.Time) string {
 		}
 		return "in " + max(t.Sub(now), 0).Round(time.Second).String()
 	}
+	left := func(t time.Time) string {
+		if t.IsZero() {
+			return "forever"
+		}
+		return "for " + max(t.Sub(now), 0).Round(time.Second).String()
+	}
 	held := func() string {
 		l := c.lease
 		var ps []string
 		for _, p := range l.Prefixes {
-			ps = append(ps, p.Prefix.String())
+			ps = append(ps, fmt.Sprintf("%s preferred %s, valid %s", p.Prefix, left(p.Preferred), left(p.Valid)))
 		}
-		s := "prefix " + strings.Join(ps, ", ") + " from server " + DUIDString(l.Server)
+		s := "prefix " + strings.Join(ps, "; ") + ", from server " + DUIDString(l.Server)
 		if len(l.DNS) > 0 {
 			s += fmt.Sprintf(", dns %v", l.DNS)
 		}
@@ -53,6 +61,8 @@ func (c Client) Describe(now time.Time) string {
 	}
 	if c.lease.Holds() {
 		s = held() + ", " + expires() + "; " + s
+	} else {
+		s = "no prefix delegated: " + s
 	}
 	if c.why != "" {
 		s += "; before: " + c.why

@@ -67,6 +67,15 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("message type %d", uint16(t))
 }
 
+// Known reports whether t is a message type of RFC 2661 3.2.
+func (t MessageType) Known() bool {
+	switch t {
+	case SCCRQ, SCCRP, SCCCN, StopCCN, HELLO, OCRQ, OCRP, OCCN, ICRQ, ICRP, ICCN, CDN, WEN, SLI:
+		return true
+	}
+	return false
+}
+
 // Session reports whether messages of type t are about a session (a
 // call), rather than the control connection.
 func (t MessageType) Session() bool {

@@ -31,6 +31,11 @@
 // 1334 section 2.2). CHAPMD5 is the Response value of RFC 1994 section
 // 4.1 with algorithm 5: MD5 over the Identifier, the secret and the
 // Challenge value.
+//
+// # Logs
+//
+// Describe writes a frame as one line for debug logs, in the manner of
+// pppd's debug output, without PAP passwords or CHAP values.
 package frame
 
 import (

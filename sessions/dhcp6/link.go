@@ -1,0 +1,173 @@
+package dhcp6
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// The DHCPv6 ports (RFC 8415 section 7.2).
+const (
+	clientPort = 546
+	serverPort = 547
+)
+
+// allServers is All_DHCP_Relay_Agents_and_Servers (RFC 8415 section 7.1),
+// where the client sends every message.
+var allServers = netip.MustParseAddr("ff02::1:2")
+
+// link is the client's UDP socket on its link: port 546 of every address
+// ([::]:546, SO_REUSEADDR beside the other links' clients), bound to the
+// link (SO_BINDTODEVICE), so it reads only what the servers of this link
+// answer; it sends from the link's link-local address, by index, to
+// ff02::1:2. Nothing in it is Ethernet: a TUN link (point-to-point, no
+// MAC address, its link-local address negotiated by IPV6CP) is the same.
+type link struct {
+	ifi  *net.Interface
+	ll   netip.Addr
+	conn *ipv6.PacketConn
+}
+
+// received is a server's message, or the socket's error.
+type received struct {
+	msg *dhcpv6.Message
+	src netip.Addr
+	err error
+}
+
+// openLink opens the client's socket on the link name, or says why it
+// cannot yet (missing, down, without a usable link-local address).
+func openLink(ctx context.Context, name string) (*link, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, fmt.Errorf("link %s is down", name)
+	}
+	if ifi.Flags&net.FlagRunning == 0 {
+		return nil, fmt.Errorf("link %s has no carrier", name)
+	}
+	ll, err := usableLinkLocal(ifi)
+	if err != nil {
+		return nil, err
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = errors.Join(
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+				unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, name))
+		})
+		return errors.Join(err, serr)
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp6", "[::]:"+strconv.Itoa(clientPort))
+	if err != nil {
+		return nil, fmt.Errorf("UDP port %d on %s: %w", clientPort, name, err)
+	}
+	conn := ipv6.NewPacketConn(pc)
+	if err := errors.Join(conn.SetMulticastInterface(ifi), conn.SetMulticastLoopback(false)); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("UDP port %d on %s: %w", clientPort, name, err)
+	}
+	return &link{ifi: ifi, ll: ll, conn: conn}, nil
+}
+
+// usableLinkLocal returns the link's link-local address once the kernel's
+// own duplicate address detection has passed it: the kernel refuses to
+// send from a tentative one.
+func usableLinkLocal(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := vnl.AddrList(&vnl.Device{LinkAttrs: vnl.LinkAttrs{Index: ifi.Index}}, vnl.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+	}
+	tentative := false
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() {
+			continue
+		}
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			tentative = true
+			continue
+		}
+		return ip, nil
+	}
+	if tentative {
+		return netip.Addr{}, fmt.Errorf("the link-local address of %s is tentative (the kernel's duplicate address detection)", ifi.Name)
+	}
+	return netip.Addr{}, fmt.Errorf("no link-local address on %s", ifi.Name)
+}
+
+func (l *link) close() { l.conn.Close() }
+
+// read delivers the server messages the socket reads until it is closed
+// (its error is the last thing delivered) or done. What does not decode
+// as a client/server message (a relay's, garbage) is dropped.
+func (l *link) read(out chan<- received, done <-chan struct{}) {
+	buf := make([]byte, 65536)
+	for {
+		n, _, from, err := l.conn.ReadFrom(buf)
+		var rx received
+		switch {
+		case err != nil:
+			rx.err = err
+		default:
+			m, derr := dhcpv6.MessageFromBytes(buf[:n])
+			if derr != nil {
+				continue
+			}
+			rx.msg = m
+			if ua, ok := from.(*net.UDPAddr); ok {
+				rx.src = ua.AddrPort().Addr().WithZone("")
+			}
+		}
+		select {
+		case out <- rx:
+		case <-done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// send sends m from the link-local address to ff02::1:2 on the link.
+func (l *link) send(m *dhcpv6.Message) error {
+	cm := &ipv6.ControlMessage{Src: l.ll.AsSlice(), IfIndex: l.ifi.Index}
+	dst := &net.UDPAddr{IP: allServers.AsSlice(), Port: serverPort}
+	if _, err := l.conn.WriteTo(m.ToBytes(), cm, dst); err != nil {
+		return fmt.Errorf("send %s on %s: %w", m.Type(), l.ifi.Name, err)
+	}
+	return nil
+}
+
+// check says whether the link is still the one the socket is on, up, with
+// carrier and its link-local address.
+func (l *link) check() error {
+	ifi, err := net.InterfaceByName(l.ifi.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("link %s: %w", l.ifi.Name, err)
+	case ifi.Index != l.ifi.Index:
+		return fmt.Errorf("link %s was made again", l.ifi.Name)
+	case ifi.Flags&net.FlagUp == 0:
+		return fmt.Errorf("link %s went down", l.ifi.Name)
+	case ifi.Flags&net.FlagRunning == 0:
+		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
+	}
+	if ll, err := usableLinkLocal(ifi); err != nil || ll != l.ll {
+		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
+	}
+	return nil
+}
