@@ -129,7 +129,8 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 	}
 	x := l.IPv6
 	var delegatedDNS []netip.Addr
-	what, up := "", false
+	// what names the delegation, link the link it is asked on.
+	what, link, up := "", "", false
 	switch {
 	case x.FromTunnel != "":
 		what = "tunnel/" + x.FromTunnel
@@ -137,6 +138,7 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 			if t.Name == x.FromTunnel {
 				// The tunnel is up while its TUN link is there with
 				// carrier, as its DHCPv6 client waits for.
+				link = t.Interface
 				i, ok := c.facts.Interface(t.Interface)
 				up = ok && i.Present && i.Carrier
 			}
@@ -146,9 +148,14 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 		}
 	case x.FromUplink != "":
 		what, up = "uplink/"+x.FromUplink, true
+		if st := c.uplinks[x.FromUplink]; st != nil {
+			link = st.link
+		}
 	}
 	if what != "" && up {
-		if d, f, ok := c.delegation(what); ok {
+		// A prefix asked on another link (the uplink's interface changed)
+		// gives the LAN no address (delegation.go): nor is it advertised.
+		if d, f, ok := c.delegation(what); ok && (d.Link == "" || d.Link == link) {
 			// A subnet that does not fit is noted with the LAN's address
 			// (delegation.go).
 			if box, err := DelegatedLANAddress(d.Prefix, x.Subnet); err == nil {

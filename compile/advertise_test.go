@@ -152,12 +152,18 @@ func TestCompileAdvertiseFromUplink(t *testing.T) {
 	spec := advertiseSpec(false, true)
 	spec.LAN.MTU = 1500
 	spec.LAN.IPv6.FromUplink, spec.LAN.IPv6.Subnet = "isp1", 255
-	f := facts.Set{Slots: map[string]facts.Slot{"dhcp6/isp1": {Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "uplink/isp1", Prefix: sixpeDelegated}}}}}}
+	f := facts.Set{Slots: map[string]facts.Slot{"dhcp6/isp1": {Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "uplink/isp1", Prefix: sixpeDelegated, Link: "wan1"}}}}}}
 	got, _, ok := advertiseConfig(t, spec, f)
 	want := advertise.Config{Interface: "lan0", MTU: 1500, DefaultRouter: true, Prefixes: []advertise.Prefix{static50, ula50,
 		{Prefix: netip.MustParsePrefix("2001:db8:e000:12ff::/64"), From: "uplink/isp1"}}}
 	if !ok || !reflect.DeepEqual(got, want) {
 		t.Errorf("config\n%+v\nwant\n%+v", got, want)
+	}
+	// A prefix asked on another link is not the uplink's any more.
+	f.Slots["dhcp6/isp1"].Facts[0].Prefix.Link = "wan9"
+	got, _, _ = advertiseConfig(t, spec, f)
+	if len(got.Prefixes) != 2 {
+		t.Errorf("a prefix asked on wan9 for an uplink on wan1 is advertised: %+v", got.Prefixes)
 	}
 }
 
