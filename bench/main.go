@@ -37,12 +37,17 @@
 //     OpenMPTCProuter's timing; and the longest stall of an MPTCP
 //     download from the peer when isp1 is blackholed, beside the kernel
 //     alone, OpenMPTCProuter's timing, and the endpoint deleted or set
-//     backup. -failover-only runs just that.
+//     backup. -failover-only runs just that;
+//   - the 6PE tunnel's data plane (bench/sixpe.go): iperf3 TCP from a LAN
+//     host through the box to a server behind a test LNS of braid's own
+//     (internal/testlns), with braid's data plane pinned to one core,
+//     beside plain IPv6 forwarding through the same box at the same MTU,
+//     both ways. -6pe-only runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon.
+// nftables, daemon, failover, 6pe.
 package main
 
 import (
@@ -75,6 +80,13 @@ func run() int {
 	files := flag.String("files", "", "write the generated specs and ip -batch files to this directory and keep them (default: a temporary directory)")
 	only := flag.String("only", "", "run only these groups, comma-separated: "+strings.Join(groupNames, ", ")+" (default: all)")
 	flag.Parse()
+	if *sixpeServe != "" {
+		if err := serveSixPE(*sixpeServe); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: 6PE", *sixpeServe+":", err)
+			return 1
+		}
+		return 0
+	}
 	if *n < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -n must be at least 1")
 		return 2
@@ -89,6 +101,9 @@ func run() int {
 	}
 	if *failoverOnly {
 		groups = map[string]bool{groupFailover: true}
+	}
+	if *sixpeOnly {
+		groups = map[string]bool{groupSixPE: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -184,9 +199,10 @@ const (
 	groupNftables = "nftables" // the table of 1,000 rules and a 10,000-element set
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
+	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -217,6 +233,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if len(groups) == 1 && groups[groupFailover] {
 		return benchFailoverOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupSixPE] {
+		return benchSixPEOnly(ctx, h, machine)
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -269,6 +288,14 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		}
 	}
 
+	var sixpe *sixpeResult
+	if groups[groupSixPE] {
+		var err error
+		if sixpe, err = sixpeBench(ctx, h); err != nil {
+			return fmt.Errorf("6pe: %w", err)
+		}
+	}
+
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	var missed []string
@@ -293,6 +320,11 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if failovers != nil {
 		fmt.Fprintf(w, "\n## Failover\n\n")
 		missed = append(missed, writeFailoverTable(w, failovers)...)
+		fmt.Fprintln(w)
+	}
+	if sixpe != nil {
+		fmt.Fprintf(w, "\n## 6PE data plane\n\n")
+		missed = append(missed, writeSixPETable(w, sixpe)...)
 		fmt.Fprintln(w)
 	}
 	if len(missed) > 0 {
