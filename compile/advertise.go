@@ -10,6 +10,7 @@ import (
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/advertise"
+	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 )
 
 // Subnet64 returns the /64 numbered n inside a delegated prefix: n in the
@@ -45,18 +46,15 @@ func DelegatedLANAddress(delegated netip.Prefix, n int) (netip.Prefix, error) {
 	return netip.PrefixFrom(p.Addr().Next(), 64), nil
 }
 
-// L2TPOverhead is what carrying IPv6 over PPP over L2TPv2 over UDP/IPv4
-// adds to a packet, at most: IPv4 header 20, UDP 8, L2TP data header 8
-// (with its length field), PPP address, control and protocol 4. The
-// tunnel's MTU is its uplink's less this (1460 on a 1500-byte uplink).
-const L2TPOverhead = 20 + 8 + 8 + 4
-
 // defaultMTU is a link's MTU when the spec leaves it as it is.
 const defaultMTU = 1500
 
-// TunnelMTU returns the MTU of a tunnel's link: the MTU of the uplink it
-// leaves by (the spec's, or 1500) less L2TPOverhead, never under 1280,
-// the least IPv6 allows. Zero for a tunnel the spec does not have.
+// TunnelMTU returns the MTU the LAN is told for a tunnel's prefix: the
+// tunnel link's MTU over the uplink it leaves by (the spec's MTU, or
+// 1500), with sequenced L2TP data messages, which cost the most
+// (dataplane.SequencedMTU: 1458 on a 1500-byte uplink), so it holds
+// whatever the LNS asks for; never under 1280, the least IPv6 allows.
+// Zero for a tunnel the spec does not have.
 func TunnelMTU(spec *api.RouterSpec, tunnel string) uint32 {
 	for _, t := range spec.Tunnels {
 		if t.Name != tunnel || t.L2TP == nil {
@@ -68,7 +66,7 @@ func TunnelMTU(spec *api.RouterSpec, tunnel string) uint32 {
 				mtu = u.MTU
 			}
 		}
-		return uint32(max(mtu-L2TPOverhead, 1280))
+		return uint32(max(dataplane.SequencedMTU(mtu), dataplane.MinMTU))
 	}
 	return 0
 }

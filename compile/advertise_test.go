@@ -88,7 +88,7 @@ var (
 // lan.addresses and subnet 1 of the delegated prefix while the tunnel is
 // up, with the delegation's lifetimes; the box's addresses as resolvers
 // when braid's DNS listens on the LAN, else the delegated resolvers; the
-// tunnel's MTU (isp2's 1492 less L2TP's 40); the box as default router
+// tunnel's MTU (isp2's 1492 less 42: IPv4, UDP, sequenced L2TP, PPP); the box as default router
 // while it has an IPv6 way out.
 func TestCompileAdvertise(t *testing.T) {
 	listenLAN := func(s *api.RouterSpec) *api.RouterSpec {
@@ -121,14 +121,14 @@ func TestCompileAdvertise(t *testing.T) {
 		{"braid's DNS on one LAN address", listenOne(advertiseSpec(false, true)), facts.Set{},
 			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, DNS: box("fd00:50::1"), DefaultRouter: true}},
 		{"the tunnel up with its prefix", advertiseSpec(true, false), sixpeFacts(true, true),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1}, DNS: []netip.Addr{sixpeDNS}, MTU: 1452, DefaultRouter: true}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1}, DNS: []netip.Addr{sixpeDNS}, MTU: 1450, DefaultRouter: true}},
 		{"the tunnel up, braid's DNS on the LAN", listenLAN(advertiseSpec(true, false)), sixpeFacts(true, true),
 			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1},
-				DNS: box("2001:db8:50::1", "fd00:50::1", "2001:db8:e000:1201::1"), MTU: 1452, DefaultRouter: true}},
+				DNS: box("2001:db8:50::1", "fd00:50::1", "2001:db8:e000:1201::1"), MTU: 1450, DefaultRouter: true}},
 		{"the tunnel down: its prefix leaves, no default router", advertiseSpec(true, false), sixpeFacts(false, true),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1452}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1450}},
 		{"the tunnel up, no prefix yet", advertiseSpec(true, false), sixpeFacts(true, false),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1452}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1450}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,12 +242,12 @@ func TestDelegatedLANAddress(t *testing.T) {
 
 func TestTunnelMTU(t *testing.T) {
 	spec := advertiseSpec(true, false)
-	if got := TunnelMTU(spec, "sixpe"); got != 1452 {
-		t.Errorf("over isp2 (MTU 1492): %d, want 1452", got)
+	if got := TunnelMTU(spec, "sixpe"); got != 1450 {
+		t.Errorf("over isp2 (MTU 1492): %d, want 1450", got)
 	}
 	spec.Uplinks[1].MTU = 0
-	if got := TunnelMTU(spec, "sixpe"); got != 1460 {
-		t.Errorf("over an uplink of 1500: %d, want 1460", got)
+	if got := TunnelMTU(spec, "sixpe"); got != 1458 {
+		t.Errorf("over an uplink of 1500: %d, want 1458", got)
 	}
 	spec.Uplinks[1].MTU = 1300
 	if got := TunnelMTU(spec, "sixpe"); got != 1280 {
