@@ -10,6 +10,7 @@ import (
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/advertise"
+	"github.com/braid-router/braid/sessions/l2tp/dataplane"
 )
 
 // Subnet64 returns the /64 numbered n inside a delegated prefix: n in the
@@ -45,18 +46,15 @@ func DelegatedLANAddress(delegated netip.Prefix, n int) (netip.Prefix, error) {
 	return netip.PrefixFrom(p.Addr().Next(), 64), nil
 }
 
-// L2TPOverhead is what carrying IPv6 over PPP over L2TPv2 over UDP/IPv4
-// adds to a packet, at most: IPv4 header 20, UDP 8, L2TP data header 8
-// (with its length field), PPP address, control and protocol 4. The
-// tunnel's MTU is its uplink's less this (1460 on a 1500-byte uplink).
-const L2TPOverhead = 20 + 8 + 8 + 4
-
 // defaultMTU is a link's MTU when the spec leaves it as it is.
 const defaultMTU = 1500
 
-// TunnelMTU returns the MTU of a tunnel's link: the MTU of the uplink it
-// leaves by (the spec's, or 1500) less L2TPOverhead, never under 1280,
-// the least IPv6 allows. Zero for a tunnel the spec does not have.
+// TunnelMTU returns the MTU the LAN is told for a tunnel's prefix: the
+// tunnel link's MTU over the uplink it leaves by (the spec's MTU, or
+// 1500), with sequenced L2TP data messages, which cost the most
+// (dataplane.SequencedMTU: 1458 on a 1500-byte uplink), so it holds
+// whatever the LNS asks for; never under 1280, the least IPv6 allows.
+// Zero for a tunnel the spec does not have.
 func TunnelMTU(spec *api.RouterSpec, tunnel string) uint32 {
 	for _, t := range spec.Tunnels {
 		if t.Name != tunnel || t.L2TP == nil {
@@ -68,7 +66,7 @@ func TunnelMTU(spec *api.RouterSpec, tunnel string) uint32 {
 				mtu = u.MTU
 			}
 		}
-		return uint32(max(mtu-L2TPOverhead, 1280))
+		return uint32(max(dataplane.SequencedMTU(mtu), dataplane.MinMTU))
 	}
 	return 0
 }
@@ -88,8 +86,9 @@ func (c *compiler) delegation(what string) (facts.Prefix, facts.Fact, bool) {
 
 // advertise compiles session[advertise/lan] for lan.ipv6.advertise: the
 // IPv6 /64s of lan.addresses, and the /64 of the delegated prefix while
-// it is there (and, from a tunnel, while the tunnel's link is: a tunnel
-// that went down takes its prefix out of the adverts, deprecated); the
+// it is there (and, from a tunnel, while the tunnel's link is there with
+// carrier: a tunnel that went down takes its prefix out of the adverts,
+// deprecated); the
 // resolvers (the box's address in each /64 when braid's DNS listens on
 // the LAN, else the delegated ones); the MTU (the tunnel's when the
 // prefix comes over one, the LAN's when the spec sets it, the smaller of
@@ -128,15 +127,22 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 	}
 	x := l.IPv6
 	var delegatedDNS []netip.Addr
-	what, up := "", false
+	// what names the delegation, link the link it is asked on.
+	what, link, up := "", "", false
 	switch {
 	case x.FromTunnel != "":
 		what = "tunnel/" + x.FromTunnel
-		var lk facts.Link
-		lk, up = c.facts.Link(what)
-		// The link's own MTU once the session set it (the uplink's
-		// less the tunnel's headers, or the LNS's MRU), else the spec's
-		// estimate.
+		for _, t := range spec.Tunnels {
+			if t.Name == x.FromTunnel {
+				link = t.Interface
+			}
+		}
+		// The tunnel is up once its session published its link (IPV6CP
+		// up, the link-local address on it), as its DHCPv6 client waits
+		// for; the link's own MTU then (the uplink's less the tunnel's
+		// headers, or the LNS's MRU), else the spec's estimate.
+		lk, ok := c.facts.Link(what)
+		up = ok && lk.Name == link
 		mtu := TunnelMTU(spec, x.FromTunnel)
 		if up && lk.MTU > 0 {
 			mtu = uint32(lk.MTU)
@@ -146,13 +152,17 @@ func (c *compiler) advertise(spec *api.RouterSpec) error {
 		}
 	case x.FromUplink != "":
 		what, up = "uplink/"+x.FromUplink, true
+		if st := c.uplinks[x.FromUplink]; st != nil {
+			link = st.link
+		}
 	}
 	if what != "" && up {
-		if d, f, ok := c.delegation(what); ok {
-			box, err := DelegatedLANAddress(d.Prefix, x.Subnet)
-			if err != nil {
-				c.note("lan.ipv6.subnet", err.Error()+": the LAN's /64 is not advertised")
-			} else {
+		// A prefix asked on another link (the uplink's interface changed)
+		// gives the LAN no address (delegation.go): nor is it advertised.
+		if d, f, ok := c.delegation(what); ok && (d.Link == "" || d.Link == link) {
+			// A subnet that does not fit is noted with the LAN's address
+			// (delegation.go).
+			if box, err := DelegatedLANAddress(d.Prefix, x.Subnet); err == nil {
 				add(advertise.Prefix{Prefix: box.Masked(), From: what, ValidUntil: f.Expires, PreferredUntil: d.Preferred}, box.Addr())
 				delegatedDNS = d.DNS
 				cfg.DefaultRouter = true

@@ -41,13 +41,19 @@ func advertiseSpec(tunnel, v6Uplink bool) *api.RouterSpec {
 	return spec
 }
 
-// sixpeFacts is what the 6PE sessions publish: with up, the tunnel's
-// link; with prefix, the delegated /56, its lifetimes and resolver.
+// sixpeFacts is what the 6PE sessions publish and the daemon observes:
+// with up, the tunnel's TUN link there with carrier; with prefix, the
+// delegated /56 on it, its lifetimes and resolver.
 func sixpeFacts(up, prefix bool) facts.Set {
 	s := facts.Set{Slots: map[string]facts.Slot{}}
+	links := []facts.Fact{{Interface: &facts.Interface{Name: "lan0", Present: true, Carrier: true}, Process: true}}
 	if up {
+		// The TUN link is there, and the tunnel's session published it
+		// (IPV6CP up).
+		links = append(links, facts.Fact{Interface: &facts.Interface{Name: "sixpe", Present: true, Carrier: true}, Process: true})
 		s.Slots["l2tp/sixpe"] = facts.Slot{Facts: []facts.Fact{{Link: &facts.Link{For: "tunnel/sixpe", Name: "sixpe"}, Process: true}}}
 	}
+	s.Slots["kernel/links"] = facts.Slot{Facts: links}
 	if prefix {
 		s.Slots["dhcp6/sixpe"] = facts.Slot{Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "tunnel/sixpe", Prefix: sixpeDelegated,
 			Link: "sixpe", Preferred: sixpePreferred, DNS: []netip.Addr{sixpeDNS}}, Expires: sixpeValid}}}
@@ -85,7 +91,7 @@ var (
 // lan.addresses and subnet 1 of the delegated prefix while the tunnel is
 // up, with the delegation's lifetimes; the box's addresses as resolvers
 // when braid's DNS listens on the LAN, else the delegated resolvers; the
-// tunnel's MTU (isp2's 1492 less L2TP's 40); the box as default router
+// tunnel's MTU (isp2's 1492 less 42: IPv4, UDP, sequenced L2TP, PPP); the box as default router
 // while it has an IPv6 way out.
 func TestCompileAdvertise(t *testing.T) {
 	listenLAN := func(s *api.RouterSpec) *api.RouterSpec {
@@ -118,14 +124,14 @@ func TestCompileAdvertise(t *testing.T) {
 		{"braid's DNS on one LAN address", listenOne(advertiseSpec(false, true)), facts.Set{},
 			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, DNS: box("fd00:50::1"), DefaultRouter: true}},
 		{"the tunnel up with its prefix", advertiseSpec(true, false), sixpeFacts(true, true),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1}, DNS: []netip.Addr{sixpeDNS}, MTU: 1452, DefaultRouter: true}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1}, DNS: []netip.Addr{sixpeDNS}, MTU: 1450, DefaultRouter: true}},
 		{"the tunnel up, braid's DNS on the LAN", listenLAN(advertiseSpec(true, false)), sixpeFacts(true, true),
 			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50, sixpe1},
-				DNS: box("2001:db8:50::1", "fd00:50::1", "2001:db8:e000:1201::1"), MTU: 1452, DefaultRouter: true}},
+				DNS: box("2001:db8:50::1", "fd00:50::1", "2001:db8:e000:1201::1"), MTU: 1450, DefaultRouter: true}},
 		{"the tunnel down: its prefix leaves, no default router", advertiseSpec(true, false), sixpeFacts(false, true),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1452}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1450}},
 		{"the tunnel up, no prefix yet", advertiseSpec(true, false), sixpeFacts(true, false),
-			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1452}},
+			advertise.Config{Interface: "lan0", Prefixes: []advertise.Prefix{static50, ula50}, MTU: 1450}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,12 +155,18 @@ func TestCompileAdvertiseFromUplink(t *testing.T) {
 	spec := advertiseSpec(false, true)
 	spec.LAN.MTU = 1500
 	spec.LAN.IPv6.FromUplink, spec.LAN.IPv6.Subnet = "isp1", 255
-	f := facts.Set{Slots: map[string]facts.Slot{"dhcp6/isp1": {Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "uplink/isp1", Prefix: sixpeDelegated}}}}}}
+	f := facts.Set{Slots: map[string]facts.Slot{"dhcp6/isp1": {Facts: []facts.Fact{{Prefix: &facts.Prefix{For: "uplink/isp1", Prefix: sixpeDelegated, Link: "wan1"}}}}}}
 	got, _, ok := advertiseConfig(t, spec, f)
 	want := advertise.Config{Interface: "lan0", MTU: 1500, DefaultRouter: true, Prefixes: []advertise.Prefix{static50, ula50,
 		{Prefix: netip.MustParsePrefix("2001:db8:e000:12ff::/64"), From: "uplink/isp1"}}}
 	if !ok || !reflect.DeepEqual(got, want) {
 		t.Errorf("config\n%+v\nwant\n%+v", got, want)
+	}
+	// A prefix asked on another link is not the uplink's any more.
+	f.Slots["dhcp6/isp1"].Facts[0].Prefix.Link = "wan9"
+	got, _, _ = advertiseConfig(t, spec, f)
+	if len(got.Prefixes) != 2 {
+		t.Errorf("a prefix asked on wan9 for an uplink on wan1 is advertised: %+v", got.Prefixes)
 	}
 }
 
@@ -173,7 +185,7 @@ func TestCompileAdvertiseSubnetDoesNotFit(t *testing.T) {
 			note = n.Message
 		}
 	}
-	if want := "subnet 256 does not fit the delegated 2001:db8:e000:1200::/56: it has 256 /64s (subnets 0 to 255)"; !strings.Contains(note, want) {
+	if want := "subnet 256 does not fit the prefix 2001:db8:e000:1200::/56"; !strings.Contains(note, want) {
 		t.Errorf("note %q, want %q", note, want)
 	}
 	got, _, _ := advertiseConfig(t, spec, sixpeFacts(true, true))
@@ -233,12 +245,12 @@ func TestDelegatedLANAddress(t *testing.T) {
 
 func TestTunnelMTU(t *testing.T) {
 	spec := advertiseSpec(true, false)
-	if got := TunnelMTU(spec, "sixpe"); got != 1452 {
-		t.Errorf("over isp2 (MTU 1492): %d, want 1452", got)
+	if got := TunnelMTU(spec, "sixpe"); got != 1450 {
+		t.Errorf("over isp2 (MTU 1492): %d, want 1450", got)
 	}
 	spec.Uplinks[1].MTU = 0
-	if got := TunnelMTU(spec, "sixpe"); got != 1460 {
-		t.Errorf("over an uplink of 1500: %d, want 1460", got)
+	if got := TunnelMTU(spec, "sixpe"); got != 1458 {
+		t.Errorf("over an uplink of 1500: %d, want 1458", got)
 	}
 	spec.Uplinks[1].MTU = 1300
 	if got := TunnelMTU(spec, "sixpe"); got != 1280 {

@@ -120,13 +120,13 @@ func (c *compiler) delegatedLAN(spec *api.RouterSpec) {
 	if !c.present(lan.Interface) {
 		return // the LAN waits for its link (router)
 	}
-	box, err := DelegatedLANAddress(d.Prefix, x.Subnet)
+	addr, err := DelegatedLANAddress(d.Prefix, x.Subnet)
 	if err != nil {
 		c.note("lan.ipv6.subnet", fmt.Sprintf("subnet %d does not fit the prefix %s delegated for %s (%s): the LAN has no address from it",
 			x.Subnet, d.Prefix, what, fits(d.Prefix)))
 		return
 	}
-	c.address(lan.Interface, box)
+	c.address(lan.Interface, addr)
 	c.routes = append(c.routes, nl.Route{Table: nl.TableMain, Dst: d.Prefix.Masked(), Metric: metricTable6, Type: nl.Unreachable, Link: "lo"})
 	c.rules = append(c.rules, nl.Rule{Priority: nl.PrioDelegated, IPv6: true, From: d.Prefix.Masked(), Table: table, SuppressPrefixlen: -1})
 }

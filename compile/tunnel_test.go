@@ -282,3 +282,22 @@ func TestCompileTooManyTunnels(t *testing.T) {
 		t.Error("the ninth tunnel has no table 7199")
 	}
 }
+
+// The LAN's adverts carry the tunnel link's MTU as its session set it
+// (here the LNS's smaller MRU), once the link is up; the spec's estimate
+// before.
+func TestCompileAdvertisedTunnelMTU(t *testing.T) {
+	spec := sixpeSpec()
+	spec.LAN.IPv6.Advertise = true
+	lan := facts.Fact{Interface: &facts.Interface{Name: "lan0", Present: true, Carrier: true}, Process: true}
+	small := tun
+	small.Link = &facts.Link{For: "tunnel/sixpe", Name: "sixpe", MTU: 1400}
+	cfg, _, ok := advertiseConfig(t, spec, factsOf(lan, wan1, lease1, small, delegatedFact))
+	if !ok || cfg.MTU != 1400 {
+		t.Errorf("with the link up at MTU 1400: advertised MTU %d", cfg.MTU)
+	}
+	cfg, _, ok = advertiseConfig(t, spec, factsOf(lan, wan1, lease1, delegatedFact))
+	if !ok || cfg.MTU != TunnelMTU(spec, "sixpe") {
+		t.Errorf("before the link: advertised MTU %d, want the estimate %d", cfg.MTU, TunnelMTU(spec, "sixpe"))
+	}
+}

@@ -44,33 +44,8 @@ func TestAdvertiseInTheLab(t *testing.T) {
 		return converged(st) && ok && s.State == session.Running
 	})
 
-	prefix := netip.MustParsePrefix(lab.LANPrefixV6)
-	static := netip.MustParseAddr(lab.LANClientV6)
-	var slaac netip.Addr
-	var boxLL string
-	deadline := time.Now().Add(2 * time.Minute)
-	for !slaac.IsValid() || boxLL == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the LAN client has no SLAAC address or no route through the box:\n%s\n%s\nlogs:\n%s",
-				nstest.Run(t, "ip", "-n", lan, "-6", "addr"), nstest.Run(t, "ip", "-n", lan, "-6", "route"), d.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-		var links []struct {
-			AddrInfo []struct {
-				Local string `json:"local"`
-				Scope string `json:"scope"`
-			} `json:"addr_info"`
-		}
-		if json.Unmarshal([]byte(nstest.Run(t, "ip", "-n", lan, "-j", "-6", "addr", "show", "dev", lab.LANDev)), &links) == nil && len(links) == 1 {
-			for _, a := range links[0].AddrInfo {
-				if ip, err := netip.ParseAddr(a.Local); err == nil && a.Scope == "global" && prefix.Contains(ip) && ip != static {
-					slaac = ip
-				}
-			}
-		}
-		boxLL = raDefault(t, lan)
-	}
-	if !netip.MustParseAddr(boxLL).IsLinkLocalUnicast() {
+	slaac, boxLL := lanSLAAC(t, lan, netip.MustParsePrefix(lab.LANPrefixV6), d)
+	if !boxLL.IsLinkLocalUnicast() {
 		t.Errorf("the client's route from the adverts goes via %s, want the box's link-local address", boxLL)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -88,6 +63,38 @@ func TestAdvertiseInTheLab(t *testing.T) {
 
 	d.stop(syscall.SIGTERM)
 	waitLab(t, "the client's route through the box gone", func() bool { return raDefault(t, lan) == "" })
+}
+
+// lanSLAAC waits until the LAN client has an address of its own in
+// prefix (not the lab's static one) and a default route from adverts, and
+// returns them.
+func lanSLAAC(t *testing.T, lan string, prefix netip.Prefix, d *daemon) (slaac, router netip.Addr) {
+	t.Helper()
+	static := netip.MustParseAddr(lab.LANClientV6)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var links []struct {
+			AddrInfo []struct {
+				Local string `json:"local"`
+				Scope string `json:"scope"`
+			} `json:"addr_info"`
+		}
+		if json.Unmarshal([]byte(nstest.Run(t, "ip", "-n", lan, "-j", "-6", "addr", "show", "dev", lab.LANDev)), &links) == nil && len(links) == 1 {
+			for _, a := range links[0].AddrInfo {
+				if ip, err := netip.ParseAddr(a.Local); err == nil && a.Scope == "global" && prefix.Contains(ip) && ip != static {
+					slaac = ip
+				}
+			}
+		}
+		if gw := raDefault(t, lan); gw != "" && slaac.IsValid() {
+			return slaac, netip.MustParseAddr(gw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the LAN client has no address in %s or no route from adverts:\n%s\n%s\nlogs:\n%s", prefix,
+				nstest.Run(t, "ip", "-n", lan, "-6", "addr"), nstest.Run(t, "ip", "-n", lan, "-6", "route"), d.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // raDefault returns the gateway of the LAN client's default route from
@@ -118,5 +125,63 @@ func waitLab(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAdvertiseDelegatedInTheLab: `braid run` of specs/lab-pd.yaml with
+// advertise: the LAN client forms an address by SLAAC in subnet 1 of the
+// prefix isp2's Kea delegated, and, once isp2 routes the prefix to the
+// box, reaches the Internet server from it through isp2; rdisc6 on the client reads the /64 with lifetimes within
+// the delegation's, and the resolver the delegation named.
+func TestAdvertiseDelegatedInTheLab(t *testing.T) {
+	l := labtest.New(t)
+	b := labBoxOf(t, l)
+	nstest.RequireBinary(t, "rdisc6")
+	lan := l.NS(lab.RoleLAN)
+	nstest.In(t, lan, "sysctl", "-qw", "net.ipv6.conf."+lab.LANDev+".accept_ra=2")
+	nstest.In(t, lan, "sysctl", "-qw", "net.ipv6.conf."+lab.LANDev+".autoconf=1")
+	spec, err := os.ReadFile("../../specs/lab-pd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subnet = "      subnet: 1\n"
+	if !strings.Contains(string(spec), subnet) {
+		t.Fatalf("specs/lab-pd.yaml's LAN has changed: %q not found", subnet)
+	}
+	d := b.startDaemon("-f", writeSpec(t, strings.Replace(string(spec), subnet, subnet+"      advertise: true\n", 1)))
+	st := d.within(2*time.Minute, "a prefix delegated and advertised", func(st reconcile.Status) bool {
+		s, ok := sessionIn(st, "session[advertise/lan]")
+		return converged(st) && delegatedIn(st) != nil && ok && s.State == session.Running
+	})
+	p := delegatedIn(st)
+	sub := nth64(p.Prefix, 1)
+	slaac, boxLL := lanSLAAC(t, lan, sub, d)
+	if !boxLL.IsLinkLocalUnicast() {
+		t.Errorf("the client's route from the adverts goes via %s, want the box's link-local address", boxLL)
+	}
+	// The ISP routes the prefix to the box (the lab's Kea does not).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.RouteToBox(ctx, lab.RoleISP2, lab.BoxWAN2Dev, p.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, "the server to see the LAN client's SLAAC address "+slaac.String(), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		seen, err := l.Whoami(ctx, lab.RoleLAN, "tcp", "[2001:db8:ffff::80]:7", slaac.String())
+		return err == nil && seen.Addr() == slaac
+	})
+	out := strings.Join(strings.Fields(nstest.In(t, lan, "rdisc6", "-1", "-n", "-w", "3000", "-r", "5", lab.LANDev)), " ")
+	wants := []string{"Prefix : " + sub.String(), "from " + boxLL.String()}
+	for _, r := range p.DNS {
+		wants = append(wants, "Recursive DNS server : "+r.String())
+	}
+	if len(p.DNS) == 0 {
+		t.Error("the lab's Kea named no resolver: the RDNSS from the delegation is not checked")
+	}
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("rdisc6 lacks %q:\n%s", w, out)
+		}
 	}
 }

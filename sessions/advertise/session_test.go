@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -432,6 +433,33 @@ func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
 	s.stop(t, session.ErrRemoved)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
 	r.deprecated(staticPrefix)
+}
+
+// A restart (a configuration the session cannot take in place) is not a
+// goodbye: no advert with router lifetime 0 goes out, and the next run
+// advertises at once.
+func TestRestartSaysNoGoodbye(t *testing.T) {
+	r := newRig(t, true)
+	cap := r.capture()
+	boxLL := linkLocal(t, r.box, "lan0")
+	cfg := lanConfig()
+	cfg.Prefixes = cfg.Prefixes[:1]
+	s := r.start(cfg)
+	waitFor(t, "the host's default route via the box", func() bool {
+		gws := r.defaultVia()
+		return len(gws) == 1 && gws[0] == boxLL.String()+"%eth0"
+	})
+	s.stop(t, context.Canceled)
+	restarted := time.Now()
+	r.start(cfg)
+	cap.saw("an advert of the second run", fmt.Sprintf("icmpv6.type == 134 && frame.time_epoch >= %d", restarted.Unix()))
+	cap.stop()
+	if final := cap.fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "frame.number"); len(final) > 0 {
+		t.Errorf("adverts with router lifetime 0 on a restart: frames %q", final)
+	}
+	if gws := r.defaultVia(); len(gws) != 1 {
+		t.Errorf("the host's default routes after a restart: %q, want the one via the box", gws)
+	}
 }
 
 // lanMAC is lan0's MAC address in the box.
