@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/braid-router/braid/sessions/linklocal"
+
 	"github.com/insomniacslk/dhcp/dhcpv6"
-	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,7 @@ func openLink(ctx context.Context, name string) (*link, error) {
 	if ifi.Flags&net.FlagRunning == 0 {
 		return nil, fmt.Errorf("link %s has no carrier", name)
 	}
-	ll, err := usableLinkLocal(ifi)
+	ll, err := linklocal.Usable(ifi)
 	if err != nil {
 		return nil, err
 	}
@@ -80,32 +81,6 @@ func openLink(ctx context.Context, name string) (*link, error) {
 		return nil, fmt.Errorf("UDP port %d on %s: %w", clientPort, name, err)
 	}
 	return &link{ifi: ifi, ll: ll, conn: conn}, nil
-}
-
-// usableLinkLocal returns the link's link-local address once the kernel's
-// own duplicate address detection has passed it: the kernel refuses to
-// send from a tentative one.
-func usableLinkLocal(ifi *net.Interface) (netip.Addr, error) {
-	addrs, err := vnl.AddrList(&vnl.Device{LinkAttrs: vnl.LinkAttrs{Index: ifi.Index}}, vnl.FAMILY_V6)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
-	}
-	tentative := false
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() {
-			continue
-		}
-		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
-			tentative = true
-			continue
-		}
-		return ip, nil
-	}
-	if tentative {
-		return netip.Addr{}, fmt.Errorf("the link-local address of %s is tentative (the kernel's duplicate address detection)", ifi.Name)
-	}
-	return netip.Addr{}, fmt.Errorf("no link-local address on %s", ifi.Name)
 }
 
 func (l *link) close() { l.conn.Close() }
@@ -166,7 +141,7 @@ func (l *link) check() error {
 	case ifi.Flags&net.FlagRunning == 0:
 		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
 	}
-	if ll, err := usableLinkLocal(ifi); err != nil || ll != l.ll {
+	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
 		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
 	}
 	return nil

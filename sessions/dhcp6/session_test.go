@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -182,67 +181,10 @@ func (r *rig) prefix(what string) (facts.Prefix, facts.Fact) {
 
 var uplinkCfg = Config{For: "uplink/isp2", Interface: "wan2", DUIDLink: "wan2"}
 
-// capture is tshark capturing DHCPv6 on the box's wan2 into a file.
-type capture struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	file string
-	out  *nstest.SyncBuffer
-}
-
-func (r *rig) capture() *capture {
+// capture is tshark capturing DHCPv6 on the box's wan2.
+func (r *rig) capture() *nstest.Capture {
 	r.t.Helper()
-	nstest.RequireBinary(r.t, "tshark")
-	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "wan2.pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", r.box, "tshark", "-n", "-i", "wan2", "-f", "udp port 546 or udp port 547", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
-	waitFor(r.t, "tshark to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
-	return c
-}
-
-// stop ends the capture, so that its file is whole.
-func (c *capture) stop() {
-	c.t.Helper()
-	c.cmd.Process.Signal(syscall.SIGINT)
-	if err := c.cmd.Wait(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			c.t.Fatalf("tshark: %v\n%s", err, c.out)
-		}
-	}
-}
-
-// tshark reads the capture with a display filter and prints fields, one
-// packet a line.
-func (c *capture) fields(filter string, fields ...string) []string {
-	c.t.Helper()
-	args := []string{"-n", "-r", c.file, "-Y", filter, "-T", "fields", "-E", "separator=|"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		if strings.Contains(stderr.String(), "cut short") || strings.Contains(stderr.String(), "appears to have been cut") {
-			// A file still being written ends mid-packet.
-			err = nil
-		} else {
-			c.t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-		}
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
+	return nstest.StartCapture(r.t, r.box, "wan2", "udp port 546 or udp port 547")
 }
 
 // Kea delegates a /56 of its pool with its resolver; the fact says so
@@ -302,9 +244,9 @@ func TestDelegationFromKea(t *testing.T) {
 	if _, ok := r.hub.Set().Prefix("uplink/isp2"); ok {
 		t.Errorf("the prefix is still a fact after the release")
 	}
-	waitFor(t, "the capture to hold the Release", func() bool { return len(cap.fields("dhcpv6.msgtype == 8", "frame.number")) > 0 })
-	cap.stop()
-	types := cap.fields("dhcpv6", "dhcpv6.msgtype")
+	waitFor(t, "the capture to hold the Release", func() bool { return len(cap.Fields("dhcpv6.msgtype == 8", "frame.number")) > 0 })
+	cap.Stop()
+	types := cap.Fields("dhcpv6", "dhcpv6.msgtype")
 	for _, want := range []string{"1", "2", "3", "7", "6", "8"} { // Solicit, Advertise, Request, Reply, Rebind, Release
 		found := false
 		for _, got := range types {
@@ -314,12 +256,12 @@ func TestDelegationFromKea(t *testing.T) {
 			t.Errorf("no DHCPv6 message of type %s in the capture: %v", want, types)
 		}
 	}
-	if bad := cap.fields("_ws.malformed || _ws.expert", "frame.number"); len(bad) > 0 {
-		t.Errorf("tshark flags %d frames:\n%s", len(bad), strings.Join(cap.fields("_ws.malformed || _ws.expert", "frame.number", "_ws.expert.message"), "\n"))
+	if bad := cap.Fields("_ws.malformed || _ws.expert", "frame.number"); len(bad) > 0 {
+		t.Errorf("tshark flags %d frames:\n%s", len(bad), strings.Join(cap.Fields("_ws.malformed || _ws.expert", "frame.number", "_ws.expert.message"), "\n"))
 	}
 	// What braid sent: from the link-local address, to ff02::1:2, port
 	// 546 to 547, with the same DUID-LL and IAID throughout.
-	sent := cap.fields("udp.srcport == 546", "ipv6.src", "ipv6.dst", "dhcpv6.duidll.link_layer_addr", "dhcpv6.iaid")
+	sent := cap.Fields("udp.srcport == 546", "ipv6.src", "ipv6.dst", "dhcpv6.duidll.link_layer_addr", "dhcpv6.iaid")
 	if len(sent) == 0 {
 		t.Fatal("braid sent nothing tshark reads")
 	}

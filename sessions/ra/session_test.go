@@ -3,7 +3,6 @@ package ra
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -246,62 +245,10 @@ func (r *rig) learnt(what string, cond func(a *facts.SLAAC, rt *facts.Router6, s
 	return set
 }
 
-// capture is tshark capturing ICMPv6 on the box's wan2 into a file.
-type capture struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	file string
-	out  *nstest.SyncBuffer
-}
-
-func (r *rig) capture() *capture {
+// capture is tshark capturing ICMPv6 on the box's wan2.
+func (r *rig) capture() *nstest.Capture {
 	r.t.Helper()
-	nstest.RequireBinary(r.t, "tshark")
-	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "wan2.pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", r.box, "tshark", "-n", "-i", "wan2", "-f", "icmp6", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
-	waitFor(r.t, "tshark to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
-	return c
-}
-
-// stop ends the capture, so that its file is whole.
-func (c *capture) stop() {
-	c.t.Helper()
-	c.cmd.Process.Signal(syscall.SIGINT)
-	if err := c.cmd.Wait(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			c.t.Fatalf("tshark: %v\n%s", err, c.out)
-		}
-	}
-}
-
-// fields lists, one packet a line, the fields of the packets matching the
-// display filter.
-func (c *capture) fields(filter string, fields ...string) []string {
-	c.t.Helper()
-	args := []string{"-n", "-r", c.file, "-Y", filter, "-T", "fields", "-E", "separator=|"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		c.t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
+	return nstest.StartCapture(r.t, r.box, "wan2", "icmp6")
 }
 
 // The session learns the address, the default router and the resolver
@@ -369,10 +316,10 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 
 	// What braid sent, as tshark reads it.
 	s.stop(t)
-	cap.stop()
+	cap.Stop()
 	mac := boxMAC(t, r.box)
 	boxLL := linkLocal(t, r.box, "wan2")
-	rs := cap.fields("icmpv6.type == 133", "ipv6.src", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.opt.linkaddr")
+	rs := cap.Fields("icmpv6.type == 133", "ipv6.src", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.opt.linkaddr")
 	if len(rs) == 0 {
 		t.Error("tshark saw no router solicitation")
 	}
@@ -382,12 +329,12 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 		}
 	}
 	// The kernel probes for its own link-local address too: not braid's.
-	ns := cap.fields("icmpv6.type == 135 && ipv6.src == :: && !(icmpv6.nd.ns.target_address == fe80::/10)", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.nd.ns.target_address", "icmpv6.opt.type")
+	ns := cap.Fields("icmpv6.type == 135 && ipv6.src == :: && !(icmpv6.nd.ns.target_address == fe80::/10)", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.nd.ns.target_address", "icmpv6.opt.type")
 	snm := "ff02::1:ff" + want.Addr().StringExpanded()[32:34] + ":" + want.Addr().StringExpanded()[35:39]
 	if wantNS := strings.Join([]string{snm, "255", "0", "1", want.Addr().String(), "14"}, "|"); len(ns) != 1 || ns[0] != wantNS {
 		t.Errorf("DAD probes %q, want one: %s (dst|hop limit|code|checksum good|target|options: nonce)", ns, wantNS)
 	}
-	if flagged := cap.fields("(icmpv6.type == 133 || (icmpv6.type == 135 && ipv6.src == ::)) && _ws.expert && !(icmpv6.nd.ns.target_address == fe80::/10)", "frame.number", "_ws.expert.message"); len(flagged) > 0 {
+	if flagged := cap.Fields("(icmpv6.type == 133 || (icmpv6.type == 135 && ipv6.src == ::)) && _ws.expert && !(icmpv6.nd.ns.target_address == fe80::/10)", "frame.number", "_ws.expert.message"); len(flagged) > 0 {
 		t.Errorf("tshark flags what braid sent: %q", flagged)
 	}
 
@@ -403,8 +350,8 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 		t.Errorf("after a restart: %s, want %s", a2.Address, want)
 	}
 	s.stop(t)
-	cap.stop()
-	if ns := cap.fields("icmpv6.type == 135 && ipv6.src == :: && !(icmpv6.nd.ns.target_address == fe80::/10)", "icmpv6.nd.ns.target_address"); len(ns) != 0 {
+	cap.Stop()
+	if ns := cap.Fields("icmpv6.type == 135 && ipv6.src == :: && !(icmpv6.nd.ns.target_address == fe80::/10)", "icmpv6.nd.ns.target_address"); len(ns) != 0 {
 		t.Errorf("the restarted session probed again: %q", ns)
 	}
 }

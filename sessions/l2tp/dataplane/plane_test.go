@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,14 +170,14 @@ func TestTunnel(t *testing.T) {
 
 	r.tcp(4 << 20)
 
-	cap.stop()
+	cap.Stop()
 	for _, f := range []string{"_ws.malformed", "_ws.expert.severity >= error"} {
-		if bad := cap.fields(f, "frame.number", "_ws.col.Info"); len(bad) > 0 {
+		if bad := cap.Fields(f, "frame.number", "_ws.col.Info"); len(bad) > 0 {
 			t.Errorf("tshark: %d frames match %s: %s", len(bad), f, strings.Join(bad[:min(len(bad), 5)], "; "))
 		}
 	}
-	udp := cap.fields("udp.port == 1701", "frame.number")
-	ipv6 := cap.fields("udp.port == 1701 && l2tp.type == 0 && ppp.protocol == 0x0057 && ipv6", "l2tp.tunnel", "l2tp.session", "udp.dstport")
+	udp := cap.Fields("udp.port == 1701", "frame.number")
+	ipv6 := cap.Fields("udp.port == 1701 && l2tp.type == 0 && ppp.protocol == 0x0057 && ipv6", "l2tp.tunnel", "l2tp.session", "udp.dstport")
 	if len(udp) == 0 || len(ipv6) != len(udp) {
 		t.Errorf("tshark: %d UDP datagrams to or from port 1701, %d of them L2TP data with PPP and IPv6", len(udp), len(ipv6))
 	}
@@ -345,57 +344,8 @@ func TestLinkVanishes(t *testing.T) {
 }
 
 // capture is tshark on the box's uplink.
-type capture struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	file string
-	out  *nstest.SyncBuffer
-}
-
-func (r *rig) capture() *capture {
-	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "wan.pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", r.Box, "tshark", "-n", "-i", testlns.Uplink, "-f", "udp port 1701", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
-	waitFor(r.t, "tshark to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
-	return c
-}
-
-func (c *capture) stop() {
-	c.t.Helper()
-	c.cmd.Process.Signal(syscall.SIGINT)
-	if err := c.cmd.Wait(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			c.t.Fatalf("tshark: %v\n%s", err, c.out)
-		}
-	}
-}
-
-// fields lists, one packet a line, fields of the packets matching filter.
-func (c *capture) fields(filter string, fields ...string) []string {
-	c.t.Helper()
-	args := []string{"-n", "-r", c.file, "-Y", filter, "-T", "fields", "-E", "separator=|"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		c.t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
+func (r *rig) capture() *nstest.Capture {
+	return nstest.StartCapture(r.t, r.Box, testlns.Uplink, "udp port 1701")
 }
 
 // A sequenced session's data messages carry Ns, one more in each, whatever
