@@ -27,10 +27,18 @@ func StartCapture(t testing.TB, ns, link, bpf string) *Capture {
 	c := &Capture{t: t, file: filepath.Join(t.TempDir(), link+".pcapng"), out: &SyncBuffer{}}
 	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-n", "-i", link, "-f", bpf, "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	// tshark's dumpcap holds the output pipes: once tshark is gone, Wait
+	// must not wait for them (a test that fails before Stop would hang).
+	c.cmd.WaitDelay = 5 * time.Second
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Signal(syscall.SIGINT)
+			c.cmd.Wait()
+		}
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(c.out.String(), "Capturing on") {
 		if time.Now().After(deadline) {

@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
-	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/advertise/announce"
+	"github.com/braid-router/braid/sessions/linklocal"
 	"github.com/braid-router/braid/sessions/ra/advert"
 )
 
@@ -305,7 +304,7 @@ func openLink(name string) (*link, error) {
 	if ifi.Flags&net.FlagRunning == 0 {
 		return nil, fmt.Errorf("link %s has no carrier", name)
 	}
-	ll, err := usableLinkLocal(ifi)
+	ll, err := linklocal.Usable(ifi)
 	if err != nil {
 		return nil, err
 	}
@@ -325,32 +324,6 @@ func openLink(name string) (*link, error) {
 		return nil, fmt.Errorf("link %s: %w", name, err)
 	}
 	return l, nil
-}
-
-// usableLinkLocal returns the link's link-local address once the kernel's
-// duplicate address detection has passed it: the source of adverts (RFC
-// 4861 4.2), which the kernel refuses to send from while tentative.
-func usableLinkLocal(ifi *net.Interface) (netip.Addr, error) {
-	addrs, err := vnl.AddrList(&vnl.Device{LinkAttrs: vnl.LinkAttrs{Index: ifi.Index}}, vnl.FAMILY_V6)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
-	}
-	tentative := false
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() {
-			continue
-		}
-		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
-			tentative = true
-			continue
-		}
-		return ip, nil
-	}
-	if tentative {
-		return netip.Addr{}, fmt.Errorf("the link-local address of %s is tentative (the kernel's duplicate address detection)", ifi.Name)
-	}
-	return netip.Addr{}, fmt.Errorf("no link-local address on %s", ifi.Name)
 }
 
 // setup has the socket read router solicitations only, with their hop
@@ -407,7 +380,7 @@ func (l *link) check() error {
 	case ifi.Flags&net.FlagRunning == 0:
 		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
 	}
-	if ll, err := usableLinkLocal(ifi); err != nil || ll != l.ll {
+	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
 		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
 	}
 	return nil

@@ -3,15 +3,11 @@ package advertise
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -214,80 +210,17 @@ func (s *run) status() (session.State, string) {
 	return s.state, s.detail
 }
 
-// capture is tshark capturing ICMPv6 on the box's lan0 into a file.
-type capture struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	file string
-	out  *nstest.SyncBuffer
-}
-
-func (r *rig) capture() *capture {
+// capture is tshark capturing ICMPv6 on the box's lan0.
+func (r *rig) capture() *nstest.Capture {
 	r.t.Helper()
-	nstest.RequireBinary(r.t, "tshark")
-	c := &capture{t: r.t, file: filepath.Join(r.t.TempDir(), "lan0.pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", r.box, "tshark", "-n", "-i", "lan0", "-f", "icmp6", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	// tshark's dumpcap holds the output pipes: Wait must not wait for
-	// them once tshark is gone.
-	c.cmd.WaitDelay = 5 * time.Second
-	if err := c.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Signal(syscall.SIGINT)
-			c.cmd.Wait()
-		}
-	})
-	waitFor(r.t, "tshark to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
-	return c
+	return nstest.StartCapture(r.t, r.box, "lan0", "icmp6")
 }
 
-// stop ends the capture, so that its file is whole.
-func (c *capture) stop() {
-	c.t.Helper()
-	c.cmd.Process.Signal(syscall.SIGINT)
-	if err := c.cmd.Wait(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			c.t.Fatalf("tshark: %v\n%s", err, c.out)
-		}
-	}
-}
-
-// saw waits until the capture file holds a packet matching the display
-// filter: tshark may still hold the last packets when it is stopped.
-func (c *capture) saw(what, filter string) {
-	c.t.Helper()
-	waitFor(c.t, "tshark to capture "+what, func() bool {
-		out, _ := exec.Command("tshark", "-n", "-r", c.file, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
-		return strings.TrimSpace(string(out)) != ""
-	})
-}
-
-// fields lists, one packet a line, the fields of the packets matching the
-// display filter.
-func (c *capture) fields(filter string, fields ...string) []string {
-	c.t.Helper()
-	args := []string{"-n", "-r", c.file, "-Y", filter, "-T", "fields", "-E", "separator=|", "-E", "aggregator=,"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		c.t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
+// saw waits until the capture holds a packet matching the display filter:
+// tshark may still hold the last packets when it is stopped.
+func saw(t *testing.T, c *nstest.Capture, what, filter string) {
+	t.Helper()
+	waitFor(t, "tshark to capture "+what, func() bool { return len(c.Fields(filter, "frame.number")) > 0 })
 }
 
 // lanConfig advertises the static /64 and a delegated one, braid's
@@ -382,10 +315,10 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
 	r.deprecated(staticPrefix)
 
-	cap.saw("the final advert", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0")
-	cap.stop()
+	saw(t, cap, "the final advert", "icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0")
+	cap.Stop()
 	mac := lanMAC(t, r.box)
-	ras := cap.fields("icmpv6.type == 134", "ipv6.src", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.opt.linkaddr", "icmpv6.nd.ra.router_lifetime")
+	ras := cap.Fields("icmpv6.type == 134", "ipv6.src", "ipv6.dst", "ipv6.hlim", "icmpv6.code", "icmpv6.checksum.status", "icmpv6.opt.linkaddr", "icmpv6.nd.ra.router_lifetime")
 	if len(ras) < 3 {
 		t.Fatalf("tshark saw %d adverts, want the first, the change and the final one at least", len(ras))
 	}
@@ -398,10 +331,10 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 			t.Errorf("advert %d: %s, want %s (src|dst|hop limit|code|checksum good|source link-layer address|router lifetime)", i, l, want)
 		}
 	}
-	if flagged := cap.fields("icmpv6.type == 134 && (_ws.expert || _ws.malformed)", "frame.number", "_ws.expert.message"); len(flagged) > 0 {
+	if flagged := cap.Fields("icmpv6.type == 134 && (_ws.expert || _ws.malformed)", "frame.number", "_ws.expert.message"); len(flagged) > 0 {
 		t.Errorf("tshark flags braid's adverts: %q", flagged)
 	}
-	final := cap.fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "icmpv6.opt.prefix", "icmpv6.opt.prefix.preferred_lifetime", "icmpv6.opt.rdnss.lifetime")
+	final := cap.Fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "icmpv6.opt.prefix", "icmpv6.opt.prefix.preferred_lifetime", "icmpv6.opt.rdnss.lifetime")
 	if len(final) != 1 || !strings.HasPrefix(final[0], staticPrefix.Addr().String()+"|0|0") {
 		t.Errorf("final adverts %q, want one: the static prefix preferred for 0 s, the resolver for 0 s", final)
 	}
@@ -452,9 +385,9 @@ func TestRestartSaysNoGoodbye(t *testing.T) {
 	s.stop(t, context.Canceled)
 	restarted := time.Now()
 	r.start(cfg)
-	cap.saw("an advert of the second run", fmt.Sprintf("icmpv6.type == 134 && frame.time_epoch >= %d", restarted.Unix()))
-	cap.stop()
-	if final := cap.fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "frame.number"); len(final) > 0 {
+	saw(t, cap, "an advert of the second run", fmt.Sprintf("icmpv6.type == 134 && frame.time_epoch >= %d", restarted.Unix()))
+	cap.Stop()
+	if final := cap.Fields("icmpv6.type == 134 && icmpv6.nd.ra.router_lifetime == 0", "frame.number"); len(final) > 0 {
 		t.Errorf("adverts with router lifetime 0 on a restart: frames %q", final)
 	}
 	if gws := r.defaultVia(); len(gws) != 1 {
