@@ -433,12 +433,12 @@ func TestHealthInTheLab(t *testing.T) {
 		// machine that is about 3 transitions a minute; on a busy one,
 		// late answers fail more rounds, and that is the tracker's
 		// right. What holds however busy the machine is hysteresis: a
-		// way down and back takes failAfter rounds of silence and
-		// recoverAfter good rounds, (3+5) x 500 ms at the defaults, so
-		// the window has room for at most 2 x 30 s / 4 s + 2 = 17
-		// transitions. A tracker without hysteresis would change with
+		// way down and back takes failAfter intervals of silence and
+		// recoverAfter good rounds (spanning 4 intervals), at least
+		// 7 x 500 ms at the defaults, so the window has room for at
+		// most 2 x 8 + 2 = 18 transitions. A tracker without hysteresis would change with
 		// about 2 x 0.26 x 0.74 of its 60 rounds: 23.
-		const most = 2*int(window/(8*500*time.Millisecond)) + 2
+		const most = 2*int(window/(7*500*time.Millisecond)) + 2
 		if flaps > float64(most) {
 			t.Errorf("isp2 changed verdict %v times in %s at 30%% loss, more than hysteresis allows (%d)", flaps, window, most)
 		}
