@@ -107,6 +107,34 @@ wait "$daemon" 2>/dev/null
 trap - EXIT
 echo "  (braid run's log: $log)"
 
+# The LAN's IPv6 from a delegated prefix, as SFR's 6PE gives it (there over
+# an L2TP tunnel, here natively from isp2, whose Kea delegates /56s).
+spec3=$(mktemp --suffix=.yaml)
+sed 's/^      subnet: 1$/      subnet: 1\n      advertise: true/' specs/lab-pd.yaml >"$spec3"
+lan=$lab-lan
+step "braid --netns $box run -f specs/lab-pd.yaml, with lan.ipv6.advertise: a /56 from isp2's DHCPv6 server, a /64 of it advertised on the LAN"
+ip netns exec "$lan" sysctl -qw net.ipv6.conf.eth0.accept_ra=2 net.ipv6.conf.eth0.autoconf=1
+log3=$(mktemp)
+"$braid" --netns "$box" run -f "$spec3" >"$log3" 2>&1 &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+delegated() { "$braid" --netns "$box" status 2>/dev/null | grep -oE '^ *prefix +uplink/isp2 .*: 2001:db8:d2[0-9a-f:]*/56' | grep -oE '2001:db8:d2[0-9a-f:]*/56'; }
+waitfor 60 "a prefix delegated by Kea" delegated
+pfx=$(delegated)
+"$braid" --netns "$box" status | grep -E "^ *prefix|session\[(dhcp6|advertise)" | sed 's/^/      /'
+# Kea installs no route: the ISP's router sends the prefix to the box.
+boxll=$(ip -n "$box" -6 -o addr show dev wan2 scope link | awk '{print $4}' | cut -d/ -f1 | head -1)
+ip -n "$lab-isp2" -6 route replace "$pfx" via "$boxll" dev down
+lanaddr() { ip -n "$lan" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1 | grep "^2001:db8:d2"; }
+waitfor 60 "the LAN client forms an address in $pfx from braid's adverts" lanaddr
+addr=$(lanaddr | head -1)
+seen() { [[ $(whoami --from lan --bind "$addr" "[2001:db8:ffff::80]:7" 2>/dev/null) == "[$addr]:"* ]]; }
+waitfor 30 "the Internet server sees the LAN client as $addr" seen
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+trap - EXIT
+echo "  (braid run's log: $log3)"
+
 echo
 if [ "$failed" -ne 0 ]; then
 	echo "${red}The demo found a problem (above).${off}"
