@@ -20,6 +20,9 @@ const (
 	UplinkTableBase = 7101
 	UplinkTableMax  = 7189
 	OwnTableMin     = 7190
+	// MaxTunnels is how many tunnels a spec may declare: each takes one
+	// of the tables after the proxy's (7191..7199).
+	MaxTunnels = TableMax - OwnTableMin
 )
 
 // Kinds of documents.

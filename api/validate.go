@@ -566,6 +566,9 @@ func (r *run) checkRouter(s *RouterSpec) {
 
 	for i, t := range s.Tunnels {
 		tpath := index("spec.tunnels", i)
+		if i == MaxTunnels {
+			r.errorf(tpath, "braid runs at most %d tunnels (each takes one of its tables %d..%d, after the proxy's %d)", MaxTunnels, OwnTableMin+1, TableMax, OwnTableMin)
+		}
 		if t.Interface == "" && len(t.Name) > maxIfName {
 			r.errorf(join(tpath, "interface"), "the tunnel's name %q is longer than %d bytes, too long for its interface: set interface", t.Name, maxIfName)
 		}
