@@ -9,6 +9,7 @@ import (
 	"github.com/braid-router/braid/sessions/dhcp6"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
+	"github.com/braid-router/braid/sessions/proxy"
 	"github.com/braid-router/braid/sessions/ra"
 	"github.com/braid-router/braid/sessions/tunnel"
 )
@@ -36,6 +37,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
+	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return &proxy.Proxy{} })
 	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}

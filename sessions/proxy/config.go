@@ -1,7 +1,7 @@
 // Package proxy is the transparent proxy's session: LAN TCP connections
-// steered to its listener are terminated on the box and re-originated by
-// the aggregation peer (the implementation comes with the aggregation
-// issue; this package holds its configuration, which the compiler writes).
+// steered to its listener are terminated on the box and carried, one
+// Multipath TCP connection each, in the shadowsocks AEAD stream
+// (outline-sdk's), to the aggregation peer, which re-originates them.
 //
 // Steering into the listener is process-bound (see the README: process-bound
 // objects fail open): nftables tproxy rules hand LAN TCP to the socket

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/session"
+)
+
+// Defaults of a Proxy's zero fields.
+const (
+	// DefaultIdle is how long a relayed connection may carry no byte in
+	// either direction before it is reset.
+	DefaultIdle = 5 * time.Minute
+	// DefaultDialTimeout bounds the connection to the peer.
+	DefaultDialTimeout = 10 * time.Second
+)
+
+// Proxy is the transparent proxy session: it listens with IP_TRANSPARENT
+// on Config.Port in both families and carries every LAN connection the
+// steering hands it to the peer, one Multipath TCP connection each,
+// in the shadowsocks AEAD stream. The zero value is ready.
+type Proxy struct {
+	// Idle is how long a connection may stay silent both ways; zero:
+	// DefaultIdle.
+	Idle time.Duration
+	// DialTimeout bounds the dial to the peer; zero: DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
+// Run implements session.Session: it listens until ctx ends, then closes
+// the listeners and every relayed connection and returns once they are
+// gone. A key that does not resolve, an unknown cipher or a port taken
+// are errors (the supervisor retries after its backoff).
+func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
+	if cfg.Protocol != "" && cfg.Protocol != api.DefaultProtocol {
+		return fmt.Errorf("proxy: protocol %q: only shadowsocks is supported", cfg.Protocol)
+	}
+	secret, err := cfg.Key.Resolve(nil, nil)
+	if err != nil {
+		return fmt.Errorf("proxy: key: %w", err)
+	}
+	cipher := cfg.Cipher
+	if cipher == "" {
+		cipher = api.DefaultCipher
+	}
+	key, err := shadowsocks.NewEncryptionKey(cipher, secret)
+	if err != nil {
+		return fmt.Errorf("proxy: cipher %s: %w", cipher, err)
+	}
+	r := &relayer{
+		peer:   cfg.Peer,
+		key:    key,
+		idle:   cmp.Or(p.Idle, DefaultIdle),
+		log:    env.Log(),
+		dialer: net.Dialer{Timeout: cmp.Or(p.DialTimeout, DefaultDialTimeout)},
+	}
+	r.dialer.SetMultipathTCP(true)
+
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, network := range []string{"tcp4", "tcp6"} {
+		ln, err := ListenTransparent(ctx, network, cfg.Port)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	var wg sync.WaitGroup
+	for _, ln := range lns {
+		wg.Go(func() { r.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
+	}
+	env.SetState(session.Running, fmt.Sprintf("listening on port %d, peer %s (%s)", cfg.Port, cfg.Peer, cipher))
+	<-ctx.Done()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	wg.Wait()
+	return nil
+}
+
+// ListenTransparent listens on port of every address of one family
+// ("tcp4" or "tcp6") with IP_TRANSPARENT (IPV6_TRANSPARENT), which
+// tproxy requires of the socket it hands LAN connections to. An accepted
+// connection's local address is the destination its client asked for.
+func ListenTransparent(ctx context.Context, network string, port int) (net.Listener, error) {
+	level, opt, addr := unix.SOL_IP, unix.IP_TRANSPARENT, "0.0.0.0"
+	if network == "tcp6" {
+		level, opt, addr = unix.SOL_IPV6, unix.IPV6_TRANSPARENT, "::"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, 1) })
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(ctx, network, net.JoinHostPort(addr, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen on %s port %d with IP_TRANSPARENT: %w", network, port, err)
+	}
+	return ln, nil
+}
+
+// accept serves ln's connections until it is closed, each in its own
+// goroutine counted in wg. The connections end with ctx.
+func (r *relayer) accept(ctx context.Context, ln *net.TCPListener, port int, wg *sync.WaitGroup) {
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Say, EMFILE: back off rather than spin.
+			r.log.Warn("proxy: accept", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		la := c.LocalAddr().(*net.TCPAddr).AddrPort()
+		dst := netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
+		if int(dst.Port()) == port && isLocal(dst.Addr()) {
+			// A client connected to the listener itself, not steered:
+			// there is nowhere to relay it.
+			reset(c)
+			continue
+		}
+		wg.Go(func() {
+			stop := context.AfterFunc(ctx, func() { reset(c) })
+			defer stop()
+			r.serve(ctx, c, dst)
+		})
+	}
+}
+
+// isLocal reports whether a is one of the box's own addresses.
+func isLocal(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell: do not relay
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(n.IP); ok && b.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
+}

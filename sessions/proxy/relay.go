@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+)
+
+// clientDataWait is how long the target address waits for the LAN
+// client's first bytes, to leave in one segment with them (no
+// distinctive header-only packet); a client that waits for the server
+// to speak first gets the address alone after it.
+const clientDataWait = 10 * time.Millisecond
+
+// relayer carries LAN connections to the peer.
+type relayer struct {
+	peer   string
+	key    *shadowsocks.EncryptionKey
+	idle   time.Duration
+	dialer net.Dialer
+	log    *slog.Logger
+}
+
+// serve relays lan, whose client asked for dst, through the peer, and
+// closes it. When the peer cannot be reached, or its stream ends before
+// one authenticated byte (the peer could not reach dst, or does not hold
+// the key), or breaks, the LAN connection is reset: the client sees a
+// refused or broken connection at once, never a hang.
+func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPort) {
+	peer, err := r.dial(ctx)
+	if err != nil {
+		r.log.Debug("proxy: peer unreachable", "dst", dst, "err", err)
+		reset(lan)
+		return
+	}
+	if err := relay(lan, peer, r.key, dst, r.idle); err != nil {
+		r.log.Debug("proxy: relay", "dst", dst, "err", err)
+	}
+}
+
+func (r *relayer) dial(ctx context.Context) (*net.TCPConn, error) {
+	c, err := r.dialer.DialContext(ctx, "tcp", r.peer)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// Errors of a relay.
+var (
+	errIdle    = errors.New("idle timeout")
+	errNoReply = errors.New("the peer closed without a byte")
+)
+
+// relay carries lan to dst through peer, a connection to the
+// shadowsocks server, until both directions end; it closes both. Each
+// direction's end of stream is passed on as a half-close (FIN) and the
+// other direction goes on. The memory per connection is bounded by the
+// shadowsocks reader's and writer's one chunk each (16 KiB): relay reads
+// from one side only as fast as the other takes it, so the LAN's TCP
+// window says what the path carries. A connection silent both ways for
+// idle is reset.
+func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.AddrPort, idle time.Duration) error {
+	a := &activity{}
+	a.touch()
+	var once sync.Once
+	var cause error
+	// abort ends both sides at once: the LAN with a reset, so that its
+	// client sees the failure; blocked reads and writes return.
+	abort := func(err error) {
+		once.Do(func() {
+			cause = err
+			reset(lan)
+			peer.Close()
+		})
+	}
+	watchdog := a.watch(idle, func() { abort(errIdle) })
+	defer watchdog.Stop()
+
+	w := shadowsocks.NewWriter(peer, key)
+	var hdr [1 + 16 + 2]byte
+	if _, err := w.LazyWrite(targetAddr(hdr[:0], dst)); err != nil {
+		abort(err)
+		return err
+	}
+	flush := time.AfterFunc(clientDataWait, func() {
+		if err := w.Flush(); err != nil {
+			abort(err)
+		}
+	})
+	defer flush.Stop()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// LAN to peer: the writer reads straight into its chunk buffer.
+		if _, err := w.ReadFrom(activeReader{lan, a}); err != nil {
+			abort(err)
+			return
+		}
+		if err := w.Flush(); err != nil {
+			abort(err)
+			return
+		}
+		peer.CloseWrite()
+	})
+	// Peer to LAN: the reader writes each decrypted chunk straight out.
+	n, err := shadowsocks.NewReader(activeReader{peer, a}, key).WriteTo(lan)
+	switch {
+	case err != nil:
+		abort(err)
+	case n == 0:
+		abort(errNoReply)
+	default:
+		lan.CloseWrite()
+	}
+	wg.Wait()
+	lan.Close()
+	peer.Close()
+	return cause
+}
+
+// targetAddr appends dst to b as a shadowsocks target address (the SOCKS5
+// address of RFC 1928 section 5: type 1 and 4 bytes, or type 4 and 16
+// bytes, then the port, big-endian).
+func targetAddr(b []byte, dst netip.AddrPort) []byte {
+	a := dst.Addr().Unmap()
+	if a.Is4() {
+		b = append(b, 1)
+	} else {
+		b = append(b, 4)
+	}
+	b = append(b, a.AsSlice()...)
+	return binary.BigEndian.AppendUint16(b, dst.Port())
+}
+
+// reset closes c with a TCP reset (SO_LINGER 0).
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
+}
+
+// activity is when a connection last carried a byte, in either
+// direction.
+type activity struct {
+	last atomic.Int64 // UnixNano
+}
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+// watch calls expired once idle has passed since the last touch. One
+// timer per connection, no goroutine and no deadline churn on the sockets:
+// the timer sleeps until the earliest moment the connection could be
+// idle, looks, and sleeps again.
+func (a *activity) watch(idle time.Duration, expired func()) *time.Timer {
+	var mu sync.Mutex
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(idle, func() {
+		left := time.Until(time.Unix(0, a.last.Load()).Add(idle))
+		if left <= 0 {
+			expired()
+			return
+		}
+		mu.Lock()
+		t.Reset(left)
+		mu.Unlock()
+	})
+	return t
+}
+
+// activeReader touches a on every read that returns bytes.
+type activeReader struct {
+	r io.Reader
+	a *activity
+}
+
+func (r activeReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if n > 0 {
+		r.a.touch()
+	}
+	return n, err
+}
