@@ -61,11 +61,12 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		return fmt.Errorf("proxy: cipher %s: %w", cipher, err)
 	}
 	r := &relayer{
-		peer:   cfg.Peer,
-		key:    key,
-		idle:   cmp.Or(p.Idle, DefaultIdle),
-		log:    env.Log(),
-		dialer: net.Dialer{Timeout: cmp.Or(p.DialTimeout, DefaultDialTimeout)},
+		peer:      cfg.Peer,
+		key:       key,
+		idle:      cmp.Or(p.Idle, DefaultIdle),
+		replyWait: replyWait,
+		log:       env.Log(),
+		dialer:    net.Dialer{Timeout: cmp.Or(p.DialTimeout, DefaultDialTimeout)},
 	}
 	r.dialer.SetMultipathTCP(true)
 

@@ -21,13 +21,26 @@ import (
 // to speak first gets the address alone after it.
 const clientDataWait = 10 * time.Millisecond
 
+// replyWait is how long a connection waits for the peer's first
+// authenticated byte while the peer has not yet answered any connection
+// of this session: shadowsocks-libev, given another key, answers nothing
+// and keeps the connection open (so that a prober learns nothing).
+const replyWait = 5 * time.Second
+
 // relayer carries LAN connections to the peer.
 type relayer struct {
-	peer   string
-	key    *shadowsocks.EncryptionKey
-	idle   time.Duration
-	dialer net.Dialer
-	log    *slog.Logger
+	peer      string
+	key       *shadowsocks.EncryptionKey
+	idle      time.Duration
+	replyWait time.Duration
+	dialer    net.Dialer
+	log       *slog.Logger
+	// answered is set once the peer sent an authenticated byte on any
+	// connection: it holds the key. Until then, a connection without an
+	// answer within replyWait is reset; after, a connection waits as long
+	// as its client does (a long poll), up to the idle timeout. A key
+	// changed on the peer while braid runs is the peer health's to see.
+	answered atomic.Bool
 }
 
 // serve relays lan, whose client asked for dst, through the peer, and
@@ -42,7 +55,12 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 		reset(lan)
 		return
 	}
-	if err := relay(lan, peer, r.key, dst, r.idle); err != nil {
+	wait := time.Duration(0)
+	if !r.answered.Load() {
+		wait = r.replyWait
+	}
+	answered := func() { r.answered.Store(true) }
+	if err := relay(lan, peer, r.key, dst, r.idle, wait, answered); err != nil {
 		r.log.Debug("proxy: relay", "dst", dst, "err", err)
 	}
 }
@@ -58,7 +76,7 @@ func (r *relayer) dial(ctx context.Context) (*net.TCPConn, error) {
 // Errors of a relay.
 var (
 	errIdle    = errors.New("idle timeout")
-	errNoReply = errors.New("the peer closed without a byte")
+	errNoReply = errors.New("no answer from the peer")
 )
 
 // relay carries lan to dst through peer, a connection to the
@@ -68,8 +86,10 @@ var (
 // shadowsocks reader's and writer's one chunk each (16 KiB): relay reads
 // from one side only as fast as the other takes it, so the LAN's TCP
 // window says what the path carries. A connection silent both ways for
-// idle is reset.
-func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.AddrPort, idle time.Duration) error {
+// idle is reset; with replyWait > 0, so is one whose peer has sent no
+// authenticated byte that long after it was opened. The peer's first
+// authenticated byte calls answered.
+func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.AddrPort, idle, replyWait time.Duration, answered func()) error {
 	a := &activity{}
 	a.touch()
 	var once sync.Once
@@ -85,6 +105,15 @@ func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.Add
 	}
 	watchdog := a.watch(idle, func() { abort(errIdle) })
 	defer watchdog.Stop()
+	out := &replyWriter{w: lan, answered: answered}
+	if replyWait > 0 {
+		t := time.AfterFunc(replyWait, func() {
+			if !out.replied.Load() {
+				abort(errNoReply)
+			}
+		})
+		defer t.Stop()
+	}
 
 	w := shadowsocks.NewWriter(peer, key)
 	var hdr [1 + 16 + 2]byte
@@ -113,7 +142,7 @@ func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.Add
 		peer.CloseWrite()
 	})
 	// Peer to LAN: the reader writes each decrypted chunk straight out.
-	n, err := shadowsocks.NewReader(activeReader{peer, a}, key).WriteTo(lan)
+	n, err := shadowsocks.NewReader(activeReader{peer, a}, key).WriteTo(out)
 	switch {
 	case err != nil:
 		abort(err)
@@ -190,4 +219,22 @@ func (r activeReader) Read(b []byte) (int, error) {
 		r.a.touch()
 	}
 	return n, err
+}
+
+// replyWriter is the LAN side of the peer-to-LAN direction: it notes the
+// first authenticated byte it is given.
+type replyWriter struct {
+	w        io.Writer
+	answered func()
+	replied  atomic.Bool
+}
+
+func (w *replyWriter) Write(b []byte) (int, error) {
+	if len(b) > 0 && !w.replied.Load() {
+		w.replied.Store(true)
+		if w.answered != nil {
+			w.answered()
+		}
+	}
+	return w.w.Write(b)
 }

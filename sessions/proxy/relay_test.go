@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -59,6 +60,10 @@ type harness struct {
 }
 
 func newHarness(t testing.TB, dst netip.AddrPort, idle time.Duration) *harness {
+	return newHarnessWait(t, dst, idle, 0, nil)
+}
+
+func newHarnessWait(t testing.TB, dst netip.AddrPort, idle, replyWait time.Duration, answered func()) *harness {
 	t.Helper()
 	key, err := shadowsocks.NewEncryptionKey("chacha20-ietf-poly1305", "not-a-secret")
 	if err != nil {
@@ -67,7 +72,7 @@ func newHarness(t testing.TB, dst netip.AddrPort, idle time.Duration) *harness {
 	client, lan := pair(t)
 	peer, server := pair(t)
 	h := &harness{client: client, server: server, key: key, done: make(chan error, 1)}
-	go func() { h.done <- relay(lan, peer, key, dst, idle) }()
+	go func() { h.done <- relay(lan, peer, key, dst, idle, replyWait, answered) }()
 	return h
 }
 
@@ -159,6 +164,39 @@ func TestRelayResetsOnGarbage(t *testing.T) {
 	if err := <-h.done; err == nil {
 		t.Error("relay: no error")
 	}
+}
+
+// TestRelayReplyWait: with replyWait, a peer that keeps the connection
+// open but never answers (shadowsocks-libev given another key) gets the
+// LAN connection reset; one that answers calls answered and is not reset.
+func TestRelayReplyWait(t *testing.T) {
+	const wait = 500 * time.Millisecond
+	h := newHarnessWait(t, netip.MustParseAddrPort("198.51.100.80:7"), time.Minute, wait, func() { t.Error("answered without an answer") })
+	h.client.Write([]byte("hello"))
+	if _, err := io.ReadAll(h.client); !isReset(err) {
+		t.Errorf("client read ended with %v, want a reset", err)
+	}
+	if err := <-h.done; !errors.Is(err, errNoReply) {
+		t.Errorf("relay: %v, want %v", err, errNoReply)
+	}
+
+	answered := make(chan struct{})
+	h = newHarnessWait(t, netip.MustParseAddrPort("198.51.100.80:7"), time.Minute, wait, func() { close(answered) })
+	sr, sw := h.serverStream()
+	go io.Copy(io.Discard, sr)
+	sw.Write([]byte("hi"))
+	<-answered
+	// Silent now for several times replyWait, until the client closes:
+	// the connection lives.
+	buf := make([]byte, 2)
+	io.ReadFull(h.client, buf)
+	h.client.SetReadDeadline(time.Now().Add(4 * wait))
+	if _, err := h.client.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("an answered connection, silent: read %v, want it still open", err)
+	}
+	h.client.Close()
+	h.server.Close()
+	<-h.done
 }
 
 // TestRelayIdle: a connection silent both ways is reset after idle,
