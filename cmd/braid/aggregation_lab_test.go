@@ -15,6 +15,7 @@ import (
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/sessions/proxy"
 )
 
 // ssPassword is the shadowsocks password of the lab's ss-server.
@@ -102,30 +103,52 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 		d.stop(syscall.SIGTERM)
 	}
 
-	// A wrong key: LAN connections are reset, not left hanging.
-	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port(0), ciphers[0], "wrong-"+ssPassword)))
-	d.within(60*time.Second, "the proxy with a wrong key", steering)
-	for _, dst := range []string{server4, server6} {
-		err := l.Do(lab.RoleLAN, func() error {
-			c, err := net.DialTimeout("tcp", dst, 5*time.Second)
-			if err != nil {
-				return err
+	// A wrong key, or no server at the peer's port: LAN connections are
+	// reset, not left hanging.
+	for _, c := range []struct {
+		what string
+		port int
+		key  string
+	}{
+		{"a wrong key", port(0), "wrong-" + ssPassword},
+		{"no server", port(len(ciphers)), ssPassword},
+	} {
+		d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, c.port, ciphers[0], c.key)))
+		d.within(60*time.Second, c.what+": the proxy running", steering)
+		for _, dst := range []string{server4, server6} {
+			if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("%s: LAN to %s ended with %v, want a reset", c.what, dst, err)
 			}
-			defer c.Close()
-			// A guard against a hang, not a timing assertion.
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			c.Write([]byte("hello\n"))
-			b, err := io.ReadAll(c)
-			if len(b) > 0 {
-				return errors.New("read " + strconv.Quote(string(b)))
-			}
-			return err
-		})
-		if !errors.Is(err, syscall.ECONNRESET) {
-			t.Errorf("wrong key: LAN to %s ended with %v, want a reset", dst, err)
 		}
+		// The listener itself, asked for directly: nothing to relay.
+		if c.what == "no server" {
+			dst := net.JoinHostPort("192.168.50.1", strconv.Itoa(proxy.Port))
+			if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("LAN to the listener at %s ended with %v, want a reset", dst, err)
+			}
+		}
+		d.stop(syscall.SIGTERM)
 	}
-	d.stop(syscall.SIGTERM)
+}
+
+// lanExchange connects from the LAN client to dst, says hello, reads
+// until the end and returns how it ended: nil for an answer and EOF.
+func lanExchange(l *lab.Lab, dst string) error {
+	return l.Do(lab.RoleLAN, func() error {
+		c, err := net.DialTimeout("tcp", dst, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		// A guard against a hang, not a timing assertion.
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.Write([]byte("hello\n"))
+		b, err := io.ReadAll(c)
+		if len(b) > 0 {
+			return errors.New("read " + strconv.Quote(string(b)))
+		}
+		return err
+	})
 }
 
 // proxySubflows opens a LAN connection to the echo server through the proxy
