@@ -531,7 +531,7 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 		}
 	}
 	if spec.Aggregation != nil {
-		note("aggregation", notConverged+" (transparent proxy and peer)")
+		note("aggregation", notConverged+" (the udp path and the peer's health; LAN TCP goes through the transparent proxy)")
 	}
 	if spec.DNS != nil {
 		note("dns", notConverged+" (resolver)")
