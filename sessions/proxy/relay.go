@@ -152,6 +152,9 @@ func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.Add
 		lan.CloseWrite()
 	}
 	wg.Wait()
+	// Past this Do, no timer's abort can still set cause: reading it is
+	// safe, and a late abort resets nothing.
+	once.Do(func() {})
 	lan.Close()
 	peer.Close()
 	return cause

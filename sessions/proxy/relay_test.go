@@ -141,8 +141,15 @@ func TestRelayServerSpeaksFirst(t *testing.T) {
 // could not reach the destination, or does not hold the key) resets the
 // LAN connection.
 func TestRelayResetsWithoutReply(t *testing.T) {
-	h := newHarness(t, netip.MustParseAddrPort("198.51.100.80:7"), time.Minute)
+	dst := netip.MustParseAddrPort("198.51.100.80:7")
+	h := newHarness(t, dst, time.Minute)
 	h.client.Write([]byte("hello"))
+	// The server reads everything, so that its close is a FIN, not a
+	// reset for unread data.
+	sr, _ := h.serverStream()
+	if _, err := io.ReadFull(sr, make([]byte, len(targetAddr(nil, dst))+len("hello"))); err != nil {
+		t.Fatal(err)
+	}
 	h.server.Close()
 	if _, err := io.ReadAll(h.client); !isReset(err) {
 		t.Errorf("client read ended with %v, want a reset", err)
