@@ -113,7 +113,8 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 		{"a wrong key", port(0), "wrong-" + ssPassword},
 		{"no server", port(len(ciphers)), ssPassword},
 	} {
-		d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, c.port, ciphers[0], c.key)))
+		spec := writeSpec(t, aggregationSpec(t, c.port, ciphers[0], c.key))
+		d := b.startDaemon("-f", spec)
 		d.within(60*time.Second, c.what+": the proxy running", steering)
 		for _, dst := range []string{server4, server6} {
 			if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
@@ -125,6 +126,24 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 			dst := net.JoinHostPort("192.168.50.1", strconv.Itoa(proxy.Port))
 			if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("LAN to the listener at %s ended with %v, want a reset", dst, err)
+			}
+		}
+		if c.what == "a wrong key" {
+			// The key fixed in the spec: the running proxy takes it in
+			// place, and LAN connections reach the server again.
+			writeSpecTo(t, spec, aggregationSpec(t, port(0), ciphers[0], ssPassword))
+			var got string
+			var err error
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if got, err = ask(l, lab.RoleLAN, server4); strings.HasPrefix(got, lab.PeerV4+":") {
+					break
+				}
+			}
+			if !strings.HasPrefix(got, lab.PeerV4+":") {
+				t.Errorf("the key fixed: LAN to %s: the server saw %q (%v), want the peer", server4, got, err)
+			}
+			if logs := d.logs.String(); !strings.Contains(logs, "session reconfigured in place") || strings.Contains(logs, "session restarts") {
+				t.Errorf("the key fixed: the proxy session was not reconfigured in place:\n%s", logs)
 			}
 		}
 		d.stop(syscall.SIGTERM)
@@ -142,7 +161,11 @@ func lanExchange(l *lab.Lab, dst string) error {
 		defer c.Close()
 		// A guard against a hang, not a timing assertion.
 		c.SetDeadline(time.Now().Add(30 * time.Second))
-		c.Write([]byte("hello\n"))
+		// A reset that comes first is reported once, here or by the
+		// read.
+		if _, err := c.Write([]byte("hello\n")); err != nil {
+			return err
+		}
 		b, err := io.ReadAll(c)
 		if len(b) > 0 {
 			return errors.New("read " + strconv.Quote(string(b)))

@@ -38,6 +38,11 @@ type Proxy struct {
 	Idle time.Duration
 	// DialTimeout bounds the dial to the peer; zero: DefaultDialTimeout.
 	DialTimeout time.Duration
+
+	mu   sync.Mutex
+	cur  *relayer // while Run runs: the relayer of new connections
+	port int
+	env  *session.Env
 }
 
 // Run implements session.Session: it listens until ctx ends, then closes
@@ -45,31 +50,10 @@ type Proxy struct {
 // gone. A key that does not resolve, an unknown cipher or a port taken
 // are errors (the supervisor retries after its backoff).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
-	if cfg.Protocol != "" && cfg.Protocol != api.DefaultProtocol {
-		return fmt.Errorf("proxy: protocol %q: only shadowsocks is supported", cfg.Protocol)
-	}
-	secret, err := cfg.Key.Resolve(nil, nil)
+	r, err := p.relayer(cfg, env)
 	if err != nil {
-		return fmt.Errorf("proxy: key: %w", err)
+		return err
 	}
-	cipher := cfg.Cipher
-	if cipher == "" {
-		cipher = api.DefaultCipher
-	}
-	key, err := shadowsocks.NewEncryptionKey(cipher, secret)
-	if err != nil {
-		return fmt.Errorf("proxy: cipher %s: %w", cipher, err)
-	}
-	r := &relayer{
-		peer:      cfg.Peer,
-		key:       key,
-		idle:      cmp.Or(p.Idle, DefaultIdle),
-		replyWait: replyWait,
-		log:       env.Log(),
-		dialer:    net.Dialer{Timeout: cmp.Or(p.DialTimeout, DefaultDialTimeout)},
-	}
-	r.dialer.SetMultipathTCP(true)
-
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -83,17 +67,77 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		}
 		lns = append(lns, ln)
 	}
+	p.mu.Lock()
+	p.cur, p.port, p.env = r, cfg.Port, env
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.cur, p.env = nil, nil
+		p.mu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	for _, ln := range lns {
-		wg.Go(func() { r.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
+		wg.Go(func() { p.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
 	}
-	env.SetState(session.Running, fmt.Sprintf("listening on port %d, peer %s (%s)", cfg.Port, cfg.Peer, cipher))
+	env.SetState(session.Running, r.detail(cfg.Port))
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
 	}
 	wg.Wait()
 	return nil
+}
+
+// Update implements session.Updater: a new peer, cipher or key applies to
+// the connections accepted from now on, while those relayed already go on
+// with theirs; another port needs a restart.
+func (p *Proxy) Update(cfg Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || cfg.Port != p.port {
+		return session.ErrRestart
+	}
+	r, err := p.relayer(cfg, p.env)
+	if err != nil {
+		return err
+	}
+	p.cur = r
+	p.env.SetState(session.Running, r.detail(cfg.Port))
+	return nil
+}
+
+// current is the relayer for a new connection.
+func (p *Proxy) current() *relayer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+// relayer makes the relayer of cfg: its key derived, its dialer MPTCP.
+func (p *Proxy) relayer(cfg Config, env *session.Env) (*relayer, error) {
+	if cfg.Protocol != "" && cfg.Protocol != api.DefaultProtocol {
+		return nil, fmt.Errorf("proxy: protocol %q: only shadowsocks is supported", cfg.Protocol)
+	}
+	secret, err := cfg.Key.Resolve(nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: key: %w", err)
+	}
+	cipher := cmp.Or(cfg.Cipher, api.DefaultCipher)
+	key, err := shadowsocks.NewEncryptionKey(cipher, secret)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: cipher %s: %w", cipher, err)
+	}
+	r := &relayer{
+		peer:      cfg.Peer,
+		cipher:    cipher,
+		key:       key,
+		idle:      cmp.Or(p.Idle, DefaultIdle),
+		replyWait: replyWait,
+		log:       env.Log(),
+		dialer:    net.Dialer{Timeout: cmp.Or(p.DialTimeout, DefaultDialTimeout)},
+	}
+	r.dialer.SetMultipathTCP(true)
+	return r, nil
 }
 
 // ListenTransparent listens on port of every address of one family
@@ -118,8 +162,9 @@ func ListenTransparent(ctx context.Context, network string, port int) (net.Liste
 }
 
 // accept serves ln's connections until it is closed, each in its own
-// goroutine counted in wg. The connections end with ctx.
-func (r *relayer) accept(ctx context.Context, ln *net.TCPListener, port int, wg *sync.WaitGroup) {
+// goroutine counted in wg, with the relayer current when it came. The
+// connections end with ctx.
+func (p *Proxy) accept(ctx context.Context, ln *net.TCPListener, port int, wg *sync.WaitGroup) {
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
@@ -127,7 +172,7 @@ func (r *relayer) accept(ctx context.Context, ln *net.TCPListener, port int, wg 
 				return
 			}
 			// Say, EMFILE: back off rather than spin.
-			r.log.Warn("proxy: accept", "err", err)
+			p.current().log.Warn("proxy: accept", "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -143,6 +188,7 @@ func (r *relayer) accept(ctx context.Context, ln *net.TCPListener, port int, wg 
 			reset(c)
 			continue
 		}
+		r := p.current()
 		wg.Go(func() {
 			stop := context.AfterFunc(ctx, func() { reset(c) })
 			defer stop()

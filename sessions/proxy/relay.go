@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -30,6 +31,7 @@ const replyWait = 5 * time.Second
 // relayer carries LAN connections to the peer.
 type relayer struct {
 	peer      string
+	cipher    string
 	key       *shadowsocks.EncryptionKey
 	idle      time.Duration
 	replyWait time.Duration
@@ -63,6 +65,11 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 	if err := relay(lan, peer, r.key, dst, r.idle, wait, answered); err != nil {
 		r.log.Debug("proxy: relay", "dst", dst, "err", err)
 	}
+}
+
+// detail is the session's status while it relays with r.
+func (r *relayer) detail(port int) string {
+	return fmt.Sprintf("listening on port %d, peer %s (%s)", port, r.peer, r.cipher)
 }
 
 func (r *relayer) dial(ctx context.Context) (*net.TCPConn, error) {
