@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/Jigsaw-Code/outline-sdk/transport"
+	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
@@ -276,6 +280,16 @@ func TestPeerServesSSLocal(t *testing.T) {
 			if got := n.socks(bad, netip.AddrPortFrom(targetV4, targetPort), "hello\n", 3*time.Second); got != "" {
 				t.Errorf("with a wrong key: got %q, want nothing", got)
 			}
+			// Half-close both ways (ss-local closes both directions at its
+			// client's end of stream): the target answers only once the
+			// client's half-close reaches it, and the answer still
+			// comes back.
+			for _, dst := range []netip.AddrPort{netip.AddrPortFrom(targetV4, targetPort), netip.AddrPortFrom(targetV6, targetPort)} {
+				got := n.halfClose(cipher, key, netip.AddrPortFrom(peerV6, peerPort), dst, "half")
+				if want := "target from " + map[bool]string{true: peerFarV4.String(), false: peerFarV6.String()}[dst.Addr().Is4()] + ": half"; got != want {
+					t.Errorf("half-closed stream to %s: got %q, want %q", dst, got, want)
+				}
+			}
 			// ss-local's connections were MPTCP, by the peer kernel's own
 			// count of MP_CAPABLE SYNs it received.
 			if got := mpCapableSYNs(t, n.peer) - syns; got < 11 {
@@ -299,4 +313,39 @@ func mpCapableSYNs(t *testing.T, ns string) int {
 	}
 	t.Fatalf("no MPTcpExtMPCapableSYNRX in nstat's output:\n%s", out)
 	return 0
+}
+
+// halfClose is a shadowsocks client (outline-sdk's, over MPTCP) in the
+// client namespace: it asks peer for dst, sends data, closes its sending
+// half, and returns what comes back until the end of the stream.
+func (n *peerNet) halfClose(cipher, password string, peer, dst netip.AddrPort, data string) string {
+	n.t.Helper()
+	key, err := shadowsocks.NewEncryptionKey(cipher, password)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ep := &transport.TCPEndpoint{Address: peer.String()}
+	ep.Dialer.SetMultipathTCP(true)
+	sd, err := shadowsocks.NewStreamDialer(ep, key)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var c transport.StreamConn
+	nstest.Do(n.t, n.client, func() (err error) {
+		c, err = sd.DialStream(context.Background(), dst.String())
+		return err
+	})
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(c, data); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		n.t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		n.t.Fatalf("half-closed stream to %s: %v (got %q)", dst, err, b)
+	}
+	return string(b)
 }
