@@ -42,16 +42,18 @@ func (f *replayFilter) add(salt []byte) bool {
 	return true
 }
 
-// sourceLimit caps the connections held per source: an IPv4 address, or
-// the /64 of an IPv6 address (one host often has a whole /64).
+// sourceLimit caps the connections held per source (an IPv4 address, or
+// the /64 of an IPv6 address: one host often has a whole /64), and of all
+// sources together.
 type sourceLimit struct {
-	mu   sync.Mutex
-	max  int
-	held map[netip.Addr]int
+	mu       sync.Mutex
+	max, all int
+	total    int
+	held     map[netip.Addr]int
 }
 
-func newSourceLimit(max int) *sourceLimit {
-	return &sourceLimit{max: max, held: map[netip.Addr]int{}}
+func newSourceLimit(perSource, all int) *sourceLimit {
+	return &sourceLimit{max: perSource, all: all, held: map[netip.Addr]int{}}
 }
 
 func sourceKey(a netip.Addr) netip.Addr {
@@ -69,10 +71,11 @@ func (l *sourceLimit) acquire(src netip.Addr) bool {
 	k := sourceKey(src)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.held[k] >= l.max {
+	if l.held[k] >= l.max || l.total >= l.all {
 		return false
 	}
 	l.held[k]++
+	l.total++
 	return true
 }
 
@@ -81,6 +84,7 @@ func (l *sourceLimit) release(src netip.Addr) {
 	k := sourceKey(src)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total--
 	if l.held[k]--; l.held[k] <= 0 {
 		delete(l.held, k)
 	}

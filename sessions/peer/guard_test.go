@@ -31,7 +31,7 @@ func TestReplayFilterRemembersTheLastSalts(t *testing.T) {
 }
 
 func TestSourceLimit(t *testing.T) {
-	l := newSourceLimit(2)
+	l := newSourceLimit(2, 100)
 	a := netip.MustParseAddr("192.0.2.1")
 	b := netip.MustParseAddr("192.0.2.2")
 	v6 := netip.MustParseAddr("2001:db8:1:2::1")
@@ -61,7 +61,24 @@ func TestSourceLimit(t *testing.T) {
 	for _, s := range []netip.Addr{a, a, b, v6, v6same, v6other} {
 		l.release(s)
 	}
-	if len(l.held) != 0 {
-		t.Fatalf("sources left after releasing all: %v", l.held)
+	if len(l.held) != 0 || l.total != 0 {
+		t.Fatalf("sources left after releasing all: %v (total %d)", l.held, l.total)
+	}
+}
+
+func TestSourceLimitOfAllSources(t *testing.T) {
+	l := newSourceLimit(2, 3)
+	for i := range 3 {
+		if !l.acquire(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})) {
+			t.Fatalf("source %d refused under both caps", i)
+		}
+	}
+	other := netip.MustParseAddr("198.51.100.1")
+	if l.acquire(other) {
+		t.Fatal("a fourth connection with a cap of 3 for all sources")
+	}
+	l.release(netip.AddrFrom4([4]byte{192, 0, 2, 0}))
+	if !l.acquire(other) {
+		t.Fatal("a released place was not given back")
 	}
 }

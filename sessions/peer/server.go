@@ -33,6 +33,9 @@ const (
 	// source (an IPv4 address, an IPv6 /64) are read and discarded at
 	// once; more are closed at once.
 	DefaultRejectedPerSource = 8
+	// DefaultRejectedTotal is how many rejected connections of all
+	// sources together are read and discarded at once.
+	DefaultRejectedTotal = 1024
 	// DefaultReplaySalts is how many salts each of the replay filter's
 	// two generations holds: the last this many are always remembered.
 	DefaultReplaySalts = 20000
@@ -53,18 +56,20 @@ const (
 	RejectAddress = "address"
 	// RejectLocal: its destination is local and not in allowLocal.
 	RejectLocal = "local"
-	// RejectCapped: a rejected connection over its source's cap, closed
-	// at once (it is also counted under its first reason).
+	// RejectCapped: a rejected connection over its source's cap (or the
+	// cap of all sources), closed at once (it is also counted under its
+	// first reason).
 	RejectCapped = "capped"
 )
 
 // Server is the peer's session: session.Session[Config].
 type Server struct {
-	// IdleTimeout, DialTimeout, RejectedPerSource and ReplaySalts
-	// override the defaults when set.
+	// IdleTimeout, DialTimeout, RejectedPerSource, RejectedTotal and
+	// ReplaySalts override the defaults when set.
 	IdleTimeout       time.Duration
 	DialTimeout       time.Duration
 	RejectedPerSource int
+	RejectedTotal     int
 	ReplaySalts       int
 	// OnReject, when set, is told of every rejected connection with its
 	// reason (the metrics' counter); it is called on the connection's
@@ -140,7 +145,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, key *shadowsocks.En
 		key:    key,
 		idle:   or(s.IdleTimeout, DefaultIdleTimeout),
 		replay: newReplayFilter(or(s.ReplaySalts, DefaultReplaySalts)),
-		limit:  newSourceLimit(or(s.RejectedPerSource, DefaultRejectedPerSource)),
+		limit:  newSourceLimit(or(s.RejectedPerSource, DefaultRejectedPerSource), or(s.RejectedTotal, DefaultRejectedTotal)),
 		dialer: d,
 		reject: s.OnReject,
 		open:   map[net.Conn]struct{}{},
@@ -236,7 +241,10 @@ func (r saltRecorder) GetSalt(salt []byte) error {
 
 // handle serves one accepted connection.
 func (c *conns) handle(ctx context.Context, client *net.TCPConn) {
-	src := netip.MustParseAddrPort(client.RemoteAddr().String()).Addr()
+	var src netip.Addr
+	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
+		src = a.AddrPort().Addr().Unmap()
+	}
 	act := &activity{}
 	in := &idleReader{c: client, idle: c.idle, act: act}
 

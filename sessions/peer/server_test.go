@@ -213,13 +213,19 @@ func TestReplayedFirstPacketGetsNothing(t *testing.T) {
 }
 
 // Local destinations are refused: loopback, the unspecified address (which
-// Linux connects to the host itself), link-local, and IPv4-mapped forms.
+// Linux connects to the host itself), link-local, IPv4-mapped forms, and a
+// name that resolves to loopback (from /etc/hosts: every address the dial
+// tries is checked).
 func TestLocalDestinationsRefused(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := startPeer(t, &Server{})
-	for i, dst := range []string{"127.0.0.1", "0.0.0.0", "::1", "::", "169.254.1.1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1"} {
+	for i, dst := range []string{"127.0.0.1", "0.0.0.0", "::1", "::", "169.254.1.1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1", "localhost"} {
 		conn := p.dial()
-		if _, err := conn.Write(stream(t, p.key, socksaddr.Addr{IP: netip.MustParseAddr(dst), Port: 80}, "")); err != nil {
+		a := socksaddr.Addr{Domain: dst, Port: 80}
+		if ip, err := netip.ParseAddr(dst); err == nil {
+			a = socksaddr.Addr{IP: ip, Port: 80}
+		}
+		if _, err := conn.Write(stream(t, p.key, a, "")); err != nil {
 			t.Fatal(err)
 		}
 		conn.CloseWrite()
