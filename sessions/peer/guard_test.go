@@ -82,3 +82,17 @@ func TestSourceLimitOfAllSources(t *testing.T) {
 		t.Fatal("a released place was not given back")
 	}
 }
+
+// The peer's own salts go into the replay filter, so that its stream sent
+// back to it is a replay.
+func TestSaltRecorderRecordsThePeersSalts(t *testing.T) {
+	f := newReplayFilter(16)
+	r := saltRecorder{f}
+	salt := make([]byte, 32)
+	if err := r.GetSalt(salt); err != nil {
+		t.Fatal(err)
+	}
+	if f.add(salt) {
+		t.Fatal("a salt the peer made is not in the replay filter")
+	}
+}
