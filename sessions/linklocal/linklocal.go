@@ -38,3 +38,25 @@ func Usable(ifi *net.Interface) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("no link-local address on %s", ifi.Name)
 }
+
+// Check says whether the link a session opened its sockets on is still
+// that link: the same index (not made again under its name), up, with
+// carrier, and with the link-local address ll usable. Its error says
+// which is not so.
+func Check(ifi *net.Interface, ll netip.Addr) error {
+	now, err := net.InterfaceByName(ifi.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("link %s: %w", ifi.Name, err)
+	case now.Index != ifi.Index:
+		return fmt.Errorf("link %s was made again", ifi.Name)
+	case now.Flags&net.FlagUp == 0:
+		return fmt.Errorf("link %s went down", ifi.Name)
+	case now.Flags&net.FlagRunning == 0:
+		return fmt.Errorf("link %s lost its carrier", ifi.Name)
+	}
+	if got, err := Usable(now); err != nil || got != ll {
+		return fmt.Errorf("the link-local address %s of %s is gone", ll, ifi.Name)
+	}
+	return nil
+}

@@ -467,25 +467,9 @@ func (l *link) read(pkts chan<- packet, done <-chan struct{}) {
 	}
 }
 
-// check says whether the link is still the one the sockets are on, up
-// and with carrier.
-func (l *link) check() error {
-	ifi, err := net.InterfaceByName(l.ifi.Name)
-	switch {
-	case err != nil:
-		return fmt.Errorf("link %s: %w", l.ifi.Name, err)
-	case ifi.Index != l.ifi.Index:
-		return fmt.Errorf("link %s was made again", l.ifi.Name)
-	case ifi.Flags&net.FlagUp == 0:
-		return fmt.Errorf("link %s went down", l.ifi.Name)
-	case ifi.Flags&net.FlagRunning == 0:
-		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
-	}
-	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
-		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
-	}
-	return nil
-}
+// check says whether the link is still the one the socket is on (see
+// linklocal.Check).
+func (l *link) check() error { return linklocal.Check(l.ifi, l.ll) }
 
 // solicit sends a router solicitation from the link-local address, with
 // the link's MAC address.
