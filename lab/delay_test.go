@@ -21,8 +21,8 @@ import (
 // round trip stays below it.
 const delayTestRTT = 80 * time.Millisecond
 
-// minRTT pings dst from the box out of dev (by the route the test
-// added) and returns the shortest round trip of a few.
+// minRTT pings dst from the box (by the route the test added) and
+// returns the shortest round trip of a few.
 func minRTT(t *testing.T, l *lab.Lab, dst string) time.Duration {
 	t.Helper()
 	out := run(t, l, lab.RoleBox, "ping", "-n", "-q", "-c", "5", "-i", "0.1", "-W", "5", dst)
@@ -49,16 +49,21 @@ func TestDelay(t *testing.T) {
 	for _, u := range lab.Uplinks() {
 		run(t, l, lab.RoleBox, "ip", "link", "set", "dev", u.Interface, "up")
 		run(t, l, lab.RoleBox, "ip", "addr", "add", u.Addr4.String(), "dev", u.Interface)
+		run(t, l, lab.RoleBox, "ip", "addr", "add", u.Addr6.String(), "dev", u.Interface, "nodad")
 	}
 	via2, via1 := uplink(t, "isp2"), uplink(t, "isp1")
 	run(t, l, lab.RoleBox, "ip", "route", "add", lab.ServerV4+"/32", "via", via2.Gateway4.String())
 	run(t, l, lab.RoleBox, "ip", "route", "add", lab.SteeredServerV4+"/32", "via", via1.Gateway4.String())
+	run(t, l, lab.RoleBox, "ip", "route", "add", lab.ServerV6+"/128", "via", via2.Gateway6.String())
 
 	if err := l.Delay(ctx(t), lab.RoleISP2, delayTestRTT); err != nil {
 		t.Fatal(err)
 	}
 	if rtt := minRTT(t, l, lab.ServerV4); rtt < delayTestRTT {
 		t.Errorf("round trip through isp2 with a %v delay: %v", delayTestRTT, rtt)
+	}
+	if rtt := minRTT(t, l, lab.ServerV6); rtt < delayTestRTT {
+		t.Errorf("IPv6 round trip through isp2 with a %v delay: %v", delayTestRTT, rtt)
 	}
 	if rtt := minRTT(t, l, lab.SteeredServerV4); rtt >= delayTestRTT {
 		t.Errorf("round trip through isp1 (no delay) is %v, not below isp2's added %v", rtt, delayTestRTT)
