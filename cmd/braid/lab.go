@@ -321,16 +321,17 @@ down.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			l, err := lab.Open(name)
-			if err != nil {
-				return err
-			}
 			isp := lab.Role(args[0])
 			var rtt time.Duration
 			if args[1] != "clear" && args[1] != "0" {
-				if rtt, err = time.ParseDuration(args[1]); err != nil || rtt <= 0 {
+				var err error
+				if rtt, err = time.ParseDuration(args[1]); err != nil || rtt < 0 {
 					return fmt.Errorf("lab delay: %q: want a round-trip time (40ms), 0 or clear", args[1])
 				}
+			}
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
 			}
 			if err := l.Delay(ctx, isp, rtt); err != nil {
 				return err
