@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -48,6 +50,43 @@ type Line struct {
 	q *Queue
 	// scratch receives the packets the full queue drops.
 	scratch []byte
+
+	// rc reads f through readFn, made once: os.File.Read wraps every
+	// error, a read deadline's expiry included, in a new PathError.
+	rc     syscall.RawConn
+	readFn func(fd uintptr) bool
+	rbuf   []byte
+	rn     int
+	rerr   error
+}
+
+// rawReader prepares read.
+func (l *Line) rawReader() error {
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("delay line: %s: %w", l.f.Name(), err)
+	}
+	l.rc = rc
+	l.readFn = func(fd uintptr) bool {
+		l.rn, l.rerr = unix.Read(int(fd), l.rbuf)
+		return l.rerr != unix.EAGAIN
+	}
+	return nil
+}
+
+// read reads one packet into buf, waiting for it until the read deadline.
+func (l *Line) read(buf []byte) (int, error) {
+	l.rbuf = buf
+	if err := l.rc.Read(l.readFn); err != nil {
+		return 0, err
+	}
+	if l.rerr != nil {
+		return 0, l.rerr
+	}
+	if l.rn == 0 {
+		return 0, io.EOF // a TAP device never reads empty; a socket's peer closed
+	}
+	return l.rn, nil
 }
 
 // OpenTAP creates the TAP device name in the network namespace of the
@@ -102,6 +141,9 @@ func (l *Line) Close() error { return l.f.Close() }
 func (l *Line) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { l.f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if err := l.rawReader(); err != nil {
+		return err
+	}
 	base := time.Now()
 	delay := int64(l.Delay)
 	var deadline int64 = -1 // none set
@@ -138,7 +180,7 @@ func (l *Line) Run(ctx context.Context) error {
 		if into == nil {
 			into = l.scratch
 		}
-		n, err := l.f.Read(into)
+		n, err := l.read(into)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
