@@ -20,7 +20,8 @@ import (
 type LinkDelay struct {
 	// ISP is the role of the ISP's namespace (isp1, isp2).
 	ISP Role `json:"isp"`
-	// RTT is the round-trip time added: half of it each way.
+	// RTT is the round-trip time added: half of it each way (in JSON,
+	// nanoseconds).
 	RTT time.Duration `json:"rtt"`
 	// Since is when it was set.
 	Since time.Time `json:"since"`
