@@ -45,15 +45,6 @@ func Compile(doc *api.Document, f facts.Set) (reconcile.Desired, error) {
 	return reconcile.Desired{}, fmt.Errorf("kind %q: want %s or %s", doc.Kind, api.KindRouter, api.KindPeer)
 }
 
-// Peer compiles the aggregation peer's spec. Its content comes with the
-// aggregation issue: for now it is validated and noted.
-func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
-	if spec == nil {
-		return reconcile.Desired{}, nil
-	}
-	return reconcile.Desired{Notes: []plan.Note{{Section: "kind Peer", Message: notConverged + " (the aggregation peer)"}}}, nil
-}
-
 // Router compiles a router spec. Its notes name spec paths but no lines:
 // Compile, which has the document, gives them their file and line.
 func Router(spec *api.RouterSpec, f facts.Set) (reconcile.Desired, error) {

@@ -20,6 +20,16 @@ type addrList []netip.AddrPort
 
 func (a *addrList) String() string { return fmt.Sprint(*a) }
 
+// stringList is a repeatable flag of strings.
+type stringList []string
+
+func (a *stringList) String() string { return fmt.Sprint(*a) }
+
+func (a *stringList) Set(s string) error {
+	*a = append(*a, s)
+	return nil
+}
+
 func (a *addrList) Set(s string) error {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
@@ -36,8 +46,13 @@ func (a *addrList) Set(s string) error {
 //	                   repeatable. It writes the client's address as it saw
 //	                   it ("10.101.0.2:40000\n") and closes the connection.
 //	-whoami-udp ADDR   the same over UDP: one answer per datagram.
-//	-ready-fd N        once every service listens, write "ready\n" to file
-//	                   descriptor N and close it.
+//	-delay-tap NS/TAP  a delay line (see Delay): create the TAP device TAP in
+//	                   namespace NS and write back every packet sent out of
+//	                   it -delay later; repeatable, one per direction.
+//	-delay D           how long the delay lines hold packets.
+//	-ready-fd N        once every service listens (and every TAP device
+//	                   exists), write "ready\n" to file descriptor N and
+//	                   close it.
 //
 // Serve returns when ctx is done (nil), or when a service cannot listen.
 func Serve(ctx context.Context, args []string) error {
@@ -46,6 +61,9 @@ func Serve(ctx context.Context, args []string) error {
 	var tcp, udp addrList
 	fset.Var(&tcp, "whoami", "TCP whoami service address (repeatable)")
 	fset.Var(&udp, "whoami-udp", "UDP whoami service address (repeatable)")
+	var taps stringList
+	fset.Var(&taps, "delay-tap", "delay line TAP device, NS/NAME (repeatable)")
+	delay := fset.Duration("delay", 0, "delay of the delay lines")
 	readyFD := fset.Int("ready-fd", -1, "file descriptor to report readiness on")
 	if err := fset.Parse(args); err != nil {
 		return fmt.Errorf("lab serve: %w", err)
@@ -53,8 +71,11 @@ func Serve(ctx context.Context, args []string) error {
 	if fset.NArg() > 0 {
 		return fmt.Errorf("lab serve: unexpected arguments %q", fset.Args())
 	}
-	if len(tcp)+len(udp) == 0 {
-		return errors.New("lab serve: nothing to serve (use -whoami or -whoami-udp)")
+	if len(tcp)+len(udp)+len(taps) == 0 {
+		return errors.New("lab serve: nothing to serve (use -whoami, -whoami-udp or -delay-tap)")
+	}
+	if len(taps) > 0 && *delay <= 0 {
+		return errors.New("lab serve: -delay-tap needs a positive -delay")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -83,6 +104,22 @@ func Serve(ctx context.Context, args []string) error {
 		closers = append(closers, pc)
 		wg.Go(func() { serveWhoamiUDP(pc) })
 	}
+	lineErr := make(chan error, len(taps))
+	for _, tap := range taps {
+		line, err := openDelayTAP(tap, *delay)
+		if err != nil {
+			return fmt.Errorf("lab serve: %w", err)
+		}
+		closers = append(closers, line)
+		wg.Go(func() {
+			if err := line.Run(ctx); err != nil && ctx.Err() == nil {
+				// A line that stops takes its link down with it: stop,
+				// for status to show the process dead.
+				lineErr <- err
+				cancel()
+			}
+		})
+	}
 	if *readyFD >= 0 {
 		f := os.NewFile(uintptr(*readyFD), "ready")
 		if f == nil {
@@ -100,7 +137,12 @@ func Serve(ctx context.Context, args []string) error {
 	}
 	closers = nil
 	wg.Wait()
-	return nil
+	select {
+	case err := <-lineErr:
+		return fmt.Errorf("lab serve: %w", err)
+	default:
+		return nil
+	}
 }
 
 // serveWhoamiTCP answers every connection with its remote address until

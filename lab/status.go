@@ -23,6 +23,9 @@ type Status struct {
 	// Faults are the faults injected on the ISP side of the box's links
 	// (see Inject), by ISP.
 	Faults []Fault `json:"faults,omitempty"`
+	// Delays are the round-trip times added to ISPs' links to the core
+	// (see Delay), by ISP.
+	Delays []LinkDelay `json:"delays,omitempty"`
 }
 
 // NamespaceStatus is one namespace of a lab.
@@ -71,7 +74,7 @@ type ProcessStatus struct {
 
 // Status observes the lab: which namespaces exist, their interfaces and
 // addresses (from `ip -json addr`), which recorded processes are alive,
-// and the faults injected.
+// and the faults injected and delays set.
 func (l *Lab) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Name: l.Name, Dir: l.Dir, Created: l.Created}
 	for _, ns := range l.Topology.Namespaces {
@@ -90,6 +93,9 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("lab %s: %w", l.Name, err)
 	}
 	if st.Faults, err = l.Faults(); err != nil {
+		return nil, err
+	}
+	if st.Delays, err = l.Delays(); err != nil {
 		return nil, err
 	}
 	for _, rec := range recs {

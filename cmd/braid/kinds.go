@@ -9,6 +9,7 @@ import (
 	"github.com/braid-router/braid/sessions/dhcp6"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
+	"github.com/braid-router/braid/sessions/peer"
 	"github.com/braid-router/braid/sessions/proxy"
 	"github.com/braid-router/braid/sessions/ra"
 	"github.com/braid-router/braid/sessions/tunnel"
@@ -20,6 +21,9 @@ type sessionHooks struct {
 	// healthTransition is told of every change of an uplink's health
 	// verdict (the metrics' transitions counter).
 	healthTransition func(uplink string, healthy bool)
+	// peerRejected is told of every connection the aggregation peer
+	// rejects, with its reason (the metrics' counter).
+	peerRejected func(reason string)
 	// stateDir is braid's state directory, where the DHCPv6 client keeps
 	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
 	stateDir string
@@ -45,6 +49,9 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 			t.OnTransition = func(uplink string, tr verdict.Transition) { h(uplink, tr.Healthy) }
 		}
 		return t
+	})
+	session.Register(reg, peer.Kind, func() session.Session[peer.Config] {
+		return &peer.Server{OnReject: hooks.peerRejected}
 	})
 	// Last: in a test build, stand-ins replace the kinds above.
 	registerStandIns(reg, log)

@@ -34,7 +34,7 @@ core with whoami servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, `
 specs/lab.yaml configures the box. The lab keeps its state and the processes
 it started under ` + lab.RunDir + `/<name>.`,
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabWhoamiCmd(), newLabServeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabServeCmd())
 	return cmd
 }
 
@@ -204,6 +204,14 @@ func printLabStatus(w io.Writer, st *lab.Status) {
 		}
 		tw.Flush()
 	}
+	if len(st.Delays) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  DELAY (RTT)\tON\tSINCE")
+		for _, d := range st.Delays {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.RTT, d.ISP, d.Since.Local().Format(time.DateTime))
+		}
+		tw.Flush()
+	}
 	if len(st.Processes) == 0 {
 		return
 	}
@@ -292,6 +300,55 @@ braid lab down.`,
 	return cmd
 }
 
+func newLabDelayCmd() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "delay [--name N] isp1|isp2 RTT|0|clear",
+		Short: "Add a round-trip time to an ISP's link to the Internet core, or remove it",
+		Long: `Add RTT (a Go duration: 40ms, 1.5s) to the round trip of everything the box
+sends through isp1 or isp2 beyond the ISP itself: half of it each way on the
+ISP's link to the Internet core. 0 or clear removes it. A new delay replaces
+the last.
+
+This kernel has no netem: a delay line process (delay-<isp> in braid lab
+status) holds each packet in a bounded FIFO, in order, dropping from the tail
+when full as a link buffer does; nftables steers the link's traffic through
+its TAP devices. The ISP's rate limit, its link to the box, its faults and its
+services are untouched. Delays show in braid lab status and go with braid lab
+down.`,
+		Example: "  braid lab delay isp2 40ms\n  braid lab delay isp2 clear",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			isp := lab.Role(args[0])
+			var rtt time.Duration
+			if args[1] != "clear" && args[1] != "0" {
+				var err error
+				if rtt, err = time.ParseDuration(args[1]); err != nil || rtt < 0 {
+					return fmt.Errorf("lab delay: %q: want a round-trip time (40ms), 0 or clear", args[1])
+				}
+			}
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			if err := l.Delay(ctx, isp, rtt); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if rtt == 0 {
+				fmt.Fprintf(out, "lab %s: %s has no delay\n", l.Name, isp)
+				return nil
+			}
+			fmt.Fprintf(out, "lab %s: %s\n", l.Name, lab.LinkDelay{ISP: isp, RTT: rtt})
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name")
+	return cmd
+}
+
 func newLabWhoamiCmd() *cobra.Command {
 	var name, from, bind string
 	var udp bool
@@ -343,10 +400,11 @@ in the lab's namespace for --from ROLE (lan, box, isp1, isp2, inet, peer).`,
 }
 
 // newLabServeCmd is the hidden `braid lab serve`: the lab starts it inside
-// its namespaces to run the whoami servers (see lab.Serve for its flags).
+// its namespaces to run the whoami servers and the delay lines (see
+// lab.Serve for its flags).
 func newLabServeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-ready-fd N]",
+		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-delay-tap NS/TAP]... [-delay D] [-ready-fd N]",
 		Short:              "Run the lab's services (started by braid lab up)",
 		Hidden:             true,
 		DisableFlagParsing: true,

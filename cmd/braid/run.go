@@ -153,6 +153,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 			return err
 		}
 		hooks.healthTransition = m.ObserveHealthTransition
+		hooks.peerRejected = m.ObservePeerRejected
 	}
 	d.Supervisor = &reconcile.Supervisor{Registry: sessionKinds(h.log, hooks), Facts: hub, Log: h.log}
 	hup := make(chan os.Signal, 1)

@@ -53,6 +53,7 @@ type Metrics struct {
 	passes      *prometheus.CounterVec
 	duration    prometheus.Histogram
 	transitions *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -73,6 +74,10 @@ func New(status func() reconcile.Status) *Metrics {
 			Name: "braid_uplink_health_transitions_total",
 			Help: "Changes of an uplink's health verdict, by uplink and by the verdict it went to (healthy or unhealthy).",
 		}, []string{"uplink", "to"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "braid_peer_rejected_connections_total",
+			Help: "Connections the aggregation peer gave nothing to, by reason: auth (the first chunk did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (over its source's cap, closed at once; also counted under its first reason).",
+		}, []string{"reason"}),
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -81,6 +86,7 @@ func New(status func() reconcile.Status) *Metrics {
 		m.passes,
 		m.duration,
 		m.transitions,
+		m.rejected,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -104,6 +110,12 @@ func (m *Metrics) ObserveHealthTransition(uplink string, healthy bool) {
 		to = "healthy"
 	}
 	m.transitions.WithLabelValues(uplink, to).Inc()
+}
+
+// ObservePeerRejected counts a connection the aggregation peer rejected,
+// with its reason. The peer calls it on the connection's goroutine.
+func (m *Metrics) ObservePeerRejected(reason string) {
+	m.rejected.WithLabelValues(reason).Inc()
 }
 
 // Gatherer is the registry, for a handler or a test to read.

@@ -211,3 +211,20 @@ func TestMetricsHealth(t *testing.T) {
 		t.Errorf("braid_uplink_healthy has %d series, want one per uplink with a verdict", n)
 	}
 }
+
+// The aggregation peer's rejected connections are counted by reason.
+func TestMetricsPeerRejected(t *testing.T) {
+	m := New(func() reconcile.Status { return reconcile.Status{} })
+	if fams := scrape(t, m); fams["braid_peer_rejected_connections_total"] != nil {
+		t.Errorf("rejections counted before any")
+	}
+	m.ObservePeerRejected("auth")
+	m.ObservePeerRejected("replay")
+	m.ObservePeerRejected("auth")
+	fams := scrape(t, m)
+	for reason, want := range map[string]float64{"auth": 2, "replay": 1} {
+		if got, ok := value(fams, "braid_peer_rejected_connections_total", "reason", reason); !ok || got != want {
+			t.Errorf("braid_peer_rejected_connections_total{reason=%q} = %v (present %v), want %v", reason, got, ok, want)
+		}
+	}
+}

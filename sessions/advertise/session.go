@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -292,56 +291,18 @@ type link struct {
 	ll   netip.Addr
 }
 
-// openLink opens the socket on the link name, or says why it cannot yet.
+// openLink opens the socket on the link name, reading router
+// solicitations, in the all-routers group; or says why it cannot yet.
 func openLink(name string) (*link, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("link %s: %w", name, err)
-	}
-	if ifi.Flags&net.FlagUp == 0 {
-		return nil, fmt.Errorf("link %s is down", name)
-	}
-	if ifi.Flags&net.FlagRunning == 0 {
-		return nil, fmt.Errorf("link %s has no carrier", name)
-	}
-	ll, err := linklocal.Usable(ifi)
+	ifi, conn, ll, err := linklocal.Listen(name, ipv6.ICMPTypeRouterSolicitation)
 	if err != nil {
 		return nil, err
 	}
-	// ndp names the link in the zones it binds and sends to, and Go
-	// resolves a zone name through a cache refreshed at most once a
-	// minute: a link made again under the same name would resolve to its
-	// old index. The index as the name is a zone Go reads as a number.
-	byIndex := *ifi
-	byIndex.Name = strconv.Itoa(ifi.Index)
-	conn, _, err := ndp.Listen(&byIndex, ndp.Addr(ll.String()))
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s of %s: %w", ll, name, err)
-	}
-	l := &link{ifi: ifi, conn: conn, ll: ll}
-	if err := l.setup(); err != nil {
+	if err := conn.JoinGroup(allRouters); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("link %s: %w", name, err)
+		return nil, fmt.Errorf("link %s: join %s: %w", name, allRouters, err)
 	}
-	return l, nil
-}
-
-// setup has the socket read router solicitations only, with their hop
-// limits, sent to all-routers.
-func (l *link) setup() error {
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	f.Accept(ipv6.ICMPTypeRouterSolicitation)
-	if err := l.conn.SetICMPFilter(&f); err != nil {
-		return fmt.Errorf("ICMPv6 filter: %w", err)
-	}
-	if err := l.conn.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
-		return fmt.Errorf("ask for hop limits: %w", err)
-	}
-	if err := l.conn.JoinGroup(allRouters); err != nil {
-		return fmt.Errorf("join %s: %w", allRouters, err)
-	}
-	return nil
+	return &link{ifi: ifi, conn: conn, ll: ll}, nil
 }
 
 func (l *link) close() { l.conn.Close() }
@@ -366,25 +327,9 @@ func (l *link) read(pkts chan<- packet, done <-chan struct{}) {
 	}
 }
 
-// check says whether the link is still the one the socket is on, up,
-// with carrier and the same link-local address.
-func (l *link) check() error {
-	ifi, err := net.InterfaceByName(l.ifi.Name)
-	switch {
-	case err != nil:
-		return fmt.Errorf("link %s: %w", l.ifi.Name, err)
-	case ifi.Index != l.ifi.Index:
-		return fmt.Errorf("link %s was made again", l.ifi.Name)
-	case ifi.Flags&net.FlagUp == 0:
-		return fmt.Errorf("link %s went down", l.ifi.Name)
-	case ifi.Flags&net.FlagRunning == 0:
-		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
-	}
-	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
-		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
-	}
-	return nil
-}
+// check says whether the link is still the one the socket is on (see
+// linklocal.Check).
+func (l *link) check() error { return linklocal.Check(l.ifi, l.ll) }
 
 // advertise sends a to all-nodes, with the link's MAC address (RFC 4861
 // 4.2: the source link-layer address option, so hosts need not resolve

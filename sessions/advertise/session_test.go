@@ -7,13 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/braid-router/braid/facts"
-	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/sessiontest"
 	"github.com/braid-router/braid/session"
 )
 
@@ -67,13 +66,7 @@ func (r *rig) plug() {
 // waitFor polls cond until it holds, failing the test after deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	sessiontest.WaitFor(t, what, deadline, cond)
 }
 
 // hostAddr is one of the host's IPv6 addresses, as ip -j shows it.
@@ -160,54 +153,19 @@ func (r *rig) defaultVia() []string {
 	return gws
 }
 
-// run is one run of the session in the box.
+// run is one run of the session in the box, with its server (for
+// Update).
 type run struct {
-	srv    *Server
-	cancel context.CancelCauseFunc
-	done   chan error
-
-	mu     sync.Mutex
-	state  session.State
-	detail string
+	*sessiontest.Run
+	srv *Server
 }
 
-func (r *rig) start(cfg Config) *run {
+func (r *rig) start(cfg Config) run {
 	r.t.Helper()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &run{srv: &Server{}, cancel: cancel, done: make(chan error, 1)}
-	env := session.NewEnv(Kind+"/"+Name, nstest.Logger(r.t), r.hub, func(st session.State, d string) {
-		s.mu.Lock()
-		s.state, s.detail = st, d
-		s.mu.Unlock()
-	})
-	go func() {
-		s.done <- netns.Do(r.box, func() error { return s.srv.Run(ctx, cfg, env) })
-	}()
-	r.t.Cleanup(func() { s.stop(r.t, session.ErrShutdown) })
-	return s
-}
-
-// stop ends the run for cause, and waits for it.
-func (s *run) stop(t *testing.T, cause error) {
-	t.Helper()
-	s.cancel(cause)
-	select {
-	case err, ok := <-s.done:
-		if ok && err != nil {
-			t.Errorf("the session returned %v", err)
-		}
-		if ok {
-			close(s.done)
-		}
-	case <-time.After(deadline):
-		t.Fatal("the session did not stop")
-	}
-}
-
-func (s *run) status() (session.State, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state, s.detail
+	srv := &Server{}
+	return run{Run: sessiontest.Start(r.t, r.box, Kind+"/"+Name, r.hub, func(ctx context.Context, env *session.Env) error {
+		return srv.Run(ctx, cfg, env)
+	}), srv: srv}
 }
 
 // capture is tshark capturing ICMPv6 on the box's lan0.
@@ -283,7 +241,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 			t.Errorf("rdisc6 lacks %q:\n%s", want, out)
 		}
 	}
-	st, detail := s.status()
+	st, detail := s.Status()
 	for _, w := range []string{staticPrefix.String() + " valid", delegated.String() + " valid", "default router for 1m0s", "dns " + boxAddr.String(), "mtu 1400"} {
 		if st != session.Running || !strings.Contains(detail, w) {
 			t.Errorf("status %s %q lacks %q", st, detail, w)
@@ -298,7 +256,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.deprecated(delegated)
-	if _, detail := s.status(); !strings.Contains(detail, delegated.String()+" deprecated") {
+	if _, detail := s.Status(); !strings.Contains(detail, delegated.String()+" deprecated") {
 		t.Errorf("status %q does not say the delegated /64 is deprecated", detail)
 	}
 	waitFor(t, "the delegated address gone from the host", func() bool {
@@ -311,7 +269,7 @@ func TestLANHostTakesTheAdverts(t *testing.T) {
 
 	// braid stops: the host's default route via the box goes at once
 	// (its lifetime was a minute), the static address is deprecated.
-	s.stop(t, session.ErrShutdown)
+	s.Stop(t, session.ErrShutdown)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
 	r.deprecated(staticPrefix)
 
@@ -350,7 +308,7 @@ func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
 	cfg.ValidLimit, cfg.PreferredLimit = 0, 0 // RFC 9096's
 	s := r.start(cfg)
 	waitFor(t, "the session waiting for lan0", func() bool {
-		st, detail := s.status()
+		st, detail := s.Status()
 		return st == session.Waiting && strings.Contains(detail, "link lan0")
 	})
 	r.plug()
@@ -363,7 +321,7 @@ func TestWaitsForTheLinkAndSaysGoodbye(t *testing.T) {
 	if !ok || a.Valid > 5400 || a.Preferred > 2700 || a.Preferred == 0 {
 		t.Errorf("the host's address: %+v %v, want valid at most 5400 s and preferred at most 2700 s (RFC 9096)", a, ok)
 	}
-	s.stop(t, session.ErrRemoved)
+	s.Stop(t, session.ErrRemoved)
 	waitFor(t, "the host's default route via the box gone", func() bool { return len(r.defaultVia()) == 0 })
 	r.deprecated(staticPrefix)
 }
@@ -382,7 +340,7 @@ func TestRestartSaysNoGoodbye(t *testing.T) {
 		gws := r.defaultVia()
 		return len(gws) == 1 && gws[0] == boxLL.String()+"%eth0"
 	})
-	s.stop(t, context.Canceled)
+	s.Stop(t, context.Canceled)
 	restarted := time.Now()
 	r.start(cfg)
 	saw(t, cap, "an advert of the second run", fmt.Sprintf("icmpv6.type == 134 && frame.time_epoch >= %d", restarted.Unix()))

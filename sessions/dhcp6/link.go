@@ -127,22 +127,6 @@ func (l *link) send(m *dhcpv6.Message) error {
 	return nil
 }
 
-// check says whether the link is still the one the socket is on, up, with
-// carrier and its link-local address.
-func (l *link) check() error {
-	ifi, err := net.InterfaceByName(l.ifi.Name)
-	switch {
-	case err != nil:
-		return fmt.Errorf("link %s: %w", l.ifi.Name, err)
-	case ifi.Index != l.ifi.Index:
-		return fmt.Errorf("link %s was made again", l.ifi.Name)
-	case ifi.Flags&net.FlagUp == 0:
-		return fmt.Errorf("link %s went down", l.ifi.Name)
-	case ifi.Flags&net.FlagRunning == 0:
-		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
-	}
-	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
-		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
-	}
-	return nil
-}
+// check says whether the link is still the one the socket is on (see
+// linklocal.Check).
+func (l *link) check() error { return linklocal.Check(l.ifi, l.ll) }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/facts"
-	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/sessiontest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/session"
 )
@@ -98,66 +97,15 @@ func (r *rig) startKea() {
 // waitFor polls cond until it holds, failing the test after deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sessiontest.WaitFor(t, what, deadline, cond)
 }
 
-// testRun is one run of the session in the box.
-type testRun struct {
-	cancel context.CancelCauseFunc
-	done   chan error
-
-	mu     sync.Mutex
-	state  session.State
-	detail string
-}
-
-// start runs the client for cfg in the box's namespace until stop.
-func (r *rig) start(cfg Config) *testRun {
+// start runs the client for cfg in the box's namespace until stopped.
+func (r *rig) start(cfg Config) *sessiontest.Run {
 	r.t.Helper()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &testRun{cancel: cancel, done: make(chan error, 1)}
-	env := session.NewEnv(Kind+"/"+strings.TrimPrefix(strings.TrimPrefix(cfg.For, "uplink/"), "tunnel/"), nstest.Logger(r.t), r.hub,
-		func(st session.State, d string) {
-			s.mu.Lock()
-			s.state, s.detail = st, d
-			s.mu.Unlock()
-		})
+	owner := Kind + "/" + strings.TrimPrefix(strings.TrimPrefix(cfg.For, "uplink/"), "tunnel/")
 	c := &Client{StateDir: r.state}
-	go func() {
-		s.done <- netns.Do(r.box, func() error { return c.Run(ctx, cfg, env) })
-	}()
-	r.t.Cleanup(func() { s.stop(r.t, session.ErrShutdown) })
-	return s
-}
-
-// stop ends the run with cause (braid stopping, or the session leaving
-// the spec), and waits for it.
-func (s *testRun) stop(t *testing.T, cause error) {
-	t.Helper()
-	s.cancel(cause)
-	select {
-	case err, ok := <-s.done:
-		if ok && err != nil {
-			t.Errorf("the session returned %v", err)
-		}
-		if ok {
-			close(s.done)
-		}
-	case <-time.After(deadline):
-		t.Fatal("the session did not stop")
-	}
-}
-
-func (s *testRun) status() (session.State, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state, s.detail
+	return sessiontest.Start(r.t, r.box, owner, r.hub, func(ctx context.Context, env *session.Env) error { return c.Run(ctx, cfg, env) })
 }
 
 // prefix waits for the hub's prefix for what, and returns it with its
@@ -219,16 +167,16 @@ func TestDelegationFromKea(t *testing.T) {
 	if lo, hi := before.Add(lab.ISP2PDRenew), time.Now().Add(lab.ISP2PDRenew); p.Renew.Before(lo) || p.Renew.After(hi) {
 		t.Errorf("renews at %v, want between %v and %v (Kea's T1)", p.Renew, lo, hi)
 	}
-	st, detail := s.status()
+	st, detail := s.Status()
 	if st != session.Running || !strings.Contains(detail, "prefix "+p.Prefix.String()+" preferred for ") || !strings.Contains(detail, "from server "+p.Server) {
 		t.Errorf("status %s: %q", st, detail)
 	}
 
 	// A restart (braid stopping): no Release; the same prefix again.
-	s.stop(t, session.ErrShutdown)
+	s.Stop(t, session.ErrShutdown)
 	s = r.start(uplinkCfg)
 	waitFor(t, "the rebound delegation", func() bool {
-		st, d := s.status()
+		st, d := s.Status()
 		return st == session.Running && strings.Contains(d, "renews in")
 	})
 	if again, _ := r.prefix("uplink/isp2"); again.Prefix != p.Prefix {
@@ -239,7 +187,7 @@ func TestDelegationFromKea(t *testing.T) {
 	}
 
 	// Leaving the spec: Release, which Kea sees.
-	s.stop(t, session.ErrRemoved)
+	s.Stop(t, session.ErrRemoved)
 	waitFor(t, "Kea to log the release", func() bool { return strings.Contains(r.keaLog.String(), "DHCP6_RELEASE_PD") })
 	if _, ok := r.hub.Set().Prefix("uplink/isp2"); ok {
 		t.Errorf("the prefix is still a fact after the release")
@@ -282,7 +230,7 @@ func TestNoPrefixDelegated(t *testing.T) {
 		r := newRig(t)
 		s := r.start(uplinkCfg)
 		waitFor(t, "status to say nothing answered", func() bool {
-			st, d := s.status()
+			st, d := s.Status()
 			return st == session.Waiting && strings.HasPrefix(d, "no prefix delegated: no Advertise in ")
 		})
 	})
@@ -293,10 +241,10 @@ func TestNoPrefixDelegated(t *testing.T) {
 		r.startKea()
 		a := r.start(Config{For: "uplink/a", Interface: "wan2", DUIDLink: "wan2"})
 		r.prefix("uplink/a")
-		a.stop(t, session.ErrShutdown) // holds it still
+		a.Stop(t, session.ErrShutdown) // holds it still
 		b := r.start(Config{For: "uplink/b", Interface: "wan2", DUIDLink: "wan2"})
 		waitFor(t, "status to say the server has no prefix", func() bool {
-			st, d := b.status()
+			st, d := b.Status()
 			return st == session.Waiting && strings.HasPrefix(d, "no prefix delegated: ") && strings.Contains(d, "NoPrefixAvail")
 		})
 		if _, ok := r.hub.Set().Prefix("uplink/b"); ok {
@@ -313,7 +261,7 @@ func TestSamePrefixWithoutFacts(t *testing.T) {
 	r.startKea()
 	s := r.start(uplinkCfg)
 	p, _ := r.prefix("uplink/isp2")
-	s.stop(t, session.ErrShutdown)
+	s.Stop(t, session.ErrShutdown)
 	var err error
 	if r.hub, err = facts.Open(facts.Options{}); err != nil {
 		t.Fatal(err)
@@ -427,10 +375,10 @@ func TestDelegationOverATUNLink(t *testing.T) {
 	if !strings.Contains(r.keaLog.String(), "duid=[00:03:00:01:00:24:d4:aa:bb:cc]") {
 		t.Errorf("Kea did not see the DUID-LL of wan1's MAC:\n%s", r.keaLog)
 	}
-	if st, d := s.status(); st != session.Running || !strings.Contains(d, p.Prefix.String()) {
+	if st, d := s.Status(); st != session.Running || !strings.Contains(d, p.Prefix.String()) {
 		t.Errorf("status %s: %q", st, d)
 	}
-	s.stop(t, session.ErrRemoved)
+	s.Stop(t, session.ErrRemoved)
 	waitFor(t, "Kea to log the release", func() bool { return strings.Contains(r.keaLog.String(), "DHCP6_RELEASE_PD") })
 }
 
@@ -442,20 +390,20 @@ func TestLinkDownAndBack(t *testing.T) {
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "down")
 	s := r.start(uplinkCfg)
 	waitFor(t, "status to say the link is down", func() bool {
-		st, d := s.status()
+		st, d := s.Status()
 		return st == session.Waiting && d == "no prefix delegated: link wan2 is down"
 	})
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "up")
 	p, _ := r.prefix("uplink/isp2")
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "down")
 	waitFor(t, "status to say the link is down and the prefix held", func() bool {
-		st, d := s.status()
+		st, d := s.Status()
 		return st == session.Waiting && strings.HasPrefix(d, "link wan2 is down; holds "+p.Prefix.String()+" until ")
 	})
 	rebinds := strings.Count(r.keaLog.String(), "DHCP6_PD_LEASE_RENEW")
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "up")
 	waitFor(t, "the delegation rebound", func() bool {
-		st, _ := s.status()
+		st, _ := s.Status()
 		return st == session.Running && strings.Count(r.keaLog.String(), "DHCP6_PD_LEASE_RENEW") > rebinds
 	})
 	if again, _ := r.prefix("uplink/isp2"); again.Prefix != p.Prefix {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -375,31 +374,9 @@ type link struct {
 
 // openLink opens the sockets on the link name, or says why it cannot yet.
 func openLink(name string) (*link, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("link %s: %w", name, err)
-	}
-	if ifi.Flags&net.FlagUp == 0 {
-		return nil, fmt.Errorf("link %s is down", name)
-	}
-	if ifi.Flags&net.FlagRunning == 0 {
-		return nil, fmt.Errorf("link %s has no carrier", name)
-	}
-	ll, err := linklocal.Usable(ifi)
+	ifi, conn, ll, err := linklocal.Listen(name, ipv6.ICMPTypeRouterAdvertisement, ipv6.ICMPTypeNeighborSolicitation, ipv6.ICMPTypeNeighborAdvertisement)
 	if err != nil {
 		return nil, err
-	}
-	// ndp names the link in the zones of the addresses it binds and
-	// sends to, and Go resolves a zone name through a process-wide cache
-	// it refreshes at most once a minute: a link made again under the
-	// same name would resolve to its old index for up to a minute
-	// (binding fails, sending fails with EINVAL). ndp gets the link with
-	// its index as its name, a zone Go reads as a number.
-	byIndex := *ifi
-	byIndex.Name = strconv.Itoa(ifi.Index)
-	conn, _, err := ndp.Listen(&byIndex, ndp.Addr(ll.String()))
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s of %s: %w", ll, name, err)
 	}
 	l := &link{ifi: ifi, conn: conn, ll: ll, probeFD: -1}
 	if err := l.setup(); err != nil {
@@ -409,20 +386,8 @@ func openLink(name string) (*link, error) {
 	return l, nil
 }
 
-// setup filters what the ICMPv6 socket reads, asks for hop limits, and
-// opens the probe socket.
+// setup opens the probe socket.
 func (l *link) setup() error {
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	for _, t := range []ipv6.ICMPType{ipv6.ICMPTypeRouterAdvertisement, ipv6.ICMPTypeNeighborSolicitation, ipv6.ICMPTypeNeighborAdvertisement} {
-		f.Accept(t)
-	}
-	if err := l.conn.SetICMPFilter(&f); err != nil {
-		return fmt.Errorf("ICMPv6 filter: %w", err)
-	}
-	if err := l.conn.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
-		return fmt.Errorf("ask for hop limits: %w", err)
-	}
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
 		return fmt.Errorf("raw IPv6 socket for DAD probes: %w", err)
@@ -467,25 +432,9 @@ func (l *link) read(pkts chan<- packet, done <-chan struct{}) {
 	}
 }
 
-// check says whether the link is still the one the sockets are on, up
-// and with carrier.
-func (l *link) check() error {
-	ifi, err := net.InterfaceByName(l.ifi.Name)
-	switch {
-	case err != nil:
-		return fmt.Errorf("link %s: %w", l.ifi.Name, err)
-	case ifi.Index != l.ifi.Index:
-		return fmt.Errorf("link %s was made again", l.ifi.Name)
-	case ifi.Flags&net.FlagUp == 0:
-		return fmt.Errorf("link %s went down", l.ifi.Name)
-	case ifi.Flags&net.FlagRunning == 0:
-		return fmt.Errorf("link %s lost its carrier", l.ifi.Name)
-	}
-	if ll, err := linklocal.Usable(ifi); err != nil || ll != l.ll {
-		return fmt.Errorf("the link-local address %s of %s is gone", l.ll, l.ifi.Name)
-	}
-	return nil
-}
+// check says whether the link is still the one the socket is on (see
+// linklocal.Check).
+func (l *link) check() error { return linklocal.Check(l.ifi, l.ll) }
 
 // solicit sends a router solicitation from the link-local address, with
 // the link's MAC address.

@@ -10,14 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/braid-router/braid/facts"
-	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/sessiontest"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/ra/autoconf"
 )
@@ -167,63 +166,15 @@ func linkLocal(t *testing.T, ns, dev string) netip.Addr {
 // waitFor polls cond until it holds, failing the test after deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sessiontest.WaitFor(t, what, deadline, cond)
 }
 
-// run is one run of the session in the box.
-type run struct {
-	cancel context.CancelCauseFunc
-	done   chan error
-
-	mu     sync.Mutex
-	state  session.State
-	detail string
-}
-
-// start runs the session in the box's namespace until stop.
-func (r *rig) start(c *Client) *run {
+// start runs the session in the box's namespace until stopped.
+func (r *rig) start(c *Client) *sessiontest.Run {
 	r.t.Helper()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &run{cancel: cancel, done: make(chan error, 1)}
-	env := session.NewEnv("ra/isp2", nstest.Logger(r.t), r.hub, func(st session.State, d string) {
-		s.mu.Lock()
-		s.state, s.detail = st, d
-		s.mu.Unlock()
+	return sessiontest.Start(r.t, r.box, "ra/isp2", r.hub, func(ctx context.Context, env *session.Env) error {
+		return c.Run(ctx, Config{Uplink: "isp2", Interface: "wan2"}, env)
 	})
-	go func() {
-		s.done <- netns.Do(r.box, func() error { return c.Run(ctx, Config{Uplink: "isp2", Interface: "wan2"}, env) })
-	}()
-	r.t.Cleanup(func() { s.stop(r.t) })
-	return s
-}
-
-// stop ends the run as braid does when it stops, and waits for it.
-func (s *run) stop(t *testing.T) {
-	t.Helper()
-	s.cancel(session.ErrShutdown)
-	select {
-	case err, ok := <-s.done:
-		if ok && err != nil {
-			t.Errorf("the session returned %v", err)
-		}
-		if ok {
-			close(s.done)
-		}
-	case <-time.After(deadline):
-		t.Fatal("the session did not stop")
-	}
-}
-
-func (s *run) status() (session.State, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state, s.detail
 }
 
 // learnt waits until the hub's facts satisfy cond, and returns them.
@@ -293,7 +244,7 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 	if !a.Preferred.After(before.Add(1799 * time.Second)) {
 		t.Errorf("preferred until %v, want 30 min", a.Preferred)
 	}
-	st, detail := s.status()
+	st, detail := s.Status()
 	for _, w := range []string{want.String(), r.routerLL.String() + "%wan2", resolver.String(), "valid until", "preferred until"} {
 		if st != session.Running || !strings.Contains(detail, w) {
 			t.Errorf("status %s %q lacks %q", st, detail, w)
@@ -315,7 +266,7 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 	r.learnt("the router back", func(a *facts.SLAAC, rt *facts.Router6, _ facts.Set) bool { return rt != nil && a != nil })
 
 	// What braid sent, as tshark reads it.
-	s.stop(t)
+	s.Stop(t, session.ErrShutdown)
 	cap.Stop()
 	mac := boxMAC(t, r.box)
 	boxLL := linkLocal(t, r.box, "wan2")
@@ -349,7 +300,7 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 	if a2, _ := set.SLAAC("isp2"); a2.Address != want {
 		t.Errorf("after a restart: %s, want %s", a2.Address, want)
 	}
-	s.stop(t)
+	s.Stop(t, session.ErrShutdown)
 	cap.Stop()
 	if ns := cap.Fields("icmpv6.type == 135 && ipv6.src == :: && !(icmpv6.nd.ns.target_address == fe80::/10)", "icmpv6.nd.ns.target_address"); len(ns) != 0 {
 		t.Errorf("the restarted session probed again: %q", ns)
@@ -407,7 +358,7 @@ func TestSessionWaitsForTheLink(t *testing.T) {
 	}
 	s := r.start(&Client{MachineIDFile: id})
 	waitFor(t, "waiting for wan2", func() bool {
-		st, d := s.status()
+		st, d := s.Status()
 		return st == session.Waiting && strings.Contains(d, "wan2")
 	})
 	if slots := r.hub.Set().Slots; len(slots) != 0 {
@@ -416,17 +367,17 @@ func TestSessionWaitsForTheLink(t *testing.T) {
 	nstest.Run(t, "ip", "-n", r.box, "link", "add", "wan2", "type", "veth", "peer", "name", "far")
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "far", "up")
 	waitFor(t, "wan2 down", func() bool {
-		_, d := s.status()
+		_, d := s.Status()
 		return strings.Contains(d, "link wan2 is down")
 	})
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "up")
 	waitFor(t, "running on wan2", func() bool {
-		st, d := s.status()
+		st, d := s.Status()
 		return st == session.Running && strings.Contains(d, "soliciting adverts")
 	})
 	nstest.Run(t, "ip", "-n", r.box, "link", "set", "wan2", "down")
 	waitFor(t, "waiting again", func() bool {
-		st, _ := s.status()
+		st, _ := s.Status()
 		return st == session.Waiting
 	})
 	if len(r.hub.Set().Slots) != 0 {
