@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+
+	"github.com/braid-router/braid/sessions/peer/socksaddr"
 )
 
 // clientDataWait is how long the target address waits for the LAN
@@ -168,17 +169,9 @@ func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.Add
 }
 
 // targetAddr appends dst to b as a shadowsocks target address (the SOCKS5
-// address of RFC 1928 section 5: type 1 and 4 bytes, or type 4 and 16
-// bytes, then the port, big-endian).
+// address of RFC 1928 section 5), an IPv4 destination never as 4in6.
 func targetAddr(b []byte, dst netip.AddrPort) []byte {
-	a := dst.Addr().Unmap()
-	if a.Is4() {
-		b = append(b, 1)
-	} else {
-		b = append(b, 4)
-	}
-	b = append(b, a.AsSlice()...)
-	return binary.BigEndian.AppendUint16(b, dst.Port())
+	return socksaddr.Append(b, socksaddr.Addr{IP: dst.Addr().Unmap(), Port: dst.Port()})
 }
 
 // reset closes c with a TCP reset (SO_LINGER 0).
