@@ -15,6 +15,8 @@ import (
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy"
 )
 
@@ -247,4 +249,61 @@ func ssOut(t *testing.T, l *lab.Lab) string {
 	m, _ := l.Run(context.Background(), lab.RoleBox, "ss", "-MH")
 	ti, _ := l.Run(context.Background(), lab.RoleBox, "ss", "-tinH")
 	return "ss -M:\n" + m + "ss -ti:\n" + ti
+}
+
+// TestProxyThroughBraidPeer: braid on both ends. `braid run -f peer.yaml`
+// in the lab's peer namespace, braid's box pointed at it: the LAN client
+// reaches the Internet server over IPv4 and IPv6, the server sees the
+// peer's address in each family, and the box-to-peer connection has a
+// subflow from each uplink.
+func TestProxyThroughBraidPeer(t *testing.T) {
+	nstest.RequireBinary(t, "socat")
+	l := labtest.New(t)
+	b := labBoxOf(t, l)
+	if err := l.Start(context.Background(), lab.Process{Name: "echo", Role: lab.RoleInet, Command: []string{
+		"socat", "TCP-LISTEN:" + strconv.Itoa(echoPort) + ",bind=" + lab.ServerV4 + ",fork,reuseaddr", "PIPE"}}); err != nil {
+		t.Fatal(err)
+	}
+	const port = 8390
+	const cipher = "aes-256-gcm"
+	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
+	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
+kind: Peer
+metadata: {name: vps}
+spec:
+  listen: "[::]:`+strconv.Itoa(port)+`"
+  cipher: `+cipher+`
+  key: {env: BRAID_TEST_PEER_KEY}
+`))
+	pd.until("the peer session running", func(st reconcile.Status) bool {
+		s, ok := sessionIn(st, "session[peer/shadowsocks]")
+		return converged(st) && ok && s.State == session.Running
+	})
+
+	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
+	d.within(60*time.Second, "the proxy running and its steering in place", steering)
+	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dst, peer string }{
+		{net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort)), lab.PeerV4},
+		{net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort)), lab.PeerV6},
+	} {
+		var got string
+		var err error
+		seen := func() bool {
+			ap, perr := netip.ParseAddrPort(got)
+			return perr == nil && ap.Addr().String() == c.peer
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if got, err = ask(l, lab.RoleLAN, c.dst); seen() {
+				break
+			}
+		}
+		if !seen() {
+			t.Errorf("LAN to %s through braid's peer: the server saw %q (%v), want the peer's %s", c.dst, got, err, c.peer)
+		}
+	}
+	proxySubflows(t, l, "braid's peer")
 }
