@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -174,26 +173,7 @@ func delayRules(table, dev, tap string) []string {
 
 // Delays lists the delays set on the lab's links, by ISP.
 func (l *Lab) Delays() ([]LinkDelay, error) {
-	entries, err := os.ReadDir(delaysDir(l.Dir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lab %s: delays: %w", l.Name, err)
-	}
-	var out []LinkDelay
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		var d LinkDelay
-		if err := readJSON(filepath.Join(delaysDir(l.Dir), e.Name()), &d); err != nil {
-			return nil, fmt.Errorf("lab %s: delays: %w", l.Name, err)
-		}
-		out = append(out, d)
-	}
-	slices.SortFunc(out, func(a, b LinkDelay) int { return strings.Compare(string(a.ISP), string(b.ISP)) })
-	return out, nil
+	return readByISP(l, delaysDir(l.Dir), "delays", func(d LinkDelay) Role { return d.ISP })
 }
 
 // stop stops the lab's process name, if it runs, and forgets it (its log

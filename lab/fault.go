@@ -93,25 +93,31 @@ func (t Topology) uplinkLink(isp Role) (ispEnd, boxEnd Endpoint, err error) {
 
 // Faults lists the lab's faults, by ISP.
 func (l *Lab) Faults() ([]Fault, error) {
-	entries, err := os.ReadDir(faultsDir(l.Dir))
+	return readByISP(l, faultsDir(l.Dir), "faults", func(f Fault) Role { return f.ISP })
+}
+
+// readByISP reads the JSON records of dir (a fault or a delay per ISP),
+// sorted by ISP; none when dir does not exist.
+func readByISP[T any](l *Lab, dir, what string, isp func(T) Role) ([]T, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lab %s: faults: %w", l.Name, err)
+		return nil, fmt.Errorf("lab %s: %s: %w", l.Name, what, err)
 	}
-	var out []Fault
+	var out []T
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		var f Fault
-		if err := readJSON(filepath.Join(faultsDir(l.Dir), e.Name()), &f); err != nil {
-			return nil, fmt.Errorf("lab %s: faults: %w", l.Name, err)
+		var v T
+		if err := readJSON(filepath.Join(dir, e.Name()), &v); err != nil {
+			return nil, fmt.Errorf("lab %s: %s: %w", l.Name, what, err)
 		}
-		out = append(out, f)
+		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b Fault) int { return strings.Compare(string(a.ISP), string(b.ISP)) })
+	slices.SortFunc(out, func(a, b T) int { return strings.Compare(string(isp(a)), string(isp(b))) })
 	return out, nil
 }
 

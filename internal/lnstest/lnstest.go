@@ -25,7 +25,7 @@
 // # Where the script is
 //
 // $BRAID_SHARED/peers/lns/run-lns.sh, BRAID_SHARED defaulting to
-// /work/shared. Without it the test skips, saying so, except under
+// ../shared beside the repository (where CI has it). Without it the test skips, saying so, except under
 // CI=true, where it fails. It needs root.
 package lnstest
 
@@ -41,6 +41,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,7 +99,7 @@ func Script(t testing.TB) string {
 	t.Helper()
 	shared := os.Getenv("BRAID_SHARED")
 	if shared == "" {
-		shared = "/work/shared"
+		shared = besideRepo("shared")
 	}
 	p := filepath.Join(shared, "peers", "lns", "run-lns.sh")
 	if _, err := os.Stat(p); err != nil {
@@ -327,4 +328,24 @@ func (l *LNS) Console(t testing.TB, line string) {
 		t.Fatalf("the LNS's console: %v", err)
 	}
 	l.WaitLog(t, regexp.QuoteMeta(line), mark, time.Minute)
+}
+
+// besideRepo is the path of name in the directory that holds the
+// repository (the module root, found from this file's location).
+func besideRepo(name string) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return filepath.Join("..", name)
+	}
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(dir), name)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return filepath.Join("..", name)
+		}
+		dir = parent
+	}
 }

@@ -6,6 +6,7 @@ package nstest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -90,4 +91,19 @@ func Do(t testing.TB, ns string, fn func() error) {
 	if err := netns.Do(ns, fn); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// MAC returns the MAC address of link in namespace ns.
+func MAC(t testing.TB, ns, link string) string {
+	t.Helper()
+	var mac string
+	Do(t, ns, func() error {
+		ifi, err := net.InterfaceByName(link)
+		if err != nil {
+			return err
+		}
+		mac = ifi.HardwareAddr.String()
+		return nil
+	})
+	return mac
 }

@@ -71,6 +71,12 @@ func TestLineDelaysInOrder(t *testing.T) {
 			t.Fatalf("packet %d: got packet %d of %d bytes, want %d bytes", i, got, m, 8+i%1400)
 		}
 	}
+	// The line counts a packet once its write returned, which may be
+	// after the peer read it: wait for the count, not on it.
+	deadline := time.Now().Add(30 * time.Second)
+	for l.Stats.Packets.Load() != n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := l.Stats.Packets.Load(); got != n {
 		t.Errorf("Stats.Packets = %d, want %d", got, n)
 	}

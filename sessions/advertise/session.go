@@ -146,24 +146,16 @@ func (r *runner) update(cfg Config) {
 	r.env.Log().Info("configuration updated", "prefixes", len(cfg.Prefixes), "dns", len(cfg.DNS), "default router", cfg.DefaultRouter)
 }
 
-// packet is one solicitation read from the link, or the read's error.
-type packet struct {
-	b   []byte
-	src netip.Addr
-	hop int
-	err error
-}
-
 // serve advertises on an open link until ctx ends (nil) or the link
 // changes (a linkChange saying how); when ctx ends with a goodbye, it
 // sends the final advert first.
 func (r *runner) serve(ctx context.Context, l *link) error {
-	pkts := make(chan packet)
+	pkts := make(chan linklocal.Packet)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(done)
-	wg.Go(func() { l.read(pkts, done) })
+	wg.Go(func() { linklocal.Read(l.ifi, l.conn, pkts, done) })
 	// Closing the socket ends the read.
 	defer l.close()
 
@@ -193,14 +185,14 @@ func (r *runner) serve(ctx context.Context, l *link) error {
 			}
 		case <-timer.C:
 		case p := <-pkts:
-			if p.err != nil {
-				return linkChange{fmt.Errorf("read from %s: %w", l.ifi.Name, p.err)}
+			if p.Err != nil {
+				return linkChange{fmt.Errorf("read from %s: %w", l.ifi.Name, p.Err)}
 			}
-			rs, err := advert.ParseSolicitation(p.b, p.src, p.hop)
+			rs, err := advert.ParseSolicitation(p.B, p.Src, p.Hop)
 			switch {
 			case errors.Is(err, advert.ErrUnread):
 			case err != nil:
-				r.env.Log().Debug("discarded a router solicitation", "from", p.src, "err", err)
+				r.env.Log().Debug("discarded a router solicitation", "from", p.Src, "err", err)
 			default:
 				r.env.Log().Debug("router solicitation", "from", rs.Source, "mac", rs.LinkLayer)
 				r.m.Solicited(time.Now())
@@ -306,26 +298,6 @@ func openLink(name string) (*link, error) {
 }
 
 func (l *link) close() { l.conn.Close() }
-
-// read reads ICMPv6 messages into pkts until the socket closes or done.
-func (l *link) read(pkts chan<- packet, done <-chan struct{}) {
-	for {
-		b := make([]byte, max(l.ifi.MTU, 1280))
-		n, cm, src, err := l.conn.ReadRaw(b)
-		p := packet{b: b[:max(n, 0)], src: src, err: err}
-		if cm != nil {
-			p.hop = cm.HopLimit
-		}
-		select {
-		case pkts <- p:
-		case <-done:
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
-}
 
 // check says whether the link is still the one the socket is on (see
 // linklocal.Check).

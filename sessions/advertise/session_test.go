@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -356,14 +355,5 @@ func TestRestartSaysNoGoodbye(t *testing.T) {
 // lanMAC is lan0's MAC address in the box.
 func lanMAC(t *testing.T, ns string) string {
 	t.Helper()
-	var mac string
-	nstest.Do(t, ns, func() error {
-		ifi, err := net.InterfaceByName("lan0")
-		if err != nil {
-			return err
-		}
-		mac = ifi.HardwareAddr.String()
-		return nil
-	})
-	return mac
+	return nstest.MAC(t, ns, "lan0")
 }

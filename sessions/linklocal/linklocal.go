@@ -111,3 +111,34 @@ func Listen(name string, accept ...ipv6.ICMPType) (*net.Interface, *ndp.Conn, ne
 	}
 	return ifi, conn, ll, nil
 }
+
+// Packet is one ICMPv6 message read from a link (with its source and hop
+// limit, for RFC 4861's checks), or the read's error.
+type Packet struct {
+	B   []byte
+	Src netip.Addr
+	Hop int
+	Err error
+}
+
+// Read reads ICMPv6 messages from conn, a socket Listen opened on ifi,
+// into pkts until the socket fails or closes (the last Packet carries the
+// error) or done closes.
+func Read(ifi *net.Interface, conn *ndp.Conn, pkts chan<- Packet, done <-chan struct{}) {
+	for {
+		b := make([]byte, max(ifi.MTU, 1280))
+		n, cm, src, err := conn.ReadRaw(b)
+		p := Packet{B: b[:max(n, 0)], Src: src, Err: err}
+		if cm != nil {
+			p.Hop = cm.HopLimit
+		}
+		select {
+		case pkts <- p:
+		case <-done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -219,23 +219,15 @@ func (r *runner) wait(ctx context.Context) error {
 	return r.publish()
 }
 
-// packet is one ICMPv6 message read from the link, or the read's error.
-type packet struct {
-	b   []byte
-	src netip.Addr
-	hop int
-	err error
-}
-
 // serve runs the session on an open link until ctx ends (nil), the link
 // changes (a linkChange saying how) or the facts hub fails.
 func (r *runner) serve(ctx context.Context, l *link) error {
-	pkts := make(chan packet)
+	pkts := make(chan linklocal.Packet)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(done)
-	wg.Go(func() { l.read(pkts, done) })
+	wg.Go(func() { linklocal.Read(l.ifi, l.conn, pkts, done) })
 	// Closing the socket ends the read.
 	defer l.conn.Close()
 
@@ -266,15 +258,15 @@ func (r *runner) serve(ctx context.Context, l *link) error {
 		case <-timer.C:
 			r.act(l, r.m.Tick(time.Now()))
 		case p := <-pkts:
-			if p.err != nil {
-				return linkChange{fmt.Errorf("read from %s: %w", l.ifi.Name, p.err)}
+			if p.Err != nil {
+				return linkChange{fmt.Errorf("read from %s: %w", l.ifi.Name, p.Err)}
 			}
-			msg, err := advert.Parse(p.b, p.src, p.hop)
+			msg, err := advert.Parse(p.B, p.Src, p.Hop)
 			switch {
 			case errors.Is(err, advert.ErrUnread):
 				continue
 			case err != nil:
-				r.env.Log().Debug("discarded a neighbour discovery message", "from", p.src, "err", err)
+				r.env.Log().Debug("discarded a neighbour discovery message", "from", p.Src, "err", err)
 				continue
 			}
 			var acts []autoconf.Action
@@ -409,26 +401,6 @@ func (l *link) close() {
 	if l.probeFD >= 0 {
 		unix.Close(l.probeFD)
 		l.probeFD = -1
-	}
-}
-
-// read reads ICMPv6 messages into pkts until the socket closes or done.
-func (l *link) read(pkts chan<- packet, done <-chan struct{}) {
-	for {
-		b := make([]byte, max(l.ifi.MTU, 1280))
-		n, cm, src, err := l.conn.ReadRaw(b)
-		p := packet{b: b[:max(n, 0)], src: src, err: err}
-		if cm != nil {
-			p.hop = cm.HopLimit
-		}
-		select {
-		case pkts <- p:
-		case <-done:
-			return
-		}
-		if err != nil {
-			return
-		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -310,16 +309,7 @@ func TestSessionLearnsFromRadvd(t *testing.T) {
 // boxMAC is wan2's MAC address in the box.
 func boxMAC(t *testing.T, ns string) string {
 	t.Helper()
-	var mac string
-	nstest.Do(t, ns, func() error {
-		ifi, err := net.InterfaceByName("wan2")
-		if err != nil {
-			return err
-		}
-		mac = ifi.HardwareAddr.String()
-		return nil
-	})
-	return mac
+	return nstest.MAC(t, ns, "wan2")
 }
 
 // An address braid would form that another node holds on the link: its

@@ -331,7 +331,7 @@ func splitOptions(b []byte) ([][]byte, error) {
 }
 
 // decodeOption has ndp decode one option on its own, as the only option
-// of a router advertisement with header hdr.
+// of a router advertisement or solicitation with header hdr.
 func decodeOption[T ndp.Option](hdr, opt []byte) (T, bool) {
 	var zero T
 	msg := make([]byte, 0, len(hdr)+len(opt))
@@ -340,11 +340,17 @@ func decodeOption[T ndp.Option](hdr, opt []byte) (T, bool) {
 	if err != nil {
 		return zero, false
 	}
-	ra, ok := m.(*ndp.RouterAdvertisement)
-	if !ok || len(ra.Options) != 1 {
+	var opts []ndp.Option
+	switch m := m.(type) {
+	case *ndp.RouterAdvertisement:
+		opts = m.Options
+	case *ndp.RouterSolicitation:
+		opts = m.Options
+	}
+	if len(opts) != 1 {
 		return zero, false
 	}
-	o, ok := ra.Options[0].(T)
+	o, ok := opts[0].(T)
 	return o, ok
 }
 

@@ -76,29 +76,11 @@ func ParseSolicitation(b []byte, src netip.Addr, hopLimit int) (*RouterSolicitat
 		if src.IsUnspecified() {
 			return nil, fmt.Errorf("%w: a solicitation from the unspecified address with a source link-layer address", ErrInvalid)
 		}
-		if l, ok := decodeSolicitationOption[*ndp.LinkLayerAddress](b[:rsHeaderLen], o); ok && l.Direction == ndp.Source {
+		if l, ok := decodeOption[*ndp.LinkLayerAddress](b[:rsHeaderLen], o); ok && l.Direction == ndp.Source {
 			rs.LinkLayer = l.Addr
 		}
 	}
 	return rs, nil
-}
-
-// decodeSolicitationOption has ndp decode one option on its own, as the
-// only option of a router solicitation with header hdr.
-func decodeSolicitationOption[T ndp.Option](hdr, opt []byte) (T, bool) {
-	var zero T
-	msg := make([]byte, 0, len(hdr)+len(opt))
-	msg = append(append(msg, hdr...), opt...)
-	m, err := ndp.ParseMessage(msg)
-	if err != nil {
-		return zero, false
-	}
-	rs, ok := m.(*ndp.RouterSolicitation)
-	if !ok || len(rs.Options) != 1 {
-		return zero, false
-	}
-	o, ok := rs.Options[0].(T)
-	return o, ok
 }
 
 // Advertisement returns the router advertisement a describes (RFC 4861
