@@ -32,6 +32,7 @@ var (
 	proxyBusy    = flag.Int("proxy-busy", 100, "proxy benchmark: busy proxied connections, on top of the idle ones")
 	proxyRate    = flag.Float64("proxy-rate", 1e6, "proxy benchmark: what each busy connection carries, in bit/s (server to LAN host)")
 	proxyWindow  = flag.Duration("proxy-window", 10*time.Second, "proxy benchmark: how long CPU is measured with the connections idle, then busy")
+	proxyProfile = flag.String("proxy-cpuprofile", "", "proxy benchmark: write CPU profiles of braid's box and peer (BRAID_CPUPROFILE) to this directory, as box-CIPHER.pprof and peer-CIPHER.pprof")
 )
 
 // The proxy rig's addresses: a LAN host, the box (a router between the
@@ -401,7 +402,7 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 		}
 	}
 	var err error
-	if r.braidPeer, err = r.pinnedDaemon(ctx, r.peer, pxPeerCPU, peerSpec); err != nil {
+	if r.braidPeer, err = r.pinnedDaemon(ctx, r.peer, pxPeerCPU, peerSpec, "peer-"+cipher); err != nil {
 		return err
 	}
 	if _, err := r.braidPeer.waitStatus(ctx, 60*time.Second, "the peer session running", func(st reconcile.Status) bool {
@@ -409,7 +410,7 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 	}); err != nil {
 		return err
 	}
-	if r.braidBox, err = r.pinnedDaemon(ctx, r.box, pxBoxCPU, boxSpec); err != nil {
+	if r.braidBox, err = r.pinnedDaemon(ctx, r.box, pxBoxCPU, boxSpec, "box-"+cipher); err != nil {
 		return err
 	}
 	if _, err := r.braidBox.waitStatus(ctx, 60*time.Second, "the proxy session running and converged", func(st reconcile.Status) bool {
@@ -418,7 +419,9 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 		return err
 	}
 
-	ssArgs := []string{"-k", pxPassword, "-m", cipher, "--mptcp", "-t", "600", "-n", "65536"}
+	// --no-delay: TCP_NODELAY, as braid (Go) sets it and as deployments
+	// of shadowsocks-libev commonly run it.
+	ssArgs := []string{"-k", pxPassword, "-m", cipher, "--mptcp", "--no-delay", "-t", "600", "-n", "65536"}
 	r.ssServerLog = filepath.Join(h.dir, "ss-server-"+cipher+".log")
 	if r.ssServer, err = startPinned(r.peer, pxPeerCPU, r.ssServerLog,
 		append([]string{"ss-server", "-s", pxPeerWAN, "-p", strconv.Itoa(pxSSPort)}, ssArgs...)...); err != nil {
@@ -469,8 +472,9 @@ func sessionRunning(st reconcile.Status, addr string) bool {
 }
 
 // pinnedDaemon starts `braid run -f spec` in ns pinned to cpu (taskset:
-// the Go runtime then runs one P).
-func (r *pxRig) pinnedDaemon(ctx context.Context, ns, cpu, spec string) (*braidDaemon, error) {
+// the Go runtime then runs one P); with -proxy-cpuprofile, it writes a
+// CPU profile there as name.pprof when it stops.
+func (r *pxRig) pinnedDaemon(ctx context.Context, ns, cpu, spec, name string) (*braidDaemon, error) {
 	p := r.h.braidProc(ns, "run", "-f", spec)
 	logPath := filepath.Join(r.h.dir, "daemon-"+ns+".log")
 	logFile, err := os.Create(logPath)
@@ -480,6 +484,9 @@ func (r *pxRig) pinnedDaemon(ctx context.Context, ns, cpu, spec string) (*braidD
 	defer logFile.Close()
 	cmd := exec.Command("taskset", append([]string{"-c", cpu}, p.argv...)...)
 	cmd.Env = append(os.Environ(), p.env...)
+	if *proxyProfile != "" {
+		cmd.Env = append(cmd.Env, "BRAID_CPUPROFILE="+filepath.Join(*proxyProfile, name+".pprof"))
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

@@ -92,6 +92,7 @@ type loadServer struct {
 	from     string
 	rate     float64
 	quit     chan struct{}
+	once     sync.Once
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    []net.Conn
@@ -164,16 +165,19 @@ func (s *loadServer) serve(c net.Conn) {
 	}
 }
 
-// close stops the server and every connection it serves.
+// close stops the server and every connection it serves; it is safe to
+// call twice.
 func (s *loadServer) close() {
-	s.ln.Close()
-	close(s.quit)
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.once.Do(func() {
+		s.ln.Close()
+		close(s.quit)
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 }
 
 // badSources lists the sources other than the expected one.
@@ -288,9 +292,18 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 	if err != nil {
 		return s, err
 	}
-	defer srv.close()
 	var conns []net.Conn
-	defer func() { closeAll(conns) }()
+	var readers sync.WaitGroup
+	// The server's ends close first, so that it never writes to a
+	// connection the LAN host has closed: the EPIPE would come with a
+	// SIGPIPE, which the harness takes for a reader gone from its stdout.
+	closeConns := func() {
+		srv.close()
+		closeAll(conns)
+		conns = nil
+		readers.Wait()
+	}
+	defer closeConns()
 	var rssErr error
 	rss := func(pid int) int64 {
 		v, err := vmRSS(pid)
@@ -329,7 +342,6 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 		return s, err
 	}
 	var received atomic.Int64
-	var readers sync.WaitGroup
 	for _, c := range busy {
 		readers.Go(func() {
 			buf := make([]byte, 32<<10)
@@ -342,8 +354,6 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 			}
 		})
 	}
-	defer readers.Wait()
-	defer closeAll(busy)
 	if err := sleepCtx(ctx, 2*time.Second); err != nil {
 		return s, err
 	}
@@ -366,8 +376,7 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 	}
 
 	// Gone before the next round: the proxies pass the closes on.
-	closeAll(conns)
-	conns = nil
+	closeConns()
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		n, err := r.peerMPTCP(ctx, port)
 		if err != nil {
@@ -409,7 +418,7 @@ func (r *pxRig) throughProxy(ctx context.Context, srv *loadServer, port, want in
 // The proxy table's labels of each side.
 const (
 	pxBraidLabel = "braid's box + braid's peer"
-	pxSSLabel    = "ss-redir + ss-server --mptcp"
+	pxSSLabel    = "ss-redir + ss-server --mptcp --no-delay"
 	pxPlainLabel = "kernel forwarding, no proxy"
 )
 
