@@ -26,7 +26,7 @@ import (
 // The proxy benchmark's knobs.
 var (
 	proxyOnly    = flag.Bool("proxy-only", false, "run only the proxy benchmark (one flow through braid's box and peer, and 1,000 idle + 100 busy connections, against shadowsocks-libev)")
-	proxyTime    = flag.Duration("proxy-time", 10*time.Second, "proxy benchmark: how long each iperf3 run lasts")
+	proxyTime    = flag.Duration("proxy-time", 10*time.Second, "proxy benchmark: how long each iperf3 run lasts (0: no flows, only the connections)")
 	proxyCiphers = flag.String("proxy-ciphers", "chacha20-ietf-poly1305,aes-128-gcm", "proxy benchmark: the ciphers of the one-flow runs, comma-separated (the first also for the connections)")
 	proxyIdle    = flag.Int("proxy-idle", 1000, "proxy benchmark: idle proxied connections")
 	proxyBusy    = flag.Int("proxy-busy", 100, "proxy benchmark: busy proxied connections, on top of the idle ones")
@@ -750,12 +750,15 @@ func proxyBench(ctx context.Context, h *harness) (*pxResult, error) {
 		if err := r.start(ctx, cipher); err != nil {
 			return nil, fmt.Errorf("%s: %w", cipher, err)
 		}
-		f, err := r.flows(ctx)
-		if err != nil {
-			return nil, err
+		if *proxyTime > 0 {
+			f, err := r.flows(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.flows = append(res.flows, f)
 		}
-		res.flows = append(res.flows, f)
 		if i == 0 {
+			var err error
 			if res.load, err = r.connections(ctx); err != nil {
 				return nil, fmt.Errorf("%s: connections: %w", cipher, err)
 			}

@@ -40,12 +40,22 @@ type pxLoadSample struct {
 }
 
 // connections runs h.n rounds of the connections measurement on braid's
-// and shadowsocks-libev's paths, alternating which goes first.
+// and shadowsocks-libev's paths, alternating which goes first, each
+// round with the proxies started afresh.
 func (r *pxRig) connections(ctx context.Context) (*pxLoad, error) {
 	l := &pxLoad{idle: *proxyIdle, busy: *proxyBusy, rate: *proxyRate, window: *proxyWindow, sides: map[string][]pxLoadSample{}}
 	r.h.logf("proxy: %d idle connections, then %d busy (%s each, server to LAN host), %s windows, %s",
 		l.idle, l.busy, fmtRate(l.rate), l.window, r.cipher)
 	for i := range r.h.n {
+		// Fresh processes each round: neither Go's heap nor glibc's
+		// malloc gives all of a round's memory back, and the next
+		// round's figures would start from it.
+		if err := r.stop(); err != nil {
+			return nil, err
+		}
+		if err := r.start(ctx, r.cipher); err != nil {
+			return nil, err
+		}
 		order := []string{pathBraid, pathSS}
 		if i%2 == 1 {
 			order = []string{pathSS, pathBraid}
