@@ -497,17 +497,24 @@ func writeProxyTable(w io.Writer, r *pxResult) (missed []string) {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | — | — |\n", what, bc, sc, rt)
 		}
+		// The ratio is of the box's and the peer's CPU together.
 		cpuRow := func(what string, box, peer func(pxLoadSample) time.Duration) {
-			cell := func(v []pxLoadSample, label string) string {
+			cell := func(v []pxLoadSample, label string) (string, float64) {
 				if len(v) == 0 {
-					return "—"
+					return "—", 0
 				}
 				bx := medianOf(v, func(s pxLoadSample) float64 { return float64(box(s)) })
 				pr := medianOf(v, func(s pxLoadSample) float64 { return float64(peer(s)) })
 				return fmt.Sprintf("box %s (%.1f%% of a core), peer %s (%.1f%%) `%s`", fmtDuration(bx), 100*bx/float64(l.window),
-					fmtDuration(pr), 100*pr/float64(l.window), label)
+					fmtDuration(pr), 100*pr/float64(l.window), label), bx + pr
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | — | — | — |\n", what, cell(b, "braid run"), cell(ss, "ss-redir, ss-server"))
+			bc, bt := cell(b, "braid run")
+			sc, st := cell(ss, "ss-redir, ss-server")
+			rt := "—"
+			if st > 0 {
+				rt = fmt.Sprintf("%.2f", bt/st)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | — | — |\n", what, bc, sc, rt)
 		}
 		rssRow(idle+": RSS of the box's proxy process", "ss-redir", func(s pxLoadSample) int64 { return s.idleBox }, func(s pxLoadSample) int64 { return s.baseBox })
 		rssRow(idle+": RSS of the peer's proxy process", "ss-server", func(s pxLoadSample) int64 { return s.idlePeer }, func(s pxLoadSample) int64 { return s.basePeer })
