@@ -101,19 +101,19 @@ func (n *peerNet) serveHold(addr netip.AddrPort) {
 	}()
 }
 
-// udpWhoami is a UDP server in the target namespace that answers each
-// datagram with the address it came from, and counts them.
+// udpWhoami is a UDP server (in the target namespace, or another) that
+// answers each datagram with the address it came from, and records them.
 type udpWhoami struct {
 	addr netip.AddrPort
 	mu   sync.Mutex
 	got  []string // "SOURCE PAYLOAD"
 }
 
-func (n *peerNet) serveUDPWhoami(addr netip.AddrPort) *udpWhoami {
+func (n *peerNet) serveUDPWhoami(ns string, addr netip.AddrPort) *udpWhoami {
 	n.t.Helper()
 	w := &udpWhoami{addr: addr}
 	var c *net.UDPConn
-	nstest.Do(n.t, n.target, func() (err error) {
+	nstest.Do(n.t, ns, func() (err error) {
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		return err
 	})
@@ -330,7 +330,7 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 	for _, a := range []netip.Addr{targetV4, targetV6} {
 		n.serveHold(netip.AddrPortFrom(a, holdPort))
 		n.serveHold(netip.AddrPortFrom(a, redirPort))
-		n.serveUDPWhoami(netip.AddrPortFrom(a, holdPort))
+		n.serveUDPWhoami(n.target, netip.AddrPortFrom(a, holdPort))
 	}
 	for i, cipher := range []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"} {
 		t.Run(cipher, func(t *testing.T) {
