@@ -364,3 +364,57 @@ func TestPeerBoundedUnderAFlood(t *testing.T) {
 		t.Errorf("after the flood: got %q", got)
 	}
 }
+
+// Clients with the key opening more UDP associations than the peer holds
+// (1,024): the datagrams past the cap reach no one and are counted, and
+// braid_peer_held{what="associations"} stays at the cap.
+func TestPeerUDPAssociationsBounded(t *testing.T) {
+	nstest.RequireRoot(t)
+	n := newPeerNet(t)
+	const cipher, key = "aes-128-gcm", "the peer's key"
+	const clients, capAll = 1100, 1024
+	target := netip.AddrPortFrom(targetV4, 9090)
+	whoami := n.serveUDPWhoami(n.target, target)
+	d := n.startPeer(cipher, key, "--metrics-listen", peerMetrics)
+	defer d.stop(syscall.SIGTERM)
+	var conns []*net.UDPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	nstest.Do(t, n.client, func() error {
+		for i := range clients {
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(peerV4, peerPort)))
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+			if _, err := c.Write(ssDatagram(t, cipher, key, target, fmt.Sprint(i))); err != nil {
+				return err
+			}
+			// Sent in steps the peer's socket buffer holds: a datagram
+			// lost there would leave the counts short.
+			if i%100 == 99 {
+				peerUntil(t, d, "the datagrams so far relayed or refused", func(fams map[string]*dto.MetricFamily) bool {
+					held, _ := metricValue(fams, "braid_peer_held", "what", "associations")
+					return int(held+rejected(fams, "udp", "capped")) == i+1
+				})
+			}
+		}
+		return nil
+	})
+	fams := peerUntil(t, d, "every datagram relayed or refused", func(fams map[string]*dto.MetricFamily) bool {
+		held, _ := metricValue(fams, "braid_peer_held", "what", "associations")
+		return held+rejected(fams, "udp", "capped") == clients
+	})
+	if held := mustValue(t, fams, "braid_peer_held", "what", "associations"); held != capAll {
+		t.Errorf("the peer holds %v associations, want its cap, %d", held, capAll)
+	}
+	for deadline := time.Now().Add(60 * time.Second); len(whoami.received()) < capAll && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := len(whoami.received()); got != capAll {
+		t.Errorf("the whoami received %d datagrams, want one per association held (%d)", got, capAll)
+	}
+}
