@@ -197,6 +197,16 @@ func TestPeerIsNotAnOpenRelay(t *testing.T) {
 	if got := accepts.Load(); got != 1 {
 		t.Errorf("the target accepted %d connections, want only the first packet's", got)
 	}
+	// A relayed connection shows in braid_peer_held while it is open.
+	open := n.dialClient(netip.AddrPortFrom(peerV4, peerPort).String())
+	if _, err := open.Write(ssStream(t, cipher, key, target, "")); err != nil {
+		t.Fatal(err)
+	}
+	peerUntil(t, d, "the open connection held as relayed", func(fams map[string]*dto.MetricFamily) bool {
+		v, _ := metricValue(fams, "braid_peer_held", "what", "relayed")
+		return v == 1 && accepts.Load() == 2
+	})
+	open.Close()
 
 	// UDP, from one client socket.
 	var c *net.UDPConn
