@@ -13,6 +13,8 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/internal/sessiontest"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/peer"
 	"github.com/braid-router/braid/sessions/proxy/peerhealth"
@@ -201,5 +203,59 @@ func TestRelayResetsWhenThePeerDialFails(t *testing.T) {
 	client.SetReadDeadline(time.Now().Add(30 * time.Second)) // a guard against a hang
 	if got, err := io.ReadAll(client); !isReset(err) {
 		t.Errorf("the peer unreachable: the LAN client read %q, %v; want a reset", got, err)
+	}
+}
+
+// TestProxyUpdatesUplinksInPlace: the session, run as the supervisor
+// runs it (root, its own namespace), proves its peer up over the uplinks
+// it is given (each probe marked with its table, which no rule uses
+// here: the peer is on loopback); other uplinks, as their health changes,
+// apply in place, never a restart; another port needs one; the verdict
+// goes with the session.
+func TestProxyUpdatesUplinksInPlace(t *testing.T) {
+	ns := nstest.New(t)
+	// The session's own goroutine runs in ns (its listeners are there);
+	// the probes dial from goroutines of their own, which the runtime
+	// runs on threads in the test process's namespace: the peer listens
+	// there. (braid run moves its whole process into --netns.)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	braidPeer(t, ln, "right")
+	hub, err := facts.Open(facts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	p := &Proxy{ProbeInterval: 50 * time.Millisecond}
+	cfg := Config{Port: Port, Peer: addr, Cipher: testCipher, Key: &api.Secret{Value: "right"}, Uplinks: []Uplink{{Name: "isp1", Mark: 7101}}}
+	run := sessiontest.Start(t, ns, Kind+"/"+Name, hub, func(ctx context.Context, env *session.Env) error { return p.Run(ctx, cfg, env) })
+	uplinks := func(want string) {
+		t.Helper()
+		sessiontest.WaitFor(t, "the peer up over "+want, 30*time.Second, func() bool {
+			v, ok := hub.Set().Peer(addr)
+			return ok && v.Healthy && strings.Join(v.Uplinks, ",") == want
+		})
+	}
+	uplinks("isp1")
+
+	next := cfg
+	next.Uplinks = []Uplink{{Name: "isp2", Mark: 7102}, {Name: "isp1", Mark: 7101}}
+	if err := p.Update(next); err != nil {
+		t.Fatalf("other uplinks: %v, want them in place", err)
+	}
+	uplinks("isp2,isp1")
+	if st, detail := run.Status(); st != session.Running || !strings.Contains(detail, "peer up over isp2, isp1 (isp2 reached, isp1 reached; probed at ") {
+		t.Errorf("status %s: %q", st, detail)
+	}
+	next.Port = Port + 1
+	if err := p.Update(next); err != session.ErrRestart {
+		t.Errorf("another port: %v, want %v", err, session.ErrRestart)
+	}
+	run.Stop(t, session.ErrRemoved)
+	if v, ok := hub.Set().Peer(addr); ok {
+		t.Errorf("the verdict outlived the session: %+v", v)
 	}
 }
