@@ -63,6 +63,10 @@ type peerHealth struct {
 	pub     *facts.Peer // what was published last
 	probed  time.Time   // when the last round ended
 	dnsAddr socksaddr.Addr
+	// waiting are the relayed connections the peer has not answered
+	// yet, each with what gives it up: when the peer goes down, they
+	// are reset rather than left hanging.
+	waiting map[*int]func()
 }
 
 func newPeerHealth(env *session.Env, interval, timeout time.Duration, params peerhealth.Params) *peerHealth {
@@ -121,6 +125,27 @@ func (h *peerHealth) strict() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.m.Strict()
+}
+
+// wait registers a relayed connection the peer has not answered yet,
+// with giveUp, which resets it; the returned function deregisters it
+// (once answered, or ended).
+func (h *peerHealth) wait(giveUp func()) (done func()) {
+	if h == nil {
+		return func() {}
+	}
+	key := new(int)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.waiting == nil {
+		h.waiting = map[*int]func(){}
+	}
+	h.waiting[key] = giveUp
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.waiting, key)
+	}
 }
 
 // connection records whether the peer answered a relayed connection.
@@ -283,6 +308,15 @@ func (h *peerHealth) applyLocked(now time.Time) {
 			} else {
 				h.pub = f
 				h.env.Log().Info("proxy: peer health", "peer", f.Address, "healthy", f.Healthy, "reason", f.Reason, "uplinks", f.Uplinks)
+			}
+			if !f.Healthy {
+				// The peer is down: what it has not answered yet, it
+				// never will. Their clients are reset, not left hanging
+				// (those that come after take plain routing).
+				for key, giveUp := range h.waiting {
+					giveUp()
+					delete(h.waiting, key)
+				}
 			}
 		}
 	}

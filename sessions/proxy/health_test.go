@@ -259,3 +259,49 @@ func TestProxyUpdatesUplinksInPlace(t *testing.T) {
 		t.Errorf("the verdict outlived the session: %+v", v)
 	}
 }
+
+// TestPeerDownResetsWaitingConnections: once the peer has answered, a
+// silent connection may be a long poll and is not given up on its own;
+// but when the peer goes down (here: a rotated key, K connections in a
+// row silent), the connections it has not answered are reset, not left
+// hanging.
+func TestPeerDownResetsWaitingConnections(t *testing.T) {
+	dst := greeter(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	stop := braidPeer(t, ln, "right", dst.String())
+	g := newHealthRig(t, addr, peerhealth.Params{Backoff: time.Hour})
+	g.waitPeer(t, "up", func(p facts.Peer, ok bool) bool { return ok && p.Healthy })
+	if got, err := g.lanConn(t, dst); err != nil || got != "hello from the destination\n" {
+		t.Fatalf("through the peer: read %q, %v", got, err)
+	}
+	// The key rotated on the peer.
+	stop()
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	braidPeer(t, ln, "rotated", dst.String())
+	if g.h.strict() {
+		t.Fatal("strict after an answer")
+	}
+	errs := make(chan error, peerhealth.DefaultMisses)
+	for range peerhealth.DefaultMisses {
+		client, lan := pair(t)
+		go g.r.serve(context.Background(), lan, dst)
+		go func() {
+			client.Write([]byte("hello\n"))
+			client.SetReadDeadline(time.Now().Add(30 * time.Second)) // a guard against a hang
+			_, err := io.ReadAll(client)
+			errs <- err
+		}()
+	}
+	for range peerhealth.DefaultMisses {
+		if err := <-errs; !isReset(err) {
+			t.Errorf("a connection the peer never answered ended with %v, want a reset", err)
+		}
+	}
+	g.waitPeer(t, "down", func(p facts.Peer, ok bool) bool { return ok && !p.Healthy })
+}

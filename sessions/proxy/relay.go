@@ -70,8 +70,15 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 			r.health.connection(false)
 		}
 	})
+	// Until it is answered, a peer found down gives it up.
+	waited := r.health.wait(func() {
+		reset(lan)
+		peer.Close()
+	})
+	defer waited()
 	answered := func() {
 		replied.Store(true)
+		waited()
 		r.health.connection(true)
 	}
 	err = relay(lan, peer, r.key, dst, r.idle, wait, answered)
