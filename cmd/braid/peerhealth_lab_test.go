@@ -126,6 +126,10 @@ func TestPeerHealthFallback(t *testing.T) {
 	if tproxyChain(t, l) {
 		t.Error("the peer down, the steering is still in the kernel")
 	}
+	if r := b.braid(nil, "status"); !strings.Contains(r.stdout, "peer/10.203.0.2:8391 from proxy/aggregation") ||
+		!strings.Contains(r.stdout, "down: not reached over isp1 (connection refused)") {
+		t.Errorf("braid status does not show the peer's verdict:\n%s", r.stdout)
+	}
 	seenAs(t, l, lab.BoxWAN1V4, 30*time.Second)
 
 	// Another key: the probes connect, the relayed connections get
