@@ -70,12 +70,18 @@ func tproxyChain(t *testing.T, l *lab.Lab) bool {
 	return err == nil
 }
 
-// seenAs asks the Internet server's whoami from the LAN until it sees
-// the client at want (an address), for up to within, and returns how
-// many connections failed meanwhile (a reset, a timeout, no answer).
+// seenAs asks the Internet server's whoami over IPv4 from the LAN until
+// it sees the client at want (an address), for up to within, and returns
+// how many connections failed meanwhile (a reset, a timeout, no answer).
 func seenAs(t *testing.T, l *lab.Lab, want string, within time.Duration) (failed int) {
 	t.Helper()
-	server := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
+	return seenAt(t, l, lab.ServerV4, want, within)
+}
+
+// seenAt is seenAs with the server's address.
+func seenAt(t *testing.T, l *lab.Lab, serverAddr, want string, within time.Duration) (failed int) {
+	t.Helper()
+	server := net.JoinHostPort(serverAddr, strconv.Itoa(lab.WhoamiPort))
 	var got string
 	var err error
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -115,6 +121,7 @@ func TestPeerHealthFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	seenAs(t, l, lab.PeerV4, 30*time.Second)
+	seenAt(t, l, lab.ServerV6, lab.PeerV6, 30*time.Second)
 
 	// The peer stopped: the probes find it refused over both uplinks.
 	pd.stop(syscall.SIGTERM)
@@ -131,6 +138,8 @@ func TestPeerHealthFallback(t *testing.T) {
 		t.Errorf("braid status does not show the peer's verdict:\n%s", r.stdout)
 	}
 	seenAs(t, l, lab.BoxWAN1V4, 30*time.Second)
+	// IPv6 is routed, not NATed: the server sees the LAN client.
+	seenAt(t, l, lab.ServerV6, lab.LANClientV6, 30*time.Second)
 
 	// Another key: the probes connect, the relayed connections get
 	// nothing. At most K fail before LAN TCP goes direct again, and one
