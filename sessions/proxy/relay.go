@@ -65,6 +65,7 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 		wait = r.replyWait
 	}
 	var replied atomic.Bool
+	start := time.Now()
 	missed := time.AfterFunc(r.replyWait, func() {
 		if !replied.Load() {
 			r.health.connection(false)
@@ -85,10 +86,12 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 	if err != nil {
 		r.log.Debug("proxy: relay", "dst", dst, "err", err)
 	}
-	// Ended before replyWait without a byte: a reply that does not
-	// decrypt is a miss; the peer closing (it could not reach dst) or
-	// the client giving up says nothing of the peer.
-	if missed.Stop() && !replied.Load() && protocolError(err) {
+	// Ended without a byte before the timer said so: a reply that does
+	// not decrypt is a miss, and so is a relay that waited replyWait
+	// itself (its own timer may fire first); the peer closing early (it
+	// could not reach dst) or the client giving up says nothing of the
+	// peer.
+	if missed.Stop() && !replied.Load() && (protocolError(err) || time.Since(start) >= r.replyWait) {
 		r.health.connection(false)
 	}
 }
