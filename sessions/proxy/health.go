@@ -81,6 +81,9 @@ func (h *peerHealth) configure(cfg Config, key *shadowsocks.EncryptionKey, secre
 	var dns socksaddr.Addr
 	if cfg.DNS != "" {
 		ap, err := netip.ParseAddrPort(cfg.DNS)
+		if a, aerr := netip.ParseAddr(cfg.DNS); err != nil && aerr == nil {
+			ap, err = netip.AddrPortFrom(a, 53), nil // the spec's default port
+		}
 		if err != nil {
 			return fmt.Errorf("proxy: peer dns %q: %w", cfg.DNS, err)
 		}
