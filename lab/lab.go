@@ -285,6 +285,29 @@ func (l *Lab) Start(ctx context.Context, p Process) error {
 	return nil
 }
 
+// Stop stops the lab's process name (one of its topology's, or one
+// Start added), if it runs, and forgets it; its log stays. Resume starts
+// a topology's process again.
+func (l *Lab) Stop(name string) error { return l.stop(name) }
+
+// Resume starts again the process name of the lab's topology after Stop
+// stopped it (say, the peer, for a test of a box whose peer is gone),
+// with its Config as Up wrote it.
+func (l *Lab) Resume(ctx context.Context, name string) error {
+	i := slices.IndexFunc(l.Topology.Processes, func(p Process) bool { return p.Name == name })
+	if i < 0 {
+		return fmt.Errorf("lab %s: no process %q in its topology", l.Name, name)
+	}
+	var rec procRecord
+	if err := readJSON(filepath.Join(procsDir(l.Dir), name+".json"), &rec); err == nil && rec.alive() {
+		return fmt.Errorf("lab %s: process %s runs (pid %d)", l.Name, name, rec.PID)
+	}
+	if _, err := startProcess(ctx, l, l.Topology.Processes[i]); err != nil {
+		return fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	return nil
+}
+
 // Open returns the lab called name, built earlier by Up (in this process
 // or another). It wraps ErrNotExist when there is none.
 func Open(name string) (*Lab, error) {

@@ -663,3 +663,27 @@ func TestUpClearsStaleBraidState(t *testing.T) {
 		t.Errorf("a dead box's state %s survives into the new lab (%v)", stale, err)
 	}
 }
+
+// Stop stops one of the lab's processes; Resume starts it again.
+func TestStopResume(t *testing.T) {
+	l := labtest.New(t)
+	peer := netip.AddrPortFrom(netip.MustParseAddr(lab.PeerV4), lab.WhoamiPort).String()
+	if err := l.Resume(ctx(t), "peer-whoami"); err == nil {
+		t.Error("Resume of a running process succeeded")
+	}
+	if err := l.Stop("peer-whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := l.Whoami(ctx(t), lab.RoleInet, "tcp", peer, ""); err == nil {
+		t.Errorf("the peer's whoami answered after Stop (saw %s)", seen)
+	}
+	if err := l.Resume(ctx(t), "peer-whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoami(t, l, lab.RoleInet, "tcp", lab.PeerV4, lab.WhoamiPort, ""); got.String() != lab.InetPeerV4 {
+		t.Errorf("after Resume, whoami saw %s", got)
+	}
+	if err := l.Resume(ctx(t), "nonesuch"); err == nil {
+		t.Error("Resume of a process the topology does not have succeeded")
+	}
+}

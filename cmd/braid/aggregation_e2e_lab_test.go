@@ -391,3 +391,23 @@ func TestAggregationEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// parseSubflows on what ss -tinH printed in the lab: two subflows of one
+// connection (the first subflow's local token is 0), a plain TCP socket
+// without tcp-ulp-mptcp, skipped.
+func TestParseSubflows(t *testing.T) {
+	out := "0      0      10.102.0.2%wan2:60581 10.203.0.2:65101\n" +
+		"\t bbr wscale:10,10 rto:200 rtt:0.036/0.018 mss:1448 bytes_acked:1 bytes_received:1815449 segs_out:457 tcp-ulp-mptcp flags:Jjecv token:2f922afd(id:0)/fb3c464c(id:3) seq:d5cf604ddbe97415 sfseq:1b7c22 ssnoff:df2306c maplen:ff28\n" +
+		"0      0      10.203.0.9:4000 10.203.0.2:22\n" +
+		"\t cubic wscale:7,7 rto:204 bytes_acked:5 bytes_received:77\n" +
+		"0      0           10.101.0.2:37930 10.203.0.2:65101\n" +
+		"\t bbr wscale:10,10 bytes_sent:73 bytes_acked:74 bytes_received:5954816 segs_out:761 tcp-ulp-mptcp flags:Mmec token:0000(id:0)/fb3c464c(id:0) seq:d5cf604ddbd5f268 sfseq:59ddd9\n"
+	got := parseSubflows(out)
+	want := []ssSubflow{
+		{netip.MustParseAddrPort("10.102.0.2:60581"), netip.MustParseAddrPort("10.203.0.2:65101"), "fb3c464c", 1815449},
+		{netip.MustParseAddrPort("10.101.0.2:37930"), netip.MustParseAddrPort("10.203.0.2:65101"), "fb3c464c", 5954816},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseSubflows:\n got %v\nwant %v", got, want)
+	}
+}
