@@ -79,6 +79,13 @@ func newLabUpCmd() *cobra.Command {
 				"  ip netns exec %s ping %s\n"+
 				"  braid lab down --name %s\n",
 				box, box, l.Name, lab.ServerV4, lab.WhoamiPort, l.NS(lab.RoleLAN), lab.ServerV6, l.Name)
+			if l.Name == lab.DefaultName {
+				// specs/lab-aggregation.yaml names this lab's peer key.
+				fmt.Fprintf(out, "Aggregation through the lab's peer:\n"+
+					"  braid --netns %s run -f specs/lab-aggregation.yaml\n"+
+					"  braid lab download --from lan --size 20M %s:%d\n",
+					box, lab.ServerV4, lab.DownloadPort)
+			}
 			return nil
 		},
 	}
