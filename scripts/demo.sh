@@ -147,7 +147,8 @@ step "braid --netns $box run -f specs/lab-aggregation.yaml: the LAN's TCP throug
 log4=$(mktemp)
 "$braid" --netns "$box" run -f "$spec4" >"$log4" 2>&1 &
 daemon=$!
-trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+dlpid=
+trap 'kill $daemon $dlpid 2>/dev/null; wait $daemon 2>/dev/null' EXIT
 through_peer() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == "10.203.0.2:"* ]]; }
 waitfor 60 "the LAN's TCP goes through the peer" through_peer
 expect "the LAN client over IPv4: through the peer" "10.203.0.2:" whoami --from lan 198.51.100.80:7
