@@ -30,6 +30,18 @@ func labWithPeer(t *testing.T) *lab.Lab {
 	return labtest.Up(t, cfg)
 }
 
+// connectFrom opens a TCP connection from the lab's namespace for role to
+// addr and closes it: whether something listens there, reachable.
+func connectFrom(l *lab.Lab, role lab.Role, addr string) error {
+	return l.Do(role, func() error {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
 // labAggregationSpec is specs/lab-aggregation.yaml for lab l: the spec
 // names the default lab's peer key, l has its own.
 func labAggregationSpec(t *testing.T, l *lab.Lab) string {
