@@ -112,7 +112,7 @@ func TestUpBoxUnconfigured(t *testing.T) {
 		t.Errorf("the peer's key %s: %v, %v", l.PeerKeyPath(), fi, err)
 	}
 	// A test binary is not braid: its labs have no braid peer (see
-	// TestPeer in cmd/braid for one that has).
+	// TestLabUpRunsThePeer in cmd/braid for one that has).
 	if want := []string{lab.IperfProcess, lab.DHCP4Process, lab.DHCP6Process, "peer-whoami", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
 		t.Errorf("processes %q, want %q", names, want)
 	}
