@@ -337,3 +337,34 @@ func TestPeerConfirmRevertsACutOfManagement(t *testing.T) {
 		t.Errorf("a confirmation is still pending")
 	}
 }
+
+// management.probes are a peer's trial targets, as a router's are: a
+// probe of the peer's own listener reverts a revision that moves it
+// (which would leave every box pointed at the old port), with no one on
+// site, and the listener and the firewall come back as they were.
+func TestPeerProbesRevertAMovedListener(t *testing.T) {
+	n := newPeerFw(t)
+	listen := fmt.Sprintf(`listen: "[::]:%d"`, peerPort)
+	good := n.spec(fmt.Sprintf(`{allow: [10.78.1.0/24, fd78:1::/64], probes: [{tcp: "%s"}]}`, netip.AddrPortFrom(fwPeerM4, peerPort)))
+	moved := strings.Replace(good, listen, fmt.Sprintf(`listen: "[::]:%d"`, peerPort+1), 1)
+	if moved == good {
+		t.Fatalf("no %s in the spec:\n%s", listen, good)
+	}
+	spec := filepath.Join(t.TempDir(), "peer.yaml")
+	writeSpecTo(t, spec, good)
+	d := n.startPeer(spec, "--probe-window", "2s")
+	before := n.nft()
+	writeSpecTo(t, spec, moved)
+	st := d.until("the revert", func(st reconcile.Status) bool {
+		s, ok := sessionIn(st, "session[peer/shadowsocks]")
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st) &&
+			ok && s.State == session.Running && strings.Contains(s.Detail, fmt.Sprintf(":%d", peerPort))
+	})
+	if want := "tcp " + netip.AddrPortFrom(fwPeerM4, peerPort).String(); !strings.Contains(st.Quarantined[0].Reason, want) {
+		t.Errorf("quarantine reason %q does not name the probe %s", st.Quarantined[0].Reason, want)
+	}
+	if after := n.nft(); after != before {
+		t.Errorf("the revert did not restore the peer's firewall:\n%s", diffLines(before, after))
+	}
+	n.reaches(n.other, "other", netip.AddrPortFrom(fwPeerO4, peerPort))
+}
