@@ -413,8 +413,9 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 	if r.braidBox, err = r.pinnedDaemon(ctx, r.box, pxBoxCPU, boxSpec, "box-"+cipher); err != nil {
 		return err
 	}
-	if _, err := r.braidBox.waitStatus(ctx, 60*time.Second, "the proxy session running and converged", func(st reconcile.Status) bool {
-		return sessionRunning(st, "session[proxy/aggregation]")
+	// The steering comes once the proxy has found the peer healthy.
+	if _, err := r.braidBox.waitStatus(ctx, 60*time.Second, "the proxy session running and its steering in place", func(st reconcile.Status) bool {
+		return sessionRunning(st, "session[proxy/aggregation]") && steered(st)
 	}); err != nil {
 		return err
 	}
@@ -466,6 +467,16 @@ func sessionRunning(st reconcile.Status, addr string) bool {
 	for _, s := range st.Sessions {
 		if s.Address == addr {
 			return s.State == session.Running
+		}
+	}
+	return false
+}
+
+// steered says the box's steering into the proxy is in place.
+func steered(st reconcile.Status) bool {
+	for _, o := range st.Objects {
+		if o.Address == "nft.rule[inet braid prerouting_tproxy:tcp-v4]" {
+			return true
 		}
 	}
 	return false

@@ -27,7 +27,10 @@ func TestProxyBoxSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("generated spec is invalid: %v\n%s", err, b.String())
 	}
-	d, err := compile.Compile(doc, facts.Set{})
+	// The steering waits for the proxy's verdict that the peer is up.
+	up := facts.Set{Slots: map[string]facts.Slot{"proxy/aggregation": {Facts: []facts.Fact{
+		{Peer: &facts.Peer{Address: pxPeerWAN + ":8388", Healthy: true, Uplinks: []string{"up"}}, Process: true}}}}}
+	d, err := compile.Compile(doc, up)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -295,8 +295,10 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 	}
 	boxPID, peerPID := r.boxPID[path], r.peerPID[path]
 	port := pxPeerPort(path)
-	if n, err := r.peerMPTCP(ctx, port); err != nil || n != 0 {
-		return s, fmt.Errorf("before the round, the peer holds %d MPTCP connections on port %d (%v)", n, port, err)
+	// Nothing left on the peer's port (braid's box probes its peer every
+	// few seconds, each probe a short connection).
+	if err := r.peerDrained(ctx, port, 30*time.Second); err != nil {
+		return s, fmt.Errorf("before the round: %w", err)
 	}
 	srv, err := startLoadServer(r.server, fmt.Sprintf("%s:%d", pxTarget(path), pxLoadPort), pxSeenFrom(path), l.rate)
 	if err != nil {
@@ -387,22 +389,30 @@ func (r *pxRig) load(ctx context.Context, path string, l *pxLoad) (s pxLoadSampl
 
 	// Gone before the next round: the proxies pass the closes on.
 	closeConns()
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		n, err := r.peerMPTCP(ctx, port)
-		if err != nil {
-			return s, err
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return s, fmt.Errorf("60 s after the LAN host closed its connections, the peer still holds %d on port %d", n, port)
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return s, err
-		}
+	if err := r.peerDrained(ctx, port, 60*time.Second); err != nil {
+		return s, fmt.Errorf("after the LAN host closed its connections: %w", err)
 	}
 	return s, nil
+}
+
+// peerDrained waits until the peer holds no established MPTCP connection
+// on port, at most limit.
+func (r *pxRig) peerDrained(ctx context.Context, port int, limit time.Duration) error {
+	for deadline := time.Now().Add(limit); ; {
+		n, err := r.peerMPTCP(ctx, port)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the peer still holds %d MPTCP connections on port %d after %s", n, port, limit)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // throughProxy checks that the want connections open went through the
