@@ -32,7 +32,7 @@ var (
 	proxyBusy    = flag.Int("proxy-busy", 100, "proxy benchmark: busy proxied connections, on top of the idle ones")
 	proxyRate    = flag.Float64("proxy-rate", 1e6, "proxy benchmark: what each busy connection carries, in bit/s (server to LAN host)")
 	proxyWindow  = flag.Duration("proxy-window", 10*time.Second, "proxy benchmark: how long CPU is measured with the connections idle, then busy")
-	proxyProfile = flag.String("proxy-cpuprofile", "", "proxy benchmark: write CPU profiles of braid's box and peer (BRAID_CPUPROFILE) to this directory, as box-CIPHER.pprof and peer-CIPHER.pprof")
+	proxyProfile = flag.String("proxy-cpuprofile", "", "proxy benchmark: write CPU profiles of braid's box and peer (BRAID_CPUPROFILE) to this directory, as box-CIPHER-N.pprof and peer-CIPHER-N.pprof, N counting their starts (1: the flows)")
 )
 
 // The proxy rig's addresses: a LAN host, the box (a router between the
@@ -306,6 +306,7 @@ type pxRig struct {
 	peerPID                map[string]int // by path: the peer's proxy process
 	redirLog, ssServerLog  string
 	stopOnce               sync.Once
+	starts                 int // of each cipher, for the profiles' names
 }
 
 // proxyRig builds the namespaces and links; start runs the proxies.
@@ -387,7 +388,11 @@ func (r *pxRig) counters(ctx context.Context) (map[string]uint64, error) {
 // ss-server --mptcp and ss-redir (pinned the same way) and the box's
 // redirect to ss-redir.
 func (r *pxRig) start(ctx context.Context, cipher string) error {
+	if r.cipher != cipher {
+		r.starts = 0
+	}
 	r.cipher = cipher
+	r.starts++
 	r.stopOnce = sync.Once{}
 	h := r.h
 	boxSpec := filepath.Join(h.files, "proxy-box-"+cipher+".yaml")
@@ -402,7 +407,7 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 		}
 	}
 	var err error
-	if r.braidPeer, err = r.pinnedDaemon(ctx, r.peer, pxPeerCPU, peerSpec, "peer-"+cipher); err != nil {
+	if r.braidPeer, err = r.pinnedDaemon(ctx, r.peer, pxPeerCPU, peerSpec, fmt.Sprintf("peer-%s-%d", cipher, r.starts)); err != nil {
 		return err
 	}
 	if _, err := r.braidPeer.waitStatus(ctx, 60*time.Second, "the peer session running", func(st reconcile.Status) bool {
@@ -410,7 +415,7 @@ func (r *pxRig) start(ctx context.Context, cipher string) error {
 	}); err != nil {
 		return err
 	}
-	if r.braidBox, err = r.pinnedDaemon(ctx, r.box, pxBoxCPU, boxSpec, "box-"+cipher); err != nil {
+	if r.braidBox, err = r.pinnedDaemon(ctx, r.box, pxBoxCPU, boxSpec, fmt.Sprintf("box-%s-%d", cipher, r.starts)); err != nil {
 		return err
 	}
 	// The steering comes once the proxy has found the peer healthy.
