@@ -209,9 +209,9 @@ func TestProxyTableVerdicts(t *testing.T) {
 	}
 	load := &pxLoad{idle: 1000, busy: 100, rate: 1e6, window: 10 * time.Second, sides: map[string][]pxLoadSample{
 		pathBraid: {{baseBox: 20 << 10, idleBox: 30 << 10, busyBox: 32 << 10, basePeer: 18 << 10, idlePeer: 28 << 10, busyPeer: 30 << 10,
-			idleCPUBox: 100 * time.Millisecond, busyCPUBox: time.Second, busyCPUPeer: 2 * time.Second}},
+			idleCPUBox: 100 * time.Millisecond, busyCPUBox: time.Second, busyCPUPeer: 2 * time.Second, carried: 100e6}},
 		pathSS: {{baseBox: 4 << 10, idleBox: 8 << 10, busyBox: 16 << 10, basePeer: 4 << 10, idlePeer: 8 << 10, busyPeer: 8 << 10,
-			busyCPUBox: time.Second, busyCPUPeer: 500 * time.Millisecond}},
+			busyCPUBox: time.Second, busyCPUPeer: 500 * time.Millisecond, carried: 71e6}},
 	}}
 	r := &pxResult{flows: []*pxFlows{flows("chacha20-ietf-poly1305", 3e9, 1e9), flows("aes-128-gcm", 0.9e9, 1e9)}, load: load}
 	var b strings.Builder
@@ -227,6 +227,7 @@ func TestProxyTableVerdicts(t *testing.T) {
 		"proxy: 1,000 idle connections: RSS of the box's proxy process | 30.0 MiB (20.0 MiB before) `braid run` | 8.0 MiB (4.0 MiB before) `ss-redir` | 3.75 |",
 		"proxy: 1,000 idle + 100 busy connections (1.0 Mbit/s each, server → LAN host): RSS of the peer's proxy process | 30.0 MiB (18.0 MiB before) `braid run` | 8.0 MiB (4.0 MiB before) `ss-server` | 3.75 |",
 		"busy connections (1.0 Mbit/s each, server → LAN host): CPU over 10s | box 1000 ms (10.0% of a core), peer 2000 ms (20.0%) `braid run` | box 1000 ms (10.0% of a core), peer 500 ms (5.0%) `ss-redir, ss-server` | 2.00 |",
+		"received by the busy connections | 100.0 Mbit/s (min 100.0 Mbit/s) `braid run` | 71.0 Mbit/s (min 71.0 Mbit/s) `ss-redir, ss-server` | — | — | **short** (< 90% of the offered load in a round) |",
 		"idle connections: CPU over 10s | box 100 ms (1.0% of a core), peer 0.0 ms (0.0%) `braid run` | box 0.0 ms (0.0% of a core), peer 0.0 ms (0.0%) `ss-redir, ss-server` | — |",
 	} {
 		if !strings.Contains(b.String(), want) {
