@@ -21,32 +21,16 @@ import (
 // its AEAD overhead), rounded up to the kernel's segments.
 const unsentSlack = 64 << 10
 
-// mptcpInFlight is what an MPTCP socket's unsent, as socketQueues
-// reads it, may hold past the unsent bytes: the last window its stalled
-// receiver offered, which the sender filled, and data a full receiver
-// dropped, waiting to be sent again; a fraction of one receive buffer's
-// free space, under 128 KiB in the runs of this test (the unbounded
-// queue held megabytes).
-const mptcpInFlight = 128 << 10
-
 // ssNotsent is a TCP socket's tcpi_notsent_bytes in ss -ti (absent: 0).
 var ssNotsent = regexp.MustCompile(`\bnotsent:(\d+)`)
-
-// ssMPTCPSeq is an MPTCP socket's data sequence numbers in ss -Mi.
-var (
-	ssWriteSeq = regexp.MustCompile(`\bwrite_seq:([0-9a-f]+)`)
-	ssSndUna   = regexp.MustCompile(`\bsnd_una:([0-9a-f]+)`)
-)
 
 // sockQueue is what the kernel holds on one socket of a namespace.
 type sockQueue struct {
 	local, remote string
 	recvQ, sendQ  int64
 	// unsent is written but not yet sent: for TCP, tcpi_notsent_bytes;
-	// for an MPTCP socket, write_seq - snd_una, its data not yet
-	// acknowledged at the connection level, which counts, past the
-	// unsent, what is in flight (ss shows no MPTCP snd_nxt to tell them
-	// apart): see mptcpInFlight.
+	// for an MPTCP socket, write_seq - snd_nxt at the connection level
+	// (mptcpDiag.unsent).
 	unsent int64
 	info   string
 }
@@ -56,19 +40,34 @@ func (q sockQueue) String() string {
 }
 
 // socketQueues lists the established sockets of role's namespace, TCP
-// (including MPTCP subflows) or, with mptcp, MPTCP, with their queues,
-// from ss -tnmi (ss -Mnmi).
+// (including MPTCP subflows, from ss -tnmi) or, with mptcp, MPTCP (from
+// the kernel's sock_diag: see mptcpDiag), with their queues.
 func socketQueues(t *testing.T, l *lab.Lab, role lab.Role, mptcp bool) []sockQueue {
 	t.Helper()
-	kind := "-tnmiH"
+	var qs []sockQueue
 	if mptcp {
-		kind = "-MnmiH"
+		var socks []mptcpDiag
+		err := l.Do(role, func() error {
+			var err error
+			socks, err = mptcpSockets()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		for _, d := range socks {
+			qs = append(qs, sockQueue{
+				local: d.local.String(), remote: d.remote.String(),
+				recvQ: int64(d.rqueue), sendQ: int64(d.wqueue), unsent: d.unsent(),
+				info: fmt.Sprintf("write_seq:%x snd_una:%x bytes_sent:%d bytes_acked:%d", d.writeSeq, d.sndUna, d.bytesSent, d.bytesAcked),
+			})
+		}
+		return qs
 	}
-	out, err := l.Run(context.Background(), role, "ss", kind, "state", "established")
+	out, err := l.Run(context.Background(), role, "ss", "-tnmiH", "state", "established")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var qs []sockQueue
 	lines := strings.Split(out, "\n")
 	for i := 0; i < len(lines); i++ {
 		f := strings.Fields(lines[i])
@@ -86,19 +85,7 @@ func socketQueues(t *testing.T, l *lab.Lab, role lab.Role, mptcp bool) []sockQue
 			i++
 			q.info += lines[i]
 		}
-		if mptcp {
-			w, u := ssWriteSeq.FindStringSubmatch(q.info), ssSndUna.FindStringSubmatch(q.info)
-			if w == nil || u == nil {
-				t.Fatalf("ss -Mi in %s shows no write_seq and snd_una: %s", role, q.info)
-			}
-			// Hexadecimal 64-bit sequence numbers.
-			ws, err1 := strconv.ParseUint(w[1], 16, 64)
-			su, err2 := strconv.ParseUint(u[1], 16, 64)
-			if err1 != nil || err2 != nil {
-				t.Fatalf("ss -Mi in %s: write_seq %s, snd_una %s", role, w[1], u[1])
-			}
-			q.unsent = int64(ws - su)
-		} else if m := ssNotsent.FindStringSubmatch(q.info); m != nil {
+		if m := ssNotsent.FindStringSubmatch(q.info); m != nil {
 			q.unsent, _ = strconv.ParseInt(m[1], 10, 64)
 		}
 		qs = append(qs, q)
@@ -155,11 +142,11 @@ func (e *stallEnd) blocked(t *testing.T, what string, least int64) {
 // TestRelayQueuesBounded: braid on both ends, in the lab. A proxied
 // connection is stalled each way - a LAN client that stops reading a
 // download, a server that stops reading an upload - and once the writer
-// at the far end is blocked, the kernel's queues on every socket in the
-// box and the peer namespaces (the relays' LAN, MPTCP and destination
-// sockets) are read with ss: none holds more than tcpqueue.Unsent bytes
-// written but not yet sent (plus a chunk). The receive queues, left to
-// autotuning, are logged.
+// at the far end is blocked, the queues of every socket in the box and
+// the peer namespaces (the relays' LAN, MPTCP and destination sockets)
+// are read from the kernel (ss -tmi; sock_diag for MPTCP): none holds
+// more than tcpqueue.Unsent bytes written but not yet sent (plus a
+// chunk). The receive queues, left to autotuning, are logged.
 func TestRelayQueuesBounded(t *testing.T) {
 	l := labWithPeer(t)
 	b := labBoxOf(t, l)
@@ -236,9 +223,8 @@ func TestRelayQueuesBounded(t *testing.T) {
 						if mptcp || q.recvQ > 0 || q.sendQ > 0 || q.unsent > 0 {
 							t.Logf("%s %s: %v", role, kind, q)
 						}
-						bound := bound
-						if mptcp {
-							bound += mptcpInFlight
+						if q.unsent < 0 {
+							t.Errorf("%s: a %s socket's counters do not add up (unsent %d): %v", role, kind, q.unsent, q)
 						}
 						if q.unsent > bound {
 							t.Errorf("%s: a %s socket holds %d bytes unsent, over %d: %v", role, kind, q.unsent, bound, q)
