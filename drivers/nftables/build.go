@@ -257,6 +257,20 @@ func DstLocal() Stmt {
 	}}
 }
 
+// rtnUnicast is the route type of an address routed elsewhere
+// (RTN_UNICAST), as the fib expression reports it.
+const rtnUnicast = unix.RTN_UNICAST
+
+// DstNotUnicast matches packets whose destination is not a unicast
+// address routed elsewhere (fib daddr type != unicast): broadcast,
+// multicast, the box's own, or one with no route.
+func DstNotUnicast() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnUnicast)},
+	}}
+}
+
 // TProxy hands TCP or UDP packets ("tcp", "udp") of one family to the
 // transparent socket listening on port, if there is one: the kernel
 // assigns the packet to that socket, and the statements after it in the
