@@ -162,6 +162,15 @@ func l4port(proto string, port int) (byte, error) {
 	return p, nil
 }
 
+// L4Proto matches TCP or UDP packets ("tcp", "udp"): meta l4proto.
+func L4Proto(proto string) Stmt {
+	p, err := l4port(proto, 1)
+	if err != nil {
+		return Stmt{err: err}
+	}
+	return Stmt{exprs: metaCmp(expr.MetaKeyL4PROTO, []byte{p})}
+}
+
 // DPort matches TCP or UDP packets ("tcp", "udp") to a port.
 func DPort(proto string, port int) Stmt {
 	p, err := l4port(proto, port)

@@ -208,7 +208,7 @@ func sampleWith(t *testing.T, cfg config) []plan.Resource {
 	rs.Add(ChainTProxy, "tcp-v4", IIFName("lan0"), TProxy("tcp", false, 7190), SetMark(7190))
 	rs.Add(ChainTProxy, "tcp-v6", IIFName("lan0"), TProxy("tcp", true, 7190), SetMark(7190))
 	rs.Add(ChainTProxy, "quic", IIFName("lan0"), DPort("udp", 443), RejectPortUnreachable())
-	rs.Add(ChainTProxy, "not-unicast", DstNotUnicast(), Return())
+	rs.Add(ChainTProxy, "not-unicast", L4Proto("udp"), DstNotUnicast(), Return())
 	rs.Add(ChainTProxy, "udp-v4", IIFName("lan0"), TProxy("udp", false, 7190), SetMark(7190))
 	rs.Add(ChainTProxy, "udp-v6", IIFName("lan0"), TProxy("udp", true, 7190), SetMark(7190))
 	rs.Add(ChainDNAT, "forward-tcp-8080-wan1", IIFName("wan1"), DPort("tcp", 8080), DNAT(netip.MustParseAddrPort(cfg.dnat)))

@@ -38,6 +38,7 @@ func TestRenderStatements(t *testing.T) {
 		{[]Stmt{Marked(), Return()}, `meta mark != 0x00000000 return`},
 		{[]Stmt{DstLocal(), Return()}, `fib daddr type local return`},
 		{[]Stmt{DstNotUnicast(), Return()}, `fib daddr type != unicast return`},
+		{[]Stmt{L4Proto("udp"), DstNotUnicast(), Return()}, `meta l4proto udp fib daddr type != unicast return`},
 		{[]Stmt{IIFName("lan0"), DPort("udp", 443), RejectPortUnreachable()}, `iifname "lan0" udp dport 443 reject`},
 		{[]Stmt{IIFName("lan0"), TProxy("udp", true, 7190), SetMark(7190)}, `iifname "lan0" meta l4proto udp tproxy ip6 to :7190 meta mark set 0x00001c16`},
 		{[]Stmt{DstInSet("proxy_bypass_v4", false), Return()}, `ip daddr @proxy_bypass_v4 return`},
