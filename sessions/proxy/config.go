@@ -50,8 +50,12 @@ type Config struct {
 	Protocol string
 	Cipher   string
 	Key      *api.Secret
+	// TCP is the aggregation's TCP policy: direct, and the session does
+	// not listen for TCP (it runs for UDP alone); proxy or empty, it
+	// does.
+	TCP string
 	// UDP is the aggregation's UDP policy (peer, direct, drop): with peer,
-	// the proxy relays LAN UDP too.
+	// the proxy relays LAN UDP too, from a transparent UDP socket on Port.
 	UDP string
 }
 
@@ -61,7 +65,7 @@ func (c Config) Fields() []plan.Field {
 	if c.Key != nil {
 		fs = append(fs, session.SecretField("key", c.Key))
 	}
-	return append(fs, session.Fields("udp", c.UDP)...)
+	return append(fs, session.Fields("tcp", c.TCP, "udp", c.UDP)...)
 }
 
 // Secrets implements session.Config: the key.
