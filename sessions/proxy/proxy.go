@@ -38,17 +38,28 @@ type Proxy struct {
 	Idle time.Duration
 	// DialTimeout bounds the dial to the peer; zero: DefaultDialTimeout.
 	DialTimeout time.Duration
+	// UDPIdle is how long a UDP association may stay silent both ways;
+	// zero: DefaultUDPIdle.
+	UDPIdle time.Duration
+	// UDPAssociations bounds the UDP associations at once; zero:
+	// DefaultUDPAssociations.
+	UDPAssociations int
 
 	mu   sync.Mutex
 	cur  *relayer // while Run runs: the relayer of new connections
 	port int
+	tcp  bool // whether Run listens for TCP
 	env  *session.Env
+	ctx  context.Context
+	udp  *udpRelay // while Run runs with Config.UDP peer
 }
 
 // Run implements session.Session: it listens until ctx ends, then closes
 // the listeners and every relayed connection and returns once they are
 // gone. A key that does not resolve, an unknown cipher or a port taken
-// are errors (the supervisor retries after its backoff).
+// are errors (the supervisor retries after its backoff). With
+// Config.TCP direct it listens for UDP only; with Config.UDP peer it
+// relays UDP too (udp.go).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	r, err := p.relayer(cfg, env)
 	if err != nil {
@@ -60,7 +71,11 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			ln.Close()
 		}
 	}()
+	tcp := cfg.TCP != api.TCPDirect
 	for _, network := range []string{"tcp4", "tcp6"} {
+		if !tcp {
+			break
+		}
 		ln, err := ListenTransparent(ctx, network, cfg.Port)
 		if err != nil {
 			return err
@@ -68,18 +83,29 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		lns = append(lns, ln)
 	}
 	p.mu.Lock()
-	p.cur, p.port, p.env = r, cfg.Port, env
+	p.cur, p.port, p.tcp, p.env, p.ctx = r, cfg.Port, tcp, env, ctx
+	if cfg.UDP == api.UDPPeer {
+		if err := p.startUDP(r); err != nil {
+			p.cur, p.env, p.ctx = nil, nil, nil
+			p.mu.Unlock()
+			return err
+		}
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.cur, p.env = nil, nil
+		u := p.udp
+		p.cur, p.env, p.ctx, p.udp = nil, nil, nil, nil
 		p.mu.Unlock()
+		if u != nil {
+			u.Close()
+		}
 	}()
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		wg.Go(func() { p.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
 	}
-	env.SetState(session.Running, r.detail(cfg.Port))
+	env.SetState(session.Running, p.detail(r))
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
@@ -90,20 +116,55 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 
 // Update implements session.Updater: a new peer, cipher or key applies to
 // the connections accepted from now on, while those relayed already go on
-// with theirs; another port needs a restart.
+// with theirs; UDP associations end, and the next datagrams open new ones
+// with it. The UDP relay starts or stops with Config.UDP. Another port, or
+// TCP on or off, needs a restart.
 func (p *Proxy) Update(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == nil || cfg.Port != p.port {
+	if p.cur == nil || cfg.Port != p.port || p.tcp != (cfg.TCP != api.TCPDirect) {
 		return session.ErrRestart
 	}
 	r, err := p.relayer(cfg, p.env)
 	if err != nil {
 		return err
 	}
+	switch {
+	case cfg.UDP == api.UDPPeer && p.udp == nil:
+		if err := p.startUDP(r); err != nil {
+			return err
+		}
+	case cfg.UDP != api.UDPPeer && p.udp != nil:
+		p.udp.Close()
+		p.udp = nil
+	case p.udp != nil:
+		p.udp.setParams(r.udpParams())
+	}
 	p.cur = r
-	p.env.SetState(session.Running, r.detail(cfg.Port))
+	p.env.SetState(session.Running, p.detail(r))
 	return nil
+}
+
+// startUDP starts the UDP relay with r's peer and key; p.mu is held.
+func (p *Proxy) startUDP(r *relayer) error {
+	u, err := listenUDP(p.ctx, p.port, cmp.Or(p.UDPIdle, DefaultUDPIdle), cmp.Or(p.UDPAssociations, DefaultUDPAssociations), r.udpParams(), r.log)
+	if err != nil {
+		return err
+	}
+	p.udp = u
+	return nil
+}
+
+// detail is the session's status while it relays with r; p.mu is held.
+func (p *Proxy) detail(r *relayer) string {
+	what := "tcp"
+	switch {
+	case p.tcp && p.udp != nil:
+		what = "tcp and udp"
+	case p.udp != nil:
+		what = "udp"
+	}
+	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", p.port, what, r.peer, r.cipher)
 }
 
 // current is the relayer for a new connection.
