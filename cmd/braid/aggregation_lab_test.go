@@ -70,7 +70,7 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 	port := func(i int) int { return 8381 + i }
 	for i, cipher := range ciphers {
 		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
+			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
 			t.Fatal(err)
 		}
 	}
