@@ -34,6 +34,11 @@ const (
 	maxUDPSenders = 1024
 	// peerResolveTimeout bounds the look-up of a peer given by name.
 	peerResolveTimeout = 5 * time.Second
+	// replyBuf is the size of an association's buffer for the peer's
+	// datagrams: a reply that does not fit (a payload past 16 KiB less
+	// the salt, address and tag, beyond any path's MTU, so fragmented)
+	// is dropped. It bounds an association's memory.
+	replyBuf = 16 << 10
 )
 
 // udpRelay carries LAN UDP to the peer and back, in shadowsocks UDP
@@ -412,9 +417,9 @@ func (a *association) asked(src netip.AddrPort) bool {
 // ends. Datagrams from anyone but the peer, that do not authenticate, or
 // from where the client did not send, are dropped.
 func (a *association) readPeer() {
-	buf := make([]byte, maxPayload)
+	buf := make([]byte, replyBuf)
 	for {
-		n, from, err := a.conn.ReadFromUDPAddrPort(buf)
+		n, _, flags, from, err := a.conn.ReadMsgUDPAddrPort(buf, nil)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				a.r.log.Debug("proxy: udp: read from the peer", "err", err)
@@ -422,7 +427,7 @@ func (a *association) readPeer() {
 			}
 			return
 		}
-		if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != a.peer {
+		if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != a.peer || flags&unix.MSG_TRUNC != 0 {
 			continue
 		}
 		src, payload, err := openReply(buf[:n], a.key)
