@@ -50,14 +50,15 @@ func udpSteering(udp, listens, id string) func(reconcile.Status) bool {
 }
 
 // udpSeen asks the Internet server's UDP whoami at server from the LAN
-// client until it answers with want's address or 30 s pass, and returns
-// what it saw last (a connected socket: the answer came from server).
-func udpSeen(l *lab.Lab, server, want string) (string, error) {
+// client (from bind, when set) until it answers with want's address or
+// 30 s pass, and returns what it saw last (a connected socket: the
+// answer came from server).
+func udpSeen(l *lab.Lab, server, bind, want string) (string, error) {
 	var seen netip.AddrPort
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		seen, err = l.Whoami(ctx, lab.RoleLAN, "udp", server, "")
+		seen, err = l.Whoami(ctx, lab.RoleLAN, "udp", server, bind)
 		cancel()
 		if err == nil && seen.Addr().String() == want {
 			break
@@ -130,7 +131,7 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	whoami6 := net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort))
 	expect := func(what, server, want string) {
 		t.Helper()
-		got, err := udpSeen(l, server, want)
+		got, err := udpSeen(l, server, "", want)
 		if ap, perr := netip.ParseAddrPort(got); err != nil || perr != nil || ap.Addr().String() != want {
 			t.Errorf("%s: LAN UDP to %s: the server saw %q (%v), want %s", what, server, got, err, want)
 		}
@@ -180,4 +181,30 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 		expect("udp: peer, "+cipher, whoami6, lab.PeerV6)
 		d.stop(syscall.SIGTERM)
 	}
+
+	// Failover: one LAN flow (one source port, one association) relayed
+	// through the peer goes on when the first uplink is blackholed: its
+	// datagrams to the peer leave by the next uplink once the health
+	// tracker takes the first out of the main table.
+	spec = udpSpec(t, port(0), ciphers[0], "peer")
+	for _, p := range []string{"    priority: 10\n", "    priority: 20\n"} {
+		spec = strings.Replace(spec, p, p+`    health: {probes: [{icmp: `+lab.ServerV4+`}], interval: 200ms}`+"\n", 1)
+	}
+	d = b.startDaemon("-f", writeSpec(t, spec))
+	d.within(60*time.Second, "udp: peer, with health", udpSteering("peer", "tcp and udp", "udp-v6"))
+	flow := net.JoinHostPort(lab.LANClientV4, "40400")
+	for _, when := range []string{"before", "after"} {
+		if when == "after" {
+			injectFault(t, l, lab.RoleISP1, faultBlackhole, 0)
+			d.until("isp1 out of the main table", func(st reconcile.Status) bool {
+				healthy, known := healthOf(st, "isp1")
+				return known && !healthy && converged(st) && !hasDefault(t, l.NS(lab.RoleBox), lab.BoxWAN1Dev)
+			})
+		}
+		got, err := udpSeen(l, whoami4, flow, lab.PeerV4)
+		if ap, perr := netip.ParseAddrPort(got); err != nil || perr != nil || ap.Addr().String() != lab.PeerV4 {
+			t.Errorf("%s isp1 is blackholed: LAN UDP from %s to %s: the server saw %q (%v), want the peer's %s", when, flow, whoami4, got, err, lab.PeerV4)
+		}
+	}
+	clearFault(t, l, lab.RoleISP1)
 }
