@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,7 @@ type Metrics struct {
 	duration    prometheus.Histogram
 	transitions *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
+	peer        *peerCollector
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -76,8 +78,9 @@ func New(status func() reconcile.Status) *Metrics {
 		}, []string{"uplink", "to"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "braid_peer_rejected_connections_total",
-			Help: "Connections the aggregation peer gave nothing to, by reason: auth (the first chunk did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (over its source's cap, closed at once; also counted under its first reason).",
-		}, []string{"reason"}),
+			Help: "Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).",
+		}, []string{"reason", "transport"}),
+		peer: &peerCollector{},
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -87,6 +90,7 @@ func New(status func() reconcile.Status) *Metrics {
 		m.duration,
 		m.transitions,
 		m.rejected,
+		m.peer,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -115,7 +119,47 @@ func (m *Metrics) ObserveHealthTransition(uplink string, healthy bool) {
 // ObservePeerRejected counts a connection the aggregation peer rejected,
 // with its reason. The peer calls it on the connection's goroutine.
 func (m *Metrics) ObservePeerRejected(reason string) {
-	m.rejected.WithLabelValues(reason).Inc()
+	m.rejected.WithLabelValues(reason, "tcp").Inc()
+}
+
+// ObservePeerRejectedDatagram counts a datagram the aggregation peer's UDP
+// relay rejected, with its reason. The relay calls it on its goroutines.
+func (m *Metrics) ObservePeerRejectedDatagram(reason string) {
+	m.rejected.WithLabelValues(reason, "udp").Inc()
+}
+
+// PeerHeld is what the aggregation peer holds at a moment.
+type PeerHeld struct {
+	// Relayed connections, Rejected connections held (read and
+	// discarded), and UDP relay Associations.
+	Relayed, Rejected, Associations int
+}
+
+// WatchPeer makes braid_peer_held report what held returns at each scrape
+// (the running peer's counts; the last one watched when its session
+// restarts). It may be called from any goroutine.
+func (m *Metrics) WatchPeer(held func() PeerHeld) { m.peer.held.Store(&held) }
+
+var descPeerHeld = prometheus.NewDesc("braid_peer_held",
+	"What the aggregation peer holds now, by what: relayed (connections relayed to a destination), rejected (rejected connections read and discarded, at most 1,024), associations (UDP relay associations, at most 1,024 by default).", []string{"what"}, nil)
+
+// peerCollector reads the running peer's counts at every scrape; it
+// reports nothing before a peer runs.
+type peerCollector struct {
+	held atomic.Pointer[func() PeerHeld]
+}
+
+func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPeerHeld }
+
+func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.held.Load()
+	if f == nil {
+		return
+	}
+	h := (*f)()
+	for what, v := range map[string]int{"relayed": h.Relayed, "rejected": h.Rejected, "associations": h.Associations} {
+		ch <- prometheus.MustNewConstMetric(descPeerHeld, prometheus.GaugeValue, float64(v), what)
+	}
 }
 
 // Gatherer is the registry, for a handler or a test to read.
