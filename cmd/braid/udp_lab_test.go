@@ -208,3 +208,39 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	}
 	clearFault(t, l, lab.RoleISP1)
 }
+
+// TestUDPThroughBraidPeer: braid on both ends. `braid run -f peer.yaml`
+// in the lab's peer namespace relays UDP on its listen address; braid's
+// box with udp: peer relays the LAN client's UDP whoami to it, and the
+// Internet server sees the peer's address in both families.
+func TestUDPThroughBraidPeer(t *testing.T) {
+	l := labtest.New(t)
+	b := labBoxOf(t, l)
+	const port = 8490
+	const cipher = "aes-128-gcm"
+	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
+	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
+kind: Peer
+metadata: {name: vps}
+spec:
+  listen: "[::]:`+strconv.Itoa(port)+`"
+  cipher: `+cipher+`
+  key: {env: BRAID_TEST_PEER_KEY}
+`))
+	pd.until("the peer session running", func(st reconcile.Status) bool {
+		s, ok := sessionIn(st, "session[peer/shadowsocks]")
+		return converged(st) && ok && s.State == session.Running
+	})
+	d := b.startDaemon("-f", writeSpec(t, udpSpec(t, port, cipher, "peer")))
+	d.within(60*time.Second, "udp: peer", udpSteering("peer", "tcp and udp", "udp-v6"))
+	for _, c := range []struct{ server, peer string }{
+		{net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort)), lab.PeerV4},
+		{net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort)), lab.PeerV6},
+	} {
+		got, err := udpSeen(l, c.server, "", c.peer)
+		if ap, perr := netip.ParseAddrPort(got); err != nil || perr != nil || ap.Addr().String() != c.peer {
+			t.Errorf("LAN UDP to %s: the server saw %q (%v), want the peer's %s", c.server, got, err, c.peer)
+		}
+	}
+}
