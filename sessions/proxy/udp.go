@@ -120,8 +120,8 @@ func (p *udpParams) resolve() (netip.AddrPort, error) {
 func listenUDP(ctx context.Context, port int, idle time.Duration, limit int, params *udpParams, log *slog.Logger) (*udpRelay, error) {
 	r := &udpRelay{port: port, idle: idle, limit: limit, log: log, params: params,
 		assocs: map[netip.AddrPort]*association{}, senders: map[netip.AddrPort]*sender{}}
-	for _, network := range []string{"udp4", "udp6"} {
-		c, err := listenTransparentUDP(ctx, network, netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)), true)
+	for _, unspec := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		c, err := listenTransparentUDP(ctx, netip.AddrPortFrom(unspec, uint16(port)), true)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -134,20 +134,16 @@ func listenUDP(ctx context.Context, port int, idle time.Duration, limit int, par
 	return r, nil
 }
 
-// listenTransparentUDP opens a UDP socket of network ("udp4", "udp6")
-// with IP_TRANSPARENT on addr (its unspecified address is the family's),
-// which may be another host's: the relay's LAN socket (orig set:
+// listenTransparentUDP opens a UDP socket of addr's family with
+// IP_TRANSPARENT (IPV6_TRANSPARENT) on addr, which may be another
+// host's: the relay's LAN socket on the unspecified address (orig set:
 // datagrams come with their original destination), or a reply sender
 // bound to the address a reply came from. SO_REUSEADDR lets the two
 // share a port, and senders of several relays one address.
-func listenTransparentUDP(ctx context.Context, network string, addr netip.AddrPort, orig bool) (*net.UDPConn, error) {
-	level, opt, recv := unix.SOL_IP, unix.IP_TRANSPARENT, unix.IP_RECVORIGDSTADDR
-	host := addr.Addr().String()
-	if network == "udp6" {
-		level, opt, recv = unix.SOL_IPV6, unix.IPV6_TRANSPARENT, unix.IPV6_RECVORIGDSTADDR
-		if addr.Addr().Is4() && addr.Addr().IsUnspecified() {
-			host = "::"
-		}
+func listenTransparentUDP(ctx context.Context, addr netip.AddrPort, orig bool) (*net.UDPConn, error) {
+	network, level, opt, recv := "udp4", unix.SOL_IP, unix.IP_TRANSPARENT, unix.IP_RECVORIGDSTADDR
+	if addr.Addr().Is6() {
+		network, level, opt, recv = "udp6", unix.SOL_IPV6, unix.IPV6_TRANSPARENT, unix.IPV6_RECVORIGDSTADDR
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -161,9 +157,9 @@ func listenTransparentUDP(ctx context.Context, network string, addr netip.AddrPo
 		})
 		return errors.Join(err, serr)
 	}}
-	pc, err := lc.ListenPacket(ctx, network, net.JoinHostPort(host, strconv.Itoa(int(addr.Port()))))
+	pc, err := lc.ListenPacket(ctx, network, addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("proxy: udp socket on %s %s with IP_TRANSPARENT: %w", network, net.JoinHostPort(host, strconv.Itoa(int(addr.Port()))), err)
+		return nil, fmt.Errorf("proxy: udp socket on %s with IP_TRANSPARENT: %w", addr, err)
 	}
 	return pc.(*net.UDPConn), nil
 }
@@ -326,11 +322,7 @@ func (r *udpRelay) sender(src netip.AddrPort) (*sender, error) {
 		return s, nil
 	}
 	r.mu.Unlock()
-	network := "udp4"
-	if src.Addr().Is6() {
-		network = "udp6"
-	}
-	c, err := listenTransparentUDP(context.Background(), network, src, false)
+	c, err := listenTransparentUDP(context.Background(), src, false)
 	if err != nil {
 		return nil, err
 	}

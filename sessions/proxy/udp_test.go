@@ -291,6 +291,16 @@ func (r *udpRig) ask(server netip.AddrPort, port int, msg string) (string, error
 	return answer, last
 }
 
+// hasAssociation reports whether the running relay holds src's.
+func (r *udpRig) hasAssociation(src netip.AddrPort) bool {
+	r.p.mu.Lock()
+	u := r.p.udp
+	r.p.mu.Unlock()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.assocs[src] != nil
+}
+
 // associations is how many the running relay holds.
 func (r *udpRig) associations() int {
 	r.p.mu.Lock()
@@ -317,7 +327,7 @@ func TestUDPRelay(t *testing.T) {
 		return
 	}
 	r := newUDPRig(t)
-	p := &Proxy{UDPIdle: 2 * time.Second, UDPAssociations: 2}
+	p := &Proxy{UDPIdle: 5 * time.Second, UDPAssociations: 2}
 	r.start(p, r.config("chacha20-ietf-poly1305", api.UDPPeer))
 
 	relayed := func(server netip.AddrPort, port int, what string) {
@@ -334,6 +344,24 @@ func TestUDPRelay(t *testing.T) {
 	}
 	relayed(udpServer4, 0, "IPv4")
 	relayed(udpServer6, 0, "IPv6")
+
+	// The socket itself, asked for directly (not steered): nothing to
+	// relay, no association. The LAN socket reads in order: once the
+	// next datagram is answered, the first has been read.
+	self := netip.AddrPortFrom(udpClient4, 40100)
+	nstest.Do(t, r.client, func() error {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(self), &net.UDPAddr{IP: net.ParseIP("192.168.77.1"), Port: Port})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("to the socket itself"))
+		return err
+	})
+	relayed(udpServer4, 40101, "after a datagram to the socket itself")
+	if r.hasAssociation(self) {
+		t.Errorf("a datagram to the relay's own socket opened an association")
+	}
 	// An unconnected socket takes datagrams from anyone: the first that
 	// comes is the server's answer, not the other port's.
 	nstest.Do(t, r.client, func() error {
