@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/session"
@@ -361,6 +363,44 @@ func TestUDPRelay(t *testing.T) {
 	relayed(udpServer4, 40101, "after a datagram to the socket itself")
 	if r.hasAssociation(self) {
 		t.Errorf("a datagram to the relay's own socket opened an association")
+	}
+
+	// Broadcast and multicast stay on the LAN (a DHCP discover, SSDP,
+	// mDNS): not steered, no association (each family's LAN socket
+	// reads in order, as above). The box delivers a broadcast to its
+	// own sockets, so without the steering's exclusion the relay would
+	// take it.
+	for _, c := range []struct {
+		group *net.UDPAddr
+		src   netip.AddrPort
+		then  netip.AddrPort
+	}{
+		{&net.UDPAddr{IP: net.IPv4bcast, Port: 6767}, netip.AddrPortFrom(udpClient4, 40110), udpServer4},
+		{&net.UDPAddr{IP: net.ParseIP("192.168.77.255"), Port: 6767}, netip.AddrPortFrom(udpClient4, 40111), udpServer4},
+		{&net.UDPAddr{IP: net.ParseIP("239.255.255.250"), Port: 1900}, netip.AddrPortFrom(udpClient4, 40112), udpServer4},
+		{&net.UDPAddr{IP: net.ParseIP("ff02::fb"), Port: 5353, Zone: "eth0"}, netip.AddrPortFrom(udpClient6, 40113), udpServer6},
+	} {
+		nstest.Do(t, r.client, func() error {
+			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(c.src))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			rc, err := conn.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1) }); err != nil || serr != nil {
+				return errors.Join(err, serr)
+			}
+			_, err = conn.WriteToUDP([]byte("to a group"), c.group)
+			return err
+		})
+		relayed(c.then, 40103, "after a datagram to "+c.group.String())
+		if r.hasAssociation(c.src) {
+			t.Errorf("a datagram to %s opened an association", c.group)
+		}
 	}
 	// An unconnected socket takes datagrams from anyone: the first that
 	// comes is the server's answer, not the other port's.
