@@ -32,8 +32,10 @@ const (
 	// address they come from; past it, the one used least recently is
 	// closed.
 	maxUDPSenders = 1024
-	// peerResolveTimeout bounds the look-up of a peer given by name.
+	// peerResolveTimeout bounds the look-up of a peer given by name;
+	// peerResolveEvery is how long its answer serves new associations.
 	peerResolveTimeout = 5 * time.Second
+	peerResolveEvery   = 5 * time.Minute
 	// replyBuf is the size of an association's buffer for the peer's
 	// datagrams: a reply that does not fit (a payload past 16 KiB less
 	// the salt, address and tag, beyond any path's MTU, so fragmented)
@@ -80,17 +82,19 @@ type udpParams struct {
 	peer string // HOST:PORT
 	key  *shadowsocks.EncryptionKey
 
-	mu   sync.Mutex
-	addr netip.AddrPort // the peer's, once resolved
+	mu       sync.Mutex
+	addr     netip.AddrPort // the peer's, once resolved
+	resolved time.Time      // when addr was looked up, for a name
 }
 
-// resolve returns the peer's address, looked up once when it is a name
-// (the first address the resolver gives, IPv4 or IPv6); a failed
-// look-up is tried again by the next new association.
+// resolve returns the peer's address. A name is looked up (the first
+// address the resolver gives, IPv4 or IPv6) when a new association
+// needs it and the last answer is older than peerResolveEvery; a failed
+// look-up keeps the last answer, if any.
 func (p *udpParams) resolve() (netip.AddrPort, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.addr.IsValid() {
+	if p.addr.IsValid() && (p.resolved.IsZero() || time.Since(p.resolved) < peerResolveEvery) {
 		return p.addr, nil
 	}
 	host, port, err := net.SplitHostPort(p.peer)
@@ -101,17 +105,23 @@ func (p *udpParams) resolve() (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("peer %s: port: %w", p.peer, err)
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), peerResolveTimeout)
-		defer cancel()
-		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if lerr != nil || len(ips) == 0 {
-			return netip.AddrPort{}, fmt.Errorf("peer %s: %w", p.peer, errors.Join(lerr, errors.New("no address")))
-		}
-		ip = ips[0]
+	if ip, err := netip.ParseAddr(host); err == nil {
+		p.addr = netip.AddrPortFrom(ip.Unmap(), uint16(n))
+		return p.addr, nil
 	}
-	p.addr = netip.AddrPortFrom(ip.Unmap(), uint16(n))
+	ctx, cancel := context.WithTimeout(context.Background(), peerResolveTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err == nil && len(ips) == 0 {
+		err = errors.New("no address")
+	}
+	if err != nil {
+		if p.addr.IsValid() {
+			return p.addr, nil
+		}
+		return netip.AddrPort{}, fmt.Errorf("peer %s: %w", p.peer, err)
+	}
+	p.addr, p.resolved = netip.AddrPortFrom(ips[0].Unmap(), uint16(n)), time.Now()
 	return p.addr, nil
 }
 

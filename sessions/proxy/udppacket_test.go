@@ -117,3 +117,25 @@ func TestOrigDst(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPParamsResolve: an address is taken as it is (IPv4-mapped
+// unmapped), a name is looked up (localhost, from /etc/hosts), anything
+// else is an error.
+func TestUDPParamsResolve(t *testing.T) {
+	for _, c := range []struct{ peer, want string }{
+		{"203.0.113.7:65101", "203.0.113.7:65101"},
+		{"[::ffff:203.0.113.7]:1", "203.0.113.7:1"},
+		{"[2001:db8::7]:8388", "[2001:db8::7]:8388"},
+		{"203.0.113.7", ""},
+		{"203.0.113.7:65536", ""},
+	} {
+		got, err := (&udpParams{peer: c.peer}).resolve()
+		if (c.want == "") != (err != nil) || (err == nil && got.String() != c.want) {
+			t.Errorf("resolve(%s) = %s, %v; want %q", c.peer, got, err, c.want)
+		}
+	}
+	got, err := (&udpParams{peer: "localhost:8388"}).resolve()
+	if err != nil || !got.Addr().IsLoopback() || got.Port() != 8388 {
+		t.Errorf("resolve(localhost:8388) = %s, %v", got, err)
+	}
+}
