@@ -179,7 +179,18 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 		d.within(60*time.Second, cipher+": udp: peer", udpSteering("peer", "tcp and udp", "udp-v6"))
 		expect("udp: peer, "+cipher, whoami4, lab.PeerV4)
 		expect("udp: peer, "+cipher, whoami6, lab.PeerV6)
-		d.stop(syscall.SIGTERM)
+		if i < len(ciphers)-2 {
+			d.stop(syscall.SIGTERM)
+			continue
+		}
+		// kill -9: the steering stays in the kernel, inert (tproxy finds
+		// no transparent UDP socket), and LAN UDP takes plain routing.
+		d.stop(syscall.SIGKILL)
+		expect("braid killed", whoami4, lab.BoxWAN1V4)
+		expect("braid killed", whoami6, lab.LANClientV6)
+		if out, err := l.Run(context.Background(), lab.RoleBox, "nft", "list", "chain", "inet", "braid", "prerouting_tproxy"); err != nil || !strings.Contains(out, "meta l4proto udp tproxy") {
+			t.Errorf("braid killed: the UDP steering is not left in the kernel (%v):\n%s", err, out)
+		}
 	}
 
 	// Failover: one LAN flow (one source port, one association) relayed
