@@ -29,9 +29,11 @@ const peerSubflows = mptcp.MaxLimit
 //     joins a connection accepts: a subflow per box uplink) and
 //     add_addr_accepted 0 (the peer announces no address and opens no
 //     subflow itself);
-//
-// management (the peer's own firewall, confirm and probes) is noted as
-// not converged yet.
+//   - with management.allow, the peer's own firewall in braid's table
+//     (peerFirewall): management.allow, the listener and what a host
+//     needs come in, the rest is dropped; without it, no table at all;
+//   - management.probes as the targets that must keep answering after a
+//     change (the daemon's trials), as on a router.
 func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 	if spec == nil {
 		return reconcile.Desired{}, nil
@@ -51,8 +53,11 @@ func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 			AllowLocal: spec.AllowLocal,
 		}}}
 	}
-	if spec.Management != nil {
-		d.Notes = append(d.Notes, plan.Note{Section: "management", Message: notConverged + " (on a peer: its firewall, confirm and probes)"})
+	fw, err := peerFirewall(spec)
+	if err != nil {
+		return reconcile.Desired{}, err
 	}
+	d.Resources = append(d.Resources, fw...)
+	d.Targets = managementTargets(spec.Management)
 	return d, nil
 }

@@ -249,6 +249,8 @@ var (
 		"Revisions reverted and never applied again until the source changes.", nil, nil)
 	descHealthy = prometheus.NewDesc("braid_uplink_healthy",
 		"1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict.", []string{"uplink"}, nil)
+	descPeerUp = prometheus.NewDesc("braid_peer_up",
+		"1 while the transparent proxy judges its aggregation peer healthy (LAN TCP goes through it), 0 while down (LAN TCP goes direct); absent before its first verdict.", []string{"peer"}, nil)
 	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
 		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
 )
@@ -256,7 +258,7 @@ var (
 // Describe sends every descriptor the collector may emit.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts, descForeignDrops,
-		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy} {
+		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy, descPeerUp} {
 		ch <- d
 	}
 }
@@ -292,6 +294,10 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		if h := e.Fact.Health; h != nil && !seen[h.Uplink] {
 			seen[h.Uplink] = true
 			gauge(descHealthy, boolValue(h.Healthy), h.Uplink)
+		}
+		if p := e.Fact.Peer; p != nil && !seen["peer/"+p.Address] {
+			seen["peer/"+p.Address] = true
+			gauge(descPeerUp, boolValue(p.Healthy), p.Address)
 		}
 	}
 }

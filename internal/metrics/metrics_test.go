@@ -212,6 +212,25 @@ func TestMetricsHealth(t *testing.T) {
 	}
 }
 
+// The proxy's verdict on its peer is a gauge, absent before the first.
+func TestMetricsPeerUp(t *testing.T) {
+	st := reconcile.Status{}
+	m := New(func() reconcile.Status { return st })
+	if fams := scrape(t, m); fams["braid_peer_up"] != nil {
+		t.Errorf("braid_peer_up before any verdict")
+	}
+	for _, healthy := range []bool{true, false} {
+		st.Facts.Entries = []facts.Entry{{Owner: "proxy/aggregation", Fact: facts.Fact{Peer: &facts.Peer{Address: "10.203.0.2:8390", Healthy: healthy}}}}
+		want := 0.0
+		if healthy {
+			want = 1
+		}
+		if got, ok := value(scrape(t, m), "braid_peer_up", "peer", "10.203.0.2:8390"); !ok || got != want {
+			t.Errorf("healthy %v: braid_peer_up = %v (present %v), want %v", healthy, got, ok, want)
+		}
+	}
+}
+
 // The aggregation peer's rejected connections are counted by reason.
 func TestMetricsPeerRejected(t *testing.T) {
 	m := New(func() reconcile.Status { return reconcile.Status{} })

@@ -17,6 +17,7 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/proxy/peerhealth"
 )
 
 // Defaults of a Proxy's zero fields.
@@ -38,6 +39,13 @@ type Proxy struct {
 	Idle time.Duration
 	// DialTimeout bounds the dial to the peer; zero: DefaultDialTimeout.
 	DialTimeout time.Duration
+	// ProbeInterval and ProbeTimeout time the peer's probes; zero:
+	// DefaultProbeInterval and DefaultProbeTimeout.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	// Health are the thresholds of the peer's health (its K, its
+	// trials' backoff); zero fields take peerhealth's defaults.
+	Health peerhealth.Params
 	// UDPIdle is how long a UDP association may stay silent both ways;
 	// zero: DefaultUDPIdle.
 	UDPIdle time.Duration
@@ -45,23 +53,24 @@ type Proxy struct {
 	// DefaultUDPAssociations.
 	UDPAssociations int
 
-	mu   sync.Mutex
-	cur  *relayer // while Run runs: the relayer of new connections
-	port int
-	tcp  bool // whether Run listens for TCP
-	env  *session.Env
-	ctx  context.Context
-	udp  *udpRelay // while Run runs with Config.UDP peer
+	mu     sync.Mutex
+	cur    *relayer // while Run runs: the relayer of new connections
+	port   int
+	health *peerHealth
+	tcp    bool // whether Run listens for TCP
+	ctx    context.Context
+	udp    *udpRelay // while Run runs with Config.UDP peer
 }
 
-// Run implements session.Session: it listens until ctx ends, then closes
-// the listeners and every relayed connection and returns once they are
-// gone. A key that does not resolve, an unknown cipher or a port taken
-// are errors (the supervisor retries after its backoff). With
-// Config.TCP direct it listens for UDP only; with Config.UDP peer it
-// relays UDP too (udp.go).
+// Run implements session.Session: it listens and probes its peer until
+// ctx ends, then closes the listeners and every relayed connection,
+// withdraws its verdict on the peer, and returns once they are gone. A
+// key that does not resolve, an unknown cipher or a port taken are errors
+// (the supervisor retries after its backoff). With Config.TCP direct it
+// listens for UDP only; with Config.UDP peer it relays UDP too (udp.go).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
-	r, err := p.relayer(cfg, env)
+	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout), p.Health)
+	r, err := p.relayer(cfg, env, health)
 	if err != nil {
 		return err
 	}
@@ -82,11 +91,14 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		}
 		lns = append(lns, ln)
 	}
+	if err := health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
+		return err
+	}
 	p.mu.Lock()
-	p.cur, p.port, p.tcp, p.env, p.ctx = r, cfg.Port, tcp, env, ctx
+	p.cur, p.port, p.health, p.tcp, p.ctx = r, cfg.Port, health, tcp, ctx
 	if cfg.UDP == api.UDPPeer {
 		if err := p.startUDP(r); err != nil {
-			p.cur, p.env, p.ctx = nil, nil, nil
+			p.cur, p.health, p.ctx = nil, nil, nil
 			p.mu.Unlock()
 			return err
 		}
@@ -95,7 +107,7 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	defer func() {
 		p.mu.Lock()
 		u := p.udp
-		p.cur, p.env, p.ctx, p.udp = nil, nil, nil, nil
+		p.cur, p.health, p.ctx, p.udp = nil, nil, nil, nil
 		p.mu.Unlock()
 		if u != nil {
 			u.Close()
@@ -105,7 +117,7 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	for _, ln := range lns {
 		wg.Go(func() { p.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
 	}
-	env.SetState(session.Running, p.detail(r))
+	wg.Go(func() { health.run(ctx) })
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
@@ -116,16 +128,18 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 
 // Update implements session.Updater: a new peer, cipher or key applies to
 // the connections accepted from now on, while those relayed already go on
-// with theirs; UDP associations end, and the next datagrams open new ones
-// with it. The UDP relay starts or stops with Config.UDP. Another port, or
-// TCP on or off, needs a restart.
+// with theirs, and the peer's health is judged anew; other uplinks to
+// probe over, as their health changes, take effect at the next probe.
+// The UDP relay starts or stops with Config.UDP; a new peer, cipher or
+// key ends its associations, and the next datagrams open new ones with
+// it. Another port, or TCP on or off, needs a restart.
 func (p *Proxy) Update(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur == nil || cfg.Port != p.port || p.tcp != (cfg.TCP != api.TCPDirect) {
 		return session.ErrRestart
 	}
-	r, err := p.relayer(cfg, p.env)
+	r, err := p.relayer(cfg, p.health.env, p.health)
 	if err != nil {
 		return err
 	}
@@ -137,11 +151,13 @@ func (p *Proxy) Update(cfg Config) error {
 	case cfg.UDP != api.UDPPeer && p.udp != nil:
 		p.udp.Close()
 		p.udp = nil
-	case p.udp != nil:
+	case p.udp != nil && (r.peer != p.cur.peer || r.cipher != p.cur.cipher || r.secret != p.cur.secret):
 		p.udp.setParams(r.udpParams())
 	}
+	if err := p.health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
+		return err
+	}
 	p.cur = r
-	p.env.SetState(session.Running, p.detail(r))
 	return nil
 }
 
@@ -155,16 +171,17 @@ func (p *Proxy) startUDP(r *relayer) error {
 	return nil
 }
 
-// detail is the session's status while it relays with r; p.mu is held.
-func (p *Proxy) detail(r *relayer) string {
+// detail is the session's status while it relays cfg with r: what it
+// listens for, and where it relays.
+func detail(cfg Config, r *relayer) string {
 	what := "tcp"
 	switch {
-	case p.tcp && p.udp != nil:
+	case cfg.TCP != api.TCPDirect && cfg.UDP == api.UDPPeer:
 		what = "tcp and udp"
-	case p.udp != nil:
+	case cfg.UDP == api.UDPPeer:
 		what = "udp"
 	}
-	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", p.port, what, r.peer, r.cipher)
+	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", cfg.Port, what, r.peer, r.cipher)
 }
 
 // current is the relayer for a new connection.
@@ -175,7 +192,7 @@ func (p *Proxy) current() *relayer {
 }
 
 // relayer makes the relayer of cfg: its key derived, its dialer MPTCP.
-func (p *Proxy) relayer(cfg Config, env *session.Env) (*relayer, error) {
+func (p *Proxy) relayer(cfg Config, env *session.Env, health *peerHealth) (*relayer, error) {
 	if cfg.Protocol != "" && cfg.Protocol != api.DefaultProtocol {
 		return nil, fmt.Errorf("proxy: protocol %q: only shadowsocks is supported", cfg.Protocol)
 	}
@@ -192,6 +209,8 @@ func (p *Proxy) relayer(cfg Config, env *session.Env) (*relayer, error) {
 		peer:      cfg.Peer,
 		cipher:    cipher,
 		key:       key,
+		secret:    secret,
+		health:    health,
 		idle:      cmp.Or(p.Idle, DefaultIdle),
 		replyWait: replyWait,
 		log:       env.Log(),
