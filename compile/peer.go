@@ -23,7 +23,8 @@ const peerSubflows = mptcp.MaxLimit
 // Peer compiles the aggregation peer's spec (kind: Peer):
 //
 //   - session[peer/shadowsocks], which listens on listen with Multipath
-//     TCP and serves the boxes' shadowsocks streams;
+//     TCP and serves the boxes' shadowsocks streams, and with UDP serves
+//     the shadowsocks UDP relay;
 //   - net.mptcp.enabled=1 and net.mptcp.pm_type=0 (the in-kernel path
 //     manager, whose limits these are), and the limits subflows 8 (the
 //     joins a connection accepts: a subflow per box uplink) and

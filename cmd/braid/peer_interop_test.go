@@ -58,6 +58,12 @@ func (n *peerNet) addSecondPath() {
 		{"-6", "route", "add", "fd77:1::/64", "via", "fd77:3::1", "dev", "c1", "table", "100"},
 		{"-4", "route", "add", "10.77.2.0/24", "via", "10.77.1.1"},
 		{"-6", "route", "add", "fd77:2::/64", "via", "fd77:1::1"},
+		// ss-redir -u's datagrams (marked by its test's nftables),
+		// delivered locally for TPROXY.
+		{"-4", "rule", "add", "fwmark", "0x77", "table", "101"},
+		{"-4", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "101"},
+		{"-6", "rule", "add", "fwmark", "0x77", "table", "101"},
+		{"-6", "route", "add", "local", "::/0", "dev", "lo", "table", "101"},
 		{"mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "0"},
 		{"mptcp", "endpoint", "add", "10.77.3.2", "dev", "c1", "subflow"},
 		{"mptcp", "endpoint", "add", "fd77:3::2", "dev", "c1", "subflow"},
@@ -101,19 +107,19 @@ func (n *peerNet) serveHold(addr netip.AddrPort) {
 	}()
 }
 
-// udpWhoami is a UDP server in the target namespace that answers each
-// datagram with the address it came from, and counts them.
+// udpWhoami is a UDP server (in the target namespace, or another) that
+// answers each datagram with the address it came from, and records them.
 type udpWhoami struct {
 	addr netip.AddrPort
 	mu   sync.Mutex
 	got  []string // "SOURCE PAYLOAD"
 }
 
-func (n *peerNet) serveUDPWhoami(addr netip.AddrPort) *udpWhoami {
+func (n *peerNet) serveUDPWhoami(ns string, addr netip.AddrPort) *udpWhoami {
 	n.t.Helper()
 	w := &udpWhoami{addr: addr}
 	var c *net.UDPConn
-	nstest.Do(n.t, n.target, func() (err error) {
+	nstest.Do(n.t, ns, func() (err error) {
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		return err
 	})
@@ -330,7 +336,8 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 	for _, a := range []netip.Addr{targetV4, targetV6} {
 		n.serveHold(netip.AddrPortFrom(a, holdPort))
 		n.serveHold(netip.AddrPortFrom(a, redirPort))
-		n.serveUDPWhoami(netip.AddrPortFrom(a, holdPort))
+		n.serveUDPWhoami(n.target, netip.AddrPortFrom(a, holdPort))
+		n.serveUDPWhoami(n.target, netip.AddrPortFrom(a, redirPort))
 	}
 	for i, cipher := range []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"} {
 		t.Run(cipher, func(t *testing.T) {
@@ -339,7 +346,7 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 			d := n.startPeer(cipher, key)
 			defer d.stop(syscall.SIGTERM)
 			base := uint16(1100 + 20*i)
-			local4, local6, tunnel4, tunnel6, redir := base, base+1, base+2, base+3, base+4
+			local4, local6, tunnel4, tunnel6, redir, redir6 := base, base+1, base+2, base+3, base+4, base+5
 
 			n.ssClient("ss-local", peerV4, local4, cipher, key, "-b", "127.0.0.1")
 			n.ssClient("ss-local", peerV6, local6, cipher, key, "-b", "127.0.0.1")
@@ -370,18 +377,37 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 				}
 			}
 
-			n.ssClient("ss-redir", peerV4, redir, cipher, key, "-b", "::")
+			// ss-redir: TCP by REDIRECT, UDP by TPROXY (the client's own
+			// datagrams, marked on output, routed back in through lo
+			// where TPROXY takes them).
+			// One per family: ss-redir reads a datagram's original
+			// destination in its socket's own family.
+			n.ssClient("ss-redir", peerV4, redir, cipher, key, "-b", "0.0.0.0", "-u")
+			n.ssClient("ss-redir", peerV4, redir6, cipher, key, "-b", "::", "-u")
 			nstest.NftLoad(t, n.client, fmt.Sprintf(`table inet ssredir {
 	chain out {
 		type nat hook output priority -100; policy accept;
-		ip daddr %s tcp dport %d redirect to :%d
-		ip6 daddr %s tcp dport %d redirect to :%d
+		ip daddr %[1]s tcp dport %[3]d redirect to :%[4]d
+		ip6 daddr %[2]s tcp dport %[3]d redirect to :%[5]d
 	}
-}`, targetV4, redirPort, redir, targetV6, redirPort, redir))
+	chain marking {
+		type route hook output priority mangle; policy accept;
+		ip daddr %[1]s udp dport %[3]d meta mark set 0x77
+		ip6 daddr %[2]s udp dport %[3]d meta mark set 0x77
+	}
+	chain transparent {
+		type filter hook prerouting priority mangle; policy accept;
+		meta mark 0x77 ip daddr %[1]s udp dport %[3]d tproxy ip to :%[4]d
+		meta mark 0x77 ip6 daddr %[2]s udp dport %[3]d tproxy ip6 to :%[5]d
+	}
+}`, targetV4, targetV6, redirPort, redir, redir6))
 			t.Cleanup(func() { nstest.In(t, n.client, "nft", "delete", "table", "inet", "ssredir") })
 			for _, c := range []struct{ dst, want netip.Addr }{{targetV4, peerFarV4}, {targetV6, peerFarV6}} {
 				what := fmt.Sprintf("ss-redir to %s", c.dst)
 				n.throughPeer(what, n.dialClient(netip.AddrPortFrom(c.dst, redirPort).String()), peerV4, c.want)
+				if got := n.udpAsk(netip.AddrPortFrom(c.dst, redirPort), "who"); got != c.want.String() {
+					t.Errorf("ss-redir -u to %s: the whoami saw %q, want the peer's %s", c.dst, got, c.want)
+				}
 			}
 		})
 	}

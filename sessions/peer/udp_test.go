@@ -380,3 +380,26 @@ func TestUDPFloodHoldsNothing(t *testing.T) {
 		t.Fatalf("the flood reached the echo server: %d datagrams", len(p.seen))
 	}
 }
+
+// A reply of the relay's, sent back to it, is a replay: its salts are in
+// the relay's filter, so a captured reply cannot make the relay send its
+// payload to the address it came from.
+func TestUDPReflectedReplyIsAReplay(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := startUDPPeer(t, &Server{}, "127.0.0.1")
+	c := p.client()
+	c.WriteToUDPAddrPort(datagram(t, p.key, addrOf(p.echo), "ping"), p.addr)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	reply := make([]byte, maxDatagram)
+	n, _, err := c.ReadFromUDPAddrPort(reply)
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	c.WriteToUDPAddrPort(reply[:n], p.addr)
+	p.wait("the reflected reply rejected", func(rejects, _ []string) bool { return len(rejects) == 1 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rejects[0] != RejectReplay || len(p.seen) != 1 {
+		t.Fatalf("the reflected reply: rejected as %v, the echo server received %v; want a replay, and only the ping", p.rejects, p.seen)
+	}
+}
