@@ -208,7 +208,8 @@ func (r *udpRelay) Close() {
 }
 
 // readLAN relays the datagrams the steering hands c until c is closed.
-// One buffer, sealed in place: no copy and no allocation per datagram.
+// One buffer, sealed in place: the payload is never copied (the cipher
+// itself is set up per datagram, each having its own salt).
 func (r *udpRelay) readLAN(c *net.UDPConn) {
 	buf := newDatagramBuf()
 	oob := make([]byte, 128)
