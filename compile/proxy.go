@@ -50,7 +50,7 @@ func familySuffix(v6 bool) string {
 //
 // The session always runs (it probes the peer), but the steering only
 // while its verdict on the peer (facts.Peer) is healthy: with the peer
-// down, or not yet proven up, LAN TCP goes direct, out of the uplinks by
+// down, or not yet proven up, LAN traffic goes direct, out of the uplinks by
 // plain routing and NAT, and a note says why.
 //
 // tproxy hands a packet over only to a socket listening with
@@ -169,7 +169,7 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		if ok {
 			why = "down: " + cmp.Or(h.Reason, "unhealthy")
 		}
-		c.wait("aggregation", "peer "+why+": LAN TCP goes direct")
+		c.wait("aggregation", "peer "+why+": LAN traffic goes direct")
 		return nil
 	}
 	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }

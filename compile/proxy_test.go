@@ -226,9 +226,9 @@ func TestCompileProxyPeerHealth(t *testing.T) {
 		f    facts.Set
 		note string
 	}{
-		{"no verdict yet", facts.Set{}, "aggregation: peer not proven up yet: LAN TCP goes direct"},
-		{"down", verdict(down), "aggregation: peer down: no answer on 3 connections in a row: LAN TCP goes direct"},
-		{"a verdict on another peer", verdict(other), "aggregation: peer not proven up yet: LAN TCP goes direct"},
+		{"no verdict yet", facts.Set{}, "aggregation: peer not proven up yet: LAN traffic goes direct"},
+		{"down", verdict(down), "aggregation: peer down: no answer on 3 connections in a row: LAN traffic goes direct"},
+		{"a verdict on another peer", verdict(other), "aggregation: peer not proven up yet: LAN traffic goes direct"},
 	} {
 		d, err := Router(proxied(), c.f)
 		if err != nil {
