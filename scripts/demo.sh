@@ -172,7 +172,7 @@ subflows() {
 				split(l[i], a, ":"); up = a[1] == "10.101.0.2" ? "wan1, isp1" : a[1] == "10.102.0.2" ? "wan2, isp2" : "?"
 				printf "  subflow  %-17s (%s) -> 10.203.0.2:65101  %8.1f MB received\n", l[i], up, r[i] / 1e6
 			}
-		}'
+		}' | sort -k2,2
 }
 # both_carry: the download's connection has a subflow from each uplink,
 # each past 256 kB.
