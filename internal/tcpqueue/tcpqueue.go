@@ -5,12 +5,12 @@
 // write while the second cannot take more, and stops reading the first:
 // its own buffer is one chunk. The kernel's queues are not bounded by
 // that: a socket's send buffer autotunes up to net.ipv4.tcp_wmem's
-// maximum, megabytes of bytes written but not yet sent, waiting for the
+// maximum, megabytes written but not yet sent, waiting for the
 // receiver's window. TCP_NOTSENT_LOWAT (Linux 3.12; MPTCP sockets take
-// it in recent 6.x kernels, which the lab test checks) makes a socket writable only while its unsent bytes are
-// under a mark, so a blocking write waits there instead: nothing is
-// dropped, the writer is held back, and the unsent bytes stay under the
-// mark plus one write.
+// it on recent 6.x kernels, which braid's lab test checks) makes a
+// socket writable only while its unsent bytes are under a mark, so a
+// blocking write waits instead: nothing is dropped, the writer is held
+// back, and the unsent bytes stay under the mark plus about one write.
 package tcpqueue
 
 import (
@@ -20,11 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Unsent is the mark LimitUnsent is given by braid's relays: 128 KiB of
-// unsent bytes keep a socket fed (the kernel refills it as soon as it
-// falls under the mark, long before it runs dry at any rate this
-// project's uplinks carry) while a stalled receiver holds no more than
-// that, plus one relay chunk, on each relay socket.
+// Unsent is the mark braid's relays give LimitUnsent. The writer is
+// woken as soon as its socket falls under the mark, with up to 128 KiB
+// still to send (5 ms at 200 Mbit/s), so the socket does not run dry at
+// the rates of this project's uplinks; a stalled receiver makes each
+// relay socket on its path hold no more than that, plus about one relay
+// chunk.
 const Unsent = 128 << 10
 
 // LimitUnsent sets TCP_NOTSENT_LOWAT to bytes on c, a TCP or Multipath
