@@ -15,8 +15,6 @@ import (
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
-	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy"
 )
 
@@ -274,20 +272,7 @@ func TestProxyThroughBraidPeer(t *testing.T) {
 	}
 	const port = 8390
 	const cipher = "aes-256-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
 	d.within(60*time.Second, "the proxy running and its steering in place", steering)

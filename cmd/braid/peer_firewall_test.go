@@ -14,7 +14,6 @@ import (
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 )
 
 // peerFw is a peer and two hosts that reach it: mgmt, inside its
@@ -74,8 +73,7 @@ func newPeerFw(t *testing.T) *peerFw {
 			c.Close()
 		}
 	}()
-	n.b = &box{t: t, ns: n.peer, runDir: t.TempDir(), stateDir: t.TempDir()}
-	n.b.env = []string{"BRAID_RUN_DIR=" + n.b.runDir, "BRAID_STATE_DIR=" + n.b.stateDir}
+	n.b = nsBox(t, n.peer)
 	return n
 }
 
@@ -215,12 +213,7 @@ func (n *peerFw) forgetNeighbours() {
 // its first pass and its session.
 func (n *peerFw) startPeer(spec string, args ...string) *daemon {
 	n.t.Helper()
-	d := n.b.startDaemon(append([]string{"-f", spec}, args...)...)
-	d.until("the peer converged, its session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
-	return d
+	return runPeer(n.b, append([]string{"-f", spec}, args...)...)
 }
 
 // nft is the peer namespace's whole ruleset, without counters.
@@ -356,9 +349,9 @@ func TestPeerProbesRevertAMovedListener(t *testing.T) {
 	before := n.nft()
 	writeSpecTo(t, spec, moved)
 	st := d.until("the revert", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st) &&
-			ok && s.State == session.Running && strings.Contains(s.Detail, fmt.Sprintf(":%d", peerPort))
+		s, _ := sessionIn(st, "session[peer/shadowsocks]")
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && peerRunning(st) &&
+			strings.Contains(s.Detail, fmt.Sprintf(":%d", peerPort))
 	})
 	if want := "tcp " + netip.AddrPortFrom(fwPeerM4, peerPort).String(); !strings.Contains(st.Quarantined[0].Reason, want) {
 		t.Errorf("quarantine reason %q does not name the probe %s", st.Quarantined[0].Reason, want)

@@ -21,8 +21,6 @@ import (
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
 
 	"github.com/braid-router/braid/internal/nstest"
-	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 )
 
 // peerNet is three namespaces: a client (ss-local), braid's peer, and a
@@ -121,13 +119,7 @@ spec:
 	if err := os.WriteFile(spec, []byte(src), 0o644); err != nil {
 		n.t.Fatal(err)
 	}
-	b := &box{t: n.t, ns: n.peer, runDir: n.t.TempDir(), stateDir: n.t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
-	d := b.startDaemon(append([]string{"-f", spec}, args...)...)
-	d.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	d := runPeer(nsBox(n.t, n.peer), append([]string{"-f", spec}, args...)...)
 	if logs := d.logs.String(); strings.Contains(logs, key) {
 		n.t.Fatalf("the key shows in braid's logs:\n%s", logs)
 	}

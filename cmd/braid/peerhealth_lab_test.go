@@ -17,26 +17,6 @@ import (
 	"github.com/braid-router/braid/session"
 )
 
-// braidPeerDaemon runs `braid run` with a peer spec (port, cipher, the
-// key password) in the lab's peer namespace and waits until it serves.
-func braidPeerDaemon(t *testing.T, pb *box, port int, cipher, password string) *daemon {
-	t.Helper()
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + password}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
-	return pd
-}
-
 // peerDown holds once the proxy runs, its status says its peer is down
 // and the last pass left the steering out (its note says why).
 func peerDown(st reconcile.Status) bool {
@@ -109,7 +89,7 @@ func TestPeerHealthFallback(t *testing.T) {
 	b := labBoxOf(t, l)
 	const port = 8391
 	const cipher = "aes-256-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb := nsBox(t, l.NS(lab.RolePeer))
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
@@ -181,7 +161,7 @@ func TestPeerHealthEndToEnd(t *testing.T) {
 	}
 	const port = 8392
 	const cipher = "chacha20-ietf-poly1305"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb := nsBox(t, l.NS(lab.RolePeer))
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 	spec := strings.Replace(aggregationSpec(t, port, cipher, ssPassword), "      cipher: "+cipher+"\n", "      cipher: "+cipher+"\n      dns: "+lab.ServerV4+"\n", 1)
 	d := b.startDaemon("-f", writeSpec(t, spec))

@@ -229,20 +229,7 @@ func TestUDPThroughBraidPeer(t *testing.T) {
 	b := labBoxOf(t, l)
 	const port = 8490
 	const cipher = "aes-128-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), port, cipher, ssPassword)
 	d := b.startDaemon("-f", writeSpec(t, udpSpec(t, port, cipher, "peer")))
 	d.within(60*time.Second, "udp: peer", udpSteering("peer", "tcp and udp", "udp-v6"))
 	for _, c := range []struct{ server, peer string }{
