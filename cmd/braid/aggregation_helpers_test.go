@@ -1,9 +1,13 @@
 package main
 
 import (
+	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/session"
 )
@@ -37,4 +41,45 @@ spec:
   cipher: `+cipher+`
   key: {env: BRAID_TEST_PEER_KEY}
 `))
+}
+
+// nsAddr is an address (a prefix) for device dev in namespace ns.
+type nsAddr struct{ ns, dev, addr string }
+
+// addrsUp adds each address to its device, IPv6 ones without duplicate
+// address detection, and sets the device up.
+func addrsUp(t *testing.T, addrs ...nsAddr) {
+	t.Helper()
+	for _, a := range addrs {
+		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
+		if strings.Contains(a.addr, ":") {
+			args = append(args, "nodad")
+		}
+		nstest.Run(t, "ip", args...)
+		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
+	}
+}
+
+// listenTCP runs, in namespace ns, a TCP server on addr that hands each
+// connection to handle in a goroutine of its own and closes it after.
+func listenTCP(t *testing.T, ns string, addr netip.AddrPort, handle func(net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	nstest.Do(t, ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr.String())
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
 }

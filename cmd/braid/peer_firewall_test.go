@@ -43,36 +43,15 @@ func newPeerFw(t *testing.T) *peerFw {
 	n := &peerFw{t: t, mgmt: nstest.New(t), peer: nstest.New(t), other: nstest.New(t)}
 	nstest.Run(t, "ip", "-n", n.mgmt, "link", "add", "m0", "type", "veth", "peer", "name", "p0", "netns", n.peer)
 	nstest.Run(t, "ip", "-n", n.peer, "link", "add", "p1", "type", "veth", "peer", "name", "o0", "netns", n.other)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(t, []nsAddr{
 		{n.mgmt, "m0", "10.78.1.2/24"}, {n.mgmt, "m0", "fd78:1::2/64"},
 		{n.peer, "p0", "10.78.1.1/24"}, {n.peer, "p0", "fd78:1::1/64"},
 		{n.peer, "p1", "10.78.2.1/24"}, {n.peer, "p1", "fd78:2::1/64"},
 		{n.other, "o0", "10.78.2.2/24"}, {n.other, "o0", "fd78:2::2/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(t, "ip", args...)
-		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	// A stand-in SSH server on the peer: a TCP listener on port 22, both
 	// families.
-	var ln net.Listener
-	nstest.Do(t, n.peer, func() (err error) {
-		ln, err = net.Listen("tcp", "[::]:"+strconv.Itoa(sshPort))
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	listenTCP(t, n.peer, netip.AddrPortFrom(netip.IPv6Unspecified(), sshPort), func(net.Conn) {})
 	n.b = nsBox(t, n.peer)
 	return n
 }

@@ -40,17 +40,10 @@ var (
 func (n *peerNet) addSecondPath() {
 	n.t.Helper()
 	nstest.Run(n.t, "ip", "-n", n.client, "link", "add", "c1", "type", "veth", "peer", "name", "p2", "netns", n.peer)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(n.t, []nsAddr{
 		{n.client, "c1", "10.77.3.2/24"}, {n.client, "c1", "fd77:3::2/64"},
 		{n.peer, "p2", "10.77.3.1/24"}, {n.peer, "p2", "fd77:3::1/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(n.t, "ip", args...)
-		nstest.Run(n.t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	for _, cmd := range [][]string{
 		{"-4", "rule", "add", "from", "10.77.3.2", "table", "100"},
 		{"-4", "route", "add", "10.77.1.0/24", "via", "10.77.3.1", "dev", "c1", "table", "100"},
@@ -79,32 +72,17 @@ func (n *peerNet) addSecondPath() {
 // stays open while the test looks at it.
 func (n *peerNet) serveHold(addr netip.AddrPort) {
 	n.t.Helper()
-	var ln net.Listener
-	nstest.Do(n.t, n.target, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	n.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Minute))
-				r := bufio.NewReader(c)
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-				fmt.Fprintf(c, "target from %s: %s", src, line)
-				io.Copy(c, r)
-			}()
+	listenTCP(n.t, n.target, addr, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
 		}
-	}()
+		src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
+		fmt.Fprintf(c, "target from %s: %s", src, line)
+		io.Copy(c, r)
+	})
 }
 
 // udpWhoami is a UDP server (in the target namespace, or another) that

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -50,19 +49,12 @@ func newPeerNet(t *testing.T) *peerNet {
 	n := &peerNet{t: t, client: nstest.New(t), peer: nstest.New(t), target: nstest.New(t)}
 	nstest.Run(t, "ip", "-n", n.client, "link", "add", "c0", "type", "veth", "peer", "name", "p0", "netns", n.peer)
 	nstest.Run(t, "ip", "-n", n.peer, "link", "add", "p1", "type", "veth", "peer", "name", "t0", "netns", n.target)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(t, []nsAddr{
 		{n.client, "c0", "10.77.1.2/24"}, {n.client, "c0", "fd77:1::2/64"},
 		{n.peer, "p0", "10.77.1.1/24"}, {n.peer, "p0", "fd77:1::1/64"},
 		{n.peer, "p1", "10.77.2.1/24"}, {n.peer, "p1", "fd77:2::1/64"},
 		{n.target, "t0", "10.77.2.2/24"}, {n.target, "t0", "fd77:2::2/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(t, "ip", args...)
-		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	return n
 }
 
@@ -71,30 +63,15 @@ func newPeerNet(t *testing.T) *peerNet {
 // answers "NAME from SOURCE: LINE" and closes.
 func (n *peerNet) serve(ns, name string, addr netip.AddrPort) {
 	n.t.Helper()
-	var ln net.Listener
-	nstest.Do(n.t, ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	n.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil && !errors.Is(err, io.EOF) {
-					return
-				}
-				src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-				fmt.Fprintf(c, "%s from %s: %s", name, src, strings.TrimSuffix(line, "\n"))
-			}()
+	listenTCP(n.t, ns, addr, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(time.Minute))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
 		}
-	}()
+		src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
+		fmt.Fprintf(c, "%s from %s: %s", name, src, strings.TrimSuffix(line, "\n"))
+	})
 }
 
 // startPeer runs `braid run -f peer.yaml` in the peer namespace, with
@@ -124,44 +101,6 @@ spec:
 		n.t.Fatalf("the key shows in braid's logs:\n%s", logs)
 	}
 	return d
-}
-
-// ssLocal runs shadowsocks-libev's ss-local in the client namespace: SOCKS5
-// on 127.0.0.1:port, shadowsocks over MPTCP to server.
-func (n *peerNet) ssLocal(server netip.Addr, port uint16, cipher, key string) {
-	n.t.Helper()
-	bin := nstest.RequireBinary(n.t, "ss-local")
-	cmd := exec.Command("ip", "netns", "exec", n.client, bin, "-s", server.String(), "-p", fmt.Sprint(peerPort),
-		"-l", fmt.Sprint(port), "-b", "127.0.0.1", "-k", key, "-m", cipher, "--mptcp", "-t", "60")
-	logs := &nstest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if n.t.Failed() {
-			n.t.Logf("ss-local logs:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var c net.Conn
-		err := errors.New("not yet")
-		nstest.Do(n.t, n.client, func() error {
-			c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			return nil
-		})
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("ss-local never listened on %d: %v\n%s", port, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // socks asks the SOCKS5 proxy on 127.0.0.1:port of the client namespace
@@ -245,9 +184,9 @@ func TestPeerServesSSLocal(t *testing.T) {
 			}
 			syns := mpCapableSYNs(t, n.peer)
 			port4, port6, bad := uint16(1080+10*i), uint16(1081+10*i), uint16(1082+10*i)
-			n.ssLocal(peerV4, port4, cipher, key)
-			n.ssLocal(peerV6, port6, cipher, key)
-			n.ssLocal(peerV4, bad, cipher, "not the key")
+			n.ssClient("ss-local", peerV4, port4, cipher, key, "-b", "127.0.0.1")
+			n.ssClient("ss-local", peerV6, port6, cipher, key, "-b", "127.0.0.1")
+			n.ssClient("ss-local", peerV4, bad, cipher, "not the key", "-b", "127.0.0.1")
 			for _, port := range []uint16{port4, port6} {
 				for _, c := range []struct {
 					dst  netip.AddrPort
