@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/session"
 )
@@ -82,4 +85,59 @@ func listenTCP(t *testing.T, ns string, addr netip.AddrPort, handle func(net.Con
 			}()
 		}
 	}()
+}
+
+// subflowLocals returns the local addresses of the sockets in the output
+// of `ss -tinH state established` that are MPTCP subflows: a line with
+// Recv-Q, Send-Q, local and remote address, then a line of TCP
+// information with tcp-ulp-mptcp.
+func subflowLocals(out string) []string {
+	var locals []string
+	lines := strings.Split(out, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		f := strings.Fields(lines[i])
+		if len(f) < 4 || !strings.Contains(lines[i+1], "tcp-ulp-mptcp") {
+			continue
+		}
+		// 10.102.0.2%wan2:40941, [fd77:3::2]%c1:40183: a subflow bound
+		// to its device.
+		if i := strings.LastIndex(f[2], ":"); i > 0 {
+			host, _, _ := strings.Cut(f[2][:i], "%")
+			locals = append(locals, strings.Trim(host, "[]"))
+		}
+		i++
+	}
+	return locals
+}
+
+// ssCiphers are the AEAD ciphers the lab tests run shadowsocks-libev
+// and braid with.
+var ssCiphers = []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"}
+
+// startSSServers runs shadowsocks-libev's ss-server (MPTCP, TCP and UDP,
+// the password ssPassword) in the lab's peer namespace, one per cipher
+// of ssCiphers, the i-th on port(i).
+func startSSServers(ctx context.Context, t *testing.T, l *lab.Lab, port func(i int) int) {
+	t.Helper()
+	for i, cipher := range ssCiphers {
+		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
+			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// perCipher runs f as a subtest for each of ssCiphers (the i-th), with
+// braid's peer running that cipher and the key "key-CIPHER" while f
+// runs; n.t is the subtest's.
+func (n *peerNet) perCipher(t *testing.T, f func(t *testing.T, i int, cipher, key string)) {
+	for i, cipher := range ssCiphers {
+		t.Run(cipher, func(t *testing.T) {
+			n.t = t
+			key := "key-" + cipher
+			d := n.startPeer(cipher, key)
+			defer d.stop(syscall.SIGTERM)
+			f(t, i, cipher, key)
+		})
+	}
 }

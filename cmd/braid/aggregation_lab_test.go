@@ -65,14 +65,9 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 		"socat", "TCP-LISTEN:" + strconv.Itoa(echoPort) + ",bind=" + lab.ServerV4 + ",fork,reuseaddr", "PIPE"}}); err != nil {
 		t.Fatal(err)
 	}
-	ciphers := []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"}
+	ciphers := ssCiphers
 	port := func(i int) int { return 8381 + i }
-	for i, cipher := range ciphers {
-		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startSSServers(ctx, t, l, port)
 	server4 := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	server6 := net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort))
 
@@ -233,21 +228,7 @@ func mptcpSubflows(t *testing.T, l *lab.Lab, peer string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var locals []string
-	lines := strings.Split(out, "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		f := strings.Fields(lines[i])
-		if len(f) < 4 || !strings.Contains(lines[i+1], "tcp-ulp-mptcp") {
-			continue
-		}
-		// 10.102.0.2%wan2:40941: a subflow bound to its uplink's device.
-		if host, _, err := net.SplitHostPort(f[2]); err == nil {
-			host, _, _ = strings.Cut(host, "%")
-			locals = append(locals, host)
-		}
-		i++
-	}
-	return locals
+	return subflowLocals(out)
 }
 
 // ssOut is what ss -M and ss -ti list in the box, for a failure message.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -173,61 +172,55 @@ func TestPeerServesSSLocal(t *testing.T) {
 	n.serve(n.peer, "local", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal))
 	n.serve(n.peer, "own", netip.AddrPortFrom(peerFarV4, peerLocal))
 
-	for i, cipher := range []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"} {
-		t.Run(cipher, func(t *testing.T) {
-			n.t = t
-			key := "key-" + cipher
-			d := n.startPeer(cipher, key)
-			defer d.stop(syscall.SIGTERM)
-			if got := nstest.In(t, n.peer, "ip", "mptcp", "limits", "show"); !strings.Contains(got, "subflows 8") {
-				t.Fatalf("the peer's MPTCP limits: %s, want subflows 8", got)
-			}
-			syns := mpCapableSYNs(t, n.peer)
-			port4, port6, bad := uint16(1080+10*i), uint16(1081+10*i), uint16(1082+10*i)
-			n.ssClient("ss-local", peerV4, port4, cipher, key, "-b", "127.0.0.1")
-			n.ssClient("ss-local", peerV6, port6, cipher, key, "-b", "127.0.0.1")
-			n.ssClient("ss-local", peerV4, bad, cipher, "not the key", "-b", "127.0.0.1")
-			for _, port := range []uint16{port4, port6} {
-				for _, c := range []struct {
-					dst  netip.AddrPort
-					want string
-				}{
-					{netip.AddrPortFrom(targetV4, targetPort), "target from " + peerFarV4.String() + ": hello\n"},
-					{netip.AddrPortFrom(targetV6, targetPort), "target from " + peerFarV6.String() + ": hello\n"},
-					{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerAllowed), "allowed from 127.0.0.1: hello\n"},
-					{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal), ""},
-					{netip.AddrPortFrom(peerFarV4, peerLocal), ""},
-				} {
-					got := n.socks(port, c.dst, "hello\n", 0)
-					// The target's answer has no newline; the test's line has.
-					if want := strings.TrimSuffix(c.want, "\n"); got != want {
-						t.Errorf("through ss-local :%d to %s: got %q, want %q", port, c.dst, got, want)
-					}
+	n.perCipher(t, func(t *testing.T, i int, cipher, key string) {
+		if got := nstest.In(t, n.peer, "ip", "mptcp", "limits", "show"); !strings.Contains(got, "subflows 8") {
+			t.Fatalf("the peer's MPTCP limits: %s, want subflows 8", got)
+		}
+		syns := mpCapableSYNs(t, n.peer)
+		port4, port6, bad := uint16(1080+10*i), uint16(1081+10*i), uint16(1082+10*i)
+		n.ssClient("ss-local", peerV4, port4, cipher, key, "-b", "127.0.0.1")
+		n.ssClient("ss-local", peerV6, port6, cipher, key, "-b", "127.0.0.1")
+		n.ssClient("ss-local", peerV4, bad, cipher, "not the key", "-b", "127.0.0.1")
+		for _, port := range []uint16{port4, port6} {
+			for _, c := range []struct {
+				dst  netip.AddrPort
+				want string
+			}{
+				{netip.AddrPortFrom(targetV4, targetPort), "target from " + peerFarV4.String() + ": hello\n"},
+				{netip.AddrPortFrom(targetV6, targetPort), "target from " + peerFarV6.String() + ": hello\n"},
+				{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerAllowed), "allowed from 127.0.0.1: hello\n"},
+				{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal), ""},
+				{netip.AddrPortFrom(peerFarV4, peerLocal), ""},
+			} {
+				got := n.socks(port, c.dst, "hello\n", 0)
+				// The target's answer has no newline; the test's line has.
+				if want := strings.TrimSuffix(c.want, "\n"); got != want {
+					t.Errorf("through ss-local :%d to %s: got %q, want %q", port, c.dst, got, want)
 				}
 			}
-			// (A wrong key gives ss-local nothing it can decrypt: that no
-			// byte at all is written is asserted on raw connections by
-			// sessions/peer's tests.)
-			if got := n.socks(bad, netip.AddrPortFrom(targetV4, targetPort), "hello\n", 3*time.Second); got != "" {
-				t.Errorf("with a wrong key: got %q, want nothing", got)
+		}
+		// (A wrong key gives ss-local nothing it can decrypt: that no
+		// byte at all is written is asserted on raw connections by
+		// sessions/peer's tests.)
+		if got := n.socks(bad, netip.AddrPortFrom(targetV4, targetPort), "hello\n", 3*time.Second); got != "" {
+			t.Errorf("with a wrong key: got %q, want nothing", got)
+		}
+		// Half-close both ways (ss-local closes both directions at its
+		// client's end of stream): the target answers only once the
+		// client's half-close reaches it, and the answer still
+		// comes back.
+		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(targetV4, targetPort), netip.AddrPortFrom(targetV6, targetPort)} {
+			got := n.halfClose(cipher, key, netip.AddrPortFrom(peerV6, peerPort), dst, "half")
+			if want := "target from " + map[bool]string{true: peerFarV4.String(), false: peerFarV6.String()}[dst.Addr().Is4()] + ": half"; got != want {
+				t.Errorf("half-closed stream to %s: got %q, want %q", dst, got, want)
 			}
-			// Half-close both ways (ss-local closes both directions at its
-			// client's end of stream): the target answers only once the
-			// client's half-close reaches it, and the answer still
-			// comes back.
-			for _, dst := range []netip.AddrPort{netip.AddrPortFrom(targetV4, targetPort), netip.AddrPortFrom(targetV6, targetPort)} {
-				got := n.halfClose(cipher, key, netip.AddrPortFrom(peerV6, peerPort), dst, "half")
-				if want := "target from " + map[bool]string{true: peerFarV4.String(), false: peerFarV6.String()}[dst.Addr().Is4()] + ": half"; got != want {
-					t.Errorf("half-closed stream to %s: got %q, want %q", dst, got, want)
-				}
-			}
-			// ss-local's connections were MPTCP, by the peer kernel's own
-			// count of MP_CAPABLE SYNs it received.
-			if got := mpCapableSYNs(t, n.peer) - syns; got < 11 {
-				t.Errorf("the peer's kernel received %d MP_CAPABLE SYNs, want one per connection (11 or more)", got)
-			}
-		})
-	}
+		}
+		// ss-local's connections were MPTCP, by the peer kernel's own
+		// count of MP_CAPABLE SYNs it received.
+		if got := mpCapableSYNs(t, n.peer) - syns; got < 11 {
+			t.Errorf("the peer's kernel received %d MP_CAPABLE SYNs, want one per connection (11 or more)", got)
+		}
+	})
 }
 
 // mpCapableSYNs is the kernel's count of MPTCP connection requests ns

@@ -119,14 +119,9 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	if err := l.Start(ctx, lab.Process{Name: "quic", Role: lab.RoleInet, Serve: []string{"-whoami-udp", quic4, "-whoami-udp", quic6}}); err != nil {
 		t.Fatal(err)
 	}
-	ciphers := []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"}
+	ciphers := ssCiphers
 	port := func(i int) int { return 8481 + i }
-	for i, cipher := range ciphers {
-		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startSSServers(ctx, t, l, port)
 	whoami4 := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	whoami6 := net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort))
 	expect := func(what, server, want string) {
