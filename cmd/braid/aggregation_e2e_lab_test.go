@@ -115,9 +115,7 @@ func parseSubflows(out string) []ssSubflow {
 			return netip.AddrPortFrom(a.Unmap(), uint16(p))
 		}
 		sf.local, sf.remote = parse(f[2]), parse(f[3])
-		if b := ssBytesReceived.FindStringSubmatch(info); b != nil {
-			sf.bytesReceived, _ = strconv.ParseInt(b[1], 10, 64)
-		}
+		sf.bytesReceived = ssCounter(ssBytesReceived, info)
 		sfs = append(sfs, sf)
 	}
 	return sfs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,4 +141,15 @@ func (n *peerNet) perCipher(t *testing.T, f func(t *testing.T, i int, cipher, ke
 			f(t, i, cipher, key)
 		})
 	}
+}
+
+// ssCounter is the number that re's first group matches in a socket's
+// information from `ss -ti`, 0 where ss leaves it out.
+func ssCounter(re *regexp.Regexp, info string) int64 {
+	m := re.FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	return v
 }

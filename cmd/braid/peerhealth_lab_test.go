@@ -42,6 +42,22 @@ func peerUp(t *testing.T, l *lab.Lab, d *daemon, what string) reconcile.Status {
 	})
 }
 
+// lanThroughPeer waits until the proxy's peer is up over both uplinks with
+// the steering in place (what names that for a failure), then, the LAN
+// client's neighbour cache flushed, until the Internet server sees the
+// LAN client's IPv4 connections come from the peer.
+func lanThroughPeer(t *testing.T, l *lab.Lab, d *daemon, what string) {
+	t.Helper()
+	st := peerUp(t, l, d, what)
+	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
+		t.Errorf("the proxy's status: %q, want the peer up over both uplinks", s.Detail)
+	}
+	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
+		t.Fatal(err)
+	}
+	seenAs(t, l, lab.PeerV4, 30*time.Second)
+}
+
 // tproxyChain reports whether the box's kernel holds the steering's
 // chain.
 func tproxyChain(t *testing.T, l *lab.Lab) bool {
@@ -93,19 +109,12 @@ func TestPeerHealthFallback(t *testing.T) {
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
-	st := peerUp(t, l, d, "the peer proven up and the steering in place")
-	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
-		t.Errorf("the proxy's status: %q, want the peer up over both uplinks", s.Detail)
-	}
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
-	seenAs(t, l, lab.PeerV4, 30*time.Second)
+	lanThroughPeer(t, l, d, "the peer proven up and the steering in place")
 	seenAt(t, l, lab.ServerV6, lab.PeerV6, 30*time.Second)
 
 	// The peer stopped: the probes find it refused over both uplinks.
 	pd.stop(syscall.SIGTERM)
-	st = d.within(60*time.Second, "the peer down and the steering withdrawn", peerDown)
+	st := d.within(60*time.Second, "the peer down and the steering withdrawn", peerDown)
 	s, _ := sessionIn(st, "session[proxy/aggregation]")
 	if want := "peer down: not reached over isp1 (connection refused), isp2 (connection refused)"; !strings.Contains(s.Detail, want) {
 		t.Errorf("the proxy's status: %q, want %q", s.Detail, want)
@@ -165,14 +174,7 @@ func TestPeerHealthEndToEnd(t *testing.T) {
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 	spec := strings.Replace(aggregationSpec(t, port, cipher, ssPassword), "      cipher: "+cipher+"\n", "      cipher: "+cipher+"\n      dns: "+lab.ServerV4+"\n", 1)
 	d := b.startDaemon("-f", writeSpec(t, spec))
-	st := peerUp(t, l, d, "the peer proven up end to end and the steering in place")
-	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
-		t.Errorf("the proxy's status: %q", s.Detail)
-	}
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
-	seenAs(t, l, lab.PeerV4, 30*time.Second)
+	lanThroughPeer(t, l, d, "the peer proven up end to end and the steering in place")
 
 	pd.stop(syscall.SIGTERM)
 	d.within(60*time.Second, "the peer down", peerDown)

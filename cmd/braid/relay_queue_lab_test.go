@@ -85,9 +85,7 @@ func socketQueues(t *testing.T, l *lab.Lab, role lab.Role, mptcp bool) []sockQue
 			i++
 			q.info += lines[i]
 		}
-		if m := ssNotsent.FindStringSubmatch(q.info); m != nil {
-			q.unsent, _ = strconv.ParseInt(m[1], 10, 64)
-		}
+		q.unsent = ssCounter(ssNotsent, q.info)
 		qs = append(qs, q)
 	}
 	return qs
