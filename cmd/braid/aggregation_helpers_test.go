@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"net"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
@@ -62,30 +61,6 @@ func addrsUp(t *testing.T, addrs ...nsAddr) {
 		nstest.Run(t, "ip", args...)
 		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
 	}
-}
-
-// listenTCP runs, in namespace ns, a TCP server on addr that hands each
-// connection to handle in a goroutine of its own and closes it after.
-func listenTCP(t *testing.T, ns string, addr netip.AddrPort, handle func(net.Conn)) {
-	t.Helper()
-	var ln net.Listener
-	nstest.Do(t, ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
 }
 
 // subflowLocals returns the local addresses of the sockets in the output
@@ -152,4 +127,22 @@ func ssCounter(re *regexp.Regexp, info string) int64 {
 	}
 	v, _ := strconv.ParseInt(m[1], 10, 64)
 	return v
+}
+
+// flushLANNeighbours empties the LAN client's neighbour cache: the probe
+// before braid converged may have left its entry for its gateway FAILED.
+func flushLANNeighbours(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// steeredLAN waits until the box's proxy runs with its steering in
+// place (what names that for a failure), then flushes the LAN client's
+// neighbours.
+func steeredLAN(t *testing.T, l *lab.Lab, d *daemon, what string) {
+	t.Helper()
+	d.within(60*time.Second, what, steering)
+	flushLANNeighbours(t, l)
 }

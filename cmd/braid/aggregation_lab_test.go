@@ -73,10 +73,7 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 
 	for i, cipher := range ciphers {
 		d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port(i), cipher, ssPassword)))
-		d.within(60*time.Second, cipher+": the proxy running and its steering in place", steering)
-		if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-			t.Fatal(err)
-		}
+		steeredLAN(t, l, d, cipher+": the proxy running and its steering in place")
 		// ss-server may still be starting: ask until the answer comes.
 		for _, c := range []struct{ dst, peer string }{{server4, lab.PeerV4}, {server6, lab.PeerV6}} {
 			var got string
@@ -256,10 +253,7 @@ func TestProxyThroughBraidPeer(t *testing.T) {
 	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
-	d.within(60*time.Second, "the proxy running and its steering in place", steering)
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	steeredLAN(t, l, d, "the proxy running and its steering in place")
 	for _, c := range []struct{ dst, peer string }{
 		{net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort)), lab.PeerV4},
 		{net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort)), lab.PeerV6},

@@ -51,7 +51,7 @@ func newPeerFw(t *testing.T) *peerFw {
 	}...)
 	// A stand-in SSH server on the peer: a TCP listener on port 22, both
 	// families.
-	listenTCP(t, n.peer, netip.AddrPortFrom(netip.IPv6Unspecified(), sshPort), func(net.Conn) {})
+	nstest.ServeTCP(t, n.peer, "[::]:"+strconv.Itoa(sshPort), func(net.Conn) {})
 	n.b = nsBox(t, n.peer)
 	return n
 }

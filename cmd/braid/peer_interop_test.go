@@ -71,7 +71,7 @@ func (n *peerNet) addSecondPath() {
 // stays open while the test looks at it.
 func (n *peerNet) serveHold(addr netip.AddrPort) {
 	n.t.Helper()
-	listenTCP(n.t, n.target, addr, func(c net.Conn) {
+	nstest.ServeTCP(n.t, n.target, addr.String(), func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(2 * time.Minute))
 		r := bufio.NewReader(c)
 		line, err := r.ReadString('\n')

@@ -63,7 +63,7 @@ func ssDatagram(t *testing.T, cipher, password string, dst netip.AddrPort, paylo
 func (n *peerNet) countAccepts(ns string, addr netip.AddrPort) *atomic.Int64 {
 	n.t.Helper()
 	var count atomic.Int64
-	listenTCP(n.t, ns, addr, func(c net.Conn) {
+	nstest.ServeTCP(n.t, ns, addr.String(), func(c net.Conn) {
 		count.Add(1)
 		c.SetDeadline(time.Now().Add(time.Minute))
 		if _, err := c.Read(make([]byte, 100)); err != nil {

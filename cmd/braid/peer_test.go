@@ -62,7 +62,7 @@ func newPeerNet(t *testing.T) *peerNet {
 // answers "NAME from SOURCE: LINE" and closes.
 func (n *peerNet) serve(ns, name string, addr netip.AddrPort) {
 	n.t.Helper()
-	listenTCP(n.t, ns, addr, func(c net.Conn) {
+	nstest.ServeTCP(n.t, ns, addr.String(), func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(time.Minute))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {

@@ -52,9 +52,7 @@ func lanThroughPeer(t *testing.T, l *lab.Lab, d *daemon, what string) {
 	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
 		t.Errorf("the proxy's status: %q, want the peer up over both uplinks", s.Detail)
 	}
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	flushLANNeighbours(t, l)
 	seenAs(t, l, lab.PeerV4, 30*time.Second)
 }
 

@@ -135,9 +135,7 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	spec := writeSpec(t, udpSpec(t, port(0), ciphers[0], "drop"))
 	d := b.startDaemon("-f", spec)
 	d.within(60*time.Second, "udp: drop: the proxy running and QUIC rejected", udpSteering("drop", "tcp", "quic"))
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	flushLANNeighbours(t, l)
 	for _, dst := range []string{quic4, quic6} {
 		if err := udpRefused(l, dst); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("udp: drop: LAN UDP to %s ended with %v, want it refused", dst, err)
