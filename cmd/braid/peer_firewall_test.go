@@ -294,12 +294,7 @@ func TestPeerConfirmRevertsACutOfManagement(t *testing.T) {
 	writeSpecTo(t, spec, n.spec(allowMgmt))
 	d := n.startPeer(spec, "--confirm", "2s")
 	writeSpecTo(t, spec, n.spec(allowOther))
-	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
-	})
-	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within 2s") {
-		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
-	}
+	d.unconfirmedReverted("2s")
 	if after := n.nft(); after != before {
 		t.Errorf("braid run --confirm: the revert did not restore the peer's firewall:\n%s", diffLines(before, after))
 	}
