@@ -100,21 +100,13 @@ func (n *peerNet) serveUDPWhoami(ns string, addr netip.AddrPort) *udpWhoami {
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		return err
 	})
-	n.t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			src := from.Addr().Unmap().String()
-			w.mu.Lock()
-			w.got = append(w.got, src+" "+string(buf[:k]))
-			w.mu.Unlock()
-			c.WriteToUDPAddrPort([]byte(src), from)
-		}
-	}()
+	nstest.ServeUDP(n.t, c, func(payload []byte, from netip.AddrPort) {
+		src := from.Addr().Unmap().String()
+		w.mu.Lock()
+		w.got = append(w.got, src+" "+string(payload))
+		w.mu.Unlock()
+		c.WriteToUDPAddrPort([]byte(src), from)
+	})
 	return w
 }
 

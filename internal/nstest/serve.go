@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 )
 
@@ -26,6 +27,23 @@ func ServeTCP(t testing.TB, ns, addr string, handle func(net.Conn)) {
 				defer c.Close()
 				handle(c)
 			}()
+		}
+	}()
+}
+
+// ServeUDP reads the datagrams that reach c, on a goroutine of its own,
+// and hands each with its source to handle (the payload is only valid
+// until handle returns), until the test ends and closes c.
+func ServeUDP(t testing.TB, c *net.UDPConn, handle func(payload []byte, from netip.AddrPort)) {
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			handle(buf[:n], from)
 		}
 	}()
 }
