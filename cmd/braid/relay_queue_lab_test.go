@@ -85,9 +85,7 @@ func socketQueues(t *testing.T, l *lab.Lab, role lab.Role, mptcp bool) []sockQue
 			i++
 			q.info += lines[i]
 		}
-		if m := ssNotsent.FindStringSubmatch(q.info); m != nil {
-			q.unsent, _ = strconv.ParseInt(m[1], 10, 64)
-		}
+		q.unsent = ssCounter(ssNotsent, q.info)
 		qs = append(qs, q)
 	}
 	return qs
@@ -151,10 +149,7 @@ func TestRelayQueuesBounded(t *testing.T) {
 	l := labWithPeer(t)
 	b := labBoxOf(t, l)
 	d := b.startDaemon("-f", writeSpec(t, labAggregationSpec(t, l)))
-	d.within(60*time.Second, "the proxy running and its steering in place", steering)
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	steeredLAN(t, l, d, "the proxy running and its steering in place")
 	whoami := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	e2eWait(t, l, nil, "the LAN's connections to go through the peer", func() bool {
 		seen, _ := ask(l, lab.RoleLAN, whoami)
