@@ -80,7 +80,7 @@ func TestAggregationEarlyClose(t *testing.T) {
 
 	// The server: a first part of the download, a pause until the client
 	// has closed, then as much as the connection takes, until it breaks.
-	const first = 1 << 20
+	const first = 8 << 20
 	var ln net.Listener
 	if err := l.Do(lab.RoleInet, func() error {
 		var err error
@@ -112,18 +112,25 @@ func TestAggregationEarlyClose(t *testing.T) {
 			}
 		}
 		<-closed
-		var after int64
-		for {
+		// Then 64 KiB every 10 ms, some 6 MB/s, under what the uplinks
+		// carry: what gets written before the teardown reaches the
+		// server stays small, while an orphaned socket takes its
+		// receive buffer's worth whatever the teardown's speed.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var res result
+		for range tick.C {
 			// A bound on a hang: the kernel gives up an orphaned
 			// MPTCP socket after a minute.
 			c.SetWriteDeadline(time.Now().Add(2 * time.Minute))
-			n, err := c.Write(buf)
-			after += int64(n)
-			if err != nil {
-				served <- result{after: after, err: err}
-				return
+			var n int
+			n, res.err = c.Write(buf)
+			res.after += int64(n)
+			if res.err != nil {
+				break
 			}
 		}
+		served <- res
 	}()
 
 	var client net.Conn
@@ -184,15 +191,24 @@ func TestAggregationEarlyClose(t *testing.T) {
 			}
 		}
 	}
+	var orphan []ssSocket
 	waitFor("the box to hold no ownerless MPTCP socket to the peer, nor the download's", func() bool {
 		left = nil
 		for _, s := range toPeer() {
 			if !s.owned || slices.ContainsFunc(download, func(d ssSocket) bool { return d.local == s.local }) {
 				left = append(left, fmt.Sprintf("%+v", s))
 			}
+			// Nothing was unread at the close: data queued on a
+			// socket without an owner came after it.
+			if !s.owned && s.recvQ > 0 && orphan == nil {
+				orphan = append(orphan, s)
+			}
 		}
 		return len(left) == 0
 	})
+	if orphan != nil {
+		t.Errorf("the box's MPTCP socket to the peer, closed, took data: %+v", orphan)
+	}
 	waitFor("the peer to hold no connection to the server", func() bool {
 		left = nil
 		for _, s := range sockets(t, l, lab.RolePeer, "-t", "state", "all", "dst", server) {
