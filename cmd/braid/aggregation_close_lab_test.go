@@ -222,6 +222,13 @@ func TestAggregationEarlyClose(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("the server still writing 3 minutes after the close")
 	}
+	waitFor("the server to hold no connection from the peer", func() bool {
+		left = nil
+		for _, s := range sockets(t, l, lab.RoleInet, "-t", "state", "all", "src", server, "dst", lab.PeerV4) {
+			left = append(left, fmt.Sprintf("%+v", s))
+		}
+		return len(left) == 0
+	})
 	t.Logf("after the close, the server wrote %d bytes, then: %v", res.after, res.err)
 	if res.err == nil || os.IsTimeout(res.err) {
 		t.Errorf("the server's connection did not break: %v", res.err)
