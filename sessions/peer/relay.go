@@ -53,10 +53,10 @@ func (r *idleReader) Read(p []byte) (int, error) {
 // relay copies both ways between the client's stream (decrypted by r,
 // encrypted towards the client) and the target, until both directions
 // end: each end of stream is passed on as a half-close, an error or the
-// idle timeout ends both. Its buffers are the shadowsocks reader's and
-// writer's, one chunk (16 KiB) each; in the kernel, each socket holds at
-// most tcpqueue.Unsent bytes written but not yet sent (plus one chunk),
-// and its receive queue its autotuned window.
+// idle timeout ends both with a reset. Its buffers are the shadowsocks
+// reader's and writer's, one chunk (16 KiB) each; in the kernel, each
+// socket holds at most tcpqueue.Unsent bytes written but not yet sent
+// (plus one chunk), and its receive queue its autotuned window.
 func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *activity) {
 	// Best effort: a kernel without it queues more, nothing breaks.
 	tcpqueue.LimitUnsent(client, tcpqueue.Unsent)
@@ -65,10 +65,13 @@ func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *ac
 	w := shadowsocks.NewWriter(client, c.key)
 	w.SetSaltGenerator(saltRecorder{c.replay})
 	var once sync.Once
+	// abort resets both: the box's connection (MP_FASTCLOSE for a
+	// Multipath TCP one) and the destination's, which then stops
+	// sending; a close would leave either to take data nobody reads.
 	abort := func() {
 		once.Do(func() {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 		})
 	}
 	var wg sync.WaitGroup
@@ -87,4 +90,11 @@ func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *ac
 		client.CloseWrite()
 	}
 	wg.Wait()
+}
+
+// reset closes c with a reset (SO_LINGER 0): a TCP RST, or MP_FASTCLOSE
+// on a Multipath TCP connection.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }

@@ -42,7 +42,10 @@ func braidPeer(t *testing.T, ln net.Listener, password string, allowLocal ...str
 	return stop
 }
 
-// greeter is a destination that greets every client and closes.
+// greeter is a destination that greets every client and half-closes,
+// then reads until the client's end of stream and closes: a clean end
+// both ways (a close with the client's bytes unread would be a reset,
+// which the relay passes on).
 func greeter(t *testing.T) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,8 +59,12 @@ func greeter(t *testing.T) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			c.Write([]byte("hello from the destination\n"))
-			c.Close()
+			go func() {
+				defer c.Close()
+				c.Write([]byte("hello from the destination\n"))
+				c.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, c)
+			}()
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).AddrPort()

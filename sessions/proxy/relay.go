@@ -74,7 +74,7 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 	// Until it is answered, a peer found down gives it up.
 	waited := r.health.wait(func() {
 		reset(lan)
-		peer.Close()
+		reset(peer)
 	})
 	defer waited()
 	answered := func() {
@@ -135,13 +135,16 @@ func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.Add
 	tcpqueue.LimitUnsent(peer, tcpqueue.Unsent)
 	var once sync.Once
 	var cause error
-	// abort ends both sides at once: the LAN with a reset, so that its
-	// client sees the failure; blocked reads and writes return.
+	// abort ends both sides at once with a reset: the LAN's, so that
+	// its client sees the failure; the peer's, so that it stops reading
+	// from the destination (closed, the box's Multipath TCP socket would
+	// linger without an owner, taking what the peer still sends, for
+	// net.mptcp.close_timeout). Blocked reads and writes return.
 	abort := func(err error) {
 		once.Do(func() {
 			cause = err
 			reset(lan)
-			peer.Close()
+			reset(peer)
 		})
 	}
 	watchdog := a.watch(idle, func() { abort(errIdle) })
@@ -207,7 +210,10 @@ func targetAddr(b []byte, dst netip.AddrPort) []byte {
 	return socksaddr.Append(b, socksaddr.Addr{IP: dst.Addr().Unmap(), Port: dst.Port()})
 }
 
-// reset closes c with a TCP reset (SO_LINGER 0).
+// reset closes c with a TCP reset (SO_LINGER 0); for a Multipath TCP
+// connection, the kernel sends MP_FASTCLOSE instead, even with nothing
+// unread (a plain close there is a DATA_FIN, and the closed socket goes
+// on taking data until net.mptcp.close_timeout).
 func reset(c *net.TCPConn) {
 	c.SetLinger(0)
 	c.Close()

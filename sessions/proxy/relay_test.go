@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -277,4 +278,80 @@ func BenchmarkRelay(b *testing.B) {
 			<-h.done
 		})
 	}
+}
+
+// TestRelayResetsThePeer: a LAN client gone for good (its connection
+// reset) while nothing from the peer is unread: the relay resets its
+// connection to the peer too, over TCP and over Multipath TCP. Closed
+// instead, a Multipath TCP socket sends a DATA_FIN and lingers without an
+// owner, taking what the peer still sends, for net.mptcp.close_timeout.
+func TestRelayResetsThePeer(t *testing.T) {
+	for _, mptcp := range []bool{false, true} {
+		name := "TCP"
+		if mptcp {
+			name = "MPTCP"
+		}
+		t.Run(name, func(t *testing.T) {
+			key, err := shadowsocks.NewEncryptionKey("chacha20-ietf-poly1305", "not-a-secret")
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, lan := pair(t)
+			peer, server := mptcpPair(t, mptcp)
+			done := make(chan error, 1)
+			go func() {
+				done <- relay(lan, peer, key, netip.MustParseAddrPort("198.51.100.80:80"), time.Minute, 0, nil)
+			}()
+			client.Write([]byte("GET"))
+			sr := shadowsocks.NewReader(server, key)
+			if _, err := io.ReadFull(sr, make([]byte, len(targetAddr(nil, netip.MustParseAddrPort("198.51.100.80:80")))+len("GET"))); err != nil {
+				t.Fatal(err)
+			}
+			shadowsocks.NewWriter(server, key).Write([]byte("200"))
+			if _, err := io.ReadFull(client, make([]byte, len("200"))); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing unread anywhere; the client goes.
+			client.SetLinger(0)
+			client.Close()
+			if err := <-done; !isReset(err) {
+				t.Errorf("relay: %v, want the client's reset", err)
+			}
+			server.SetReadDeadline(time.Now().Add(time.Minute))
+			if b, err := io.ReadAll(server); !isReset(err) {
+				t.Errorf("the peer read %d bytes then %v, want a reset", len(b), err)
+			}
+		})
+	}
+}
+
+// mptcpPair returns both ends of a loopback connection, Multipath TCP
+// if mptcp (the kernel's MPTCP enabled, as braid's aggregation needs).
+func mptcpPair(t *testing.T, mptcp bool) (client, server *net.TCPConn) {
+	t.Helper()
+	if !mptcp {
+		return pair(t)
+	}
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(true)
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var d net.Dialer
+	d.SetMultipathTCP(true)
+	c, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	if ok, _ := c.(*net.TCPConn).MultipathTCP(); !ok {
+		t.Fatal("no Multipath TCP on loopback (net.mptcp.enabled=0?)")
+	}
+	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
