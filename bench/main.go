@@ -42,12 +42,20 @@
 //     host through the box to a server behind a test LNS of braid's own
 //     (internal/testlns), with braid's data plane pinned to one core,
 //     beside plain IPv6 forwarding through the same box at the same MTU,
-//     both ways. -6pe-only runs just that.
+//     both ways. -6pe-only runs just that;
+//   - aggregation (bench/aggregation.go), in a lab whose uplinks tc tbf
+//     shapes: one LAN TCP download through braid's box and peer (the
+//     transparent proxy, Multipath TCP over both uplinks), against the
+//     sum of one TCP download over each uplink alone and against
+//     shadowsocks-libev (ss-redir and ss-server --mptcp), without added
+//     delay and with different round-trip times; and that download's
+//     stall when isp1 is blackholed mid-transfer. -aggregation-only runs
+//     just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon, failover, 6pe.
+// nftables, daemon, failover, 6pe, aggregation.
 package main
 
 import (
@@ -104,6 +112,9 @@ func run() int {
 	}
 	if *sixpeOnly {
 		groups = map[string]bool{groupSixPE: true}
+	}
+	if *aggregationOnly {
+		groups = map[string]bool{groupAggregation: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -200,9 +211,12 @@ const (
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
+	// groupAggregation is one LAN download over both uplinks through
+	// braid's proxy and peer, against the links and shadowsocks-libev.
+	groupAggregation = "aggregation"
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupAggregation}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -236,6 +250,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if len(groups) == 1 && groups[groupSixPE] {
 		return benchSixPEOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupAggregation] {
+		return benchAggregationOnly(ctx, h, machine)
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -296,6 +313,14 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		}
 	}
 
+	var aggregation *aggResult
+	if groups[groupAggregation] {
+		var err error
+		if aggregation, err = aggregationBench(ctx, h); err != nil {
+			return fmt.Errorf("aggregation: %w", err)
+		}
+	}
+
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	var missed []string
@@ -325,6 +350,11 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if sixpe != nil {
 		fmt.Fprintf(w, "\n## 6PE data plane\n\n")
 		missed = append(missed, writeSixPETable(w, sixpe)...)
+		fmt.Fprintln(w)
+	}
+	if aggregation != nil {
+		fmt.Fprintf(w, "\n## Aggregation\n\n")
+		missed = append(missed, writeAggregationTable(w, aggregation)...)
 		fmt.Fprintln(w)
 	}
 	if len(missed) > 0 {
