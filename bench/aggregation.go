@@ -420,7 +420,7 @@ func (a *aggBench) condition(ctx context.Context, name string) (*aggCondition, e
 			order = append(order[1:], order[0])
 		}
 		for _, p := range order {
-			bps, sfs, err := a.download(ctx, p, *aggTime)
+			bps, sfs, err := a.download(ctx, p, *aggTime, i == 0)
 			if err != nil {
 				return nil, fmt.Errorf("%s: download %s: %w", name, p.label, err)
 			}
@@ -443,10 +443,10 @@ func (a *aggBench) condition(ctx context.Context, name string) (*aggCondition, e
 
 // download runs one download of path p from the LAN client: aggWarm,
 // then window, whose goodput it returns in bit/s, with the box's
-// subflows to the peer at its end for a proxied path. It fails when the
-// server saw the connection come from anywhere but where p goes, or the
-// download broke.
-func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration) (float64, []subflow, error) {
+// subflows to the peer at its end for a proxied path (and, with show,
+// ss's listing of them in the log). It fails when the server saw the
+// connection come from anywhere but where p goes, or the download broke.
+func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration, show bool) (float64, []subflow, error) {
 	start := time.Now()
 	c, err := a.dial(ctx, p)
 	if err != nil {
@@ -470,6 +470,9 @@ func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration
 	if p.peerPort != 0 {
 		if sfs, err = boxSubflows(ctx, a.l); err != nil {
 			return 0, nil, err
+		}
+		if show {
+			a.h.logf("    in the box, during the download through %s:\n%s", p.label, indent(boxSS(ctx, a.l, p.peerPort), "        "))
 		}
 	}
 	if ended, err := reads.end(); ended {
@@ -728,6 +731,22 @@ func boxSubflows(ctx context.Context, l *lab.Lab) ([]subflow, error) {
 	return parseSS(out), nil
 }
 
+// boxSS is what ss lists in the box for the connections to the peer's
+// port: the MPTCP sockets (ss -Mi) and the TCP subflows (ss -ti), for
+// the log.
+func boxSS(ctx context.Context, l *lab.Lab, port int) string {
+	dst := net.JoinHostPort(lab.PeerV4, strconv.Itoa(port))
+	m, err := l.Run(ctx, lab.RoleBox, "ss", "-MinH", "state", "established", "dst", dst)
+	if err != nil {
+		m = err.Error()
+	}
+	t, err := l.Run(ctx, lab.RoleBox, "ss", "-tinH", "state", "established", "dst", dst)
+	if err != nil {
+		t = err.Error()
+	}
+	return "ss -Mi:\n" + m + "ss -ti:\n" + t
+}
+
 // parseSS reads `ss -tinH state established` output: a line per socket
 // (Recv-Q, Send-Q, local, peer; a local address may carry its device as
 // %dev), then its indented TCP info.
@@ -841,6 +860,15 @@ func describeSubflows(sfs []subflow, port int) string {
 		return "no connection to port " + strconv.Itoa(port)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// indent prefixes every line of s.
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
 }
 
 // fmtRate renders bit/s as Mbit/s.
