@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -447,6 +446,15 @@ func (a *aggBench) condition(ctx context.Context, name string) (*aggCondition, e
 // ss's listing of them in the log). It fails when the server saw the
 // connection come from anywhere but where p goes, or the download broke.
 func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration, show bool) (float64, []subflow, error) {
+	// What the box's connections to the peer carried before: one that
+	// lingers after an earlier download must not count for this one.
+	var base []subflow
+	if p.peerPort != 0 {
+		var err error
+		if base, err = boxSubflows(ctx, a.l); err != nil {
+			return 0, nil, err
+		}
+	}
 	start := time.Now()
 	c, err := a.dial(ctx, p)
 	if err != nil {
@@ -468,9 +476,11 @@ func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration
 	}
 	var sfs []subflow
 	if p.peerPort != 0 {
-		if sfs, err = boxSubflows(ctx, a.l); err != nil {
+		now, err := boxSubflows(ctx, a.l)
+		if err != nil {
 			return 0, nil, err
 		}
+		sfs = since(base, now)
 		if show {
 			a.h.logf("    in the box, during the download through %s:\n%s", p.label, indent(boxSS(ctx, a.l, p.peerPort), "        "))
 		}
@@ -541,6 +551,10 @@ const aggBackWait = 30 * time.Second
 // longest pause and when it settled; then clears the fault and records
 // when isp1's subflows carry data again.
 func (a *aggBench) failover(ctx context.Context, p aggPath, f *aggFailover) error {
+	base, err := boxSubflows(ctx, a.l)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	c, err := a.dial(ctx, p)
 	if err != nil {
@@ -553,21 +567,22 @@ func (a *aggBench) failover(ctx context.Context, p aggPath, f *aggFailover) erro
 	defer a.srv.closeConns()
 	reads := &readLog{}
 	go reads.drain(c)
-	var by map[string]int64
+	// Before the fault: the server sees the download come the right
+	// way, and both uplinks carry it.
 	for deadline := time.Now().Add(failoverWait); ; time.Sleep(50 * time.Millisecond) {
-		sfs, err := boxSubflows(ctx, a.l)
+		now, err := boxSubflows(ctx, a.l)
 		if err != nil {
 			return err
 		}
-		if by, err = checkSubflows(sfs, p.peerPort); err == nil && by[lab.BoxWAN1V4] > 1<<20 && by[lab.BoxWAN2V4] > 1<<20 {
+		sfs := since(base, now)
+		serr := a.srv.check(p, start)
+		by, err := checkSubflows(sfs, p.peerPort)
+		if serr == nil && err == nil && by[lab.BoxWAN1V4] > 1<<20 && by[lab.BoxWAN2V4] > 1<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the download did not run over both uplinks within %s: %v (ss -ti: %s)", failoverWait, err, describeSubflows(sfs, p.peerPort))
+			return fmt.Errorf("the download did not run over both uplinks within %s: %v; %v (ss -ti: %s)", failoverWait, serr, err, describeSubflows(sfs, p.peerPort))
 		}
-	}
-	if err := a.srv.check(p, start); err != nil {
-		return err
 	}
 	f.n++
 	if err := a.l.Inject(ctx, lab.Fault{ISP: lab.RoleISP1, Kind: lab.FaultBlackhole}); err != nil {
@@ -595,7 +610,7 @@ func (a *aggBench) failover(ctx context.Context, p aggPath, f *aggFailover) erro
 		f.stall = append(f.stall, longestGap(after, t0, end))
 		f.settled = append(f.settled, lastGapEnd(after, t0, end, settleGap))
 	}
-	base, err := boxSubflows(ctx, a.l)
+	atEnd, err := boxSubflows(ctx, a.l)
 	if err != nil {
 		return err
 	}
@@ -612,7 +627,7 @@ func (a *aggBench) failover(ctx context.Context, p aggPath, f *aggFailover) erro
 		if err != nil {
 			return err
 		}
-		if carriedSince(base, sfs, p.peerPort, lab.BoxWAN1V4) >= 256<<10 {
+		if carriedSince(atEnd, sfs, p.peerPort, lab.BoxWAN1V4) >= 256<<10 {
 			f.back = append(f.back, time.Since(t1))
 			break
 		}
@@ -806,8 +821,8 @@ func parseSSAddr(s string) (netip.AddrPort, error) {
 
 // checkSubflows returns the bytes the box received over the MPTCP
 // subflows to the peer's port, by the box's local address, and an error
-// unless there is a subflow from each uplink (the box-to-peer connection
-// really was Multipath TCP over both).
+// unless subflows from each uplink carried some (the box-to-peer
+// connection really was Multipath TCP over both).
 func checkSubflows(sfs []subflow, port int) (map[string]int64, error) {
 	by := map[string]int64{}
 	n := 0
@@ -819,24 +834,36 @@ func checkSubflows(sfs []subflow, port int) (map[string]int64, error) {
 		n++
 	}
 	for _, want := range []string{lab.BoxWAN1V4, lab.BoxWAN2V4} {
-		if _, ok := by[want]; !ok {
-			return by, fmt.Errorf("the box's MPTCP subflows to the peer's port %d are from %v (%d subflows), none from %s: not aggregated", port, slices.Sorted(maps.Keys(by)), n, want)
+		if by[want] == 0 {
+			return by, fmt.Errorf("the box's MPTCP subflows to the peer's port %d (%d) received %v bytes by local address, nothing from %s: not aggregated", port, n, by, want)
 		}
 	}
 	return by, nil
 }
 
-// carriedSince is what the MPTCP subflows from local to port received
-// after base was listed: their growth, and all of a new one's.
-func carriedSince(base, now []subflow, port int, local string) int64 {
-	before := map[netip.AddrPort]int64{}
+// since returns the sockets of now, each with what it received after
+// base was listed: its growth, or all of it for a socket new since.
+func since(base, now []subflow) []subflow {
+	type key struct{ local, peer netip.AddrPort }
+	before := map[key]int64{}
 	for _, s := range base {
-		before[s.local] = s.received
+		before[key{s.local, s.peer}] = s.received
 	}
+	out := make([]subflow, len(now))
+	for i, s := range now {
+		s.received = max(0, s.received-before[key{s.local, s.peer}])
+		out[i] = s
+	}
+	return out
+}
+
+// carriedSince is what the MPTCP subflows from local to port received
+// after base was listed.
+func carriedSince(base, now []subflow, port int, local string) int64 {
 	var n int64
-	for _, s := range now {
+	for _, s := range since(base, now) {
 		if s.mptcp && int(s.peer.Port()) == port && s.local.Addr().String() == local {
-			n += max(0, s.received-before[s.local])
+			n += s.received
 		}
 	}
 	return n

@@ -72,12 +72,16 @@ func TestCheckSubflows(t *testing.T) {
 		t.Errorf("bytes by uplink: %v", by)
 	}
 	for name, sfs := range map[string][]subflow{
-		"one subflow":           all[:1],
-		"the other port":        all,
-		"nothing":               nil,
-		"plain TCP from isp1":   {{all[0].local, all[0].peer, false, 1 << 20}, all[1]},
-		"isp2's subflow alone":  all[1:2],
-		"both, another port 22": {all[2]},
+		"one subflow":    all[:1],
+		"the other port": all,
+		"nothing":        nil,
+		// An earlier download's connection, lingering, idle since the
+		// listing before this one: its subflows do not count.
+		"an earlier connection":          since(all, all),
+		"isp1's subflow carried nothing": {{all[0].local, all[0].peer, true, 0}, all[1]},
+		"plain TCP from isp1":            {{all[0].local, all[0].peer, false, 1 << 20}, all[1]},
+		"isp2's subflow alone":           all[1:2],
+		"both, another port 22":          {all[2]},
 	} {
 		port := 8390
 		if name == "the other port" || name == "both, another port 22" {
