@@ -29,6 +29,7 @@ var (
 	aggTime         = flag.Duration("agg-time", 10*time.Second, "aggregation benchmark: how long each download is measured, after 2 s of warm-up")
 	aggFailovers    = flag.Int("agg-failovers", 4, "aggregation benchmark: downloads whose first uplink is blackholed mid-transfer, through braid and through shadowsocks-libev each")
 	aggCipher       = flag.String("agg-cipher", "chacha20-ietf-poly1305", "aggregation benchmark: the shadowsocks cipher of braid and of shadowsocks-libev")
+	aggCC           = flag.String("agg-cc", "", "aggregation benchmark: the TCP congestion control of every namespace of the lab (default: what new namespaces inherit from this machine)")
 )
 
 // The aggregation benchmark's set-up: the two uplinks shaped far below
@@ -88,6 +89,7 @@ var (
 // aggResult is what the aggregation benchmark measured.
 type aggResult struct {
 	cipher string
+	cc     string // the lab's TCP congestion control
 	window time.Duration
 	conds  []*aggCondition
 	// fail holds the failover downloads, by path (braid, libev).
@@ -159,13 +161,18 @@ func aggregationBench(ctx context.Context, h *harness) (*aggResult, error) {
 			h.logf("aggregation: removing the lab: %v", err)
 		}
 	}()
+	cc, err := congestionControl(ctx, l, *aggCC)
+	if err != nil {
+		return nil, err
+	}
+	h.logf("    TCP congestion control in every namespace: %s", cc)
 	a := &aggBench{h: h, l: l}
 	defer a.stop()
 	if err := a.setUp(ctx); err != nil {
 		return nil, err
 	}
 
-	r := &aggResult{cipher: *aggCipher, window: *aggTime, fail: map[string]*aggFailover{}}
+	r := &aggResult{cipher: *aggCipher, cc: cc, window: *aggTime, fail: map[string]*aggFailover{}}
 	c, err := a.condition(ctx, "no added delay")
 	if err != nil {
 		return nil, err
@@ -188,6 +195,30 @@ func aggregationBench(ctx context.Context, h *harness) (*aggResult, error) {
 	}
 	r.conds = append(r.conds, c)
 	return r, nil
+}
+
+// congestionControl sets the TCP congestion control cc in every
+// namespace of the lab, unless cc is empty, and returns the one they use.
+func congestionControl(ctx context.Context, l *lab.Lab, cc string) (string, error) {
+	const key = "net.ipv4.tcp_congestion_control"
+	var used []string
+	for _, role := range lab.Roles() {
+		if cc != "" {
+			if _, err := l.Run(ctx, role, "sysctl", "-qw", key+"="+cc); err != nil {
+				return "", err
+			}
+		}
+		out, err := l.Run(ctx, role, "sysctl", "-n", key)
+		if err != nil {
+			return "", err
+		}
+		used = append(used, strings.TrimSpace(out))
+	}
+	slices.Sort(used)
+	if used = slices.Compact(used); len(used) != 1 {
+		return "", fmt.Errorf("the lab's namespaces use different TCP congestion controls: %v", used)
+	}
+	return used[0], nil
 }
 
 // setUp starts the download server, braid's peer and ss-server in the
@@ -965,6 +996,10 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		}
 		return fmt.Sprintf("%.2f", x)
 	}
+	prefix := "aggregation"
+	if r.cc != "" {
+		prefix += " (TCP " + r.cc + ")"
+	}
 	for _, c := range r.conds {
 		g := c.goodput
 		for _, u := range []struct {
@@ -976,7 +1011,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 			if ok {
 				x = median(g[u.p.name]) / u.rate
 			}
-			line(fmt.Sprintf("aggregation, %s: one TCP download, %s (%d runs of %s): goodput", c.name, u.p.label, len(g[u.p.name]), fmtWindow(r.window)),
+			line(fmt.Sprintf("%s, %s: one TCP download, %s (%d runs of %s): goodput", prefix, c.name, u.p.label, len(g[u.p.name]), fmtWindow(r.window)),
 				mbit(g[u.p.name], u.p.name+" alone, braid's NAT"), fmt.Sprintf("%s `tc tbf rate`", fmtRate(u.rate)), ratio(x, ok), "—", nil)
 		}
 		v := c.verdict()
@@ -985,10 +1020,10 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 			sum = fmt.Sprintf("%.1f Mbit/s `isp1 alone + isp2 alone`", v.sum/1e6)
 		}
 		met := v.sumMet
-		line(fmt.Sprintf("aggregation, %s: one TCP download through the proxy (%d runs), against the sum of the uplinks alone", c.name, len(g["braid"])),
+		line(fmt.Sprintf("%s, %s: one TCP download through the proxy (%d runs), against the sum of the uplinks alone", prefix, c.name, len(g["braid"])),
 			mbit(g["braid"], pathBraid.label), sum, ratio(v.ofSum, v.haveSum), fmt.Sprintf("ratio ≥ %.2f", aggSumGoal), &met)
 		met = v.libevMet
-		line(fmt.Sprintf("aggregation, %s: one TCP download through the proxy (%d runs), against shadowsocks-libev", c.name, len(g["libev"])),
+		line(fmt.Sprintf("%s, %s: one TCP download through the proxy (%d runs), against shadowsocks-libev", prefix, c.name, len(g["libev"])),
 			mbit(g["braid"], pathBraid.label), mbit(g["libev"], pathLibev.label), ratio(v.ofLibev, v.haveLibev), "ratio > 1.00", &met)
 		share := func(v []float64, label string) string {
 			if len(v) == 0 {
@@ -996,7 +1031,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 			}
 			return fmt.Sprintf("%.0f%% (min %.0f%%, max %.0f%%) `%s`", 100*median(v), 100*slices.Min(v), 100*slices.Max(v), label)
 		}
-		line(fmt.Sprintf("aggregation, %s: share of the download's bytes over isp1's subflow (ss -ti in the box; a subflow from each uplink in every run, or the run fails)", c.name),
+		line(fmt.Sprintf("%s, %s: share of the download's bytes over isp1's subflow (ss -ti in the box; a subflow from each uplink in every run, or the run fails)", prefix, c.name),
 			share(c.share["braid"], pathBraid.label), share(c.share["libev"], pathLibev.label), "—", fmt.Sprintf("isp1's share of the rates: %.0f%%", 100*float64(aggRate1)/(aggRate1+aggRate2)), nil)
 	}
 	b, o := r.fail["braid"], r.fail["libev"]
@@ -1018,7 +1053,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		}
 		return fmt.Sprintf("%.2f", float64(percentile(a, 50))/float64(percentile(b, 50)))
 	}
-	what := "aggregation, failover: one TCP download through the proxy, isp1 blackholed mid-transfer"
+	what := prefix + ", failover: one TCP download through the proxy, isp1 blackholed mid-transfer"
 	ok := b.survived == b.n
 	line(what+": downloads that survived", fmt.Sprintf("%d of %d `%s`", b.survived, b.n, pathBraid.label), fmt.Sprintf("%d of %d `%s`", o.survived, o.n, pathLibev.label), "—", "all", &ok)
 	ok = b.survived == b.n && len(b.stall) > 0 && slices.Max(b.stall) <= stallGoal
