@@ -29,7 +29,7 @@ var (
 	aggTime         = flag.Duration("agg-time", 10*time.Second, "aggregation benchmark: how long each download is measured, after 2 s of warm-up")
 	aggFailovers    = flag.Int("agg-failovers", 4, "aggregation benchmark: downloads whose first uplink is blackholed mid-transfer, through braid and through shadowsocks-libev each")
 	aggCipher       = flag.String("agg-cipher", "chacha20-ietf-poly1305", "aggregation benchmark: the shadowsocks cipher of braid and of shadowsocks-libev")
-	aggCC           = flag.String("agg-cc", "", "aggregation benchmark: the TCP congestion control of every namespace of the lab (default: what new namespaces inherit from this machine)")
+	aggCC           = flag.String("agg-cc", "", "aggregation benchmark: the TCP congestion control of every namespace of the lab, one of net.ipv4.tcp_allowed_congestion_control (default: what new namespaces inherit from this machine)")
 )
 
 // The aggregation benchmark's set-up: the two uplinks shaped far below
@@ -76,14 +76,21 @@ type aggPath struct {
 	// peerPort is the box-to-peer connection's port, 0 for a direct
 	// path.
 	peerPort int
+	// fromBox downloads from the box itself, not the LAN client: the
+	// kernel's MPTCP from the peer, with no proxy.
+	fromBox bool
 }
 
 var (
-	pathISP1  = aggPath{"isp1", "isp1 alone, no proxy", aggDirect1, lab.BoxWAN1V4, 0}
-	pathISP2  = aggPath{"isp2", "isp2 alone, no proxy", aggDirect2, lab.BoxWAN2V4, 0}
-	pathBraid = aggPath{"braid", "braid's box and peer", lab.ServerV4, lab.PeerV4, aggPeerPort}
-	pathLibev = aggPath{"libev", "ss-redir + ss-server --mptcp", aggLibev, lab.PeerV4, aggLibevPort}
-	aggPaths  = []aggPath{pathISP1, pathISP2, pathBraid, pathLibev}
+	pathISP1  = aggPath{"isp1", "isp1 alone, no proxy", aggDirect1, lab.BoxWAN1V4, 0, false}
+	pathISP2  = aggPath{"isp2", "isp2 alone, no proxy", aggDirect2, lab.BoxWAN2V4, 0, false}
+	pathBraid = aggPath{"braid", "braid's box and peer", lab.ServerV4, lab.PeerV4, aggPeerPort, false}
+	pathLibev = aggPath{"libev", "ss-redir + ss-server --mptcp", aggLibev, lab.PeerV4, aggLibevPort, false}
+	// pathMPTCP is the ceiling of any proxy: an MPTCP download from the
+	// peer to the box itself (bench/failover.go's source), no proxy, no
+	// cipher, no LAN leg.
+	pathMPTCP = aggPath{"mptcp", "the kernel's MPTCP alone, peer → box", lab.PeerV4, lab.BoxWAN1V4, mptcpSourcePort, true}
+	aggPaths  = []aggPath{pathISP1, pathISP2, pathBraid, pathLibev, pathMPTCP}
 )
 
 // aggResult is what the aggregation benchmark measured.
@@ -123,6 +130,7 @@ type aggBench struct {
 	h      *harness
 	l      *lab.Lab
 	srv    *downloads
+	src    *source // MPTCP downloads from the peer to the box
 	box    *braidDaemon
 	peer   *braidDaemon
 	health *failover // the box's health, read as the failover benchmark does
@@ -235,6 +243,10 @@ func (a *aggBench) setUp(ctx context.Context) error {
 	if a.srv, err = startDownloads(l, aggDownloadPort); err != nil {
 		return err
 	}
+	f := &failover{h: h, l: l}
+	if a.src, err = f.startSource(ctx); err != nil {
+		return err
+	}
 	keyFile := filepath.Join(h.dir, "aggregation.key")
 	if err := os.WriteFile(keyFile, []byte(aggKey+"\n"), 0o600); err != nil {
 		return err
@@ -304,6 +316,9 @@ func (a *aggBench) stop() {
 	}
 	if a.srv != nil {
 		a.srv.close()
+	}
+	if a.src != nil {
+		a.src.close()
 	}
 }
 
@@ -496,6 +511,7 @@ func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration
 	// client closed would raise SIGPIPE, which the harness takes for a
 	// reader gone from its output.
 	defer a.srv.closeConns()
+	defer a.src.closeConns()
 	reads := &readLog{}
 	go reads.drain(c)
 	t0 := time.Now().Add(aggWarm)
@@ -519,23 +535,31 @@ func (a *aggBench) download(ctx context.Context, p aggPath, window time.Duration
 	if ended, err := reads.end(); ended {
 		return 0, nil, fmt.Errorf("the download ended before the harness closed it: %v", err)
 	}
-	if err := a.srv.check(p, start); err != nil {
-		return 0, nil, err
+	if !p.fromBox {
+		if err := a.srv.check(p, start); err != nil {
+			return 0, nil, err
+		}
 	}
 	return float64(reads.between(t0, t1)) * 8 / window.Seconds(), sfs, nil
 }
 
-// dial connects the LAN client to p's download.
+// dial connects the LAN client to p's download, or, for a download
+// from the box, the box to the peer's MPTCP source.
 func (a *aggBench) dial(ctx context.Context, p aggPath) (net.Conn, error) {
 	var c net.Conn
-	err := a.l.Do(lab.RoleLAN, func() error {
+	role, port := lab.RoleLAN, aggDownloadPort
+	if p.fromBox {
+		role, port = lab.RoleBox, p.peerPort
+	}
+	err := a.l.Do(role, func() error {
 		d := net.Dialer{Timeout: 10 * time.Second}
+		d.SetMultipathTCP(p.fromBox)
 		var err error
-		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(p.target, strconv.Itoa(aggDownloadPort)))
+		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(p.target, strconv.Itoa(port)))
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dial from the LAN: %w", err)
+		return nil, fmt.Errorf("dial from the %s: %w", role, err)
 	}
 	return c, nil
 }
@@ -1025,6 +1049,10 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		met = v.libevMet
 		line(fmt.Sprintf("%s, %s: one TCP download through the proxy (%d runs), against shadowsocks-libev", prefix, c.name, len(g["libev"])),
 			mbit(g["braid"], pathBraid.label), mbit(g["libev"], pathLibev.label), ratio(v.ofLibev, v.haveLibev), "ratio > 1.00", &met)
+		if m := g[pathMPTCP.name]; len(m) > 0 && len(g["braid"]) > 0 {
+			line(fmt.Sprintf("%s, %s: one TCP download through the proxy, against an MPTCP download from the peer to the box itself (no proxy, no cipher: the ceiling)", prefix, c.name),
+				mbit(g["braid"], pathBraid.label), mbit(m, pathMPTCP.label), ratio(median(g["braid"])/median(m), median(m) > 0), "—", nil)
+		}
 		share := func(v []float64, label string) string {
 			if len(v) == 0 {
 				return "—"
