@@ -6,7 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/compile"
+	nft "github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/lab"
+	"github.com/braid-router/braid/reconcile/plan"
+	"github.com/braid-router/braid/sessions/proxy"
 )
 
 // ssOutput is `ss -tinH state established dst 10.203.0.2` in the lab's box
@@ -219,4 +225,48 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// The box's spec compiles to the proxy session with the benchmark's
+// cipher, shadowsocks-libev's address in the bypass set and the two
+// direct addresses in the routes set (both go direct, the second each
+// by its uplink); the peer's spec parses.
+func TestAggregationSpecs(t *testing.T) {
+	doc, err := api.Parse("aggregation-box.yaml", []byte(aggBoxSpec("aes-256-gcm", "/run/key")))
+	if err != nil {
+		t.Fatalf("the box's spec is invalid: %v", err)
+	}
+	d, err := compile.Compile(doc, facts.Set{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxyCfg *proxy.Config
+	for _, s := range d.Sessions {
+		if c, ok := s.Config.(proxy.Config); ok {
+			proxyCfg = &c
+		}
+	}
+	if proxyCfg == nil || proxyCfg.Cipher != "aes-256-gcm" || proxyCfg.Peer != "10.203.0.2:8390" {
+		t.Errorf("the proxy session's config: %+v", proxyCfg)
+	}
+	sets := map[string]string{}
+	for _, r := range d.Resources {
+		if s, ok := plan.Unbound(r).(nft.Set); ok {
+			var els []string
+			for _, e := range s.Elements {
+				els = append(els, e.String())
+			}
+			sets[s.Name] = strings.Join(els, " ")
+		}
+	}
+	if got, want := sets["proxy_bypass_v4"], aggLibev; got != want {
+		t.Errorf("bypass set %q, want %q (all sets: %v)", got, want, sets)
+	}
+	// Adjacent, the two /32s make one range.
+	if got, want := sets["proxy_routes_v4"], aggDirect1+"-"+aggDirect2; got != want {
+		t.Errorf("routes set %q, want %q", got, want)
+	}
+	if _, err := api.Parse("aggregation-peer.yaml", []byte(aggPeerSpec("aes-256-gcm", "/run/key"))); err != nil {
+		t.Errorf("the peer's spec is invalid: %v", err)
+	}
 }
