@@ -33,6 +33,8 @@ func TestFormats(t *testing.T) {
 		{checkHostPort, "192.0.2.1:65536", "out of range"},
 		{checkHostPort, "192.0.2.1:http", "out of range"},
 		{checkHostPort, ":443", "neither an IP address nor a host name"},
+		{checkHostPort, "192.0.2.300:443", "neither an IP address nor a host name"},
+		{checkHostPort, "lns1.example.net:1701", ""},
 		{checkHostPort, "-bad-.net:1", "neither an IP address nor a host name"},
 		{checkIfName, "eth0", ""},
 		{checkIfName, "br-lan.100", ""},
@@ -108,6 +110,7 @@ func TestFormats(t *testing.T) {
 		{checkServer, "[2001:db8::10]:1701", ""},
 		{checkServer, "lns.example.net:0", "out of range"},
 		{checkServer, "not a host", "is not HOST or HOST:PORT"},
+		{checkServer, "192.0.2.300", "is not HOST or HOST:PORT"},
 	} {
 		got := tc.check(tc.in)
 		name := funcName(tc.check)

@@ -205,7 +205,7 @@ func checkHostPort(s string) string {
 		}
 		return fmt.Sprintf("%q is not HOST:PORT", s)
 	}
-	if _, err := netip.ParseAddr(host); err != nil && !isHostname(host) {
+	if _, err := netip.ParseAddr(host); err != nil && !isName(host) {
 		return fmt.Sprintf("%q: %q is neither an IP address nor a host name", s, host)
 	}
 	if msg := checkPort(port); msg != "" {
@@ -991,7 +991,7 @@ func (r *run) checkPortNumber(path string, port int) {
 
 // checkServer checks an L2TP server: HOST or HOST:PORT.
 func checkServer(s string) string {
-	if _, err := netip.ParseAddr(s); err == nil || isHostname(s) {
+	if _, err := netip.ParseAddr(s); err == nil || isName(s) {
 		return ""
 	}
 	if _, _, err := net.SplitHostPort(s); err == nil {

@@ -522,7 +522,7 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 		}
 	}
 	if spec.Aggregation != nil {
-		note("aggregation", notConverged+" (the udp path and the peer's health; LAN TCP goes through the transparent proxy)")
+		note("aggregation", notConverged+" (the udp path; LAN TCP goes through the transparent proxy while the peer is healthy)")
 	}
 	if spec.DNS != nil {
 		note("dns", notConverged+" (resolver)")

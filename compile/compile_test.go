@@ -463,7 +463,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab-pd.yaml":       {"lan.ipv6.fromUplink"}, // the LAN waits for the delegated prefix
 		"lab-6pe.yaml":      {"lan.ipv6.fromTunnel"}, // waits for the delegated prefix
 		"dual-wan-lte.yaml": nil,
-		"sfr-6pe.yaml":      {"routes[].domains", "aggregation", "dns", "lan.ipv6.fromTunnel"}, // the last waits for the delegated prefix
+		"sfr-6pe.yaml":      {"routes[].domains", "aggregation", "dns", "lan.ipv6.fromTunnel", "aggregation"}, // the fourth waits for the delegated prefix, the last for the peer proven up
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))
 		if err != nil {

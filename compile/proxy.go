@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -46,6 +47,11 @@ func familySuffix(v6 bool) string {
 //     default dev lo in that table, both families: the marked packets are
 //     delivered to the box, where the listener takes them.
 //
+// The session always runs (it probes the peer), but the steering only
+// while its verdict on the peer (facts.Peer) is healthy: with the peer
+// down, or not yet proven up, LAN TCP goes direct, out of the uplinks by
+// plain routing and NAT, and a note says why.
+//
 // tproxy hands a packet over only to a socket listening with
 // IP_TRANSPARENT, and lets it through unmarked otherwise: with the
 // proxy's process gone (a crash, kill -9), the rules left behind steer
@@ -70,6 +76,7 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	id := session.Spec{Kind: proxy.Kind, Name: proxy.Name}.ID()
 	c.specs = append(c.specs, session.Spec{Kind: proxy.Kind, Name: proxy.Name, Config: proxy.Config{
 		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, UDP: a.UDP,
+		Uplinks: c.probeUplinks(spec), DNS: a.Peer.DNS,
 	}})
 
 	// What goes direct, by family.
@@ -143,6 +150,17 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		return fmt.Errorf("aggregation: %w", err)
 	}
 
+	// The guard: everything that steers LAN traffic into the proxy (the
+	// rules and sets above, the mark's rule and table below) waits for
+	// the peer's health verdict.
+	if h, ok := c.facts.Peer(a.Peer.Address); !ok || !h.Healthy {
+		why := "not proven up yet"
+		if ok {
+			why = "down: " + cmp.Or(h.Reason, "unhealthy")
+		}
+		c.wait("aggregation", "peer "+why+": LAN TCP goes direct")
+		return nil
+	}
 	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }
 	// The netlink objects ride in the last list desired() adds: the engine
 	// hands them to the netlink driver, after its other objects.
@@ -161,4 +179,24 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		c.nftObjs = append(c.nftObjs, bound(r))
 	}
 	return nil
+}
+
+// probeUplinks lists the uplinks the proxy probes its peer over: those
+// whose link is there and that health has not withdrawn (their mark's
+// policy rule is in place), by priority.
+func (c *compiler) probeUplinks(spec *api.RouterSpec) []proxy.Uplink {
+	var ups []*api.Uplink
+	for i := range spec.Uplinks {
+		u := &spec.Uplinks[i]
+		if st := c.uplinks[u.Name]; st == nil || st.missing != "" || c.down[u.Name] {
+			continue
+		}
+		ups = append(ups, u)
+	}
+	slices.SortStableFunc(ups, func(a, b *api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
+	out := make([]proxy.Uplink, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, proxy.Uplink{Name: u.Name, Mark: uint32(u.Table)})
+	}
+	return out
 }

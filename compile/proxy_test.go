@@ -7,6 +7,7 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/sessions/proxy"
 )
@@ -28,6 +29,22 @@ func proxied() *api.RouterSpec {
 	return spec
 }
 
+// peerUp is the proxy's verdict that the peer at address is healthy.
+func peerUp(address string) facts.Set {
+	return facts.Set{Slots: map[string]facts.Slot{"proxy/aggregation": {Facts: []facts.Fact{
+		{Peer: &facts.Peer{Address: address, Healthy: true, Uplinks: []string{"isp1"}}, Process: true}}}}}
+}
+
+// compileUp compiles spec with its peer proven up.
+func compileUp(t *testing.T, spec *api.RouterSpec) reconcile.Desired {
+	t.Helper()
+	d, err := Router(spec, peerUp(spec.Aggregation.Peer.Address))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // bound lists the process-bound objects of a desired state as the plan
 // shows them, with their owner.
 func bound(t *testing.T, rs []plan.Resource) []string {
@@ -46,7 +63,7 @@ func bound(t *testing.T, rs []plan.Resource) []string {
 // objects that only the daemon keeps, while that session runs. Nothing
 // else changes.
 func TestCompileProxy(t *testing.T) {
-	d, _ := compileOrWantErr(t, proxied(), "")
+	d := compileUp(t, proxied())
 	const owner = "proxy/aggregation "
 	want := []string{
 		owner + "route[7190 0.0.0.0/0 metric 0] type=local dev=lo",
@@ -85,7 +102,7 @@ func TestCompileProxy(t *testing.T) {
 		t.Fatalf("sessions: %v", d.Sessions)
 	}
 	s := d.Sessions[0]
-	if got := plan.Describe(s); got != "port=7190 peer=203.0.113.7:65101 protocol=shadowsocks cipher=aes-256-gcm key=file:/etc/braid/peer.key udp=peer" {
+	if got := plan.Describe(s); got != "port=7190 peer=203.0.113.7:65101 protocol=shadowsocks cipher=aes-256-gcm key=file:/etc/braid/peer.key udp=peer probe-uplinks=isp1/7101,isp2/7102" {
 		t.Errorf("session: %s", got)
 	}
 	cfg := s.Config.(proxy.Config)
@@ -125,12 +142,12 @@ func TestCompileProxyVariants(t *testing.T) {
 	}
 	spec := proxied()
 	spec.Aggregation.Peer.Address = "[2001:db8:7::1]:65101"
-	d, _ := compileOrWantErr(t, spec, "")
+	d := compileUp(t, spec)
 	if got := ruleOf(d.Resources, "peer"); got != "rule=ip6 daddr 2001:db8:7::1 return" {
 		t.Errorf("IPv6 peer: %q", got)
 	}
 	spec.Aggregation.Peer.Address = "[::ffff:203.0.113.7]:65101"
-	d, _ = compileOrWantErr(t, spec, "")
+	d = compileUp(t, spec)
 	if got := ruleOf(d.Resources, "peer"); got != "rule=ip daddr 203.0.113.7 return" {
 		t.Errorf("IPv4-mapped peer: %q", got)
 	}
@@ -138,7 +155,7 @@ func TestCompileProxyVariants(t *testing.T) {
 	spec.Aggregation.TCP = ""
 	spec.Aggregation.Bypass = nil
 	spec.Routes = nil
-	d, _ = compileOrWantErr(t, spec, "")
+	d = compileUp(t, spec)
 	if got := ruleOf(d.Resources, "peer") + ruleOf(d.Resources, "bypass-v4") + ruleOf(d.Resources, "routes-v4"); got != "" {
 		t.Errorf("a peer by name, no bypass, no routes: %q", got)
 	}
@@ -177,11 +194,82 @@ func TestCompileProxyExampleSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Router(doc.Router, facts.Set{})
+	d := compileUp(t, doc.Router)
+	if got := bound(t, d.Resources); len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "tproxy ip6 to :7190") {
+		t.Errorf("sfr-6pe.yaml's steering:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestCompileProxyPeerHealth: the session always runs, the steering only
+// while the proxy's verdict on the spec's peer is healthy; otherwise a
+// note says why, and nothing else changes. The session probes over the
+// healthy uplinks whose link is there, by priority, each with its
+// table's mark, and the end-to-end probe's resolver when peer.dns is set.
+func TestCompileProxyPeerHealth(t *testing.T) {
+	const addr = "203.0.113.7:65101"
+	verdict := func(fs ...facts.Fact) facts.Set {
+		return facts.Set{Slots: map[string]facts.Slot{"proxy/aggregation": {Facts: fs}}}
+	}
+	down := facts.Fact{Peer: &facts.Peer{Address: addr, Reason: "no answer on 3 connections in a row"}, Process: true}
+	other := facts.Fact{Peer: &facts.Peer{Address: "203.0.113.8:65101", Healthy: true}, Process: true}
+	up := compileUp(t, proxied())
+	for _, c := range []struct {
+		what string
+		f    facts.Set
+		note string
+	}{
+		{"no verdict yet", facts.Set{}, "aggregation: peer not proven up yet: LAN TCP goes direct"},
+		{"down", verdict(down), "aggregation: peer down: no answer on 3 connections in a row: LAN TCP goes direct"},
+		{"a verdict on another peer", verdict(other), "aggregation: peer not proven up yet: LAN TCP goes direct"},
+	} {
+		d, err := Router(proxied(), c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bound(t, d.Resources); len(got) != 0 {
+			t.Errorf("%s: steering:\n%s", c.what, strings.Join(got, "\n"))
+		}
+		if len(d.Sessions) != 1 || plan.Describe(d.Sessions[0]) != plan.Describe(up.Sessions[0]) {
+			t.Errorf("%s: sessions %v, want the proxy's as with the peer up", c.what, d.Sessions)
+		}
+		var notes []string
+		for _, n := range d.Notes {
+			notes = append(notes, n.String())
+			if n.String() == c.note && !n.Waiting {
+				t.Errorf("%s: the note is not a waiting one", c.what)
+			}
+		}
+		if !slices.Contains(notes, c.note) {
+			t.Errorf("%s: notes %q, want %q", c.what, notes, c.note)
+		}
+		if got, want := addresses(d.Resources), addresses(up.WithoutProcessBound(nil).Resources); !slices.Equal(got, want) {
+			t.Errorf("%s: the kernel objects differ from the steering's absence:\n%s\nwant:\n%s", c.what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+
+	// Probed over: isp2 first by priority, isp1 not while unhealthy, nor
+	// an uplink whose link is missing; the resolver when set.
+	spec := proxied()
+	spec.Uplinks[0].Priority, spec.Uplinks[1].Priority = 20, 10
+	spec.Aggregation.Peer.DNS = "198.51.100.53:53"
+	lte := spec.Uplinks[1]
+	lte.Name, lte.Interface, lte.Table, lte.Priority = "lte", "wwan0", 7103, 5
+	spec.Uplinks = append(spec.Uplinks, lte)
+	f := peerUp(addr)
+	f.Slots["kernel/links"] = facts.Slot{Facts: []facts.Fact{{Interface: &facts.Interface{Name: "wwan0"}, Process: true}}}
+	d, err := Router(spec, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := bound(t, d.Resources); len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "tproxy ip6 to :7190") {
-		t.Errorf("sfr-6pe.yaml's steering:\n%s", strings.Join(got, "\n"))
+	cfg := d.Sessions[0].Config.(proxy.Config)
+	if got := plan.Describe(d.Sessions[0]); !strings.HasSuffix(got, " probe-uplinks=isp2/7102,isp1/7101 dns=198.51.100.53:53") {
+		t.Errorf("session: %s", got)
+	}
+	f.Slots["health/isp1"] = facts.Slot{Facts: []facts.Fact{{Health: &facts.Health{Uplink: "isp1"}, Process: true}}}
+	if d, err = Router(spec, f); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Sessions[0].Config.(proxy.Config).Uplinks; len(got) != 1 || got[0] != (proxy.Uplink{Name: "isp2", Mark: 7102}) || len(cfg.Uplinks) != 2 {
+		t.Errorf("with isp1 unhealthy: probed over %v", got)
 	}
 }

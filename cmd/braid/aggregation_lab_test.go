@@ -50,7 +50,8 @@ func aggregationSpec(t *testing.T, port int, cipher, key string) string {
 // IPv6 and the server sees the peer's address; the box-to-peer
 // connection is Multipath TCP with a subflow from each uplink, as ss(8)
 // lists them in the box; with a wrong key, LAN connections are reset,
-// not left hanging.
+// not left hanging; with no server at the peer's port, the peer is
+// never proven up and LAN connections go direct.
 func TestProxyThroughShadowsocksLibev(t *testing.T) {
 	nstest.RequireBinary(t, "ss-server")
 	nstest.RequireBinary(t, "socat")
@@ -117,10 +118,17 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 	} {
 		spec := writeSpec(t, aggregationSpec(t, c.port, ciphers[0], c.key))
 		d := b.startDaemon("-f", spec)
-		d.within(60*time.Second, c.what+": the proxy running", steering)
-		for _, dst := range []string{server4, server6} {
-			if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("%s: LAN to %s ended with %v, want a reset", c.what, dst, err)
+		if c.what == "no server" {
+			// Never proven up: no steering, LAN TCP goes direct.
+			d.within(60*time.Second, c.what+": the proxy running, its peer down", peerDown)
+			seenAs(t, l, lab.BoxWAN1V4, 30*time.Second)
+		} else {
+			// Fewer connections than the peer's health forgives (K).
+			d.within(60*time.Second, c.what+": the proxy running", steering)
+			for _, dst := range []string{server4, server6} {
+				if err := lanExchange(l, dst); !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("%s: LAN to %s ended with %v, want a reset", c.what, dst, err)
+				}
 			}
 		}
 		// The listener itself, asked for directly: nothing to relay.

@@ -99,9 +99,9 @@ func (n *peerNet) serve(ns, name string, addr netip.AddrPort) {
 	}()
 }
 
-// startPeer runs `braid run -f peer.yaml` in the peer namespace and waits
-// for its session to run.
-func (n *peerNet) startPeer(cipher, key string) *daemon {
+// startPeer runs `braid run -f peer.yaml` in the peer namespace, with
+// more arguments to braid run if given, and waits for its session to run.
+func (n *peerNet) startPeer(cipher, key string, args ...string) *daemon {
 	n.t.Helper()
 	dir := n.t.TempDir()
 	keyFile := filepath.Join(dir, "peer.key")
@@ -123,7 +123,7 @@ spec:
 	}
 	b := &box{t: n.t, ns: n.peer, runDir: n.t.TempDir(), stateDir: n.t.TempDir()}
 	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
-	d := b.startDaemon("-f", spec)
+	d := b.startDaemon(append([]string{"-f", spec}, args...)...)
 	d.until("the peer session running", func(st reconcile.Status) bool {
 		s, ok := sessionIn(st, "session[peer/shadowsocks]")
 		return converged(st) && ok && s.State == session.Running

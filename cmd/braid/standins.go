@@ -34,8 +34,8 @@ func registerStandIns(reg *session.Registry, log *slog.Logger) {
 }
 
 // standInProxy listens where the transparent proxy would, with
-// IP_TRANSPARENT on its port in both families, so that the steering
-// hands it LAN TCP; it answers each connection with one line naming
+// IP_TRANSPARENT on its port in both families, and reports its peer
+// healthy, so that the steering hands it LAN TCP; it answers each connection with one line naming
 // itself and the destination the client asked for (the accepted socket's
 // local address), then closes it.
 type standInProxy struct{}
@@ -58,6 +58,9 @@ func (standInProxy) Run(ctx context.Context, cfg proxy.Config, env *session.Env)
 	defer wg.Wait()
 	for _, ln := range lns {
 		wg.Go(func() { answerStandIn(ln, env.ID()) })
+	}
+	if err := env.Publish(facts.Fact{Peer: &facts.Peer{Address: cfg.Peer, Healthy: true, Reason: "stand-in"}, Process: true}); err != nil {
+		return err
 	}
 	env.SetState(session.Running, fmt.Sprintf("stand-in listening on port %d", cfg.Port))
 	<-ctx.Done()

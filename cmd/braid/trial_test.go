@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -103,7 +102,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 // gateway is wrong cuts the box off its aggregation peer; the daemon sees
 // the peer stop answering and reverts it, with no one on site.
 func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
-	l := labtest.New(t)
+	l := labWithPeer(t)
 	b := labBoxOf(t, l)
 	good := readFile(t, "../../specs/lab.yaml") + `  aggregation:
     peer:
@@ -115,9 +114,9 @@ func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 	os.WriteFile(spec, []byte(good), 0o644)
 	d := b.startDaemon("-f", spec, "--probe-window", "2s")
 	d.until("the first pass", converged)
-	// The peer answers through the box's routes.
-	if out, err := exec.Command("ip", "netns", "exec", b.ns, braidBin, "lab", "whoami", "--timeout", "2s", "10.203.0.2:65101").CombinedOutput(); err != nil {
-		t.Fatalf("the peer does not answer before the change: %v %s", err, out)
+	// The peer (braid's, in the lab) answers through the box's routes.
+	if err := connectFrom(l, lab.RoleBox, "10.203.0.2:65101"); err != nil {
+		t.Fatalf("the peer does not answer before the change: %v", err)
 	}
 	before := b.ip("-4", "route", "show", "default")
 	// Both uplinks' gateways moved to addresses nobody has.

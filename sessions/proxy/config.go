@@ -14,6 +14,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -53,6 +54,23 @@ type Config struct {
 	// UDP is the aggregation's UDP policy (peer, direct, drop): with peer,
 	// the proxy relays LAN UDP too.
 	UDP string
+	// Uplinks are the uplinks the peer's health is probed over: the
+	// healthy ones, by priority. None: the probe takes the box's routing.
+	Uplinks []Uplink
+	// DNS is a resolver the peer reaches, ADDRESS:PORT
+	// (aggregation.peer.dns): when set, the probe is end to end, a DNS
+	// query over TCP relayed by the peer to it.
+	DNS string
+}
+
+// Uplink is an uplink the peer is probed over.
+type Uplink struct {
+	// Name is the uplink's name (spec.uplinks[].name).
+	Name string
+	// Mark is the socket mark (SO_MARK) that sends a socket out of the
+	// uplink: its table's number, which a policy rule of braid looks up
+	// for packets so marked while the uplink is healthy.
+	Mark uint32
 }
 
 // Fields implements session.Config. The key shows as its reference.
@@ -61,7 +79,11 @@ func (c Config) Fields() []plan.Field {
 	if c.Key != nil {
 		fs = append(fs, session.SecretField("key", c.Key))
 	}
-	return append(fs, session.Fields("udp", c.UDP)...)
+	var ups []string
+	for _, u := range c.Uplinks {
+		ups = append(ups, u.Name+"/"+strconv.FormatUint(uint64(u.Mark), 10))
+	}
+	return append(fs, session.Fields("udp", c.UDP, "probe-uplinks", strings.Join(ups, ","), "dns", c.DNS)...)
 }
 
 // Secrets implements session.Config: the key.

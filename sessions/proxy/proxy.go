@@ -17,6 +17,7 @@ import (
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/proxy/peerhealth"
 )
 
 // Defaults of a Proxy's zero fields.
@@ -38,19 +39,28 @@ type Proxy struct {
 	Idle time.Duration
 	// DialTimeout bounds the dial to the peer; zero: DefaultDialTimeout.
 	DialTimeout time.Duration
+	// ProbeInterval and ProbeTimeout time the peer's probes; zero:
+	// DefaultProbeInterval and DefaultProbeTimeout.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	// Health are the thresholds of the peer's health (its K, its
+	// trials' backoff); zero fields take peerhealth's defaults.
+	Health peerhealth.Params
 
-	mu   sync.Mutex
-	cur  *relayer // while Run runs: the relayer of new connections
-	port int
-	env  *session.Env
+	mu     sync.Mutex
+	cur    *relayer // while Run runs: the relayer of new connections
+	port   int
+	health *peerHealth
 }
 
-// Run implements session.Session: it listens until ctx ends, then closes
-// the listeners and every relayed connection and returns once they are
-// gone. A key that does not resolve, an unknown cipher or a port taken
-// are errors (the supervisor retries after its backoff).
+// Run implements session.Session: it listens and probes its peer until
+// ctx ends, then closes the listeners and every relayed connection,
+// withdraws its verdict on the peer, and returns once they are gone. A
+// key that does not resolve, an unknown cipher or a port taken are errors
+// (the supervisor retries after its backoff).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
-	r, err := p.relayer(cfg, env)
+	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout), p.Health)
+	r, err := p.relayer(cfg, env, health)
 	if err != nil {
 		return err
 	}
@@ -67,19 +77,22 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		}
 		lns = append(lns, ln)
 	}
+	if err := health.configure(cfg, r.key, r.secret, r.detail(cfg.Port)); err != nil {
+		return err
+	}
 	p.mu.Lock()
-	p.cur, p.port, p.env = r, cfg.Port, env
+	p.cur, p.port, p.health = r, cfg.Port, health
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.cur, p.env = nil, nil
+		p.cur, p.health = nil, nil
 		p.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		wg.Go(func() { p.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
 	}
-	env.SetState(session.Running, r.detail(cfg.Port))
+	wg.Go(func() { health.run(ctx) })
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
@@ -90,19 +103,23 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 
 // Update implements session.Updater: a new peer, cipher or key applies to
 // the connections accepted from now on, while those relayed already go on
-// with theirs; another port needs a restart.
+// with theirs, and the peer's health is judged anew; other uplinks to
+// probe over, as their health changes, take effect at the next probe.
+// Another port needs a restart.
 func (p *Proxy) Update(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur == nil || cfg.Port != p.port {
 		return session.ErrRestart
 	}
-	r, err := p.relayer(cfg, p.env)
+	r, err := p.relayer(cfg, p.health.env, p.health)
 	if err != nil {
 		return err
 	}
+	if err := p.health.configure(cfg, r.key, r.secret, r.detail(cfg.Port)); err != nil {
+		return err
+	}
 	p.cur = r
-	p.env.SetState(session.Running, r.detail(cfg.Port))
 	return nil
 }
 
@@ -114,7 +131,7 @@ func (p *Proxy) current() *relayer {
 }
 
 // relayer makes the relayer of cfg: its key derived, its dialer MPTCP.
-func (p *Proxy) relayer(cfg Config, env *session.Env) (*relayer, error) {
+func (p *Proxy) relayer(cfg Config, env *session.Env, health *peerHealth) (*relayer, error) {
 	if cfg.Protocol != "" && cfg.Protocol != api.DefaultProtocol {
 		return nil, fmt.Errorf("proxy: protocol %q: only shadowsocks is supported", cfg.Protocol)
 	}
@@ -131,6 +148,8 @@ func (p *Proxy) relayer(cfg Config, env *session.Env) (*relayer, error) {
 		peer:      cfg.Peer,
 		cipher:    cipher,
 		key:       key,
+		secret:    secret,
+		health:    health,
 		idle:      cmp.Or(p.Idle, DefaultIdle),
 		replyWait: replyWait,
 		log:       env.Log(),

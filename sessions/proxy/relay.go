@@ -24,9 +24,11 @@ import (
 const clientDataWait = 10 * time.Millisecond
 
 // replyWait is how long a connection waits for the peer's first
-// authenticated byte while the peer has not yet answered any connection
-// of this session: shadowsocks-libev, given another key, answers nothing
-// and keeps the connection open (so that a prober learns nothing).
+// authenticated byte before it counts as a miss of the peer's health;
+// while the health is strict (the peer has not answered since its last
+// miss), the connection is then given up and its client reset:
+// shadowsocks-libev and braid's peer, given another key, answer nothing
+// and keep the connection open (so that a prober learns nothing).
 const replyWait = 5 * time.Second
 
 // relayer carries LAN connections to the peer.
@@ -38,12 +40,12 @@ type relayer struct {
 	replyWait time.Duration
 	dialer    net.Dialer
 	log       *slog.Logger
-	// answered is set once the peer sent an authenticated byte on any
-	// connection: it holds the key. Until then, a connection without an
-	// answer within replyWait is reset; after, a connection waits as long
-	// as its client does (a long poll), up to the idle timeout. A key
-	// changed on the peer while braid runs is the peer health's to see.
-	answered atomic.Bool
+	secret    string
+	// health is told how each connection went: whether the peer sent an
+	// authenticated byte within replyWait. While it is strict, a
+	// connection without one is reset; otherwise it waits as long as its
+	// client does (a long poll), up to the idle timeout.
+	health *peerHealth
 }
 
 // serve relays lan, whose client asked for dst, through the peer, and
@@ -59,12 +61,38 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 		return
 	}
 	wait := time.Duration(0)
-	if !r.answered.Load() {
+	if r.health.strict() {
 		wait = r.replyWait
 	}
-	answered := func() { r.answered.Store(true) }
-	if err := relay(lan, peer, r.key, dst, r.idle, wait, answered); err != nil {
+	var replied atomic.Bool
+	start := time.Now()
+	missed := time.AfterFunc(r.replyWait, func() {
+		if !replied.Load() {
+			r.health.connection(false)
+		}
+	})
+	// Until it is answered, a peer found down gives it up.
+	waited := r.health.wait(func() {
+		reset(lan)
+		peer.Close()
+	})
+	defer waited()
+	answered := func() {
+		replied.Store(true)
+		waited()
+		r.health.connection(true)
+	}
+	err = relay(lan, peer, r.key, dst, r.idle, wait, answered)
+	if err != nil {
 		r.log.Debug("proxy: relay", "dst", dst, "err", err)
+	}
+	// Ended without a byte before the timer said so: a reply that does
+	// not decrypt is a miss, and so is a relay that waited replyWait
+	// itself (its own timer may fire first); the peer closing early (it
+	// could not reach dst) or the client giving up says nothing of the
+	// peer.
+	if missed.Stop() && !replied.Load() && (protocolError(err) || time.Since(start) >= r.replyWait) {
+		r.health.connection(false)
 	}
 }
 
