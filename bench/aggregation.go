@@ -115,6 +115,8 @@ type aggCondition struct {
 
 // aggFailover is one path's downloads through isp1's blackholing.
 type aggFailover struct {
+	// n counts the downloads faulted, survived those still running at
+	// the stall window's end.
 	n, survived int
 	// stall is each download's longest pause in the stall window after
 	// the fault; settled the time from the fault to the end of the last
@@ -151,9 +153,11 @@ func aggregationBench(ctx context.Context, h *harness) (*aggResult, error) {
 	}
 	topo := lab.Default()
 	for i, ns := range topo.Namespaces {
-		rate := map[lab.Role]uint64{lab.RoleISP1: aggRate1, lab.RoleISP2: aggRate2}[ns.Role]
+		rate, ok := map[lab.Role]uint64{lab.RoleISP1: aggRate1, lab.RoleISP2: aggRate2}[ns.Role]
 		for j := range ns.Qdiscs {
-			topo.Namespaces[i].Qdiscs[j].Rate = rate
+			if ok {
+				topo.Namespaces[i].Qdiscs[j].Rate = rate
+			}
 		}
 	}
 	name := fmt.Sprintf("ba%d", os.Getpid())

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +238,12 @@ func TestAggregationSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the box's spec is invalid: %v", err)
 	}
-	d, err := compile.Compile(doc, facts.Set{})
+	// The proxy's verdict that the peer is up: without it, braid steers
+	// nothing into the proxy.
+	peer := net.JoinHostPort(lab.PeerV4, strconv.Itoa(aggPeerPort))
+	up := facts.Set{Slots: map[string]facts.Slot{"proxy/aggregation": {Facts: []facts.Fact{
+		{Peer: &facts.Peer{Address: peer, Healthy: true}, Process: true}}}}}
+	d, err := compile.Compile(doc, up)
 	if err != nil {
 		t.Fatal(err)
 	}
