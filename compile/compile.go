@@ -521,9 +521,6 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 			break
 		}
 	}
-	if spec.Aggregation != nil {
-		note("aggregation", notConverged+" (the udp path; LAN TCP goes through the transparent proxy while the peer is healthy)")
-	}
 	if spec.DNS != nil {
 		note("dns", notConverged+" (resolver)")
 	}

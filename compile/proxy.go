@@ -31,9 +31,10 @@ func familySuffix(v6 bool) string {
 	return "-v4"
 }
 
-// proxy compiles aggregation.tcp: proxy: the session session[proxy/aggregation]
-// and what steers LAN TCP into its listener, process-bound to it (the
-// daemon keeps them while the session runs; a CLI run removes them):
+// proxy compiles aggregation.tcp: proxy and aggregation.udp (proxyudp.go):
+// the session session[proxy/aggregation] and what steers LAN TCP (and
+// UDP) into its listener, process-bound to it (the daemon keeps them
+// while the session runs; a CLI run removes them):
 //
 //   - the chain prerouting_tproxy of braid's table: what does not come in
 //     on the LAN, a connection's replies (a LAN host answering a port
@@ -49,7 +50,7 @@ func familySuffix(v6 bool) string {
 //
 // The session always runs (it probes the peer), but the steering only
 // while its verdict on the peer (facts.Peer) is healthy: with the peer
-// down, or not yet proven up, LAN TCP goes direct, out of the uplinks by
+// down, or not yet proven up, LAN traffic goes direct, out of the uplinks by
 // plain routing and NAT, and a note says why.
 //
 // tproxy hands a packet over only to a socket listening with
@@ -58,7 +59,11 @@ func familySuffix(v6 bool) string {
 // nothing, and LAN traffic takes plain routing.
 func (c *compiler) proxy(spec *api.RouterSpec) error {
 	a := spec.Aggregation
-	if a == nil || a.Peer == nil || cmp.Or(a.TCP, api.TCPProxy) != api.TCPProxy || spec.LAN == nil {
+	if a == nil || a.Peer == nil || spec.LAN == nil {
+		return nil
+	}
+	tcp, udp := cmp.Or(a.TCP, api.TCPProxy), cmp.Or(a.UDP, api.UDPPeer)
+	if tcp != api.TCPProxy && udp != api.UDPPeer {
 		return nil
 	}
 	for _, u := range spec.Uplinks {
@@ -68,14 +73,17 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	}
 	if fw := spec.Firewall; fw != nil {
 		for i, o := range fw.Open {
-			if cmp.Or(o.Proto, api.DefaultProto) == "tcp" && o.Port == proxy.Port {
+			if cmp.Or(o.Proto, api.DefaultProto) == "tcp" && o.Port == proxy.Port && tcp == api.TCPProxy {
 				return fmt.Errorf("firewall.open[%d]: tcp port %d is the transparent proxy's listener (aggregation.tcp: proxy): the WAN must not reach it", i, proxy.Port)
+			}
+			if err := udpOpen(i, o, udp); err != nil {
+				return err
 			}
 		}
 	}
 	id := session.Spec{Kind: proxy.Kind, Name: proxy.Name}.ID()
 	c.specs = append(c.specs, session.Spec{Kind: proxy.Kind, Name: proxy.Name, Config: proxy.Config{
-		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, UDP: a.UDP,
+		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, TCP: tcp, UDP: udp,
 		Uplinks: c.probeUplinks(spec), DNS: a.Peer.DNS,
 	}})
 
@@ -143,8 +151,11 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		rs.Add(nft.ChainTProxy, "peer", nft.DstPrefix(netip.PrefixFrom(addr, addr.BitLen())), nft.Return())
 	}
 	for _, v6 := range []bool{false, true} {
-		rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
+		if tcp == api.TCPProxy {
+			rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
+		}
 	}
+	proxyUDP(rs, udp, lanIf)
 	objs, err := rs.Resources()
 	if err != nil {
 		return fmt.Errorf("aggregation: %w", err)
@@ -158,7 +169,7 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		if ok {
 			why = "down: " + cmp.Or(h.Reason, "unhealthy")
 		}
-		c.wait("aggregation", "peer "+why+": LAN TCP goes direct")
+		c.wait("aggregation", "peer "+why+": LAN traffic goes direct")
 		return nil
 	}
 	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }

@@ -92,6 +92,9 @@ func TestCompileProxy(t *testing.T) {
 		owner + "nft.rule[inet braid prerouting_tproxy:peer] rule=ip daddr 203.0.113.7 return",
 		owner + `nft.rule[inet braid prerouting_tproxy:tcp-v4] rule=iifname "lan0" meta l4proto tcp tproxy ip to :7190 meta mark set 0x00001c16`,
 		owner + `nft.rule[inet braid prerouting_tproxy:tcp-v6] rule=iifname "lan0" meta l4proto tcp tproxy ip6 to :7190 meta mark set 0x00001c16`,
+		owner + "nft.rule[inet braid prerouting_tproxy:not-unicast] rule=meta l4proto udp fib daddr type != unicast return",
+		owner + `nft.rule[inet braid prerouting_tproxy:udp-v4] rule=iifname "lan0" meta l4proto udp tproxy ip to :7190 meta mark set 0x00001c16`,
+		owner + `nft.rule[inet braid prerouting_tproxy:udp-v6] rule=iifname "lan0" meta l4proto udp tproxy ip6 to :7190 meta mark set 0x00001c16`,
 	}
 	if got := bound(t, d.Resources); !slices.Equal(got, want) {
 		t.Errorf("process-bound objects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -102,7 +105,7 @@ func TestCompileProxy(t *testing.T) {
 		t.Fatalf("sessions: %v", d.Sessions)
 	}
 	s := d.Sessions[0]
-	if got := plan.Describe(s); got != "port=7190 peer=203.0.113.7:65101 protocol=shadowsocks cipher=aes-256-gcm key=file:/etc/braid/peer.key udp=peer probe-uplinks=isp1/7101,isp2/7102" {
+	if got := plan.Describe(s); got != "port=7190 peer=203.0.113.7:65101 protocol=shadowsocks cipher=aes-256-gcm key=file:/etc/braid/peer.key tcp=proxy udp=peer probe-uplinks=isp1/7101,isp2/7102" {
 		t.Errorf("session: %s", got)
 	}
 	cfg := s.Config.(proxy.Config)
@@ -113,13 +116,13 @@ func TestCompileProxy(t *testing.T) {
 	// Without its process-bound objects, the desired state is the spec's
 	// without the proxy: steering adds nothing else.
 	plain := proxied()
-	plain.Aggregation.TCP = api.TCPDirect
+	plain.Aggregation.TCP, plain.Aggregation.UDP = api.TCPDirect, api.UDPDirect
 	direct, _ := compileOrWantErr(t, plain, "")
 	if got, want := addresses(d.WithoutProcessBound(nil).Resources), addresses(direct.Resources); !slices.Equal(got, want) {
 		t.Errorf("the kernel objects differ with the proxy:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if len(bound(t, direct.Resources)) != 0 || len(direct.Sessions) != 0 {
-		t.Errorf("tcp: direct steers: %v, sessions %v", bound(t, direct.Resources), direct.Sessions)
+		t.Errorf("tcp: direct, udp: direct steers: %v, sessions %v", bound(t, direct.Resources), direct.Sessions)
 	}
 	// The daemon keeps them once the session runs.
 	kept := d.WithoutProcessBound(func(b plan.ProcessBound) bool { return b.Owner == "proxy/aggregation" })
@@ -178,9 +181,14 @@ func TestCompileProxyErrors(t *testing.T) {
 	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22}, {Port: 7190}}}
 	compileOrWantErr(t, spec, "firewall.open[1]: tcp port 7190 is the transparent proxy's listener")
 	spec.Firewall.Open[1].Proto = "udp"
+	compileOrWantErr(t, spec, "firewall.open[1]: udp port 7190 is the transparent proxy's UDP socket")
+	spec.Aggregation.UDP = api.UDPDrop
+	compileOrWantErr(t, spec, "")
+	spec.Aggregation.TCP = api.TCPDirect
+	spec.Firewall.Open[1].Proto = "tcp"
 	compileOrWantErr(t, spec, "")
 	spec = proxied()
-	spec.Aggregation.TCP = api.TCPDirect
+	spec.Aggregation.TCP, spec.Aggregation.UDP = api.TCPDirect, api.UDPDirect
 	spec.Uplinks[1].Table = 7190
 	compileOrWantErr(t, spec, "")
 	spec = proxied()
@@ -218,9 +226,9 @@ func TestCompileProxyPeerHealth(t *testing.T) {
 		f    facts.Set
 		note string
 	}{
-		{"no verdict yet", facts.Set{}, "aggregation: peer not proven up yet: LAN TCP goes direct"},
-		{"down", verdict(down), "aggregation: peer down: no answer on 3 connections in a row: LAN TCP goes direct"},
-		{"a verdict on another peer", verdict(other), "aggregation: peer not proven up yet: LAN TCP goes direct"},
+		{"no verdict yet", facts.Set{}, "aggregation: peer not proven up yet: LAN traffic goes direct"},
+		{"down", verdict(down), "aggregation: peer down: no answer on 3 connections in a row: LAN traffic goes direct"},
+		{"a verdict on another peer", verdict(other), "aggregation: peer not proven up yet: LAN traffic goes direct"},
 	} {
 		d, err := Router(proxied(), c.f)
 		if err != nil {
@@ -271,5 +279,75 @@ func TestCompileProxyPeerHealth(t *testing.T) {
 	}
 	if got := d.Sessions[0].Config.(proxy.Config).Uplinks; len(got) != 1 || got[0] != (proxy.Uplink{Name: "isp2", Mark: 7102}) || len(cfg.Uplinks) != 2 {
 		t.Errorf("with isp1 unhealthy: probed over %v", got)
+	}
+}
+
+// TestCompileProxyUDP: aggregation.udp's rules sit in the steering chain,
+// after its exclusions, process-bound with the rest: peer steers LAN UDP
+// to the session's socket (after the TCP rules, multicast and broadcast
+// excepted), drop rejects UDP/443 and steers no UDP, direct adds
+// nothing. With tcp: direct, udp: peer runs the session for UDP alone;
+// drop, whose point is TCP's aggregation, then adds nothing.
+func TestCompileProxyUDP(t *testing.T) {
+	const (
+		notUnicast = "not-unicast:meta l4proto udp fib daddr type != unicast return"
+		udp4       = `udp-v4:iifname "lan0" meta l4proto udp tproxy ip to :7190 meta mark set 0x00001c16`
+		udp6       = `udp-v6:iifname "lan0" meta l4proto udp tproxy ip6 to :7190 meta mark set 0x00001c16`
+		tcp4       = `tcp-v4:iifname "lan0" meta l4proto tcp tproxy ip to :7190 meta mark set 0x00001c16`
+		tcp6       = `tcp-v6:iifname "lan0" meta l4proto tcp tproxy ip6 to :7190 meta mark set 0x00001c16`
+		quic       = `quic:iifname "lan0" udp dport 443 reject`
+	)
+	// The chain's rules after "peer", the last exclusion, in order.
+	after := func(d []plan.Resource) []string {
+		var out []string
+		seen := false
+		for _, l := range bound(t, d) {
+			_, rest, ok := strings.Cut(l, "prerouting_tproxy:")
+			if !ok {
+				continue
+			}
+			id, rule, _ := strings.Cut(rest, "] rule=")
+			if seen {
+				out = append(out, id+":"+rule)
+			}
+			seen = seen || id == "peer"
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		tcp, udp string
+		rules    []string
+		session  string
+	}{
+		{api.TCPProxy, api.UDPPeer, []string{tcp4, tcp6, notUnicast, udp4, udp6}, "tcp=proxy udp=peer"},
+		{api.TCPProxy, "", []string{tcp4, tcp6, notUnicast, udp4, udp6}, "tcp=proxy udp=peer"},
+		{api.TCPProxy, api.UDPDrop, []string{tcp4, tcp6, quic}, "tcp=proxy udp=drop"},
+		{api.TCPProxy, api.UDPDirect, []string{tcp4, tcp6}, "tcp=proxy udp=direct"},
+		{api.TCPDirect, api.UDPPeer, []string{notUnicast, udp4, udp6}, "tcp=direct udp=peer"},
+		{api.TCPDirect, api.UDPDrop, nil, ""},
+		{api.TCPDirect, api.UDPDirect, nil, ""},
+	} {
+		spec := proxied()
+		spec.Aggregation.TCP, spec.Aggregation.UDP = tt.tcp, tt.udp
+		// The peer not proven up: the guard withdraws UDP's rules with
+		// the rest, and LAN UDP goes direct.
+		if d, _ := compileOrWantErr(t, spec, ""); len(bound(t, d.Resources)) != 0 {
+			t.Errorf("tcp: %s, udp: %q: steering with the peer not proven up:\n%s", tt.tcp, tt.udp, strings.Join(bound(t, d.Resources), "\n"))
+		}
+		d := compileUp(t, spec)
+		if got := after(d.Resources); !slices.Equal(got, tt.rules) {
+			t.Errorf("tcp: %s, udp: %q: after the exclusions:\n%s\nwant:\n%s", tt.tcp, tt.udp, strings.Join(got, "\n"), strings.Join(tt.rules, "\n"))
+		}
+		var session string
+		if len(d.Sessions) == 1 {
+			desc := plan.Describe(d.Sessions[0])
+			session, _, _ = strings.Cut(desc[strings.Index(desc, "tcp="):], " probe-uplinks=")
+		}
+		if session != tt.session {
+			t.Errorf("tcp: %s, udp: %q: session %q, want %q", tt.tcp, tt.udp, session, tt.session)
+		}
+		if tt.session == "" && len(bound(t, d.Resources)) != 0 {
+			t.Errorf("tcp: %s, udp: %q: steering without a session", tt.tcp, tt.udp)
+		}
 	}
 }

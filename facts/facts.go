@@ -147,7 +147,7 @@ type Peer struct {
 	// (aggregation.peer.address): a verdict on another address says
 	// nothing of this one.
 	Address string `json:"address"`
-	// Healthy: false withdraws the steering, and LAN TCP goes direct.
+	// Healthy: false withdraws the steering, and LAN traffic goes direct.
 	Healthy bool `json:"healthy"`
 	// Reason says why the peer is down ("not reached over isp1
 	// (connection refused)", "no answer on 3 connections in a row"), or

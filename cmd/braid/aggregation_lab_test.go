@@ -71,7 +71,7 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 	port := func(i int) int { return 8381 + i }
 	for i, cipher := range ciphers {
 		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
+			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 		spec := writeSpec(t, aggregationSpec(t, c.port, ciphers[0], c.key))
 		d := b.startDaemon("-f", spec)
 		if c.what == "no server" {
-			// Never proven up: no steering, LAN TCP goes direct.
+			// Never proven up: no steering, LAN traffic goes direct.
 			d.within(60*time.Second, c.what+": the proxy running, its peer down", peerDown)
 			seenAs(t, l, lab.BoxWAN1V4, 30*time.Second)
 		} else {

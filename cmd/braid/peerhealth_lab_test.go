@@ -142,7 +142,7 @@ func TestPeerHealthFallback(t *testing.T) {
 	seenAt(t, l, lab.ServerV6, lab.LANClientV6, 30*time.Second)
 
 	// Another key: the probes connect, the relayed connections get
-	// nothing. At most K fail before LAN TCP goes direct again, and one
+	// nothing. At most K fail before LAN traffic goes direct again, and one
 	// more that may be in flight when the steering goes.
 	pd = braidPeerDaemon(t, pb, port, cipher, "another-"+ssPassword)
 	peerUp(t, l, d, "the steering back for the peer with another key")

@@ -250,7 +250,7 @@ var (
 	descHealthy = prometheus.NewDesc("braid_uplink_healthy",
 		"1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict.", []string{"uplink"}, nil)
 	descPeerUp = prometheus.NewDesc("braid_peer_up",
-		"1 while the transparent proxy judges its aggregation peer healthy (LAN TCP goes through it), 0 while down (LAN TCP goes direct); absent before its first verdict.", []string{"peer"}, nil)
+		"1 while the transparent proxy judges its aggregation peer healthy (steered LAN traffic goes through it), 0 while down (LAN traffic goes direct); absent before its first verdict.", []string{"peer"}, nil)
 	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
 		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
 )

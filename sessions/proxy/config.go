@@ -51,8 +51,12 @@ type Config struct {
 	Protocol string
 	Cipher   string
 	Key      *api.Secret
+	// TCP is the aggregation's TCP policy: direct, and the session does
+	// not listen for TCP (it runs for UDP alone); proxy or empty, it
+	// does.
+	TCP string
 	// UDP is the aggregation's UDP policy (peer, direct, drop): with peer,
-	// the proxy relays LAN UDP too.
+	// the proxy relays LAN UDP too, from a transparent UDP socket on Port.
 	UDP string
 	// Uplinks are the uplinks the peer's health is probed over: the
 	// healthy ones, by priority. None: the probe takes the box's routing.
@@ -83,7 +87,7 @@ func (c Config) Fields() []plan.Field {
 	for _, u := range c.Uplinks {
 		ups = append(ups, u.Name+"/"+strconv.FormatUint(uint64(u.Mark), 10))
 	}
-	return append(fs, session.Fields("udp", c.UDP, "probe-uplinks", strings.Join(ups, ","), "dns", c.DNS)...)
+	return append(fs, session.Fields("tcp", c.TCP, "udp", c.UDP, "probe-uplinks", strings.Join(ups, ","), "dns", c.DNS)...)
 }
 
 // Secrets implements session.Config: the key.

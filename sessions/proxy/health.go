@@ -332,14 +332,14 @@ func (h *peerHealth) describeLocked(v peerhealth.Verdict) string {
 	var b strings.Builder
 	switch {
 	case !v.Known:
-		b.WriteString("peer not proven up yet: LAN TCP goes direct")
+		b.WriteString("peer not proven up yet: LAN traffic goes direct")
 	case v.Healthy:
 		fmt.Fprintf(&b, "peer up over %s", strings.Join(v.Uplinks, ", "))
 		if v.Reason != "" {
 			b.WriteString(", " + v.Reason)
 		}
 	default:
-		fmt.Fprintf(&b, "peer down: %s: LAN TCP goes direct", v.Reason)
+		fmt.Fprintf(&b, "peer down: %s: LAN traffic goes direct", v.Reason)
 	}
 	var ups []string
 	for _, u := range h.m.Uplinks() {

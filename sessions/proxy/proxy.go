@@ -46,18 +46,28 @@ type Proxy struct {
 	// Health are the thresholds of the peer's health (its K, its
 	// trials' backoff); zero fields take peerhealth's defaults.
 	Health peerhealth.Params
+	// UDPIdle is how long a UDP association may stay silent both ways;
+	// zero: DefaultUDPIdle.
+	UDPIdle time.Duration
+	// UDPAssociations bounds the UDP associations at once; zero:
+	// DefaultUDPAssociations.
+	UDPAssociations int
 
 	mu     sync.Mutex
 	cur    *relayer // while Run runs: the relayer of new connections
 	port   int
 	health *peerHealth
+	tcp    bool // whether Run listens for TCP
+	ctx    context.Context
+	udp    *udpRelay // while Run runs with Config.UDP peer
 }
 
 // Run implements session.Session: it listens and probes its peer until
 // ctx ends, then closes the listeners and every relayed connection,
 // withdraws its verdict on the peer, and returns once they are gone. A
 // key that does not resolve, an unknown cipher or a port taken are errors
-// (the supervisor retries after its backoff).
+// (the supervisor retries after its backoff). With Config.TCP direct it
+// listens for UDP only; with Config.UDP peer it relays UDP too (udp.go).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout), p.Health)
 	r, err := p.relayer(cfg, env, health)
@@ -70,23 +80,38 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			ln.Close()
 		}
 	}()
+	tcp := cfg.TCP != api.TCPDirect
 	for _, network := range []string{"tcp4", "tcp6"} {
+		if !tcp {
+			break
+		}
 		ln, err := ListenTransparent(ctx, network, cfg.Port)
 		if err != nil {
 			return err
 		}
 		lns = append(lns, ln)
 	}
-	if err := health.configure(cfg, r.key, r.secret, r.detail(cfg.Port)); err != nil {
+	if err := health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.cur, p.port, p.health = r, cfg.Port, health
+	p.cur, p.port, p.health, p.tcp, p.ctx = r, cfg.Port, health, tcp, ctx
+	if cfg.UDP == api.UDPPeer {
+		if err := p.startUDP(r); err != nil {
+			p.cur, p.health, p.ctx = nil, nil, nil
+			p.mu.Unlock()
+			return err
+		}
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.cur, p.health = nil, nil
+		u := p.udp
+		p.cur, p.health, p.ctx, p.udp = nil, nil, nil, nil
 		p.mu.Unlock()
+		if u != nil {
+			u.Close()
+		}
 	}()
 	var wg sync.WaitGroup
 	for _, ln := range lns {
@@ -105,22 +130,58 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 // the connections accepted from now on, while those relayed already go on
 // with theirs, and the peer's health is judged anew; other uplinks to
 // probe over, as their health changes, take effect at the next probe.
-// Another port needs a restart.
+// The UDP relay starts or stops with Config.UDP; a new peer, cipher or
+// key ends its associations, and the next datagrams open new ones with
+// it. Another port, or TCP on or off, needs a restart.
 func (p *Proxy) Update(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == nil || cfg.Port != p.port {
+	if p.cur == nil || cfg.Port != p.port || p.tcp != (cfg.TCP != api.TCPDirect) {
 		return session.ErrRestart
 	}
 	r, err := p.relayer(cfg, p.health.env, p.health)
 	if err != nil {
 		return err
 	}
-	if err := p.health.configure(cfg, r.key, r.secret, r.detail(cfg.Port)); err != nil {
+	switch {
+	case cfg.UDP == api.UDPPeer && p.udp == nil:
+		if err := p.startUDP(r); err != nil {
+			return err
+		}
+	case cfg.UDP != api.UDPPeer && p.udp != nil:
+		p.udp.Close()
+		p.udp = nil
+	case p.udp != nil && (r.peer != p.cur.peer || r.cipher != p.cur.cipher || r.secret != p.cur.secret):
+		p.udp.setParams(r.udpParams())
+	}
+	if err := p.health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
 		return err
 	}
 	p.cur = r
 	return nil
+}
+
+// startUDP starts the UDP relay with r's peer and key; p.mu is held.
+func (p *Proxy) startUDP(r *relayer) error {
+	u, err := listenUDP(p.ctx, p.port, cmp.Or(p.UDPIdle, DefaultUDPIdle), cmp.Or(p.UDPAssociations, DefaultUDPAssociations), r.udpParams(), r.log)
+	if err != nil {
+		return err
+	}
+	p.udp = u
+	return nil
+}
+
+// detail is the session's status while it relays cfg with r: what it
+// listens for, and where it relays.
+func detail(cfg Config, r *relayer) string {
+	what := "tcp"
+	switch {
+	case cfg.TCP != api.TCPDirect && cfg.UDP == api.UDPPeer:
+		what = "tcp and udp"
+	case cfg.UDP == api.UDPPeer:
+		what = "udp"
+	}
+	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", cfg.Port, what, r.peer, r.cipher)
 }
 
 // current is the relayer for a new connection.

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -96,10 +95,9 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 	}
 }
 
-// detail is the session's status while it relays with r.
-func (r *relayer) detail(port int) string {
-	return fmt.Sprintf("listening on port %d, peer %s (%s)", port, r.peer, r.cipher)
-}
+// udpParams is where the UDP relay's new associations send, and with
+// which key.
+func (r *relayer) udpParams() *udpParams { return &udpParams{peer: r.peer, key: r.key} }
 
 func (r *relayer) dial(ctx context.Context) (*net.TCPConn, error) {
 	c, err := r.dialer.DialContext(ctx, "tcp", r.peer)
