@@ -469,6 +469,12 @@ func (a *aggBench) condition(ctx context.Context, name string) (*aggCondition, e
 			order = append(order[1:], order[0])
 		}
 		for _, p := range order {
+			// A direct path's uplink must be healthy, or braid's routes:
+			// entry sends it out of the other (and the server's check
+			// fails the run).
+			if err := a.ready(ctx); err != nil {
+				return nil, err
+			}
 			bps, sfs, err := a.download(ctx, p, *aggTime, i == 0)
 			if err != nil {
 				return nil, fmt.Errorf("%s: download %s: %w", name, p.label, err)
@@ -715,6 +721,12 @@ type downloads struct {
 type accepted struct {
 	at          time.Time
 	local, from netip.Addr
+}
+
+// String describes the connection for an error: "to 198.51.100.92 from
+// 10.101.0.2".
+func (a accepted) String() string {
+	return fmt.Sprintf("to %s from %s", a.local, a.from)
 }
 
 // startDownloads starts the download server in the lab's core.

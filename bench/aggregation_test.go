@@ -166,8 +166,13 @@ func TestDownloadsCheck(t *testing.T) {
 		{"none", nil, pathLibev, false},
 	} {
 		s := &downloads{seen: c.seen}
-		if err := s.check(c.p, t0); (err == nil) != c.ok {
+		err := s.check(c.p, t0)
+		if (err == nil) != c.ok {
 			t.Errorf("%s: check = %v, want ok %v", c.name, err, c.ok)
+		}
+		// The error names what the server saw.
+		if err != nil && len(c.seen) > 0 && !strings.Contains(err.Error(), "from "+c.seen[len(c.seen)-1].from.String()) {
+			t.Errorf("%s: the error does not say where the connection came from: %v", c.name, err)
 		}
 	}
 }
