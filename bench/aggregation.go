@@ -82,15 +82,15 @@ type aggPath struct {
 }
 
 var (
-	pathISP1  = aggPath{"isp1", "isp1 alone, no proxy", aggDirect1, lab.BoxWAN1V4, 0, false}
-	pathISP2  = aggPath{"isp2", "isp2 alone, no proxy", aggDirect2, lab.BoxWAN2V4, 0, false}
-	pathBraid = aggPath{"braid", "braid's box and peer", lab.ServerV4, lab.PeerV4, aggPeerPort, false}
-	pathLibev = aggPath{"libev", "ss-redir + ss-server --mptcp", aggLibev, lab.PeerV4, aggLibevPort, false}
-	// pathMPTCP is the ceiling of any proxy: an MPTCP download from the
+	aggViaISP1  = aggPath{"isp1", "isp1 alone, no proxy", aggDirect1, lab.BoxWAN1V4, 0, false}
+	aggViaISP2  = aggPath{"isp2", "isp2 alone, no proxy", aggDirect2, lab.BoxWAN2V4, 0, false}
+	aggViaBraid = aggPath{"braid", "braid's box and peer", lab.ServerV4, lab.PeerV4, aggPeerPort, false}
+	aggViaLibev = aggPath{"libev", "ss-redir + ss-server --mptcp", aggLibev, lab.PeerV4, aggLibevPort, false}
+	// aggViaMPTCP is the ceiling of any proxy: an MPTCP download from the
 	// peer to the box itself (bench/failover.go's source), no proxy, no
 	// cipher, no LAN leg.
-	pathMPTCP = aggPath{"mptcp", "the kernel's MPTCP alone, peer → box", lab.PeerV4, lab.BoxWAN1V4, mptcpSourcePort, true}
-	aggPaths  = []aggPath{pathISP1, pathISP2, pathBraid, pathLibev, pathMPTCP}
+	aggViaMPTCP = aggPath{"mptcp", "the kernel's MPTCP alone, peer → box", lab.PeerV4, lab.BoxWAN1V4, mptcpSourcePort, true}
+	aggPaths    = []aggPath{aggViaISP1, aggViaISP2, aggViaBraid, aggViaLibev, aggViaMPTCP}
 )
 
 // aggResult is what the aggregation benchmark measured.
@@ -294,7 +294,7 @@ func (a *aggBench) setUp(ctx context.Context) error {
 		"-k", aggKey, "-m", *aggCipher}}); err != nil {
 		return err
 	}
-	if err := nftIn(ctx, l.NS(lab.RoleBox), redirRules()); err != nil {
+	if err := nftIn(ctx, l.NS(lab.RoleBox), strings.Join(redirRules(), "\n")+"\n"); err != nil {
 		return err
 	}
 	for _, w := range []struct {
@@ -423,16 +423,6 @@ func redirRules() []string {
 		"\t}",
 		"}",
 	}
-}
-
-// nftIn loads an nft script in namespace ns.
-func nftIn(ctx context.Context, ns string, lines []string) error {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft -f in %s: %w: %s", ns, err, out)
-	}
-	return nil
 }
 
 // waitListening waits until something listens on TCP port in role's
@@ -579,11 +569,11 @@ func (a *aggBench) dial(ctx context.Context, p aggPath) (net.Conn, error) {
 // the middle.
 func (a *aggBench) failovers(ctx context.Context, r *aggResult) error {
 	a.h.logf("aggregation, failover: %d downloads through each proxy, isp1 blackholed once both uplinks carry it, watched %s, then cleared", *aggFailovers, fmtWindow(stallWindow))
-	for _, p := range []aggPath{pathBraid, pathLibev} {
+	for _, p := range []aggPath{aggViaBraid, aggViaLibev} {
 		r.fail[p.name] = &aggFailover{}
 	}
 	for i := range *aggFailovers {
-		order := []aggPath{pathBraid, pathLibev}
+		order := []aggPath{aggViaBraid, aggViaLibev}
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
@@ -969,11 +959,6 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
-// fmtRate renders bit/s as Mbit/s.
-func fmtRate(bps float64) string {
-	return fmt.Sprintf("%.1f Mbit/s", bps/1e6)
-}
-
 // aggVerdict is braid's goodput against the sum of the uplinks alone and
 // against shadowsocks-libev's, by medians.
 type aggVerdict struct {
@@ -1045,7 +1030,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		for _, u := range []struct {
 			p    aggPath
 			rate float64
-		}{{pathISP1, aggRate1}, {pathISP2, aggRate2}} {
+		}{{aggViaISP1, aggRate1}, {aggViaISP2, aggRate2}} {
 			ok := len(g[u.p.name]) > 0
 			x := 0.0
 			if ok {
@@ -1061,13 +1046,13 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		}
 		met := v.sumMet
 		line(fmt.Sprintf("%s, %s: one TCP download through the proxy (%d runs), against the sum of the uplinks alone", prefix, c.name, len(g["braid"])),
-			mbit(g["braid"], pathBraid.label), sum, ratio(v.ofSum, v.haveSum), fmt.Sprintf("ratio ≥ %.2f", aggSumGoal), &met)
+			mbit(g["braid"], aggViaBraid.label), sum, ratio(v.ofSum, v.haveSum), fmt.Sprintf("ratio ≥ %.2f", aggSumGoal), &met)
 		met = v.libevMet
 		line(fmt.Sprintf("%s, %s: one TCP download through the proxy (%d runs), against shadowsocks-libev", prefix, c.name, len(g["libev"])),
-			mbit(g["braid"], pathBraid.label), mbit(g["libev"], pathLibev.label), ratio(v.ofLibev, v.haveLibev), "ratio > 1.00", &met)
-		if m := g[pathMPTCP.name]; len(m) > 0 && len(g["braid"]) > 0 {
+			mbit(g["braid"], aggViaBraid.label), mbit(g["libev"], aggViaLibev.label), ratio(v.ofLibev, v.haveLibev), "ratio > 1.00", &met)
+		if m := g[aggViaMPTCP.name]; len(m) > 0 && len(g["braid"]) > 0 {
 			line(fmt.Sprintf("%s, %s: one TCP download through the proxy, against an MPTCP download from the peer to the box itself (no proxy, no cipher: the ceiling)", prefix, c.name),
-				mbit(g["braid"], pathBraid.label), mbit(m, pathMPTCP.label), ratio(median(g["braid"])/median(m), median(m) > 0), "—", nil)
+				mbit(g["braid"], aggViaBraid.label), mbit(m, aggViaMPTCP.label), ratio(median(g["braid"])/median(m), median(m) > 0), "—", nil)
 		}
 		share := func(v []float64, label string) string {
 			if len(v) == 0 {
@@ -1076,7 +1061,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 			return fmt.Sprintf("%.0f%% (min %.0f%%, max %.0f%%) `%s`", 100*median(v), 100*slices.Min(v), 100*slices.Max(v), label)
 		}
 		line(fmt.Sprintf("%s, %s: share of the download's bytes over isp1's subflow (ss -ti in the box; a subflow from each uplink in every run, or the run fails)", prefix, c.name),
-			share(c.share["braid"], pathBraid.label), share(c.share["libev"], pathLibev.label), "—", fmt.Sprintf("isp1's share of the rates: %.0f%%", 100*float64(aggRate1)/(aggRate1+aggRate2)), nil)
+			share(c.share["braid"], aggViaBraid.label), share(c.share["libev"], aggViaLibev.label), "—", fmt.Sprintf("isp1's share of the rates: %.0f%%", 100*float64(aggRate1)/(aggRate1+aggRate2)), nil)
 	}
 	b, o := r.fail["braid"], r.fail["libev"]
 	if b == nil || b.n == 0 {
@@ -1099,12 +1084,12 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 	}
 	what := prefix + ", failover: one TCP download through the proxy, isp1 blackholed mid-transfer"
 	ok := b.survived == b.n
-	line(what+": downloads that survived", fmt.Sprintf("%d of %d `%s`", b.survived, b.n, pathBraid.label), fmt.Sprintf("%d of %d `%s`", o.survived, o.n, pathLibev.label), "—", "all", &ok)
+	line(what+": downloads that survived", fmt.Sprintf("%d of %d `%s`", b.survived, b.n, aggViaBraid.label), fmt.Sprintf("%d of %d `%s`", o.survived, o.n, aggViaLibev.label), "—", "all", &ok)
 	ok = b.survived == b.n && len(b.stall) > 0 && slices.Max(b.stall) <= stallGoal
-	line(what+": longest stall", dist(b.stall, pathBraid.label), dist(o.stall, pathLibev.label), dratio(b.stall, o.stall), "max ≤ "+fmtLatency(stallGoal), &ok)
-	line(what+fmt.Sprintf(": fault → the end of its last stall over %s", fmtLatency(settleGap)), dist(b.settled, pathBraid.label), dist(o.settled, pathLibev.label), dratio(b.settled, o.settled), "—", nil)
+	line(what+": longest stall", dist(b.stall, aggViaBraid.label), dist(o.stall, aggViaLibev.label), dratio(b.stall, o.stall), "max ≤ "+fmtLatency(stallGoal), &ok)
+	line(what+fmt.Sprintf(": fault → the end of its last stall over %s", fmtLatency(settleGap)), dist(b.settled, aggViaBraid.label), dist(o.settled, aggViaLibev.label), dratio(b.settled, o.settled), "—", nil)
 	line(what+fmt.Sprintf(": fault's end → isp1's subflows carry data again (of the downloads that survived, within %s)", fmtWindow(aggBackWait)),
-		fmt.Sprintf("%s, %d of %d", dist(b.back, pathBraid.label), len(b.back), b.survived), fmt.Sprintf("%s, %d of %d", dist(o.back, pathLibev.label), len(o.back), o.survived), dratio(b.back, o.back), "—", nil)
+		fmt.Sprintf("%s, %d of %d", dist(b.back, aggViaBraid.label), len(b.back), b.survived), fmt.Sprintf("%s, %d of %d", dist(o.back, aggViaLibev.label), len(o.back), o.survived), dratio(b.back, o.back), "—", nil)
 	return missed
 }
 

@@ -156,14 +156,14 @@ func TestDownloadsCheck(t *testing.T) {
 		p    aggPath
 		ok   bool
 	}{
-		{"through braid's peer", []accepted{{t0, a(lab.ServerV4), a(lab.PeerV4)}}, pathBraid, true},
-		{"an earlier connection is not counted", []accepted{{t0.Add(-time.Second), a(lab.ServerV4), a(lab.BoxWAN1V4)}, {t0, a(lab.ServerV4), a(lab.PeerV4)}}, pathBraid, true},
-		{"direct, not through the proxy", []accepted{{t0, a(lab.ServerV4), a(lab.BoxWAN1V4)}}, pathBraid, false},
-		{"isp1 alone left by isp2", []accepted{{t0, a(aggDirect1), a(lab.BoxWAN2V4)}}, pathISP1, false},
-		{"isp1 alone", []accepted{{t0, a(aggDirect1), a(lab.BoxWAN1V4)}}, pathISP1, true},
-		{"another address", []accepted{{t0, a(aggLibev), a(lab.PeerV4)}}, pathBraid, false},
-		{"two connections", []accepted{{t0, a(lab.ServerV4), a(lab.PeerV4)}, {t0, a(lab.ServerV4), a(lab.PeerV4)}}, pathBraid, false},
-		{"none", nil, pathLibev, false},
+		{"through braid's peer", []accepted{{t0, a(lab.ServerV4), a(lab.PeerV4)}}, aggViaBraid, true},
+		{"an earlier connection is not counted", []accepted{{t0.Add(-time.Second), a(lab.ServerV4), a(lab.BoxWAN1V4)}, {t0, a(lab.ServerV4), a(lab.PeerV4)}}, aggViaBraid, true},
+		{"direct, not through the proxy", []accepted{{t0, a(lab.ServerV4), a(lab.BoxWAN1V4)}}, aggViaBraid, false},
+		{"isp1 alone left by isp2", []accepted{{t0, a(aggDirect1), a(lab.BoxWAN2V4)}}, aggViaISP1, false},
+		{"isp1 alone", []accepted{{t0, a(aggDirect1), a(lab.BoxWAN1V4)}}, aggViaISP1, true},
+		{"another address", []accepted{{t0, a(aggLibev), a(lab.PeerV4)}}, aggViaBraid, false},
+		{"two connections", []accepted{{t0, a(lab.ServerV4), a(lab.PeerV4)}, {t0, a(lab.ServerV4), a(lab.PeerV4)}}, aggViaBraid, false},
+		{"none", nil, aggViaLibev, false},
 	} {
 		s := &downloads{seen: c.seen}
 		err := s.check(c.p, t0)

@@ -110,40 +110,22 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
+	want := slices.Concat([]string{
 		"nft.table[inet braid] state=active",
 		"nft.set[inet braid allow_v4] type=ipv4_addr flags=interval elements=2",
 		"nft.set[inet braid allow_v6] type=ipv6_addr flags=interval elements=1",
 		"nft.chain[inet braid input] type=filter hook=input priority=filter policy=accept",
-		"nft.rule[inet braid input:established] rule=ct state established,related accept",
-		"nft.rule[inet braid input:icmp-destination-unreachable] rule=icmp type destination-unreachable accept",
-		"nft.rule[inet braid input:icmp-time-exceeded] rule=icmp type time-exceeded accept",
-		"nft.rule[inet braid input:icmp-parameter-problem] rule=icmp type parameter-problem accept",
-		"nft.rule[inet braid input:icmpv6-destination-unreachable] rule=icmpv6 type destination-unreachable accept",
-		"nft.rule[inet braid input:icmpv6-packet-too-big] rule=icmpv6 type packet-too-big accept",
-		"nft.rule[inet braid input:icmpv6-time-exceeded] rule=icmpv6 type time-exceeded accept",
-		"nft.rule[inet braid input:icmpv6-parameter-problem] rule=icmpv6 type parameter-problem accept",
-		"nft.rule[inet braid input:invalid] rule=ct state invalid counter drop",
+	}, wantStateRules("input"), []string{
 		"nft.rule[inet braid input:loopback] rule=iifname \"lo\" accept",
 		"nft.rule[inet braid input:allow-v4] rule=ip saddr @allow_v4 accept",
 		"nft.rule[inet braid input:allow-v6] rule=ip6 saddr @allow_v6 accept",
-		"nft.rule[inet braid input:icmp-echo-request] rule=icmp type echo-request accept",
-		"nft.rule[inet braid input:icmpv6-echo-request] rule=icmpv6 type echo-request accept",
-		"nft.rule[inet braid input:icmpv6-echo-reply] rule=icmpv6 type echo-reply accept",
-		"nft.rule[inet braid input:icmpv6-nd-router-solicit] rule=icmpv6 type nd-router-solicit accept",
-		"nft.rule[inet braid input:icmpv6-nd-router-advert] rule=icmpv6 type nd-router-advert accept",
-		"nft.rule[inet braid input:icmpv6-nd-neighbor-solicit] rule=icmpv6 type nd-neighbor-solicit accept",
-		"nft.rule[inet braid input:icmpv6-nd-neighbor-advert] rule=icmpv6 type nd-neighbor-advert accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-query] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-query accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-report accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-done] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-done accept",
-		"nft.rule[inet braid input:icmpv6-mld2-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld2-listener-report accept",
+	}, wantInputICMP, []string{
 		"nft.rule[inet braid input:dhcpv4] rule=udp dport 68 accept",
 		"nft.rule[inet braid input:dhcpv6] rule=ip6 saddr fe80::/10 udp dport 546 accept",
 		"nft.rule[inet braid input:listen-tcp] rule=tcp dport 65101 accept",
 		"nft.rule[inet braid input:listen-udp] rule=udp dport 65101 accept",
 		"nft.rule[inet braid input:drop] rule=counter drop",
-	}
+	})
 	if got := nftLines(d.Resources); !slices.Equal(got, want) {
 		t.Errorf("braid's table on the peer:\n%s", linediff.Diff(strings.Join(want, "\n"), strings.Join(got, "\n")))
 	}

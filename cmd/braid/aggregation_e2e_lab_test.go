@@ -115,9 +115,7 @@ func parseSubflows(out string) []ssSubflow {
 			return netip.AddrPortFrom(a.Unmap(), uint16(p))
 		}
 		sf.local, sf.remote = parse(f[2]), parse(f[3])
-		if b := ssBytesReceived.FindStringSubmatch(info); b != nil {
-			sf.bytesReceived, _ = strconv.ParseInt(b[1], 10, 64)
-		}
+		sf.bytesReceived = ssCounter(ssBytesReceived, info)
 		sfs = append(sfs, sf)
 	}
 	return sfs
@@ -224,12 +222,7 @@ func TestAggregationEndToEnd(t *testing.T) {
 	l := labWithPeer(t)
 	b := labBoxOf(t, l)
 	d := b.startDaemon("-f", writeSpec(t, labAggregationSpec(t, l)))
-	d.within(60*time.Second, "the proxy running and its steering in place", steering)
-	// The probe before braid converged may have left the client's
-	// neighbour entry for its gateway FAILED.
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	steeredLAN(t, l, d, "the proxy running and its steering in place")
 	wan := map[lab.Role]netip.Addr{
 		lab.RoleISP1: netip.MustParseAddr(lab.BoxWAN1V4),
 		lab.RoleISP2: netip.MustParseAddr(lab.BoxWAN2V4),

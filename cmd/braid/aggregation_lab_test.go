@@ -15,8 +15,6 @@ import (
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/lab/labtest"
-	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy"
 )
 
@@ -67,23 +65,15 @@ func TestProxyThroughShadowsocksLibev(t *testing.T) {
 		"socat", "TCP-LISTEN:" + strconv.Itoa(echoPort) + ",bind=" + lab.ServerV4 + ",fork,reuseaddr", "PIPE"}}); err != nil {
 		t.Fatal(err)
 	}
-	ciphers := []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"}
+	ciphers := ssCiphers
 	port := func(i int) int { return 8381 + i }
-	for i, cipher := range ciphers {
-		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startSSServers(ctx, t, l, port)
 	server4 := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	server6 := net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort))
 
 	for i, cipher := range ciphers {
 		d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port(i), cipher, ssPassword)))
-		d.within(60*time.Second, cipher+": the proxy running and its steering in place", steering)
-		if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-			t.Fatal(err)
-		}
+		steeredLAN(t, l, d, cipher+": the proxy running and its steering in place")
 		// ss-server may still be starting: ask until the answer comes.
 		for _, c := range []struct{ dst, peer string }{{server4, lab.PeerV4}, {server6, lab.PeerV6}} {
 			var got string
@@ -235,21 +225,7 @@ func mptcpSubflows(t *testing.T, l *lab.Lab, peer string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var locals []string
-	lines := strings.Split(out, "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		f := strings.Fields(lines[i])
-		if len(f) < 4 || !strings.Contains(lines[i+1], "tcp-ulp-mptcp") {
-			continue
-		}
-		// 10.102.0.2%wan2:40941: a subflow bound to its uplink's device.
-		if host, _, err := net.SplitHostPort(f[2]); err == nil {
-			host, _, _ = strings.Cut(host, "%")
-			locals = append(locals, host)
-		}
-		i++
-	}
-	return locals
+	return subflowLocals(out)
 }
 
 // ssOut is what ss -M and ss -ti list in the box, for a failure message.
@@ -274,26 +250,10 @@ func TestProxyThroughBraidPeer(t *testing.T) {
 	}
 	const port = 8390
 	const cipher = "aes-256-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
-	d.within(60*time.Second, "the proxy running and its steering in place", steering)
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	steeredLAN(t, l, d, "the proxy running and its steering in place")
 	for _, c := range []struct{ dst, peer string }{
 		{net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort)), lab.PeerV4},
 		{net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort)), lab.PeerV6},

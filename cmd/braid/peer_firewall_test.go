@@ -14,7 +14,6 @@ import (
 
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 )
 
 // peerFw is a peer and two hosts that reach it: mgmt, inside its
@@ -44,38 +43,16 @@ func newPeerFw(t *testing.T) *peerFw {
 	n := &peerFw{t: t, mgmt: nstest.New(t), peer: nstest.New(t), other: nstest.New(t)}
 	nstest.Run(t, "ip", "-n", n.mgmt, "link", "add", "m0", "type", "veth", "peer", "name", "p0", "netns", n.peer)
 	nstest.Run(t, "ip", "-n", n.peer, "link", "add", "p1", "type", "veth", "peer", "name", "o0", "netns", n.other)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(t, []nsAddr{
 		{n.mgmt, "m0", "10.78.1.2/24"}, {n.mgmt, "m0", "fd78:1::2/64"},
 		{n.peer, "p0", "10.78.1.1/24"}, {n.peer, "p0", "fd78:1::1/64"},
 		{n.peer, "p1", "10.78.2.1/24"}, {n.peer, "p1", "fd78:2::1/64"},
 		{n.other, "o0", "10.78.2.2/24"}, {n.other, "o0", "fd78:2::2/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(t, "ip", args...)
-		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	// A stand-in SSH server on the peer: a TCP listener on port 22, both
 	// families.
-	var ln net.Listener
-	nstest.Do(t, n.peer, func() (err error) {
-		ln, err = net.Listen("tcp", "[::]:"+strconv.Itoa(sshPort))
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	n.b = &box{t: t, ns: n.peer, runDir: t.TempDir(), stateDir: t.TempDir()}
-	n.b.env = []string{"BRAID_RUN_DIR=" + n.b.runDir, "BRAID_STATE_DIR=" + n.b.stateDir}
+	nstest.ServeTCP(t, n.peer, "[::]:"+strconv.Itoa(sshPort), func(net.Conn) {})
+	n.b = nsBox(t, n.peer)
 	return n
 }
 
@@ -215,12 +192,7 @@ func (n *peerFw) forgetNeighbours() {
 // its first pass and its session.
 func (n *peerFw) startPeer(spec string, args ...string) *daemon {
 	n.t.Helper()
-	d := n.b.startDaemon(append([]string{"-f", spec}, args...)...)
-	d.until("the peer converged, its session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
-	return d
+	return runPeer(n.b, append([]string{"-f", spec}, args...)...)
 }
 
 // nft is the peer namespace's whole ruleset, without counters.
@@ -322,12 +294,7 @@ func TestPeerConfirmRevertsACutOfManagement(t *testing.T) {
 	writeSpecTo(t, spec, n.spec(allowMgmt))
 	d := n.startPeer(spec, "--confirm", "2s")
 	writeSpecTo(t, spec, n.spec(allowOther))
-	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
-	})
-	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within 2s") {
-		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
-	}
+	d.unconfirmedReverted("2s")
 	if after := n.nft(); after != before {
 		t.Errorf("braid run --confirm: the revert did not restore the peer's firewall:\n%s", diffLines(before, after))
 	}
@@ -356,9 +323,9 @@ func TestPeerProbesRevertAMovedListener(t *testing.T) {
 	before := n.nft()
 	writeSpecTo(t, spec, moved)
 	st := d.until("the revert", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st) &&
-			ok && s.State == session.Running && strings.Contains(s.Detail, fmt.Sprintf(":%d", peerPort))
+		s, _ := sessionIn(st, "session[peer/shadowsocks]")
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && peerRunning(st) &&
+			strings.Contains(s.Detail, fmt.Sprintf(":%d", peerPort))
 	})
 	if want := "tcp " + netip.AddrPortFrom(fwPeerM4, peerPort).String(); !strings.Contains(st.Quarantined[0].Reason, want) {
 		t.Errorf("quarantine reason %q does not name the probe %s", st.Quarantined[0].Reason, want)

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,17 +39,10 @@ var (
 func (n *peerNet) addSecondPath() {
 	n.t.Helper()
 	nstest.Run(n.t, "ip", "-n", n.client, "link", "add", "c1", "type", "veth", "peer", "name", "p2", "netns", n.peer)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(n.t, []nsAddr{
 		{n.client, "c1", "10.77.3.2/24"}, {n.client, "c1", "fd77:3::2/64"},
 		{n.peer, "p2", "10.77.3.1/24"}, {n.peer, "p2", "fd77:3::1/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(n.t, "ip", args...)
-		nstest.Run(n.t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	for _, cmd := range [][]string{
 		{"-4", "rule", "add", "from", "10.77.3.2", "table", "100"},
 		{"-4", "route", "add", "10.77.1.0/24", "via", "10.77.3.1", "dev", "c1", "table", "100"},
@@ -79,32 +71,17 @@ func (n *peerNet) addSecondPath() {
 // stays open while the test looks at it.
 func (n *peerNet) serveHold(addr netip.AddrPort) {
 	n.t.Helper()
-	var ln net.Listener
-	nstest.Do(n.t, n.target, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	n.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Minute))
-				r := bufio.NewReader(c)
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-				fmt.Fprintf(c, "target from %s: %s", src, line)
-				io.Copy(c, r)
-			}()
+	nstest.ServeTCP(n.t, n.target, addr.String(), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
 		}
-	}()
+		src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
+		fmt.Fprintf(c, "target from %s: %s", src, line)
+		io.Copy(c, r)
+	})
 }
 
 // udpWhoami is a UDP server (in the target namespace, or another) that
@@ -123,21 +100,13 @@ func (n *peerNet) serveUDPWhoami(ns string, addr netip.AddrPort) *udpWhoami {
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		return err
 	})
-	n.t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			src := from.Addr().Unmap().String()
-			w.mu.Lock()
-			w.got = append(w.got, src+" "+string(buf[:k]))
-			w.mu.Unlock()
-			c.WriteToUDPAddrPort([]byte(src), from)
-		}
-	}()
+	nstest.ServeUDP(n.t, c, func(payload []byte, from netip.AddrPort) {
+		src := from.Addr().Unmap().String()
+		w.mu.Lock()
+		w.got = append(w.got, src+" "+string(payload))
+		w.mu.Unlock()
+		c.WriteToUDPAddrPort([]byte(src), from)
+	})
 	return w
 }
 
@@ -274,22 +243,7 @@ func (n *peerNet) throughPeer(what string, c net.Conn, server, want netip.Addr) 
 func clientSubflows(t *testing.T, ns string, server netip.Addr) []string {
 	t.Helper()
 	out := nstest.In(t, ns, "ss", "-tinH", "state", "established", "dst", netip.PrefixFrom(server, server.BitLen()).String(), "dport", "= :"+fmt.Sprint(peerPort))
-	var locals []string
-	lines := strings.Split(out, "\n")
-	for i := 0; i+1 < len(lines); i++ {
-		f := strings.Fields(lines[i])
-		if len(f) < 4 || !strings.Contains(lines[i+1], "tcp-ulp-mptcp") {
-			continue
-		}
-		// 10.77.3.2%c1:40183, [fd77:3::2]%c1:40183: a subflow bound to
-		// its endpoint's device.
-		if i := strings.LastIndex(f[2], ":"); i > 0 {
-			host, _, _ := strings.Cut(f[2][:i], "%")
-			locals = append(locals, strings.Trim(host, "[]"))
-		}
-		i++
-	}
-	return locals
+	return subflowLocals(out)
 }
 
 // udpAsk sends payload from the client namespace to addr until an answer
@@ -339,52 +293,47 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 		n.serveUDPWhoami(n.target, netip.AddrPortFrom(a, holdPort))
 		n.serveUDPWhoami(n.target, netip.AddrPortFrom(a, redirPort))
 	}
-	for i, cipher := range []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"} {
-		t.Run(cipher, func(t *testing.T) {
-			n.t = t
-			key := "key-" + cipher
-			d := n.startPeer(cipher, key)
-			defer d.stop(syscall.SIGTERM)
-			base := uint16(1100 + 20*i)
-			local4, local6, tunnel4, tunnel6, redir, redir6 := base, base+1, base+2, base+3, base+4, base+5
+	n.perCipher(t, func(t *testing.T, i int, cipher, key string) {
+		base := uint16(1100 + 20*i)
+		local4, local6, tunnel4, tunnel6, redir, redir6 := base, base+1, base+2, base+3, base+4, base+5
 
-			n.ssClient("ss-local", peerV4, local4, cipher, key, "-b", "127.0.0.1")
-			n.ssClient("ss-local", peerV6, local6, cipher, key, "-b", "127.0.0.1")
-			for _, c := range []struct {
-				port        uint16
-				server, dst netip.Addr
-				want        netip.Addr
-			}{
-				{local4, peerV4, targetV4, peerFarV4},
-				{local4, peerV4, targetV6, peerFarV6},
-				{local6, peerV6, targetV4, peerFarV4},
-				{local6, peerV6, targetV6, peerFarV6},
-			} {
-				what := fmt.Sprintf("ss-local over %s to %s", c.server, c.dst)
-				n.throughPeer(what, n.socksConn(c.port, netip.AddrPortFrom(c.dst, holdPort)), c.server, c.want)
+		n.ssClient("ss-local", peerV4, local4, cipher, key, "-b", "127.0.0.1")
+		n.ssClient("ss-local", peerV6, local6, cipher, key, "-b", "127.0.0.1")
+		for _, c := range []struct {
+			port        uint16
+			server, dst netip.Addr
+			want        netip.Addr
+		}{
+			{local4, peerV4, targetV4, peerFarV4},
+			{local4, peerV4, targetV6, peerFarV6},
+			{local6, peerV6, targetV4, peerFarV4},
+			{local6, peerV6, targetV6, peerFarV6},
+		} {
+			what := fmt.Sprintf("ss-local over %s to %s", c.server, c.dst)
+			n.throughPeer(what, n.socksConn(c.port, netip.AddrPortFrom(c.dst, holdPort)), c.server, c.want)
+		}
+
+		for _, c := range []struct {
+			port      uint16
+			dst, want netip.Addr
+		}{{tunnel4, targetV4, peerFarV4}, {tunnel6, targetV6, peerFarV6}} {
+			n.ssClient("ss-tunnel", peerV4, c.port, cipher, key, "-b", "127.0.0.1", "-u",
+				"-L", netip.AddrPortFrom(c.dst, holdPort).String())
+			what := fmt.Sprintf("ss-tunnel to %s", c.dst)
+			n.throughPeer(what, n.dialClient(fmt.Sprintf("127.0.0.1:%d", c.port)), peerV4, c.want)
+			if got := n.udpAsk(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), c.port), "who"); got != c.want.String() {
+				t.Errorf("ss-tunnel -u to %s: the whoami saw %q, want the peer's %s", c.dst, got, c.want)
 			}
+		}
 
-			for _, c := range []struct {
-				port      uint16
-				dst, want netip.Addr
-			}{{tunnel4, targetV4, peerFarV4}, {tunnel6, targetV6, peerFarV6}} {
-				n.ssClient("ss-tunnel", peerV4, c.port, cipher, key, "-b", "127.0.0.1", "-u",
-					"-L", netip.AddrPortFrom(c.dst, holdPort).String())
-				what := fmt.Sprintf("ss-tunnel to %s", c.dst)
-				n.throughPeer(what, n.dialClient(fmt.Sprintf("127.0.0.1:%d", c.port)), peerV4, c.want)
-				if got := n.udpAsk(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), c.port), "who"); got != c.want.String() {
-					t.Errorf("ss-tunnel -u to %s: the whoami saw %q, want the peer's %s", c.dst, got, c.want)
-				}
-			}
-
-			// ss-redir: TCP by REDIRECT, UDP by TPROXY (the client's own
-			// datagrams, marked on output, routed back in through lo
-			// where TPROXY takes them).
-			// One per family: ss-redir reads a datagram's original
-			// destination in its socket's own family.
-			n.ssClient("ss-redir", peerV4, redir, cipher, key, "-b", "0.0.0.0", "-u")
-			n.ssClient("ss-redir", peerV4, redir6, cipher, key, "-b", "::", "-u")
-			nstest.NftLoad(t, n.client, fmt.Sprintf(`table inet ssredir {
+		// ss-redir: TCP by REDIRECT, UDP by TPROXY (the client's own
+		// datagrams, marked on output, routed back in through lo
+		// where TPROXY takes them).
+		// One per family: ss-redir reads a datagram's original
+		// destination in its socket's own family.
+		n.ssClient("ss-redir", peerV4, redir, cipher, key, "-b", "0.0.0.0", "-u")
+		n.ssClient("ss-redir", peerV4, redir6, cipher, key, "-b", "::", "-u")
+		nstest.NftLoad(t, n.client, fmt.Sprintf(`table inet ssredir {
 	chain out {
 		type nat hook output priority -100; policy accept;
 		ip daddr %[1]s tcp dport %[3]d redirect to :%[4]d
@@ -401,14 +350,13 @@ func TestSSClientsThroughBraidPeer(t *testing.T) {
 		meta mark 0x77 ip6 daddr %[2]s udp dport %[3]d tproxy ip6 to :%[5]d
 	}
 }`, targetV4, targetV6, redirPort, redir, redir6))
-			t.Cleanup(func() { nstest.In(t, n.client, "nft", "delete", "table", "inet", "ssredir") })
-			for _, c := range []struct{ dst, want netip.Addr }{{targetV4, peerFarV4}, {targetV6, peerFarV6}} {
-				what := fmt.Sprintf("ss-redir to %s", c.dst)
-				n.throughPeer(what, n.dialClient(netip.AddrPortFrom(c.dst, redirPort).String()), peerV4, c.want)
-				if got := n.udpAsk(netip.AddrPortFrom(c.dst, redirPort), "who"); got != c.want.String() {
-					t.Errorf("ss-redir -u to %s: the whoami saw %q, want the peer's %s", c.dst, got, c.want)
-				}
+		t.Cleanup(func() { nstest.In(t, n.client, "nft", "delete", "table", "inet", "ssredir") })
+		for _, c := range []struct{ dst, want netip.Addr }{{targetV4, peerFarV4}, {targetV6, peerFarV6}} {
+			what := fmt.Sprintf("ss-redir to %s", c.dst)
+			n.throughPeer(what, n.dialClient(netip.AddrPortFrom(c.dst, redirPort).String()), peerV4, c.want)
+			if got := n.udpAsk(netip.AddrPortFrom(c.dst, redirPort), "who"); got != c.want.String() {
+				t.Errorf("ss-redir -u to %s: the whoami saw %q, want the peer's %s", c.dst, got, c.want)
 			}
-		})
-	}
+		}
+	})
 }

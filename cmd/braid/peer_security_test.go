@@ -63,29 +63,14 @@ func ssDatagram(t *testing.T, cipher, password string, dst netip.AddrPort, paylo
 func (n *peerNet) countAccepts(ns string, addr netip.AddrPort) *atomic.Int64 {
 	n.t.Helper()
 	var count atomic.Int64
-	var ln net.Listener
-	nstest.Do(n.t, ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	n.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			count.Add(1)
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				if _, err := c.Read(make([]byte, 100)); err != nil {
-					return
-				}
-				fmt.Fprintf(c, "target from %s", netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap())
-			}()
+	nstest.ServeTCP(n.t, ns, addr.String(), func(c net.Conn) {
+		count.Add(1)
+		c.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := c.Read(make([]byte, 100)); err != nil {
+			return
 		}
-	}()
+		fmt.Fprintf(c, "target from %s", netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap())
+	})
 	return &count
 }
 

@@ -17,26 +17,6 @@ import (
 	"github.com/braid-router/braid/session"
 )
 
-// braidPeerDaemon runs `braid run` with a peer spec (port, cipher, the
-// key password) in the lab's peer namespace and waits until it serves.
-func braidPeerDaemon(t *testing.T, pb *box, port int, cipher, password string) *daemon {
-	t.Helper()
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + password}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
-	return pd
-}
-
 // peerDown holds once the proxy runs, its status says its peer is down
 // and the last pass left the steering out (its note says why).
 func peerDown(st reconcile.Status) bool {
@@ -60,6 +40,20 @@ func peerUp(t *testing.T, l *lab.Lab, d *daemon, what string) reconcile.Status {
 		s, ok := sessionIn(st, "session[proxy/aggregation]")
 		return converged(st) && ok && strings.Contains(s.Detail, "peer up over ") && tproxyChain(t, l)
 	})
+}
+
+// lanThroughPeer waits until the proxy's peer is up over both uplinks with
+// the steering in place (what names that for a failure), then, the LAN
+// client's neighbour cache flushed, until the Internet server sees the
+// LAN client's IPv4 connections come from the peer.
+func lanThroughPeer(t *testing.T, l *lab.Lab, d *daemon, what string) {
+	t.Helper()
+	st := peerUp(t, l, d, what)
+	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
+		t.Errorf("the proxy's status: %q, want the peer up over both uplinks", s.Detail)
+	}
+	flushLANNeighbours(t, l)
+	seenAs(t, l, lab.PeerV4, 30*time.Second)
 }
 
 // tproxyChain reports whether the box's kernel holds the steering's
@@ -109,23 +103,16 @@ func TestPeerHealthFallback(t *testing.T) {
 	b := labBoxOf(t, l)
 	const port = 8391
 	const cipher = "aes-256-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb := nsBox(t, l.NS(lab.RolePeer))
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 
 	d := b.startDaemon("-f", writeSpec(t, aggregationSpec(t, port, cipher, ssPassword)))
-	st := peerUp(t, l, d, "the peer proven up and the steering in place")
-	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
-		t.Errorf("the proxy's status: %q, want the peer up over both uplinks", s.Detail)
-	}
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
-	seenAs(t, l, lab.PeerV4, 30*time.Second)
+	lanThroughPeer(t, l, d, "the peer proven up and the steering in place")
 	seenAt(t, l, lab.ServerV6, lab.PeerV6, 30*time.Second)
 
 	// The peer stopped: the probes find it refused over both uplinks.
 	pd.stop(syscall.SIGTERM)
-	st = d.within(60*time.Second, "the peer down and the steering withdrawn", peerDown)
+	st := d.within(60*time.Second, "the peer down and the steering withdrawn", peerDown)
 	s, _ := sessionIn(st, "session[proxy/aggregation]")
 	if want := "peer down: not reached over isp1 (connection refused), isp2 (connection refused)"; !strings.Contains(s.Detail, want) {
 		t.Errorf("the proxy's status: %q, want %q", s.Detail, want)
@@ -181,18 +168,11 @@ func TestPeerHealthEndToEnd(t *testing.T) {
 	}
 	const port = 8392
 	const cipher = "chacha20-ietf-poly1305"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
+	pb := nsBox(t, l.NS(lab.RolePeer))
 	pd := braidPeerDaemon(t, pb, port, cipher, ssPassword)
 	spec := strings.Replace(aggregationSpec(t, port, cipher, ssPassword), "      cipher: "+cipher+"\n", "      cipher: "+cipher+"\n      dns: "+lab.ServerV4+"\n", 1)
 	d := b.startDaemon("-f", writeSpec(t, spec))
-	st := peerUp(t, l, d, "the peer proven up end to end and the steering in place")
-	if s, _ := sessionIn(st, "session[proxy/aggregation]"); !strings.Contains(s.Detail, "peer up over isp1, isp2") {
-		t.Errorf("the proxy's status: %q", s.Detail)
-	}
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
-	seenAs(t, l, lab.PeerV4, 30*time.Second)
+	lanThroughPeer(t, l, d, "the peer proven up end to end and the steering in place")
 
 	pd.stop(syscall.SIGTERM)
 	d.within(60*time.Second, "the peer down", peerDown)

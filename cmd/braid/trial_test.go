@@ -50,6 +50,19 @@ func revertedOnce(st reconcile.Status) bool {
 	return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
 }
 
+// unconfirmedReverted waits for the pass that reverted and quarantined
+// a revision braid run --confirm window was not confirmed within, and
+// checks that the quarantine's reason says so.
+func (d *daemon) unconfirmedReverted(window string) {
+	d.b.t.Helper()
+	st := d.until("the revert", func(st reconcile.Status) bool {
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
+	})
+	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within "+window) {
+		d.b.t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
+	}
+}
+
 // TestRunRevertsUnconfirmedRevisions: with --confirm, a new revision that
 // nobody confirms is reverted (the kernel's state comes back exactly) and
 // quarantined; a confirmed one stays. The revert half never needs to see
@@ -67,12 +80,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 	}
 	before := b.snapshot()
 	writeSpecTo(t, spec, strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
-	})
-	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within 2s") {
-		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
-	}
+	d.unconfirmedReverted("2s")
 	if after := b.snapshot(); after != before {
 		t.Errorf("the revert did not bring the state back:\n%s", diffLines(before, after))
 	}

@@ -119,14 +119,9 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	if err := l.Start(ctx, lab.Process{Name: "quic", Role: lab.RoleInet, Serve: []string{"-whoami-udp", quic4, "-whoami-udp", quic6}}); err != nil {
 		t.Fatal(err)
 	}
-	ciphers := []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"}
+	ciphers := ssCiphers
 	port := func(i int) int { return 8481 + i }
-	for i, cipher := range ciphers {
-		if err := l.Start(ctx, lab.Process{Name: "ss-" + cipher, Role: lab.RolePeer, Command: []string{
-			"ss-server", "--mptcp", "-u", "-s", lab.PeerV4, "-p", strconv.Itoa(port(i)), "-k", ssPassword, "-m", cipher}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startSSServers(ctx, t, l, port)
 	whoami4 := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	whoami6 := net.JoinHostPort(lab.ServerV6, strconv.Itoa(lab.WhoamiPort))
 	expect := func(what, server, want string) {
@@ -140,9 +135,7 @@ func TestUDPThroughShadowsocksLibev(t *testing.T) {
 	spec := writeSpec(t, udpSpec(t, port(0), ciphers[0], "drop"))
 	d := b.startDaemon("-f", spec)
 	d.within(60*time.Second, "udp: drop: the proxy running and QUIC rejected", udpSteering("drop", "tcp", "quic"))
-	if _, err := l.Run(context.Background(), lab.RoleLAN, "ip", "neigh", "flush", "all"); err != nil {
-		t.Fatal(err)
-	}
+	flushLANNeighbours(t, l)
 	for _, dst := range []string{quic4, quic6} {
 		if err := udpRefused(l, dst); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("udp: drop: LAN UDP to %s ended with %v, want it refused", dst, err)
@@ -229,20 +222,7 @@ func TestUDPThroughBraidPeer(t *testing.T) {
 	b := labBoxOf(t, l)
 	const port = 8490
 	const cipher = "aes-128-gcm"
-	pb := &box{t: t, ns: l.NS(lab.RolePeer), runDir: t.TempDir(), stateDir: t.TempDir()}
-	pb.env = []string{"BRAID_RUN_DIR=" + pb.runDir, "BRAID_STATE_DIR=" + pb.stateDir, "BRAID_TEST_PEER_KEY=" + ssPassword}
-	pd := pb.startDaemon("-f", writeSpec(t, `apiVersion: braid/v1alpha1
-kind: Peer
-metadata: {name: vps}
-spec:
-  listen: "[::]:`+strconv.Itoa(port)+`"
-  cipher: `+cipher+`
-  key: {env: BRAID_TEST_PEER_KEY}
-`))
-	pd.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), port, cipher, ssPassword)
 	d := b.startDaemon("-f", writeSpec(t, udpSpec(t, port, cipher, "peer")))
 	d.within(60*time.Second, "udp: peer", udpSteering("peer", "tcp and udp", "udp-v6"))
 	for _, c := range []struct{ server, peer string }{

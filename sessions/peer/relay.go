@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+
+	"github.com/braid-router/braid/internal/tcpqueue"
 )
 
 // activity is when either direction of a relayed connection last read a
@@ -52,8 +54,13 @@ func (r *idleReader) Read(p []byte) (int, error) {
 // encrypted towards the client) and the target, until both directions
 // end: each end of stream is passed on as a half-close, an error or the
 // idle timeout ends both. Its buffers are the shadowsocks reader's and
-// writer's, one chunk (16 KiB) each.
+// writer's, one chunk (16 KiB) each; in the kernel, each socket holds at
+// most tcpqueue.Unsent bytes written but not yet sent (plus one chunk),
+// and its receive queue its autotuned window.
 func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *activity) {
+	// Best effort: a kernel without it queues more, nothing breaks.
+	tcpqueue.LimitUnsent(client, tcpqueue.Unsent)
+	tcpqueue.LimitUnsent(target, tcpqueue.Unsent)
 	out := &idleReader{c: target, idle: c.idle, act: act}
 	w := shadowsocks.NewWriter(client, c.key)
 	w.SetSaltGenerator(saltRecorder{c.replay})

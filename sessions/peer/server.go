@@ -368,15 +368,21 @@ func isTimeout(err error) bool {
 // rejected handles a connection that gets nothing: it is counted, and,
 // within its source's cap, read and discarded until the client closes it
 // or it falls idle. Never a byte is written to it.
+//
+// The connection takes its place under the cap before it is reported, so
+// that whoever counts the reports (the metric, a test) finds it held.
 func (c *conns) rejected(client *net.TCPConn, in io.Reader, src netip.Addr, reason string, err error) {
+	held := c.limit.acquire(src)
+	if held {
+		c.gauges.rejected.Add(1)
+	}
 	c.reject(reason)
 	c.log.Debug("peer: rejected a connection", "client", src.String(), "reason", reason, "err", err)
-	if !c.limit.acquire(src) {
+	if !held {
 		c.reject(RejectCapped)
 		return
 	}
 	defer c.limit.release(src)
-	c.gauges.rejected.Add(1)
 	defer c.gauges.rejected.Add(-1)
 	io.Copy(io.Discard, in)
 }

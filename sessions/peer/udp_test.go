@@ -104,21 +104,13 @@ func (p *udpPeer) serveEcho(addr string) netip.AddrPort {
 		c, err = net.ListenUDP("udp", a)
 		return err
 	})
-	p.t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.seen = append(p.seen, fmt.Sprintf("%s %s", from, buf[:n]))
-			p.mu.Unlock()
-			p.poke()
-			c.WriteToUDPAddrPort(append([]byte("echo "), buf[:n]...), from)
-		}
-	}()
+	nstest.ServeUDP(p.t, c, func(payload []byte, from netip.AddrPort) {
+		p.mu.Lock()
+		p.seen = append(p.seen, fmt.Sprintf("%s %s", from, payload))
+		p.mu.Unlock()
+		p.poke()
+		c.WriteToUDPAddrPort(append([]byte("echo "), payload...), from)
+	})
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
 
+	"github.com/braid-router/braid/internal/tcpqueue"
 	"github.com/braid-router/braid/sessions/peer/socksaddr"
 )
 
@@ -116,16 +117,22 @@ var (
 // relay carries lan to dst through peer, a connection to the
 // shadowsocks server, until both directions end; it closes both. Each
 // direction's end of stream is passed on as a half-close (FIN) and the
-// other direction goes on. The memory per connection is bounded by the
-// shadowsocks reader's and writer's one chunk each (16 KiB): relay reads
-// from one side only as fast as the other takes it, so the LAN's TCP
-// window says what the path carries. A connection silent both ways for
+// other direction goes on. relay's own memory per connection is the
+// shadowsocks reader's and writer's one chunk each (16 KiB): it reads
+// from one side only as fast as the other takes it. The kernel's
+// queues are bounded on the sending side only: both sockets hold at
+// most tcpqueue.Unsent bytes written but not yet sent (plus one chunk),
+// while each receive queue keeps its autotuned window (see README.md,
+// "what the kernel holds"). A connection silent both ways for
 // idle is reset; with replyWait > 0, so is one whose peer has sent no
 // authenticated byte that long after it was opened. The peer's first
 // authenticated byte calls answered.
 func relay(lan, peer *net.TCPConn, key *shadowsocks.EncryptionKey, dst netip.AddrPort, idle, replyWait time.Duration, answered func()) error {
 	a := &activity{}
 	a.touch()
+	// Best effort: a kernel without it queues more, nothing breaks.
+	tcpqueue.LimitUnsent(lan, tcpqueue.Unsent)
+	tcpqueue.LimitUnsent(peer, tcpqueue.Unsent)
 	var once sync.Once
 	var cause error
 	// abort ends both sides at once: the LAN with a reset, so that its

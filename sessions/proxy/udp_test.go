@@ -174,22 +174,14 @@ func newUDPRig(t *testing.T) *udpRig {
 	})
 	other := conns[2]
 	for _, c := range conns[:2] {
-		t.Cleanup(func() { c.Close() })
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := c.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				if string(buf[:n]) == "unasked" {
-					// First, from the other port: dropped by the relay;
-					// then the answer the client waits for.
-					other.WriteToUDPAddrPort([]byte("from elsewhere"), from)
-				}
-				c.WriteToUDPAddrPort([]byte(from.String()), from)
+		nstest.ServeUDP(t, c, func(payload []byte, from netip.AddrPort) {
+			if string(payload) == "unasked" {
+				// First, from the other port: dropped by the relay;
+				// then the answer the client waits for.
+				other.WriteToUDPAddrPort([]byte("from elsewhere"), from)
 			}
-		}()
+			c.WriteToUDPAddrPort([]byte(from.String()), from)
+		})
 	}
 	t.Cleanup(func() { other.Close() })
 	for cipher, port := range r.ports {
