@@ -50,12 +50,20 @@
 //     same cipher, and beside plain forwarding through the same box; then
 //     the box's and the peer's resident sets and CPU time with 1,000 idle
 //     and 100 busy proxied connections, braid's and shadowsocks-libev's.
-//     -proxy-only runs just that.
+//     -proxy-only runs just that;
+//   - aggregation (bench/aggregation.go), in a lab whose uplinks tc tbf
+//     shapes: one LAN TCP download through braid's box and peer (the
+//     transparent proxy, Multipath TCP over both uplinks), against the
+//     sum of one TCP download over each uplink alone and against
+//     shadowsocks-libev (ss-redir and ss-server --mptcp), without added
+//     delay and with different round-trip times; and that download's
+//     stall when isp1 is blackholed mid-transfer. -aggregation-only runs
+//     just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon, failover, 6pe, proxy.
+// nftables, daemon, failover, 6pe, proxy, aggregation.
 package main
 
 import (
@@ -115,6 +123,9 @@ func run() int {
 	}
 	if *proxyOnly {
 		groups = map[string]bool{groupProxy: true}
+	}
+	if *aggregationOnly {
+		groups = map[string]bool{groupAggregation: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -212,9 +223,12 @@ const (
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
 	groupProxy    = "proxy"    // the transparent proxy and peer: one flow, and idle and busy connections, against shadowsocks-libev
+	// groupAggregation is one LAN download over both uplinks through
+	// braid's proxy and peer, against the links and shadowsocks-libev.
+	groupAggregation = "aggregation"
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupProxy}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -251,6 +265,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if len(groups) == 1 && groups[groupProxy] {
 		return benchProxyOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupAggregation] {
+		return benchAggregationOnly(ctx, h, machine)
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -319,6 +336,14 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		}
 	}
 
+	var aggregation *aggResult
+	if groups[groupAggregation] {
+		var err error
+		if aggregation, err = aggregationBench(ctx, h); err != nil {
+			return fmt.Errorf("aggregation: %w", err)
+		}
+	}
+
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	var missed []string
@@ -353,6 +378,11 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if proxied != nil {
 		fmt.Fprintf(w, "\n## Transparent proxy\n\n")
 		missed = append(missed, writeProxyTable(w, proxied)...)
+		fmt.Fprintln(w)
+	}
+	if aggregation != nil {
+		fmt.Fprintf(w, "\n## Aggregation\n\n")
+		missed = append(missed, writeAggregationTable(w, aggregation)...)
 		fmt.Fprintln(w)
 	}
 	if len(missed) > 0 {
