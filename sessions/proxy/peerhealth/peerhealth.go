@@ -22,6 +22,15 @@
 // peer is restored on trial after Params.Backoff: the next answered
 // connection confirms it, Misses more put it down again with twice the
 // backoff, up to Params.MaxBackoff.
+//
+// IPv6 is judged apart, since the peer dials each destination in its
+// own family and may have no IPv6 route: Params.Misses connections to
+// IPv6 destinations in a row that the peer closed (or left) without a
+// byte, with none answered between, mean the peer relays no IPv6
+// (Verdict.NoIPv6), while it may relay IPv4 well; such a close is no
+// miss of the peer as a whole. An answered IPv6 connection clears it;
+// otherwise it is cleared on trial after the same doubling backoff
+// (end-to-end probes ask over IPv4, and prove nothing of IPv6).
 package peerhealth
 
 import (
@@ -90,6 +99,20 @@ type Machine struct {
 	// proven is set when the last evidence of the peer relaying was an
 	// answer (or an end-to-end probe), not a miss.
 	proven bool
+	// v6 is the judgement of IPv6 destinations alone.
+	v6 family
+}
+
+// family judges whether the peer relays one family: misses counts its
+// connections closed without a byte since one was answered; down is set
+// once they reach Params.Misses; trial, backoff and retryAt are as the
+// Machine's.
+type family struct {
+	misses  int
+	down    bool
+	trial   bool
+	backoff time.Duration
+	retryAt time.Time
 }
 
 // New returns the machine for a peer not yet probed, over uplinks.
@@ -169,6 +192,31 @@ func (m *Machine) Connection(answered bool, now time.Time) {
 	m.retryAt = now.Add(m.backoff)
 }
 
+// Connection6 records how a proxied connection to an IPv6 destination
+// went, for the IPv6 judgement: answered when the peer sent an
+// authenticated byte, else failed when the peer closed it (or left it
+// unanswered) without one. The caller reports the connection to
+// Connection as well, by its own rule.
+func (m *Machine) Connection6(answered bool, now time.Time) {
+	f := &m.v6
+	if answered {
+		*f = family{}
+		return
+	}
+	f.misses++
+	if f.down || f.misses < m.p.Misses {
+		return
+	}
+	f.down = true
+	if f.trial {
+		f.backoff = min(2*f.backoff, m.p.MaxBackoff)
+	} else {
+		f.backoff = m.p.Backoff
+	}
+	f.trial = false
+	f.retryAt = now.Add(f.backoff)
+}
+
 // answered is evidence that the peer relays.
 func (m *Machine) answered() {
 	m.misses, m.passive, m.trial, m.backoff, m.retryAt, m.proven = 0, false, false, 0, time.Time{}, true
@@ -180,6 +228,18 @@ func (m *Machine) Tick(now time.Time) {
 	if at := m.RetryAt(); !at.IsZero() && !now.Before(at) {
 		m.passive, m.trial, m.misses = false, true, 0
 	}
+	if f := &m.v6; f.down && !now.Before(f.retryAt) {
+		f.down, f.trial, f.misses = false, true, 0
+	}
+}
+
+// RetryAt6 is when the next trial of IPv6 is due, or zero when none
+// waits.
+func (m *Machine) RetryAt6() time.Time {
+	if !m.v6.down {
+		return time.Time{}
+	}
+	return m.v6.retryAt
 }
 
 // RetryAt is when the next trial is due, or zero when none waits.
@@ -206,6 +266,10 @@ type Verdict struct {
 	Reason string
 	// Uplinks are the uplinks that reach the peer, in the order given.
 	Uplinks []string
+	// NoIPv6 is set when the peer relays no IPv6: LAN IPv6 goes direct.
+	NoIPv6 bool
+	// IPv6Reason says why NoIPv6 is set, or that IPv6 is on trial.
+	IPv6Reason string
 }
 
 // Verdict returns the current verdict.
@@ -236,12 +300,20 @@ func (m *Machine) Verdict() Verdict {
 			v.Reason = fmt.Sprintf("on trial after no answer on %d connections in a row", m.p.Misses)
 		}
 	}
+	switch {
+	case m.v6.down:
+		v.NoIPv6 = true
+		v.IPv6Reason = fmt.Sprintf("the peer closed %d IPv6 connections in a row without an answer", m.p.Misses)
+	case m.v6.trial:
+		v.IPv6Reason = fmt.Sprintf("IPv6 on trial after the peer closed %d IPv6 connections in a row without an answer", m.p.Misses)
+	}
 	return v
 }
 
 // Equal reports whether two verdicts say the same.
 func (v Verdict) Equal(w Verdict) bool {
-	return v.Known == w.Known && v.Healthy == w.Healthy && v.Reason == w.Reason && slices.Equal(v.Uplinks, w.Uplinks)
+	return v.Known == w.Known && v.Healthy == w.Healthy && v.Reason == w.Reason && slices.Equal(v.Uplinks, w.Uplinks) &&
+		v.NoIPv6 == w.NoIPv6 && v.IPv6Reason == w.IPv6Reason
 }
 
 // Uplink is what the probes over one uplink found, for status.

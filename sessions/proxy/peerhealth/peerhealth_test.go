@@ -13,6 +13,13 @@ var t0 = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 // ...)", "down: reason".
 func show(v Verdict) string {
 	switch {
+	case v.NoIPv6:
+		v.NoIPv6, v.IPv6Reason = false, ""
+		return show(v) + "; IPv6 direct"
+	case v.IPv6Reason != "":
+		r := v.IPv6Reason
+		v.IPv6Reason = ""
+		return show(v) + "; " + r
 	case !v.Known:
 		return "none"
 	case v.Healthy && v.Reason != "":
@@ -30,6 +37,9 @@ type step struct {
 	// failure), a connection (hit or miss), the uplinks probed, a tick.
 	probe, failure string
 	hit, miss      bool
+	// hit6 and fail6: a connection to an IPv6 destination, answered or
+	// closed without a byte (Connection6).
+	hit6, fail6 bool
 	uplinks        []string
 	tick           bool
 	want           string
@@ -113,6 +123,41 @@ func TestMachine(t *testing.T) {
 			{at: time.Hour, tick: true, want: "down: no answer on 3 connections in a row"},
 			{probe: "isp1", want: "up isp1", strict: "false"},
 		}},
+		{"IPv6 closed without a byte K times in a row goes direct, alone", Params{}, []step{
+			{probe: "isp1", want: "up isp1"},
+			{fail6: true, want: "up isp1"},
+			{fail6: true, want: "up isp1"},
+			{hit6: true, want: "up isp1"},
+			{fail6: true, want: "up isp1"},
+			{fail6: true, want: "up isp1"},
+			// IPv4 answered between says nothing of IPv6.
+			{hit: true, want: "up isp1", strict: "false"},
+			{at: 10 * time.Second, fail6: true, want: "up isp1; IPv6 direct"},
+			// Nor of the peer as a whole: no miss, no strictness.
+			{hit: true, want: "up isp1; IPv6 direct", strict: "false"},
+			{at: 39 * time.Second, tick: true, want: "up isp1; IPv6 direct"},
+			{at: 40 * time.Second, tick: true, want: "up isp1; IPv6 on trial after the peer closed 3 IPv6 connections in a row without an answer"},
+			{fail6: true}, {fail6: true},
+			{at: 50 * time.Second, fail6: true, want: "up isp1; IPv6 direct"},
+			{at: 109 * time.Second, tick: true, want: "up isp1; IPv6 direct"},
+			{at: 110 * time.Second, tick: true, want: "up isp1; IPv6 on trial after the peer closed 3 IPv6 connections in a row without an answer"},
+			{hit6: true, want: "up isp1"},
+			{fail6: true}, {fail6: true},
+			{at: 120 * time.Second, fail6: true, want: "up isp1; IPv6 direct"},
+			{at: 149 * time.Second, tick: true, want: "up isp1; IPv6 direct"},
+			{at: 150 * time.Second, tick: true, want: "up isp1; IPv6 on trial after the peer closed 3 IPv6 connections in a row without an answer"},
+		}},
+		{"IPv6's backoff stops doubling at its maximum, and end-to-end probes do not clear it", Params{Misses: 1, Backoff: time.Minute, MaxBackoff: 3 * time.Minute, EndToEnd: true}, []step{
+			{probe: "isp1", want: "up isp1"},
+			{fail6: true, want: "up isp1; IPv6 direct"},
+			{probe: "isp1", want: "up isp1; IPv6 direct"},
+			{at: time.Minute, tick: true, want: "up isp1; IPv6 on trial after the peer closed 1 IPv6 connections in a row without an answer"},
+			{at: time.Minute, fail6: true, want: "up isp1; IPv6 direct"},
+			{at: 3 * time.Minute, tick: true, want: "up isp1; IPv6 on trial after the peer closed 1 IPv6 connections in a row without an answer"},
+			{at: 3 * time.Minute, fail6: true, want: "up isp1; IPv6 direct"},
+			{at: 6*time.Minute - time.Second, tick: true, want: "up isp1; IPv6 direct"},
+			{at: 6 * time.Minute, tick: true, want: "up isp1; IPv6 on trial after the peer closed 1 IPv6 connections in a row without an answer"},
+		}},
 		{"the uplinks probed change", Params{}, []step{
 			{probe: "isp1", want: "up isp1"},
 			{probe: "isp2", failure: "timed out", want: "up isp1"},
@@ -131,6 +176,8 @@ func TestMachine(t *testing.T) {
 					m.Probed(s.probe, s.failure)
 				case s.hit || s.miss:
 					m.Connection(s.hit, now)
+				case s.hit6 || s.fail6:
+					m.Connection6(s.hit6, now)
 				case s.uplinks != nil:
 					m.SetUplinks(s.uplinks)
 				case s.tick:
@@ -161,6 +208,15 @@ func TestRetryAt(t *testing.T) {
 	}
 	if got := m.RetryAt(); !got.Equal(t0.Add(DefaultBackoff)) {
 		t.Errorf("RetryAt = %v, want %v", got, t0.Add(DefaultBackoff))
+	}
+	if !m.RetryAt6().IsZero() {
+		t.Error("an IPv6 trial is due with IPv6 never judged")
+	}
+	for range DefaultMisses {
+		m.Connection6(false, t0)
+	}
+	if got := m.RetryAt6(); !got.Equal(t0.Add(DefaultBackoff)) {
+		t.Errorf("RetryAt6 = %v, want %v", got, t0.Add(DefaultBackoff))
 	}
 	m.SetParams(Params{EndToEnd: true})
 	if !m.RetryAt().IsZero() {
