@@ -40,9 +40,9 @@ type step struct {
 	// hit6 and fail6: a connection to an IPv6 destination, answered or
 	// closed without a byte (Connection6).
 	hit6, fail6 bool
-	uplinks        []string
-	tick           bool
-	want           string
+	uplinks     []string
+	tick        bool
+	want        string
 	// strict, when set, is what Strict must say after the step.
 	strict string
 }
