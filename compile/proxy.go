@@ -51,7 +51,9 @@ func familySuffix(v6 bool) string {
 // The session always runs (it probes the peer), but the steering only
 // while its verdict on the peer (facts.Peer) is healthy: with the peer
 // down, or not yet proven up, LAN traffic goes direct, out of the uplinks by
-// plain routing and NAT, and a note says why.
+// plain routing and NAT, and a note says why. A healthy verdict that the
+// peer relays no IPv6 (facts.Peer.NoIPv6) leaves out the IPv6 steering
+// rules alone, with a note.
 //
 // tproxy hands a packet over only to a socket listening with
 // IP_TRANSPARENT, and lets it through unmarked otherwise: with the
@@ -150,12 +152,20 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		addr := peer.Addr().Unmap()
 		rs.Add(nft.ChainTProxy, "peer", nft.DstPrefix(netip.PrefixFrom(addr, addr.BitLen())), nft.Return())
 	}
-	for _, v6 := range []bool{false, true} {
+	// A peer that relays no IPv6 (it closed IPv6 connections without a
+	// byte, its dial failing): LAN IPv6 goes direct, IPv4 still through
+	// the peer.
+	families := []bool{false, true}
+	if h, ok := c.facts.Peer(a.Peer.Address); ok && h.Healthy && h.NoIPv6 {
+		families = families[:1]
+		c.note("aggregation", "the peer relays no IPv6: LAN IPv6 goes direct")
+	}
+	for _, v6 := range families {
 		if tcp == api.TCPProxy {
 			rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
 		}
 	}
-	proxyUDP(rs, udp, lanIf)
+	proxyUDP(rs, udp, lanIf, families)
 	objs, err := rs.Resources()
 	if err != nil {
 		return fmt.Errorf("aggregation: %w", err)

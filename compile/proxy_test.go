@@ -351,3 +351,51 @@ func TestCompileProxyUDP(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileProxyNoIPv6: a healthy verdict that the peer relays no IPv6
+// leaves out exactly the IPv6 steering rules (TCP's and UDP's), with a
+// note, and keeps all else; an unhealthy one still withdraws everything.
+func TestCompileProxyNoIPv6(t *testing.T) {
+	spec := proxied()
+	addr := spec.Aggregation.Peer.Address
+	up := compileUp(t, spec)
+	f := peerUp(addr)
+	f.Slots["proxy/aggregation"].Facts[0].Peer.NoIPv6 = true
+	d, err := Router(spec, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for _, l := range bound(t, up.Resources) {
+		if !slices.Contains(bound(t, d.Resources), l) {
+			gone = append(gone, l)
+		}
+	}
+	if len(gone) != 2 || !strings.Contains(gone[0], ":tcp-v6]") || !strings.Contains(gone[1], ":udp-v6]") {
+		t.Errorf("left out:\n%s\nwant the rules tcp-v6 and udp-v6 alone", strings.Join(gone, "\n"))
+	}
+	if len(bound(t, d.Resources)) != len(bound(t, up.Resources))-len(gone) {
+		t.Errorf("steering added with NoIPv6:\n%s", strings.Join(bound(t, d.Resources), "\n"))
+	}
+	const note = "aggregation: the peer relays no IPv6: LAN IPv6 goes direct"
+	var notes []string
+	for _, n := range d.Notes {
+		notes = append(notes, n.String())
+	}
+	if !slices.Contains(notes, note) {
+		t.Errorf("notes %q, want %q", notes, note)
+	}
+	for _, n := range up.Notes {
+		if n.String() == note {
+			t.Errorf("the note with IPv6 relayed")
+		}
+	}
+
+	f.Slots["proxy/aggregation"].Facts[0].Peer.Healthy = false
+	if d, err = Router(spec, f); err != nil {
+		t.Fatal(err)
+	}
+	if got := bound(t, d.Resources); len(got) != 0 {
+		t.Errorf("a down peer relaying no IPv6: steering\n%s", strings.Join(got, "\n"))
+	}
+}

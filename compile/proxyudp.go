@@ -34,13 +34,15 @@ const quicPort = 443
 //     left behind by a dead process rejects QUIC still, harmlessly: its
 //     TCP fallback then goes direct.
 //   - direct: nothing; UDP is routed and NATed like any other traffic.
-func proxyUDP(rs *nft.Ruleset, udp, lanIf string) {
+//
+// families are those steered (false for IPv4, true for IPv6).
+func proxyUDP(rs *nft.Ruleset, udp, lanIf string, families []bool) {
 	switch udp {
 	case api.UDPDrop:
 		rs.Add(nft.ChainTProxy, "quic", nft.IIFName(lanIf), nft.DPort("udp", quicPort), nft.RejectPortUnreachable())
 	case api.UDPPeer:
 		rs.Add(nft.ChainTProxy, "not-unicast", nft.L4Proto("udp"), nft.DstNotUnicast(), nft.Return())
-		for _, v6 := range []bool{false, true} {
+		for _, v6 := range families {
 			rs.Add(nft.ChainTProxy, "udp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("udp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
 		}
 	}

@@ -155,6 +155,11 @@ type Peer struct {
 	Reason string `json:"reason,omitempty"`
 	// Uplinks are the uplinks the peer was last reached over, by name.
 	Uplinks []string `json:"uplinks,omitempty"`
+	// NoIPv6 is set when the peer relays no IPv6 (it closed Misses
+	// connections to IPv6 destinations in a row without a byte): LAN
+	// IPv6 goes direct while IPv4 goes through the peer. The proxy's
+	// status says why.
+	NoIPv6 bool `json:"noIPv6,omitempty"`
 }
 
 // Link is a kernel link a session created (a TUN device): it exists only

@@ -151,6 +151,20 @@ func (h *peerHealth) wait(giveUp func()) (done func()) {
 	}
 }
 
+// connection6 records whether the peer answered a relayed connection to
+// an IPv6 destination, or closed it without a byte, for the IPv6
+// judgement (peerhealth.Machine.Connection6).
+func (h *peerHealth) connection6(answered bool) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	h.m.Connection6(answered, now)
+	h.applyLocked(now)
+}
+
 // connection records whether the peer answered a relayed connection.
 func (h *peerHealth) connection(answered bool) {
 	if h == nil {
@@ -304,13 +318,13 @@ func protocolError(err error) bool {
 func (h *peerHealth) applyLocked(now time.Time) {
 	v := h.m.Verdict()
 	if v.Known {
-		f := &facts.Peer{Address: h.cfg.Peer, Healthy: v.Healthy, Reason: v.Reason, Uplinks: v.Uplinks}
-		if h.pub == nil || h.pub.Address != f.Address || h.pub.Healthy != f.Healthy || h.pub.Reason != f.Reason || !slices.Equal(h.pub.Uplinks, f.Uplinks) {
+		f := &facts.Peer{Address: h.cfg.Peer, Healthy: v.Healthy, Reason: v.Reason, Uplinks: v.Uplinks, NoIPv6: v.NoIPv6}
+		if h.pub == nil || h.pub.Address != f.Address || h.pub.Healthy != f.Healthy || h.pub.Reason != f.Reason || !slices.Equal(h.pub.Uplinks, f.Uplinks) || h.pub.NoIPv6 != f.NoIPv6 {
 			if err := h.env.Publish(facts.Fact{Peer: f, Process: true}); err != nil {
 				h.env.Log().Warn("proxy: publish the peer's health", "err", err)
 			} else {
 				h.pub = f
-				h.env.Log().Info("proxy: peer health", "peer", f.Address, "healthy", f.Healthy, "reason", f.Reason, "uplinks", f.Uplinks)
+				h.env.Log().Info("proxy: peer health", "peer", f.Address, "healthy", f.Healthy, "reason", f.Reason, "uplinks", f.Uplinks, "noIPv6", f.NoIPv6)
 			}
 			if !f.Healthy {
 				// The peer is down: what it has not answered yet, it
@@ -338,6 +352,12 @@ func (h *peerHealth) describeLocked(v peerhealth.Verdict) string {
 		if v.Reason != "" {
 			b.WriteString(", " + v.Reason)
 		}
+		switch {
+		case v.NoIPv6:
+			b.WriteString("; the peer relays no IPv6 (" + v.IPv6Reason + "): LAN IPv6 goes direct")
+		case v.IPv6Reason != "":
+			b.WriteString("; " + v.IPv6Reason)
+		}
 	default:
 		fmt.Fprintf(&b, "peer down: %s: LAN traffic goes direct", v.Reason)
 	}
@@ -358,6 +378,9 @@ func (h *peerHealth) describeLocked(v peerhealth.Verdict) string {
 	}
 	if at := h.m.RetryAt(); !at.IsZero() {
 		b.WriteString("; trial at " + at.Format(time.TimeOnly))
+	}
+	if at := h.m.RetryAt6(); !at.IsZero() {
+		b.WriteString("; IPv6 trial at " + at.Format(time.TimeOnly))
 	}
 	b.WriteString(")")
 	return b.String()

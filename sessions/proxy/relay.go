@@ -77,10 +77,16 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 		reset(peer)
 	})
 	defer waited()
+	// The peer dials dst in its family: for IPv6, whether it answered is
+	// also evidence of whether it relays IPv6 at all.
+	v6 := dst.Addr().Unmap().Is6()
 	answered := func() {
 		replied.Store(true)
 		waited()
 		r.health.connection(true)
+		if v6 {
+			r.health.connection6(true)
+		}
 	}
 	err = relay(lan, peer, r.key, dst, r.idle, wait, answered)
 	if err != nil {
@@ -93,6 +99,12 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 	// peer.
 	if missed.Stop() && !replied.Load() && (protocolError(err) || time.Since(start) >= r.replyWait) {
 		r.health.connection(false)
+	}
+	// For IPv6 it is not nothing: the peer closing without a byte (or
+	// leaving it unanswered) is an IPv6 failure, which Misses in a row
+	// make LAN IPv6 go direct (a peer without IPv6 fails every one).
+	if v6 && !replied.Load() && errors.Is(err, errNoReply) {
+		r.health.connection6(false)
 	}
 }
 
