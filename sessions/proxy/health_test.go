@@ -42,13 +42,13 @@ func braidPeer(t *testing.T, ln net.Listener, password string, allowLocal ...str
 	return stop
 }
 
-// greeter is a destination that greets every client and half-closes,
+// greeter is a destination (at the address given, or 127.0.0.1:0) that greets every client and half-closes,
 // then reads until the client's end of stream and closes: a clean end
 // both ways (a close with the client's bytes unread would be a reset,
 // which the relay passes on).
-func greeter(t *testing.T) netip.AddrPort {
+func greeter(t *testing.T, at ...string) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", append(at, "127.0.0.1:0")[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +311,76 @@ func TestPeerDownResetsWaitingConnections(t *testing.T) {
 		}
 	}
 	g.waitPeer(t, "down", func(p facts.Peer, ok bool) bool { return ok && !p.Healthy })
+}
+
+// greeter6 is greeter on IPv6 loopback.
+func greeter6(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln.Close()
+	return greeter(t, "[::1]:0")
+}
+
+// TestPeerWithoutIPv6: braid's peer whose IPv6 dials fail (nothing
+// listens at the IPv6 destination) closes each IPv6 request without a
+// byte: the LAN client is reset, the peer stays healthy, and after K
+// such connections in a row the verdict says it relays no IPv6, while
+// IPv4 still goes through it. After the backoff IPv6 is on trial, and
+// an answered IPv6 connection clears it.
+func TestPeerWithoutIPv6(t *testing.T) {
+	dst4, dst6 := greeter(t, "127.0.0.1:0"), greeter6(t)
+	closed, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead6 := closed.Addr().(*net.TCPAddr).AddrPort()
+	closed.Close() // nothing listens there now: the peer's dial is refused
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	braidPeer(t, ln, "right", dst4.String(), dst6.String(), dead6.String())
+	g := newHealthRig(t, addr, peerhealth.Params{Backoff: 500 * time.Millisecond})
+	g.waitPeer(t, "up", func(p facts.Peer, ok bool) bool { return ok && p.Healthy })
+	if got, err := g.lanConn(t, dst4); err != nil || got != "hello from the destination\n" {
+		t.Fatalf("IPv4 through the peer: read %q, %v", got, err)
+	}
+
+	for i := range peerhealth.DefaultMisses {
+		if p, _ := g.hub.Set().Peer(addr); p.NoIPv6 {
+			t.Fatalf("no IPv6 after %d failures: %+v", i, p)
+		}
+		if got, err := g.lanConn(t, dead6); !isReset(err) {
+			t.Errorf("IPv6 connection %d the peer cannot dial: read %q, %v; want a reset", i, got, err)
+		}
+	}
+	p := g.waitPeer(t, "relaying no IPv6", func(p facts.Peer, ok bool) bool { return ok && p.NoIPv6 })
+	if !p.Healthy || p.Reason != "" {
+		t.Errorf("verdict %+v: IPv6 failures made the peer as a whole down", p)
+	}
+	g.h.mu.Lock()
+	st := g.h.describeLocked(g.h.m.Verdict())
+	g.h.mu.Unlock()
+	if !strings.Contains(st, "the peer relays no IPv6 (the peer closed 3 IPv6 connections in a row without an answer): LAN IPv6 goes direct") || !strings.Contains(st, "IPv6 trial at") {
+		t.Errorf("status %q", st)
+	}
+	if got, err := g.lanConn(t, dst4); err != nil || got != "hello from the destination\n" {
+		t.Errorf("IPv4 through a peer without IPv6: read %q, %v", got, err)
+	}
+
+	// On trial after the backoff; an answered IPv6 connection ends it.
+	g.waitPeer(t, "IPv6 on trial", func(p facts.Peer, ok bool) bool { return ok && p.Healthy && !p.NoIPv6 })
+	if got, err := g.lanConn(t, dst6); err != nil || got != "hello from the destination\n" {
+		t.Errorf("IPv6 through the peer: read %q, %v", got, err)
+	}
+	g.h.mu.Lock()
+	v := g.h.m.Verdict()
+	g.h.mu.Unlock()
+	if v.NoIPv6 || v.IPv6Reason != "" {
+		t.Errorf("after an answered IPv6 connection: %+v", v)
+	}
 }
