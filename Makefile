@@ -19,7 +19,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/braid
 
 # Bring the lab up, show the plan for specs/lab.yaml in its box, apply it,
-# and prove the box reaches the Internet server out of each uplink.
+# and prove the box reaches the Internet server out of each uplink; then
+# braid run: uplinks tracked, a delegated prefix, and a LAN download
+# aggregated over both uplinks through braid's peer (scripts/demo.sh).
 demo: deps build
 	@bash scripts/demo.sh $(BIN) $(LAB)
 

@@ -574,27 +574,67 @@ func (s *source) close() {
 	s.wg.Wait()
 }
 
-// readLog records when each read of a connection returned data.
+// readLog records when each read of a connection returned data, and how
+// many bytes had been read by then.
 type readLog struct {
 	mu    sync.Mutex
 	times []time.Time
+	total []int64 // bytes read up to and including times[i]
 	n     int64
+	err   error // what ended the reads
+	ended bool
 }
 
 func (r *readLog) drain(c net.Conn) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := c.Read(buf)
+		r.mu.Lock()
 		if n > 0 {
-			r.mu.Lock()
-			r.times = append(r.times, time.Now())
 			r.n += int64(n)
-			r.mu.Unlock()
+			r.times = append(r.times, time.Now())
+			r.total = append(r.total, r.n)
 		}
+		if err != nil {
+			r.err, r.ended = err, true
+		}
+		r.mu.Unlock()
 		if err != nil {
 			return
 		}
 	}
+}
+
+// end reports whether the reads ended, and why.
+func (r *readLog) end() (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended, r.err
+}
+
+// between returns the bytes read after from, up to and including to.
+func (r *readLog) between(from, to time.Time) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytesBetween(r.times, r.total, from, to)
+}
+
+// bytesBetween is the number of bytes the reads at times (sorted; total[i]
+// is the running count up to read i) brought after from, up to and
+// including to.
+func bytesBetween(times []time.Time, total []int64, from, to time.Time) int64 {
+	upTo := func(t time.Time) int64 {
+		// The number of reads at or before t.
+		i, found := slices.BinarySearchFunc(times, t, time.Time.Compare)
+		for found && i < len(times) && times[i].Equal(t) {
+			i++
+		}
+		if i == 0 {
+			return 0
+		}
+		return total[i-1]
+	}
+	return upTo(to) - upTo(from)
 }
 
 func (r *readLog) bytes() int64 {

@@ -42,12 +42,28 @@
 //     host through the box to a server behind a test LNS of braid's own
 //     (internal/testlns), with braid's data plane pinned to one core,
 //     beside plain IPv6 forwarding through the same box at the same MTU,
-//     both ways. -6pe-only runs just that.
+//     both ways. -6pe-only runs just that;
+//   - the transparent proxy (bench/proxy.go): one iperf3 TCP flow each way
+//     from a LAN host through braid's box (session[proxy/aggregation]) and
+//     braid's peer, each pinned to one core, to a server beyond the peer,
+//     beside ss-redir and ss-server --mptcp pinned the same way with the
+//     same cipher, and beside plain forwarding through the same box; then
+//     the box's and the peer's resident sets and CPU time with 1,000 idle
+//     and 100 busy proxied connections, braid's and shadowsocks-libev's.
+//     -proxy-only runs just that;
+//   - aggregation (bench/aggregation.go), in a lab whose uplinks tc tbf
+//     shapes: one LAN TCP download through braid's box and peer (the
+//     transparent proxy, Multipath TCP over both uplinks), against the
+//     sum of one TCP download over each uplink alone and against
+//     shadowsocks-libev (ss-redir and ss-server --mptcp), without added
+//     delay and with different round-trip times; and that download's
+//     stall when isp1 is blackholed mid-transfer. -aggregation-only runs
+//     just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon, failover, 6pe.
+// nftables, daemon, failover, 6pe, proxy, aggregation.
 package main
 
 import (
@@ -104,6 +120,12 @@ func run() int {
 	}
 	if *sixpeOnly {
 		groups = map[string]bool{groupSixPE: true}
+	}
+	if *proxyOnly {
+		groups = map[string]bool{groupProxy: true}
+	}
+	if *aggregationOnly {
+		groups = map[string]bool{groupAggregation: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -200,9 +222,13 @@ const (
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
+	groupProxy    = "proxy"    // the transparent proxy and peer: one flow, and idle and busy connections, against shadowsocks-libev
+	// groupAggregation is one LAN download over both uplinks through
+	// braid's proxy and peer, against the links and shadowsocks-libev.
+	groupAggregation = "aggregation"
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -236,6 +262,12 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if len(groups) == 1 && groups[groupSixPE] {
 		return benchSixPEOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupProxy] {
+		return benchProxyOnly(ctx, h, machine)
+	}
+	if len(groups) == 1 && groups[groupAggregation] {
+		return benchAggregationOnly(ctx, h, machine)
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -296,6 +328,22 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		}
 	}
 
+	var proxied *pxResult
+	if groups[groupProxy] {
+		var err error
+		if proxied, err = proxyBench(ctx, h); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
+
+	var aggregation *aggResult
+	if groups[groupAggregation] {
+		var err error
+		if aggregation, err = aggregationBench(ctx, h); err != nil {
+			return fmt.Errorf("aggregation: %w", err)
+		}
+	}
+
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	var missed []string
@@ -325,6 +373,16 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if sixpe != nil {
 		fmt.Fprintf(w, "\n## 6PE data plane\n\n")
 		missed = append(missed, writeSixPETable(w, sixpe)...)
+		fmt.Fprintln(w)
+	}
+	if proxied != nil {
+		fmt.Fprintf(w, "\n## Transparent proxy\n\n")
+		missed = append(missed, writeProxyTable(w, proxied)...)
+		fmt.Fprintln(w)
+	}
+	if aggregation != nil {
+		fmt.Fprintf(w, "\n## Aggregation\n\n")
+		missed = append(missed, writeAggregationTable(w, aggregation)...)
 		fmt.Fprintln(w)
 	}
 	if len(missed) > 0 {

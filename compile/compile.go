@@ -521,9 +521,6 @@ func (c *compiler) notes(spec *api.RouterSpec) {
 			break
 		}
 	}
-	if spec.Aggregation != nil {
-		note("aggregation", notConverged+" (transparent proxy and peer)")
-	}
 	if spec.DNS != nil {
 		note("dns", notConverged+" (resolver)")
 	}

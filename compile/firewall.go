@@ -3,12 +3,14 @@ package compile
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 
 	"github.com/braid-router/braid/api"
 	nft "github.com/braid-router/braid/drivers/nftables"
+	"github.com/braid-router/braid/reconcile/plan"
 )
 
 // Rule sets of the router firewall (RFC 4890 for ICMPv6).
@@ -106,19 +108,9 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	for _, t := range c.tunnelStates {
 		wans = append(wans, fwUplink{name: "tunnel-" + t.name, link: t.link, table: t.table, tunnel: true})
 	}
-	var allow4, allow6 []netip.Prefix
-	if m := spec.Management; m != nil {
-		for i, s := range m.Allow {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return fmt.Errorf("management.allow[%d]: %w", i, err)
-			}
-			if p.Addr().Is4() {
-				allow4 = append(allow4, p)
-			} else {
-				allow6 = append(allow6, p)
-			}
-		}
+	allow4, allow6, err := managementAllow(spec.Management)
+	if err != nil {
+		return err
 	}
 	fw := spec.Firewall
 	if fw == nil {
@@ -130,12 +122,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// Sets.
-	if len(allow4) > 0 {
-		rs.AddSet("allow_v4", false, allow4)
-	}
-	if len(allow6) > 0 {
-		rs.AddSet("allow_v6", true, allow6)
-	}
+	allowSets(rs, allow4, allow6)
 	for _, u := range uplinks {
 		rs.AddSet(egressSet(u.name, false), false, nil)
 		rs.AddSet(egressSet(u.name, true), true, nil)
@@ -163,37 +150,12 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 
 	// The router's own firewall.
-	rs.Add(nft.ChainInput, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
-	// ICMP and ICMPv6 errors pass before conntrack's invalid verdict: one
-	// for a flow conntrack has not seen (asymmetric paths over two uplinks,
-	// a flow that moved to another uplink when its first one failed) is
-	// "invalid", and dropping a fragmentation needed or a Packet Too Big
-	// breaks path MTU discovery (RFC 1191; RFC 4890, 4.3.1).
-	icmpErrorRules(rs, nft.ChainInput)
-	rs.Add(nft.ChainInput, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
-	rs.Add(nft.ChainInput, "loopback", nft.IIFName("lo"), nft.Accept())
+	inputHead(rs)
 	if lanIf != "" {
 		rs.Add(nft.ChainInput, "lan", nft.IIFName(lanIf), nft.Accept())
 	}
-	if len(allow4) > 0 {
-		rs.Add(nft.ChainInput, "allow-v4", nft.SrcInSet("allow_v4", false), nft.Accept())
-	}
-	if len(allow6) > 0 {
-		rs.Add(nft.ChainInput, "allow-v6", nft.SrcInSet("allow_v6", true), nft.Accept())
-	}
-	for _, t := range inputICMP {
-		if !slices.Contains(icmpErrors, t) {
-			rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
-		}
-	}
-	for _, t := range inputICMPv6 {
-		if !slices.Contains(icmpv6Errors, t) {
-			rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
-		}
-	}
-	for _, t := range inputMLD {
-		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.SrcPrefix(linkLocal), nft.ICMPv6(t), nft.Accept())
-	}
+	allowRules(rs, allow4, allow6)
+	inputICMPRules(rs)
 	for _, u := range wans {
 		if !u.tunnel {
 			rs.Add(nft.ChainInput, "dhcpv4-"+u.name, nft.IIFName(u.link), nft.DPort("udp", dhcp4Client), nft.Accept())
@@ -261,6 +223,128 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	}
 	c.nftObjs = append(c.nftObjs, objs...)
 	return nil
+}
+
+// peerFirewall compiles a peer's own firewall (kind: Peer) into braid's
+// table, with the router's rules where they are the same. Without
+// management.allow it is nothing at all: braid adds no input drops on a
+// peer nobody said how to manage. With it, input accepts established
+// traffic, the ICMP errors, loopback, management.allow (every port and
+// protocol), the rest of the ICMP and ICMPv6 of RFC 4890 (neighbour and
+// router discovery among them), DHCP replies (a rented server often gets
+// its address by DHCP) and the listener (its port in TCP for the boxes'
+// streams and subflows, in UDP for the relay, both families), then drops
+// the rest, whatever interface it arrives on.
+func peerFirewall(spec *api.PeerSpec) ([]plan.Resource, error) {
+	allow4, allow6, err := managementAllow(spec.Management)
+	if err != nil {
+		return nil, err
+	}
+	if len(allow4)+len(allow6) == 0 {
+		return nil, nil
+	}
+	port := 0
+	if spec.Listen != "" {
+		_, p, err := net.SplitHostPort(spec.Listen)
+		if err == nil {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listen: %q: want HOST:PORT", spec.Listen)
+		}
+	}
+	rs := nft.NewRuleset()
+	allowSets(rs, allow4, allow6)
+	inputHead(rs)
+	allowRules(rs, allow4, allow6)
+	inputICMPRules(rs)
+	rs.Add(nft.ChainInput, "dhcpv4", nft.DPort("udp", dhcp4Client), nft.Accept())
+	rs.Add(nft.ChainInput, "dhcpv6", nft.SrcPrefix(linkLocal), nft.DPort("udp", dhcp6Client), nft.Accept())
+	if port != 0 {
+		rs.Add(nft.ChainInput, "listen-tcp", nft.DPort("tcp", port), nft.Accept())
+		rs.Add(nft.ChainInput, "listen-udp", nft.DPort("udp", port), nft.Accept())
+	}
+	rs.Add(nft.ChainInput, "drop", nft.Drop())
+	objs, err := rs.Resources()
+	if err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	return objs, nil
+}
+
+// managementAllow parses management.allow, IPv4 and IPv6 apart.
+func managementAllow(m *api.Management) (allow4, allow6 []netip.Prefix, err error) {
+	if m == nil {
+		return nil, nil, nil
+	}
+	for i, s := range m.Allow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("management.allow[%d]: %w", i, err)
+		}
+		if p.Addr().Is4() {
+			allow4 = append(allow4, p)
+		} else {
+			allow6 = append(allow6, p)
+		}
+	}
+	return allow4, allow6, nil
+}
+
+// allowSets declares the sets of management.allow, allow_v4 and
+// allow_v6, each when it has a prefix.
+func allowSets(rs *nft.Ruleset, allow4, allow6 []netip.Prefix) {
+	if len(allow4) > 0 {
+		rs.AddSet("allow_v4", false, allow4)
+	}
+	if len(allow6) > 0 {
+		rs.AddSet("allow_v6", true, allow6)
+	}
+}
+
+// allowRules accepts in input whatever comes from management.allow (the
+// sets of allowSets), to any port and protocol.
+func allowRules(rs *nft.Ruleset, allow4, allow6 []netip.Prefix) {
+	if len(allow4) > 0 {
+		rs.Add(nft.ChainInput, "allow-v4", nft.SrcInSet("allow_v4", false), nft.Accept())
+	}
+	if len(allow6) > 0 {
+		rs.Add(nft.ChainInput, "allow-v6", nft.SrcInSet("allow_v6", true), nft.Accept())
+	}
+}
+
+// inputHead adds the rules every input chain braid writes starts with:
+// established and related traffic, the ICMP errors, the drop of invalid
+// packets, and loopback.
+func inputHead(rs *nft.Ruleset) {
+	rs.Add(nft.ChainInput, "established", nft.CtState(nft.CtEstablished|nft.CtRelated), nft.Accept())
+	// ICMP and ICMPv6 errors pass before conntrack's invalid verdict: one
+	// for a flow conntrack has not seen (asymmetric paths over two uplinks,
+	// a flow that moved to another uplink when its first one failed) is
+	// "invalid", and dropping a fragmentation needed or a Packet Too Big
+	// breaks path MTU discovery (RFC 1191; RFC 4890, 4.3.1).
+	icmpErrorRules(rs, nft.ChainInput)
+	rs.Add(nft.ChainInput, "invalid", nft.CtState(nft.CtInvalid), nft.Drop())
+	rs.Add(nft.ChainInput, "loopback", nft.IIFName("lo"), nft.Accept())
+}
+
+// inputICMPRules accepts in input the ICMP and ICMPv6 messages RFC 4890
+// says must reach a host, other than the errors inputHead accepts: echo,
+// neighbour and router discovery, and MLD from link-local sources.
+func inputICMPRules(rs *nft.Ruleset) {
+	for _, t := range inputICMP {
+		if !slices.Contains(icmpErrors, t) {
+			rs.Add(nft.ChainInput, "icmp-"+t.String(), nft.ICMP(t), nft.Accept())
+		}
+	}
+	for _, t := range inputICMPv6 {
+		if !slices.Contains(icmpv6Errors, t) {
+			rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.ICMPv6(t), nft.Accept())
+		}
+	}
+	for _, t := range inputMLD {
+		rs.Add(nft.ChainInput, "icmpv6-"+t.String(), nft.SrcPrefix(linkLocal), nft.ICMPv6(t), nft.Accept())
+	}
 }
 
 // icmpErrorRules accepts the ICMP and ICMPv6 errors in chain, whatever

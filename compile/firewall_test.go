@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,11 +22,48 @@ func nftLines(rs []plan.Resource) []string {
 	return out
 }
 
+// wantStateRules is how a braid filter chain starts, as nftLines shows
+// it: established and related traffic, the ICMP and ICMPv6 errors
+// (RFC 4890), then a drop of invalid packets.
+func wantStateRules(chain string) []string {
+	rule := func(name, text string) string {
+		return "nft.rule[inet braid " + chain + ":" + name + "] rule=" + text
+	}
+	return []string{
+		rule("established", "ct state established,related accept"),
+		rule("icmp-destination-unreachable", "icmp type destination-unreachable accept"),
+		rule("icmp-time-exceeded", "icmp type time-exceeded accept"),
+		rule("icmp-parameter-problem", "icmp type parameter-problem accept"),
+		rule("icmpv6-destination-unreachable", "icmpv6 type destination-unreachable accept"),
+		rule("icmpv6-packet-too-big", "icmpv6 type packet-too-big accept"),
+		rule("icmpv6-time-exceeded", "icmpv6 type time-exceeded accept"),
+		rule("icmpv6-parameter-problem", "icmpv6 type parameter-problem accept"),
+		rule("invalid", "ct state invalid counter drop"),
+	}
+}
+
+// wantInputICMP is the ICMP and ICMPv6 an input chain accepts after its
+// management.allow (RFC 4890: echo, neighbour discovery, MLD from
+// link-local sources), as nftLines shows it.
+var wantInputICMP = []string{
+	"nft.rule[inet braid input:icmp-echo-request] rule=icmp type echo-request accept",
+	"nft.rule[inet braid input:icmpv6-echo-request] rule=icmpv6 type echo-request accept",
+	"nft.rule[inet braid input:icmpv6-echo-reply] rule=icmpv6 type echo-reply accept",
+	"nft.rule[inet braid input:icmpv6-nd-router-solicit] rule=icmpv6 type nd-router-solicit accept",
+	"nft.rule[inet braid input:icmpv6-nd-router-advert] rule=icmpv6 type nd-router-advert accept",
+	"nft.rule[inet braid input:icmpv6-nd-neighbor-solicit] rule=icmpv6 type nd-neighbor-solicit accept",
+	"nft.rule[inet braid input:icmpv6-nd-neighbor-advert] rule=icmpv6 type nd-neighbor-advert accept",
+	"nft.rule[inet braid input:icmpv6-mld-listener-query] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-query accept",
+	"nft.rule[inet braid input:icmpv6-mld-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-report accept",
+	"nft.rule[inet braid input:icmpv6-mld-listener-done] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-done accept",
+	"nft.rule[inet braid input:icmpv6-mld2-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld2-listener-report accept",
+}
+
 // TestCompileFirewallLab is the whole of braid's table for specs/lab.yaml,
 // as the plan shows it (and as nft lists it: the rule texts are nft's).
 func TestCompileFirewallLab(t *testing.T) {
 	d := compileLab(t)
-	want := []string{
+	want := slices.Concat([]string{
 		"nft.table[inet braid] state=active",
 		"nft.set[inet braid allow_v4] type=ipv4_addr flags=interval elements=1",
 		"nft.set[inet braid allow_v6] type=ipv6_addr flags=interval elements=1",
@@ -44,30 +82,12 @@ func TestCompileFirewallLab(t *testing.T) {
 		"nft.rule[inet braid prerouting_mangle:egress-isp2-v6] rule=ip6 daddr @egress_isp2_v6 meta mark set 0x00001bbe",
 		"nft.rule[inet braid prerouting_nat:forward-tcp-8080-isp1] rule=iifname \"wan1\" tcp dport 8080 dnat ip to 192.168.50.10:8080",
 		"nft.rule[inet braid prerouting_nat:forward-tcp-8080-isp2] rule=iifname \"wan2\" tcp dport 8080 dnat ip to 192.168.50.10:8080",
-		"nft.rule[inet braid input:established] rule=ct state established,related accept",
-		"nft.rule[inet braid input:icmp-destination-unreachable] rule=icmp type destination-unreachable accept",
-		"nft.rule[inet braid input:icmp-time-exceeded] rule=icmp type time-exceeded accept",
-		"nft.rule[inet braid input:icmp-parameter-problem] rule=icmp type parameter-problem accept",
-		"nft.rule[inet braid input:icmpv6-destination-unreachable] rule=icmpv6 type destination-unreachable accept",
-		"nft.rule[inet braid input:icmpv6-packet-too-big] rule=icmpv6 type packet-too-big accept",
-		"nft.rule[inet braid input:icmpv6-time-exceeded] rule=icmpv6 type time-exceeded accept",
-		"nft.rule[inet braid input:icmpv6-parameter-problem] rule=icmpv6 type parameter-problem accept",
-		"nft.rule[inet braid input:invalid] rule=ct state invalid counter drop",
+	}, wantStateRules("input"), []string{
 		"nft.rule[inet braid input:loopback] rule=iifname \"lo\" accept",
 		"nft.rule[inet braid input:lan] rule=iifname \"lan0\" accept",
 		"nft.rule[inet braid input:allow-v4] rule=ip saddr @allow_v4 accept",
 		"nft.rule[inet braid input:allow-v6] rule=ip6 saddr @allow_v6 accept",
-		"nft.rule[inet braid input:icmp-echo-request] rule=icmp type echo-request accept",
-		"nft.rule[inet braid input:icmpv6-echo-request] rule=icmpv6 type echo-request accept",
-		"nft.rule[inet braid input:icmpv6-echo-reply] rule=icmpv6 type echo-reply accept",
-		"nft.rule[inet braid input:icmpv6-nd-router-solicit] rule=icmpv6 type nd-router-solicit accept",
-		"nft.rule[inet braid input:icmpv6-nd-router-advert] rule=icmpv6 type nd-router-advert accept",
-		"nft.rule[inet braid input:icmpv6-nd-neighbor-solicit] rule=icmpv6 type nd-neighbor-solicit accept",
-		"nft.rule[inet braid input:icmpv6-nd-neighbor-advert] rule=icmpv6 type nd-neighbor-advert accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-query] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-query accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-report accept",
-		"nft.rule[inet braid input:icmpv6-mld-listener-done] rule=ip6 saddr fe80::/10 icmpv6 type mld-listener-done accept",
-		"nft.rule[inet braid input:icmpv6-mld2-listener-report] rule=ip6 saddr fe80::/10 icmpv6 type mld2-listener-report accept",
+	}, wantInputICMP, []string{
 		"nft.rule[inet braid input:dhcpv4-isp1] rule=iifname \"wan1\" udp dport 68 accept",
 		"nft.rule[inet braid input:dhcpv6-isp1] rule=iifname \"wan1\" ip6 saddr fe80::/10 udp dport 546 accept",
 		"nft.rule[inet braid input:dhcpv4-isp2] rule=iifname \"wan2\" udp dport 68 accept",
@@ -76,15 +96,7 @@ func TestCompileFirewallLab(t *testing.T) {
 		"nft.rule[inet braid input:open-tcp-2222-isp2] rule=iifname \"wan2\" tcp dport 2222 accept",
 		"nft.rule[inet braid input:drop-isp1] rule=iifname \"wan1\" counter drop",
 		"nft.rule[inet braid input:drop-isp2] rule=iifname \"wan2\" counter drop",
-		"nft.rule[inet braid forward:established] rule=ct state established,related accept",
-		"nft.rule[inet braid forward:icmp-destination-unreachable] rule=icmp type destination-unreachable accept",
-		"nft.rule[inet braid forward:icmp-time-exceeded] rule=icmp type time-exceeded accept",
-		"nft.rule[inet braid forward:icmp-parameter-problem] rule=icmp type parameter-problem accept",
-		"nft.rule[inet braid forward:icmpv6-destination-unreachable] rule=icmpv6 type destination-unreachable accept",
-		"nft.rule[inet braid forward:icmpv6-packet-too-big] rule=icmpv6 type packet-too-big accept",
-		"nft.rule[inet braid forward:icmpv6-time-exceeded] rule=icmpv6 type time-exceeded accept",
-		"nft.rule[inet braid forward:icmpv6-parameter-problem] rule=icmpv6 type parameter-problem accept",
-		"nft.rule[inet braid forward:invalid] rule=ct state invalid counter drop",
+	}, wantStateRules("forward"), []string{
 		"nft.rule[inet braid forward:icmpv6-echo-request] rule=icmpv6 type echo-request accept",
 		"nft.rule[inet braid forward:icmpv6-echo-reply] rule=icmpv6 type echo-reply accept",
 		"nft.rule[inet braid forward:lan-isp1] rule=iifname \"lan0\" oifname \"wan1\" accept",
@@ -96,7 +108,7 @@ func TestCompileFirewallLab(t *testing.T) {
 		"nft.rule[inet braid forward:drop-isp2] rule=iifname \"wan2\" counter drop",
 		"nft.rule[inet braid postrouting_nat:masquerade-isp1-192.168.50.0/24] rule=oifname \"wan1\" ip saddr 192.168.50.0/24 masquerade",
 		"nft.rule[inet braid postrouting_nat:masquerade-isp2-192.168.50.0/24] rule=oifname \"wan2\" ip saddr 192.168.50.0/24 masquerade",
-	}
+	})
 	if got := nftLines(d.Resources); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

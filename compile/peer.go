@@ -23,15 +23,18 @@ const peerSubflows = mptcp.MaxLimit
 // Peer compiles the aggregation peer's spec (kind: Peer):
 //
 //   - session[peer/shadowsocks], which listens on listen with Multipath
-//     TCP and serves the boxes' shadowsocks streams;
+//     TCP and serves the boxes' shadowsocks streams, and with UDP serves
+//     the shadowsocks UDP relay;
 //   - net.mptcp.enabled=1 and net.mptcp.pm_type=0 (the in-kernel path
 //     manager, whose limits these are), and the limits subflows 8 (the
 //     joins a connection accepts: a subflow per box uplink) and
 //     add_addr_accepted 0 (the peer announces no address and opens no
 //     subflow itself);
-//
-// management (the peer's own firewall, confirm and probes) is noted as
-// not converged yet.
+//   - with management.allow, the peer's own firewall in braid's table
+//     (peerFirewall): management.allow, the listener and what a host
+//     needs come in, the rest is dropped; without it, no table at all;
+//   - management.probes as the targets that must keep answering after a
+//     change (the daemon's trials), as on a router.
 func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 	if spec == nil {
 		return reconcile.Desired{}, nil
@@ -51,8 +54,11 @@ func Peer(spec *api.PeerSpec, _ facts.Set) (reconcile.Desired, error) {
 			AllowLocal: spec.AllowLocal,
 		}}}
 	}
-	if spec.Management != nil {
-		d.Notes = append(d.Notes, plan.Note{Section: "management", Message: notConverged + " (on a peer: its firewall, confirm and probes)"})
+	fw, err := peerFirewall(spec)
+	if err != nil {
+		return reconcile.Desired{}, err
 	}
+	d.Resources = append(d.Resources, fw...)
+	d.Targets = managementTargets(spec.Management)
 	return d, nil
 }

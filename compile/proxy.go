@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -30,9 +31,10 @@ func familySuffix(v6 bool) string {
 	return "-v4"
 }
 
-// proxy compiles aggregation.tcp: proxy: the session session[proxy/aggregation]
-// and what steers LAN TCP into its listener, process-bound to it (the
-// daemon keeps them while the session runs; a CLI run removes them):
+// proxy compiles aggregation.tcp: proxy and aggregation.udp (proxyudp.go):
+// the session session[proxy/aggregation] and what steers LAN TCP (and
+// UDP) into its listener, process-bound to it (the daemon keeps them
+// while the session runs; a CLI run removes them):
 //
 //   - the chain prerouting_tproxy of braid's table: what does not come in
 //     on the LAN, a connection's replies (a LAN host answering a port
@@ -46,13 +48,24 @@ func familySuffix(v6 bool) string {
 //     default dev lo in that table, both families: the marked packets are
 //     delivered to the box, where the listener takes them.
 //
+// The session always runs (it probes the peer), but the steering only
+// while its verdict on the peer (facts.Peer) is healthy: with the peer
+// down, or not yet proven up, LAN traffic goes direct, out of the uplinks by
+// plain routing and NAT, and a note says why. A healthy verdict that the
+// peer relays no IPv6 (facts.Peer.NoIPv6) leaves out the IPv6 steering
+// rules alone, with a note.
+//
 // tproxy hands a packet over only to a socket listening with
 // IP_TRANSPARENT, and lets it through unmarked otherwise: with the
 // proxy's process gone (a crash, kill -9), the rules left behind steer
 // nothing, and LAN traffic takes plain routing.
 func (c *compiler) proxy(spec *api.RouterSpec) error {
 	a := spec.Aggregation
-	if a == nil || a.Peer == nil || cmp.Or(a.TCP, api.TCPProxy) != api.TCPProxy || spec.LAN == nil {
+	if a == nil || a.Peer == nil || spec.LAN == nil {
+		return nil
+	}
+	tcp, udp := cmp.Or(a.TCP, api.TCPProxy), cmp.Or(a.UDP, api.UDPPeer)
+	if tcp != api.TCPProxy && udp != api.UDPPeer {
 		return nil
 	}
 	for _, u := range spec.Uplinks {
@@ -62,14 +75,18 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	}
 	if fw := spec.Firewall; fw != nil {
 		for i, o := range fw.Open {
-			if cmp.Or(o.Proto, api.DefaultProto) == "tcp" && o.Port == proxy.Port {
+			if cmp.Or(o.Proto, api.DefaultProto) == "tcp" && o.Port == proxy.Port && tcp == api.TCPProxy {
 				return fmt.Errorf("firewall.open[%d]: tcp port %d is the transparent proxy's listener (aggregation.tcp: proxy): the WAN must not reach it", i, proxy.Port)
+			}
+			if err := udpOpen(i, o, udp); err != nil {
+				return err
 			}
 		}
 	}
 	id := session.Spec{Kind: proxy.Kind, Name: proxy.Name}.ID()
 	c.specs = append(c.specs, session.Spec{Kind: proxy.Kind, Name: proxy.Name, Config: proxy.Config{
-		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, UDP: a.UDP,
+		Port: proxy.Port, Peer: a.Peer.Address, Protocol: a.Peer.Protocol, Cipher: a.Peer.Cipher, Key: a.Peer.Key, TCP: tcp, UDP: udp,
+		Uplinks: c.probeUplinks(spec), DNS: a.Peer.DNS,
 	}})
 
 	// What goes direct, by family.
@@ -135,14 +152,36 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		addr := peer.Addr().Unmap()
 		rs.Add(nft.ChainTProxy, "peer", nft.DstPrefix(netip.PrefixFrom(addr, addr.BitLen())), nft.Return())
 	}
-	for _, v6 := range []bool{false, true} {
-		rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
+	// A peer that relays no IPv6 (it closed IPv6 connections without a
+	// byte, its dial failing): LAN IPv6 goes direct, IPv4 still through
+	// the peer.
+	families := []bool{false, true}
+	if h, ok := c.facts.Peer(a.Peer.Address); ok && h.Healthy && h.NoIPv6 {
+		families = families[:1]
+		c.note("aggregation", "the peer relays no IPv6: LAN IPv6 goes direct")
 	}
+	for _, v6 := range families {
+		if tcp == api.TCPProxy {
+			rs.Add(nft.ChainTProxy, "tcp"+familySuffix(v6), nft.IIFName(lanIf), nft.TProxy("tcp", v6, proxy.Port), nft.SetMark(nl.TableProxy))
+		}
+	}
+	proxyUDP(rs, udp, lanIf, families)
 	objs, err := rs.Resources()
 	if err != nil {
 		return fmt.Errorf("aggregation: %w", err)
 	}
 
+	// The guard: everything that steers LAN traffic into the proxy (the
+	// rules and sets above, the mark's rule and table below) waits for
+	// the peer's health verdict.
+	if h, ok := c.facts.Peer(a.Peer.Address); !ok || !h.Healthy {
+		why := "not proven up yet"
+		if ok {
+			why = "down: " + cmp.Or(h.Reason, "unhealthy")
+		}
+		c.wait("aggregation", "peer "+why+": LAN traffic goes direct")
+		return nil
+	}
 	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }
 	// The netlink objects ride in the last list desired() adds: the engine
 	// hands them to the netlink driver, after its other objects.
@@ -161,4 +200,24 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		c.nftObjs = append(c.nftObjs, bound(r))
 	}
 	return nil
+}
+
+// probeUplinks lists the uplinks the proxy probes its peer over: those
+// whose link is there and that health has not withdrawn (their mark's
+// policy rule is in place), by priority.
+func (c *compiler) probeUplinks(spec *api.RouterSpec) []proxy.Uplink {
+	var ups []*api.Uplink
+	for i := range spec.Uplinks {
+		u := &spec.Uplinks[i]
+		if st := c.uplinks[u.Name]; st == nil || st.missing != "" || c.down[u.Name] {
+			continue
+		}
+		ups = append(ups, u)
+	}
+	slices.SortStableFunc(ups, func(a, b *api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
+	out := make([]proxy.Uplink, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, proxy.Uplink{Name: u.Name, Mark: uint32(u.Table)})
+	}
+	return out
 }

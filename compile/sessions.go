@@ -76,22 +76,29 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 // Targets lists what must keep answering after a change of spec: its
 // management probes and a TCP connect to its aggregation peer.
 func Targets(spec *api.RouterSpec) []probe.Target {
-	var ts []probe.Target
 	if spec == nil {
 		return nil
 	}
-	if m := spec.Management; m != nil {
-		for _, p := range m.Probes {
-			switch {
-			case p.TCP != "":
-				ts = append(ts, probe.Target{Kind: probe.TCP, Addr: p.TCP})
-			case p.ICMP != "":
-				ts = append(ts, probe.Target{Kind: probe.ICMP, Addr: p.ICMP})
-			}
-		}
-	}
+	ts := managementTargets(spec.Management)
 	if a := spec.Aggregation; a != nil && a.Peer != nil && a.Peer.Address != "" {
 		ts = append(ts, probe.Target{Kind: probe.TCP, Addr: a.Peer.Address})
+	}
+	return ts
+}
+
+// managementTargets are the management probes, a router's or a peer's.
+func managementTargets(m *api.Management) []probe.Target {
+	if m == nil {
+		return nil
+	}
+	var ts []probe.Target
+	for _, p := range m.Probes {
+		switch {
+		case p.TCP != "":
+			ts = append(ts, probe.Target{Kind: probe.TCP, Addr: p.TCP})
+		case p.ICMP != "":
+			ts = append(ts, probe.Target{Kind: probe.ICMP, Addr: p.ICMP})
+		}
 	}
 	return ts
 }

@@ -1,7 +1,8 @@
 // Package facts holds what braid's protocol sessions learnt and the
 // compiler turns into kernel objects: a DHCP lease, an address and a
 // default router from router advertisements, an uplink's health verdict,
-// a link a session created, a delegated prefix; and what braid observes of
+// the aggregation peer's health, a link a session created, a delegated
+// prefix; and what braid observes of
 // the kernel's links the spec names (present or not, MAC address,
 // carrier).
 //
@@ -43,12 +44,13 @@ type Slot struct {
 }
 
 // Fact is one thing learnt. Exactly one of its kinds (Lease4, SLAAC,
-// Router6, Health, Link, Prefix, Interface) is set.
+// Router6, Health, Peer, Link, Prefix, Interface) is set.
 type Fact struct {
 	Lease4    *Lease4    `json:"lease4,omitempty"`
 	SLAAC     *SLAAC     `json:"slaac,omitempty"`
 	Router6   *Router6   `json:"router6,omitempty"`
 	Health    *Health    `json:"health,omitempty"`
+	Peer      *Peer      `json:"peer,omitempty"`
 	Link      *Link      `json:"link,omitempty"`
 	Prefix    *Prefix    `json:"prefix,omitempty"`
 	Interface *Interface `json:"interface,omitempty"`
@@ -131,6 +133,33 @@ type Health struct {
 	// Healthy: false takes the uplink's default route out of the main
 	// table, so traffic moves to the other uplinks.
 	Healthy bool `json:"healthy"`
+}
+
+// Peer is the aggregation peer's health, as the transparent proxy
+// (session[proxy/aggregation]) judges it: it probes the peer out of each
+// healthy uplink and watches whether the peer answers the connections it
+// relays. The compiler steers LAN TCP into the proxy only while the peer
+// is healthy; without a fact (the proxy has not judged yet) it steers
+// nothing, so the LAN is never cut off by a peer nobody has proven up.
+// The fact is bound to the process.
+type Peer struct {
+	// Address is the peer as the spec writes it
+	// (aggregation.peer.address): a verdict on another address says
+	// nothing of this one.
+	Address string `json:"address"`
+	// Healthy: false withdraws the steering, and LAN traffic goes direct.
+	Healthy bool `json:"healthy"`
+	// Reason says why the peer is down ("not reached over isp1
+	// (connection refused)", "no answer on 3 connections in a row"), or
+	// what a healthy verdict rests on ("on trial").
+	Reason string `json:"reason,omitempty"`
+	// Uplinks are the uplinks the peer was last reached over, by name.
+	Uplinks []string `json:"uplinks,omitempty"`
+	// NoIPv6 is set when the peer relays no IPv6 (it closed Misses
+	// connections to IPv6 destinations in a row without a byte): LAN
+	// IPv6 goes direct while IPv4 goes through the peer. The proxy's
+	// status says why.
+	NoIPv6 bool `json:"noIPv6,omitempty"`
 }
 
 // Link is a kernel link a session created (a TUN device): it exists only
@@ -216,6 +245,8 @@ func (f Fact) Kind() string {
 		return "router6"
 	case f.Health != nil:
 		return "health"
+	case f.Peer != nil:
+		return "peer"
 	case f.Link != nil:
 		return "link"
 	case f.Prefix != nil:
@@ -237,6 +268,8 @@ func (f Fact) Subject() string {
 		return "uplink/" + f.Router6.Uplink
 	case f.Health != nil:
 		return "uplink/" + f.Health.Uplink
+	case f.Peer != nil:
+		return "peer/" + f.Peer.Address
 	case f.Link != nil:
 		return f.Link.For
 	case f.Prefix != nil:
@@ -302,6 +335,17 @@ func (s Set) Healthy(uplink string) (healthy, known bool) {
 		return false, false
 	}
 	return f.Health.Healthy, true
+}
+
+// Peer returns the health verdict on the aggregation peer at address
+// (aggregation.peer.address), and whether there is one: without a
+// verdict, the peer is not yet proven up.
+func (s Set) Peer(address string) (Peer, bool) {
+	f, ok := s.find(func(f Fact) bool { return f.Peer != nil && f.Peer.Address == address })
+	if !ok {
+		return Peer{}, false
+	}
+	return *f.Peer, true
 }
 
 // Link returns the link created for what ("tunnel/sixpe").
@@ -391,6 +435,11 @@ func (f Fact) clone() Fact {
 	if f.Health != nil {
 		h := *f.Health
 		f.Health = &h
+	}
+	if f.Peer != nil {
+		p := *f.Peer
+		p.Uplinks = slices.Clone(p.Uplinks)
+		f.Peer = &p
 	}
 	if f.Link != nil {
 		l := *f.Link

@@ -203,11 +203,12 @@ func TestHubExpiresFactsOnItsOwn(t *testing.T) {
 
 func TestHubCorruptFileIsDroppedWithAWarning(t *testing.T) {
 	for name, content := range map[string]string{
-		"truncated":     `{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fib`,
-		"two kinds":     `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a"}, "health": {"uplink": "a"}}]}}}`,
-		"no kind":       `{"version": 3, "slots": {"x": {"facts": [{}]}}}`,
-		"bad address":   `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a", "address": "300.1.1.1/24"}}]}}}`,
-		"not an object": `[1, 2]`,
+		"truncated":       `{"version": 3, "slots": {"dhcp4/fibre": {"facts": [{"lease4": {"uplink": "fib`,
+		"two kinds":       `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a"}, "health": {"uplink": "a"}}]}}}`,
+		"peer and health": `{"version": 3, "slots": {"x": {"facts": [{"peer": {"address": "a:1"}, "health": {"uplink": "a"}}]}}}`,
+		"no kind":         `{"version": 3, "slots": {"x": {"facts": [{}]}}}`,
+		"bad address":     `{"version": 3, "slots": {"x": {"facts": [{"lease4": {"uplink": "a", "address": "300.1.1.1/24"}}]}}}`,
+		"not an object":   `[1, 2]`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -337,5 +338,50 @@ func TestInterfaces(t *testing.T) {
 	}
 	if err := h.Publish("kernel/links", s.Slots["kernel/links"].Facts); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The aggregation peer's verdict is looked up by the peer's address: a
+// verdict on another address says nothing of the spec's peer. It is one
+// kind of fact, bound to the process, and a clone shares nothing.
+func TestPeer(t *testing.T) {
+	const addr = "203.0.113.7:65101"
+	verdict := Fact{Peer: &Peer{Address: addr, Healthy: true, Uplinks: []string{"isp1", "isp2"}}, Process: true}
+	s := Set{Slots: map[string]Slot{"proxy/aggregation": {Facts: []Fact{verdict}}}}
+	if err := s.check(); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Peer(addr); !ok || !p.Healthy || len(p.Uplinks) != 2 {
+		t.Errorf("Peer(%s) = %+v %v", addr, p, ok)
+	}
+	if _, ok := s.Peer("203.0.113.8:65101"); ok {
+		t.Error("a verdict on another peer counts for this one")
+	}
+	if e := s.Entries()[0]; e.Kind != "peer" || e.Subject != "peer/"+addr {
+		t.Errorf("entry %+v, want kind peer, subject peer/%s", e, addr)
+	}
+	c := s.Clone()
+	c.Slots["proxy/aggregation"].Facts[0].Peer.Uplinks[0] = "lte"
+	c.Slots["proxy/aggregation"].Facts[0].Peer.Healthy = false
+	if p, _ := s.Peer(addr); p.Uplinks[0] != "isp1" || !p.Healthy {
+		t.Error("a clone shares its peer fact with the original")
+	}
+	if d := s.Durable(); len(d.Slots) != 0 {
+		t.Errorf("a process-bound peer verdict is durable: %+v", d)
+	}
+	two := Fact{Peer: verdict.Peer, Health: &Health{Uplink: "isp1"}}
+	if err := (Set{Slots: map[string]Slot{"x": {Facts: []Fact{two}}}}).check(); err == nil {
+		t.Error("a fact with a peer verdict and a health verdict was accepted")
+	}
+	h, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Publish("proxy/aggregation", []Fact{verdict}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.Set().Peer(addr); !ok {
+		t.Error("the hub lost the peer verdict")
 	}
 }

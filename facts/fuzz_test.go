@@ -17,6 +17,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"slots": {"ra/isp2": {"facts": [{"slaac": {"uplink": "isp2", "link": "wan2", "address": "2001:db8:102::1234/64", "preferred": "2030-01-01T00:00:00Z", "dns": [{"addr": "2001:db8:102::53", "expires": "2029-01-01T00:00:00Z"}]}, "expires": "2031-01-01T00:00:00Z"}, {"router6": {"uplink": "isp2", "router": "fe80::1", "link": "wan2"}, "expires": "2030-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`{"slots": {"dhcp6/isp2": {"facts": [{"prefix": {"for": "uplink/isp2", "prefix": "2001:db8:f100::/56", "link": "wan2", "preferred": "2030-01-01T00:00:00Z", "dns": ["2001:db8:102::53"], "server": "000100012c", "iaid": "0a0b0c0d", "obtained": "2029-12-31T00:00:00Z", "renew": "2029-12-31T00:00:10Z", "rebind": "2029-12-31T00:00:20Z"}, "expires": "2031-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`{"slots": {"kernel/links": {"facts": [{"interface": {"name": "wan2", "present": true, "index": 4, "mac": "02:00:00:00:00:02", "carrier": true}, "process": true}, {"interface": {"name": "wwan0"}}]}}}`))
+	f.Add([]byte(`{"slots": {"proxy/aggregation": {"facts": [{"peer": {"address": "203.0.113.7:65101", "healthy": false, "reason": "no answer on 3 connections in a row", "uplinks": ["isp1", "isp2"]}, "process": true}]}}}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -107,7 +107,7 @@ func (s Set) check() error {
 	for o, sl := range s.Slots {
 		for i, f := range sl.Facts {
 			n := 0
-			for _, set := range []bool{f.Lease4 != nil, f.SLAAC != nil, f.Router6 != nil, f.Health != nil, f.Link != nil, f.Prefix != nil, f.Interface != nil} {
+			for _, set := range []bool{f.Lease4 != nil, f.SLAAC != nil, f.Router6 != nil, f.Health != nil, f.Peer != nil, f.Link != nil, f.Prefix != nil, f.Interface != nil} {
 				if set {
 					n++
 				}

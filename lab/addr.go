@@ -140,9 +140,21 @@ const (
 	PeerV4 = "10.203.0.2"
 	// PeerV6 is the aggregation peer's IPv6 address (prefix length 64).
 	PeerV6 = "2001:db8:203::2"
-	// PeerPort is the aggregation peer's TCP port. Until the aggregation
-	// issue gives the lab a real peer, a whoami service answers there.
+	// PeerPort is the aggregation peer's TCP port: braid's peer (kind:
+	// Peer, see PeerSpec) listens there with Multipath TCP, on both
+	// families. A whoami service answers on WhoamiPort of the peer's
+	// addresses, as on the servers'.
 	PeerPort = 65101
+	// PeerCipher is the AEAD cipher of the lab's peer.
+	PeerCipher = "chacha20-ietf-poly1305"
+
+	// DownloadPort is the TCP port of the download service on every
+	// server address: it sends bytes until the client closes (see
+	// Download).
+	DownloadPort = 9001
+	// IperfPort is where iperf3's server listens in the Internet core, on
+	// every address of both families.
+	IperfPort = 5201
 )
 
 // Rates of the ISPs' rate limits (a tbf qdisc on both of their

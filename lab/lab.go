@@ -16,6 +16,8 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,6 +65,12 @@ type Config struct {
 	// `braid lab serve`. Tests use labtest, which points it at the test
 	// binary.
 	Helper []string
+	// Braid is the braid binary, which runs the processes that are braid
+	// itself (Process.Braid: the peer). When empty it is this executable
+	// if Helper is empty too (the braid binary's `braid lab up`);
+	// otherwise (a test binary as the helper) the lab leaves those
+	// processes out of its topology.
+	Braid string
 	// Env is added to the environment of every process the lab starts
 	// ("NAME=value").
 	Env []string
@@ -80,6 +88,9 @@ type Lab struct {
 	Topology Topology `json:"topology"`
 	// Helper is the command line that runs the lab's services.
 	Helper []string `json:"helper"`
+	// Braid is the braid binary that runs the lab's braid processes
+	// (the peer); empty when the lab has none.
+	Braid string `json:"braid,omitempty"`
 	// Env is added to the environment of the lab's processes.
 	Env []string `json:"env,omitempty"`
 }
@@ -134,6 +145,12 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			return nil, fmt.Errorf("lab %s: the helper command: %w", cfg.Name, err)
 		}
 		cfg.Helper = []string{exe, "lab", "serve"}
+		if cfg.Braid == "" {
+			cfg.Braid = exe
+		}
+	}
+	if cfg.Braid == "" {
+		topo.Processes = slices.DeleteFunc(slices.Clone(topo.Processes), func(p Process) bool { return len(p.Braid) > 0 })
 	}
 	l := &Lab{
 		Name:     cfg.Name,
@@ -141,6 +158,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		Created:  time.Now().UTC().Truncate(time.Second),
 		Topology: topo,
 		Helper:   slices.Clone(cfg.Helper),
+		Braid:    cfg.Braid,
 		Env:      slices.Clone(cfg.Env),
 	}
 	if found := existingNamespaces(l.Name, append(Roles(), topo.roles()...)); len(found) > 0 {
@@ -183,6 +201,9 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := writeJSON(filepath.Join(l.Dir, "lab.json"), l); err != nil {
 		return err
 	}
+	if err := writePeerKey(l.PeerKeyPath()); err != nil {
+		return err
+	}
 	var lines []string
 	for _, ns := range l.Topology.Namespaces {
 		lines = append(lines, "netns add "+l.NS(ns.Role))
@@ -210,6 +231,22 @@ func (l *Lab) build(ctx context.Context) error {
 		if _, err := startProcess(ctx, l, p); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// PeerKeyPath is the file holding the key of the lab's peer, which a
+// box's spec names (aggregation.peer.key: {file: PATH}).
+func (l *Lab) PeerKeyPath() string { return filepath.Join(l.Dir, PeerKeyFile) }
+
+// writePeerKey writes a fresh random key to path, readable by root only:
+// 24 random bytes, base64 (the peer derives its cipher key from it as
+// shadowsocks-libev's -k does).
+func writePeerKey(path string) error {
+	key := make([]byte, 24)
+	rand.Read(key)
+	if err := os.WriteFile(path, []byte(base64.RawURLEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("the peer's key: %w", err)
 	}
 	return nil
 }
@@ -243,6 +280,29 @@ func (l *Lab) Start(ctx context.Context, p Process) error {
 		return fmt.Errorf("lab %s: process %q already started", l.Name, p.Name)
 	}
 	if _, err := startProcess(ctx, l, p); err != nil {
+		return fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	return nil
+}
+
+// Stop stops the lab's process name (one of its topology's, or one
+// Start added), if it runs, and forgets it; its log stays. Resume starts
+// a topology's process again.
+func (l *Lab) Stop(name string) error { return l.stop(name) }
+
+// Resume starts again the process name of the lab's topology after Stop
+// stopped it (say, the peer, for a test of a box whose peer is gone),
+// with its Config as Up wrote it.
+func (l *Lab) Resume(ctx context.Context, name string) error {
+	i := slices.IndexFunc(l.Topology.Processes, func(p Process) bool { return p.Name == name })
+	if i < 0 {
+		return fmt.Errorf("lab %s: no process %q in its topology", l.Name, name)
+	}
+	var rec procRecord
+	if err := readJSON(filepath.Join(procsDir(l.Dir), name+".json"), &rec); err == nil && rec.alive() {
+		return fmt.Errorf("lab %s: process %s runs (pid %d)", l.Name, name, rec.PID)
+	}
+	if _, err := startProcess(ctx, l, l.Topology.Processes[i]); err != nil {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
 	}
 	return nil
@@ -422,4 +482,19 @@ func (l *Lab) Whoami(ctx context.Context, role Role, network, server, bind strin
 		return seen, fmt.Errorf("lab %s: from %s: %w", l.Name, l.NS(role), err)
 	}
 	return seen, nil
+}
+
+// Download reads size bytes from the download service at server from
+// inside the lab's namespace for role; see the package-level Download.
+func (l *Lab) Download(ctx context.Context, role Role, network, server, bind string, size int64, progress func(received int64)) (int64, error) {
+	var n int64
+	err := l.Do(role, func() error {
+		var err error
+		n, err = Download(ctx, network, server, bind, size, progress)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("lab %s: from %s: %w", l.Name, l.NS(role), err)
+	}
+	return n, nil
 }

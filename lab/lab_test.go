@@ -107,7 +107,13 @@ func TestUpBoxUnconfigured(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	slices.Sort(names)
-	if want := []string{lab.DHCP4Process, lab.DHCP6Process, "peer", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
+	// The peer's key: random, for root only.
+	if fi, err := os.Stat(l.PeerKeyPath()); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 32 {
+		t.Errorf("the peer's key %s: %v, %v", l.PeerKeyPath(), fi, err)
+	}
+	// A test binary is not braid: its labs have no braid peer (see
+	// TestLabUpRunsThePeer in cmd/braid for one that has).
+	if want := []string{lab.IperfProcess, lab.DHCP4Process, lab.DHCP6Process, "peer-whoami", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
 		t.Errorf("processes %q, want %q", names, want)
 	}
 }
@@ -215,19 +221,51 @@ func TestWhoami(t *testing.T) {
 		{lab.RoleISP2, lab.SteeredServerV4, lab.WhoamiPort, lab.ISP2UpV4},
 		{lab.RoleISP2, lab.ServerV6, lab.WhoamiPort, lab.ISP2UpV6},
 		{lab.RolePeer, lab.ServerV4, lab.WhoamiPort, lab.PeerV4},
-		{lab.RoleInet, lab.PeerV4, lab.PeerPort, lab.InetPeerV4},
-		{lab.RoleInet, lab.PeerV6, lab.PeerPort, lab.InetPeerV6},
+		{lab.RoleInet, lab.PeerV4, lab.WhoamiPort, lab.InetPeerV4},
+		{lab.RoleInet, lab.PeerV6, lab.WhoamiPort, lab.InetPeerV6},
 	} {
 		for _, network := range []string{"tcp", "udp"} {
-			if network == "udp" && c.port != lab.WhoamiPort {
-				continue // the peer's placeholder is TCP only
-			}
 			t.Run(network+"-"+string(c.from)+"-to-"+c.server, func(t *testing.T) {
 				if got := whoami(t, l, c.from, network, c.server, c.port, ""); got.String() != c.want {
 					t.Errorf("whoami saw %s, want %s", got, c.want)
 				}
 			})
 		}
+	}
+	// The core's download service, both families, and iperf3's server.
+	for _, c := range []struct {
+		from   lab.Role
+		server string
+	}{{lab.RoleISP1, lab.ServerV4}, {lab.RoleISP2, lab.ServerV6}, {lab.RolePeer, lab.SteeredServerV4}} {
+		t.Run("download-"+string(c.from)+"-from-"+c.server, func(t *testing.T) {
+			const size = 1 << 20
+			server := netip.AddrPortFrom(netip.MustParseAddr(c.server), lab.DownloadPort).String()
+			if n, err := l.Download(ctx(t), c.from, "tcp", server, "", size, nil); err != nil || n != size {
+				t.Errorf("download: %d bytes, %v", n, err)
+			}
+		})
+	}
+	for _, server := range []string{lab.ServerV4, lab.ServerV6} {
+		t.Run("iperf3-"+server, func(t *testing.T) {
+			out, err := l.Run(ctx(t), lab.RolePeer, "iperf3", "--client", server, "--port", strconv.Itoa(lab.IperfPort), "--bytes", "1M", "--json")
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			// The client's report: what it sent, and what the server
+			// said it received (the client may stop first: less).
+			type sum struct {
+				Bytes int64 `json:"bytes"`
+			}
+			var res struct {
+				End struct {
+					Sent     sum `json:"sum_sent"`
+					Received sum `json:"sum_received"`
+				} `json:"end"`
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil || res.End.Sent.Bytes < 1<<20 || res.End.Received.Bytes == 0 {
+				t.Errorf("iperf3 to %s: sent %d bytes, the server received %d (%v)\n%s", server, res.End.Sent.Bytes, res.End.Received.Bytes, err, out)
+			}
+		})
 	}
 }
 
@@ -495,11 +533,7 @@ func TestBoxByHand(t *testing.T) {
 		{"peer-wan2", lab.PeerV4, lab.BoxWAN2V4, lab.BoxWAN2V4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			port := uint16(lab.WhoamiPort)
-			if c.server == lab.PeerV4 {
-				port = lab.PeerPort
-			}
-			if got := whoami(t, l, lab.RoleBox, "tcp", c.server, port, c.bind); got.String() != c.want {
+			if got := whoami(t, l, lab.RoleBox, "tcp", c.server, lab.WhoamiPort, c.bind); got.String() != c.want {
 				t.Errorf("whoami saw %s, want %s", got, c.want)
 			}
 		})
@@ -627,5 +661,29 @@ func TestUpClearsStaleBraidState(t *testing.T) {
 	labtest.Up(t, cfg)
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dead box's state %s survives into the new lab (%v)", stale, err)
+	}
+}
+
+// Stop stops one of the lab's processes; Resume starts it again.
+func TestStopResume(t *testing.T) {
+	l := labtest.New(t)
+	peer := netip.AddrPortFrom(netip.MustParseAddr(lab.PeerV4), lab.WhoamiPort).String()
+	if err := l.Resume(ctx(t), "peer-whoami"); err == nil {
+		t.Error("Resume of a running process succeeded")
+	}
+	if err := l.Stop("peer-whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := l.Whoami(ctx(t), lab.RoleInet, "tcp", peer, ""); err == nil {
+		t.Errorf("the peer's whoami answered after Stop (saw %s)", seen)
+	}
+	if err := l.Resume(ctx(t), "peer-whoami"); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoami(t, l, lab.RoleInet, "tcp", lab.PeerV4, lab.WhoamiPort, ""); got.String() != lab.InetPeerV4 {
+		t.Errorf("after Resume, whoami saw %s", got)
+	}
+	if err := l.Resume(ctx(t), "nonesuch"); err == nil {
+		t.Error("Resume of a process the topology does not have succeeded")
 	}
 }

@@ -58,8 +58,14 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 	rec := procRecord{Name: p.Name, Role: p.Role, Namespace: ns,
 		Log: filepath.Join(procsDir(dir), p.Name+".log")}
 	argv := expandArgs(p.Command, dir, p.Name)
-	if len(p.Serve) > 0 {
+	switch {
+	case len(p.Serve) > 0:
 		argv = append(append(slices.Clone(l.Helper), p.Serve...), "-ready-fd", "3")
+	case len(p.Braid) > 0:
+		if l.Braid == "" {
+			return rec, fmt.Errorf("process %s runs braid, and the lab has no braid binary (Config.Braid)", p.Name)
+		}
+		argv = append([]string{l.Braid}, expandArgs(p.Braid, dir, p.Name)...)
 	}
 	rec.Args = argv
 	if len(p.Command) > 0 {
@@ -127,11 +133,11 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 // confPath is where a process's Config goes, {conf} in its Command.
 func confPath(dir, name string) string { return filepath.Join(procsDir(dir), name+".conf") }
 
-// expandArgs replaces {conf}, {pidfile} and {dir} in a Command's
-// arguments with the process's paths in the lab's run directory.
+// expandArgs replaces {conf}, {pidfile}, {dir} and {lab} in a Command's
+// arguments with the process's paths in the lab's run directory dir.
 func expandArgs(args []string, dir, name string) []string {
 	r := strings.NewReplacer("{conf}", confPath(dir, name), "{pidfile}", filepath.Join(procsDir(dir), name+".pid"),
-		"{dir}", procsDir(dir))
+		"{dir}", procsDir(dir), "{lab}", dir)
 	out := make([]string, len(args))
 	for i, a := range args {
 		out[i] = r.Replace(a)
@@ -140,9 +146,10 @@ func expandArgs(args []string, dir, name string) []string {
 }
 
 // expandConfig replaces {dir} in a process's Config with the directory
-// of the lab's processes (where Kea keeps its leases).
+// of the lab's processes (where Kea keeps its leases), and {lab} with the
+// lab's run directory dir (where the peer's key is).
 func expandConfig(config, dir string) string {
-	return strings.ReplaceAll(config, "{dir}", procsDir(dir))
+	return strings.NewReplacer("{dir}", procsDir(dir), "{lab}", dir).Replace(config)
 }
 
 // Reload gives the lab's process name a new configuration (its Config)

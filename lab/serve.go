@@ -46,6 +46,8 @@ func (a *addrList) Set(s string) error {
 //	                   repeatable. It writes the client's address as it saw
 //	                   it ("10.101.0.2:40000\n") and closes the connection.
 //	-whoami-udp ADDR   the same over UDP: one answer per datagram.
+//	-download ADDR     a TCP download service on ADDR: it sends bytes to
+//	                   every client until the client closes; repeatable.
 //	-delay-tap NS/TAP  a delay line (see Delay): create the TAP device TAP in
 //	                   namespace NS and write back every packet sent out of
 //	                   it -delay later; repeatable, one per direction.
@@ -61,6 +63,8 @@ func Serve(ctx context.Context, args []string) error {
 	var tcp, udp addrList
 	fset.Var(&tcp, "whoami", "TCP whoami service address (repeatable)")
 	fset.Var(&udp, "whoami-udp", "UDP whoami service address (repeatable)")
+	var downloads addrList
+	fset.Var(&downloads, "download", "TCP download service address (repeatable)")
 	var taps stringList
 	fset.Var(&taps, "delay-tap", "delay line TAP device, NS/NAME (repeatable)")
 	delay := fset.Duration("delay", 0, "delay of the delay lines")
@@ -71,8 +75,8 @@ func Serve(ctx context.Context, args []string) error {
 	if fset.NArg() > 0 {
 		return fmt.Errorf("lab serve: unexpected arguments %q", fset.Args())
 	}
-	if len(tcp)+len(udp)+len(taps) == 0 {
-		return errors.New("lab serve: nothing to serve (use -whoami, -whoami-udp or -delay-tap)")
+	if len(tcp)+len(udp)+len(downloads)+len(taps) == 0 {
+		return errors.New("lab serve: nothing to serve (use -whoami, -whoami-udp, -download or -delay-tap)")
 	}
 	if len(taps) > 0 && *delay <= 0 {
 		return errors.New("lab serve: -delay-tap needs a positive -delay")
@@ -95,6 +99,14 @@ func Serve(ctx context.Context, args []string) error {
 		}
 		closers = append(closers, ln)
 		wg.Go(func() { serveWhoamiTCP(ln) })
+	}
+	for _, ap := range downloads {
+		ln, err := lc.Listen(ctx, "tcp", ap.String())
+		if err != nil {
+			return fmt.Errorf("lab serve: download: %w", err)
+		}
+		closers = append(closers, ln)
+		wg.Go(func() { serveDownload(ctx, ln) })
 	}
 	for _, ap := range udp {
 		pc, err := lc.ListenPacket(ctx, "udp", ap.String())
@@ -167,6 +179,45 @@ func serveWhoamiTCP(ln net.Listener) {
 	}
 }
 
+// downloadChunk is how much the download service writes at a time.
+const downloadChunk = 64 << 10
+
+// downloadStall is how long the download service waits for a client to
+// take more bytes before it drops the connection.
+const downloadStall = time.Minute
+
+// serveDownload sends bytes to every connection until its client closes
+// it, or until ln is closed and ctx is done.
+func serveDownload(ctx context.Context, ln net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// The same bytes for every client: what they carry does not matter.
+	chunk := bytes.Repeat([]byte("braid lab download\n"), downloadChunk/19+1)[:downloadChunk]
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		wg.Go(func() {
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			for {
+				// A client gone silent (a blackholed path) is given up
+				// after a minute without progress.
+				c.SetWriteDeadline(time.Now().Add(downloadStall))
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
 // serveWhoamiUDP answers every datagram with its source address until pc
 // is closed.
 func serveWhoamiUDP(pc net.PacketConn) {
@@ -213,25 +264,13 @@ func Whoami(ctx context.Context, network, server, bind string) (netip.AddrPort, 
 		ctx, cancel = context.WithTimeout(ctx, whoamiTimeout)
 		defer cancel()
 	}
-	var d net.Dialer
 	udp := strings.HasPrefix(network, "udp")
 	if !udp && !strings.HasPrefix(network, "tcp") {
 		return netip.AddrPort{}, fmt.Errorf("whoami %s: unknown network %q", server, network)
 	}
-	if bind != "" {
-		local, err := netip.ParseAddrPort(bind)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(bind)
-			if aerr != nil {
-				return netip.AddrPort{}, fmt.Errorf("whoami %s: bind address %q: %w", server, bind, aerr)
-			}
-			local = netip.AddrPortFrom(addr, 0)
-		}
-		if udp {
-			d.LocalAddr = net.UDPAddrFromAddrPort(local)
-		} else {
-			d.LocalAddr = net.TCPAddrFromAddrPort(local)
-		}
+	d, err := dialer(udp, bind)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("whoami %s: %w", server, err)
 	}
 	c, err := d.DialContext(ctx, network, server)
 	if err != nil {
@@ -257,6 +296,72 @@ func Whoami(ctx context.Context, network, server, bind string) (netip.AddrPort, 
 		return netip.AddrPort{}, fmt.Errorf("whoami %s: unexpected answer %q", server, answer)
 	}
 	return seen, nil
+}
+
+// dialer returns a dialer from bind ("ip" or "ip:port"; any address when
+// empty), for UDP or TCP.
+func dialer(udp bool, bind string) (*net.Dialer, error) {
+	d := &net.Dialer{}
+	if bind == "" {
+		return d, nil
+	}
+	local, err := netip.ParseAddrPort(bind)
+	if err != nil {
+		addr, aerr := netip.ParseAddr(bind)
+		if aerr != nil {
+			return nil, fmt.Errorf("bind address %q: %w", bind, aerr)
+		}
+		local = netip.AddrPortFrom(addr, 0)
+	}
+	if udp {
+		d.LocalAddr = net.UDPAddrFromAddrPort(local)
+	} else {
+		d.LocalAddr = net.TCPAddrFromAddrPort(local)
+	}
+	return d, nil
+}
+
+// Download reads size bytes from the download service at server
+// ("host:port", see DownloadPort) over network ("tcp", "tcp4" or
+// "tcp6"), optionally from the local address bind, then closes the
+// connection. progress, if not nil, is called after every read with the
+// bytes received so far. It returns how many bytes came, and an error
+// when fewer than size did (ctx's error once ctx is done). It uses the
+// namespace of the calling thread; see (*Lab).Download.
+func Download(ctx context.Context, network, server, bind string, size int64, progress func(received int64)) (int64, error) {
+	if !strings.HasPrefix(network, "tcp") {
+		return 0, fmt.Errorf("download %s: unknown network %q", server, network)
+	}
+	if size <= 0 {
+		return 0, fmt.Errorf("download %s: size %d: want a positive size", server, size)
+	}
+	d, err := dialer(false, bind)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", server, err)
+	}
+	c, err := d.DialContext(ctx, network, server)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", server, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, downloadChunk)
+	var n int64
+	for n < size {
+		m, err := c.Read(buf[:min(int64(len(buf)), size-n)])
+		n += int64(m)
+		if m > 0 && progress != nil {
+			progress(n)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return n, fmt.Errorf("download %s: after %d bytes: %w", server, n, err)
+		}
+	}
+	return n, nil
 }
 
 // askUDP sends a whoami datagram on c, again every half second until an

@@ -95,7 +95,7 @@ type Endpoint struct {
 }
 
 // Process is a long-running program the lab starts in a namespace and
-// stops on Down. Exactly one of Serve and Command is set.
+// stops on Down. Exactly one of Serve, Command and Braid is set.
 type Process struct {
 	// Name identifies the process in the lab's run directory and status;
 	// unique within the lab.
@@ -108,11 +108,18 @@ type Process struct {
 	// Command is an external program and its arguments (say, dnsmasq in
 	// the foreground). Up does not wait for it to be ready. In its
 	// arguments, {conf} stands for the path of its Config and {pidfile}
-	// for a PID file of its own, both in the lab's run directory.
+	// for a PID file of its own, both in the lab's run directory, {dir}
+	// for the directory of the lab's processes and {lab} for the lab's
+	// run directory.
 	Command []string `json:"command,omitempty"`
-	// Config, for a Command, is written to {conf} before it starts
-	// (radvd reads its configuration from a file); Lab.Reload replaces
-	// it.
+	// Braid are the arguments of braid itself (Config.Braid), expanded
+	// as a Command's: the peer is `braid run -f {conf}`. Up does not
+	// wait for it to be ready. A lab without a braid binary (a test
+	// binary's, unless it sets Config.Braid) leaves such processes out.
+	Braid []string `json:"braid,omitempty"`
+	// Config, for a Command or Braid, is written to {conf} before it
+	// starts (radvd reads its configuration from a file, braid its
+	// spec); {dir} and {lab} in it are expanded. Lab.Reload replaces it.
 	Config string `json:"config,omitempty"`
 }
 
@@ -126,9 +133,10 @@ type Process struct {
 // prefix to the box, and runs dnsmasq as its ONT's DHCP server
 // (ISP1DHCP4); isp2 limits to 10 Mbit/s, advertises its IPv6 prefix
 // and a resolver (radvd, see ISP2Adverts) and delegates prefixes (Kea,
-// see ISP2DHCP6); inet holds the servers on its
-// loopback and runs whoami on them; the peer runs a whoami on PeerPort
-// until a real peer replaces it.
+// see ISP2DHCP6); inet holds the servers on its loopback and runs
+// whoami and the download service on them (WhoamiPort, DownloadPort),
+// and iperf3's server (IperfPort); the peer runs braid's peer on
+// PeerPort (PeerProcess, PeerSpec) and a whoami on WhoamiPort.
 func Default() Topology {
 	p := netip.MustParsePrefix
 	a := netip.MustParseAddr
@@ -156,6 +164,13 @@ func Default() Topology {
 		for _, s := range addrs {
 			ap := netip.AddrPortFrom(a(s), WhoamiPort).String()
 			args = append(args, "-whoami", ap, "-whoami-udp", ap)
+		}
+		return args
+	}
+	download := func(addrs ...string) []string {
+		var args []string
+		for _, s := range addrs {
+			args = append(args, "-download", netip.AddrPortFrom(a(s), DownloadPort).String())
 		}
 		return args
 	}
@@ -267,14 +282,15 @@ func Default() Topology {
 			{Endpoint{Role: RolePeer, Dev: PeerDev}, Endpoint{Role: RoleInet, Dev: InetPeerDev}},
 		},
 		Processes: []Process{
-			{Name: "whoami", Role: RoleInet, Serve: whoami(ServerV4, SteeredServerV4, ServerV6, SteeredServerV6)},
+			{Name: "whoami", Role: RoleInet, Serve: append(whoami(ServerV4, SteeredServerV4, ServerV6, SteeredServerV6),
+				download(ServerV4, SteeredServerV4, ServerV6, SteeredServerV6)...)},
+			// iperf3 listens on every address of the core, both families.
+			{Name: IperfProcess, Role: RoleInet, Command: []string{"iperf3", "--server", "--port", strconv.Itoa(IperfPort)}},
 			// isp1's ONT: a DHCP server for vendor classes that begin
 			// with "neufbox". A box with a static address never asks.
 			{Name: DHCP4Process, Role: RoleISP1, Command: ISP1DHCP4().Command()},
-			{Name: "peer", Role: RolePeer, Serve: []string{
-				"-whoami", netip.AddrPortFrom(a(PeerV4), PeerPort).String(),
-				"-whoami", netip.AddrPortFrom(a(PeerV6), PeerPort).String(),
-			}},
+			{Name: PeerProcess, Role: RolePeer, Braid: []string{"run", "-f", "{conf}"}, Config: PeerSpec("{lab}/" + PeerKeyFile)},
+			{Name: "peer-whoami", Role: RolePeer, Serve: whoami(PeerV4, PeerV6)},
 			{Name: ISP2AdvertsProcess, Role: RoleISP2, Config: ISP2Adverts(ISP2RouterLifetime),
 				Command: []string{"radvd", "--nodaemon", "--config", "{conf}", "--pidfile", "{pidfile}", "--logmethod", "stderr"}},
 			// isp2's DHCPv6 server: prefix delegation (Kea).
@@ -282,6 +298,35 @@ func Default() Topology {
 				Command: ISP2DHCP6("{dir}").Command("{conf}", "{dir}")},
 		},
 	}
+}
+
+// The lab's peer and servers.
+const (
+	// PeerProcess names the lab's peer: `braid run -f` with PeerSpec in
+	// the peer's namespace.
+	PeerProcess = "peer"
+	// PeerKeyFile is the file, in the lab's run directory, that holds
+	// the peer's key: random, written by Up. A box's spec names it
+	// (aggregation.peer.key: {file: ...}, see (*Lab).PeerKeyPath).
+	PeerKeyFile = "peer.key"
+	// IperfProcess names iperf3's server in the Internet core.
+	IperfProcess = "iperf3"
+)
+
+// PeerSpec is the lab peer's spec (kind: Peer): Multipath TCP on
+// PeerPort of every address, both families, PeerCipher, the key read
+// from keyFile. No management section: braid adds no input drops.
+func PeerSpec(keyFile string) string {
+	return fmt.Sprintf(`# The lab's aggregation peer (braid lab up writes it).
+apiVersion: braid/v1alpha1
+kind: Peer
+metadata:
+  name: lab
+spec:
+  listen: "[::]:%d"
+  cipher: %s
+  key: {file: %s}
+`, PeerPort, PeerCipher, keyFile)
 }
 
 // isp2's router advertisements, sent by radvd on its link to the box.
@@ -329,7 +374,7 @@ const maxIfName = 15
 // Validate reports the first inconsistency in t: an unknown or duplicate
 // role, an interface name too long or used twice in a namespace, an
 // address on an interface the namespace does not have, a process without
-// exactly one of Serve and Command.
+// exactly one of Serve, Command and Braid.
 func (t Topology) Validate() error {
 	roles := map[Role]bool{}
 	for _, ns := range t.Namespaces {
@@ -402,11 +447,17 @@ func (t Topology) Validate() error {
 		if !roles[p.Role] {
 			return fmt.Errorf("topology: process %q: no namespace with role %q", p.Name, p.Role)
 		}
-		if (len(p.Serve) == 0) == (len(p.Command) == 0) {
-			return fmt.Errorf("topology: process %q: set exactly one of Serve and Command", p.Name)
+		set := 0
+		for _, args := range [][]string{p.Serve, p.Command, p.Braid} {
+			if len(args) > 0 {
+				set++
+			}
 		}
-		if p.Config != "" && len(p.Command) == 0 {
-			return fmt.Errorf("topology: process %q: a Config is for a Command", p.Name)
+		if set != 1 {
+			return fmt.Errorf("topology: process %q: set exactly one of Serve, Command and Braid", p.Name)
+		}
+		if p.Config != "" && len(p.Serve) > 0 {
+			return fmt.Errorf("topology: process %q: a Config is for a Command or Braid", p.Name)
 		}
 	}
 	return nil

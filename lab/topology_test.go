@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,7 +231,9 @@ func TestServeWhoami(t *testing.T) {
 	}
 	w.Close()
 	port4, port6 := freePort(t, "tcp4", "127.0.0.1:0"), freePort(t, "udp4", "127.0.0.1:0")
-	args := []string{"-whoami", fmt.Sprintf("127.0.0.1:%d", port4), "-whoami-udp", fmt.Sprintf("127.0.0.1:%d", port6), "-ready-fd", fmt.Sprint(fd)}
+	dl4, dl6 := freePort(t, "tcp4", "127.0.0.1:0"), freePort(t, "tcp6", "[::1]:0")
+	args := []string{"-whoami", fmt.Sprintf("127.0.0.1:%d", port4), "-whoami-udp", fmt.Sprintf("127.0.0.1:%d", port6),
+		"-download", fmt.Sprintf("127.0.0.1:%d", dl4), "-download", fmt.Sprintf("[::1]:%d", dl6), "-ready-fd", fmt.Sprint(fd)}
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, args) }()
 	if err := waitReady(ctx, r); err != nil {
@@ -253,6 +256,27 @@ func TestServeWhoami(t *testing.T) {
 			t.Errorf("%s %s from %q: saw %s", c.network, c.server, c.bind, seen)
 		}
 	}
+	// The download service sends until the client has had enough, in
+	// each family; several clients at once.
+	var wg sync.WaitGroup
+	for _, server := range []string{fmt.Sprintf("127.0.0.1:%d", dl4), fmt.Sprintf("[::1]:%d", dl6)} {
+		for range 2 {
+			wg.Go(func() {
+				const size = 3*downloadChunk + 12345
+				var last int64
+				n, err := Download(ctx, "tcp", server, "", size, func(got int64) {
+					if got <= last {
+						t.Errorf("download %s: progress went from %d to %d", server, last, got)
+					}
+					last = got
+				})
+				if err != nil || n != size || last != size {
+					t.Errorf("download %s: %d bytes (progress said %d), %v; want %d", server, n, last, err, size)
+				}
+			})
+		}
+	}
+	wg.Wait()
 	cancel()
 	select {
 	case err := <-done:
@@ -280,6 +304,28 @@ func TestServeErrors(t *testing.T) {
 	}
 	if _, err := Whoami(context.Background(), "sctp", "127.0.0.1:7", ""); err == nil {
 		t.Error("Whoami accepted network sctp")
+	}
+	if _, err := Download(context.Background(), "udp", "127.0.0.1:7", "", 1, nil); err == nil {
+		t.Error("Download accepted network udp")
+	}
+	if _, err := Download(context.Background(), "tcp", "127.0.0.1:7", "", 0, nil); err == nil {
+		t.Error("Download accepted size 0")
+	}
+	// A server that closes early: fewer bytes than asked is an error.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Write([]byte("short"))
+			c.Close()
+		}
+	}()
+	if n, err := Download(context.Background(), "tcp", ln.Addr().String(), "", 100, nil); err == nil || n != 5 {
+		t.Errorf("Download from a server that sends 5 bytes of 100: %d, %v", n, err)
 	}
 }
 

@@ -106,3 +106,12 @@ func isDNSReply(b []byte, id uint16) bool {
 	h, err := parseDNSHeader(b)
 	return err == nil && h.Response() && h.ID == id
 }
+
+// DNSQuery returns the query a DNS probe sends (see dnsQuery), for a
+// caller that carries it itself: the transparent proxy's end-to-end probe
+// of its peer sends it over TCP, through the peer.
+func DNSQuery(id uint16, name string) ([]byte, error) { return dnsQuery(id, name) }
+
+// IsDNSReply reports whether b is a response to the query with
+// identifier id, whatever its response code, as a DNS probe judges it.
+func IsDNSReply(b []byte, id uint16) bool { return isDNSReply(b, id) }

@@ -120,26 +120,6 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-// serveTCP accepts and closes connections on addr in namespace ns until
-// the test ends.
-func serveTCP(t *testing.T, ns, addr string) {
-	var ln net.Listener
-	nstest.Do(t, ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
 // startDNSMasq runs dnsmasq in the far namespace on port 5353 of its
 // targets, answering probe.test with 10.9.9.9 and asking nobody else, and
 // waits until it answers.
@@ -246,8 +226,8 @@ func wantTimeout(t *testing.T, ns string, p *Prober, tg Target) {
 // deadline.
 func TestBinding(t *testing.T) {
 	r := newRig(t)
-	serveTCP(t, r.far, "10.9.0.1:80")
-	serveTCP(t, r.far, "[fd09::1]:80")
+	nstest.ServeTCP(t, r.far, "10.9.0.1:80", func(net.Conn) {})
+	nstest.ServeTCP(t, r.far, "[fd09::1]:80", func(net.Conn) {})
 	r.startDNSMasq(t)
 
 	good := []*Prober{

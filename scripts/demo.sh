@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: bring up the lab, show the plan for specs/lab.yaml in its box,
 # apply it, and prove the box reaches the Internet server out of each
-# uplink. Usage: demo.sh BRAID_BINARY [LAB_NAME]
+# uplink; then braid run with the uplinks tracked, a delegated prefix on
+# the LAN, and a LAN download aggregated over both uplinks through braid's
+# peer that survives an uplink failing. Usage: demo.sh BRAID_BINARY [LAB_NAME]
 set -euo pipefail
 braid=${1:?braid binary}
 lab=${2:-braid}
@@ -135,6 +137,80 @@ wait "$daemon" 2>/dev/null
 trap - EXIT
 echo "  (braid run's log: $log3)"
 
+# Aggregation: braid's transparent proxy on the box, braid's peer in the
+# lab's peer namespace (braid lab up runs it, with a random key in the
+# lab's run directory, which the spec names), one Multipath TCP
+# connection per LAN connection with a subflow per uplink.
+spec4=$(mktemp --suffix=.yaml)
+sed "s#/run/braid-lab/braid/#/run/braid-lab/$lab/#" specs/lab-aggregation.yaml >"$spec4"
+step "braid --netns $box run -f specs/lab-aggregation.yaml: the LAN's TCP through braid's peer ($lab-peer, 10.203.0.2:65101), over Multipath TCP on both uplinks"
+log4=$(mktemp)
+"$braid" --netns "$box" run -f "$spec4" >"$log4" 2>&1 &
+daemon=$!
+dlpid=
+trap 'kill $daemon $dlpid 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+through_peer() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == "10.203.0.2:"* ]]; }
+waitfor 60 "the LAN's TCP goes through the peer" through_peer
+expect "the LAN client over IPv4: through the peer" "10.203.0.2:" whoami --from lan 198.51.100.80:7
+expect "the LAN client over IPv6: through the peer" "[2001:db8:203::2]:" whoami --from lan '[2001:db8:ffff::80]:7'
+"$braid" --netns "$box" status | grep -E "session\[proxy" | sed 's/^/      /'
+
+# subflows: the box's MPTCP subflows to the peer that belong to the
+# connection that carried the most (ss -ti: the kernel's own counters),
+# one line each: local address, uplink, bytes received.
+subflows() {
+	ip netns exec "$box" ss -tinH state established dst 10.203.0.2 | awk '
+		/^[0-9]/ { local = $3; sub(/%.*:/, ":", local); next }
+		/tcp-ulp-mptcp/ {
+			tok = $0; sub(/.*token:[0-9a-f]+\(id:[0-9]+\)\//, "", tok); sub(/\(.*/, "", tok)
+			rx = $0; if (!sub(/.*bytes_received:/, "", rx)) rx = "0"; sub(/ .*/, "", rx)
+			n++; l[n] = local; t[n] = tok; r[n] = rx; sum[tok] += rx
+		}
+		END {
+			for (k in sum) if (best == "" || sum[k] > sum[best]) best = k
+			for (i = 1; i <= n; i++) if (t[i] == best) {
+				split(l[i], a, ":"); up = a[1] == "10.101.0.2" ? "wan1, isp1" : a[1] == "10.102.0.2" ? "wan2, isp2" : "?"
+				printf "  subflow  %-17s (%s) -> 10.203.0.2:65101  %8.1f MB received\n", l[i], up, r[i] / 1e6
+			}
+		}' | sort -k2,2
+}
+# both_carry: the download's connection has a subflow from each uplink,
+# each past 256 kB.
+both_carry() { [ "$(subflows | awk '$7 >= 0.3 { print $2 }' | cut -d: -f1 | sort -u | wc -l)" -ge 2 ]; }
+# isp2_mb: the MB the download's isp2 subflows received.
+isp2_mb() { subflows | awk '$4 == "isp2)" { s += $7 } END { print s + 0 }'; }
+# isp2_past MB: isp2's subflows received more than MB.
+isp2_past() { awk -v now="$(isp2_mb)" -v then="$1" 'BEGIN { exit !(now > then) }'; }
+
+step "A LAN client downloads 12 MB (braid lab download --from lan 198.51.100.80:9001): one connection, a subflow per uplink"
+dl=$(mktemp)
+start=$(date +%s.%N)
+"$braid" lab download --name "$lab" --from lan --size 12M --every 500ms 198.51.100.80:9001 >"$dl" 2>&1 &
+dlpid=$!
+waitfor 30 "both uplinks carry the download" both_carry
+echo "  (ss -ti in $box: the kernel's own counters of each subflow; ss -tiM adds the MPTCP connection)"
+subflows
+
+step "isp1 fails in the middle of it (braid lab fault isp1 blackhole): the download goes on over isp2"
+"$braid" lab fault --name "$lab" isp1 blackhole
+at=$(awk -v now="$(date +%s.%N)" -v start="$start" 'BEGIN { printf "%.1f", now - start }')
+then=$(isp2_mb)
+waitfor 30 "isp2's subflow carries 1 MB more" isp2_past "$(awk -v m="$then" 'BEGIN { print m + 1 }')"
+subflows
+if wait "$dlpid"; then
+	awk -v at="$at" '!m && $1 + 0 > at { printf "  -- %.1fs: isp1 blackholed --\n", at; m = 1 } { print "  " $0 }' "$dl"
+	printf '  %sok%s   the download completed through the peer, isp1 down since %.1fs\n' "$green" "$off" "$at"
+else
+	sed 's/^/  /' "$dl"
+	printf '  %sFAIL%s the download broke when isp1 failed\n' "$red" "$off"
+	failed=1
+fi
+"$braid" lab fault --name "$lab" isp1 clear >/dev/null
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+trap - EXIT
+echo "  (braid run's log: $log4)"
+
 echo
 if [ "$failed" -ne 0 ]; then
 	echo "${red}The demo found a problem (above).${off}"
@@ -142,4 +218,5 @@ if [ "$failed" -ne 0 ]; then
 fi
 echo "${green}The box is configured.${off} Look around: ip netns exec $box bash; $braid --netns $box show"
 echo "Try: $braid --netns $box run -f $spec2 & then $braid --netns $box status, $braid lab fault --name $lab isp2 down"
+echo "     $braid --netns $box run -f $spec4 & then $braid lab download --name $lab --from lan --size 50M 198.51.100.80:9001"
 echo "Remove the lab with: make demo-down (or $braid lab down --name $lab)"

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/internal/gittest"
-	"github.com/braid-router/braid/lab/labtest"
+	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/reconcile"
 )
 
@@ -164,7 +163,7 @@ func TestGitRunFile(t *testing.T) {
 // quarantined: later polls do not apply it again, and the next commit is
 // applied.
 func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
-	l := labtest.New(t)
+	l := labWithPeer(t)
 	b := labBoxOf(t, l)
 	const probe = "10.203.0.2:65101"
 	good := labSpecWithProbes(t, `[{tcp: "`+probe+`"}]`)
@@ -172,8 +171,8 @@ func TestGitRunRevertsACommitThatCutsAProbe(t *testing.T) {
 	c1 := r.Head().String()
 	d := b.startGitDaemon("file://"+r.Dir, "--probe-window", "2s")
 	st := d.applied(c1, reconcile.Status{})
-	if out, err := exec.Command("ip", "netns", "exec", b.ns, braidBin, "lab", "whoami", "--timeout", "2s", probe).CombinedOutput(); err != nil {
-		t.Fatalf("the probe does not answer before the change: %v %s", err, out)
+	if err := connectFrom(l, lab.RoleBox, probe); err != nil {
+		t.Fatalf("the probe does not answer before the change: %v", err)
 	}
 	before := b.routes()
 	c2 := commitSpec(r, unreachableGateways(good))

@@ -10,6 +10,7 @@ import (
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
 	"github.com/braid-router/braid/sessions/peer"
+	"github.com/braid-router/braid/sessions/proxy"
 	"github.com/braid-router/braid/sessions/ra"
 	"github.com/braid-router/braid/sessions/tunnel"
 )
@@ -23,6 +24,12 @@ type sessionHooks struct {
 	// peerRejected is told of every connection the aggregation peer
 	// rejects, with its reason (the metrics' counter).
 	peerRejected func(reason string)
+	// peerRejectedDatagram is told of every datagram the aggregation
+	// peer's UDP relay rejects, with its reason.
+	peerRejectedDatagram func(reason string)
+	// peerStarted is handed each new peer session's counts of what it
+	// holds (the metrics' gauges).
+	peerStarted func(held func() peer.Stats)
 	// stateDir is braid's state directory, where the DHCPv6 client keeps
 	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
 	stateDir string
@@ -40,6 +47,7 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
+	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return &proxy.Proxy{} })
 	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
@@ -49,7 +57,11 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 		return t
 	})
 	session.Register(reg, peer.Kind, func() session.Session[peer.Config] {
-		return &peer.Server{OnReject: hooks.peerRejected}
+		s := &peer.Server{OnReject: hooks.peerRejected, OnRejectDatagram: hooks.peerRejectedDatagram}
+		if hooks.peerStarted != nil {
+			hooks.peerStarted(s.Stats)
+		}
+		return s
 	})
 	// Last: in a test build, stand-ins replace the kinds above.
 	registerStandIns(reg, log)

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -29,12 +31,15 @@ func newLabCmd() *cobra.Command {
 braid's box (box: its interfaces lan0, wan1 and wan2 exist but are down and
 unaddressed, for braid to configure), two ISPs (isp1 at 50 Mbit/s, which
 routes the LAN's IPv6 prefix to the box; isp2 at 10 Mbit/s), the Internet
-core with whoami servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, ` + lab.ServerV6 + ` and
-` + lab.SteeredServerV6 + ` (port ` + strconv.Itoa(lab.WhoamiPort) + `), and the aggregation peer (peer, ` + lab.PeerV4 + `:` + strconv.Itoa(lab.PeerPort) + `).
-specs/lab.yaml configures the box. The lab keeps its state and the processes
-it started under ` + lab.RunDir + `/<name>.`,
+core with servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, ` + lab.ServerV6 + ` and
+` + lab.SteeredServerV6 + ` (whoami on port ` + strconv.Itoa(lab.WhoamiPort) + `, a download service on port ` + strconv.Itoa(lab.DownloadPort) + `,
+iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `), and the aggregation peer (peer: braid run -f with a
+kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
+in ` + lab.RunDir + `/<name>/` + lab.PeerKeyFile + `). specs/lab.yaml configures the box;
+specs/lab-aggregation.yaml sends its LAN's TCP through the peer. The lab keeps
+its state and the processes it started under ` + lab.RunDir + `/<name>.`,
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabServeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabDownloadCmd(), newLabServeCmd())
 	return cmd
 }
 
@@ -74,6 +79,13 @@ func newLabUpCmd() *cobra.Command {
 				"  ip netns exec %s ping %s\n"+
 				"  braid lab down --name %s\n",
 				box, box, l.Name, lab.ServerV4, lab.WhoamiPort, l.NS(lab.RoleLAN), lab.ServerV6, l.Name)
+			if l.Name == lab.DefaultName {
+				// specs/lab-aggregation.yaml names this lab's peer key.
+				fmt.Fprintf(out, "Aggregation through the lab's peer:\n"+
+					"  braid --netns %s run -f specs/lab-aggregation.yaml\n"+
+					"  braid lab download --from lan --size 20M %s:%d\n",
+					box, lab.ServerV4, lab.DownloadPort)
+			}
 			return nil
 		},
 	}
@@ -399,12 +411,115 @@ in the lab's namespace for --from ROLE (lan, box, isp1, isp2, inet, peer).`,
 	return cmd
 }
 
+func newLabDownloadCmd() *cobra.Command {
+	var name, from, bind, size string
+	var every, timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "download [--from ROLE [--name N]] [--bind SRC] [--size 8M] [--every 1s] HOST:PORT",
+		Short: "Download from a lab download server, printing the progress",
+		Long: `Download --size bytes from a download server (the lab runs them on port ` + strconv.Itoa(lab.DownloadPort) + `
+of its server addresses: they send bytes until the client closes), printing
+every --every the time, the bytes so far and the rate of the last interval.
+It runs in the current namespace (or the global --netns one), or in the lab's
+namespace for --from ROLE (lan, box, isp1, isp2, inet, peer). Sizes take
+the suffixes k, M and G (powers of 1000).`,
+		Example: "  braid lab download --from lan --size 20M " + lab.ServerV4 + ":" + strconv.Itoa(lab.DownloadPort) + "\n" +
+			"  braid lab download --from lan --size 20M [" + lab.ServerV6 + "]:" + strconv.Itoa(lab.DownloadPort),
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseSize(size)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+			out := cmd.OutOrStdout()
+			start := time.Now()
+			// A ticker prints, not the reads: a stall shows as it happens.
+			var received atomic.Int64
+			done := make(chan struct{})
+			var printer sync.WaitGroup
+			if every > 0 {
+				printer.Go(func() {
+					tick := time.NewTicker(every)
+					defer tick.Stop()
+					var last int64
+					for {
+						select {
+						case <-done:
+							return
+						case now := <-tick.C:
+							got := received.Load()
+							fmt.Fprintf(out, "%6.1fs  %s  %s/s\n", now.Sub(start).Seconds(), megabytes(got), megabytes((got-last)*int64(time.Second)/int64(every)))
+							last = got
+						}
+					}
+				})
+			}
+			var got int64
+			if from == "" {
+				got, err = lab.Download(ctx, "tcp", args[0], bind, n, received.Store)
+			} else {
+				l, oerr := lab.Open(name)
+				if oerr != nil {
+					close(done)
+					printer.Wait()
+					return oerr
+				}
+				got, err = l.Download(ctx, lab.Role(from), "tcp", args[0], bind, n, received.Store)
+			}
+			close(done)
+			printer.Wait()
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			fmt.Fprintf(out, "%6.1fs  %s  done (%s/s on average)\n", el.Seconds(), megabytes(got), megabytes(int64(float64(got)/el.Seconds())))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name, with --from")
+	cmd.Flags().StringVar(&from, "from", "", "run from the lab namespace of this role")
+	cmd.Flags().StringVar(&bind, "bind", "", "local address to connect from")
+	cmd.Flags().StringVar(&size, "size", "8M", "bytes to download (k, M, G: powers of 1000)")
+	cmd.Flags().DurationVar(&every, "every", time.Second, "print the progress this often (0: only at the end)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	return cmd
+}
+
+// parseSize parses a byte count with an optional k, M or G suffix
+// (powers of 1000).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult = 1e3
+	case strings.HasSuffix(s, "M"):
+		mult = 1e6
+	case strings.HasSuffix(s, "G"):
+		mult = 1e9
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a positive number of bytes, optionally with k, M or G", s)
+	}
+	return n * mult, nil
+}
+
+// megabytes formats a byte count in MB (10^6 bytes).
+func megabytes(n int64) string { return fmt.Sprintf("%6.1f MB", float64(n)/1e6) }
+
 // newLabServeCmd is the hidden `braid lab serve`: the lab starts it inside
-// its namespaces to run the whoami servers and the delay lines (see
+// its namespaces to run the whoami and download servers and the delay lines (see
 // lab.Serve for its flags).
 func newLabServeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-delay-tap NS/TAP]... [-delay D] [-ready-fd N]",
+		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-download ADDR]... [-delay-tap NS/TAP]... [-delay D] [-ready-fd N]",
 		Short:              "Run the lab's services (started by braid lab up)",
 		Hidden:             true,
 		DisableFlagParsing: true,

@@ -82,7 +82,13 @@ func newBox(t *testing.T) *box {
 // labBoxOf is the box of lab l as a *box: its namespace, with runtime and
 // state directories of the test's own.
 func labBoxOf(t *testing.T, l *lab.Lab) *box {
-	b := &box{t: t, ns: l.NS(lab.RoleBox), runDir: t.TempDir(), stateDir: t.TempDir()}
+	return nsBox(t, l.NS(lab.RoleBox))
+}
+
+// nsBox is namespace ns as a *box, with runtime and state directories of
+// the test's own.
+func nsBox(t *testing.T, ns string) *box {
+	b := &box{t: t, ns: ns, runDir: t.TempDir(), stateDir: t.TempDir()}
 	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
 	return b
 }

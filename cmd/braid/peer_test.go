@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,8 +19,6 @@ import (
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
 
 	"github.com/braid-router/braid/internal/nstest"
-	"github.com/braid-router/braid/reconcile"
-	"github.com/braid-router/braid/session"
 )
 
 // peerNet is three namespaces: a client (ss-local), braid's peer, and a
@@ -52,19 +48,12 @@ func newPeerNet(t *testing.T) *peerNet {
 	n := &peerNet{t: t, client: nstest.New(t), peer: nstest.New(t), target: nstest.New(t)}
 	nstest.Run(t, "ip", "-n", n.client, "link", "add", "c0", "type", "veth", "peer", "name", "p0", "netns", n.peer)
 	nstest.Run(t, "ip", "-n", n.peer, "link", "add", "p1", "type", "veth", "peer", "name", "t0", "netns", n.target)
-	for _, a := range []struct{ ns, dev, addr string }{
+	addrsUp(t, []nsAddr{
 		{n.client, "c0", "10.77.1.2/24"}, {n.client, "c0", "fd77:1::2/64"},
 		{n.peer, "p0", "10.77.1.1/24"}, {n.peer, "p0", "fd77:1::1/64"},
 		{n.peer, "p1", "10.77.2.1/24"}, {n.peer, "p1", "fd77:2::1/64"},
 		{n.target, "t0", "10.77.2.2/24"}, {n.target, "t0", "fd77:2::2/64"},
-	} {
-		args := []string{"-n", a.ns, "addr", "add", a.addr, "dev", a.dev}
-		if strings.Contains(a.addr, ":") {
-			args = append(args, "nodad")
-		}
-		nstest.Run(t, "ip", args...)
-		nstest.Run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
-	}
+	}...)
 	return n
 }
 
@@ -73,35 +62,20 @@ func newPeerNet(t *testing.T) *peerNet {
 // answers "NAME from SOURCE: LINE" and closes.
 func (n *peerNet) serve(ns, name string, addr netip.AddrPort) {
 	n.t.Helper()
-	var ln net.Listener
-	nstest.Do(n.t, ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	n.t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil && !errors.Is(err, io.EOF) {
-					return
-				}
-				src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-				fmt.Fprintf(c, "%s from %s: %s", name, src, strings.TrimSuffix(line, "\n"))
-			}()
+	nstest.ServeTCP(n.t, ns, addr.String(), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(time.Minute))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
 		}
-	}()
+		src := netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
+		fmt.Fprintf(c, "%s from %s: %s", name, src, strings.TrimSuffix(line, "\n"))
+	})
 }
 
-// startPeer runs `braid run -f peer.yaml` in the peer namespace and waits
-// for its session to run.
-func (n *peerNet) startPeer(cipher, key string) *daemon {
+// startPeer runs `braid run -f peer.yaml` in the peer namespace, with
+// more arguments to braid run if given, and waits for its session to run.
+func (n *peerNet) startPeer(cipher, key string, args ...string) *daemon {
 	n.t.Helper()
 	dir := n.t.TempDir()
 	keyFile := filepath.Join(dir, "peer.key")
@@ -121,55 +95,11 @@ spec:
 	if err := os.WriteFile(spec, []byte(src), 0o644); err != nil {
 		n.t.Fatal(err)
 	}
-	b := &box{t: n.t, ns: n.peer, runDir: n.t.TempDir(), stateDir: n.t.TempDir()}
-	b.env = []string{"BRAID_RUN_DIR=" + b.runDir, "BRAID_STATE_DIR=" + b.stateDir}
-	d := b.startDaemon("-f", spec)
-	d.until("the peer session running", func(st reconcile.Status) bool {
-		s, ok := sessionIn(st, "session[peer/shadowsocks]")
-		return converged(st) && ok && s.State == session.Running
-	})
+	d := runPeer(nsBox(n.t, n.peer), append([]string{"-f", spec}, args...)...)
 	if logs := d.logs.String(); strings.Contains(logs, key) {
 		n.t.Fatalf("the key shows in braid's logs:\n%s", logs)
 	}
 	return d
-}
-
-// ssLocal runs shadowsocks-libev's ss-local in the client namespace: SOCKS5
-// on 127.0.0.1:port, shadowsocks over MPTCP to server.
-func (n *peerNet) ssLocal(server netip.Addr, port uint16, cipher, key string) {
-	n.t.Helper()
-	bin := nstest.RequireBinary(n.t, "ss-local")
-	cmd := exec.Command("ip", "netns", "exec", n.client, bin, "-s", server.String(), "-p", fmt.Sprint(peerPort),
-		"-l", fmt.Sprint(port), "-b", "127.0.0.1", "-k", key, "-m", cipher, "--mptcp", "-t", "60")
-	logs := &nstest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if n.t.Failed() {
-			n.t.Logf("ss-local logs:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var c net.Conn
-		err := errors.New("not yet")
-		nstest.Do(n.t, n.client, func() error {
-			c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			return nil
-		})
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("ss-local never listened on %d: %v\n%s", port, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // socks asks the SOCKS5 proxy on 127.0.0.1:port of the client namespace
@@ -242,61 +172,55 @@ func TestPeerServesSSLocal(t *testing.T) {
 	n.serve(n.peer, "local", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal))
 	n.serve(n.peer, "own", netip.AddrPortFrom(peerFarV4, peerLocal))
 
-	for i, cipher := range []string{"chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"} {
-		t.Run(cipher, func(t *testing.T) {
-			n.t = t
-			key := "key-" + cipher
-			d := n.startPeer(cipher, key)
-			defer d.stop(syscall.SIGTERM)
-			if got := nstest.In(t, n.peer, "ip", "mptcp", "limits", "show"); !strings.Contains(got, "subflows 8") {
-				t.Fatalf("the peer's MPTCP limits: %s, want subflows 8", got)
-			}
-			syns := mpCapableSYNs(t, n.peer)
-			port4, port6, bad := uint16(1080+10*i), uint16(1081+10*i), uint16(1082+10*i)
-			n.ssLocal(peerV4, port4, cipher, key)
-			n.ssLocal(peerV6, port6, cipher, key)
-			n.ssLocal(peerV4, bad, cipher, "not the key")
-			for _, port := range []uint16{port4, port6} {
-				for _, c := range []struct {
-					dst  netip.AddrPort
-					want string
-				}{
-					{netip.AddrPortFrom(targetV4, targetPort), "target from " + peerFarV4.String() + ": hello\n"},
-					{netip.AddrPortFrom(targetV6, targetPort), "target from " + peerFarV6.String() + ": hello\n"},
-					{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerAllowed), "allowed from 127.0.0.1: hello\n"},
-					{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal), ""},
-					{netip.AddrPortFrom(peerFarV4, peerLocal), ""},
-				} {
-					got := n.socks(port, c.dst, "hello\n", 0)
-					// The target's answer has no newline; the test's line has.
-					if want := strings.TrimSuffix(c.want, "\n"); got != want {
-						t.Errorf("through ss-local :%d to %s: got %q, want %q", port, c.dst, got, want)
-					}
+	n.perCipher(t, func(t *testing.T, i int, cipher, key string) {
+		if got := nstest.In(t, n.peer, "ip", "mptcp", "limits", "show"); !strings.Contains(got, "subflows 8") {
+			t.Fatalf("the peer's MPTCP limits: %s, want subflows 8", got)
+		}
+		syns := mpCapableSYNs(t, n.peer)
+		port4, port6, bad := uint16(1080+10*i), uint16(1081+10*i), uint16(1082+10*i)
+		n.ssClient("ss-local", peerV4, port4, cipher, key, "-b", "127.0.0.1")
+		n.ssClient("ss-local", peerV6, port6, cipher, key, "-b", "127.0.0.1")
+		n.ssClient("ss-local", peerV4, bad, cipher, "not the key", "-b", "127.0.0.1")
+		for _, port := range []uint16{port4, port6} {
+			for _, c := range []struct {
+				dst  netip.AddrPort
+				want string
+			}{
+				{netip.AddrPortFrom(targetV4, targetPort), "target from " + peerFarV4.String() + ": hello\n"},
+				{netip.AddrPortFrom(targetV6, targetPort), "target from " + peerFarV6.String() + ": hello\n"},
+				{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerAllowed), "allowed from 127.0.0.1: hello\n"},
+				{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerLocal), ""},
+				{netip.AddrPortFrom(peerFarV4, peerLocal), ""},
+			} {
+				got := n.socks(port, c.dst, "hello\n", 0)
+				// The target's answer has no newline; the test's line has.
+				if want := strings.TrimSuffix(c.want, "\n"); got != want {
+					t.Errorf("through ss-local :%d to %s: got %q, want %q", port, c.dst, got, want)
 				}
 			}
-			// (A wrong key gives ss-local nothing it can decrypt: that no
-			// byte at all is written is asserted on raw connections by
-			// sessions/peer's tests.)
-			if got := n.socks(bad, netip.AddrPortFrom(targetV4, targetPort), "hello\n", 3*time.Second); got != "" {
-				t.Errorf("with a wrong key: got %q, want nothing", got)
+		}
+		// (A wrong key gives ss-local nothing it can decrypt: that no
+		// byte at all is written is asserted on raw connections by
+		// sessions/peer's tests.)
+		if got := n.socks(bad, netip.AddrPortFrom(targetV4, targetPort), "hello\n", 3*time.Second); got != "" {
+			t.Errorf("with a wrong key: got %q, want nothing", got)
+		}
+		// Half-close both ways (ss-local closes both directions at its
+		// client's end of stream): the target answers only once the
+		// client's half-close reaches it, and the answer still
+		// comes back.
+		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(targetV4, targetPort), netip.AddrPortFrom(targetV6, targetPort)} {
+			got := n.halfClose(cipher, key, netip.AddrPortFrom(peerV6, peerPort), dst, "half")
+			if want := "target from " + map[bool]string{true: peerFarV4.String(), false: peerFarV6.String()}[dst.Addr().Is4()] + ": half"; got != want {
+				t.Errorf("half-closed stream to %s: got %q, want %q", dst, got, want)
 			}
-			// Half-close both ways (ss-local closes both directions at its
-			// client's end of stream): the target answers only once the
-			// client's half-close reaches it, and the answer still
-			// comes back.
-			for _, dst := range []netip.AddrPort{netip.AddrPortFrom(targetV4, targetPort), netip.AddrPortFrom(targetV6, targetPort)} {
-				got := n.halfClose(cipher, key, netip.AddrPortFrom(peerV6, peerPort), dst, "half")
-				if want := "target from " + map[bool]string{true: peerFarV4.String(), false: peerFarV6.String()}[dst.Addr().Is4()] + ": half"; got != want {
-					t.Errorf("half-closed stream to %s: got %q, want %q", dst, got, want)
-				}
-			}
-			// ss-local's connections were MPTCP, by the peer kernel's own
-			// count of MP_CAPABLE SYNs it received.
-			if got := mpCapableSYNs(t, n.peer) - syns; got < 11 {
-				t.Errorf("the peer's kernel received %d MP_CAPABLE SYNs, want one per connection (11 or more)", got)
-			}
-		})
-	}
+		}
+		// ss-local's connections were MPTCP, by the peer kernel's own
+		// count of MP_CAPABLE SYNs it received.
+		if got := mpCapableSYNs(t, n.peer) - syns; got < 11 {
+			t.Errorf("the peer's kernel received %d MP_CAPABLE SYNs, want one per connection (11 or more)", got)
+		}
+	})
 }
 
 // mpCapableSYNs is the kernel's count of MPTCP connection requests ns

@@ -23,6 +23,7 @@ import (
 	"github.com/braid-router/braid/internal/metrics"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/resolve"
+	"github.com/braid-router/braid/sessions/peer"
 	"github.com/braid-router/braid/source"
 )
 
@@ -154,6 +155,13 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		}
 		hooks.healthTransition = m.ObserveHealthTransition
 		hooks.peerRejected = m.ObservePeerRejected
+		hooks.peerRejectedDatagram = m.ObservePeerRejectedDatagram
+		hooks.peerStarted = func(held func() peer.Stats) {
+			m.WatchPeer(func() metrics.PeerHeld {
+				st := held()
+				return metrics.PeerHeld{Relayed: st.Relayed, Rejected: st.Rejected, Associations: st.Associations}
+			})
+		}
 	}
 	d.Supervisor = &reconcile.Supervisor{Registry: sessionKinds(h.log, hooks), Facts: hub, Log: h.log}
 	hup := make(chan os.Signal, 1)

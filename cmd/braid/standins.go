@@ -12,12 +12,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/session"
@@ -38,8 +34,8 @@ func registerStandIns(reg *session.Registry, log *slog.Logger) {
 }
 
 // standInProxy listens where the transparent proxy would, with
-// IP_TRANSPARENT on its port in both families, so that the steering
-// hands it LAN TCP; it answers each connection with one line naming
+// IP_TRANSPARENT on its port in both families, and reports its peer
+// healthy, so that the steering hands it LAN TCP; it answers each connection with one line naming
 // itself and the destination the client asked for (the accepted socket's
 // local address), then closes it.
 type standInProxy struct{}
@@ -52,7 +48,7 @@ func (standInProxy) Run(ctx context.Context, cfg proxy.Config, env *session.Env)
 		}
 	}()
 	for _, network := range []string{"tcp4", "tcp6"} {
-		ln, err := listenTransparent(ctx, network, cfg.Port)
+		ln, err := proxy.ListenTransparent(ctx, network, cfg.Port)
 		if err != nil {
 			return err
 		}
@@ -63,32 +59,15 @@ func (standInProxy) Run(ctx context.Context, cfg proxy.Config, env *session.Env)
 	for _, ln := range lns {
 		wg.Go(func() { answerStandIn(ln, env.ID()) })
 	}
+	if err := env.Publish(facts.Fact{Peer: &facts.Peer{Address: cfg.Peer, Healthy: true, Reason: "stand-in"}, Process: true}); err != nil {
+		return err
+	}
 	env.SetState(session.Running, fmt.Sprintf("stand-in listening on port %d", cfg.Port))
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
 	}
 	return nil
-}
-
-// listenTransparent listens on port of every address of one family with
-// IP_TRANSPARENT (IPV6_TRANSPARENT), which tproxy requires of the socket
-// it hands packets to.
-func listenTransparent(ctx context.Context, network string, port int) (net.Listener, error) {
-	level, opt, addr := unix.SOL_IP, unix.IP_TRANSPARENT, "0.0.0.0"
-	if network == "tcp6" {
-		level, opt, addr = unix.SOL_IPV6, unix.IPV6_TRANSPARENT, "::"
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, 1) })
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(ctx, network, net.JoinHostPort(addr, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("stand-in proxy: listen on %s port %d with IP_TRANSPARENT: %w", network, port, err)
-	}
-	return ln, nil
 }
 
 // answerStandIn answers every connection of ln until it is closed.

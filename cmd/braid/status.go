@@ -157,6 +157,18 @@ func describeFact(f facts.Fact) string {
 			return "healthy"
 		}
 		return "unhealthy"
+	case f.Peer != nil:
+		s := "down"
+		if f.Peer.Healthy {
+			s = "up"
+		}
+		if len(f.Peer.Uplinks) > 0 {
+			s += " over " + strings.Join(f.Peer.Uplinks, ", ")
+		}
+		if f.Peer.Reason != "" {
+			s += ": " + f.Peer.Reason
+		}
+		return s
 	case f.Link != nil:
 		l := f.Link
 		s := "link " + l.Name

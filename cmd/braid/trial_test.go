@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,6 +50,19 @@ func revertedOnce(st reconcile.Status) bool {
 	return len(st.Quarantined) == 1 && converged(st) && st.LastPass.Start.After(st.Quarantined[0].At)
 }
 
+// unconfirmedReverted waits for the pass that reverted and quarantined
+// a revision braid run --confirm window was not confirmed within, and
+// checks that the quarantine's reason says so.
+func (d *daemon) unconfirmedReverted(window string) {
+	d.b.t.Helper()
+	st := d.until("the revert", func(st reconcile.Status) bool {
+		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
+	})
+	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within "+window) {
+		d.b.t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
+	}
+}
+
 // TestRunRevertsUnconfirmedRevisions: with --confirm, a new revision that
 // nobody confirms is reverted (the kernel's state comes back exactly) and
 // quarantined; a confirmed one stays. The revert half never needs to see
@@ -68,12 +80,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 	}
 	before := b.snapshot()
 	writeSpecTo(t, spec, strings.Replace(labSpec, "10.101.0.2/24", "10.101.0.3/24", 1))
-	st := d.until("the revert", func(st reconcile.Status) bool {
-		return len(st.Quarantined) == 1 && st.Triggered["revert"] > 0 && converged(st)
-	})
-	if !strings.Contains(st.Quarantined[0].Reason, "not confirmed within 2s") {
-		t.Errorf("quarantine reason %q", st.Quarantined[0].Reason)
-	}
+	d.unconfirmedReverted("2s")
 	if after := b.snapshot(); after != before {
 		t.Errorf("the revert did not bring the state back:\n%s", diffLines(before, after))
 	}
@@ -103,7 +110,7 @@ func TestRunRevertsUnconfirmedRevisions(t *testing.T) {
 // gateway is wrong cuts the box off its aggregation peer; the daemon sees
 // the peer stop answering and reverts it, with no one on site.
 func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
-	l := labtest.New(t)
+	l := labWithPeer(t)
 	b := labBoxOf(t, l)
 	good := readFile(t, "../../specs/lab.yaml") + `  aggregation:
     peer:
@@ -115,9 +122,9 @@ func TestRunRevertsARevisionThatCutsThePeer(t *testing.T) {
 	os.WriteFile(spec, []byte(good), 0o644)
 	d := b.startDaemon("-f", spec, "--probe-window", "2s")
 	d.until("the first pass", converged)
-	// The peer answers through the box's routes.
-	if out, err := exec.Command("ip", "netns", "exec", b.ns, braidBin, "lab", "whoami", "--timeout", "2s", "10.203.0.2:65101").CombinedOutput(); err != nil {
-		t.Fatalf("the peer does not answer before the change: %v %s", err, out)
+	// The peer (braid's, in the lab) answers through the box's routes.
+	if err := connectFrom(l, lab.RoleBox, "10.203.0.2:65101"); err != nil {
+		t.Fatalf("the peer does not answer before the change: %v", err)
 	}
 	before := b.ip("-4", "route", "show", "default")
 	// Both uplinks' gateways moved to addresses nobody has.

@@ -162,6 +162,15 @@ func l4port(proto string, port int) (byte, error) {
 	return p, nil
 }
 
+// L4Proto matches TCP or UDP packets ("tcp", "udp"): meta l4proto.
+func L4Proto(proto string) Stmt {
+	p, err := l4port(proto, 1)
+	if err != nil {
+		return Stmt{err: err}
+	}
+	return Stmt{exprs: metaCmp(expr.MetaKeyL4PROTO, []byte{p})}
+}
+
 // DPort matches TCP or UDP packets ("tcp", "udp") to a port.
 func DPort(proto string, port int) Stmt {
 	p, err := l4port(proto, port)
@@ -254,6 +263,20 @@ func DstLocal() Stmt {
 	return Stmt{exprs: []expr.Any{
 		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
+	}}
+}
+
+// rtnUnicast is the route type of an address routed elsewhere
+// (RTN_UNICAST), as the fib expression reports it.
+const rtnUnicast = unix.RTN_UNICAST
+
+// DstNotUnicast matches packets whose destination is not a unicast
+// address routed elsewhere (fib daddr type != unicast): broadcast,
+// multicast, the box's own, or one with no route.
+func DstNotUnicast() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnUnicast)},
 	}}
 }
 

@@ -39,9 +39,32 @@ func RejectICMPv6(code ICMPv6Code) Stmt {
 	return Stmt{exprs: []expr.Any{&expr.Reject{Type: nftRejectICMPUnreach, Code: uint8(code)}}}
 }
 
-// reject renders a reject statement as `nft list` does, when the rule
-// matched IPv6 before it; anything else is written out raw.
+// nftRejectICMPXUnreach is NFT_REJECT_ICMPX_UNREACH: a destination
+// unreachable in the packet's own family (ICMP for IPv4, ICMPv6 for
+// IPv6), with a code both have; nftRejectICMPXPortUnreach
+// (NFT_REJECT_ICMPX_PORT_UNREACH) is port unreachable.
+const (
+	nftRejectICMPXUnreach     = 2
+	nftRejectICMPXPortUnreach = 1
+)
+
+// RejectPortUnreachable answers a packet of either family with a port
+// unreachable, ICMP (type 3, code 3) for IPv4 and ICMPv6 (type 1, code 4)
+// for IPv6, and drops it: what a host without a socket on the port
+// answers. A client's connected UDP socket gets ECONNREFUSED at once. nft
+// writes it "reject" (icmpx port-unreachable is its default).
+func RejectPortUnreachable() Stmt {
+	return Stmt{exprs: []expr.Any{&expr.Reject{Type: nftRejectICMPXUnreach, Code: nftRejectICMPXPortUnreach}}}
+}
+
+// reject renders a reject statement as `nft list` does: icmpx port
+// unreachable (either family), or an ICMPv6 code when the rule matched
+// IPv6 before it; anything else is written out raw.
 func (r *renderer) reject(e *expr.Reject) {
+	if e.Type == nftRejectICMPXUnreach && e.Code == nftRejectICMPXPortUnreach {
+		r.emit("reject")
+		return
+	}
 	name, ok := icmpv6CodeNames[ICMPv6Code(e.Code)]
 	if e.Type != nftRejectICMPUnreach || !ok || !r.nfSet || r.nfproto != nfprotoIPv6 {
 		r.raw(e)

@@ -33,7 +33,8 @@ const (
 	ChainTProxy = "prerouting_tproxy"
 	// ChainDNAT (prerouting, priority dstnat) holds the IPv4 port forwards.
 	ChainDNAT = "prerouting_nat"
-	// ChainInput (input, priority filter) is the router's own firewall.
+	// ChainInput (input, priority filter) is the box's own firewall, a
+	// router's or a peer's.
 	ChainInput = "input"
 	// ChainForward (forward, priority filter) decides what is routed.
 	ChainForward = "forward"

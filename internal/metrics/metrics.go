@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,7 @@ type Metrics struct {
 	duration    prometheus.Histogram
 	transitions *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
+	peer        *peerCollector
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -76,8 +78,9 @@ func New(status func() reconcile.Status) *Metrics {
 		}, []string{"uplink", "to"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "braid_peer_rejected_connections_total",
-			Help: "Connections the aggregation peer gave nothing to, by reason: auth (the first chunk did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (over its source's cap, closed at once; also counted under its first reason).",
-		}, []string{"reason"}),
+			Help: "Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).",
+		}, []string{"reason", "transport"}),
+		peer: &peerCollector{},
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -87,6 +90,7 @@ func New(status func() reconcile.Status) *Metrics {
 		m.duration,
 		m.transitions,
 		m.rejected,
+		m.peer,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -115,7 +119,47 @@ func (m *Metrics) ObserveHealthTransition(uplink string, healthy bool) {
 // ObservePeerRejected counts a connection the aggregation peer rejected,
 // with its reason. The peer calls it on the connection's goroutine.
 func (m *Metrics) ObservePeerRejected(reason string) {
-	m.rejected.WithLabelValues(reason).Inc()
+	m.rejected.WithLabelValues(reason, "tcp").Inc()
+}
+
+// ObservePeerRejectedDatagram counts a datagram the aggregation peer's UDP
+// relay rejected, with its reason. The relay calls it on its goroutines.
+func (m *Metrics) ObservePeerRejectedDatagram(reason string) {
+	m.rejected.WithLabelValues(reason, "udp").Inc()
+}
+
+// PeerHeld is what the aggregation peer holds at a moment.
+type PeerHeld struct {
+	// Relayed connections, Rejected connections held (read and
+	// discarded), and UDP relay Associations.
+	Relayed, Rejected, Associations int
+}
+
+// WatchPeer makes braid_peer_held report what held returns at each scrape
+// (the running peer's counts; the last one watched when its session
+// restarts). It may be called from any goroutine.
+func (m *Metrics) WatchPeer(held func() PeerHeld) { m.peer.held.Store(&held) }
+
+var descPeerHeld = prometheus.NewDesc("braid_peer_held",
+	"What the aggregation peer holds now, by what: relayed (connections relayed to a destination), rejected (rejected connections read and discarded, at most 1,024), associations (UDP relay associations, at most 1,024 by default).", []string{"what"}, nil)
+
+// peerCollector reads the running peer's counts at every scrape; it
+// reports nothing before a peer runs.
+type peerCollector struct {
+	held atomic.Pointer[func() PeerHeld]
+}
+
+func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPeerHeld }
+
+func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.held.Load()
+	if f == nil {
+		return
+	}
+	h := (*f)()
+	for what, v := range map[string]int{"relayed": h.Relayed, "rejected": h.Rejected, "associations": h.Associations} {
+		ch <- prometheus.MustNewConstMetric(descPeerHeld, prometheus.GaugeValue, float64(v), what)
+	}
 }
 
 // Gatherer is the registry, for a handler or a test to read.
@@ -205,6 +249,8 @@ var (
 		"Revisions reverted and never applied again until the source changes.", nil, nil)
 	descHealthy = prometheus.NewDesc("braid_uplink_healthy",
 		"1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict.", []string{"uplink"}, nil)
+	descPeerUp = prometheus.NewDesc("braid_peer_up",
+		"1 while the transparent proxy judges its aggregation peer healthy (steered LAN traffic goes through it), 0 while down (LAN traffic goes direct); absent before its first verdict.", []string{"peer"}, nil)
 	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
 		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
 )
@@ -212,7 +258,7 @@ var (
 // Describe sends every descriptor the collector may emit.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts, descForeignDrops,
-		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy} {
+		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy, descPeerUp} {
 		ch <- d
 	}
 }
@@ -248,6 +294,10 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		if h := e.Fact.Health; h != nil && !seen[h.Uplink] {
 			seen[h.Uplink] = true
 			gauge(descHealthy, boolValue(h.Healthy), h.Uplink)
+		}
+		if p := e.Fact.Peer; p != nil && !seen["peer/"+p.Address] {
+			seen["peer/"+p.Address] = true
+			gauge(descPeerUp, boolValue(p.Healthy), p.Address)
 		}
 	}
 }

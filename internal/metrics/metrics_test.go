@@ -212,6 +212,25 @@ func TestMetricsHealth(t *testing.T) {
 	}
 }
 
+// The proxy's verdict on its peer is a gauge, absent before the first.
+func TestMetricsPeerUp(t *testing.T) {
+	st := reconcile.Status{}
+	m := New(func() reconcile.Status { return st })
+	if fams := scrape(t, m); fams["braid_peer_up"] != nil {
+		t.Errorf("braid_peer_up before any verdict")
+	}
+	for _, healthy := range []bool{true, false} {
+		st.Facts.Entries = []facts.Entry{{Owner: "proxy/aggregation", Fact: facts.Fact{Peer: &facts.Peer{Address: "10.203.0.2:8390", Healthy: healthy}}}}
+		want := 0.0
+		if healthy {
+			want = 1
+		}
+		if got, ok := value(scrape(t, m), "braid_peer_up", "peer", "10.203.0.2:8390"); !ok || got != want {
+			t.Errorf("healthy %v: braid_peer_up = %v (present %v), want %v", healthy, got, ok, want)
+		}
+	}
+}
+
 // The aggregation peer's rejected connections are counted by reason.
 func TestMetricsPeerRejected(t *testing.T) {
 	m := New(func() reconcile.Status { return reconcile.Status{} })
@@ -221,10 +240,33 @@ func TestMetricsPeerRejected(t *testing.T) {
 	m.ObservePeerRejected("auth")
 	m.ObservePeerRejected("replay")
 	m.ObservePeerRejected("auth")
+	m.ObservePeerRejectedDatagram("auth")
 	fams := scrape(t, m)
-	for reason, want := range map[string]float64{"auth": 2, "replay": 1} {
-		if got, ok := value(fams, "braid_peer_rejected_connections_total", "reason", reason); !ok || got != want {
-			t.Errorf("braid_peer_rejected_connections_total{reason=%q} = %v (present %v), want %v", reason, got, ok, want)
+	for _, c := range []struct {
+		reason, transport string
+		want              float64
+	}{{"auth", "tcp", 2}, {"replay", "tcp", 1}, {"auth", "udp", 1}} {
+		if got, ok := value(fams, "braid_peer_rejected_connections_total", "reason", c.reason, "transport", c.transport); !ok || got != c.want {
+			t.Errorf("braid_peer_rejected_connections_total{reason=%q,transport=%q} = %v (present %v), want %v", c.reason, c.transport, got, ok, c.want)
 		}
+	}
+}
+
+// What the running peer holds is read at each scrape.
+func TestMetricsPeerHeld(t *testing.T) {
+	m := New(func() reconcile.Status { return reconcile.Status{} })
+	if fams := scrape(t, m); fams["braid_peer_held"] != nil {
+		t.Errorf("braid_peer_held reported before a peer runs")
+	}
+	held := PeerHeld{Relayed: 3, Rejected: 2, Associations: 1}
+	m.WatchPeer(func() PeerHeld { return held })
+	for round := range 2 {
+		fams := scrape(t, m)
+		for what, want := range map[string]int{"relayed": held.Relayed, "rejected": held.Rejected, "associations": held.Associations} {
+			if got, ok := value(fams, "braid_peer_held", "what", what); !ok || got != float64(want) {
+				t.Errorf("round %d: braid_peer_held{what=%q} = %v (present %v), want %v", round, what, got, ok, want)
+			}
+		}
+		held = PeerHeld{Relayed: 7}
 	}
 }

@@ -4,6 +4,11 @@
 // encrypts and decrypts it), reads the target address the stream starts
 // with (package socksaddr), dials that destination in its own family, and
 // copies both ways, with half-close, an idle timeout and bounded buffers.
+// On the same address, with UDP, it serves the shadowsocks UDP relay: each
+// datagram sealed on its own, carrying its target address and payload,
+// sent from a socket per client address (an association, idle after a
+// while, a capped number of them), the replies sealed back with the
+// address they came from.
 //
 // Only clients that hold the key get anything back. A connection whose
 // first chunk does not authenticate (a wrong key, garbage), ends before it

@@ -64,17 +64,43 @@ func (d *dialer) check(dst netip.AddrPort) error {
 	case a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return &refusedError{dst, "not unicast"}
 	}
-	routes, err := netlink.RouteGet(a.AsSlice())
-	if err != nil || len(routes) == 0 {
+	typ, ok := routeType(a)
+	if !ok {
 		return nil // no route: the dial fails on its own
 	}
-	switch routes[0].Type {
+	switch typ {
 	case unix.RTN_UNICAST:
 		return nil
 	case unix.RTN_LOCAL:
 		return &refusedError{dst, "one of the peer's own addresses"}
 	}
 	return &refusedError{dst, "not unicast"}
+}
+
+// routeType is the type of the kernel's route to a, in the namespace of
+// the calling thread; false when there is none. The netlink socket is
+// opened here, on the calling thread, so it asks that namespace; the
+// request itself runs on a goroutine of its own because netlink's receive
+// keeps a 64 KiB buffer on its caller's stack: on the relay's goroutine it
+// would leave every relayed connection with a 128 KiB stack for its whole
+// life.
+func routeType(a netip.Addr) (int, bool) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return 0, false
+	}
+	defer h.Close()
+	typ := make(chan int, 1)
+	go func() {
+		routes, err := h.RouteGet(a.AsSlice())
+		if err != nil || len(routes) == 0 {
+			typ <- -1
+			return
+		}
+		typ <- routes[0].Type
+	}()
+	t := <-typ
+	return t, t >= 0
 }
 
 // dial connects to dst in its own family (a name: whichever its addresses

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+
+	"github.com/braid-router/braid/internal/tcpqueue"
 )
 
 // activity is when either direction of a relayed connection last read a
@@ -51,17 +53,25 @@ func (r *idleReader) Read(p []byte) (int, error) {
 // relay copies both ways between the client's stream (decrypted by r,
 // encrypted towards the client) and the target, until both directions
 // end: each end of stream is passed on as a half-close, an error or the
-// idle timeout ends both. Its buffers are the shadowsocks reader's and
-// writer's, one chunk (16 KiB) each.
+// idle timeout ends both with a reset. Its buffers are the shadowsocks
+// reader's and writer's, one chunk (16 KiB) each; in the kernel, each
+// socket holds at most tcpqueue.Unsent bytes written but not yet sent
+// (plus one chunk), and its receive queue its autotuned window.
 func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *activity) {
+	// Best effort: a kernel without it queues more, nothing breaks.
+	tcpqueue.LimitUnsent(client, tcpqueue.Unsent)
+	tcpqueue.LimitUnsent(target, tcpqueue.Unsent)
 	out := &idleReader{c: target, idle: c.idle, act: act}
 	w := shadowsocks.NewWriter(client, c.key)
 	w.SetSaltGenerator(saltRecorder{c.replay})
 	var once sync.Once
+	// abort resets both: the box's connection (MP_FASTCLOSE for a
+	// Multipath TCP one) and the destination's, which then stops
+	// sending; a close would leave either to take data nobody reads.
 	abort := func() {
 		once.Do(func() {
-			client.Close()
-			target.Close()
+			reset(client)
+			reset(target)
 		})
 	}
 	var wg sync.WaitGroup
@@ -80,4 +90,11 @@ func (c *conns) relay(client, target *net.TCPConn, r shadowsocks.Reader, act *ac
 		client.CloseWrite()
 	}
 	wg.Wait()
+}
+
+// reset closes c with a reset (SO_LINGER 0): a TCP RST, or MP_FASTCLOSE
+// on a Multipath TCP connection.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,9 +76,49 @@ type Server struct {
 	// reason (the metrics' counter); it is called on the connection's
 	// goroutine.
 	OnReject func(reason string)
+	// UDPIdleTimeout and UDPAssociations override the UDP relay's
+	// defaults when set.
+	UDPIdleTimeout  time.Duration
+	UDPAssociations int
+	// OnRejectDatagram, when set, is told of every datagram the UDP relay
+	// rejects, with its reason (RejectAuth, RejectTruncated,
+	// RejectReplay, RejectAddress, RejectLocal, or RejectCapped for one
+	// that would open an association past the cap); it is called on the
+	// relay's goroutines.
+	OnRejectDatagram func(reason string)
 	// Getenv and ReadFile resolve the key; nil: the process's.
 	Getenv   func(string) string
 	ReadFile func(string) ([]byte, error)
+
+	gauges gauges
+}
+
+// gauges are what a running server holds now.
+type gauges struct {
+	relayed, rejected, associations atomic.Int64
+}
+
+// Stats are what a Server holds at a moment: what its memory and
+// goroutines grow with, each bounded by a cap but Relayed (one per
+// connection of a client that holds the key).
+type Stats struct {
+	// Relayed is the connections being relayed to a destination.
+	Relayed int
+	// Rejected is the rejected connections held, read and discarded: at
+	// most RejectedTotal.
+	Rejected int
+	// Associations is the UDP relay's associations: at most
+	// UDPAssociations.
+	Associations int
+}
+
+// Stats returns what s holds now.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Relayed:      int(s.gauges.relayed.Load()),
+		Rejected:     int(s.gauges.rejected.Load()),
+		Associations: int(s.gauges.associations.Load()),
+	}
 }
 
 // conns is what a running server shares between its connections.
@@ -89,6 +130,7 @@ type conns struct {
 	limit   *sourceLimit
 	dialer  *dialer
 	reject  func(string)
+	gauges  *gauges
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	open    map[net.Conn]struct{}
@@ -96,7 +138,8 @@ type conns struct {
 }
 
 // Run implements session.Session: it listens on cfg.Listen with
-// Multipath TCP and serves until ctx ends, then closes every connection.
+// Multipath TCP and with UDP (the relay), and serves both until ctx ends,
+// then closes every connection and association.
 func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	getenv, readFile := s.Getenv, s.ReadFile
 	if getenv == nil {
@@ -122,9 +165,24 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	if err != nil {
 		return fmt.Errorf("peer: listen on %s: %w", cfg.Listen, err)
 	}
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.Listen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("peer: listen on %s (udp): %w", cfg.Listen, err)
+	}
 	env.Log().Info("peer listening", "listen", ln.Addr().String(), "cipher", cfg.Cipher)
-	env.SetState(session.Running, "listening on "+ln.Addr().String())
-	return s.Serve(ctx, ln, key, cfg.AllowLocal, env.Log())
+	env.SetState(session.Running, "listening on "+ln.Addr().String()+" (tcp, udp)")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	udp := make(chan error, 1)
+	go func() {
+		err := s.ServeUDP(ctx, pc.(*net.UDPConn), key, cfg.AllowLocal, env.Log())
+		cancel()
+		udp <- err
+	}()
+	err = s.Serve(ctx, ln, key, cfg.AllowLocal, env.Log())
+	cancel()
+	return errors.Join(err, <-udp)
 }
 
 // Serve serves the shadowsocks streams that ln accepts, decrypted with
@@ -148,6 +206,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, key *shadowsocks.En
 		limit:  newSourceLimit(or(s.RejectedPerSource, DefaultRejectedPerSource), or(s.RejectedTotal, DefaultRejectedTotal)),
 		dialer: d,
 		reject: s.OnReject,
+		gauges: &s.gauges,
 		open:   map[net.Conn]struct{}{},
 	}
 	if c.reject == nil {
@@ -296,6 +355,8 @@ func (c *conns) handle(ctx context.Context, client *net.TCPConn) {
 	}
 	c.track(target)
 	defer c.untrack(target)
+	c.gauges.relayed.Add(1)
+	defer c.gauges.relayed.Add(-1)
 	c.relay(client, target, r, act)
 }
 
@@ -307,13 +368,21 @@ func isTimeout(err error) bool {
 // rejected handles a connection that gets nothing: it is counted, and,
 // within its source's cap, read and discarded until the client closes it
 // or it falls idle. Never a byte is written to it.
+//
+// The connection takes its place under the cap before it is reported, so
+// that whoever counts the reports (the metric, a test) finds it held.
 func (c *conns) rejected(client *net.TCPConn, in io.Reader, src netip.Addr, reason string, err error) {
+	held := c.limit.acquire(src)
+	if held {
+		c.gauges.rejected.Add(1)
+	}
 	c.reject(reason)
 	c.log.Debug("peer: rejected a connection", "client", src.String(), "reason", reason, "err", err)
-	if !c.limit.acquire(src) {
+	if !held {
 		c.reject(RejectCapped)
 		return
 	}
 	defer c.limit.release(src)
+	defer c.gauges.rejected.Add(-1)
 	io.Copy(io.Discard, in)
 }

@@ -29,7 +29,7 @@ type testPeer struct {
 	changed chan struct{}
 }
 
-func startPeer(t *testing.T, s *Server) *testPeer {
+func startPeer(t *testing.T, s *Server, allowLocal ...string) *testPeer {
 	t.Helper()
 	ns := nstest.New(t)
 	key, err := shadowsocks.NewEncryptionKey("chacha20-ietf-poly1305", "the right key")
@@ -53,7 +53,7 @@ func startPeer(t *testing.T, s *Server) *testPeer {
 	p.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, key, nil, nstest.Logger(t)) }()
+	go func() { done <- s.Serve(ctx, ln, key, allowLocal, nstest.Logger(t)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,7 +1,7 @@
 // Package proxy is the transparent proxy's session: LAN TCP connections
-// steered to its listener are terminated on the box and re-originated by
-// the aggregation peer (the implementation comes with the aggregation
-// issue; this package holds its configuration, which the compiler writes).
+// steered to its listener are terminated on the box and carried, one
+// Multipath TCP connection each, in the shadowsocks AEAD stream
+// (outline-sdk's), to the aggregation peer, which re-originates them.
 //
 // Steering into the listener is process-bound (see the README: process-bound
 // objects fail open): nftables tproxy rules hand LAN TCP to the socket
@@ -14,6 +14,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/braid-router/braid/api"
 	"github.com/braid-router/braid/reconcile/plan"
@@ -50,9 +51,30 @@ type Config struct {
 	Protocol string
 	Cipher   string
 	Key      *api.Secret
+	// TCP is the aggregation's TCP policy: direct, and the session does
+	// not listen for TCP (it runs for UDP alone); proxy or empty, it
+	// does.
+	TCP string
 	// UDP is the aggregation's UDP policy (peer, direct, drop): with peer,
-	// the proxy relays LAN UDP too.
+	// the proxy relays LAN UDP too, from a transparent UDP socket on Port.
 	UDP string
+	// Uplinks are the uplinks the peer's health is probed over: the
+	// healthy ones, by priority. None: the probe takes the box's routing.
+	Uplinks []Uplink
+	// DNS is a resolver the peer reaches, ADDRESS:PORT
+	// (aggregation.peer.dns): when set, the probe is end to end, a DNS
+	// query over TCP relayed by the peer to it.
+	DNS string
+}
+
+// Uplink is an uplink the peer is probed over.
+type Uplink struct {
+	// Name is the uplink's name (spec.uplinks[].name).
+	Name string
+	// Mark is the socket mark (SO_MARK) that sends a socket out of the
+	// uplink: its table's number, which a policy rule of braid looks up
+	// for packets so marked while the uplink is healthy.
+	Mark uint32
 }
 
 // Fields implements session.Config. The key shows as its reference.
@@ -61,7 +83,11 @@ func (c Config) Fields() []plan.Field {
 	if c.Key != nil {
 		fs = append(fs, session.SecretField("key", c.Key))
 	}
-	return append(fs, session.Fields("udp", c.UDP)...)
+	var ups []string
+	for _, u := range c.Uplinks {
+		ups = append(ups, u.Name+"/"+strconv.FormatUint(uint64(u.Mark), 10))
+	}
+	return append(fs, session.Fields("tcp", c.TCP, "udp", c.UDP, "probe-uplinks", strings.Join(ups, ","), "dns", c.DNS)...)
 }
 
 // Secrets implements session.Config: the key.
