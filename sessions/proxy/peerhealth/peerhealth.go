@@ -87,33 +87,49 @@ type uplink struct {
 type Machine struct {
 	p       Params
 	uplinks []*uplink
-	// misses counts connections without an answer since the last one
-	// answered; passive is set once they reach Params.Misses.
-	misses  int
-	passive bool
-	// trial is set while the peer is restored on trial; backoff is the
-	// wait before the next one, retryAt when it comes.
-	trial   bool
-	backoff time.Duration
-	retryAt time.Time
+	// all is the judgement of every proxied connection: the peer is
+	// passively down while all.down.
+	all streak
 	// proven is set when the last evidence of the peer relaying was an
 	// answer (or an end-to-end probe), not a miss.
 	proven bool
 	// v6 is the judgement of IPv6 destinations alone.
-	v6 family
+	v6 streak
 }
 
-// family judges whether the peer relays one family: misses counts its
-// connections closed without a byte since one was answered; down is set
-// once they reach Params.Misses; trial, backoff and retryAt are as the
-// Machine's.
-type family struct {
+// streak judges whether the peer relays a kind of connection from its
+// misses in a row: misses counts them since one was answered; down is
+// set once they reach Params.Misses. trial is set while it is restored
+// on trial; backoff is the wait before the next trial, retryAt when it
+// comes.
+type streak struct {
 	misses  int
 	down    bool
 	trial   bool
 	backoff time.Duration
 	retryAt time.Time
 }
+
+// miss counts a connection without an answer: the Misses-th in a row
+// puts the streak down, with the first backoff, or twice the last one
+// when it was on trial.
+func (s *streak) miss(p Params, now time.Time) {
+	s.misses++
+	if s.down || s.misses < p.Misses {
+		return
+	}
+	s.down = true
+	if s.trial {
+		s.backoff = min(2*s.backoff, p.MaxBackoff)
+	} else {
+		s.backoff = p.Backoff
+	}
+	s.trial = false
+	s.retryAt = now.Add(s.backoff)
+}
+
+// retry restores a down streak on trial.
+func (s *streak) retry() { s.down, s.trial, s.misses = false, true, 0 }
 
 // New returns the machine for a peer not yet probed, over uplinks.
 func New(p Params, uplinks []string) *Machine {
@@ -178,18 +194,7 @@ func (m *Machine) Connection(answered bool, now time.Time) {
 		return
 	}
 	m.proven = false
-	m.misses++
-	if m.passive || m.misses < m.p.Misses {
-		return
-	}
-	m.passive = true
-	if m.trial {
-		m.backoff = min(2*m.backoff, m.p.MaxBackoff)
-	} else {
-		m.backoff = m.p.Backoff
-	}
-	m.trial = false
-	m.retryAt = now.Add(m.backoff)
+	m.all.miss(m.p, now)
 }
 
 // Connection6 records how a proxied connection to an IPv6 destination
@@ -198,38 +203,26 @@ func (m *Machine) Connection(answered bool, now time.Time) {
 // unanswered) without one. The caller reports the connection to
 // Connection as well, by its own rule.
 func (m *Machine) Connection6(answered bool, now time.Time) {
-	f := &m.v6
 	if answered {
-		*f = family{}
+		m.v6 = streak{}
 		return
 	}
-	f.misses++
-	if f.down || f.misses < m.p.Misses {
-		return
-	}
-	f.down = true
-	if f.trial {
-		f.backoff = min(2*f.backoff, m.p.MaxBackoff)
-	} else {
-		f.backoff = m.p.Backoff
-	}
-	f.trial = false
-	f.retryAt = now.Add(f.backoff)
+	m.v6.miss(m.p, now)
 }
 
 // answered is evidence that the peer relays.
 func (m *Machine) answered() {
-	m.misses, m.passive, m.trial, m.backoff, m.retryAt, m.proven = 0, false, false, 0, time.Time{}, true
+	m.all, m.proven = streak{}, true
 }
 
 // Tick lets time pass: a passively down peer whose backoff has passed
 // is restored on trial (without end-to-end probes).
 func (m *Machine) Tick(now time.Time) {
 	if at := m.RetryAt(); !at.IsZero() && !now.Before(at) {
-		m.passive, m.trial, m.misses = false, true, 0
+		m.all.retry()
 	}
-	if f := &m.v6; f.down && !now.Before(f.retryAt) {
-		f.down, f.trial, f.misses = false, true, 0
+	if m.v6.down && !now.Before(m.v6.retryAt) {
+		m.v6.retry()
 	}
 }
 
@@ -244,10 +237,10 @@ func (m *Machine) RetryAt6() time.Time {
 
 // RetryAt is when the next trial is due, or zero when none waits.
 func (m *Machine) RetryAt() time.Time {
-	if !m.passive || m.p.EndToEnd {
+	if !m.all.down || m.p.EndToEnd {
 		return time.Time{}
 	}
-	return m.retryAt
+	return m.all.retryAt
 }
 
 // Strict reports whether a new connection should be given up (and its
@@ -292,11 +285,11 @@ func (m *Machine) Verdict() Verdict {
 	case !v.Known:
 	case !reached:
 		v.Reason = "not reached over " + strings.Join(failed, ", ")
-	case m.passive:
+	case m.all.down:
 		v.Reason = fmt.Sprintf("no answer on %d connections in a row", m.p.Misses)
 	default:
 		v.Healthy = true
-		if m.trial {
+		if m.all.trial {
 			v.Reason = fmt.Sprintf("on trial after no answer on %d connections in a row", m.p.Misses)
 		}
 	}
