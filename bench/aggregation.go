@@ -1092,22 +1092,3 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		fmt.Sprintf("%s, %d of %d", dist(b.back, aggViaBraid.label), len(b.back), b.survived), fmt.Sprintf("%s, %d of %d", dist(o.back, aggViaLibev.label), len(o.back), o.survived), dratio(b.back, o.back), "—", nil)
 	return missed
 }
-
-// benchAggregationOnly runs only the aggregation benchmark
-// (-aggregation-only).
-func benchAggregationOnly(ctx context.Context, h *harness, machine string) error {
-	r, err := aggregationBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("aggregation: %w", err)
-	}
-	w := os.Stdout
-	fmt.Fprintf(w, "\n## Aggregation\n\nMachine: %s. Median of %d downloads, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
-	missed := writeAggregationTable(w, r)
-	fmt.Fprintln(w)
-	if len(missed) > 0 {
-		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
-	} else {
-		fmt.Fprintln(w, "braid met every goal.")
-	}
-	return nil
-}

@@ -616,22 +616,3 @@ func fmtLatency(d time.Duration) string {
 func fmtWindow(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
-
-// benchDaemonOnly runs only the daemon benchmark and prints its table
-// (-daemon-only).
-func benchDaemonOnly(ctx context.Context, h *harness, machine string) error {
-	r, err := daemonBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	w := os.Stdout
-	fmt.Fprintf(w, "\n## The daemon\n\nMachine: %s.\n\n", machine)
-	missed := writeDaemonTable(w, r)
-	fmt.Fprintln(w)
-	if len(missed) > 0 {
-		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
-	} else {
-		fmt.Fprintln(w, "braid met every goal.")
-	}
-	return nil
-}

@@ -830,21 +830,3 @@ func writeFailoverTable(w io.Writer, r *failoverResult) (missed []string) {
 		dist(r.settled["withdraw"], cfgWithdraw.label), dist(r.settled["backup"], cfgBackup.label), ratio(r.settled["withdraw"], r.settled["backup"]), "—", nil)
 	return missed
 }
-
-// benchFailoverOnly runs only the failover benchmark (-failover-only).
-func benchFailoverOnly(ctx context.Context, h *harness, machine string) error {
-	r, err := failoverBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("failover: %w", err)
-	}
-	w := os.Stdout
-	fmt.Fprintf(w, "\n## Failover\n\nMachine: %s.\n\n", machine)
-	missed := writeFailoverTable(w, r)
-	fmt.Fprintln(w)
-	if len(missed) > 0 {
-		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
-	} else {
-		fmt.Fprintln(w, "braid met every goal.")
-	}
-	return nil
-}

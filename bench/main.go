@@ -254,20 +254,19 @@ func parseGroups(only string) (map[string]bool, error) {
 func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	machine := fmt.Sprintf("%d cores, kernel %s, %s", runtime.NumCPU(), kernelRelease(), iprouteVersion(ctx))
 	h.logf("braid benchmark of %s: %d samples per side; %s", h.braid, h.n, machine)
-	if len(groups) == 1 && groups[groupDaemon] {
-		return benchDaemonOnly(ctx, h, machine)
-	}
-	if len(groups) == 1 && groups[groupFailover] {
-		return benchFailoverOnly(ctx, h, machine)
-	}
-	if len(groups) == 1 && groups[groupSixPE] {
-		return benchSixPEOnly(ctx, h, machine)
-	}
-	if len(groups) == 1 && groups[groupProxy] {
-		return benchProxyOnly(ctx, h, machine)
-	}
-	if len(groups) == 1 && groups[groupAggregation] {
-		return benchAggregationOnly(ctx, h, machine)
+	if len(groups) == 1 {
+		switch {
+		case groups[groupDaemon]:
+			return benchOnly(ctx, h, "daemon", fmt.Sprintf("The daemon\n\nMachine: %s.", machine), daemonBench, writeDaemonTable)
+		case groups[groupFailover]:
+			return benchOnly(ctx, h, "failover", fmt.Sprintf("Failover\n\nMachine: %s.", machine), failoverBench, writeFailoverTable)
+		case groups[groupSixPE]:
+			return benchOnly(ctx, h, "6pe", fmt.Sprintf("6PE data plane\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / plain forwarding's.", machine, h.n), sixpeBench, writeSixPETable)
+		case groups[groupProxy]:
+			return benchOnly(ctx, h, "proxy", fmt.Sprintf("Transparent proxy\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.", machine, h.n), proxyBench, writeProxyTable)
+		case groups[groupAggregation]:
+			return benchOnly(ctx, h, "aggregation", fmt.Sprintf("Aggregation\n\nMachine: %s. Median of %d downloads, minimum in brackets; ratio = braid's median / the alternative's.", machine, h.n), aggregationBench, writeAggregationTable)
+		}
 	}
 	if groups[groupRoutes] {
 		if err := h.prepare(ctx); err != nil {
@@ -385,12 +384,32 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		missed = append(missed, writeAggregationTable(w, aggregation)...)
 		fmt.Fprintln(w)
 	}
+	writeVerdict(w, missed)
+	return nil
+}
+
+// benchOnly runs one group alone (its -NAME-only flag, or -only NAME),
+// and prints its table under the heading, then the verdict.
+func benchOnly[R any](ctx context.Context, h *harness, name, heading string, run func(context.Context, *harness) (R, error), write func(io.Writer, R) []string) error {
+	r, err := run(ctx, h)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	w := os.Stdout
+	fmt.Fprintf(w, "\n## %s\n\n", heading)
+	missed := write(w, r)
+	fmt.Fprintln(w)
+	writeVerdict(w, missed)
+	return nil
+}
+
+// writeVerdict says which goals braid missed, or that it met them all.
+func writeVerdict(w io.Writer, missed []string) {
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
 	} else {
 		fmt.Fprintln(w, "braid met every goal.")
 	}
-	return nil
 }
 
 // iprouteVersion is ip's version ("iproute2-6.1.0").

@@ -800,21 +800,3 @@ func raiseNoFile(n uint64) error {
 	}
 	return nil
 }
-
-// benchProxyOnly runs only the proxy benchmark (-proxy-only).
-func benchProxyOnly(ctx context.Context, h *harness, machine string) error {
-	r, err := proxyBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	w := os.Stdout
-	fmt.Fprintf(w, "\n## Transparent proxy\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
-	missed := writeProxyTable(w, r)
-	fmt.Fprintln(w)
-	if len(missed) > 0 {
-		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
-	} else {
-		fmt.Fprintln(w, "braid met every goal.")
-	}
-	return nil
-}

@@ -439,21 +439,3 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
-
-// benchSixPEOnly runs only the 6PE benchmark (-6pe-only).
-func benchSixPEOnly(ctx context.Context, h *harness, machine string) error {
-	r, err := sixpeBench(ctx, h)
-	if err != nil {
-		return fmt.Errorf("6pe: %w", err)
-	}
-	w := os.Stdout
-	fmt.Fprintf(w, "\n## 6PE data plane\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / plain forwarding's.\n\n", machine, h.n)
-	missed := writeSixPETable(w, r)
-	fmt.Fprintln(w)
-	if len(missed) > 0 {
-		fmt.Fprintf(w, "braid MISSED %d goal(s): %s\n", len(missed), strings.Join(missed, "; "))
-	} else {
-		fmt.Fprintln(w, "braid met every goal.")
-	}
-	return nil
-}
