@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/braid-router/braid/lab"
@@ -131,7 +130,7 @@ type aggFailover struct {
 type aggBench struct {
 	h      *harness
 	l      *lab.Lab
-	srv    *downloads
+	srv    *source
 	src    *source // MPTCP downloads from the peer to the box
 	box    *braidDaemon
 	peer   *braidDaemon
@@ -695,17 +694,6 @@ func (a *aggBench) failover(ctx context.Context, p aggPath, f *aggFailover) erro
 	return nil
 }
 
-// downloads is the download server in the lab's core: every connection
-// to its port, on any of the core's addresses, gets an endless stream;
-// it remembers who connected to which address.
-type downloads struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	seen  []accepted
-	conns []net.Conn
-	wg    sync.WaitGroup
-}
-
 // accepted is a connection the server accepted: when, the address the
 // client asked for, and where it came from.
 type accepted struct {
@@ -719,9 +707,10 @@ func (a accepted) String() string {
 	return fmt.Sprintf("to %s from %s", a.local, a.from)
 }
 
-// startDownloads starts the download server in the lab's core.
-func startDownloads(l *lab.Lab, port int) (*downloads, error) {
-	s := &downloads{}
+// startDownloads starts the download server in the lab's core: every
+// connection to port, on any of the core's addresses.
+func startDownloads(l *lab.Lab, port int) (*source, error) {
+	s := &source{}
 	err := l.Do(lab.RoleInet, func() error {
 		var err error
 		s.ln, err = net.Listen("tcp4", ":"+strconv.Itoa(port))
@@ -730,35 +719,14 @@ func startDownloads(l *lab.Lab, port int) (*downloads, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen in the core: %w", err)
 	}
-	s.wg.Go(func() {
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.seen = append(s.seen, accepted{time.Now(),
-				c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(), c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()})
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Go(func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
+	s.serve()
 	return s, nil
 }
 
 // check verifies that since start the server accepted exactly one
 // connection, to p's target, from the address p must come from: the
 // download went the way it is reported under.
-func (s *downloads) check(p aggPath, start time.Time) error {
+func (s *source) check(p aggPath, start time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var got []accepted
@@ -771,23 +739,6 @@ func (s *downloads) check(p aggPath, start time.Time) error {
 		return fmt.Errorf("the download server saw %v since the download began, want one connection to %s from %s: the download did not go %s", got, p.target, p.seen, p.label)
 	}
 	return nil
-}
-
-// closeConns closes the connections the server serves.
-func (s *downloads) closeConns() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-}
-
-// close stops the server and its connections.
-func (s *downloads) close() {
-	s.ln.Close()
-	s.closeConns()
-	s.wg.Wait()
 }
 
 // subflow is a TCP socket as `ss -tin` lists it: an MPTCP subflow when

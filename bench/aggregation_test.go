@@ -165,7 +165,7 @@ func TestDownloadsCheck(t *testing.T) {
 		{"two connections", []accepted{{t0, a(lab.ServerV4), a(lab.PeerV4)}, {t0, a(lab.ServerV4), a(lab.PeerV4)}}, aggViaBraid, false},
 		{"none", nil, aggViaLibev, false},
 	} {
-		s := &downloads{seen: c.seen}
+		s := &source{seen: c.seen}
 		err := s.check(c.p, t0)
 		if (err == nil) != c.ok {
 			t.Errorf("%s: check = %v, want ok %v", c.name, err, c.ok)

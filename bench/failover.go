@@ -513,11 +513,14 @@ func (f *failover) subflows(local string) int {
 // mptcpSourcePort is where the peer serves downloads.
 const mptcpSourcePort = 5201
 
-// source is an MPTCP listener on the peer that sends endlessly to every
-// connection.
+// source is a download server: it sends endlessly to every connection it
+// accepts, and remembers who connected to which address. The failover
+// benchmark's listens with MPTCP on the peer (startSource), the
+// aggregation benchmark's in the lab's core (startDownloads).
 type source struct {
 	ln    net.Listener
 	mu    sync.Mutex
+	seen  []accepted
 	conns []net.Conn
 	wg    sync.WaitGroup
 }
@@ -535,6 +538,13 @@ func (f *failover) startSource(ctx context.Context) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on the peer: %w", err)
 	}
+	s.serve()
+	return s, nil
+}
+
+// serve accepts s.ln's connections until it is closed, recording each,
+// and sends to each until it is closed.
+func (s *source) serve() {
 	s.wg.Go(func() {
 		for {
 			c, err := s.ln.Accept()
@@ -542,9 +552,12 @@ func (f *failover) startSource(ctx context.Context) (*source, error) {
 				return
 			}
 			s.mu.Lock()
+			s.seen = append(s.seen, accepted{time.Now(),
+				c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(), c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()})
 			s.conns = append(s.conns, c)
 			s.mu.Unlock()
 			s.wg.Go(func() {
+				defer c.Close()
 				buf := make([]byte, 64<<10)
 				for {
 					if _, err := c.Write(buf); err != nil {
@@ -554,7 +567,6 @@ func (f *failover) startSource(ctx context.Context) (*source, error) {
 			})
 		}
 	})
-	return s, nil
 }
 
 // closeConns closes the connections the source serves.
