@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +32,13 @@ const nfnlGroupNFTables = 7
 // to watch: its sockets stay there.
 type Kernel struct {
 	fds []int
+	// mu is held from reading a batch of notifications to the end of
+	// its changed call, and by Drain: a Drain that returns has waited
+	// for any batch already read to be reported, so a caller that
+	// ignores changes while it writes (the daemon) sees each of its own
+	// notifications either drained or reported while it still ignores
+	// them, never reported after.
+	mu sync.Mutex
 }
 
 // Open subscribes to the notifications. The sockets belong to the network
@@ -112,6 +120,7 @@ func (k *Kernel) Run(ctx context.Context, changed func()) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		k.mu.Lock()
 		any := false
 		for i := range fds[:len(k.fds)] {
 			if fds[i].Revents == 0 {
@@ -124,6 +133,7 @@ func (k *Kernel) Run(ctx context.Context, changed func()) error {
 		if any {
 			changed()
 		}
+		k.mu.Unlock()
 	}
 }
 
@@ -147,8 +157,11 @@ func (k *Kernel) drain(fd int, buf []byte) bool {
 
 // Drain discards the notifications queued now, and reports whether there
 // were any. The daemon calls it after a pass: what is queued was caused by
-// the pass's own writes (or happened before its final observation).
+// the pass's own writes (or happened before its final observation). A
+// batch Run has read already is reported before Drain returns.
 func (k *Kernel) Drain() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	buf := make([]byte, 1<<16)
 	got := false
 	for _, fd := range k.fds {

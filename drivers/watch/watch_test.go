@@ -82,3 +82,44 @@ func TestLinksNotifiesOnLinkChangesOnly(t *testing.T) {
 	nstest.Run(t, "ip", "-n", ns, "link", "del", "d0")
 	drained("a link removed")
 }
+
+// A Drain waits for a batch Run has read but not yet reported: the daemon
+// stops ignoring changes once Drain returns, so a report after it would
+// be taken for a change braid did not make.
+func TestDrainWaitsForABatchBeingReported(t *testing.T) {
+	ns := nstest.New(t)
+	var k *Kernel
+	nstest.Do(t, ns, func() (err error) { k, err = Open(); return err })
+	defer k.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var released atomic.Bool
+	go k.Run(ctx, func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	})
+	nstest.Run(t, "ip", "-n", ns, "route", "add", "192.0.2.0/24", "dev", "lo", "table", "100")
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no notification for a route added")
+	}
+	// Run is inside changed with the batch read: Drain must not return
+	// until changed has.
+	drained := make(chan bool)
+	go func() { k.Drain(); drained <- released.Load() }()
+	select {
+	case <-drained:
+		t.Fatal("Drain returned while Run was still reporting a batch it had read")
+	case <-time.After(100 * time.Millisecond):
+	}
+	released.Store(true)
+	close(release)
+	if !<-drained {
+		t.Fatal("Drain returned before the batch was reported")
+	}
+}
