@@ -142,9 +142,10 @@ func (e *stallEnd) blocked(t *testing.T, what string, least int64) {
 // download, a server that stops reading an upload - and once the writer
 // at the far end is blocked, the queues of every socket in the box and
 // the peer namespaces (the relays' LAN, MPTCP and destination sockets)
-// are read from the kernel (ss -tmi; sock_diag for MPTCP): none holds
-// more than tcpqueue.Unsent bytes written but not yet sent (plus a
-// chunk). The receive queues, left to autotuning, are logged.
+// are read from the kernel (ss -tmi; sock_diag for MPTCP): none of those
+// braid writes to holds more than tcpqueue.Unsent bytes written but not
+// yet sent (plus a chunk). MPTCP subflows, which the kernel fills, are
+// logged. The receive queues, left to autotuning, are logged.
 func TestRelayQueuesBounded(t *testing.T) {
 	l := labWithPeer(t)
 	b := labBoxOf(t, l)
@@ -221,7 +222,14 @@ func TestRelayQueuesBounded(t *testing.T) {
 						if q.unsent < 0 {
 							t.Errorf("%s: a %s socket's counters do not add up (unsent %d): %v", role, kind, q.unsent, q)
 						}
-						if q.unsent > bound {
+						// An MPTCP subflow is written by the kernel's
+						// scheduler, not by braid: it takes what the
+						// connection hands it up to its own send buffer,
+						// and holds it unsent while its window is shut
+						// (a loss, under load). The connection's queue,
+						// which braid bounds, is checked with the MPTCP
+						// sockets.
+						if q.unsent > bound && !strings.Contains(q.info, "tcp-ulp-mptcp") {
 							t.Errorf("%s: a %s socket holds %d bytes unsent, over %d: %v", role, kind, q.unsent, bound, q)
 						}
 					}
