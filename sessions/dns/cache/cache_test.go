@@ -441,3 +441,29 @@ func FuzzCache(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrent puts, gets and prefetches from several goroutines (run
+// with -race) and checks the bound holds at the end.
+func TestConcurrent(t *testing.T) {
+	c := New(Config{MaxBytes: 8192})
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				q := query(fmt.Sprintf("host%d.example.com.", (g*200+i)%50), dns.TypeA, false)
+				c.Put(q, reply(t, q, dns.RcodeSuccess, []string{q.Question[0].Name + " 300 IN A 192.0.2.1"}, nil, nil), t0)
+				if got, ok := c.Get(q, t0.Add(time.Second)); ok && got.Id != q.Id {
+					t.Errorf("ID %d, want %d", got.Id, q.Id)
+				}
+				c.Prefetch(t0.Add(280*time.Second), 1, 0.1)
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if c.Bytes() > 8192 {
+		t.Errorf("%d bytes over the budget", c.Bytes())
+	}
+}
