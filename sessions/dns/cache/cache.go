@@ -2,7 +2,7 @@
 // and no clock of its own (every method takes the time as now).
 //
 // Answers are keyed by the question's lowercased name, its type and class,
-// and the query's DNSSEC OK bit (Key). They are kept packed, so an entry's
+// and the query's DNSSEC OK and Checking Disabled bits (Key). They are kept packed, so an entry's
 // size is what it costs; the cache holds at most Config.MaxBytes of them
 // and at most Config.MaxEntries, evicting the least recently used first.
 //
@@ -25,7 +25,8 @@
 //
 // Get serves an entry only before it expires, its records' TTLs lowered
 // by the whole seconds it has spent in the cache, with the client's ID and
-// its question as the client wrote it (the name's case preserved). The
+// its question as the client wrote it (the name's case preserved), not
+// authoritative. The
 // upstream's OPT record is not kept: the forwarder adds its own EDNS to
 // the reply, sized for its client.
 //
@@ -85,6 +86,10 @@ type Key struct {
 	// DO is the query's DNSSEC OK bit: answers with and without DNSSEC
 	// records are cached apart.
 	DO bool
+	// CD is the query's Checking Disabled bit: an answer a validating
+	// upstream gave without validating (RFC 4035 section 3.2.2) is never
+	// served to a client that did not ask for that.
+	CD bool
 }
 
 // KeyOf is the key of a query: false unless it has exactly one question.
@@ -93,7 +98,7 @@ func KeyOf(query *dns.Msg) (Key, bool) {
 		return Key{}, false
 	}
 	q := query.Question[0]
-	k := Key{Name: dns.CanonicalName(q.Name), Type: q.Qtype, Class: q.Qclass}
+	k := Key{Name: dns.CanonicalName(q.Name), Type: q.Qtype, Class: q.Qclass, CD: query.CheckingDisabled}
 	if opt := query.IsEdns0(); opt != nil {
 		k.DO = opt.Do()
 	}
@@ -106,6 +111,7 @@ func (k Key) Query() *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(k.Name, k.Type)
 	m.Question[0].Qclass = k.Class
+	m.CheckingDisabled = k.CD
 	if k.DO {
 		m.SetEdns0(1232, true)
 	}
@@ -336,6 +342,7 @@ func (c *Cache) Get(query *dns.Msg, now time.Time) (*dns.Msg, bool) {
 		}
 	}
 	m.Id = query.Id
+	m.Authoritative = false // a cached answer is not (RFC 1035 section 6.1)
 	m.Question = []dns.Question{query.Question[0]}
 	return m, true
 }

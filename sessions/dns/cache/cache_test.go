@@ -217,7 +217,9 @@ func TestIDAndCase(t *testing.T) {
 	c := New(Config{})
 	q := query("Www.Example.Com.", dns.TypeA, false)
 	q.Id = 1
-	if !c.Put(q, reply(t, q, dns.RcodeSuccess, []string{"www.example.com. 300 IN A 192.0.2.1"}, nil, nil), t0) {
+	resp := reply(t, q, dns.RcodeSuccess, []string{"www.example.com. 300 IN A 192.0.2.1"}, nil, nil)
+	resp.Authoritative = true
+	if !c.Put(q, resp, t0) {
 		t.Fatal("Put refused")
 	}
 	q2 := query("wWW.eXAMPLE.cOM.", dns.TypeA, false)
@@ -234,6 +236,9 @@ func TestIDAndCase(t *testing.T) {
 	}
 	if !got.Response {
 		t.Error("reply without the QR bit")
+	}
+	if got.Authoritative {
+		t.Error("a cached answer served as authoritative")
 	}
 }
 
@@ -257,6 +262,11 @@ func TestKey(t *testing.T) {
 	chaos.Question[0].Qclass = dns.ClassCHAOS
 	if _, ok := c.Get(chaos, t0); ok {
 		t.Error("class CH got the IN answer")
+	}
+	cd := query("www.example.com.", dns.TypeA, true)
+	cd.CheckingDisabled = true
+	if _, ok := c.Get(cd, t0); ok {
+		t.Error("a query with CD got the answer to one without")
 	}
 	got, ok := c.Get(query("www.example.com.", dns.TypeA, true), t0)
 	if !ok {
@@ -364,6 +374,9 @@ func TestPrefetch(t *testing.T) {
 	}
 	// The session asks again and puts the fresh answer: hits are kept,
 	// and the entry is listed again near its new expiry.
+	if k, ok := KeyOf(keys[0].Query()); !ok || k != keys[0] {
+		t.Errorf("the prefetch query's key %v, want %v", k, keys[0])
+	}
 	pq := keys[0].Query()
 	if pq.Question[0].Name != "host0.example.com." || pq.Question[0].Qtype != dns.TypeA {
 		t.Fatalf("prefetch query %v", pq.Question)
@@ -465,5 +478,18 @@ func TestConcurrent(t *testing.T) {
 	}
 	if c.Bytes() > 8192 {
 		t.Errorf("%d bytes over the budget", c.Bytes())
+	}
+}
+
+// TestKeyQuery checks that a key's query has that key.
+func TestKeyQuery(t *testing.T) {
+	for _, k := range []Key{
+		{Name: "www.example.com.", Type: dns.TypeA, Class: dns.ClassINET},
+		{Name: "www.example.com.", Type: dns.TypeAAAA, Class: dns.ClassINET, DO: true},
+		{Name: "example.com.", Type: dns.TypeHTTPS, Class: dns.ClassCHAOS, DO: true, CD: true},
+	} {
+		if got, ok := KeyOf(k.Query()); !ok || got != k {
+			t.Errorf("KeyOf(%v.Query()) = %v, %v", k, got, ok)
+		}
 	}
 }
