@@ -47,8 +47,10 @@ const (
 	dnsUpstream = "10.251.3.53"
 
 	// dnsBoxCPU is the core both forwarders are pinned to (dnsmasq is
-	// one thread: braid gets one core too); dnsUpCPU the upstream's.
+	// one thread: braid gets one core too); dnsUpCPU the upstream's and
+	// the load generator's, so that the forwarders' core is theirs.
 	dnsBoxCPU, dnsUpCPU = "1", "0"
+	dnsGenCPU           = 0
 )
 
 // The names the upstream serves, under dnsZone: the cached runs' few
@@ -665,13 +667,18 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 	if res.braidMissing, err = r.waitBraid(ctx); err != nil {
 		return nil, err
 	}
+	unpin, err := pinSelf(dnsGenCPU)
+	if err != nil {
+		return nil, err
+	}
+	defer unpin()
 	targets := []string{dnsTargetBraid, dnsTargetDnsmasq, dnsTargetUpstream}
 	if res.braidMissing != "" {
 		h.logf("dns: braid not measured: %s", res.braidMissing)
 		targets = targets[1:]
 	}
-	h.logf("dns: client %s, box %s (braid run and dnsmasq: CPU %s), upstream %s (unbound: CPU %s, %d local names); %d queries outstanding over %d sockets",
-		r.client, r.box, dnsBoxCPU, r.up, dnsUpCPU, *dnsCached+pool, *dnsConc, *dnsSockets)
+	h.logf("dns: client %s, box %s (braid run and dnsmasq: CPU %s), upstream %s (unbound: CPU %s, %d local names); the load generator on CPU %d, %d queries outstanding over %d sockets",
+		r.client, r.box, dnsBoxCPU, r.up, dnsUpCPU, *dnsCached+pool, dnsGenCPU, *dnsConc, *dnsSockets)
 	for _, m := range dnsModes {
 		res.samples[m] = map[string][]dnsSample{}
 	}
