@@ -67,6 +67,10 @@
 // their elements and its rules, chain by chain. The elements, the one
 // large read, come over the driver's own socket in messages of 32 KiB,
 // which the kernel builds about four times faster than page-sized ones.
+// A timeout set's elements are never read. Elements.Add, the session's
+// write, reads nothing either: it is one transaction of its elements on
+// a socket kept open, built without allocating (about 14 µs for one
+// element, 70,000 answers a second: BenchmarkElementsAdd).
 // Prefetch starts that read early (the CLI, once it holds the lock), and
 // the engine starts it beside the netlink driver's dumps. A converged
 // table produces no plan change and so no write.
