@@ -340,6 +340,34 @@ func SetMark(mark uint32) Stmt {
 	}}
 }
 
+// CtMark matches packets of connections whose mark is mark (ct mark
+// MARK): a mark saved by SetCtMark at the connection's first packet.
+func CtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+	}}
+}
+
+// SetCtMark sets the mark of the packet's connection (ct mark set MARK),
+// which the connection keeps for its life: CtMark and RestoreMark read
+// it on its later packets.
+func SetCtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+// RestoreMark sets the packet's mark to its connection's (meta mark set
+// ct mark).
+func RestoreMark() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
 // tcpFlagSYN is the SYN bit of the TCP header's flags octet (offset 13).
 const (
 	tcpFlagsOffset = 13
