@@ -226,8 +226,8 @@ type dnsRig struct {
 	braidSets            []string       // braid's egress sets
 }
 
-// dnsRigUp builds the namespaces and links and starts the upstream, braid
-// and dnsmasq.
+// dnsRigUp builds the namespaces and links and starts the upstream and
+// braid.
 func dnsRigUp(ctx context.Context, h *harness, pool int) (*dnsRig, error) {
 	r := &dnsRig{h: h, pid: map[string]int{}}
 	var err error
@@ -291,18 +291,22 @@ func dnsRigUp(ctx context.Context, h *harness, pool int) (*dnsRig, error) {
 	if r.braid, err = r.startBraid(ctx, spec); err != nil {
 		return nil, err
 	}
+	return r, nil
+}
+
+// startDnsmasq starts dnsmasq in the box, once braid has converged its
+// address, with its egress set's table, and waits until it answers.
+func (r *dnsRig) startDnsmasq(ctx context.Context) error {
 	if err := nftIn(ctx, r.box, dnsmasqTable); err != nil {
-		return nil, err
+		return err
 	}
-	r.dnsmasqLog = filepath.Join(h.dir, "dnsmasq.log")
+	r.dnsmasqLog = filepath.Join(r.h.dir, "dnsmasq.log")
+	var err error
 	if r.dnsmasq, err = startPinned(r.box, dnsBoxCPU, r.dnsmasqLog, dnsmasqArgv()...); err != nil {
-		return nil, err
+		return err
 	}
 	r.pid[dnsTargetDnsmasq] = r.dnsmasq.Process.Pid
-	if err := waitComm(ctx, r.dnsmasq.Process.Pid, "dnsmasq"); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return waitComm(ctx, r.dnsmasq.Process.Pid, "dnsmasq")
 }
 
 // startBraid runs `braid run` in the box pinned to the forwarders' core
@@ -346,10 +350,14 @@ func (r *dnsRig) waitBraid(ctx context.Context) (string, error) {
 	if !slices.ContainsFunc(st.Sessions, func(s session.Status) bool { return s.Address == dnsSession }) {
 		return "this build of braid has no DNS forwarder (no " + dnsSession + " in its status)", nil
 	}
-	if _, err := r.braid.waitStatus(ctx, 60*time.Second, "the forwarder running", func(st reconcile.Status) bool {
-		return sessionRunning(st, dnsSession)
-	}); err != nil {
+	st, err = r.braid.waitStatus(ctx, 60*time.Second, "the forwarder running", func(st reconcile.Status) bool {
+		return sessionRunning(st, dnsSession) || sessionIn(st, dnsSession, session.Unavailable)
+	})
+	if err != nil {
 		return "", err
+	}
+	if sessionIn(st, dnsSession, session.Unavailable) {
+		return "this build of braid compiles " + dnsSession + " but does not run its kind (unavailable in its status)", nil
 	}
 	r.pid[dnsTargetBraid] = r.braid.cmd.Process.Pid
 	sets, err := egressSets(ctx, r.box)
@@ -361,6 +369,11 @@ func (r *dnsRig) waitBraid(ctx context.Context) (string, error) {
 	}
 	r.braidSets = sets
 	return "", nil
+}
+
+// sessionIn says the daemon's status shows the session addr in state.
+func sessionIn(st reconcile.Status, addr string, state session.State) bool {
+	return slices.ContainsFunc(st.Sessions, func(s session.Status) bool { return s.Address == addr && s.State == state })
 }
 
 // stop stops dnsmasq, braid and unbound.
@@ -665,6 +678,9 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 	defer r.stop()
 	res := &dnsResult{samples: map[string]map[string][]dnsSample{}, conc: *dnsConc, window: *dnsTime, egressNames: *dnsEgress}
 	if res.braidMissing, err = r.waitBraid(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startDnsmasq(ctx); err != nil {
 		return nil, err
 	}
 	unpin, err := pinSelf(dnsGenCPU)
