@@ -85,11 +85,17 @@ func (r *dnsLoadResult) check() error {
 		return fmt.Errorf("no query of %d answered (%d failed, %d timed out) %s", r.sent, r.failed, r.timedOut, r.firstFailure)
 	}
 	if f := r.failures(); f > dnsFailureLimit {
-		return fmt.Errorf("%d of %d queries failed and %d timed out (%.2f%%, over %.1f%%): %s",
-			r.failed, r.sent, r.timedOut, 100*f, 100*dnsFailureLimit, r.firstFailure)
+		return &failuresError{fmt.Errorf("%d of %d queries failed and %d timed out (%.2f%%, over %.1f%%): %s",
+			r.failed, r.sent, r.timedOut, 100*f, 100*dnsFailureLimit, r.firstFailure)}
 	}
 	return nil
 }
+
+// failuresError is a run with too many failed or timed-out queries to be
+// a figure.
+type failuresError struct{ error }
+
+func (e *failuresError) Unwrap() error { return e.error }
 
 // runDNSLoad runs the load generator.
 func runDNSLoad(ctx context.Context, c dnsLoadConfig) (*dnsLoadResult, error) {
