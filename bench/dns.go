@@ -32,6 +32,7 @@ var (
 	dnsSockets = flag.Int("dns-sockets", 4, "DNS benchmark: the client's UDP sockets the queries are spread over")
 	dnsCached  = flag.Int("dns-cached-names", 100, "DNS benchmark: the names the cached runs ask over and over")
 	dnsEgress  = flag.Int("dns-egress-names", 20000, "DNS benchmark: the names each egress run asks, each once, each to another address")
+	dnsModesF  = flag.String("dns-modes", "cached,uncached,egress", "DNS benchmark: the kinds of run, comma-separated")
 	dnsTimeout = flag.Duration("dns-timeout", 2*time.Second, "DNS benchmark: when a query is given up on (and counted as timed out)")
 )
 
@@ -207,8 +208,9 @@ type dnsSample struct {
 // dnsResult is what the DNS benchmark measured, by mode and target.
 type dnsResult struct {
 	samples map[string]map[string][]dnsSample
-	// discarded counts the runs left out for too many failures.
-	discarded map[string]map[string]int
+	// failed holds, by mode and target, why each run left out for too
+	// many failed or timed-out queries was.
+	failed map[string]map[string][]string
 	// braidMissing says why braid's forwarder was not measured ("" when
 	// it was).
 	braidMissing string
@@ -673,6 +675,13 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 	if *dnsConc < 1 || *dnsSockets < 1 || *dnsCached < 1 || *dnsCached > 1<<16 || *dnsEgress < 1 || *dnsTime <= 0 || *dnsTimeout <= 0 {
 		return nil, errors.New("-dns-concurrency, -dns-sockets, -dns-cached-names (up to 65536) and -dns-egress-names must be at least 1, -dns-time and -dns-timeout positive")
 	}
+	var modes []string
+	for m := range strings.SplitSeq(*dnsModesF, ",") {
+		if m = strings.TrimSpace(m); !slices.Contains(dnsModes, m) {
+			return nil, fmt.Errorf("-dns-modes: unknown %q (modes: %s)", m, strings.Join(dnsModes, ", "))
+		}
+		modes = append(modes, m)
+	}
 	pool := 2 * h.n * *dnsEgress
 	if pool > 1<<22 {
 		return nil, fmt.Errorf("-dns-egress-names × 2n = %d names: more than 100.64.0.0/10 holds", pool)
@@ -682,7 +691,7 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 		return nil, err
 	}
 	defer r.stop()
-	res := &dnsResult{samples: map[string]map[string][]dnsSample{}, discarded: map[string]map[string]int{}, conc: *dnsConc, window: *dnsTime, egressNames: *dnsEgress}
+	res := &dnsResult{samples: map[string]map[string][]dnsSample{}, failed: map[string]map[string][]string{}, conc: *dnsConc, window: *dnsTime, egressNames: *dnsEgress}
 	if res.braidMissing, err = r.waitBraid(ctx); err != nil {
 		return nil, err
 	}
@@ -703,14 +712,14 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 		r.client, r.box, dnsBoxCPU, r.up, dnsUpCPU, *dnsCached+pool, dnsGenCPU, *dnsConc, *dnsSockets)
 	for _, m := range dnsModes {
 		res.samples[m] = map[string][]dnsSample{}
-		res.discarded[m] = map[string]int{}
+		res.failed[m] = map[string][]string{}
 	}
 	for i := range h.n {
 		order := slices.Clone(targets)
 		for range i % len(order) {
 			order = append(order[1:], order[0])
 		}
-		for _, mode := range dnsModes {
+		for _, mode := range modes {
 			for _, target := range order {
 				if target == dnsTargetUpstream && mode == dnsModeCached {
 					continue // the forwarders do not ask it
@@ -718,18 +727,33 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 				if err := h.settleDown(ctx); err != nil {
 					return nil, err
 				}
-				s, err := r.sample(ctx, mode, target, i, 0)
-				// A cached or uncached run with too many failures is
-				// run again, at most twice, and counted in the table;
-				// an egress run's names are spent, so it fails the
-				// benchmark at once.
-				var fe *failuresError
-				for attempt := 1; errors.As(err, &fe) && mode != dnsModeEgress && attempt <= dnsRetries; attempt++ {
-					h.logf("  %s %s: left out, run again: %v", mode, target, err)
-					res.discarded[mode][target]++
+				// A run with too many failed queries is no figure: it
+				// is left out, shown in the table, and a cached or
+				// uncached one is run again (new names), at most
+				// twice; an egress run's names are spent.
+				var (
+					s   dnsSample
+					err error
+					fe  *failuresError
+				)
+				for attempt := 0; ; attempt++ {
 					s, err = r.sample(ctx, mode, target, i, attempt)
+					if !errors.As(err, &fe) {
+						break
+					}
+					h.logf("  %s %s: left out: %v", mode, target, err)
+					res.failed[mode][target] = append(res.failed[mode][target], err.Error())
+					if mode == dnsModeEgress || attempt == dnsRetries {
+						break
+					}
+				}
+				if errors.As(err, &fe) {
+					continue
 				}
 				if err != nil {
+					if target == dnsTargetBraid {
+						err = fmt.Errorf("%w; braid run's log: %s", err, r.braid.tail())
+					}
 					return nil, fmt.Errorf("%s, %s: %w", mode, target, err)
 				}
 				res.samples[mode][target] = append(res.samples[mode][target], s)
@@ -808,6 +832,9 @@ func writeDNSTable(w io.Writer, r *dnsResult) (missed []string) {
 	}
 	for _, mode := range dnsModes {
 		b, d, u := r.samples[mode][dnsTargetBraid], r.samples[mode][dnsTargetDnsmasq], r.samples[mode][dnsTargetUpstream]
+		if len(b)+len(d)+len(u) == 0 {
+			continue // not run (-dns-modes)
+		}
 		var what string
 		switch mode {
 		case dnsModeCached:
@@ -838,13 +865,21 @@ func writeDNSTable(w io.Writer, r *dnsResult) (missed []string) {
 			}
 			return s
 		}
-		if n := r.discarded[mode][dnsTargetBraid]; n > 0 && r.braidMissing == "" {
-			bRate += fmt.Sprintf("; %d run(s) left out for failures", n)
+		leftOut := func(cell, target string) string {
+			f := r.failed[mode][target]
+			if len(f) == 0 {
+				return cell
+			}
+			note := fmt.Sprintf("%d run(s) left out, too many failures (first: %s)", len(f), f[0])
+			if cell == "—" {
+				return "no figure: " + note
+			}
+			return cell + "; " + note
 		}
-		dRate := rate(d, alt)
-		if n := r.discarded[mode][dnsTargetDnsmasq]; n > 0 {
-			dRate += fmt.Sprintf("; %d run(s) left out for failures", n)
+		if r.braidMissing == "" {
+			bRate = leftOut(bRate, dnsTargetBraid)
 		}
+		dRate := leftOut(rate(d, alt), dnsTargetDnsmasq)
 		line(what+": answers/s", bRate, dRate, ratio(b, d, qpsOf), goal("ratio ≥ 1.00"), okRate)
 		line(what+": p99 latency", bLat, lat(d, alt), ratio(b, d, p99Of), goal("ratio < 1.00"), okP99)
 		line(what+": CPU, a share of one core", bCPU, cpu(d, alt), "—", "—", nil)

@@ -137,11 +137,20 @@ func TestWriteDNSTableVerdict(t *testing.T) {
 		{"as fast, higher p99", []dnsSample{s(1000, 12*time.Millisecond), s(1000, 12*time.Millisecond), s(1000, 12*time.Millisecond)}, 2},
 		{"slower, lower p99", []dnsSample{s(999, time.Millisecond), s(999, time.Millisecond), s(999, time.Millisecond)}, 2},
 		{"not measured", nil, 4},
+		{"every run failed", []dnsSample{}, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := res(c.braid)
+			r.failed = map[string]map[string][]string{}
+			for _, m := range dnsModes {
+				r.failed[m] = map[string][]string{}
+			}
 			if c.braid == nil {
 				r.braidMissing = "no forwarder"
+			} else if len(c.braid) == 0 {
+				for _, m := range dnsModes {
+					r.failed[m][dnsTargetBraid] = []string{"7 of 100 timed out"}
+				}
 			}
 			var b strings.Builder
 			missed := writeDNSTable(&b, r)
@@ -150,6 +159,9 @@ func TestWriteDNSTableVerdict(t *testing.T) {
 			}
 			if c.braid == nil && !strings.Contains(b.String(), "not measured: no forwarder") {
 				t.Errorf("the table does not say why braid was not measured:\n%s", b.String())
+			}
+			if c.braid != nil && len(c.braid) == 0 && strings.Count(b.String(), "no figure: 1 run(s) left out, too many failures (first: 7 of 100 timed out)") != len(dnsModes) {
+				t.Errorf("the table does not show braid's failed runs in each mode:\n%s", b.String())
 			}
 		})
 	}
