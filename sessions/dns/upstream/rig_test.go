@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -62,7 +63,7 @@ func servePeer(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	fmt.Println("serving")
-	return (&peer.Server{}).Serve(ctx, ln, key, nil, nil)
+	return (&peer.Server{}).Serve(ctx, ln, key, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 }
 
 // inBox runs the calling test again in a new network namespace, the
