@@ -54,7 +54,7 @@ func TestPoolMark(t *testing.T) {
 	dnsmasq(t, srv, "10.99.0.1", answerA)
 	addr := netip.MustParseAddrPort("10.99.0.1:53")
 
-	marked := New(Config{Upstreams: []Resolver{{Name: "uplink:wan2", Addr: addr, Uplink: "wan2", Mark: 101}}, Log: nstest.Logger(t)})
+	marked := New(Config{Upstreams: []Resolver{{Name: "uplink:wan2", Addr: addr, Uplink: "wan2", Mark: 101}}, Timeout: tryTimeout, Log: nstest.Logger(t)})
 	defer marked.Close()
 	if got := ask(t, marked, "who.test."); len(got) != 1 || got[0] != answerA {
 		t.Fatalf("who.test, marked = %v, want %s", got, answerA)
@@ -66,7 +66,7 @@ func TestPoolMark(t *testing.T) {
 		t.Errorf("marked: %d DNS packets by the first path, %d by the second; want none, some", n1, n2)
 	}
 
-	plain := New(Config{Upstreams: []Resolver{{Name: "plain", Addr: addr}}, Log: nstest.Logger(t)})
+	plain := New(Config{Upstreams: []Resolver{{Name: "plain", Addr: addr}}, Timeout: tryTimeout, Log: nstest.Logger(t)})
 	defer plain.Close()
 	if r, err := askMsg(plain, "who.test."); err == nil {
 		t.Errorf("who.test, unmarked, by the path that drops DNS = %v, want no answer", r)

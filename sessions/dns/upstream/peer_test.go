@@ -78,6 +78,7 @@ func TestPoolThroughPeer(t *testing.T) {
 			p := New(Config{
 				Upstreams: []Resolver{{Name: "peer", Addr: netip.MustParseAddrPort(peerResolver + ":53"), Peer: true}},
 				Dial:      dial,
+				Timeout:   tryTimeout,
 				Log:       nstest.Logger(t),
 			})
 			defer p.Close()

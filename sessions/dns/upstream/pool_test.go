@@ -61,6 +61,7 @@ func TestPoolOrderHealthFallback(t *testing.T) {
 	p := New(Config{
 		Upstreams: []Resolver{resolver("a", resolverA), resolver("b", resolverB)},
 		Fallback:  []Resolver{resolver("uplink:f", resolverF)},
+		Timeout:   tryTimeout,
 		Log:       nstest.Logger(t),
 	})
 	defer p.Close()
@@ -150,7 +151,7 @@ func TestPoolTruncated(t *testing.T) {
 		i := strings.Index(out, "packets ")
 		return strings.Fields(out[i:])[1]
 	}
-	p := New(Config{Upstreams: []Resolver{resolver("b", resolverB)}, Idle: within, Log: nstest.Logger(t)})
+	p := New(Config{Upstreams: []Resolver{resolver("b", resolverB)}, Idle: within, Timeout: tryTimeout, Log: nstest.Logger(t)})
 	defer p.Close()
 	for i := range 3 {
 		got := ask(t, p, "big.test.")

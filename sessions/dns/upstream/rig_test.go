@@ -32,6 +32,11 @@ const (
 // within bounds every wait on a condition: generous, for a busy machine.
 const within = 60 * time.Second
 
+// tryTimeout is the pools' Timeout in the tests: a live dnsmasq on a busy
+// machine must never seem dead (the default's second is for real
+// resolvers, a network away).
+const tryTimeout = 3 * time.Second
+
 func TestMain(m *testing.M) {
 	if args := os.Getenv(peerEnv); args != "" {
 		if err := servePeer(strings.Fields(args)); err != nil {
