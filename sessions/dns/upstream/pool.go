@@ -88,6 +88,7 @@ type Pool struct {
 	cancel context.CancelFunc
 	kick   chan struct{}
 	wg     sync.WaitGroup
+	bufs   *sync.Pool // of the UDP tries
 
 	mu sync.Mutex // guards the members' health
 }
@@ -107,7 +108,7 @@ type member struct {
 // Close.
 func New(cfg Config) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{cfg: cfg, timeout: cmp.Or(cfg.Timeout, DefaultTimeout), ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), nUp: len(cfg.Upstreams)}
+	p := &Pool{cfg: cfg, timeout: cmp.Or(cfg.Timeout, DefaultTimeout), ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), nUp: len(cfg.Upstreams), bufs: newBuffers()}
 	idle := cmp.Or(cfg.Idle, DefaultIdle)
 	for i, r := range append(append([]Resolver(nil), cfg.Upstreams...), cfg.Fallback...) {
 		m := &member{r: r, fallback: i >= len(cfg.Upstreams)}
@@ -316,7 +317,7 @@ func (p *Pool) exchange(ctx context.Context, m *member, msg []byte, q *dns.Msg) 
 		return p.exchangeStream(ctx, m, msg, q)
 	}
 	uctx, cancel := context.WithTimeout(ctx, p.timeout)
-	r, err := exchangeUDP(uctx, m.r, msg, q)
+	r, err := exchangeUDP(uctx, p.bufs, m.r, msg, q)
 	cancel()
 	if err != nil {
 		return nil, timedOut(err)
