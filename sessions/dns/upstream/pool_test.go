@@ -18,6 +18,9 @@ var (
 	resolverA = netip.MustParseAddr("10.53.0.1")
 	resolverB = netip.MustParseAddr("10.53.0.2")
 	resolverF = netip.MustParseAddr("10.53.0.3")
+	// nobody is an address of the resolvers' namespace where nothing
+	// listens.
+	nobody = netip.MustParseAddr("10.53.0.9")
 )
 
 const (
@@ -34,7 +37,7 @@ func resolvers(t *testing.T) string {
 	srv := nstest.New(t)
 	veth(t, "up0", "10.61.0.1/24", srv, "dn0", "10.61.0.2/24")
 	nstest.Run(t, "ip", "route", "add", "10.53.0.0/24", "via", "10.61.0.2")
-	for _, a := range []netip.Addr{resolverA, resolverB, resolverF} {
+	for _, a := range []netip.Addr{resolverA, resolverB, resolverF, nobody} {
 		nstest.Run(t, "ip", "-n", srv, "addr", "add", a.String()+"/32", "dev", "lo")
 	}
 	dnsmasq(t, srv, resolverA.String(), answerA, "--local=/nx.test/")
@@ -127,6 +130,26 @@ func TestPoolOrderHealthFallback(t *testing.T) {
 	r, err := askMsg(p, "none.nx.test.")
 	if err != nil || r.Rcode != dns.RcodeNameError {
 		t.Errorf("none.nx.test = %v, %v; want the first upstream's NXDOMAIN", r, err)
+	}
+}
+
+// TestPoolNothingListening: an upstream where nothing listens (an ICMP
+// port unreachable) is dead at once, and the query answered by the next.
+func TestPoolNothingListening(t *testing.T) {
+	if !inBox(t, "dnsmasq") {
+		return
+	}
+	resolvers(t)
+	p := New(Config{Upstreams: []Resolver{resolver("nobody", nobody), resolver("b", resolverB)}, Timeout: tryTimeout, Log: nstest.Logger(t)})
+	defer p.Close()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerB}) {
+		t.Fatalf("who.test = %v, want the second upstream's %s", got, answerB)
+	}
+	if s := state(t, p, "nobody"); s.Up || !strings.Contains(s.Err, "connection refused") {
+		t.Errorf("the upstream where nothing listens: %+v", s)
+	}
+	if s := state(t, p, "b"); !s.Up || !s.InUse {
+		t.Errorf("the second upstream: %+v", s)
 	}
 }
 
