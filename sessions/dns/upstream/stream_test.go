@@ -106,3 +106,63 @@ func TestStreamOutOfOrder(t *testing.T) {
 		t.Errorf("a query after close: %v, want errClosed", err)
 	}
 }
+
+// TestStreamSilentConnection: a query that times out on a connection
+// that answered nothing meanwhile (a server gone without a reset) gives
+// the connection up: the next query dials a new one, which answers.
+func TestStreamSilentConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					b, err := dnsstream.Read(c)
+					if err != nil {
+						return
+					}
+					if n == 0 {
+						continue // the first connection never answers
+					}
+					q := new(dns.Msg)
+					if q.Unpack(b) != nil {
+						return
+					}
+					out, _ := new(dns.Msg).SetReply(q).Pack()
+					if dnsstream.Write(c, out) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	dials := 0
+	s := newStream(time.Minute, func(ctx context.Context) (net.Conn, error) {
+		dials++
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	})
+	defer s.close()
+	msg, _ := new(dns.Msg).SetQuestion("silent.test.", dns.TypeA).Pack()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, _, err := s.exchange(ctx, msg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a query to the silent connection: %v, want its deadline", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if _, _, err := s.exchange(ctx, msg); err != nil {
+		t.Fatalf("the next query: %v", err)
+	}
+	if dials != 2 {
+		t.Errorf("%d connections, want a second after the silent one", dials)
+	}
+}
