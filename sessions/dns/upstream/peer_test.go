@@ -61,6 +61,9 @@ func TestPoolThroughPeer(t *testing.T) {
 			return err == nil
 		})
 	}
+	// The peer's namespace has a resolver of its own, as an uplink's
+	// would be: the fallback.
+	dnsmasq(t, pns, peerAddr, answerF)
 	if _, err := net.Dial("udp", net.JoinHostPort(peerResolver, "53")); err == nil {
 		// A connected UDP socket needs a route: there must be none.
 		t.Fatal("the box has a route to the resolver: the test would prove nothing")
@@ -119,4 +122,30 @@ func TestPoolThroughPeer(t *testing.T) {
 			}
 		})
 	}
+
+	// Another key: braid's peer gives nothing back; the peer upstream is
+	// dead, and the fallback answers.
+	t.Run("another key", func(t *testing.T) {
+		dial, err := NewPeerDialer(net.JoinHostPort(peerAddr, strconv.Itoa(braidPort)), peerCipher, "another-"+peerPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(Config{
+			Upstreams: []Resolver{{Name: "peer", Addr: netip.MustParseAddrPort(peerResolver + ":53"), Peer: true}},
+			Fallback:  []Resolver{{Name: "uplink:isp", Addr: netip.MustParseAddrPort(peerAddr + ":53"), Uplink: "isp"}},
+			Dial:      dial,
+			Timeout:   tryTimeout,
+			Log:       nstest.Logger(t),
+		})
+		defer p.Close()
+		if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerF}) {
+			t.Fatalf("who.test with the peer refusing the key = %v, want the fallback's %s", got, answerF)
+		}
+		if s := state(t, p, "peer"); s.Up || !strings.Contains(s.Err, "timed out") {
+			t.Errorf("the peer upstream with another key: %+v", s)
+		}
+		if !p.FallbackInUse() {
+			t.Error("the fallback not said in use")
+		}
+	})
 }
