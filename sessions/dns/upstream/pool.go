@@ -184,7 +184,7 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		}
 		if p.up(m) {
 			if r := ask(m); r != nil {
-				return p.reply(r, q), nil
+				return withQueryID(r, q), nil
 			}
 		}
 	}
@@ -195,7 +195,7 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 			}
 			if p.up(m) {
 				if r := ask(m); r != nil {
-					return p.reply(r, q), nil
+					return withQueryID(r, q), nil
 				}
 			}
 		}
@@ -203,13 +203,13 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	if !tried && ctx.Err() == nil {
 		r, d, err := p.race(ctx, msg, q)
 		if r != nil {
-			return p.reply(r, q), nil
+			return withQueryID(r, q), nil
 		}
 		declined = d
 		errs = append(errs, err)
 	}
 	if declined != nil {
-		return p.reply(declined, q), nil
+		return withQueryID(declined, q), nil
 	}
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
@@ -217,7 +217,8 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	return nil, fmt.Errorf("dns upstream: no resolver answered %s: %w", question(q), errors.Join(errs...))
 }
 
-func (p *Pool) reply(r, q *dns.Msg) *dns.Msg {
+// withQueryID gives r the identifier of the client's query q.
+func withQueryID(r, q *dns.Msg) *dns.Msg {
 	r.Id = q.Id
 	return r
 }
