@@ -197,3 +197,28 @@ func TestPoolTruncated(t *testing.T) {
 		t.Errorf("the upstream, its connection reset: %+v", s)
 	}
 }
+
+// TestPoolIPv6: an IPv6 resolver, over UDP and, for a truncated answer,
+// TCP.
+func TestPoolIPv6(t *testing.T) {
+	if !inBox(t, "dnsmasq") {
+		return
+	}
+	srv := nstest.New(t)
+	nstest.Run(t, "ip", "link", "add", "v6up", "type", "veth", "peer", "name", "v6dn", "netns", srv)
+	nstest.Run(t, "ip", "addr", "add", "fd61::1/64", "dev", "v6up", "nodad")
+	nstest.Run(t, "ip", "link", "set", "v6up", "up")
+	nstest.Run(t, "ip", "-n", srv, "addr", "add", "fd61::2/64", "dev", "v6dn", "nodad")
+	nstest.Run(t, "ip", "-n", srv, "link", "set", "v6dn", "up")
+	nstest.Run(t, "ip", "-n", srv, "addr", "add", "fd53::1/128", "dev", "lo", "nodad")
+	nstest.Run(t, "ip", "route", "add", "fd53::/64", "via", "fd61::2")
+	dnsmasq(t, srv, "fd53::1", answerA)
+	p := New(Config{Upstreams: []Resolver{resolver("v6", netip.MustParseAddr("fd53::1"))}, Timeout: tryTimeout, Log: nstest.Logger(t)})
+	defer p.Close()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerA}) {
+		t.Errorf("who.test = %v, want %s", got, answerA)
+	}
+	if got := ask(t, p, "big.test."); len(got) != bigCount {
+		t.Errorf("big.test = %d addresses, want %d", len(got), bigCount)
+	}
+}
