@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -150,6 +151,21 @@ func TestPoolNothingListening(t *testing.T) {
 	}
 	if s := state(t, p, "b"); !s.Up || !s.InUse {
 		t.Errorf("the second upstream: %+v", s)
+	}
+
+	// Both judged dead, their probes an hour away: the query goes to
+	// every resolver at once, and the second's answer brings it back.
+	later := time.Now().Add(time.Hour)
+	p.mu.Lock()
+	for _, m := range p.members {
+		m.h.Tried(Failed, 0, "judged dead by the test", later)
+	}
+	p.mu.Unlock()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerB}) {
+		t.Fatalf("who.test with every resolver judged dead = %v, want the second's %s", got, answerB)
+	}
+	if s := state(t, p, "b"); !s.Up {
+		t.Errorf("the second upstream, having answered: %+v", s)
 	}
 }
 
