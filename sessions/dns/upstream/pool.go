@@ -214,7 +214,11 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("dns upstream: no resolver answered %s: %w", question(q), errors.Join(errs...))
+	err = errors.Join(errs...)
+	if err == nil {
+		err = errors.New("none asked")
+	}
+	return nil, fmt.Errorf("dns upstream: no resolver answered %s: %w", question(q), err)
 }
 
 // withQueryID gives r the identifier of the client's query q.
