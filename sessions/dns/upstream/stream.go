@@ -80,6 +80,12 @@ func (s *stream) conn(ctx context.Context) (c *streamConn, reused bool, err erro
 	if c := s.open(); c != nil {
 		return c, true, nil // dialled while this one waited
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, false, errClosed
+	}
 	nc, err := s.dial(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("connect: %w", err)
