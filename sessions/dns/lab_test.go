@@ -2,7 +2,7 @@ package dns
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
