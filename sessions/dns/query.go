@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/sessions/dns/cache"
 	"github.com/braid-router/braid/sessions/dns/policy"
 )
@@ -26,19 +26,11 @@ type Asker interface {
 	Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
 }
 
-// SetElement is an address to add to one of braid's egress sets: Set is
-// the set's name in braid's table, Timeout the element's.
-type SetElement struct {
-	Set     string
-	Addr    netip.Addr
-	Timeout time.Duration
-}
-
 // Sets commits egress set elements to the kernel: Add returns once the
 // kernel has them (an element already there has its timeout renewed).
-// Add is called concurrently.
+// Add is called concurrently. *nftables.Elements is one.
 type Sets interface {
-	Add(ctx context.Context, es []SetElement) error
+	Add(ctx context.Context, es []nftables.TimedElement) error
 }
 
 // rules is what a configuration decides about answers, swapped whole by
@@ -49,13 +41,16 @@ type rules struct {
 	egress *policy.Egress
 	// sets maps an uplink to its IPv4 and IPv6 egress sets.
 	sets map[string][2]string
+	// writer commits the elements; nil: they cannot be.
+	writer Sets
 }
 
-// newRules is cfg's answer policy, asking asker.
-func newRules(cfg Config, asker Asker) (*rules, error) {
+// newRules is cfg's answer policy, asking asker, committing egress
+// elements with writer.
+func newRules(cfg Config, asker Asker, writer Sets) (*rules, error) {
 	filter, err := policy.NewAAAAFilter(cfg.AAAA, cfg.FilterAAAA)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dns: %w", err)
 	}
 	var routes []policy.Route
 	sets := map[string][2]string{}
@@ -65,9 +60,9 @@ func newRules(cfg Config, asker Asker) (*rules, error) {
 	}
 	egress, err := policy.NewEgress(routes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dns: %w", err)
 	}
-	return &rules{asker: asker, filter: filter, egress: egress, sets: sets}, nil
+	return &rules{asker: asker, filter: filter, egress: egress, sets: sets, writer: writer}, nil
 }
 
 // engine is the message path, from a query's bytes to its reply's,
@@ -78,7 +73,6 @@ type engine struct {
 	cache   *cache.Cache
 	stats   *Stats
 	log     *slog.Logger
-	sets    Sets // nil: egress elements cannot be committed
 	udpSize int
 	timeout time.Duration // of one upstream query
 	now     func() time.Time
@@ -360,7 +354,7 @@ func (e *engine) commitEgress(ctx context.Context, r *rules, m *dns.Msg) {
 	if len(els) == 0 {
 		return
 	}
-	out := make([]SetElement, 0, len(els))
+	out := make([]nftables.TimedElement, 0, len(els))
 	for _, el := range els {
 		sets := r.sets[el.Uplink]
 		set := sets[1]
@@ -368,16 +362,16 @@ func (e *engine) commitEgress(ctx context.Context, r *rules, m *dns.Msg) {
 			set = sets[0]
 		}
 		if set != "" {
-			out = append(out, SetElement{Set: set, Addr: el.Addr, Timeout: el.Timeout})
+			out = append(out, nftables.TimedElement{Set: set, Addr: el.Addr, Timeout: el.Timeout})
 		}
 	}
 	if len(out) == 0 {
 		return
 	}
 	err := errors.New("no egress set writer")
-	if e.sets != nil {
+	if r.writer != nil {
 		ctx, cancel := context.WithTimeout(ctx, egressTimeout)
-		err = e.sets.Add(ctx, out)
+		err = r.writer.Add(ctx, out)
 		cancel()
 	}
 	if err == nil {
