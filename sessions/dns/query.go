@@ -325,6 +325,9 @@ func (e *engine) ask(key cache.Key) (*dns.Msg, error) {
 	if err == nil {
 		err = matches(resp, key)
 	}
+	if err == nil {
+		resp, err = roundTrip(resp)
+	}
 	if err != nil {
 		e.stats.UpstreamFailures.Add(1)
 		e.log.Debug("no upstream answered", "name", key.Name, "type", dns.TypeToString[key.Type], "err", err)
@@ -332,6 +335,27 @@ func (e *engine) ask(key cache.Key) (*dns.Msg, error) {
 	}
 	e.cache.Put(q, resp, e.now())
 	return resp, nil
+}
+
+// errUnpackable is an upstream answer that does not survive packing
+// and parsing again.
+var errUnpackable = errors.New("the upstream's answer does not pack into a message that parses")
+
+// roundTrip is resp packed and parsed again: what the forwarder sends is
+// then what it parsed. miekg/dns parses some malformed records (an SOA
+// cut short) into records whose packed form no longer parses; such an
+// answer is refused rather than passed on to the LAN or cached. It costs
+// a pack and a parse per upstream answer, none per cached one.
+func roundTrip(resp *dns.Msg) (*dns.Msg, error) {
+	raw, err := resp.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnpackable, err)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnpackable, err)
+	}
+	return m, nil
 }
 
 // matches checks that resp answers key's question.
