@@ -23,10 +23,6 @@ const (
 	metricTable6     = 1024
 )
 
-// notConverged is the note for a section this version validates but does
-// not converge yet.
-const notConverged = "validated, but not converged by this version of braid"
-
 // Compile turns a document and the current facts into the desired state:
 // the kernel resources to converge, the sessions to run, the notes the
 // plan must carry and the targets that must keep answering after a
@@ -64,7 +60,6 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 	}
 	c := compiler{facts: f, where: where, uplinks: map[string]*uplinkState{},
 		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
-	c.notes(spec)
 	c.down = withdrawn(spec, &c)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil && !c.present(lan.Interface) {
@@ -181,6 +176,9 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		return reconcile.Desired{}, err
 	}
 	if err := c.proxy(spec); err != nil {
+		return reconcile.Desired{}, err
+	}
+	if err := c.dns(spec); err != nil {
 		return reconcile.Desired{}, err
 	}
 	c.targets = Targets(spec)
@@ -509,19 +507,4 @@ func (c *compiler) waitingFor(name, path string) string {
 		}
 	}
 	return s
-}
-
-// notes lists the sections this version validates but does not converge,
-// one note per section that the spec uses.
-func (c *compiler) notes(spec *api.RouterSpec) {
-	note := c.note
-	for _, r := range spec.Routes {
-		if len(r.Domains) > 0 {
-			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")
-			break
-		}
-	}
-	if spec.DNS != nil {
-		note("dns", notConverged+" (resolver)")
-	}
 }

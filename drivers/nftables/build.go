@@ -320,15 +320,22 @@ func Drop() Stmt {
 // Masquerade rewrites the source to the outgoing interface's address.
 func Masquerade() Stmt { return Stmt{exprs: []expr.Any{&expr.Masq{}}} }
 
-// DNAT rewrites the destination to an IPv4 address and port.
+// DNAT rewrites the destination to an address and port, IPv4 (dnat ip
+// to) or IPv6 (dnat ip6 to). In the inet table, a translation of one
+// family leaves the other family's packets alone.
 func DNAT(to netip.AddrPort) Stmt {
-	if !to.Addr().Is4() || to.Port() == 0 {
-		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 ADDRESS:PORT", to)}
+	a := to.Addr()
+	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || to.Port() == 0 {
+		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 or IPv6 ADDRESS:PORT", to)}
+	}
+	family := uint32(nfprotoIPv4)
+	if a.Is6() {
+		family = nfprotoIPv6
 	}
 	return Stmt{exprs: []expr.Any{
-		&expr.Immediate{Register: reg1, Data: to.Addr().AsSlice()},
+		&expr.Immediate{Register: reg1, Data: a.AsSlice()},
 		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfprotoIPv4, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
 	}}
 }
 
