@@ -347,6 +347,34 @@ func SetMark(mark uint32) Stmt {
 	}}
 }
 
+// CtMark matches packets of connections whose mark is mark (ct mark
+// MARK): a mark saved by SetCtMark at the connection's first packet.
+func CtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+	}}
+}
+
+// SetCtMark sets the mark of the packet's connection (ct mark set MARK),
+// which the connection keeps for its life: CtMark and RestoreMark read
+// it on its later packets.
+func SetCtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+// RestoreMark sets the packet's mark to its connection's (meta mark set
+// ct mark).
+func RestoreMark() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
 // tcpFlagSYN is the SYN bit of the TCP header's flags octet (offset 13).
 const (
 	tcpFlagsOffset = 13
@@ -404,12 +432,7 @@ func NewRuleset() *Ruleset { return &Ruleset{rules: map[string][]Rule{}, at: map
 // AddSet declares a named set of IPv4 (v6 false) or IPv6 addresses, with
 // intervals, holding prefixes (merged where they overlap or touch).
 func (rs *Ruleset) AddSet(name string, v6 bool, prefixes []netip.Prefix) {
-	if !validID(name) {
-		rs.errs = append(rs.errs, fmt.Errorf("nftables set name %q: want 1 to %d characters without spaces or quotes", name, maxIDLen))
-		return
-	}
-	if slices.ContainsFunc(rs.sets, func(s Set) bool { return s.Name == name }) {
-		rs.errs = append(rs.errs, fmt.Errorf("nftables set %s declared twice", name))
+	if !rs.newSet(name) {
 		return
 	}
 	typ := typeIPv4
@@ -423,6 +446,36 @@ func (rs *Ruleset) AddSet(name string, v6 bool, prefixes []netip.Prefix) {
 		}
 	}
 	rs.sets = append(rs.sets, Set{Name: name, Type: typ, Interval: true, Elements: rangesOf(prefixes)})
+}
+
+// AddTimeoutSet declares a named set of IPv4 (v6 false) or IPv6
+// addresses whose elements carry their own timeout and belong to a
+// session, not the spec: the driver creates the set, changes its
+// definition and deletes it, but never reads, removes or reports its
+// elements. A session writes them with Elements.
+func (rs *Ruleset) AddTimeoutSet(name string, v6 bool) {
+	if !rs.newSet(name) {
+		return
+	}
+	typ := typeIPv4
+	if v6 {
+		typ = typeIPv6
+	}
+	rs.sets = append(rs.sets, Set{Name: name, Type: typ, Timeout: true})
+}
+
+// newSet checks the name of a set to declare, and that it is not
+// declared yet.
+func (rs *Ruleset) newSet(name string) bool {
+	if !validID(name) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set name %q: want 1 to %d characters without spaces or quotes", name, maxIDLen))
+		return false
+	}
+	if slices.ContainsFunc(rs.sets, func(s Set) bool { return s.Name == name }) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set %s declared twice", name))
+		return false
+	}
+	return true
 }
 
 // Add appends a rule to a chain. id identifies the rule within its chain
