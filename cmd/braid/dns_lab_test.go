@@ -108,7 +108,12 @@ func TestDNSResolverInTheLab(t *testing.T) {
 	}
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(b.freePort())
 	d := b.startDaemon("-f", "../../specs/lab-dns.yaml", "--metrics-listen", metricsAddr)
-	d.until("the forwarder running", dnsRunning)
+	d.bound(lab.BoxWAN1V4)
+	d.until("the forwarder running, both uplinks healthy", func(st reconcile.Status) bool {
+		h1, k1 := healthOf(st, "isp1")
+		h2, k2 := healthOf(st, "isp2")
+		return dnsRunning(st) && h1 && k1 && h2 && k2
+	})
 	untilAnswers(t, l, braidDNS4)
 
 	t.Run("A and AAAA intact", func(t *testing.T) {

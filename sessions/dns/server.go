@@ -86,6 +86,10 @@ type Server struct {
 	// StatusInterval is how often the status detail is refreshed; zero:
 	// DefaultStatusInterval.
 	StatusInterval time.Duration
+	// Health, when set, says how the upstreams are (which answer, which
+	// are dead, the one in use, the fallback): the end of the status
+	// detail.
+	Health func() string
 
 	mu     sync.Mutex
 	stats  *Stats
@@ -289,7 +293,13 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 		s.mu.Lock()
 		cfg = s.cfg
 		s.mu.Unlock()
-		if d := detail(cfg, s.stats.Snapshot()); d != last {
+		d := detail(cfg, s.stats.Snapshot())
+		if s.Health != nil {
+			if h := s.Health(); h != "" {
+				d += "; " + h
+			}
+		}
+		if d != last {
 			env.SetState(session.Running, d)
 			last = d
 		}
