@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/lab"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/session"
@@ -247,4 +250,212 @@ func TestDNSResolverInTheLab(t *testing.T) {
 			t.Errorf("braid_dns_upstream_up{upstream=uplink:isp1} = %v (present %v), want 1", v, ok)
 		}
 	})
+}
+
+// labDNSSpec is specs/lab-dns.yaml with its upstreams replaced, and more
+// written at the end of its spec (an aggregation section).
+func labDNSSpec(t *testing.T, upstreams, more string) string {
+	t.Helper()
+	spec := readFile(t, "../../specs/lab-dns.yaml")
+	const line = "    upstreams: [uplink:isp1, uplink:isp2]\n"
+	if !strings.Contains(spec, line) {
+		t.Fatalf("specs/lab-dns.yaml has no line %q", line)
+	}
+	return writeSpec(t, strings.Replace(spec, line, "    upstreams: "+upstreams+"\n", 1)+more)
+}
+
+// untilDNSRunning starts braid with spec in b's lab and waits until its
+// uplinks are up and healthy and its forwarder answers the LAN.
+func untilDNSRunning(t *testing.T, b *labBox, spec string) *daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.l.WaitResolver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := b.startDaemon("-f", spec)
+	d.bound(lab.BoxWAN1V4)
+	d.until("the forwarder running, both uplinks healthy", func(st reconcile.Status) bool {
+		h1, k1 := healthOf(st, "isp1")
+		h2, k2 := healthOf(st, "isp2")
+		return dnsRunning(st) && h1 && k1 && h2 && k2
+	})
+	untilAnswers(t, b.l, braidDNS4)
+	return d
+}
+
+// dnsDetail is the forwarder's status detail.
+func dnsDetail(st reconcile.Status) string {
+	s, _ := sessionIn(st, "session[dns/resolver]")
+	return s.Detail
+}
+
+// The upstreams in order, then the uplinks' own resolvers: an upstream
+// that stops answering is skipped and the LAN never sees a failure; with
+// every upstream dead, the healthy uplinks' resolvers answer (the lab's
+// unbound sees the queries come from the box's uplink address), and
+// status says the fallback is in use.
+func TestDNSUpstreamsFailOver(t *testing.T) {
+	nstest.RequireBinary(t, "dnsmasq")
+	b := newLabBox(t)
+	l := b.l
+	// Two more upstreams: dnsmasq in the core, forwarding to unbound,
+	// caching nothing.
+	const fwd4, fwd6 = "198.51.100.54", "2001:db8:ffff::54"
+	b.run(lab.RoleInet, "ip", "addr", "add", fwd4+"/32", "dev", "lo")
+	b.run(lab.RoleInet, "ip", "addr", "add", fwd6+"/128", "dev", "lo", "nodad")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := l.Start(ctx, lab.Process{Name: "dns-forwarder", Role: lab.RoleInet, Command: []string{"dnsmasq",
+		"--keep-in-foreground", "--log-facility=-", "--log-queries", "--conf-file=/dev/null", "--pid-file=",
+		"--user=root", "--group=root", "--no-resolv", "--no-hosts", "--cache-size=0",
+		"--listen-address=" + fwd4 + "," + fwd6, "--bind-interfaces", "--server=" + lab.ResolverV4}}); err != nil {
+		t.Fatal(err)
+	}
+	d := untilDNSRunning(t, b, labDNSSpec(t, `["`+fwd4+`", "[`+fwd6+`]:53"]`, ""))
+	wan1 := startDNSCapture(t, b.ns, lab.BoxWAN1Dev) // once braid has the link up
+	answered := func(what string) string {
+		t.Helper()
+		name := unique(what)
+		r := lookup(t, l, lab.RoleLAN, "udp", braidDNS4, name, dns.TypeA)
+		if r.Rcode != dns.RcodeNameError || len(r.Ns) == 0 {
+			t.Fatalf("%s: %s", name, r)
+		}
+		return name
+	}
+	inUse := func(what, addr string) {
+		t.Helper()
+		d.until(what, func(st reconcile.Status) bool { return upstreamInUse(dnsDetail(st), addr) })
+	}
+	answered("first")
+	inUse("the first upstream in use", fwd4+":53")
+
+	// The first stops answering (silently): the LAN's queries are
+	// answered all the same, by the second.
+	block := func(addr string) {
+		t.Helper()
+		fam := "ip"
+		if strings.Contains(addr, ":") {
+			fam = "ip6"
+		}
+		b.run(lab.RoleInet, "nft", "add", "table", "inet", "dnsblock")
+		b.run(lab.RoleInet, "nft", "add", "chain", "inet", "dnsblock", "in", "{ type filter hook input priority 0; }")
+		b.run(lab.RoleInet, "nft", "add", "rule", "inet", "dnsblock", "in", fam, "daddr", addr, "drop")
+	}
+	block(fwd4)
+	for i := range 5 {
+		answered("second-" + strconv.Itoa(i))
+	}
+	inUse("the second upstream in use", "["+fwd6+"]:53")
+	d.until("the first upstream dead", func(st reconcile.Status) bool {
+		return strings.Contains(dnsDetail(st), fwd4+" "+fwd4+":53 dead")
+	})
+
+	// Both dead: the uplinks' own resolvers answer, out of the uplinks.
+	block(fwd6)
+	var names []string
+	for i := range 5 {
+		names = append(names, answered("fallback-"+strconv.Itoa(i)))
+	}
+	d.until("the fallback in use", func(st reconcile.Status) bool {
+		det := dnsDetail(st)
+		i := strings.Index(det, "fallback: ")
+		return i >= 0 && strings.Contains(det[i:], "in use") && !strings.Contains(det[:i], "in use")
+	})
+	log, err := l.ProcessLog(lab.ResolverProcess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last name came from the box, out of an uplink (isp1's lease
+	// named unbound first: the uplinks by priority).
+	last := names[len(names)-1]
+	if want := lab.BoxWAN1V4 + " " + last + " A IN"; !strings.Contains(log, want) {
+		t.Errorf("unbound's log lacks %q:\n%s", want, log)
+	}
+	// And the capture TestDNSThroughThePeer trusts sees it on wan1.
+	if n := wan1.count(); n == 0 {
+		t.Error("no DNS captured on wan1, where the fallback's queries went")
+	}
+}
+
+// upstreamInUse reports whether the forwarder's status detail says the
+// upstream at addr is up and in use.
+func upstreamInUse(detail, addr string) bool {
+	for _, part := range strings.Split(detail, " | ") {
+		for _, u := range strings.Split(part, "; ") {
+			if strings.Contains(" "+u, " "+addr+" up") && strings.HasSuffix(u, ", in use") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upstreams: [peer]: the forwarder asks the resolver behind the
+// aggregation peer, DNS over TCP in a shadowsocks stream: the lab's
+// unbound sees the query come from the peer's address, and nothing on the
+// box's uplinks is DNS.
+func TestDNSThroughThePeer(t *testing.T) {
+	b := newLabBox(t)
+	l := b.l
+	const password = "lab-dns-peer"
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), lab.PeerPort, lab.PeerCipher, password)
+	spec := labDNSSpec(t, "[peer]", `  aggregation:
+    peer:
+      address: `+net.JoinHostPort(lab.PeerV4, strconv.Itoa(lab.PeerPort))+`
+      cipher: `+lab.PeerCipher+`
+      key: {value: `+password+`}
+      dns: `+net.JoinHostPort(lab.ResolverV4, "53")+`
+    tcp: direct
+    udp: direct
+`)
+	d := untilDNSRunning(t, b, spec)
+	// Once braid has the links up (a capture started on a link that is
+	// down sees nothing after it comes up).
+	caps := []*capture{startDNSCapture(t, b.ns, lab.BoxWAN1Dev), startDNSCapture(t, b.ns, lab.BoxWAN2Dev)}
+	name := unique("peer")
+	r := lookup(t, l, lab.RoleLAN, "tcp", braidDNS6, name, dns.TypeAAAA)
+	if r.Rcode != dns.RcodeNameError {
+		t.Fatalf("%s: %s", name, r)
+	}
+	log, err := l.ProcessLog(lab.ResolverProcess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := lab.PeerV4 + " " + name + " AAAA IN"; !strings.Contains(log, want) {
+		t.Errorf("unbound's log lacks %q:\n%s", want, log)
+	}
+	d.until("the peer in use", func(st reconcile.Status) bool { return upstreamInUse(dnsDetail(st), lab.ResolverV4+":53") })
+	for _, c := range caps {
+		if n := c.count(); n != 0 {
+			t.Errorf("%d DNS packets on %s:\n%s", n, c.file, tshark("-r", c.file))
+		}
+	}
+}
+
+// startDNSCapture captures DNS (port 53, UDP and TCP) on dev in namespace
+// ns, and returns once dumpcap captures.
+func startDNSCapture(t *testing.T, ns, dev string) *capture {
+	t.Helper()
+	nstest.RequireBinary(t, "dumpcap")
+	nstest.RequireBinary(t, "tshark")
+	c := &capture{file: filepath.Join(t.TempDir(), dev+".pcapng"), out: &nstest.SyncBuffer{}}
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-i", dev, "-f", "port 53", "-w", c.file)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	mustWait(t, "dumpcap to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
+	return c
+}
+
+// count stops the capture and returns how many packets it holds.
+func (c *capture) count() int {
+	c.stop()
+	out := strings.TrimSpace(tshark("-r", c.file, "-T", "fields", "-e", "frame.number"))
+	if out == "" {
+		return 0
+	}
+	return len(strings.Split(out, "\n"))
 }
