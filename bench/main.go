@@ -23,6 +23,10 @@
 //     empty, against `nft -f` of the same table; one element of the set
 //     swapped, against `nft -f` of that element; the no-op apply, with `nft
 //     monitor` counting events;
+//   - the DNS forwarder's egress writer (bench/egress.go): answers of one
+//     address put into an egress set with a timeout, each committed before
+//     the next, against one nft process an answer, and against one `nft
+//     -f` of every element;
 //   - a breakdown of braid's converge time (process start, parse, plan,
 //     apply) from commands that each run one more phase;
 //   - the daemon (`braid run`, bench/daemon.go): how fast it repairs a
@@ -71,7 +75,7 @@
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon, failover, 6pe, proxy, aggregation, dns.
+// nftables, egress, daemon, failover, 6pe, proxy, aggregation, dns.
 package main
 
 import (
@@ -230,6 +234,7 @@ const (
 	groupHosts    = "hosts"    // the no-op pass on issue 7's spec
 	groupMPTCP    = "mptcp"    // 8 endpoints and the limits
 	groupNftables = "nftables" // the table of 1,000 rules and a 10,000-element set
+	groupEgress   = "egress"   // the DNS forwarder's element writer against nft
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
@@ -242,7 +247,7 @@ const (
 	groupDNS = "dns"
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation, groupDNS}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupEgress, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation, groupDNS}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -302,6 +307,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if groups[groupNftables] {
 		ms = append(ms, nftMeasurements()...)
+	}
+	if groups[groupEgress] {
+		ms = append(ms, egressMeasurements()...)
 	}
 	var results, parts []*outcome
 	for _, m := range ms {
