@@ -418,7 +418,7 @@ func (r *dnsRig) alive() error {
 	return nil
 }
 
-// server is a target's address.
+// dnsServer is a target's address.
 func dnsServer(target string) netip.AddrPort {
 	switch target {
 	case dnsTargetBraid:
