@@ -283,6 +283,13 @@ func dnsRigUp(ctx context.Context, h *harness, pool int) (*dnsRig, error) {
 	if err := waitComm(ctx, r.unbound.Process.Pid, "unbound"); err != nil {
 		return nil, err
 	}
+	// Loading its names takes unbound a while: the forwarders start
+	// once it answers (asked from its own namespace), lest they find
+	// it dead.
+	if err := waitAnswer(ctx, r.up, dnsServer(dnsTargetUpstream), dnsCachedName(0), 60*time.Second); err != nil {
+		b, _ := os.ReadFile(r.unbndLog)
+		return nil, fmt.Errorf("unbound: %w: %s", err, lastLines(b, 5))
+	}
 
 	spec := filepath.Join(h.files, "dns-box.yaml")
 	b.Reset()
@@ -311,6 +318,36 @@ func (r *dnsRig) startDnsmasq(ctx context.Context) error {
 	}
 	r.pid[dnsTargetDnsmasq] = r.dnsmasq.Process.Pid
 	return waitComm(ctx, r.dnsmasq.Process.Pid, "dnsmasq")
+}
+
+// waitAnswer asks server for q from ns until it answers as expected, at
+// most limit.
+func waitAnswer(ctx context.Context, ns string, server netip.AddrPort, q dnsQuery, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		res, err := runDNSLoad(ctx, dnsLoadConfig{server: server, conc: 1, sockets: 1, timeout: 200 * time.Millisecond,
+			next: func(i int) (dnsQuery, bool) { return q, i == 0 },
+			dial: func() (conn *net.UDPConn, err error) {
+				err = netns.Do(ns, func() error {
+					conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
+					return err
+				})
+				return conn, err
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if res.answered == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to %s from %s within %s: %s", q.name, server, limit, res.firstFailure)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // startBraid runs `braid run` in the box pinned to the forwarders' core
