@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,8 +202,8 @@ type dnsSample struct {
 	// process); idle the machine's idle share (of all cores).
 	boxCPU, upCPU, genCPU, idle float64
 	// landed is how many elements the egress run added to the target's
-	// egress set.
-	landed int
+	// egress set, which held setBefore elements before it.
+	landed, setBefore int
 }
 
 // dnsResult is what the DNS benchmark measured, by mode and target.
@@ -431,6 +432,7 @@ func (r *dnsRig) stop() error {
 		}
 	}
 	if r.braid != nil {
+		r.braid.cmd.Process.Signal(syscall.SIGCONT) // if an error left it stopped
 		errs = append(errs, r.braid.stop())
 	}
 	r.dnsmasq, r.unbound, r.braid = nil, nil, nil
@@ -609,12 +611,61 @@ func (r *dnsRig) sample(ctx context.Context, mode, target string, k, attempt int
 		if err != nil {
 			return dnsSample{}, err
 		}
-		s.landed = after - before
+		s.landed, s.setBefore = after-before, before
 		if s.landed != res.answered {
 			return dnsSample{}, fmt.Errorf("%d names answered, but %d new elements in %s's egress set", res.answered, s.landed, target)
 		}
 	}
 	return s, nil
+}
+
+// sampleAlone is sample with braid's daemon stopped (SIGSTOP) while
+// another target runs: a box that forwards with dnsmasq has no braid
+// reacting to the kernel events dnsmasq's set elements raise, on the core
+// they share.
+func (r *dnsRig) sampleAlone(ctx context.Context, mode, target string, k, attempt int) (dnsSample, error) {
+	if target == dnsTargetBraid || r.braid == nil || r.pid[dnsTargetBraid] == 0 {
+		return r.sample(ctx, mode, target, k, attempt)
+	}
+	resume, err := r.pauseBraid()
+	if err != nil {
+		return dnsSample{}, err
+	}
+	s, err := r.sample(ctx, mode, target, k, attempt)
+	return s, errors.Join(err, resume())
+}
+
+// pauseBraid stops braid's daemon until resume.
+func (r *dnsRig) pauseBraid() (resume func() error, err error) {
+	p := r.braid.cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return nil, fmt.Errorf("stop braid run: %w", err)
+	}
+	resume = func() error {
+		if err := p.Signal(syscall.SIGCONT); err != nil {
+			return fmt.Errorf("continue braid run: %w", err)
+		}
+		return nil
+	}
+	// SIGSTOP takes effect when the kernel next schedules it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid)); err == nil && procState(b) == 'T' {
+			return resume, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(errors.New("braid run did not stop within 5 s of SIGSTOP"), resume())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// procState is the state letter of a /proc/<pid>/stat line.
+func procState(stat []byte) byte {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0
+	}
+	return stat[i+2]
 }
 
 // landed counts the elements of target's egress sets.
@@ -774,7 +825,7 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 					fe  *failuresError
 				)
 				for attempt := 0; ; attempt++ {
-					s, err = r.sample(ctx, mode, target, i, attempt)
+					s, err = r.sampleAlone(ctx, mode, target, i, attempt)
 					if !errors.As(err, &fe) {
 						break
 					}
@@ -797,7 +848,7 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 				line := fmt.Sprintf("  %s %s: %.0f answers/s, p50 %s, p99 %s, %d of %d failed; CPU: its %.0f%%, the upstream's %.0f%%, the load generator's %.0f%%, the machine %.0f%% idle",
 					mode, target, s.qps, fmtLatency(s.p50), fmtLatency(s.p99), s.failed, s.sent, 100*s.boxCPU, 100*s.upCPU, 100*s.genCPU, 100*s.idle)
 				if mode == dnsModeEgress && target != dnsTargetUpstream {
-					line += fmt.Sprintf("; %d elements landed in its set", s.landed)
+					line += fmt.Sprintf("; %d elements landed in its set, which held %d before", s.landed, s.setBefore)
 				}
 				h.logf("%s", line)
 			}
