@@ -60,9 +60,10 @@ func listenConfig() *net.ListenConfig {
 
 // listen opens the UDP socket and the TCP listener on addr:port.
 func listen(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, *net.TCPListener, error) {
+	addr = addr.Unmap()
 	ap := netip.AddrPortFrom(addr, uint16(port)).String()
 	udp, tcp := "udp4", "tcp4"
-	if addr.Is6() && !addr.Is4In6() {
+	if addr.Is6() {
 		udp, tcp = "udp6", "tcp6"
 	}
 	lc := listenConfig()

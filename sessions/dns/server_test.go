@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -482,5 +485,77 @@ func TestPrefetch(t *testing.T) {
 	}
 	if st := e.stats.Snapshot(); st.Prefetches != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestTCPBounds(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	r := l.serve(&Server{MaxTCPConnsPerClient: 2, TCPIdle: 200 * time.Millisecond}, Config{})
+	nstest.Do(t, l.ns, func() error {
+		addr := netip.AddrPortFrom(serveAddr, testPort).String()
+		var conns []*dns.Conn
+		for range 3 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			conns = append(conns, &dns.Conn{Conn: c})
+		}
+		// The first two are served; the third, beyond the client's
+		// bound, is closed without an answer.
+		for i, c := range conns {
+			if err := c.WriteMsg(query("a.test.example.", dns.TypeA, false)); err != nil && i < 2 {
+				return err
+			}
+			c.SetReadDeadline(deadline())
+			a, err := c.ReadMsg()
+			switch {
+			case i < 2 && (err != nil || len(a.Answer) != 1):
+				t.Errorf("connection %d: %v %v", i, a, err)
+			case i == 2 && err == nil:
+				t.Errorf("connection beyond the bound answered: %v", a)
+			}
+		}
+		// An idle connection is closed by the server: the read ends
+		// with EOF, not with the client's own deadline.
+		c := conns[0]
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection: read %v, want EOF", err)
+		}
+		return nil
+	})
+	if st := r.stats.Snapshot(); st.Refused != 1 {
+		t.Errorf("stats %+v, want 1 refused", st)
+	}
+}
+
+func TestFallback(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	r := l.serve(&Server{}, Config{
+		Upstreams: []upstream.Resolver{{Name: "dead", Addr: netip.AddrPortFrom(deadAddr, 53)}},
+		Fallback:  []upstream.Resolver{{Name: "uplink:wan", Addr: netip.AddrPortFrom(upstreamAddr, 53)}},
+	})
+	if a := l.ask("udp", query("a.test.example.", dns.TypeA, true)); len(a.Answer) != 1 {
+		t.Fatalf("reply:\n%v", a)
+	}
+	waitFor(t, "the status naming the fallback", func() bool {
+		return strings.Contains(r.status(), "asking fallback uplink:wan (every upstream down)")
+	})
+	var inUse []string
+	for _, u := range r.srv.Upstreams() {
+		if u.InUse {
+			inUse = append(inUse, u.Name)
+		}
+	}
+	if !slices.Equal(inUse, []string{"uplink:wan"}) {
+		t.Errorf("in use: %v", inUse)
 	}
 }
