@@ -92,6 +92,10 @@ type Server struct {
 	// StatusInterval is how often the status detail is refreshed; zero:
 	// DefaultStatusInterval.
 	StatusInterval time.Duration
+	// Health, when set, says how the upstreams are (which answer, which
+	// are dead, the one in use, the fallback): the end of the status
+	// detail.
+	Health func() string
 
 	mu     sync.Mutex
 	stats  *Stats
@@ -369,7 +373,13 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 		s.mu.Lock()
 		cfg = s.cfg
 		s.mu.Unlock()
-		if d := detail(cfg, s.stats.Snapshot(), s.Upstreams()); d != last {
+		d := detail(cfg, s.stats.Snapshot(), s.Upstreams())
+		if s.Health != nil {
+			if h := s.Health(); h != "" {
+				d += "; " + h
+			}
+		}
+		if d != last {
 			env.SetState(session.Running, d)
 			last = d
 		}
