@@ -473,15 +473,17 @@ func TestPrefetch(t *testing.T) {
 	srv := &Server{PrefetchInterval: -1}
 	l.serve(srv, Config{})
 	for range 3 {
-		l.ask("udp", query("short.test.example.", dns.TypeA, false))
+		l.ask("udp", query("c.test.example.", dns.TypeA, false))
 	}
 	srv.mu.Lock()
 	e := srv.cur
 	srv.mu.Unlock()
-	// At 19 of its 20 seconds, the popular answer is asked again.
-	e.prefetch(context.Background(), nowPlus(19), DefaultPrefetchHits, prefetchLimit, prefetchWorkers)
-	if got := l.upstreamQueries("short.test.example.", "A"); got != 2 {
-		t.Fatalf("unbound got %d queries for short.test.example, want 2 (the prefetch)", got)
+	// 280 s into its 300, in the last tenth of its lifetime (for as long
+	// as the asks above took less than 20 s), the popular answer is asked
+	// again.
+	e.prefetch(context.Background(), nowPlus(280), DefaultPrefetchHits, prefetchLimit, prefetchWorkers)
+	if got := l.upstreamQueries("c.test.example.", "A"); got != 2 {
+		t.Fatalf("unbound got %d queries for c.test.example, want 2 (the prefetch)", got)
 	}
 	if st := e.stats.Snapshot(); st.Prefetches != 1 {
 		t.Errorf("stats %+v", st)
