@@ -180,7 +180,7 @@ func (s *Server) serveTCP(ctx context.Context, e *engine, ln *net.TCPListener, c
 // are ready, up to tcpInFlight at once. The connection is closed when it
 // stays idle (no query, none in flight) for the idle timeout, on a
 // malformed length, or when the server stops.
-func (s *Server) serveConn(ctx context.Context, e *engine, c *net.TCPConn, client netip.Addr, inflight *limiter) {
+func (s *Server) serveConn(ctx context.Context, e *engine, c net.Conn, client netip.Addr, inflight *limiter) {
 	defer c.Close()
 	var (
 		wmu   sync.Mutex // one reply written at a time
