@@ -52,7 +52,7 @@ func (a answerAsker) Ask(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
 
 // checkSets checks the elements the engine commits: each in the set of
 // its family, with at least the minimum timeout.
-type checkSets struct{ t *testing.T }
+type checkSets struct{ t testing.TB }
 
 func (s checkSets) Add(_ context.Context, es []nftables.TimedElement) error {
 	for _, e := range es {
@@ -68,7 +68,7 @@ func (s checkSets) Add(_ context.Context, es []nftables.TimedElement) error {
 }
 
 // fuzzEngine is an engine asking asker, with a small cache.
-func fuzzEngine(t *testing.T, asker Asker) *engine {
+func fuzzEngine(t testing.TB, asker Asker) *engine {
 	r, err := newRules(fuzzConfig, asker, checkSets{t})
 	if err != nil {
 		t.Fatal(err)
