@@ -30,6 +30,8 @@ const (
 	// once (RFC 7766 section 6.2.1.1: pipelined, answered out of order);
 	// the connection is not read while it is reached.
 	tcpInFlight = 16
+	// udpReadBuffer is the receive buffer asked for each UDP socket.
+	udpReadBuffer = 1 << 20
 	// writeTimeout bounds the write of one reply.
 	writeTimeout = 5 * time.Second
 )
@@ -76,7 +78,11 @@ func listen(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, *net.
 		pc.Close()
 		return nil, nil, fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	return pc.(*net.UDPConn), ln.(*net.TCPListener), nil
+	uc := pc.(*net.UDPConn)
+	// Room for a burst of queries while the readers catch up (the kernel
+	// caps it at net.core.rmem_max).
+	uc.SetReadBuffer(udpReadBuffer)
+	return uc, ln.(*net.TCPListener), nil
 }
 
 // limiter counts what each client holds (queries in flight, TCP

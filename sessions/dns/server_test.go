@@ -381,6 +381,31 @@ func TestEgress(t *testing.T) {
 	}
 }
 
+// rawExchangeFrom sends q over UDP to the forwarder from the calling
+// thread's namespace and returns the reply, or nil when none comes before
+// the deadline.
+func rawExchangeFrom(l *lab, q *dns.Msg) []byte {
+	raw, err := q.Pack()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	c, err := net.Dial("udp", netip.AddrPortFrom(serveAddr, testPort).String())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(raw); err != nil {
+		l.t.Fatal(err)
+	}
+	c.SetReadDeadline(deadline())
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
 // rawExchange sends payload over UDP to the forwarder and returns the
 // reply, or nil when none comes before ctx ends.
 func rawExchange(t *testing.T, l *lab, payload []byte) []byte {
@@ -560,4 +585,40 @@ func TestFallback(t *testing.T) {
 	if !slices.Equal(inUse, []string{"uplink:wan"}) {
 		t.Errorf("in use: %v", inUse)
 	}
+}
+
+func TestUDPInFlightBound(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	// The upstream never answers (its queries dropped), and the pool
+	// waits long for it: the first query holds the client's one slot.
+	nstest.NftLoad(t, l.ns, `table inet drop53 {
+	chain in { type filter hook input priority 0; ip daddr `+upstreamAddr.String()+` udp dport 53 drop; }
+}`)
+	srv := &Server{MaxInFlightPerClient: 1, Timeout: time.Minute, NewAsker: func(cfg Config) (Asker, error) {
+		return upstream.New(upstream.Config{Upstreams: cfg.Upstreams, Timeout: time.Minute}), nil
+	}}
+	r := l.serve(srv, Config{})
+	first := make(chan *dns.Msg, 1)
+	go func() {
+		a, _ := l.exchange("udp", netip.AddrPortFrom(serveAddr, testPort), query("a.test.example.", dns.TypeA, false))
+		first <- a
+	}()
+	waitFor(t, "the first query upstream", func() bool { return r.stats.Snapshot().UpstreamQueries == 1 })
+	// A second query from the same client, beyond its bound, is dropped.
+	var got []byte
+	nstest.Do(t, l.ns, func() error {
+		got = rawExchangeFrom(l, query("b.test.example.", dns.TypeA, false))
+		return nil
+	})
+	if got != nil {
+		t.Errorf("a query beyond the client's bound was answered: %x", got)
+	}
+	if st := r.stats.Snapshot(); st.Refused != 1 || st.CacheMisses != 1 {
+		t.Errorf("stats %+v, want 1 refused and 1 miss", st)
+	}
+	r.cancel() // the first query ends with the session
+	<-first
 }
