@@ -464,6 +464,7 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		"lab-pd.yaml":       {"lan.ipv6.fromUplink"}, // the LAN waits for the delegated prefix
 		"lab-6pe.yaml":      {"lan.ipv6.fromTunnel"}, // waits for the delegated prefix
 		"dual-wan-lte.yaml": nil,
+		"lab-dns.yaml":      nil,
 		"sfr-6pe.yaml":      {"lan.ipv6.fromTunnel", "dns.intercept", "aggregation"}, // the first two wait for the delegated prefix, the last for the peer proven up
 	} {
 		doc, err := api.Load(filepath.Join("../specs", file))

@@ -3,6 +3,7 @@ package compile
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,4 +271,38 @@ func TestCompileDNSFollowsTheLease(t *testing.T) {
 	if reflect.DeepEqual(a.Upstreams, b.Upstreams) || b.Upstreams[1] != res("uplink:isp1", "10.101.0.54:53", "isp1", 7101) {
 		t.Errorf("upstreams after the new lease: %v", b.Upstreams)
 	}
+}
+
+// The LAN's adverts name, as its resolver, only addresses the forwarder
+// listens on: the box's in each advertised /64, the delegated one
+// included once it is there.
+func TestCompileDNSAdvertisedResolverIsServed(t *testing.T) {
+	spec := advertiseSpec(true, true)
+	spec.DNS = &api.DNS{Listen: []string{"lan"}}
+	for _, f := range []facts.Set{facts.Set{}, sixpeFacts(true, true)} {
+		adv, _, ok := advertiseConfig(t, spec, f)
+		if !ok || len(adv.DNS) == 0 {
+			t.Fatalf("no resolver advertised: %+v", adv)
+		}
+		cfg, _ := dnsConfig(t, spec, f)
+		for _, a := range adv.DNS {
+			if !slices.Contains(cfg.Listen, a) {
+				t.Errorf("the adverts name %s, where the forwarder does not listen (%v)", a, cfg.Listen)
+			}
+		}
+	}
+}
+
+// Nothing in the input chain lets the WAN side (the uplinks, the 6PE
+// tunnel) reach port 53: what arrives there is dropped, whatever the
+// resolver listens on.
+func TestCompileDNSNeverFromTheWAN(t *testing.T) {
+	spec := tunnelSpec(1)
+	spec.DNS = &api.DNS{Listen: []string{"lan"}, Intercept: true}
+	spec.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: 22, Proto: "tcp"}}}
+	d := mustRouter(t, spec, sixpeFacts(true, true))
+	got := strings.Join(addresses(d.Resources), "\n")
+	wantInAndNot(t, got, []string{
+		`nft.rule[inet braid input:drop-isp1]`, `nft.rule[inet braid input:drop-isp2]`, `nft.rule[inet braid input:drop-tunnel-sixpe]`,
+	}, []string{"dport 53 accept"})
 }
