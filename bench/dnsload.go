@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // dnsQuery is one query of a load run: the name asked (type A) and the
@@ -83,11 +85,17 @@ func (r *dnsLoadResult) check() error {
 		return fmt.Errorf("no query of %d answered (%d failed, %d timed out) %s", r.sent, r.failed, r.timedOut, r.firstFailure)
 	}
 	if f := r.failures(); f > dnsFailureLimit {
-		return fmt.Errorf("%d of %d queries failed and %d timed out (%.2f%%, over %.1f%%): %s",
-			r.failed, r.sent, r.timedOut, 100*f, 100*dnsFailureLimit, r.firstFailure)
+		return &failuresError{fmt.Errorf("%d of %d queries failed and %d timed out (%.2f%%, over %.1f%%): %s",
+			r.failed, r.sent, r.timedOut, 100*f, 100*dnsFailureLimit, r.firstFailure)}
 	}
 	return nil
 }
+
+// failuresError is a run with too many failed or timed-out queries to be
+// a figure.
+type failuresError struct{ error }
+
+func (e *failuresError) Unwrap() error { return e.error }
 
 // runDNSLoad runs the load generator.
 func runDNSLoad(ctx context.Context, c dnsLoadConfig) (*dnsLoadResult, error) {
@@ -310,4 +318,39 @@ func checkAnswer(m *dns.Msg, q dnsQuery) string {
 		}
 	}
 	return fmt.Sprintf("no A record in %d answers", len(m.Answer))
+}
+
+// pinSelf pins every thread of this process (and so the threads it
+// starts later, which inherit the mask) to cpu, and returns what restores
+// each thread's earlier mask. The load generator runs off the core the
+// forwarders are pinned to.
+func pinSelf(cpu int) (restore func(), err error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	saved := map[int]unix.CPUSet{}
+	restore = func() {
+		for tid, old := range saved {
+			unix.SchedSetaffinity(tid, &old) // a thread gone meanwhile: nothing to restore
+		}
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		var old unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &old); err != nil {
+			continue // the thread has exited
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			restore()
+			return nil, fmt.Errorf("pin thread %d to CPU %d: %w", tid, cpu, err)
+		}
+		saved[tid] = old
+	}
+	return restore, nil
 }

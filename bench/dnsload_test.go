@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -85,8 +86,9 @@ func TestDNSLoadCountsAnswers(t *testing.T) {
 	if len(r.latencies) != r.answered || r.qps() <= 0 {
 		t.Errorf("%d latencies for %d answers, %.0f qps", len(r.latencies), r.answered, r.qps())
 	}
-	if err := r.check(); err == nil {
-		t.Errorf("check passed a run with %.1f%% failures", 100*r.failures())
+	var fe *failuresError
+	if err := r.check(); !errors.As(err, &fe) {
+		t.Errorf("check of a run with %.1f%% failures: %v, want a failuresError", 100*r.failures(), err)
 	}
 }
 

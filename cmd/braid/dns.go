@@ -129,7 +129,7 @@ type egressSets struct {
 }
 
 // Add implements dns.Sets.
-func (s *egressSets) Add(ctx context.Context, es []dns.SetElement) error {
+func (s *egressSets) Add(ctx context.Context, es []nftables.TimedElement) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -144,9 +144,5 @@ func (s *egressSets) Add(ctx context.Context, es []dns.SetElement) error {
 	}
 	els := s.els
 	s.mu.Unlock()
-	ts := make([]nftables.TimedElement, len(es))
-	for i, e := range es {
-		ts[i] = nftables.TimedElement{Set: e.Set, Addr: e.Addr, Timeout: e.Timeout}
-	}
-	return els.Add(ctx, ts)
+	return els.Add(ctx, es)
 }

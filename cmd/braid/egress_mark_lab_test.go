@@ -18,21 +18,35 @@ import (
 )
 
 // egressCounters is a table of the test's own in the box (braid leaves
-// other tables alone) that counts, by uplink, the packets the LAN sends to
-// the download service of the Internet server: which uplink a flow's
-// packets leave by.
+// other tables alone) that counts, by uplink and family, the packets the
+// LAN sends to the download service of the Internet server: which uplink
+// a flow's packets leave by.
 const egressCounters = `table inet egresstest {
 	chain post {
 		type filter hook postrouting priority 0; policy accept;
-		oifname "wan1" ip daddr ` + lab.ServerV4 + ` tcp dport 9001 counter comment "wan1"
-		oifname "wan2" ip daddr ` + lab.ServerV4 + ` tcp dport 9001 counter comment "wan2"
+		oifname "wan1" ip daddr ` + lab.ServerV4 + ` tcp dport 9001 counter comment "wan1-v4"
+		oifname "wan2" ip daddr ` + lab.ServerV4 + ` tcp dport 9001 counter comment "wan2-v4"
+		oifname "wan1" ip6 daddr ` + lab.ServerV6 + ` tcp dport 9001 counter comment "wan1-v6"
+		oifname "wan2" ip6 daddr ` + lab.ServerV6 + ` tcp dport 9001 counter comment "wan2-v6"
 	}
 }
 `
 
-// flowPackets reads the counters of egressCounters: the packets of the
-// download flow that left by wan1 and by wan2.
-func (b *labBox) flowPackets() (wan1, wan2 uint64) {
+// egressFamily is what the egress tests use of one address family.
+type egressFamily struct {
+	name   string // "v4", "v6"
+	set    string // isp2's egress set
+	server string // the Internet server's address
+}
+
+var egressFamilies = []egressFamily{
+	{name: "v4", set: "egress_isp2_v4", server: lab.ServerV4},
+	{name: "v6", set: "egress_isp2_v6", server: lab.ServerV6},
+}
+
+// flowPackets reads the counters of egressCounters: the packets of a
+// family's download flow that left by wan1 and by wan2.
+func (b *labBox) flowPackets(fam egressFamily) (wan1, wan2 uint64) {
 	b.t.Helper()
 	var doc struct {
 		Nftables []struct {
@@ -58,9 +72,9 @@ func (b *labBox) flowPackets() (wan1, wan2 uint64) {
 				continue
 			}
 			switch o.Rule.Comment {
-			case "wan1":
+			case "wan1-" + fam.name:
 				wan1 = e.Counter.Packets
-			case "wan2":
+			case "wan2-" + fam.name:
 				wan2 = e.Counter.Packets
 			}
 		}
@@ -79,44 +93,37 @@ func (b *labBox) egressWriter() *nftables.Elements {
 	return e
 }
 
-// steerServer puts the Internet server's IPv4 address into isp2's egress
-// set for timeout, as the DNS forwarder does for an answer.
-func steerServer(t *testing.T, e *nftables.Elements, timeout time.Duration) {
+// steerServer puts the Internet server's address into isp2's egress set
+// of its family for timeout, as the DNS forwarder does for an answer.
+func steerServer(t *testing.T, e *nftables.Elements, fam egressFamily, timeout time.Duration) {
 	t.Helper()
 	err := e.Add(context.Background(), []nftables.TimedElement{
-		{Set: "egress_isp2_v4", Addr: netip.MustParseAddr(lab.ServerV4), Timeout: timeout},
+		{Set: fam.set, Addr: netip.MustParseAddr(fam.server), Timeout: timeout},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// waitExpired waits until the server's element has left isp2's egress set.
-func (b *labBox) waitExpired() {
+// waitExpired waits until isp2's egress set of a family is empty.
+func (b *labBox) waitExpired(fam egressFamily) {
 	b.t.Helper()
+	type set struct {
+		Set *struct {
+			Elem []json.RawMessage `json:"elem"`
+		} `json:"set"`
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var doc struct {
-			Nftables []struct {
-				Set *struct {
-					Elem []json.RawMessage `json:"elem"`
-				} `json:"set"`
-			} `json:"nftables"`
-		}
-		if err := json.Unmarshal([]byte(b.run(lab.RoleBox, "nft", "-j", "list", "set", "inet", "braid", "egress_isp2_v4")), &doc); err != nil {
+		var doc struct{ Nftables []set }
+		if err := json.Unmarshal([]byte(b.run(lab.RoleBox, "nft", "-j", "list", "set", "inet", "braid", fam.set)), &doc); err != nil {
 			b.t.Fatal(err)
 		}
-		if !slices.ContainsFunc(doc.Nftables, func(o struct {
-			Set *struct {
-				Elem []json.RawMessage `json:"elem"`
-			} `json:"set"`
-		}) bool {
-			return o.Set != nil && len(o.Set.Elem) > 0
-		}) {
+		if !slices.ContainsFunc(doc.Nftables, func(o set) bool { return o.Set != nil && len(o.Set.Elem) > 0 }) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatal("the server's element did not expire from egress_isp2_v4")
+			b.t.Fatalf("the server's element did not expire from %s", fam.set)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -129,11 +136,11 @@ type downloadFlow struct {
 	c net.Conn
 }
 
-func (b *labBox) download() *downloadFlow {
+func (b *labBox) download(fam egressFamily) *downloadFlow {
 	b.t.Helper()
 	var c net.Conn
 	err := b.l.Do(lab.RoleLAN, func() (err error) {
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.DownloadPort)), 10*time.Second)
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(fam.server, strconv.Itoa(lab.DownloadPort)), 10*time.Second)
 		return err
 	})
 	if err != nil {
@@ -155,38 +162,48 @@ func (f *downloadFlow) read(n int64) {
 // TestEgressFlowKeepsItsUplink: a connection that began while its
 // destination was in isp2's egress set keeps leaving by isp2 after the
 // element expired (its conntrack mark is restored on each packet), while
-// a new connection to the same address follows the main table (isp1).
-// Withdrawn as health does it (no fwmark policy rule for isp2's mark),
-// the flow's packets follow the main table, out of isp1: never a black
-// hole.
+// a new connection to the same address follows the main table (isp1),
+// in both families. Withdrawn as health does it (no fwmark policy rule
+// for isp2's mark), the flow's packets follow the main table, out of
+// isp1: never a black hole.
 func TestEgressFlowKeepsItsUplink(t *testing.T) {
 	b := newLabBox(t)
 	b.braidOK("apply", "-f", "../../specs/lab.yaml")
 	nstest.NftLoad(t, b.l.NS(lab.RoleBox), egressCounters)
 	e := b.egressWriter()
 
-	// The element lasts until the flow has begun: the test sets its end.
-	steerServer(t, e, time.Hour)
-	if got := b.whoami(lab.RoleLAN, "tcp", net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))); got != lab.BoxWAN2V4 {
-		t.Fatalf("with the server in egress_isp2_v4 a new connection left by %s, want isp2 (%s)", got, lab.BoxWAN2V4)
-	}
-	f := b.download()
-	f.read(256 << 10)
-	if wan1, wan2 := b.flowPackets(); wan1 != 0 || wan2 == 0 {
-		t.Fatalf("the flow's packets before expiry: %d by wan1, %d by wan2; want all by wan2", wan1, wan2)
-	}
+	flows := map[string]*downloadFlow{}
+	for _, fam := range egressFamilies {
+		whoami := net.JoinHostPort(fam.server, strconv.Itoa(lab.WhoamiPort))
+		// The element lasts until the flow has begun: the test sets its
+		// end.
+		steerServer(t, e, fam, time.Hour)
+		if fam.name == "v4" {
+			// IPv6 is not NATed: the counters tell its path.
+			if got := b.whoami(lab.RoleLAN, "tcp", whoami); got != lab.BoxWAN2V4 {
+				t.Fatalf("with the server in %s a new connection left by %s, want isp2 (%s)", fam.set, got, lab.BoxWAN2V4)
+			}
+		}
+		f := b.download(fam)
+		f.read(256 << 10)
+		if wan1, wan2 := b.flowPackets(fam); wan1 != 0 || wan2 == 0 {
+			t.Fatalf("%s: the flow's packets before expiry: %d by wan1, %d by wan2; want all by wan2", fam.name, wan1, wan2)
+		}
+		flows[fam.name] = f
 
-	// Renewed with a short timeout, the element expires.
-	steerServer(t, e, time.Second)
-	b.waitExpired()
-	if got := b.whoami(lab.RoleLAN, "tcp", net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))); got != lab.BoxWAN1V4 {
-		t.Fatalf("after the element expired a new connection left by %s, want isp1 (%s)", got, lab.BoxWAN1V4)
-	}
-	wan1, wan2 := b.flowPackets()
-	f.read(1 << 20)
-	wan1After, wan2After := b.flowPackets()
-	if wan1After != wan1 || wan2After-wan2 < 10 {
-		t.Errorf("after the element expired the flow sent %d packets by wan1 and %d by wan2; want them all by wan2", wan1After-wan1, wan2After-wan2)
+		// Renewed with a short timeout, the element expires.
+		steerServer(t, e, fam, time.Second)
+		b.waitExpired(fam)
+		if fam.name == "v4" {
+			if got := b.whoami(lab.RoleLAN, "tcp", whoami); got != lab.BoxWAN1V4 {
+				t.Fatalf("after the element expired a new connection left by %s, want isp1 (%s)", got, lab.BoxWAN1V4)
+			}
+		}
+		wan1, wan2 := b.flowPackets(fam)
+		f.read(1 << 20)
+		if wan1After, wan2After := b.flowPackets(fam); wan1After != wan1 || wan2After-wan2 < 10 {
+			t.Errorf("%s: after the element expired the flow sent %d packets by wan1 and %d by wan2; want them all by wan2", fam.name, wan1After-wan1, wan2After-wan2)
+		}
 	}
 
 	// isp2 withdrawn: its fwmark rules go (TestCompileHealthWithdraws),
@@ -194,15 +211,19 @@ func TestEgressFlowKeepsItsUplink(t *testing.T) {
 	for _, family := range []string{"-4", "-6"} {
 		b.run(lab.RoleBox, "ip", family, "rule", "del", "pref", "7050", "fwmark", "0x1bbe")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		f.c.SetReadDeadline(time.Now().Add(time.Second))
-		io.CopyN(io.Discard, f.c, 64<<10) // it may stall: isp1 carries isp2's NAT address
-		if now, _ := b.flowPackets(); now > wan1After {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("with isp2 withdrawn, the flow's packets did not leave by wan1")
+	for _, fam := range egressFamilies {
+		f := flows[fam.name]
+		before, _ := b.flowPackets(fam)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			f.c.SetReadDeadline(time.Now().Add(time.Second))
+			io.CopyN(io.Discard, f.c, 64<<10) // an IPv4 flow may stall: isp1 carries isp2's NAT address
+			if now, _ := b.flowPackets(fam); now > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: with isp2 withdrawn, the flow's packets did not leave by wan1", fam.name)
+			}
 		}
 	}
 }
@@ -237,20 +258,21 @@ func TestEgressSkipsTheProxy(t *testing.T) {
 	}
 	nstest.NftLoad(t, l.NS(lab.RoleBox), egressCounters)
 	e := b.egressWriter()
-	steerServer(t, e, time.Hour)
+	v4 := egressFamilies[0]
+	steerServer(t, e, v4, time.Hour)
 	if got := b.whoami(lab.RoleLAN, "tcp", whoami); got != lab.BoxWAN2V4 {
 		t.Fatalf("with the server in egress_isp2_v4 the server saw the LAN from %s, want isp2's %s (direct, not the peer)", got, lab.BoxWAN2V4)
 	}
-	f := b.download()
+	f := b.download(v4)
 	f.read(256 << 10)
-	if wan1, wan2 := b.flowPackets(); wan1 != 0 || wan2 == 0 {
+	if wan1, wan2 := b.flowPackets(v4); wan1 != 0 || wan2 == 0 {
 		t.Fatalf("the flow's packets before expiry: %d by wan1, %d by wan2; want all by wan2", wan1, wan2)
 	}
-	steerServer(t, e, time.Second)
-	b.waitExpired()
-	wan1, wan2 := b.flowPackets()
+	steerServer(t, e, v4, time.Second)
+	b.waitExpired(v4)
+	wan1, wan2 := b.flowPackets(v4)
 	f.read(1 << 20)
-	if wan1After, wan2After := b.flowPackets(); wan1After != wan1 || wan2After-wan2 < 10 {
+	if wan1After, wan2After := b.flowPackets(v4); wan1After != wan1 || wan2After-wan2 < 10 {
 		t.Errorf("after the element expired the flow sent %d packets by wan1 and %d by wan2; want them all by wan2", wan1After-wan1, wan2After-wan2)
 	}
 	if got := seenFrom(lab.PeerV4); got != lab.PeerV4 {

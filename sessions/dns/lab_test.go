@@ -3,7 +3,6 @@ package dns
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/internal/nstest"
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/dns/upstream"
 )
 
 // The test namespace's addresses, all on its loopback: the upstream
@@ -59,12 +59,33 @@ type lab struct {
 	marks int // marker queries asked
 }
 
+// nsEnv names the namespace a test binary was run again in.
+const nsEnv = "BRAID_DNS_TEST_NS"
+
+// newLab runs the calling test again in a new namespace, as a process of
+// its own, and returns nil; in that process it starts the lab there and
+// returns it. The forwarder's upstream pool and element writer open
+// sockets from goroutines of their own: the whole process must be in the
+// namespace, as braid is in its own.
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireBinary(t, "unbound")
 	nstest.RequireBinary(t, "nft")
-	ns := nstest.New(t)
+	ns := os.Getenv(nsEnv)
+	if ns == "" {
+		ns = nstest.New(t)
+		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), nsEnv+"="+ns)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+			t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
+		}
+		if testing.Verbose() {
+			t.Logf("in namespace %s:\n%s", ns, out)
+		}
+		return nil
+	}
 	for _, a := range []netip.Addr{upstreamAddr, serveAddr, otherAddr} {
 		nstest.Run(t, "ip", "-n", ns, "addr", "add", a.String()+"/32", "dev", "lo")
 	}
@@ -150,45 +171,19 @@ func (l *lab) ask(network string, q *dns.Msg) *dns.Msg {
 	return r
 }
 
-// forwardAsker is the tests' upstream Asker, until the upstream pool: it
-// forwards over UDP from the lab's namespace, and over TCP when the answer
-// is truncated.
-type forwardAsker struct {
-	ns   string
-	addr netip.AddrPort
-}
-
-func (a *forwardAsker) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	var r *dns.Msg
-	err := netns.Do(a.ns, func() error {
-		for _, network := range []string{"udp", "tcp"} {
-			var d net.Dialer
-			nc, err := d.DialContext(ctx, network, a.addr.String())
-			if err != nil {
-				return err
-			}
-			c := &dns.Client{Net: network}
-			r, _, err = c.ExchangeWithConnContext(ctx, q, &dns.Conn{Conn: nc})
-			nc.Close()
-			if err != nil || !r.Truncated {
-				return err
-			}
-		}
-		return nil
-	})
-	return r, err
-}
-
-// egressSets commits elements with nft in the lab's namespace, until the
-// nftables driver's element writer.
-type egressSets struct{ ns string }
-
-func (s egressSets) Add(ctx context.Context, es []SetElement) error {
-	var cmd strings.Builder
-	for _, e := range es {
-		fmt.Fprintf(&cmd, "add element inet braid %s { %s timeout %ds }\n", e.Set, e.Addr, int(e.Timeout/time.Second))
+// labConfig is cfg with the lab's defaults for its zero fields: listening
+// on serveAddr and serveAddr6, port testPort, asking unbound.
+func labConfig(cfg Config) Config {
+	if cfg.Port == 0 {
+		cfg.Port = testPort
 	}
-	return runIn(ctx, s.ns, cmd.String())
+	if cfg.Listen == nil {
+		cfg.Listen = []netip.Addr{serveAddr, serveAddr6}
+	}
+	if cfg.Upstreams == nil {
+		cfg.Upstreams = []upstream.Resolver{{Name: "unbound", Addr: netip.AddrPortFrom(upstreamAddr, 53)}}
+	}
+	return cfg
 }
 
 // running is a forwarder running in the lab.
@@ -210,18 +205,8 @@ func (l *lab) serve(srv *Server, cfg Config) *running {
 	if srv.Stats == nil {
 		srv.Stats = new(Stats)
 	}
-	if srv.NewAsker == nil {
-		srv.NewAsker = func(Config) (Asker, error) {
-			return &forwardAsker{ns: l.ns, addr: netip.AddrPortFrom(upstreamAddr, 53)}, nil
-		}
-	}
 	srv.StatusInterval = 50 * time.Millisecond
-	if cfg.Port == 0 {
-		cfg.Port = testPort
-	}
-	if cfg.Listen == nil {
-		cfg.Listen = []netip.Addr{serveAddr, serveAddr6}
-	}
+	cfg = labConfig(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{srv: srv, stats: srv.Stats, cancel: cancel, ended: make(chan struct{})}
 	env := session.NewEnv("dns/resolver", nstest.Logger(l.t), nil, func(st session.State, d string) {
@@ -281,16 +266,6 @@ func query(name string, qtype uint16, edns bool) *dns.Msg {
 		q.SetEdns0(1232, false)
 	}
 	return q
-}
-
-// runIn runs the nft script in namespace ns.
-func runIn(ctx context.Context, ns, script string) error {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft: %w: %s", err, out)
-	}
-	return nil
 }
 
 // deadline is when a test read gives up waiting for a reply that may not

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/sessions/dns/cache"
 	"github.com/braid-router/braid/sessions/dns/policy"
 )
@@ -26,19 +26,11 @@ type Asker interface {
 	Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
 }
 
-// SetElement is an address to add to one of braid's egress sets: Set is
-// the set's name in braid's table, Timeout the element's.
-type SetElement struct {
-	Set     string
-	Addr    netip.Addr
-	Timeout time.Duration
-}
-
 // Sets commits egress set elements to the kernel: Add returns once the
 // kernel has them (an element already there has its timeout renewed).
-// Add is called concurrently.
+// Add is called concurrently. *nftables.Elements is one.
 type Sets interface {
-	Add(ctx context.Context, es []SetElement) error
+	Add(ctx context.Context, es []nftables.TimedElement) error
 }
 
 // rules is what a configuration decides about answers, swapped whole by
@@ -49,13 +41,16 @@ type rules struct {
 	egress *policy.Egress
 	// sets maps an uplink to its IPv4 and IPv6 egress sets.
 	sets map[string][2]string
+	// writer commits the elements; nil: they cannot be.
+	writer Sets
 }
 
-// newRules is cfg's answer policy, asking asker.
-func newRules(cfg Config, asker Asker) (*rules, error) {
+// newRules is cfg's answer policy, asking asker, committing egress
+// elements with writer.
+func newRules(cfg Config, asker Asker, writer Sets) (*rules, error) {
 	filter, err := policy.NewAAAAFilter(cfg.AAAA, cfg.FilterAAAA)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dns: %w", err)
 	}
 	var routes []policy.Route
 	sets := map[string][2]string{}
@@ -65,9 +60,9 @@ func newRules(cfg Config, asker Asker) (*rules, error) {
 	}
 	egress, err := policy.NewEgress(routes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dns: %w", err)
 	}
-	return &rules{asker: asker, filter: filter, egress: egress, sets: sets}, nil
+	return &rules{asker: asker, filter: filter, egress: egress, sets: sets, writer: writer}, nil
 }
 
 // engine is the message path, from a query's bytes to its reply's,
@@ -78,7 +73,6 @@ type engine struct {
 	cache   *cache.Cache
 	stats   *Stats
 	log     *slog.Logger
-	sets    Sets // nil: egress elements cannot be committed
 	udpSize int
 	timeout time.Duration // of one upstream query
 	now     func() time.Time
@@ -331,6 +325,9 @@ func (e *engine) ask(key cache.Key) (*dns.Msg, error) {
 	if err == nil {
 		err = matches(resp, key)
 	}
+	if err == nil {
+		resp, err = roundTrip(resp)
+	}
 	if err != nil {
 		e.stats.UpstreamFailures.Add(1)
 		e.log.Debug("no upstream answered", "name", key.Name, "type", dns.TypeToString[key.Type], "err", err)
@@ -338,6 +335,27 @@ func (e *engine) ask(key cache.Key) (*dns.Msg, error) {
 	}
 	e.cache.Put(q, resp, e.now())
 	return resp, nil
+}
+
+// errUnpackable is an upstream answer that does not survive packing
+// and parsing again.
+var errUnpackable = errors.New("the upstream's answer does not pack into a message that parses")
+
+// roundTrip is resp packed and parsed again: what the forwarder sends is
+// then what it parsed. miekg/dns parses some malformed records (an SOA
+// cut short) into records whose packed form no longer parses; such an
+// answer is refused rather than passed on to the LAN or cached. It costs
+// a pack and a parse per upstream answer, none per cached one.
+func roundTrip(resp *dns.Msg) (*dns.Msg, error) {
+	raw, err := resp.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnpackable, err)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnpackable, err)
+	}
+	return m, nil
 }
 
 // matches checks that resp answers key's question.
@@ -360,7 +378,7 @@ func (e *engine) commitEgress(ctx context.Context, r *rules, m *dns.Msg) {
 	if len(els) == 0 {
 		return
 	}
-	out := make([]SetElement, 0, len(els))
+	out := make([]nftables.TimedElement, 0, len(els))
 	for _, el := range els {
 		sets := r.sets[el.Uplink]
 		set := sets[1]
@@ -368,16 +386,16 @@ func (e *engine) commitEgress(ctx context.Context, r *rules, m *dns.Msg) {
 			set = sets[0]
 		}
 		if set != "" {
-			out = append(out, SetElement{Set: set, Addr: el.Addr, Timeout: el.Timeout})
+			out = append(out, nftables.TimedElement{Set: set, Addr: el.Addr, Timeout: el.Timeout})
 		}
 	}
 	if len(out) == 0 {
 		return
 	}
 	err := errors.New("no egress set writer")
-	if e.sets != nil {
+	if r.writer != nil {
 		ctx, cancel := context.WithTimeout(ctx, egressTimeout)
-		err = e.sets.Add(ctx, out)
+		err = r.writer.Add(ctx, out)
 		cancel()
 	}
 	if err == nil {

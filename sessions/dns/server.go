@@ -3,9 +3,9 @@ package dns
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"reflect"
 	"slices"
@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dns/cache"
+	"github.com/braid-router/braid/sessions/dns/upstream"
 )
 
 // Defaults of a Server's zero fields.
@@ -63,10 +65,14 @@ type Server struct {
 	// NewAsker makes what asks the upstreams of a configuration; it is
 	// called at start and on an Update that changes the upstreams. The
 	// Asker is closed (Close() or Close() error, if it has one) when
-	// replaced or when Run ends.
+	// replaced or when Run ends. nil: an upstream.Pool of the
+	// configuration's upstreams and fallback, through the aggregation
+	// peer for the peer upstream.
 	NewAsker func(Config) (Asker, error)
-	// Sets commits the egress elements; nil: answers calling for egress
-	// elements count as egress failures.
+	// Sets commits the egress elements. nil: braid's nftables element
+	// writer (nftables.OpenElements), opened in the namespace of the
+	// thread that calls Run (or Update) once a configuration has egress
+	// routes, and closed when Run ends.
 	Sets Sets
 	// UDPSize is braid's EDNS0 UDP size; zero: DefaultUDPSize.
 	UDPSize int
@@ -93,9 +99,10 @@ type Server struct {
 
 	mu     sync.Mutex
 	stats  *Stats
-	cur    *engine  // while Run runs
-	cfg    Config   // the configuration it runs with
-	closer []func() // closes the current Asker
+	cur    *engine            // while Run runs
+	cfg    Config             // the configuration it runs with
+	closer []func()           // closes the current Asker
+	writer *nftables.Elements // opened by Run or Update when Sets is nil
 }
 
 // Run implements session.Session: it listens on every Config.Listen
@@ -110,30 +117,39 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	}
 	stats := s.stats
 	s.mu.Unlock()
-	asker, closeAsker, err := s.asker(cfg)
+	asker, closeAsker, err := s.asker(cfg, env.Log())
 	if err != nil {
 		return err
 	}
 	defer func() { closeAsker() }()
-	r, err := newRules(cfg, asker)
+	writer, err := s.sets(cfg)
 	if err != nil {
-		return fmt.Errorf("dns: %w", err)
+		return err
+	}
+	defer func() {
+		s.mu.Lock()
+		w := s.writer
+		s.writer = nil
+		s.mu.Unlock()
+		if w != nil {
+			w.Close()
+		}
+	}()
+	r, err := newRules(cfg, asker, writer)
+	if err != nil {
+		return err
 	}
 	e := &engine{
 		ctx:     ctx,
 		cache:   cache.New(s.Cache),
 		stats:   stats,
 		log:     env.Log(),
-		sets:    s.Sets,
 		udpSize: max(cmp.Or(s.UDPSize, DefaultUDPSize), 512),
 		timeout: cmp.Or(s.Timeout, DefaultTimeout),
 		now:     time.Now,
 		calls:   map[cache.Key]*call{},
 	}
 	e.rules.Store(r)
-	if len(cfg.Egress) > 0 && s.Sets == nil {
-		env.Log().Warn("no egress set writer: per-domain egress elements will not be committed")
-	}
 
 	var (
 		udps []*net.UDPConn
@@ -210,18 +226,22 @@ func (s *Server) Update(cfg Config) error {
 	asker := e.rules.Load().asker
 	var closeAsker func()
 	if !slices.Equal(cfg.Upstreams, old.Upstreams) || !slices.Equal(cfg.Fallback, old.Fallback) || !reflect.DeepEqual(cfg.Peer, old.Peer) {
-		a, c, err := s.asker(cfg)
+		a, c, err := s.asker(cfg, e.log)
 		if err != nil {
 			return err
 		}
 		asker, closeAsker = a, c
 	}
-	r, err := newRules(cfg, asker)
+	writer, err := s.sets(cfg)
+	var r *rules
+	if err == nil {
+		r, err = newRules(cfg, asker, writer)
+	}
 	if err != nil {
 		if closeAsker != nil {
 			closeAsker()
 		}
-		return fmt.Errorf("dns: %w", err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -246,12 +266,72 @@ func (s *Server) Update(cfg Config) error {
 	return nil
 }
 
-// asker makes cfg's Asker and the function that closes it.
-func (s *Server) asker(cfg Config) (Asker, func(), error) {
-	if s.NewAsker == nil {
-		return nil, nil, errors.New("dns: no upstream asker")
+// sets is what commits cfg's egress elements: Server.Sets, else braid's
+// element writer, opened on the first configuration with egress routes.
+func (s *Server) sets(cfg Config) (Sets, error) {
+	if s.Sets != nil {
+		return s.Sets, nil
 	}
-	a, err := s.NewAsker(cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writer == nil && len(cfg.Egress) > 0 {
+		w, err := nftables.OpenElements()
+		if err != nil {
+			return nil, fmt.Errorf("dns: egress sets: %w", err)
+		}
+		s.writer = w
+	}
+	if s.writer == nil {
+		return nil, nil
+	}
+	return s.writer, nil
+}
+
+// newPool is the default Asker: an upstream.Pool of cfg's upstreams and
+// fallback, with the peer's dialer when cfg has a peer.
+func newPool(cfg Config, log *slog.Logger) (Asker, error) {
+	pc := upstream.Config{Upstreams: cfg.Upstreams, Fallback: cfg.Fallback, Log: log}
+	if cfg.Peer != nil {
+		password := ""
+		if cfg.Peer.Key != nil {
+			p, err := cfg.Peer.Key.Resolve(nil, nil)
+			if err != nil {
+				return nil, fmt.Errorf("peer key: %w", err)
+			}
+			password = p
+		}
+		d, err := upstream.NewPeerDialer(cfg.Peer.Address, cfg.Peer.Cipher, password)
+		if err != nil {
+			return nil, err
+		}
+		pc.Dial = d
+	}
+	return upstream.New(pc), nil
+}
+
+// Upstreams is the state of each upstream resolver, as the running
+// forwarder's upstream.Pool reports it (upstream.Pool.Status): nil while
+// it does not run or when its Asker is not a Pool.
+func (s *Server) Upstreams() []upstream.State {
+	s.mu.Lock()
+	e := s.cur
+	s.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	if st, ok := e.rules.Load().asker.(interface{ Status() []upstream.State }); ok {
+		return st.Status()
+	}
+	return nil
+}
+
+// asker makes cfg's Asker and the function that closes it.
+func (s *Server) asker(cfg Config, log *slog.Logger) (Asker, func(), error) {
+	newAsker := s.NewAsker
+	if newAsker == nil {
+		newAsker = func(cfg Config) (Asker, error) { return newPool(cfg, log) }
+	}
+	a, err := newAsker(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dns: upstreams: %w", err)
 	}
@@ -293,7 +373,7 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 		s.mu.Lock()
 		cfg = s.cfg
 		s.mu.Unlock()
-		d := detail(cfg, s.stats.Snapshot())
+		d := detail(cfg, s.stats.Snapshot(), s.Upstreams())
 		if s.Health != nil {
 			if h := s.Health(); h != "" {
 				d += "; " + h
@@ -319,15 +399,30 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 
 // detail is the status detail: where it serves, what it asks, how much
 // it answered and how.
-func detail(cfg Config, st Snapshot) string {
+func detail(cfg Config, st Snapshot, ups []upstream.State) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "serving %s", listenString(cfg))
-	var names []string
-	for _, u := range cfg.Upstreams {
-		names = append(names, u.Name)
+	asked := ""
+	for _, u := range ups {
+		if u.InUse {
+			asked = u.Name
+			if u.Fallback {
+				asked = "fallback " + u.Name + " (every upstream down)"
+			}
+		}
 	}
-	if len(names) > 0 {
-		fmt.Fprintf(&b, " from %s", strings.Join(names, ", "))
+	if asked == "" && ups != nil {
+		asked = "no upstream up"
+	}
+	if asked == "" {
+		var names []string
+		for _, u := range cfg.Upstreams {
+			names = append(names, u.Name)
+		}
+		asked = strings.Join(names, ", ")
+	}
+	if asked != "" {
+		fmt.Fprintf(&b, ", asking %s", asked)
 	}
 	fmt.Fprintf(&b, "; %d queries", st.Queries())
 	if n := st.CacheHits + st.CacheMisses; n > 0 {

@@ -88,6 +88,7 @@ type Pool struct {
 	cancel context.CancelFunc
 	kick   chan struct{}
 	wg     sync.WaitGroup
+	bufs   *sync.Pool // of the UDP tries
 
 	mu sync.Mutex // guards the members' health
 }
@@ -107,7 +108,7 @@ type member struct {
 // Close.
 func New(cfg Config) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{cfg: cfg, timeout: cmp.Or(cfg.Timeout, DefaultTimeout), ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), nUp: len(cfg.Upstreams)}
+	p := &Pool{cfg: cfg, timeout: cmp.Or(cfg.Timeout, DefaultTimeout), ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), nUp: len(cfg.Upstreams), bufs: newBuffers()}
 	idle := cmp.Or(cfg.Idle, DefaultIdle)
 	for i, r := range append(append([]Resolver(nil), cfg.Upstreams...), cfg.Fallback...) {
 		m := &member{r: r, fallback: i >= len(cfg.Upstreams)}
@@ -183,7 +184,7 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		}
 		if p.up(m) {
 			if r := ask(m); r != nil {
-				return p.reply(r, q), nil
+				return withQueryID(r, q), nil
 			}
 		}
 	}
@@ -194,7 +195,7 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 			}
 			if p.up(m) {
 				if r := ask(m); r != nil {
-					return p.reply(r, q), nil
+					return withQueryID(r, q), nil
 				}
 			}
 		}
@@ -202,21 +203,26 @@ func (p *Pool) Ask(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	if !tried && ctx.Err() == nil {
 		r, d, err := p.race(ctx, msg, q)
 		if r != nil {
-			return p.reply(r, q), nil
+			return withQueryID(r, q), nil
 		}
 		declined = d
 		errs = append(errs, err)
 	}
 	if declined != nil {
-		return p.reply(declined, q), nil
+		return withQueryID(declined, q), nil
 	}
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("dns upstream: no resolver answered %s: %w", question(q), errors.Join(errs...))
+	err = errors.Join(errs...)
+	if err == nil {
+		err = errors.New("none asked")
+	}
+	return nil, fmt.Errorf("dns upstream: no resolver answered %s: %w", question(q), err)
 }
 
-func (p *Pool) reply(r, q *dns.Msg) *dns.Msg {
+// withQueryID gives r the identifier of the client's query q.
+func withQueryID(r, q *dns.Msg) *dns.Msg {
 	r.Id = q.Id
 	return r
 }
@@ -316,7 +322,7 @@ func (p *Pool) exchange(ctx context.Context, m *member, msg []byte, q *dns.Msg) 
 		return p.exchangeStream(ctx, m, msg, q)
 	}
 	uctx, cancel := context.WithTimeout(ctx, p.timeout)
-	r, err := exchangeUDP(uctx, m.r, msg, q)
+	r, err := exchangeUDP(uctx, p.bufs, m.r, msg, q)
 	cancel()
 	if err != nil {
 		return nil, timedOut(err)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -18,6 +19,9 @@ var (
 	resolverA = netip.MustParseAddr("10.53.0.1")
 	resolverB = netip.MustParseAddr("10.53.0.2")
 	resolverF = netip.MustParseAddr("10.53.0.3")
+	// nobody is an address of the resolvers' namespace where nothing
+	// listens.
+	nobody = netip.MustParseAddr("10.53.0.9")
 )
 
 const (
@@ -34,7 +38,7 @@ func resolvers(t *testing.T) string {
 	srv := nstest.New(t)
 	veth(t, "up0", "10.61.0.1/24", srv, "dn0", "10.61.0.2/24")
 	nstest.Run(t, "ip", "route", "add", "10.53.0.0/24", "via", "10.61.0.2")
-	for _, a := range []netip.Addr{resolverA, resolverB, resolverF} {
+	for _, a := range []netip.Addr{resolverA, resolverB, resolverF, nobody} {
 		nstest.Run(t, "ip", "-n", srv, "addr", "add", a.String()+"/32", "dev", "lo")
 	}
 	dnsmasq(t, srv, resolverA.String(), answerA, "--local=/nx.test/")
@@ -61,6 +65,7 @@ func TestPoolOrderHealthFallback(t *testing.T) {
 	p := New(Config{
 		Upstreams: []Resolver{resolver("a", resolverA), resolver("b", resolverB)},
 		Fallback:  []Resolver{resolver("uplink:f", resolverF)},
+		Timeout:   tryTimeout,
 		Log:       nstest.Logger(t),
 	})
 	defer p.Close()
@@ -129,6 +134,41 @@ func TestPoolOrderHealthFallback(t *testing.T) {
 	}
 }
 
+// TestPoolNothingListening: an upstream where nothing listens (an ICMP
+// port unreachable) is dead at once, and the query answered by the next.
+func TestPoolNothingListening(t *testing.T) {
+	if !inBox(t, "dnsmasq") {
+		return
+	}
+	resolvers(t)
+	p := New(Config{Upstreams: []Resolver{resolver("nobody", nobody), resolver("b", resolverB)}, Timeout: tryTimeout, Log: nstest.Logger(t)})
+	defer p.Close()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerB}) {
+		t.Fatalf("who.test = %v, want the second upstream's %s", got, answerB)
+	}
+	if s := state(t, p, "nobody"); s.Up || !strings.Contains(s.Err, "connection refused") {
+		t.Errorf("the upstream where nothing listens: %+v", s)
+	}
+	if s := state(t, p, "b"); !s.Up || !s.InUse {
+		t.Errorf("the second upstream: %+v", s)
+	}
+
+	// Both judged dead, their probes an hour away: the query goes to
+	// every resolver at once, and the second's answer brings it back.
+	later := time.Now().Add(time.Hour)
+	p.mu.Lock()
+	for _, m := range p.members {
+		m.h.Tried(Failed, 0, "judged dead by the test", later)
+	}
+	p.mu.Unlock()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerB}) {
+		t.Fatalf("who.test with every resolver judged dead = %v, want the second's %s", got, answerB)
+	}
+	if s := state(t, p, "b"); !s.Up {
+		t.Errorf("the second upstream, having answered: %+v", s)
+	}
+}
+
 // TestPoolTruncated: a truncated answer over UDP (no EDNS0: 512 octets)
 // is asked again over TCP, of the same resolver, which gives it whole;
 // the TCP connection is kept and reused for the next, and dialled again
@@ -150,7 +190,7 @@ func TestPoolTruncated(t *testing.T) {
 		i := strings.Index(out, "packets ")
 		return strings.Fields(out[i:])[1]
 	}
-	p := New(Config{Upstreams: []Resolver{resolver("b", resolverB)}, Idle: within, Log: nstest.Logger(t)})
+	p := New(Config{Upstreams: []Resolver{resolver("b", resolverB)}, Idle: within, Timeout: tryTimeout, Log: nstest.Logger(t)})
 	defer p.Close()
 	for i := range 3 {
 		got := ask(t, p, "big.test.")
@@ -171,5 +211,30 @@ func TestPoolTruncated(t *testing.T) {
 	}
 	if s := state(t, p, "b"); !s.Up {
 		t.Errorf("the upstream, its connection reset: %+v", s)
+	}
+}
+
+// TestPoolIPv6: an IPv6 resolver, over UDP and, for a truncated answer,
+// TCP.
+func TestPoolIPv6(t *testing.T) {
+	if !inBox(t, "dnsmasq") {
+		return
+	}
+	srv := nstest.New(t)
+	nstest.Run(t, "ip", "link", "add", "v6up", "type", "veth", "peer", "name", "v6dn", "netns", srv)
+	nstest.Run(t, "ip", "addr", "add", "fd61::1/64", "dev", "v6up", "nodad")
+	nstest.Run(t, "ip", "link", "set", "v6up", "up")
+	nstest.Run(t, "ip", "-n", srv, "addr", "add", "fd61::2/64", "dev", "v6dn", "nodad")
+	nstest.Run(t, "ip", "-n", srv, "link", "set", "v6dn", "up")
+	nstest.Run(t, "ip", "-n", srv, "addr", "add", "fd53::1/128", "dev", "lo", "nodad")
+	nstest.Run(t, "ip", "route", "add", "fd53::/64", "via", "fd61::2")
+	dnsmasq(t, srv, "fd53::1", answerA)
+	p := New(Config{Upstreams: []Resolver{resolver("v6", netip.MustParseAddr("fd53::1"))}, Timeout: tryTimeout, Log: nstest.Logger(t)})
+	defer p.Close()
+	if got := ask(t, p, "who.test."); !slices.Equal(got, []string{answerA}) {
+		t.Errorf("who.test = %v, want %s", got, answerA)
+	}
+	if got := ask(t, p, "big.test."); len(got) != bigCount {
+		t.Errorf("big.test = %d addresses, want %d", len(got), bigCount)
 	}
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -30,6 +31,11 @@ const (
 
 // within bounds every wait on a condition: generous, for a busy machine.
 const within = 60 * time.Second
+
+// tryTimeout is the pools' Timeout in the tests: a live dnsmasq on a busy
+// machine must never seem dead (the default's second is for real
+// resolvers, a network away).
+const tryTimeout = 3 * time.Second
 
 func TestMain(m *testing.M) {
 	if args := os.Getenv(peerEnv); args != "" {
@@ -62,7 +68,7 @@ func servePeer(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	fmt.Println("serving")
-	return (&peer.Server{}).Serve(ctx, ln, key, nil, nil)
+	return (&peer.Server{}).Serve(ctx, ln, key, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 }
 
 // inBox runs the calling test again in a new network namespace, the

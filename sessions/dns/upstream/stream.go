@@ -26,12 +26,17 @@ var (
 	errClosed = errors.New("connection closed")
 	errIdle   = errors.New("idle")
 	errBusy   = errors.New("too many queries outstanding on the connection")
+	// errSilent says a query went unanswered on a connection that
+	// delivered nothing else meanwhile: it may be wedged (a peer gone
+	// without a reset), and is given up.
+	errSilent = errors.New("silent connection")
 )
 
 // stream is the persistent DNS-over-TCP connection to one resolver
 // (RFC 7766): dialled at its first query, reused and pipelined (the
 // answers, in any order, matched to their queries by identifier), closed
-// when idle, and dialled again at the next query once closed.
+// when idle or when a query times out with no answer at all meanwhile,
+// and dialled again at the next query once closed.
 type stream struct {
 	dial func(ctx context.Context) (net.Conn, error)
 	idle time.Duration
@@ -74,6 +79,12 @@ func (s *stream) conn(ctx context.Context) (c *streamConn, reused bool, err erro
 	defer s.dialMu.Unlock()
 	if c := s.open(); c != nil {
 		return c, true, nil // dialled while this one waited
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, false, errClosed
 	}
 	nc, err := s.dial(ctx)
 	if err != nil {
@@ -119,8 +130,9 @@ type streamConn struct {
 
 	mu      sync.Mutex
 	pending map[uint16]chan []byte
-	err     error // why it ended; nil while open
-	last    time.Time
+	err     error     // why it ended; nil while open
+	last    time.Time // when a query last ended
+	heard   time.Time // when an answer last came
 	timer   *time.Timer
 }
 
@@ -164,6 +176,7 @@ func (c *streamConn) exchange(ctx context.Context, msg []byte) ([]byte, uint16, 
 		c.mu.Unlock()
 	}()
 
+	sent := time.Now()
 	c.wmu.Lock()
 	if dl, ok := ctx.Deadline(); ok {
 		c.c.SetWriteDeadline(dl)
@@ -183,6 +196,12 @@ func (c *streamConn) exchange(ctx context.Context, msg []byte) ([]byte, uint16, 
 		}
 		return b, id, nil
 	case <-ctx.Done():
+		c.mu.Lock()
+		silent := c.heard.Before(sent)
+		c.mu.Unlock()
+		if silent && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			c.fail(errSilent)
+		}
 		return nil, 0, ctx.Err()
 	}
 }
@@ -197,6 +216,7 @@ func (c *streamConn) read() {
 		}
 		id := binary.BigEndian.Uint16(b)
 		c.mu.Lock()
+		c.heard = time.Now()
 		if ch := c.pending[id]; ch != nil {
 			delete(c.pending, id) // a second answer finds no one
 			ch <- b

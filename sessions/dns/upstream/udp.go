@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -11,12 +12,20 @@ import (
 	"github.com/braid-router/braid/internal/sockmark"
 )
 
+// newBuffers is a pool of the datagram buffers of the UDP tries: the
+// largest a datagram can be, since a resolver may send more than the
+// query's EDNS0 size.
+func newBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
+}
+
 // exchangeUDP asks r the packed query msg (q decoded) over UDP, from a
 // socket of its own (a fresh source port, marked with r.Mark) with a
-// fresh identifier, and returns the response, truncated or not, until
-// ctx ends. Datagrams that are not the response are ignored (RFC 5452);
-// an ICMP port unreachable fails it at once.
-func exchangeUDP(ctx context.Context, r Resolver, msg []byte, q *dns.Msg) (*dns.Msg, error) {
+// fresh identifier, reading into a buffer of buffers, and returns the
+// response, truncated or not, until ctx ends. Datagrams that are not the
+// response are ignored (RFC 5452); an ICMP port unreachable fails it at
+// once.
+func exchangeUDP(ctx context.Context, buffers *sync.Pool, r Resolver, msg []byte, q *dns.Msg) (*dns.Msg, error) {
 	d := net.Dialer{Control: sockmark.Control(r.Mark)}
 	c, err := d.DialContext(ctx, "udp", r.Addr.String())
 	if err != nil {
@@ -29,7 +38,9 @@ func exchangeUDP(ctx context.Context, r Resolver, msg []byte, q *dns.Msg) (*dns.
 	if _, err := c.Write(withID(msg, id)); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, dns.MaxMsgSize)
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
@@ -38,7 +49,9 @@ func exchangeUDP(ctx context.Context, r Resolver, msg []byte, q *dns.Msg) (*dns.
 			}
 			return nil, err
 		}
-		resp, err := decode(buf[:n], id, q)
+		// The decoded message may keep slices of what it was decoded
+		// from: a copy of its own, the buffer going back to the pool.
+		resp, err := decode(append([]byte(nil), buf[:n]...), id, q)
 		if err == nil {
 			return resp, nil
 		}
