@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,8 +202,8 @@ type dnsSample struct {
 	// process); idle the machine's idle share (of all cores).
 	boxCPU, upCPU, genCPU, idle float64
 	// landed is how many elements the egress run added to the target's
-	// egress set.
-	landed int
+	// egress set, which held setBefore elements before it.
+	landed, setBefore int
 }
 
 // dnsResult is what the DNS benchmark measured, by mode and target.
@@ -283,6 +284,13 @@ func dnsRigUp(ctx context.Context, h *harness, pool int) (*dnsRig, error) {
 	if err := waitComm(ctx, r.unbound.Process.Pid, "unbound"); err != nil {
 		return nil, err
 	}
+	// Loading its names takes unbound a while: the forwarders start
+	// once it answers (asked from its own namespace), lest they find
+	// it dead.
+	if err := waitAnswer(ctx, r.up, dnsServer(dnsTargetUpstream), dnsCachedName(0), 60*time.Second); err != nil {
+		b, _ := os.ReadFile(r.unbndLog)
+		return nil, fmt.Errorf("unbound: %w: %s", err, lastLines(b, 5))
+	}
 
 	spec := filepath.Join(h.files, "dns-box.yaml")
 	b.Reset()
@@ -311,6 +319,36 @@ func (r *dnsRig) startDnsmasq(ctx context.Context) error {
 	}
 	r.pid[dnsTargetDnsmasq] = r.dnsmasq.Process.Pid
 	return waitComm(ctx, r.dnsmasq.Process.Pid, "dnsmasq")
+}
+
+// waitAnswer asks server for q from ns until it answers as expected, at
+// most limit.
+func waitAnswer(ctx context.Context, ns string, server netip.AddrPort, q dnsQuery, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		res, err := runDNSLoad(ctx, dnsLoadConfig{server: server, conc: 1, sockets: 1, timeout: 200 * time.Millisecond,
+			next: func(i int) (dnsQuery, bool) { return q, i == 0 },
+			dial: func() (conn *net.UDPConn, err error) {
+				err = netns.Do(ns, func() error {
+					conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
+					return err
+				})
+				return conn, err
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if res.answered == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to %s from %s within %s: %s", q.name, server, limit, res.firstFailure)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // startBraid runs `braid run` in the box pinned to the forwarders' core
@@ -394,6 +432,7 @@ func (r *dnsRig) stop() error {
 		}
 	}
 	if r.braid != nil {
+		r.braid.cmd.Process.Signal(syscall.SIGCONT) // if an error left it stopped
 		errs = append(errs, r.braid.stop())
 	}
 	r.dnsmasq, r.unbound, r.braid = nil, nil, nil
@@ -418,7 +457,7 @@ func (r *dnsRig) alive() error {
 	return nil
 }
 
-// server is a target's address.
+// dnsServer is a target's address.
 func dnsServer(target string) netip.AddrPort {
 	switch target {
 	case dnsTargetBraid:
@@ -572,12 +611,61 @@ func (r *dnsRig) sample(ctx context.Context, mode, target string, k, attempt int
 		if err != nil {
 			return dnsSample{}, err
 		}
-		s.landed = after - before
+		s.landed, s.setBefore = after-before, before
 		if s.landed != res.answered {
 			return dnsSample{}, fmt.Errorf("%d names answered, but %d new elements in %s's egress set", res.answered, s.landed, target)
 		}
 	}
 	return s, nil
+}
+
+// sampleAlone is sample with braid's daemon stopped (SIGSTOP) while
+// another target runs: a box that forwards with dnsmasq has no braid
+// reacting to the kernel events dnsmasq's set elements raise, on the core
+// they share.
+func (r *dnsRig) sampleAlone(ctx context.Context, mode, target string, k, attempt int) (dnsSample, error) {
+	if target == dnsTargetBraid || r.braid == nil || r.pid[dnsTargetBraid] == 0 {
+		return r.sample(ctx, mode, target, k, attempt)
+	}
+	resume, err := r.pauseBraid()
+	if err != nil {
+		return dnsSample{}, err
+	}
+	s, err := r.sample(ctx, mode, target, k, attempt)
+	return s, errors.Join(err, resume())
+}
+
+// pauseBraid stops braid's daemon until resume.
+func (r *dnsRig) pauseBraid() (resume func() error, err error) {
+	p := r.braid.cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return nil, fmt.Errorf("stop braid run: %w", err)
+	}
+	resume = func() error {
+		if err := p.Signal(syscall.SIGCONT); err != nil {
+			return fmt.Errorf("continue braid run: %w", err)
+		}
+		return nil
+	}
+	// SIGSTOP takes effect when the kernel next schedules it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid)); err == nil && procState(b) == 'T' {
+			return resume, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(errors.New("braid run did not stop within 5 s of SIGSTOP"), resume())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// procState is the state letter of a /proc/<pid>/stat line.
+func procState(stat []byte) byte {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return 0
+	}
+	return stat[i+2]
 }
 
 // landed counts the elements of target's egress sets.
@@ -737,7 +825,7 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 					fe  *failuresError
 				)
 				for attempt := 0; ; attempt++ {
-					s, err = r.sample(ctx, mode, target, i, attempt)
+					s, err = r.sampleAlone(ctx, mode, target, i, attempt)
 					if !errors.As(err, &fe) {
 						break
 					}
@@ -760,7 +848,7 @@ func dnsBench(ctx context.Context, h *harness) (*dnsResult, error) {
 				line := fmt.Sprintf("  %s %s: %.0f answers/s, p50 %s, p99 %s, %d of %d failed; CPU: its %.0f%%, the upstream's %.0f%%, the load generator's %.0f%%, the machine %.0f%% idle",
 					mode, target, s.qps, fmtLatency(s.p50), fmtLatency(s.p99), s.failed, s.sent, 100*s.boxCPU, 100*s.upCPU, 100*s.genCPU, 100*s.idle)
 				if mode == dnsModeEgress && target != dnsTargetUpstream {
-					line += fmt.Sprintf("; %d elements landed in its set", s.landed)
+					line += fmt.Sprintf("; %d elements landed in its set, which held %d before", s.landed, s.setBefore)
 				}
 				h.logf("%s", line)
 			}

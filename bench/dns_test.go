@@ -166,3 +166,16 @@ func TestWriteDNSTableVerdict(t *testing.T) {
 		})
 	}
 }
+
+func TestProcState(t *testing.T) {
+	for stat, want := range map[string]byte{
+		"1234 (braid) T 1 2 3": 'T',
+		"1234 (a (b) c) S 1 2": 'S',
+		"1234 (x)":             0,
+		"no parenthesis":       0,
+	} {
+		if got := procState([]byte(stat)); got != want {
+			t.Errorf("procState(%q) = %q, want %q", stat, got, want)
+		}
+	}
+}

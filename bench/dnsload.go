@@ -321,36 +321,38 @@ func checkAnswer(m *dns.Msg, q dnsQuery) string {
 }
 
 // pinSelf pins every thread of this process (and so the threads it
-// starts later, which inherit the mask) to cpu, and returns what restores
-// each thread's earlier mask. The load generator runs off the core the
+// starts later, which inherit the mask, and the commands it runs) to cpu,
+// and returns what gives every thread, those started meanwhile too, the
+// mask the calling thread had. The load generator runs off the core the
 // forwarders are pinned to.
 func pinSelf(cpu int) (restore func(), err error) {
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return nil, fmt.Errorf("CPU affinity: %w", err)
+	}
+	set.Set(cpu)
+	restore = func() { setAffinityAll(&old) }
+	if err := setAffinityAll(&set); err != nil {
+		restore()
+		return nil, fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	return restore, nil
+}
+
+// setAffinityAll sets the CPU mask of every thread of this process.
+func setAffinityAll(set *unix.CPUSet) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return nil, err
-	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	saved := map[int]unix.CPUSet{}
-	restore = func() {
-		for tid, old := range saved {
-			unix.SchedSetaffinity(tid, &old) // a thread gone meanwhile: nothing to restore
-		}
+		return err
 	}
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
 		if err != nil {
 			continue
 		}
-		var old unix.CPUSet
-		if err := unix.SchedGetaffinity(tid, &old); err != nil {
-			continue // the thread has exited
+		if err := unix.SchedSetaffinity(tid, set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("thread %d: %w", tid, err)
 		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			restore()
-			return nil, fmt.Errorf("pin thread %d to CPU %d: %w", tid, cpu, err)
-		}
-		saved[tid] = old
 	}
-	return restore, nil
+	return nil
 }

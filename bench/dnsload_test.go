@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // testResolver serves A queries on loopback: "ok<i>.t." answers
@@ -128,5 +131,42 @@ func TestDNSLoadNothingListens(t *testing.T) {
 	}
 	if r.check() == nil {
 		t.Error("check passed a run with no answer")
+	}
+}
+
+// pinSelf pins every thread, and restore gives them their mask back.
+func TestPinSelf(t *testing.T) {
+	var before unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Fatal(err)
+	}
+	if !before.IsSet(0) {
+		t.Skip("CPU 0 is not in this process's mask")
+	}
+	restore, err := pinSelf(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		var got unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &got); err != nil {
+			continue // gone
+		}
+		if got.Count() != 1 || !got.IsSet(0) {
+			t.Errorf("thread %d: %d CPUs in its mask after pinSelf(0)", tid, got.Count())
+		}
+	}
+	restore()
+	var after unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("mask after restore has %d CPUs, before %d", after.Count(), before.Count())
 	}
 }
