@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -673,6 +674,9 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 		}
 	}
 
+	if len(dns.Upstreams) == 0 && !slices.ContainsFunc(s.Uplinks, func(u Uplink) bool { return learnsResolvers(&u) }) && !r.suppressed("spec.uplinks") {
+		r.errorf(path, "no upstreams, and no uplink learns resolvers (by ipv4.dhcp or ipv6.ra) to fall back on: braid's resolver would have nothing to ask; add upstreams")
+	}
 	onlyPeer := len(dns.Upstreams) > 0
 	for i, u := range dns.Upstreams {
 		p := index(join(path, "upstreams"), i)

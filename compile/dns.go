@@ -99,7 +99,7 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 			cfg.Upstreams = append(cfg.Upstreams, upstream.Resolver{Name: "peer", Addr: addr, Peer: true})
 			cfg.Peer = &dns.Peer{Address: a.Peer.Address, Cipher: a.Peer.Cipher, Key: a.Peer.Key}
 		case isUplink:
-			cfg.Upstreams = append(cfg.Upstreams, c.uplinkResolvers(spec, name, u)...)
+			cfg.Upstreams = append(cfg.Upstreams, c.uplinkResolvers(name, u)...)
 		default:
 			addr, err := resolverAddr(u)
 			if err != nil {
@@ -111,7 +111,7 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 	ups := slices.Clone(spec.Uplinks)
 	slices.SortStableFunc(ups, func(a, b api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
 	for _, u := range ups {
-		cfg.Fallback = append(cfg.Fallback, c.uplinkResolvers(spec, u.Name, "uplink:"+u.Name)...)
+		cfg.Fallback = append(cfg.Fallback, c.uplinkResolvers(u.Name, "uplink:"+u.Name)...)
 	}
 	byUplink := map[string]int{}
 	for _, r := range spec.Routes {
@@ -148,7 +148,7 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 // table's mark; none while the uplink is withdrawn for its health or its
 // link is missing. A link-local resolver (an RDNSS may name one) needs the
 // uplink's interface as its zone.
-func (c *compiler) uplinkResolvers(spec *api.RouterSpec, uplink, name string) []upstream.Resolver {
+func (c *compiler) uplinkResolvers(uplink, name string) []upstream.Resolver {
 	st := c.uplinks[uplink]
 	if st == nil || st.missing != "" || c.down[uplink] {
 		return nil
@@ -167,7 +167,7 @@ func (c *compiler) uplinkResolvers(spec *api.RouterSpec, uplink, name string) []
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
 			continue
 		}
-		if a.Is6() && (a.IsLinkLocalUnicast()) {
+		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(st.link)
 		}
 		r := upstream.Resolver{Name: name, Addr: netip.AddrPortFrom(a.Unmap(), api.DefaultDNSPort), Uplink: uplink, Mark: uint32(st.table)}

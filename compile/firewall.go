@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/braid-router/braid/api"
 	nft "github.com/braid-router/braid/drivers/nftables"
@@ -48,6 +49,14 @@ const (
 	dhcp4Client = 68
 	dhcp6Client = 546
 )
+
+// SessionSet reports whether a set of the table named is one whose
+// elements a session writes (the per-domain egress sets, which the DNS
+// forwarder fills answer by answer): their changes are not the kernel
+// drifting from the spec, and trigger no pass (drivers/watch).
+func SessionSet(table, set string) bool {
+	return table == nft.TableName && strings.HasPrefix(set, "egress_")
+}
 
 // egressSet names the set of destinations that leave by an uplink: a
 // timeout set, whose elements the DNS forwarder writes (per-domain

@@ -34,8 +34,9 @@ unaddressed, for braid to configure), two ISPs (isp1 at 50 Mbit/s, which
 routes the LAN's IPv6 prefix to the box; isp2 at 10 Mbit/s), the Internet
 core with servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, ` + lab.ServerV6 + ` and
 ` + lab.SteeredServerV6 + ` (whoami on port ` + strconv.Itoa(lab.WhoamiPort) + `, a download service on port ` + strconv.Itoa(lab.DownloadPort) + `,
-iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `), and the aggregation peer (peer: braid run -f with a
-kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
+iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `; unbound on ` + lab.ResolverV4 + ` and ` + lab.ResolverV6 + `, serving
+the test zone ` + lab.TestZone + `, the resolver the ISPs hand out), and the
+aggregation peer (peer: braid run -f with a kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
 in ` + lab.RunDir + `/<name>/` + lab.PeerKeyFile + `). specs/lab.yaml configures the box;
 specs/lab-aggregation.yaml sends its LAN's TCP through the peer. The lab keeps
 its state and the processes it started under ` + lab.RunDir + `/<name>.`,

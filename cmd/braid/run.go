@@ -105,7 +105,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	kernel, err := watch.Open()
+	kernel, err := watch.Open(compile.SessionSet)
 	if err != nil {
 		return err
 	}

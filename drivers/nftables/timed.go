@@ -18,8 +18,9 @@ type TimedElement struct {
 	// Set is the timeout set's name (egress_isp1_v4): an IPv4 set takes
 	// IPv4 addresses, an IPv6 set IPv6 ones.
 	Set string
-	// Addr is the address; an IPv4-mapped IPv6 address is refused (its
-	// place is the IPv4 set, unmapped).
+	// Addr is the address. An IPv4-mapped IPv6 address (an AAAA record
+	// may hold one) is an IPv6 address here, of 16 bytes: IPv4 packets
+	// match the IPv4 set.
 	Addr netip.Addr
 	// Timeout is how long the element stays, from now, at least a
 	// millisecond: the kernel removes it then.
@@ -182,8 +183,6 @@ func (el TimedElement) check() error {
 		return fmt.Errorf("element %s: invalid set name %q", el.Addr, el.Set)
 	case !el.Addr.IsValid():
 		return fmt.Errorf("set %s: element without an address", el.Set)
-	case el.Addr.Is4In6():
-		return fmt.Errorf("set %s: element %s is an IPv4-mapped address: it goes unmapped into an IPv4 set", el.Set, el.Addr)
 	case el.Addr.Zone() != "":
 		return fmt.Errorf("set %s: element %s has a zone", el.Set, el.Addr)
 	case el.Timeout < time.Millisecond:

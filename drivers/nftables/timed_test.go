@@ -168,12 +168,15 @@ func TestElementsAddIsAtomic(t *testing.T) {
 			}
 		})
 	}
-	// The socket is still good.
-	if err := e.Add(context.Background(), []TimedElement{{Set: "egress_isp1_v6", Addr: addr6, Timeout: time.Hour}}); err != nil {
+	// The socket is still good. An IPv4-mapped address is an IPv6 one.
+	mapped := netip.MustParseAddr("::ffff:192.0.2.9")
+	if err := e.Add(context.Background(), []TimedElement{{Set: "egress_isp1_v6", Addr: addr6, Timeout: time.Hour}, {Set: "egress_isp1_v6", Addr: mapped, Timeout: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.timedElements("egress_isp1_v6", true)[addr6]; !ok {
-		t.Errorf("%s is not in egress_isp1_v6", addr6)
+	for _, a := range []netip.Addr{addr6, mapped} {
+		if _, ok := r.timedElements("egress_isp1_v6", true)[a]; !ok {
+			t.Errorf("%s is not in egress_isp1_v6", a)
+		}
 	}
 	e.Close()
 	if err := e.Add(context.Background(), []TimedElement{{Set: "egress_isp1_v6", Addr: addr6, Timeout: time.Hour}}); !errors.Is(err, errElementsClosed) {
@@ -190,7 +193,7 @@ func TestTimedElementCheck(t *testing.T) {
 		{TimedElement{Set: "egress_a_v4", Addr: addr4, Timeout: time.Minute}, ""},
 		{TimedElement{Set: "egress a", Addr: addr4, Timeout: time.Minute}, "invalid set name"},
 		{TimedElement{Set: "egress_a_v4", Timeout: time.Minute}, "without an address"},
-		{TimedElement{Set: "egress_a_v6", Addr: netip.MustParseAddr("::ffff:192.0.2.1"), Timeout: time.Minute}, "IPv4-mapped"},
+		{TimedElement{Set: "egress_a_v6", Addr: netip.MustParseAddr("::ffff:192.0.2.1"), Timeout: time.Minute}, ""},
 		{TimedElement{Set: "egress_a_v6", Addr: netip.MustParseAddr("fe80::1%eth0"), Timeout: time.Minute}, "zone"},
 		{TimedElement{Set: "egress_a_v4", Addr: addr4, Timeout: time.Microsecond}, "under a millisecond"},
 	} {

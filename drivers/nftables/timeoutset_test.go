@@ -58,6 +58,17 @@ func TestTimeoutSetIsConverged(t *testing.T) {
 	if !found {
 		t.Error("set egress_isp1_v4 is not observed")
 	}
+
+	// Not wanted any more, it goes, elements and all, with its rules.
+	rs := NewRuleset()
+	rs.Add(ChainInput, "lan", IIFName("lan0"), Accept())
+	less := resources(t, rs)
+	r.converge(less)
+	r.settled(less)
+	doc = nftDoc(t, r.nftJSON("inet", TableName))
+	for _, s := range doc["set"] {
+		t.Errorf("set %v is left", s["name"])
+	}
 }
 
 // TestIntervalSetBecomesTimeoutSet: a box converged by a braid whose

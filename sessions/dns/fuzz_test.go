@@ -1,12 +1,15 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +52,7 @@ func (a answerAsker) Ask(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
 
 // checkSets checks the elements the engine commits: each in the set of
 // its family, with at least the minimum timeout.
-type checkSets struct{ t *testing.T }
+type checkSets struct{ t testing.TB }
 
 func (s checkSets) Add(_ context.Context, es []nftables.TimedElement) error {
 	for _, e := range es {
@@ -65,7 +68,7 @@ func (s checkSets) Add(_ context.Context, es []nftables.TimedElement) error {
 }
 
 // fuzzEngine is an engine asking asker, with a small cache.
-func fuzzEngine(t *testing.T, asker Asker) *engine {
+func fuzzEngine(t testing.TB, asker Asker) *engine {
 	r, err := newRules(fuzzConfig, asker, checkSets{t})
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +210,81 @@ func FuzzAnswer(f *testing.F) {
 		}
 		if e.cache.Bytes() > fuzzCacheBytes {
 			t.Fatalf("cache holds %d octets, bound %d", e.cache.Bytes(), fuzzCacheBytes)
+		}
+	})
+}
+
+// streamConn is a TCP connection's client side as bytes: reads come from
+// in, then EOF; writes go to out.
+type streamConn struct {
+	in  *bytes.Reader
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (c *streamConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(p)
+}
+func (c *streamConn) Close() error                     { return nil }
+func (c *streamConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *streamConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *streamConn) SetDeadline(time.Time) error      { return nil }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzTCPStream feeds arbitrary bytes to a TCP connection's reader (RFC
+// 7766 framing: length-prefixed queries, several in a row): it never
+// panics, and every reply it writes is framed, parses, and answers one
+// of the queries sent.
+func FuzzTCPStream(f *testing.F) {
+	var stream []byte
+	for i, n := range []string{"a.e.example.", "b.f.example."} {
+		q := query(n, dns.TypeA, i == 1)
+		q.Id = uint16(i + 1)
+		raw, _ := q.Pack()
+		stream = binary.BigEndian.AppendUint16(stream, uint16(len(raw)))
+		stream = append(stream, raw...)
+	}
+	f.Add(stream)
+	f.Add(stream[:len(stream)-3])
+	f.Add([]byte{0xff, 0xff, 1, 2})
+	f.Add([]byte{0, 12, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		ans := new(dns.Msg)
+		ans.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "x.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+		e := fuzzEngine(t, answerAsker{answer: ans, fix: true})
+		s := &Server{stats: e.stats}
+		c := &streamConn{in: bytes.NewReader(stream)}
+		s.serveConn(context.Background(), e, c, netip.MustParseAddr("192.0.2.99"), newLimiter(4, 4))
+		// The IDs of the queries sent, as framed.
+		ids := map[uint16]bool{}
+		for rest := stream; len(rest) >= 2; {
+			n := int(binary.BigEndian.Uint16(rest))
+			if len(rest) < 2+n || n > maxTCPQuery {
+				break
+			}
+			if n >= 2 {
+				ids[binary.BigEndian.Uint16(rest[2:])] = true
+			}
+			rest = rest[2+n:]
+		}
+		out := c.out.Bytes()
+		for len(out) > 0 {
+			if len(out) < 2 || len(out) < 2+int(binary.BigEndian.Uint16(out)) {
+				t.Fatalf("a reply cut short: %x", out)
+			}
+			n := int(binary.BigEndian.Uint16(out))
+			m := new(dns.Msg)
+			if err := m.Unpack(out[2 : 2+n]); err != nil {
+				t.Fatalf("reply %x does not parse: %v", out[2:2+n], err)
+			}
+			if !m.Response || !ids[m.Id] {
+				t.Fatalf("reply %v answers no query sent", m)
+			}
+			out = out[2+n:]
 		}
 	})
 }

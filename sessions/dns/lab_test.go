@@ -43,7 +43,6 @@ var zone = []string{
 	"b.test.example. 300 IN A 192.0.2.11",
 	"b.test.example. 300 IN AAAA 2001:db8::11",
 	"c.test.example. 300 IN A 192.0.2.12",
-	"short.test.example. 20 IN A 192.0.2.13",
 	"svc.test.example. 300 IN HTTPS 1 . alpn=h2 ipv4hint=192.0.2.20 ipv6hint=2001:db8::20",
 	`big.test.example. 300 IN TXT "` + strings.Repeat("a", 250) + `" "` + strings.Repeat("b", 250) + `" "` + strings.Repeat("c", 250) + `"`,
 	"www.other.example. 300 IN A 198.51.100.7",

@@ -30,6 +30,8 @@ const (
 	// once (RFC 7766 section 6.2.1.1: pipelined, answered out of order);
 	// the connection is not read while it is reached.
 	tcpInFlight = 16
+	// udpReadBuffer is the receive buffer asked for each UDP socket.
+	udpReadBuffer = 1 << 20
 	// writeTimeout bounds the write of one reply.
 	writeTimeout = 5 * time.Second
 )
@@ -60,9 +62,10 @@ func listenConfig() *net.ListenConfig {
 
 // listen opens the UDP socket and the TCP listener on addr:port.
 func listen(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, *net.TCPListener, error) {
+	addr = addr.Unmap()
 	ap := netip.AddrPortFrom(addr, uint16(port)).String()
 	udp, tcp := "udp4", "tcp4"
-	if addr.Is6() && !addr.Is4In6() {
+	if addr.Is6() {
 		udp, tcp = "udp6", "tcp6"
 	}
 	lc := listenConfig()
@@ -75,7 +78,11 @@ func listen(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, *net.
 		pc.Close()
 		return nil, nil, fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	return pc.(*net.UDPConn), ln.(*net.TCPListener), nil
+	uc := pc.(*net.UDPConn)
+	// Room for a burst of queries while the readers catch up (the kernel
+	// caps it at net.core.rmem_max).
+	uc.SetReadBuffer(udpReadBuffer)
+	return uc, ln.(*net.TCPListener), nil
 }
 
 // limiter counts what each client holds (queries in flight, TCP
@@ -179,7 +186,7 @@ func (s *Server) serveTCP(ctx context.Context, e *engine, ln *net.TCPListener, c
 // are ready, up to tcpInFlight at once. The connection is closed when it
 // stays idle (no query, none in flight) for the idle timeout, on a
 // malformed length, or when the server stops.
-func (s *Server) serveConn(ctx context.Context, e *engine, c *net.TCPConn, client netip.Addr, inflight *limiter) {
+func (s *Server) serveConn(ctx context.Context, e *engine, c net.Conn, client netip.Addr, inflight *limiter) {
 	defer c.Close()
 	var (
 		wmu   sync.Mutex // one reply written at a time

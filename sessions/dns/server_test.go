@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -378,6 +381,31 @@ func TestEgress(t *testing.T) {
 	}
 }
 
+// rawExchangeFrom sends q over UDP to the forwarder from the calling
+// thread's namespace and returns the reply, or nil when none comes before
+// the deadline.
+func rawExchangeFrom(l *lab, q *dns.Msg) []byte {
+	raw, err := q.Pack()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	c, err := net.Dial("udp", netip.AddrPortFrom(serveAddr, testPort).String())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(raw); err != nil {
+		l.t.Fatal(err)
+	}
+	c.SetReadDeadline(deadline())
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
 // rawExchange sends payload over UDP to the forwarder and returns the
 // reply, or nil when none comes before ctx ends.
 func rawExchange(t *testing.T, l *lab, payload []byte) []byte {
@@ -470,17 +498,127 @@ func TestPrefetch(t *testing.T) {
 	srv := &Server{PrefetchInterval: -1}
 	l.serve(srv, Config{})
 	for range 3 {
-		l.ask("udp", query("short.test.example.", dns.TypeA, false))
+		l.ask("udp", query("c.test.example.", dns.TypeA, false))
 	}
 	srv.mu.Lock()
 	e := srv.cur
 	srv.mu.Unlock()
-	// At 19 of its 20 seconds, the popular answer is asked again.
-	e.prefetch(context.Background(), nowPlus(19), DefaultPrefetchHits, prefetchLimit, prefetchWorkers)
-	if got := l.upstreamQueries("short.test.example.", "A"); got != 2 {
-		t.Fatalf("unbound got %d queries for short.test.example, want 2 (the prefetch)", got)
+	// 280 s into its 300, in the last tenth of its lifetime (for as long
+	// as the asks above took less than 20 s), the popular answer is asked
+	// again.
+	e.prefetch(context.Background(), nowPlus(280), DefaultPrefetchHits, prefetchLimit, prefetchWorkers)
+	if got := l.upstreamQueries("c.test.example.", "A"); got != 2 {
+		t.Fatalf("unbound got %d queries for c.test.example, want 2 (the prefetch)", got)
 	}
 	if st := e.stats.Snapshot(); st.Prefetches != 1 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+func TestTCPBounds(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	r := l.serve(&Server{MaxTCPConnsPerClient: 2, TCPIdle: 200 * time.Millisecond}, Config{})
+	nstest.Do(t, l.ns, func() error {
+		addr := netip.AddrPortFrom(serveAddr, testPort).String()
+		var conns []*dns.Conn
+		for range 3 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			conns = append(conns, &dns.Conn{Conn: c})
+		}
+		// The first two are served; the third, beyond the client's
+		// bound, is closed without an answer.
+		for i, c := range conns {
+			if err := c.WriteMsg(query("a.test.example.", dns.TypeA, false)); err != nil && i < 2 {
+				return err
+			}
+			c.SetReadDeadline(deadline())
+			a, err := c.ReadMsg()
+			switch {
+			case i < 2 && (err != nil || len(a.Answer) != 1):
+				t.Errorf("connection %d: %v %v", i, a, err)
+			case i == 2 && err == nil:
+				t.Errorf("connection beyond the bound answered: %v", a)
+			}
+		}
+		// An idle connection is closed by the server: the read ends
+		// with EOF, not with the client's own deadline.
+		c := conns[0]
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.ReadMsg(); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection: read %v, want EOF", err)
+		}
+		return nil
+	})
+	if st := r.stats.Snapshot(); st.Refused != 1 {
+		t.Errorf("stats %+v, want 1 refused", st)
+	}
+}
+
+func TestFallback(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	r := l.serve(&Server{}, Config{
+		Upstreams: []upstream.Resolver{{Name: "dead", Addr: netip.AddrPortFrom(deadAddr, 53)}},
+		Fallback:  []upstream.Resolver{{Name: "uplink:wan", Addr: netip.AddrPortFrom(upstreamAddr, 53)}},
+	})
+	if a := l.ask("udp", query("a.test.example.", dns.TypeA, true)); len(a.Answer) != 1 {
+		t.Fatalf("reply:\n%v", a)
+	}
+	waitFor(t, "the status naming the fallback", func() bool {
+		return strings.Contains(r.status(), "asking fallback uplink:wan (every upstream down)")
+	})
+	var inUse []string
+	for _, u := range r.srv.Upstreams() {
+		if u.InUse {
+			inUse = append(inUse, u.Name)
+		}
+	}
+	if !slices.Equal(inUse, []string{"uplink:wan"}) {
+		t.Errorf("in use: %v", inUse)
+	}
+}
+
+func TestUDPInFlightBound(t *testing.T) {
+	l := newLab(t)
+	if l == nil {
+		return
+	}
+	// The upstream never answers (its queries dropped), and the pool
+	// waits long for it: the first query holds the client's one slot.
+	nstest.NftLoad(t, l.ns, `table inet drop53 {
+	chain in { type filter hook input priority 0; ip daddr `+upstreamAddr.String()+` udp dport 53 drop; }
+}`)
+	srv := &Server{MaxInFlightPerClient: 1, Timeout: time.Minute, NewAsker: func(cfg Config) (Asker, error) {
+		return upstream.New(upstream.Config{Upstreams: cfg.Upstreams, Timeout: time.Minute}), nil
+	}}
+	r := l.serve(srv, Config{})
+	first := make(chan *dns.Msg, 1)
+	go func() {
+		a, _ := l.exchange("udp", netip.AddrPortFrom(serveAddr, testPort), query("a.test.example.", dns.TypeA, false))
+		first <- a
+	}()
+	waitFor(t, "the first query upstream", func() bool { return r.stats.Snapshot().UpstreamQueries == 1 })
+	// A second query from the same client, beyond its bound, is dropped.
+	var got []byte
+	nstest.Do(t, l.ns, func() error {
+		got = rawExchangeFrom(l, query("b.test.example.", dns.TypeA, false))
+		return nil
+	})
+	if got != nil {
+		t.Errorf("a query beyond the client's bound was answered: %x", got)
+	}
+	if st := r.stats.Snapshot(); st.Refused != 1 || st.CacheMisses != 1 {
+		t.Errorf("stats %+v, want 1 refused and 1 miss", st)
+	}
+	r.cancel() // the first query ends with the session
+	<-first
 }

@@ -91,9 +91,6 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		}
 		lns = append(lns, ln)
 	}
-	if err := health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
-		return err
-	}
 	p.mu.Lock()
 	p.cur, p.port, p.health, p.tcp, p.ctx = r, cfg.Port, health, tcp, ctx
 	if cfg.UDP == api.UDPPeer {
@@ -113,6 +110,11 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			u.Close()
 		}
 	}()
+	// The status says where it listens: only once every listener is
+	// bound, UDP's too.
+	if err := health.configure(cfg, r.key, r.secret, detail(cfg, r)); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		wg.Go(func() { p.accept(ctx, ln.(*net.TCPListener), cfg.Port, &wg) })
