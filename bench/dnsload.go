@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +52,8 @@ type dnsLoadResult struct {
 	// address, an error code, no answer record); timedOut are queries
 	// with no answer within the timeout.
 	failed, timedOut int
-	// firstFailure describes the first failed answer.
+	// firstFailure describes the first wrong answer or, without one,
+	// the first query that timed out.
 	firstFailure string
 	// elapsed runs from the first query sent to the last answer or give-up.
 	elapsed time.Duration
@@ -144,6 +146,7 @@ func runDNSLoad(ctx context.Context, c dnsLoadConfig) (*dnsLoadResult, error) {
 	}
 	wg.Wait()
 	r := &dnsLoadResult{elapsed: time.Since(start)}
+	var wrong, timeout string
 	for _, w := range workers {
 		if w.err != nil {
 			return nil, w.err
@@ -152,11 +155,10 @@ func runDNSLoad(ctx context.Context, c dnsLoadConfig) (*dnsLoadResult, error) {
 		r.answered += w.answered
 		r.failed += w.failed
 		r.timedOut += w.timedOut
-		if r.firstFailure == "" {
-			r.firstFailure = w.firstFailure
-		}
+		wrong, timeout = cmp.Or(wrong, w.firstWrong), cmp.Or(timeout, w.firstTimeout)
 		r.latencies = append(r.latencies, w.latencies...)
 	}
+	r.firstFailure = cmp.Or(wrong, timeout)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -183,7 +185,7 @@ type dnsWorker struct {
 	done     bool // next has no more, or the run's time is over
 
 	sent, answered, failed, timedOut int
-	firstFailure                     string
+	firstWrong, firstTimeout         string
 	latencies                        []time.Duration
 	err                              error
 }
@@ -279,8 +281,8 @@ func (w *dnsWorker) answer(b []byte, now time.Time) {
 
 func (w *dnsWorker) fail(why string) {
 	w.failed++
-	if w.firstFailure == "" {
-		w.firstFailure = why
+	if w.firstWrong == "" {
+		w.firstWrong = why
 	}
 }
 
@@ -290,8 +292,8 @@ func (w *dnsWorker) expire(now time.Time) {
 		if now.Sub(f.sent) >= w.timeout {
 			delete(w.inflight, id)
 			w.timedOut++
-			if w.firstFailure == "" {
-				w.firstFailure = fmt.Sprintf("%s: no answer within %s", f.q.name, w.timeout)
+			if w.firstTimeout == "" {
+				w.firstTimeout = fmt.Sprintf("%s: no answer within %s", f.q.name, w.timeout)
 			}
 		}
 	}

@@ -89,6 +89,9 @@ func TestDNSLoadCountsAnswers(t *testing.T) {
 	if len(r.latencies) != r.answered || r.qps() <= 0 {
 		t.Errorf("%d latencies for %d answers, %.0f qps", len(r.latencies), r.answered, r.qps())
 	}
+	if !strings.HasPrefix(r.firstFailure, "wrong") && !strings.HasPrefix(r.firstFailure, "other") {
+		t.Errorf("the first failure shown is %q, want a wrong answer's before a timeout's", r.firstFailure)
+	}
 	var fe *failuresError
 	if err := r.check(); !errors.As(err, &fe) {
 		t.Errorf("check of a run with %.1f%% failures: %v, want a failuresError", 100*r.failures(), err)
