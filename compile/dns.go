@@ -237,20 +237,20 @@ func (c *compiler) interceptDNS(rs *nft.Ruleset, spec *api.RouterSpec, lanIf str
 	rs.Add(nft.ChainDNAT, interceptID+"-local", nft.IIFName(lanIf), nft.DstLocal(), nft.Return())
 	for i, a := range to {
 		fam := "v4"
-		any := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		every := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		if i == 1 {
-			fam, any = "v6", netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			fam, every = "v6", netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		}
 		if !a.IsValid() {
 			note := c.note
 			if l := spec.LAN; i == 1 && l.IPv6 != nil && (l.IPv6.FromTunnel != "" || l.IPv6.FromUplink != "") {
 				note = c.wait // the delegated prefix is not there yet
 			}
-			note("dns.intercept", fmt.Sprintf("braid's resolver listens on no %[1]s address of the LAN: the LAN's DNS over %[1]s is not intercepted", family(any.Addr())))
+			note("dns.intercept", fmt.Sprintf("braid's resolver listens on no %[1]s address of the LAN: the LAN's DNS over %[1]s is not intercepted", family(every.Addr())))
 			continue
 		}
 		for _, proto := range []string{"udp", "tcp"} {
-			rs.Add(nft.ChainDNAT, interceptID+"-"+proto+"-"+fam, nft.IIFName(lanIf), nft.DstPrefix(any), nft.DPort(proto, dns.Port),
+			rs.Add(nft.ChainDNAT, interceptID+"-"+proto+"-"+fam, nft.IIFName(lanIf), nft.DstPrefix(every), nft.DPort(proto, dns.Port),
 				nft.DNAT(netip.AddrPortFrom(a, dns.Port)))
 		}
 	}

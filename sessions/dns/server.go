@@ -92,10 +92,6 @@ type Server struct {
 	// StatusInterval is how often the status detail is refreshed; zero:
 	// DefaultStatusInterval.
 	StatusInterval time.Duration
-	// Health, when set, says how the upstreams are (which answer, which
-	// are dead, the one in use, the fallback): the end of the status
-	// detail.
-	Health func() string
 
 	mu     sync.Mutex
 	stats  *Stats
@@ -373,13 +369,7 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 		s.mu.Lock()
 		cfg = s.cfg
 		s.mu.Unlock()
-		d := detail(cfg, s.stats.Snapshot(), s.Upstreams())
-		if s.Health != nil {
-			if h := s.Health(); h != "" {
-				d += "; " + h
-			}
-		}
-		if d != last {
+		if d := detail(cfg, s.stats.Snapshot(), s.Upstreams()); d != last {
 			env.SetState(session.Running, d)
 			last = d
 		}
@@ -440,7 +430,51 @@ func detail(cfg Config, st Snapshot, ups []upstream.State) string {
 			fmt.Fprintf(&b, " (%d answers failed to add theirs)", st.EgressFailures)
 		}
 	}
+	if h := upstreamHealth(ups); h != "" {
+		fmt.Fprintf(&b, "; %s", h)
+	}
 	return b.String()
+}
+
+// upstreamHealth writes the upstreams' states for status: each as
+// "NAME ADDR up RTT" or "NAME ADDR dead (why)", the one asked first
+// marked "in use", and the fallback apart: "upstreams: ...; fallback:
+// ...".
+func upstreamHealth(states []upstream.State) string {
+	var ups, fallback []string
+	for _, s := range states {
+		w := s.Name
+		if addr := s.Addr.String(); addr != s.Name {
+			w += " " + addr
+		}
+		switch {
+		case s.Up && s.RTT > 0:
+			w += " up " + s.RTT.Round(10*time.Microsecond).String()
+		case s.Up:
+			w += " up"
+		default:
+			w += " dead"
+			if s.Err != "" {
+				w += " (" + s.Err + ")"
+			}
+		}
+		if s.InUse {
+			w += ", in use"
+		}
+		if s.Fallback {
+			fallback = append(fallback, w)
+		} else {
+			ups = append(ups, w)
+		}
+	}
+	var parts []string
+	if len(ups) > 0 {
+		parts = append(parts, "upstreams: "+strings.Join(ups, "; "))
+	}
+	if len(fallback) > 0 {
+		parts = append(parts, "fallback: "+strings.Join(fallback, "; "))
+	}
+	return strings.Join(parts, " | ")
 }
 
 // listenString is where cfg serves: "192.0.2.1, 2001:db8::1 port 53".

@@ -1,4 +1,4 @@
-package main
+package dns
 
 import (
 	"net/netip"
