@@ -128,52 +128,32 @@ func (e *Elements) Add(ctx context.Context, es []TimedElement) error {
 func (e *Elements) answers(begin, end uint32, es []TimedElement) error {
 	e.errs = e.errs[:0]
 	last := end - 1
-	for {
-		n, err := unix.Read(e.s.fd, e.in)
+	err := e.s.receive(e.in, func(m nlmsg) (bool, error) {
+		if m.typ != unix.NLMSG_ERROR || len(m.body) < 4+nlmsgHdr {
+			return false, nil
+		}
+		errno := -int32(binary.NativeEndian.Uint32(m.body[:4]))
+		seq := binary.NativeEndian.Uint32(m.body[4+8 : 4+12])
 		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return fmt.Errorf("nftables elements: %w", errNoAnswer)
-		case errors.Is(err, unix.ENOBUFS):
-			return fmt.Errorf("nftables elements: %w: its error reports overflowed the socket", errNotCommitted)
-		case err != nil:
-			return fmt.Errorf("nftables elements: receive: %w", err)
+		case seq == begin && errno != 0:
+			return true, fmt.Errorf("%w: %w", errNotCommitted, msgError{errno: unix.Errno(errno), why: extAck(m)}.err())
+		case seq <= begin || seq >= end:
+			return false, nil // an answer to an earlier batch
 		}
-		for b := e.in[:n]; len(b) >= nlmsgHdr; {
-			l := int(binary.NativeEndian.Uint32(b[0:4]))
-			if l < nlmsgHdr || l > len(b) {
-				return errors.New("nftables elements: malformed answer")
-			}
-			m := nlmsg{
-				typ:   binary.NativeEndian.Uint16(b[4:6]),
-				flags: binary.NativeEndian.Uint16(b[6:8]),
-				seq:   binary.NativeEndian.Uint32(b[8:12]),
-				body:  b[nlmsgHdr:l],
-			}
-			b = b[min(align4(l), len(b)):]
-			if m.typ != unix.NLMSG_ERROR || len(m.body) < 4+nlmsgHdr {
-				continue
-			}
-			errno := -int32(binary.NativeEndian.Uint32(m.body[:4]))
-			seq := binary.NativeEndian.Uint32(m.body[4+8 : 4+12])
-			switch {
-			case seq == begin && errno != 0:
-				return fmt.Errorf("nftables elements: %w: %w", errNotCommitted, msgError{errno: unix.Errno(errno), why: extAck(m)}.err())
-			case seq <= begin || seq >= end:
-				continue // an answer to an earlier batch
-			}
-			if errno != 0 {
-				e.errs = append(e.errs, fmt.Errorf("set %s: %w", setOfMsg(es, int(seq-begin-1)), msgError{errno: unix.Errno(errno), why: extAck(m)}.err()))
-			}
-			if seq == last {
-				if len(e.errs) > 0 {
-					return fmt.Errorf("nftables elements: the kernel refused the %d elements, so none was added: %w", len(es), errors.Join(e.errs...))
-				}
-				return nil
-			}
+		if errno != 0 {
+			e.errs = append(e.errs, fmt.Errorf("set %s: %w", setOfMsg(es, int(seq-begin-1)), msgError{errno: unix.Errno(errno), why: extAck(m)}.err()))
 		}
+		return seq == last, nil
+	})
+	switch {
+	case errors.Is(err, unix.ENOBUFS):
+		return fmt.Errorf("nftables elements: %w: its error reports overflowed the socket", errNotCommitted)
+	case err != nil:
+		return fmt.Errorf("nftables elements: %w", err)
+	case len(e.errs) > 0:
+		return fmt.Errorf("nftables elements: the kernel refused the %d elements, so none was added: %w", len(es), errors.Join(e.errs...))
 	}
+	return nil
 }
 
 // check reports what is wrong with an element before it is sent.
