@@ -276,6 +276,16 @@ func seconds(ttl uint32) time.Duration { return time.Duration(ttl) * time.Second
 // lifetime (for a negative answer, its SOA with the negative TTL, as RFC
 // 2308 section 5 says).
 func storable(resp *dns.Msg, ttl time.Duration) ([]byte, bool) {
+	// An OPT record belongs in the additional section only (RFC 6891
+	// section 6.1.1): an answer with one elsewhere is malformed, and its
+	// "TTL" (the extended rcode and flags) would be served as one.
+	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return nil, false
+			}
+		}
+	}
 	m := resp.Copy()
 	m.Id = 0
 	extra := m.Extra[:0]
