@@ -130,8 +130,8 @@ func TestTable(t *testing.T) {
 			{op: "discover", mac: a, want: "192.168.1.100"},
 			{op: "select", mac: a, addr: "192.168.1.100", server: srv, want: "ACK 192.168.1.100"},
 			{at: time.Minute, op: "reboot", mac: a, addr: "192.168.1.100", want: "ACK 192.168.1.100"},
-			{op: "reboot", mac: a, addr: "192.168.1.101", want: "NAK"},  // not its address
-			{op: "reboot", mac: a, addr: "10.0.0.5", want: "NAK"},       // on another network
+			{op: "reboot", mac: a, addr: "192.168.1.101", want: "NAK"}, // not its address
+			{op: "reboot", mac: a, addr: "10.0.0.5", want: "NAK"},      // on another network
 			{op: "reboot", mac: s, addr: "192.168.1.10", want: "ACK 192.168.1.10"},
 			{op: "reboot", mac: s, addr: "192.168.1.100", want: "NAK"},
 		}},
@@ -147,9 +147,9 @@ func TestTable(t *testing.T) {
 			{op: "discover", mac: a, want: "192.168.1.100"},
 			{op: "select", mac: a, addr: "192.168.1.100", server: srv, want: "ACK 192.168.1.100"},
 			{op: "discover", mac: b, want: "192.168.1.101"},
-			{at: time.Minute, op: "release", mac: a, addr: "192.168.1.100"},
-			{at: time.Minute, op: "discover", mac: c, want: "192.168.1.102"}, // never leased first
-			{at: time.Minute, op: "discover", mac: "02:00:00:00:00:0d", want: "192.168.1.100"},
+			{at: 30 * time.Second, op: "release", mac: a, addr: "192.168.1.100"},
+			{at: 30 * time.Second, op: "discover", mac: c, want: "192.168.1.102"}, // never leased first
+			{at: 30 * time.Second, op: "discover", mac: "02:00:00:00:00:0d", want: "192.168.1.100"},
 		}},
 		{"4.3.1 a released address goes back to its client", []step{
 			{op: "discover", mac: a, want: "192.168.1.100"},
