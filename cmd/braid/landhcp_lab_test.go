@@ -76,6 +76,25 @@ func TestLANDHCPInTheLab(t *testing.T) {
 	if got := udhcpc(t, lan, ""); got["ip"] != "192.168.50.120" {
 		t.Errorf("after braid restarted, the client got %q, want 192.168.50.120 again", got["ip"])
 	}
+
+	// The lab's LAN client has a fixed MAC: a static lease gives it its
+	// own address, the one the lab's port forwards point at.
+	if mac != lab.LANClientMAC {
+		t.Fatalf("the LAN client's MAC is %s, want the lab's fixed %s", mac, lab.LANClientMAC)
+	}
+	before, _ := d.status()
+	writeSpecTo(t, path, strings.Replace(string(spec), addrs, addrs+"    dhcp:\n      range: [192.168.50.100, 192.168.50.150]\n"+
+		"      static: [{mac: \""+lab.LANClientMAC+"\", address: "+lab.LANClientV4+", hostname: client}]\n", 1))
+	d.within(2*time.Minute, "the static lease applied", func(st reconcile.Status) bool {
+		s, ok := sessionIn(st, "session[dhcpserver/lan]")
+		return st.Revision != before.Revision && converged(st) && ok && s.State == session.Running
+	})
+	if got := udhcpc(t, lan, ""); got["ip"] != lab.LANClientV4 {
+		t.Errorf("with a static lease, the LAN client got %q, want %s", got["ip"], lab.LANClientV4)
+	}
+	if out := b.must(0, "status").stdout; !strings.Contains(out, lab.LANClientV4+" "+mac+" (client) static until ") {
+		t.Errorf("status lacks the static lease:\n%s", out)
+	}
 }
 
 // udhcpc runs busybox's udhcpc on the lab's LAN client until it is bound
