@@ -24,8 +24,8 @@ import (
 const LeaseFile = "dhcpserver-leases.json"
 
 // retry is how often the server tries again to open its socket while the
-// LAN's link is missing, and how often it looks for ended leases to take
-// out of its status.
+// LAN's link is missing, and how often, while it serves, it checks the
+// link and takes ended leases out of its status.
 const retry = time.Second
 
 // Server is the LAN's DHCP server session. It implements
@@ -44,42 +44,68 @@ type packet struct {
 }
 
 // Run implements session.Session: it serves the LAN until ctx ends,
-// waiting while the LAN's link is missing.
+// waiting while the LAN's link is missing, and again after it went.
 func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := env.Log()
 	saved, err := s.load()
 	if err != nil {
 		// A file braid cannot read is kept aside and the server starts
 		// afresh: the clients ask again, most for their old address.
-		log.Warn("LAN DHCP leases unreadable; starting without them", "err", err)
+		env.Log().Warn("LAN DHCP leases unreadable; starting without them", "err", err)
 	}
 	table, err := leases.New(cfg.leases(), saved)
 	if err != nil {
 		return fmt.Errorf("leases: %w", err)
 	}
-	env.SetState(session.Waiting, "link "+cfg.Interface)
-	var conn *net.UDPConn
-	for {
-		conn, err = server4.NewIPv4UDPConn(cfg.Interface, &net.UDPAddr{Port: serverPort})
-		if err == nil {
-			break
+	for ctx.Err() == nil {
+		conn, index, ok := s.open(ctx, cfg, env)
+		if !ok {
+			return nil
 		}
-		log.Debug("LAN DHCP server socket", "err", err)
+		err := s.serve(ctx, cfg, env, table, conn, index)
+		conn.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open opens the server's socket on the LAN's link, waiting while the
+// link is missing, and returns it with the link's index; false when ctx
+// ended first.
+func (s *Server) open(ctx context.Context, cfg Config, env *session.Env) (*net.UDPConn, int, bool) {
+	for {
+		ifi, err := net.InterfaceByName(cfg.Interface)
+		if err == nil {
+			var conn *net.UDPConn
+			if conn, err = server4.NewIPv4UDPConn(cfg.Interface, &net.UDPAddr{Port: serverPort}); err == nil {
+				return conn, ifi.Index, true
+			}
+		}
+		env.Log().Debug("LAN DHCP server socket", "err", err)
+		env.SetState(session.Waiting, "link "+cfg.Interface)
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, 0, false
 		case <-time.After(retry):
 		}
 	}
-	defer conn.Close()
+}
+
+// serve answers the LAN on conn until ctx ends (nil) or the link it is
+// bound to, index, is gone (nil: open waits for it again).
+func (s *Server) serve(ctx context.Context, cfg Config, env *session.Env, table *leases.Table, conn *net.UDPConn, index int) error {
+	log := env.Log()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	log.Info("LAN DHCP server listening", "interface", cfg.Interface, "range", cfg.First.String()+"-"+cfg.Last.String())
 
 	packets := make(chan packet)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -87,7 +113,7 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			if err != nil {
 				select {
 				case packets <- packet{err: err}:
-				case <-ctx.Done():
+				case <-done:
 				}
 				return
 			}
@@ -98,7 +124,7 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			}
 			select {
 			case packets <- packet{msg: m}:
-			case <-ctx.Done():
+			case <-done:
 				return
 			}
 		}
@@ -113,6 +139,12 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			// A link that went (or came back as another one) takes the
+			// socket's binding with it.
+			if ifi, err := net.InterfaceByName(cfg.Interface); err != nil || ifi.Index != index {
+				log.Info("LAN DHCP server: link gone", "interface", cfg.Interface)
+				return nil
+			}
 			status()
 		case p := <-packets:
 			if p.err != nil {

@@ -53,9 +53,7 @@ func newRig(t *testing.T) *rig {
 	nstest.RequireRoot(t)
 	nstest.RequireBinary(t, "busybox")
 	r := &rig{t: t, box: nstest.New(t), stateDir: t.TempDir()}
-	nstest.Run(t, "ip", "-n", r.box, "link", "add", "lan0", "type", "bridge")
-	nstest.Run(t, "ip", "-n", r.box, "addr", "add", "192.168.77.1/24", "dev", "lan0")
-	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
+	r.bridge()
 	var err error
 	if r.hub, err = facts.Open(facts.Options{}); err != nil {
 		t.Fatal(err)
@@ -67,6 +65,15 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// bridge makes the box's LAN link, lan0.
+func (r *rig) bridge() {
+	t := r.t
+	t.Helper()
+	nstest.Run(t, "ip", "-n", r.box, "link", "add", "lan0", "type", "bridge")
+	nstest.Run(t, "ip", "-n", r.box, "addr", "add", "192.168.77.1/24", "dev", "lan0")
+	nstest.Run(t, "ip", "-n", r.box, "link", "set", "lan0", "up")
 }
 
 // host makes a host namespace whose eth0, with the given MAC, is on the
@@ -190,4 +197,29 @@ func TestUDHCPC(t *testing.T) {
 	if n := len(cap.Fields("udp.srcport == 67 && dhcp.option.dhcp == 5", "frame.number")); n != 4 {
 		t.Errorf("%d ACKs in the capture, want 4", n)
 	}
+}
+
+// The LAN's link goes and comes back as another link: the server waits
+// for it, then serves on the new one. A state file braid cannot read is
+// moved aside, and the server starts without leases.
+func TestLinkGoneAndBack(t *testing.T) {
+	r := newRig(t)
+	if err := os.WriteFile(filepath.Join(r.stateDir, LeaseFile), []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := r.start()
+	sessiontest.WaitFor(t, "the server running", deadline, func() bool {
+		st, d := s.Status()
+		return st == session.Running && d == "no leases"
+	})
+	if _, err := os.Stat(filepath.Join(r.stateDir, LeaseFile+".bad")); err != nil {
+		t.Errorf("the unreadable state file was not kept aside: %v", err)
+	}
+	nstest.Run(t, "ip", "-n", r.box, "link", "del", "lan0")
+	sessiontest.WaitFor(t, "the server waiting for its link", deadline, func() bool {
+		st, d := s.Status()
+		return st == session.Waiting && d == "link lan0"
+	})
+	r.bridge()
+	wantOptions(t, r.lease(r.host(dynamicMAC), ""), "192.168.77.100")
 }
