@@ -52,7 +52,7 @@ func handle(cfg Config, t *leases.Table, req *dhcpv4.DHCPv4, now time.Time) answ
 		return reply(cfg, req, dhcpv4.MessageTypeOffer, a, "offer "+a.String()+" to "+mac)
 	case dhcpv4.MessageTypeRequest:
 		l, v := t.Request(mac, leases.Request{Server: addr4(req.ServerIdentifier()), Requested: requested,
-			Client: ciaddr, Hostname: req.HostName()}, now)
+			Client: ciaddr, Hostname: hostname(req.HostName())}, now)
 		switch v {
 		case leases.Ack:
 			ans := reply(cfg, req, dhcpv4.MessageTypeAck, l.Addr, "ack "+l.Addr.String()+" to "+mac)
@@ -128,4 +128,20 @@ func addr4(ip net.IP) netip.Addr {
 		return netip.Addr{}
 	}
 	return a
+}
+
+// maxHostname is the longest client hostname kept: a DNS label.
+const maxHostname = 63
+
+// hostname keeps what a client's option 12 may show in status and logs:
+// letters, digits, '-' and '.', at most maxHostname of them; anything
+// else (a terminal's escape sequences) is dropped.
+func hostname(s string) string {
+	b := make([]byte, 0, min(len(s), maxHostname))
+	for i := 0; i < len(s) && len(b) < maxHostname; i++ {
+		if c := s[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }

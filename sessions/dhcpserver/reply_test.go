@@ -3,6 +3,7 @@ package dhcpserver
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,18 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHostname(t *testing.T) {
+	for in, want := range map[string]string{
+		"laptop":                 "laptop",
+		"pc.home":                "pc.home",
+		"\x1b[31mred\x1b[0m":     "31mred0m",
+		"a b\nc":                 "abc",
+		strings.Repeat("x", 100): strings.Repeat("x", maxHostname),
+	} {
+		if got := hostname(in); got != want {
+			t.Errorf("hostname(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -99,7 +99,7 @@ func (r *rig) start() *sessiontest.Run {
 
 // lease runs busybox's udhcpc on host until it is bound (asking for
 // requested when set), and returns the variables its script saw.
-func (r *rig) lease(host, requested string) map[string]string {
+func (r *rig) lease(host, requested string, extra ...string) map[string]string {
 	t := r.t
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "udhcpc")
@@ -107,6 +107,7 @@ func (r *rig) lease(host, requested string) map[string]string {
 	if requested != "" {
 		args = append(args, "-r", requested)
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", args...)
@@ -177,8 +178,13 @@ func TestUDHCPC(t *testing.T) {
 	s.Stop(t, session.ErrShutdown)
 	s = r.start()
 	wantOptions(t, r.lease(dyn, ""), "192.168.77.120")
-	// A new host gets the first free address.
-	wantOptions(t, r.lease(r.host("02:00:00:00:77:0c"), ""), "192.168.77.100")
+	// A new host gets the first free address; its hostname (option 12)
+	// shows in status.
+	wantOptions(t, r.lease(r.host("02:00:00:00:77:0c"), "", "-x", "hostname:laptop"), "192.168.77.100")
+	sessiontest.WaitFor(t, "the status to show the new host's name", deadline, func() bool {
+		_, d := s.Status()
+		return strings.Contains(d, "192.168.77.100 02:00:00:00:77:0c (laptop) until ")
+	})
 
 	sessiontest.WaitFor(t, "the capture to hold the last ACK", deadline, func() bool {
 		return len(cap.Fields("dhcp.option.dhcp == 5 && dhcp.ip.your == 192.168.77.100", "frame.number")) > 0
