@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/dhcp6"
+	"github.com/braid-router/braid/sessions/dhcpserver"
 	"github.com/braid-router/braid/sessions/dns"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
@@ -36,7 +37,8 @@ type sessionHooks struct {
 	// (the metrics' braid_dns_*).
 	dnsStarted func(stats func() metrics.DNS)
 	// stateDir is braid's state directory, where the DHCPv6 client keeps
-	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
+	// a DUID-LLT when it has no MAC address to make a DUID-LL of, and the
+	// LAN's DHCP server its leases.
 	stateDir string
 }
 
@@ -53,6 +55,9 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
 	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return &proxy.Proxy{} })
+	session.Register(reg, dhcpserver.Kind, func() session.Session[dhcpserver.Config] {
+		return &dhcpserver.Server{StateDir: hooks.stateDir}
+	})
 	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}
