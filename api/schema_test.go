@@ -1,0 +1,109 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v4"
+)
+
+// TestSchemaFile checks that the committed schema.json is JSONSchema: a
+// change to the field table or the defaults without `go generate ./api`
+// fails here (a change to the doc comments fails
+// internal/schemagen's test).
+func TestSchemaFile(t *testing.T) {
+	want, err := os.ReadFile("schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := JSONSchema(); !bytes.Equal(got, want) {
+		t.Fatalf("schema.json is not what JSONSchema returns: run go generate ./api\n%s", firstDiff(got, want))
+	}
+}
+
+// firstDiff shows the first line where a and b differ.
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := range max(len(la), len(lb)) {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n got  %q\n want %q", i+1, x, y)
+		}
+	}
+	return "same lines"
+}
+
+// compileSchema compiles JSONSchema with a JSON Schema validator.
+func compileSchema(t testing.TB) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(JSONSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource("schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("schema.json")
+	if err != nil {
+		t.Fatalf("compile the schema: %v", err)
+	}
+	return s
+}
+
+// yamlInstance reads a YAML file as the JSON value an editor's YAML
+// language server validates.
+func yamlInstance(file string) (any, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+}
+
+// TestSchemaAcceptsValid checks the schema against every spec braid
+// accepts: the examples (specs/ and its subfolders) and testdata/valid.
+// The schema may accept what braid refuses, never the reverse.
+func TestSchemaAcceptsValid(t *testing.T) {
+	s := compileSchema(t)
+	files := specFiles(t)
+	more, err := filepath.Glob("testdata/valid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, more...) {
+		t.Run(f, func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatalf("braid refuses it:\n%v", err)
+			}
+			v, err := yamlInstance(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(v); err != nil {
+				t.Fatalf("the schema refuses what braid accepts:\n%v", err)
+			}
+		})
+	}
+}
