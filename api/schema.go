@@ -199,10 +199,15 @@ func (b *schemaBuilder) define(t reflect.Type) {
 	if len(required) > 0 {
 		def["required"] = required
 	}
-	if t == reflect.TypeFor[Secret]() {
+	switch {
+	case t == reflect.TypeFor[Secret]():
 		// Exactly one source (checkSecret).
 		def["minProperties"] = 1
 		def["maxProperties"] = 1
+	case len(required) == 0:
+		// Written empty ("dhcp:" alone), it is the section with its
+		// defaults; one with required fields would miss them.
+		def["type"] = []string{"object", "null"}
 	}
 }
 
@@ -223,21 +228,23 @@ func (b *schemaBuilder) fieldSchema(f field, mayBeEmpty bool) object {
 	return nullable(s)
 }
 
-// nullable lets s also be null.
+// nullable lets s also be null, and a string with an enum or a format
+// also be empty: braid takes both as unset. A struct's own definition says
+// whether it may be null (define).
 func nullable(s object) object {
 	if e, ok := s["enum"].([]string); ok {
-		s["enum"] = append(toAny(e), nil)
+		s["enum"] = append(toAny(e), "", nil)
 	}
-	if t, ok := s["type"].([]string); ok {
+	if p, ok := s["pattern"].(string); ok {
+		s["pattern"] = "^$|" + p
+	}
+	switch t := s["type"].(type) {
+	case []string:
 		s["type"] = append(slices.Clone(t), "null")
-		return s
-	}
-	if t, ok := s["type"].(string); ok {
+	case string:
 		s["type"] = []string{t, "null"}
-		return s
 	}
-	// A $ref: its object, or null.
-	return object{"anyOf": []any{s, object{"type": "null"}}}
+	return s
 }
 
 // typeSchema is the schema of a value of type t in field f.
@@ -265,7 +272,13 @@ func (b *schemaBuilder) typeSchema(t reflect.Type, f field) object {
 			}
 			// patternErrorMessage is what yaml-language-server says
 			// when the pattern does not match.
-			return object{"type": "string", "pattern": p, "patternErrorMessage": "want " + formatDescriptions[f.format]}
+			typ := any("string")
+			if f.format == "name" || f.format == "ifname" {
+				// Digits alone are a name, and YAML reads them as a
+				// number, which braid takes as written.
+				typ = []string{"string", "integer"}
+			}
+			return object{"type": typ, "pattern": p, "patternErrorMessage": "want " + formatDescriptions[f.format]}
 		case f.secret:
 			return object{"type": "string"}
 		}
