@@ -117,3 +117,18 @@ func specFiles(t testing.TB) []string {
 	}
 	return files
 }
+
+// TestFleetNames checks the fleet example's convention: each box's spec is
+// boxes/<name>.yaml, where name is its metadata.name, so that a box's
+// status names the file its daemon follows.
+func TestFleetNames(t *testing.T) {
+	eachYAML(t, "../specs/fleet/boxes/*.yaml", func(t *testing.T, f string) {
+		d, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); d.Metadata.Name != want {
+			t.Errorf("%s: metadata.name is %q, want %q (the file's name)", f, d.Metadata.Name, want)
+		}
+	})
+}
