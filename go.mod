@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/Jigsaw-Code/outline-sdk v0.0.20
+	github.com/dlclark/regexp2 v1.11.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/google/nftables v0.3.0

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dlclark/regexp2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v4"
 )
@@ -45,8 +46,47 @@ func firstDiff(a, b []byte) string {
 	return "same lines"
 }
 
-// compileSchema compiles JSONSchema with a JSON Schema validator.
-func compileSchema(t testing.TB) *jsonschema.Schema {
+// compileSchema compiles JSONSchema with a JSON Schema validator. Its
+// patterns run twice: as Go's regexp reads them, and as ECMA-262 (the
+// JavaScript of editors' YAML language servers) does.
+func compileSchema(t testing.TB) bothEngines {
+	t.Helper()
+	return bothEngines{compileSchemaWith(t, nil), compileSchemaWith(t, ecmaRegexp)}
+}
+
+// bothEngines is the schema compiled with each regular expression engine.
+type bothEngines [2]*jsonschema.Schema
+
+// Validate validates v with both; the error says which engine refused.
+func (b bothEngines) Validate(v any) error {
+	goErr, jsErr := b[0].Validate(v), b[1].Validate(v)
+	if (goErr == nil) != (jsErr == nil) {
+		return fmt.Errorf("the regular expression engines disagree: Go: %v; ECMA-262: %v", goErr, jsErr)
+	}
+	return goErr
+}
+
+// ecmaRegexp compiles a pattern as JavaScript does.
+func ecmaRegexp(s string) (jsonschema.Regexp, error) {
+	re, err := regexp2.Compile(s, regexp2.ECMAScript)
+	if err != nil {
+		return nil, err
+	}
+	return ecma{re}, nil
+}
+
+type ecma struct{ re *regexp2.Regexp }
+
+func (e ecma) MatchString(s string) bool {
+	ok, err := e.re.MatchString(s)
+	return err == nil && ok
+}
+
+func (e ecma) String() string { return e.re.String() }
+
+// compileSchemaWith compiles JSONSchema with the given regular expression
+// engine (nil: Go's regexp).
+func compileSchemaWith(t testing.TB, engine jsonschema.RegexpEngine) *jsonschema.Schema {
 	t.Helper()
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(JSONSchema()))
 	if err != nil {
@@ -54,6 +94,7 @@ func compileSchema(t testing.TB) *jsonschema.Schema {
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseRegexpEngine(engine)
 	if err := c.AddResource("schema.json", doc); err != nil {
 		t.Fatal(err)
 	}
