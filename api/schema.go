@@ -264,7 +264,9 @@ func (b *schemaBuilder) typeSchema(t reflect.Type, f field) object {
 	case reflect.String:
 		switch {
 		case len(f.enum) > 0:
-			return object{"type": "string", "enum": f.enum}
+			// errorMessage is what yaml-language-server says for a
+			// value not in the enum: braid's own words.
+			return object{"type": "string", "enum": f.enum, "errorMessage": "want " + oneOf(f.enum)}
 		case f.format != "":
 			p, ok := formatPatterns[f.format]
 			if !ok {
