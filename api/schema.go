@@ -124,7 +124,13 @@ func buildSchema(doc func(key string) string) ([]byte, error) {
 			return nil, fmt.Errorf("api: schema default %s names no field", k)
 		}
 	}
-	docField := func(f string) string { return describeText(doc("Document." + f)) }
+	docField := func(goName, name string) string {
+		d := describeText(doc("Document." + goName))
+		if rest, ok := strings.CutPrefix(d, goName+" "); ok {
+			d = name + " " + rest
+		}
+		return d
+	}
 	kindIs := func(kind, spec string) object {
 		return object{
 			"if":   object{"properties": object{"kind": object{"const": kind}}, "required": []string{"kind"}},
@@ -135,14 +141,14 @@ func buildSchema(doc func(key string) string) ([]byte, error) {
 		"$schema":              SchemaDraft,
 		"$id":                  "https://github.com/braid-router/braid/api/schema.json",
 		"title":                "braid spec",
-		"description":          describeText(doc("Document")),
+		"description":          "A braid spec: a Router (a box with several uplinks) or a Peer (the aggregation server); see braid's README, The spec.",
 		"type":                 "object",
 		"required":             []string{"apiVersion", "kind", "metadata", "spec"},
 		"additionalProperties": false,
 		"properties": object{
-			"apiVersion": object{"description": docField("APIVersion"), "const": APIVersion},
-			"kind":       object{"description": docField("Kind"), "enum": []string{KindRouter, KindPeer}},
-			"metadata":   object{"description": docField("Metadata"), "$ref": "#/$defs/Metadata"},
+			"apiVersion": object{"description": docField("APIVersion", "apiVersion"), "const": APIVersion},
+			"kind":       object{"description": docField("Kind", "kind"), "enum": []string{KindRouter, KindPeer}},
+			"metadata":   object{"description": docField("Metadata", "metadata"), "$ref": "#/$defs/Metadata"},
 			"spec":       object{"description": "The desired state: a RouterSpec when kind is Router, a PeerSpec when kind is Peer.", "type": "object"},
 		},
 		"allOf": []any{kindIs(KindRouter, "RouterSpec"), kindIs(KindPeer, "PeerSpec")},
