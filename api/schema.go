@@ -66,9 +66,9 @@ var schemaDefaults = map[string]any{
 // check (an address's octets, a port's range) stays braid's.
 const (
 	ipv4Pattern     = `[0-9]{1,3}(\.[0-9]{1,3}){3}`
-	ipv6Pattern     = `[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`
+	ipv6Pattern     = `[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`
 	prefixPattern   = `(` + ipv4Pattern + `/[0-9]{1,2}|` + ipv6Pattern + `/[0-9]{1,3})`
-	ipPattern       = `(` + ipv4Pattern + `|` + ipv6Pattern + `(%[^%]+)?)`
+	ipPattern       = `(` + ipv4Pattern + `|` + ipv6Pattern + `(%.+)?)`
 	addrPortPattern = `(` + ipv4Pattern + `|\[` + ipv6Pattern + `(%[^\]]+)?\]):[0-9]{1,5}`
 )
 
@@ -79,7 +79,7 @@ var formatPatterns = map[string]string{
 	"hostport": `^(\[[^\]]+\]|[^:\[\]]+):[0-9]{1,5}$`,
 	"ifname":   `^[^/:\x00-\x20\x7f]{1,15}$`,
 	"name":     `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`,
-	"duration": `^\+?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`,
+	"duration": `^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`,
 	"resolver": `^(` + ipPattern + `|` + addrPortPattern + `)$`,
 	"domain":   `^[a-z0-9-]+(\.[a-z0-9-]+)*$`,
 	"mac":      `^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`,
