@@ -281,10 +281,11 @@ func (b *schemaBuilder) typeSchema(t reflect.Type, f field) object {
 			// patternErrorMessage is what yaml-language-server says
 			// when the pattern does not match.
 			typ := any("string")
-			if f.format == "name" || f.format == "ifname" {
-				// Digits alone are a name, and YAML reads them as a
-				// number, which braid takes as written.
-				typ = []string{"string", "integer"}
+			switch f.format {
+			case "name", "ifname", "domain":
+				// 4g, 1e5 and true are names too: YAML reads them as
+				// numbers and booleans, which braid takes as written.
+				typ = []string{"string", "number", "boolean"}
 			}
 			return object{"type": typ, "pattern": p, "patternErrorMessage": "want " + formatDescriptions[f.format]}
 		case f.secret:

@@ -112,6 +112,12 @@ func yamlInstance(file string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return yamlValue(data)
+}
+
+// yamlValue reads YAML as the JSON value an editor's YAML language server
+// validates.
+func yamlValue(data []byte) (any, error) {
 	var v any
 	if err := yaml.Unmarshal(data, &v); err != nil {
 		return nil, err
@@ -146,5 +152,71 @@ func TestSchemaAcceptsValid(t *testing.T) {
 				t.Fatalf("the schema refuses what braid accepts:\n%v", err)
 			}
 		})
+	}
+}
+
+// FuzzSchemaAcceptsParsed checks, on every spec Parse accepts, that the
+// schema accepts it too: an editor never flags a spec braid takes.
+func FuzzSchemaAcceptsParsed(f *testing.F) {
+	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml", "../specs/fleet/boxes/*.yaml"} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	s := compileSchema(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := Parse("fuzz.yaml", data); err != nil {
+			return
+		}
+		v, err := yamlValue(data)
+		if err != nil {
+			// Not JSON (an infinite number, say): no editor sees
+			// it as the schema's instance.
+			return
+		}
+		if err := s.Validate(v); err != nil {
+			t.Errorf("the schema refuses what braid accepts:\n%s\n%v", data, err)
+		}
+	})
+}
+
+// TestSchemaAcceptsOddScalars checks the README's promise on values braid
+// takes in its own way: a scalar as the string it is written as, an empty
+// value as unset, an empty section as its defaults.
+func TestSchemaAcceptsOddScalars(t *testing.T) {
+	s := compileSchema(t)
+	for _, uplink := range []string{
+		"{name: a, interface: eth1, ipv4: {dhcp: {vendorClass: 123, hostname: true}}}",
+		"{name: 4g, interface: 0, ipv4: {dhcp: {}}}",
+		"{name: a, interface: eth1, ipv4: {dhcp: }}",
+		"{name: a, interface: eth1, ipv4: {dhcp: null}}",
+		"{name: a, interface: eth1, ipv4: {dhcp: {}}, priority: null, mtu: , macAddress: ''}",
+		"{name: a, interface: eth1, ipv4: {dhcp: {}}, mptcp: {mode: ''}}",
+		"{name: a, interface: eth1, ipv4: {dhcp: {}}, mptcp: {mode: null}}",
+		"{name: a, interface: eth1, ipv4: {dhcp: {}}, mptcp: }",
+		"{name: a, interface: eth1, ipv6: {ra: {}}}",
+		"{name: a, interface: eth1, ipv6: {ra: }}",
+		"{name: a, interface: eth1, ipv4: {dhcp: {}}, health: {probes: [{icmp: 192.0.2.1, name: ''}]}}",
+	} {
+		spec := "apiVersion: braid/v1alpha1\nkind: Router\nmetadata: {name: x}\nspec:\n  uplinks:\n  - " + uplink + "\n"
+		if _, err := Parse("odd.yaml", []byte(spec)); err != nil {
+			t.Errorf("braid refuses %s (the case is wrong):\n%v", uplink, err)
+			continue
+		}
+		v, err := yamlValue([]byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(v); err != nil {
+			t.Errorf("the schema refuses %s, which braid accepts:\n%v", uplink, err)
+		}
 	}
 }
