@@ -87,6 +87,20 @@ func TestFormatPatterns(t *testing.T) {
 	}
 }
 
+// TestFormatPatternsLinear runs every pattern, with the backtracking
+// engine, on long strings made to make an ambiguous pattern backtrack: an
+// editor would freeze on them. The matcher panics past its generous
+// timeout; a linear pattern takes microseconds.
+func TestFormatPatternsLinear(t *testing.T) {
+	m := patternMatchers(t)
+	for _, unit := range []string{"1", "1:", "a.", "1.", "1s", "[1:", "a-", "%"} {
+		in := strings.Repeat(unit, 2000) + "!"
+		for _, match := range m {
+			match[1](in)
+		}
+	}
+}
+
 // FuzzFormatPatterns checks that the schema never refuses what braid
 // accepts: every string a format's check accepts matches its pattern,
 // with both engines.
