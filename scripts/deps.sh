@@ -34,3 +34,18 @@ fi
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
 	echo "deps: Go is in /usr/local/go/bin; add it to PATH" >&2
 fi
+
+# api's TestEditor runs the YAML language server editors use (VS Code's YAML
+# extension and others), from npm, pinned.
+yls_version=1.25.0
+if ! command -v yaml-language-server >/dev/null ||
+	! npm ls -g --depth=0 "yaml-language-server@$yls_version" >/dev/null 2>&1; then
+	if ! command -v npm >/dev/null; then
+		echo "deps: installing nodejs npm" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	fi
+	echo "deps: installing yaml-language-server $yls_version (npm)" >&2
+	npm install -g --no-fund --no-audit --loglevel=error "yaml-language-server@$yls_version" >/dev/null
+fi

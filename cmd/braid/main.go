@@ -167,6 +167,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every change applied")
 	root.AddCommand(
 		newValidateCmd(),
+		newSchemaCmd(),
 		newPlanCmd(g),
 		newApplyCmd(g),
 		newShowCmd(g),
