@@ -49,9 +49,9 @@ func docOf(key string) string {
 	case "DNS.Intercept":
 		return "Intercept redirects the LAN's DNS queries to other resolvers to braid's."
 	case "DNS.Listen":
-		return "Listen lists where the resolver listens: IP addresses, or \"lan\" for the LAN addresses braid holds (delegated ones included)."
+		return "Listen lists where the resolver listens: IP addresses, or \"lan\" for the LAN addresses braid holds (delegated ones included); never an uplink's address."
 	case "DNS.Upstreams":
-		return "Upstreams are \"peer\" (aggregation.peer.dns, through the peer), \"uplink:<name>\" (the resolvers the uplink learns by DHCP or router advertisements) or an address. The peer's own address is never resolved through the peer."
+		return "Upstreams are \"peer\" (aggregation.peer.dns, through the peer), \"uplink:<name>\" (the resolvers the uplink learns by DHCP or router advertisements) or an address, in order of preference. The peer's own address is never resolved through the peer. Empty: the uplinks' learnt resolvers alone, which are also the fallback when every upstream is dead."
 	case "Document":
 		return "Document is one spec file: a Router (the box) or a Peer (the aggregation server). In YAML it has four fields, apiVersion, kind, metadata and spec; spec decodes into Router or Peer according to kind, and the other one is nil."
 	case "Document.APIVersion":
@@ -102,12 +102,22 @@ func docOf(key string) string {
 		return "LAN is the local network."
 	case "LAN.Addresses":
 		return "Addresses are the box's addresses on the LAN, IPv4 or IPv6, in CIDR form (192.168.1.1/24, 2001:db8:1::1/64)."
+	case "LAN.DHCP":
+		return "DHCP runs braid's DHCPv4 server on the LAN."
 	case "LAN.IPv6":
 		return "IPv6 is the routed IPv6 prefix on the LAN."
 	case "LAN.Interface":
 		return "Interface is the LAN-facing link (a bridge, a VLAN, a port)."
 	case "LAN.MTU":
 		return "MTU of the LAN link; 0 leaves it as it is."
+	case "LANDHCP":
+		return "LANDHCP is the LAN's DHCPv4 server: it leases addresses of Range, and the Static ones to their MACs, with the box as the router and DNS resolver (braid's when it listens on the LAN, else the uplinks')."
+	case "LANDHCP.LeaseTime":
+		return "LeaseTime is how long a lease lasts (Go duration, at least 1m; default 12h)."
+	case "LANDHCP.Range":
+		return "Range is [FIRST, LAST]: the addresses leased to any host, inside one IPv4 subnet of lan.addresses, without the box's own address, the subnet's network and broadcast addresses."
+	case "LANDHCP.Static":
+		return "Static leases a fixed address to a MAC, inside or outside Range."
 	case "LANIPv6":
 		return "LANIPv6 describes the LAN's routed IPv6 prefixes: at most one of FromTunnel and FromUplink (a /64 of a delegated prefix), and Advertise. IPv6 is routed, never NATed."
 	case "LANIPv6.Advertise":
@@ -238,6 +248,14 @@ func docOf(key string) string {
 		return "Address in CIDR form."
 	case "Static.Gateway":
 		return "Gateway is the next hop of the uplink's default route."
+	case "StaticLease":
+		return "StaticLease is one fixed lease."
+	case "StaticLease.Address":
+		return "Address is the IPv4 address it always gets, in the range's subnet."
+	case "StaticLease.Hostname":
+		return "Hostname is a name for status and logs (option 12 is not sent)."
+	case "StaticLease.MAC":
+		return "MAC is the host's MAC address (00:24:d4:aa:bb:cc)."
 	case "Tunnel":
 		return "Tunnel is an L2TPv2 tunnel carrying PPP."
 	case "Tunnel.Interface":
