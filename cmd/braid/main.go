@@ -176,6 +176,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newConfirmCmd(g),
 		newRevertCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }
