@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd kea-dhcp6-server ndisc6
 	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
-	stress-ng iptables ufw)
+	stress-ng iptables ufw util-linux systemd qemu-user-static)
 
 missing=()
 for p in "${packages[@]}"; do
