@@ -1,3 +1,5 @@
+//go:build !braid_nometrics
+
 // Package metrics exports the daemon's passes and status as Prometheus
 // metrics, on an endpoint of its own (`braid run --metrics-listen ADDR`).
 //

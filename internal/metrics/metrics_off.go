@@ -1,0 +1,45 @@
+//go:build braid_nometrics
+
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+
+	"github.com/braid-router/braid/reconcile"
+)
+
+// Path is where the endpoint would serve the metrics.
+const Path = "/metrics"
+
+// ErrNoMetrics is Start's error in a braid built with the braid_nometrics
+// tag (the small builds for router CPUs: the Prometheus client and its
+// protobuf dependency weigh about 2.2 MB).
+var ErrNoMetrics = errors.New("--metrics-listen: this braid was built without metrics (build tag braid_nometrics)")
+
+// Metrics stands for the registry; this build has none.
+type Metrics struct{}
+
+// PeerHeld is what the aggregation peer holds at a moment.
+type PeerHeld struct {
+	Relayed, Rejected, Associations int
+}
+
+// Start returns ErrNoMetrics.
+func Start(context.Context, string, *reconcile.Daemon, *slog.Logger) (*Metrics, net.Addr, error) {
+	return nil, nil, ErrNoMetrics
+}
+
+// ObserveHealthTransition does nothing.
+func (*Metrics) ObserveHealthTransition(string, bool) {}
+
+// ObservePeerRejected does nothing.
+func (*Metrics) ObservePeerRejected(string) {}
+
+// ObservePeerRejectedDatagram does nothing.
+func (*Metrics) ObservePeerRejectedDatagram(string) {}
+
+// WatchPeer does nothing.
+func (*Metrics) WatchPeer(func() PeerHeld) {}
