@@ -38,11 +38,7 @@ func unitCaps(t *testing.T) string {
 func confined(t *testing.T, ns string, dirs []string, caps string, args ...string) (string, error) {
 	t.Helper()
 	nstest.RequireBinary(t, "setpriv")
-	setpriv := []string{"setpriv", "--reuid=0", "--regid=0", "--clear-groups",
-		"--securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked",
-		"--bounding-set=-all," + caps, "--inh-caps=-all," + caps, "--ambient-caps=-all," + caps,
-		"--no-new-privs", "--", braidBin}
-	argv := append(setpriv, args...)
+	argv := append(append(setprivArgs(caps), braidBin), args...)
 	if ns != "" {
 		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
 	}
@@ -54,6 +50,17 @@ func confined(t *testing.T, ns string, dirs []string, caps string, args ...strin
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// setprivArgs is setpriv confining what it runs to caps, as the unit
+// does: root with only caps (bounding, inheritable and ambient sets), no
+// new privileges, root's special treatment on exec locked off
+// (SecureBits=noroot-locked).
+func setprivArgs(caps string) []string {
+	return []string{"setpriv", "--reuid=0", "--regid=0", "--clear-groups",
+		"--securebits=+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked",
+		"--bounding-set=-all," + caps, "--inh-caps=-all," + caps, "--ambient-caps=-all," + caps,
+		"--no-new-privs", "--"}
 }
 
 // testDirs are braid's runtime and state directories for one test.
