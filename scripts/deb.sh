@@ -47,7 +47,7 @@ chmod 0700 "$root/etc/braid"
 helpbin=$root/usr/bin/braid
 if [[ $goarch != $(go env GOHOSTARCH) ]]; then
 	helpbin=$stage/braid-host
-	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$helpbin" ./cmd/braid
+	CGO_ENABLED=0 GOARCH=$(go env GOHOSTARCH) go build -trimpath -ldflags "$ldflags" -o "$helpbin" ./cmd/braid
 fi
 roff() { sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"; }
 {
