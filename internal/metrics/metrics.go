@@ -34,9 +34,6 @@ import (
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// Path is where the endpoint serves the metrics.
-const Path = "/metrics"
-
 // DurationBuckets are the upper bounds, in seconds, of the pass duration
 // histogram: a no-op pass on a small box takes milliseconds, a pass that
 // writes thousands of routes a few hundred.
@@ -128,13 +125,6 @@ func (m *Metrics) ObservePeerRejected(reason string) {
 // relay rejected, with its reason. The relay calls it on its goroutines.
 func (m *Metrics) ObservePeerRejectedDatagram(reason string) {
 	m.rejected.WithLabelValues(reason, "udp").Inc()
-}
-
-// PeerHeld is what the aggregation peer holds at a moment.
-type PeerHeld struct {
-	// Relayed connections, Rejected connections held (read and
-	// discarded), and UDP relay Associations.
-	Relayed, Rejected, Associations int
 }
 
 // WatchPeer makes braid_peer_held report what held returns at each scrape

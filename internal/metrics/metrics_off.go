@@ -11,9 +11,6 @@ import (
 	"github.com/braid-router/braid/reconcile"
 )
 
-// Path is where the endpoint would serve the metrics.
-const Path = "/metrics"
-
 // ErrNoMetrics is Start's error in a braid built with the braid_nometrics
 // tag (the small builds for router CPUs: the Prometheus client and its
 // protobuf dependency weigh about 2.2 MB).
@@ -21,11 +18,6 @@ var ErrNoMetrics = errors.New("--metrics-listen: this braid was built without me
 
 // Metrics stands for the registry; this build has none.
 type Metrics struct{}
-
-// PeerHeld is what the aggregation peer holds at a moment.
-type PeerHeld struct {
-	Relayed, Rejected, Associations int
-}
 
 // Start returns ErrNoMetrics.
 func Start(context.Context, string, *reconcile.Daemon, *slog.Logger) (*Metrics, net.Addr, error) {
