@@ -8,6 +8,10 @@ packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd kea
 	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
 	stress-ng iptables ufw unbound busybox)
 
+# Packaging (packaging/, make cross): setpriv, systemd-analyze, and the
+# emulators that smoke-run the router builds.
+packages+=(util-linux systemd qemu-user-static)
+
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -177,6 +177,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newConfirmCmd(g),
 		newRevertCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -1,37 +1,13 @@
+//go:build !braid_nometrics
+
 package metrics
 
 import (
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// DNS is what braid's DNS forwarder (session[dns/resolver]) counts and
-// knows at a moment: its counters since it started, and each upstream's
-// health.
-type DNS struct {
-	// Queries the LAN asked, CacheHits answered from the cache, Filtered
-	// answers the AAAA policy changed, EgressElements the per-domain
-	// egress set elements committed to the kernel.
-	Queries, CacheHits, Filtered, EgressElements uint64
-	// Upstreams are the resolvers it asks, upstreams then fallback.
-	Upstreams []DNSUpstream
-}
-
-// DNSUpstream is one resolver the forwarder asks.
-type DNSUpstream struct {
-	// Name is "peer", "uplink:NAME" or the address as the spec wrote it;
-	// Addr its address and port.
-	Name, Addr string
-	// Fallback: one of the uplinks' resolvers, asked when every upstream
-	// is dead. Up: asked (it answered its last try). InUse: asked first
-	// now.
-	Fallback, Up, InUse bool
-	// RTT is the round trip of its last answer; zero before one.
-	RTT time.Duration
-}
 
 // WatchDNS makes the braid_dns_* metrics report what stats returns at
 // each scrape (the running forwarder's; the last one watched when its

@@ -1,3 +1,5 @@
+//go:build !braid_nometrics
+
 // Package metrics exports the daemon's passes and status as Prometheus
 // metrics, on an endpoint of its own (`braid run --metrics-listen ADDR`).
 //
@@ -31,9 +33,6 @@ import (
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
-
-// Path is where the endpoint serves the metrics.
-const Path = "/metrics"
 
 // DurationBuckets are the upper bounds, in seconds, of the pass duration
 // histogram: a no-op pass on a small box takes milliseconds, a pass that
@@ -129,13 +128,6 @@ func (m *Metrics) ObservePeerRejected(reason string) {
 // relay rejected, with its reason. The relay calls it on its goroutines.
 func (m *Metrics) ObservePeerRejectedDatagram(reason string) {
 	m.rejected.WithLabelValues(reason, "udp").Inc()
-}
-
-// PeerHeld is what the aggregation peer holds at a moment.
-type PeerHeld struct {
-	// Relayed connections, Rejected connections held (read and
-	// discarded), and UDP relay Associations.
-	Relayed, Rejected, Associations int
 }
 
 // WatchPeer makes braid_peer_held report what held returns at each scrape

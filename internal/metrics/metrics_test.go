@@ -1,3 +1,5 @@
+//go:build !braid_nometrics
+
 package metrics
 
 import (
