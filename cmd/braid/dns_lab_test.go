@@ -165,9 +165,21 @@ func TestDNSResolverInTheLab(t *testing.T) {
 	t.Run("per-domain egress", func(t *testing.T) {
 		whoami := net.JoinHostPort(lab.SteeredServerV4, strconv.Itoa(lab.WhoamiPort))
 		// Before the name is resolved, its address leaves by isp1 (the
-		// main table's preferred default route).
-		if got := b.whoami(lab.RoleLAN, "tcp", whoami); got != lab.BoxWAN1V4 {
-			t.Fatalf("before the lookup: the server saw %s, want %s (isp1)", got, lab.BoxWAN1V4)
+		// main table's preferred default route), once the pass that
+		// followed isp1's healthy verdict has put its default route back:
+		// the daemon was waited for until the verdict, not that pass (isp1
+		// starts unhealthy, with no IPv4 address to probe from before its
+		// lease).
+		var got string
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			if got = b.whoami(lab.RoleLAN, "tcp", whoami); got == lab.BoxWAN1V4 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if got != lab.BoxWAN1V4 {
+			st, _ := d.status()
+			h1, _ := healthOf(st, "isp1")
+			t.Fatalf("before the lookup: the server saw %s, want %s (isp1); isp1 healthy: %v", got, lab.BoxWAN1V4, h1)
 		}
 		r := lookup(t, l, lab.RoleLAN, "udp", braidDNS4, lab.NameSteered, dns.TypeA)
 		if got := answers(r, dns.TypeA); len(got) != 1 || got[0] != lab.SteeredServerV4 {
