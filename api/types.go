@@ -440,12 +440,15 @@ type AggregationPeer struct {
 // DNS is the box's resolver policy.
 type DNS struct {
 	// Listen lists where the resolver listens: IP addresses, or "lan" for
-	// the LAN addresses braid holds (delegated ones included).
+	// the LAN addresses braid holds (delegated ones included); never an
+	// uplink's address.
 	Listen []string `json:"listen,omitempty"`
 	// Upstreams are "peer" (aggregation.peer.dns, through the peer),
 	// "uplink:<name>" (the resolvers the uplink learns by DHCP or router
-	// advertisements) or an address. The peer's own address is never
-	// resolved through the peer.
+	// advertisements) or an address, in order of preference. The peer's
+	// own address is never resolved through the peer. Empty: the
+	// uplinks' learnt resolvers alone, which are also the fallback when
+	// every upstream is dead.
 	Upstreams []string `json:"upstreams,omitempty"`
 	// AAAA is keep (default) or filter.
 	AAAA string `json:"aaaa,omitempty" enum:"keep,filter"`

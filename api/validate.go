@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -643,6 +644,26 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 				}
 			}
 		}
+		for _, u := range s.Uplinks {
+			for _, st := range []*Static{staticOf(u.IPv4), staticOf6(u.IPv6)} {
+				if st == nil {
+					continue
+				}
+				if up, err := netip.ParsePrefix(st.Address); err == nil && up.Addr() == a {
+					r.errorf(p, "%s is uplink %s's address: braid's resolver never listens on the WAN side; listen on the LAN (lan or a LAN address)", l, u.Name)
+				}
+			}
+		}
+	}
+	// The WAN side never reaches the resolver: braid's input chain drops
+	// what arrives on the uplinks and the tunnels, unless firewall.open
+	// opens it.
+	if fw := s.Firewall; fw != nil {
+		for i, o := range fw.Open {
+			if o.Port == 53 {
+				r.errorf(join(index("spec.firewall.open", i), "port"), "port 53 is braid's resolver (spec.dns), which the WAN side must never reach: an open resolver on the Internet is abused for amplification attacks; remove this entry")
+			}
+		}
 	}
 	if dns.Intercept {
 		switch {
@@ -653,6 +674,9 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 		}
 	}
 
+	if len(dns.Upstreams) == 0 && !slices.ContainsFunc(s.Uplinks, func(u Uplink) bool { return learnsResolvers(&u) }) && !r.suppressed("spec.uplinks") {
+		r.errorf(path, "no upstreams, and no uplink learns resolvers (by ipv4.dhcp or ipv6.ra) to fall back on: braid's resolver would have nothing to ask; add upstreams")
+	}
 	onlyPeer := len(dns.Upstreams) > 0
 	for i, u := range dns.Upstreams {
 		p := index(join(path, "upstreams"), i)
@@ -702,6 +726,22 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 	if len(dns.FilterAAAA) > 0 && dns.AAAA == "filter" {
 		r.errorf(join(path, "filterAAAA"), "aaaa: filter already filters every AAAA answer; filterAAAA filters only these names, with aaaa: keep")
 	}
+}
+
+// staticOf and staticOf6 return an uplink family's static addressing, or
+// nil.
+func staticOf(v4 *UplinkIPv4) *Static {
+	if v4 == nil {
+		return nil
+	}
+	return v4.Static
+}
+
+func staticOf6(v6 *UplinkIPv6) *Static {
+	if v6 == nil {
+		return nil
+	}
+	return v6.Static
 }
 
 // learnsResolvers reports whether an uplink learns resolvers from its

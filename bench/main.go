@@ -23,6 +23,10 @@
 //     empty, against `nft -f` of the same table; one element of the set
 //     swapped, against `nft -f` of that element; the no-op apply, with `nft
 //     monitor` counting events;
+//   - the DNS forwarder's egress writer (bench/egress.go): answers of one
+//     address put into an egress set with a timeout, each committed before
+//     the next, against one nft process an answer, and against one `nft
+//     -f` of every element;
 //   - a breakdown of braid's converge time (process start, parse, plan,
 //     apply) from commands that each run one more phase;
 //   - the daemon (`braid run`, bench/daemon.go): how fast it repairs a
@@ -58,12 +62,20 @@
 //     shadowsocks-libev (ss-redir and ss-server --mptcp), without added
 //     delay and with different round-trip times; and that download's
 //     stall when isp1 is blackholed mid-transfer. -aggregation-only runs
-//     just that.
+//     just that;
+//   - the DNS forwarder (bench/dns.go): queries per second and p50/p99
+//     latency of braid's forwarder (session[dns/resolver]) and of dnsmasq
+//     as a forwarder, both in the same box, pinned to the same core and
+//     asking the same upstream (unbound), from a Go load generator with
+//     -dns-concurrency queries outstanding: names cached, names never
+//     asked before, and names under a routes[].domains suffix whose
+//     answers must land in the egress set (braid's; dnsmasq's --nftset),
+//     counted there afterwards. -dns-only runs just that.
 //
 // Each side runs -n times, alternating which goes first; the table shows
 // medians and minimums, and the ratio of the medians. -only runs some of
 // the groups: routes (the scale spec and the breakdown), hosts, mptcp,
-// nftables, daemon, failover, 6pe, proxy, aggregation.
+// nftables, egress, daemon, failover, 6pe, proxy, aggregation, dns.
 package main
 
 import (
@@ -126,6 +138,9 @@ func run() int {
 	}
 	if *aggregationOnly {
 		groups = map[string]bool{groupAggregation: true}
+	}
+	if *dnsOnly {
+		groups = map[string]bool{groupDNS: true}
 	}
 
 	// Ctrl-C, SIGTERM, SIGHUP or a reader gone from stdout (SIGPIPE, as
@@ -219,6 +234,7 @@ const (
 	groupHosts    = "hosts"    // the no-op pass on issue 7's spec
 	groupMPTCP    = "mptcp"    // 8 endpoints and the limits
 	groupNftables = "nftables" // the table of 1,000 rules and a 10,000-element set
+	groupEgress   = "egress"   // the DNS forwarder's element writer against nft
 	groupDaemon   = "daemon"   // braid run: repairs, idle CPU and RSS
 	groupFailover = "failover" // health tracking in a lab: faults, route changes, MPTCP stalls
 	groupSixPE    = "6pe"      // the 6PE tunnel's data plane against plain forwarding (iperf3)
@@ -226,9 +242,12 @@ const (
 	// groupAggregation is one LAN download over both uplinks through
 	// braid's proxy and peer, against the links and shadowsocks-libev.
 	groupAggregation = "aggregation"
+	// groupDNS is braid's DNS forwarder against dnsmasq: cached,
+	// uncached and per-domain egress.
+	groupDNS = "dns"
 )
 
-var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation}
+var groupNames = []string{groupRoutes, groupHosts, groupMPTCP, groupNftables, groupEgress, groupDaemon, groupFailover, groupSixPE, groupProxy, groupAggregation, groupDNS}
 
 // parseGroups turns -only into the set of groups to run; "" is all.
 func parseGroups(only string) (map[string]bool, error) {
@@ -266,6 +285,8 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 			return benchOnly(ctx, h, "proxy", fmt.Sprintf("Transparent proxy\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.", machine, h.n), proxyBench, writeProxyTable)
 		case groups[groupAggregation]:
 			return benchOnly(ctx, h, "aggregation", fmt.Sprintf("Aggregation\n\nMachine: %s. Median of %d downloads, minimum in brackets; ratio = braid's median / the alternative's.", machine, h.n), aggregationBench, writeAggregationTable)
+		case groups[groupDNS]:
+			return benchOnly(ctx, h, "dns", fmt.Sprintf("DNS forwarder\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / dnsmasq's.", machine, h.n), dnsBench, writeDNSTable)
 		}
 	}
 	if groups[groupRoutes] {
@@ -286,6 +307,9 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	}
 	if groups[groupNftables] {
 		ms = append(ms, nftMeasurements()...)
+	}
+	if groups[groupEgress] {
+		ms = append(ms, egressMeasurements()...)
 	}
 	var results, parts []*outcome
 	for _, m := range ms {
@@ -343,6 +367,14 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 		}
 	}
 
+	var dnsRes *dnsResult
+	if groups[groupDNS] {
+		var err error
+		if dnsRes, err = dnsBench(ctx, h); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+	}
+
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Results\n\nMachine: %s. Median of %d runs, minimum in brackets; ratio = braid's median / the alternative's.\n\n", machine, h.n)
 	var missed []string
@@ -382,6 +414,11 @@ func bench(ctx context.Context, h *harness, groups map[string]bool) error {
 	if aggregation != nil {
 		fmt.Fprintf(w, "\n## Aggregation\n\n")
 		missed = append(missed, writeAggregationTable(w, aggregation)...)
+		fmt.Fprintln(w)
+	}
+	if dnsRes != nil {
+		fmt.Fprintf(w, "\n## DNS forwarder\n\n")
+		missed = append(missed, writeDNSTable(w, dnsRes)...)
 		fmt.Fprintln(w)
 	}
 	writeVerdict(w, missed)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -22,10 +23,6 @@ const (
 	metricTable4     = 0
 	metricTable6     = 1024
 )
-
-// notConverged is the note for a section this version validates but does
-// not converge yet.
-const notConverged = "validated, but not converged by this version of braid"
 
 // Compile turns a document and the current facts into the desired state:
 // the kernel resources to converge, the sessions to run, the notes the
@@ -64,7 +61,6 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 	}
 	c := compiler{facts: f, where: where, uplinks: map[string]*uplinkState{},
 		routes: make([]nl.Route, 0, nroutes), rules: make([]nl.Rule, 0, nrules)}
-	c.notes(spec)
 	c.down = withdrawn(spec, &c)
 	c.forwarding()
 	if lan := spec.LAN; lan != nil && !c.present(lan.Interface) {
@@ -181,6 +177,9 @@ func router(spec *api.RouterSpec, f facts.Set, where func(string) (api.Position,
 		return reconcile.Desired{}, err
 	}
 	if err := c.proxy(spec); err != nil {
+		return reconcile.Desired{}, err
+	}
+	if err := c.dns(spec); err != nil {
 		return reconcile.Desired{}, err
 	}
 	c.targets = Targets(spec)
@@ -331,7 +330,15 @@ func (c *compiler) link(l nl.Link) {
 // table, which braid installs itself (addresses carry noprefixroute).
 func (c *compiler) address(link string, p netip.Prefix) {
 	c.addrs = append(c.addrs, nl.Addr{Link: link, Prefix: p})
-	c.routes = append(c.routes, connected(nl.TableMain, link, p))
+	// A second address in a subnet the link already has needs no route
+	// of its own: the first one's reaches the subnet (as the kernel, which
+	// adds a prefix route for a primary address only).
+	r := connected(nl.TableMain, link, p)
+	if !slices.ContainsFunc(c.routes, func(o nl.Route) bool {
+		return o.Table == r.Table && o.Dst == r.Dst && o.Link == r.Link && o.Metric == r.Metric
+	}) {
+		c.routes = append(c.routes, r)
+	}
 	if p.Addr().Is4() {
 		// Without it, removing a link's first address in a subnet removes
 		// the others in that subnet too: changing 10.0.0.2/24 to
@@ -509,19 +516,4 @@ func (c *compiler) waitingFor(name, path string) string {
 		}
 	}
 	return s
-}
-
-// notes lists the sections this version validates but does not converge,
-// one note per section that the spec uses.
-func (c *compiler) notes(spec *api.RouterSpec) {
-	note := c.note
-	for _, r := range spec.Routes {
-		if len(r.Domains) > 0 {
-			note("routes[].domains", notConverged+" (per-domain egress: the addresses of the names)")
-			break
-		}
-	}
-	if spec.DNS != nil {
-		note("dns", notConverged+" (resolver)")
-	}
 }

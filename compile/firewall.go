@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/braid-router/braid/api"
 	nft "github.com/braid-router/braid/drivers/nftables"
@@ -49,7 +50,18 @@ const (
 	dhcp6Client = 546
 )
 
-// egressSet names the set of destinations that leave by an uplink.
+// SessionSet reports whether a set of the table named is one whose
+// elements a session writes (the per-domain egress sets, which the DNS
+// forwarder fills answer by answer): their changes are not the kernel
+// drifting from the spec, and trigger no pass (drivers/watch).
+func SessionSet(table, set string) bool {
+	return table == nft.TableName && strings.HasPrefix(set, "egress_")
+}
+
+// egressSet names the set of destinations that leave by an uplink: a
+// timeout set, whose elements the DNS forwarder writes (per-domain
+// egress: the addresses of the names routes[].domains sends by the
+// uplink), each expiring on its own.
 func egressSet(uplink string, v6 bool) string {
 	if v6 {
 		return "egress_" + uplink + "_v6"
@@ -69,8 +81,8 @@ type fwUplink struct {
 // sets into the nftables driver's resources (c.nftObjs): braid's table
 // `inet braid`.
 //
-//   - prerouting_mangle marks packets to an uplink's egress sets with the
-//     uplink's table number (filled by per-domain egress later);
+//   - prerouting_mangle marks the connections to an uplink's egress sets
+//     with the uplink's table number, and their packets (see egressMarks);
 //   - prerouting_nat forwards IPv4 ports to LAN hosts (firewall.forward);
 //   - input accepts established traffic, loopback, the LAN,
 //     management.allow, the ICMP and ICMPv6 of RFC 4890, DHCP replies on
@@ -124,29 +136,18 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	// Sets.
 	allowSets(rs, allow4, allow6)
 	for _, u := range uplinks {
-		rs.AddSet(egressSet(u.name, false), false, nil)
-		rs.AddSet(egressSet(u.name, true), true, nil)
+		rs.AddTimeoutSet(egressSet(u.name, false), false)
+		rs.AddTimeoutSet(egressSet(u.name, true), true)
 	}
-
-	// Marks: an uplink's egress destinations leave by its table (the
-	// policy rule fwmark TABLE lookup TABLE maps the mark), unless it is
-	// unhealthy: then they follow the main table.
-	for _, u := range uplinks {
-		if c.down[u.name] {
-			continue
-		}
-		for _, v6 := range []bool{false, true} {
-			id := "egress-" + u.name + "-v4"
-			if v6 {
-				id = "egress-" + u.name + "-v6"
-			}
-			rs.Add(nft.ChainMangle, id, nft.DstInSet(egressSet(u.name, v6), v6), nft.SetMark(uint32(u.table)))
-		}
-	}
+	c.egressMarks(rs, uplinks)
 
 	// Port forwards to IPv4 hosts.
 	for _, r := range dnat {
 		rs.Add(nft.ChainDNAT, r.id, r.stmts...)
+	}
+	// The LAN's DNS to other resolvers, to braid's (dns.go).
+	if err := c.interceptDNS(rs, spec, lanIf); err != nil {
+		return err
 	}
 
 	// The router's own firewall.
@@ -221,8 +222,52 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	if err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
-	c.nftObjs = append(c.nftObjs, objs...)
+	c.nftObjs = append(c.nftObjs, bindIntercept(objs)...)
 	return nil
+}
+
+// egressMarks steers the connections to an uplink's egress sets by its
+// table: the policy rule fwmark TABLE lookup TABLE (PrioMark) maps the
+// mark to the table. The mark is chosen at a connection's first packet
+// and kept in its conntrack mark for the rest of it, so that a flow keeps
+// its uplink after the address's element expired (or was never renewed):
+//
+//   - restore-UPLINK: a packet of a connection marked with the uplink's
+//     table gets that mark (ct mark TABLE meta mark set ct mark); the
+//     proxy's chain, after this one, lets marked packets go direct, as it
+//     did the connection's first packet;
+//   - egress-UPLINK-v4, -v6: the first packet of a connection (ct state
+//     new) to an address of the uplink's set is marked, and so is its
+//     connection. A connection that was under way when the address came
+//     into the set keeps its path: moving it would break its NAT, or take
+//     it from the proxy that carries it.
+//
+// An uplink health withdraws loses its egress rules, so that new
+// connections to its sets follow the main table, and its fwmark policy
+// rule (see uplink), but not its restore rule: the packets of its marked
+// connections keep their mark, which no policy rule maps any more, so
+// they follow the main table too, out of a healthy uplink (never a
+// black hole), and skip the proxy, as before. When the uplink comes back,
+// its policy rule does, and its connections' packets take it again.
+//
+// The connection marks braid sets are its uplinks' table numbers; the
+// proxy's mark (TableProxy) is set on packets only, never saved, and the
+// box's own sockets' marks (SO_MARK: health probes, upstream resolvers)
+// never reach a connection's mark: only the rules here write it.
+func (c *compiler) egressMarks(rs *nft.Ruleset, uplinks []fwUplink) {
+	for _, u := range uplinks {
+		rs.Add(nft.ChainMangle, "restore-"+u.name, nft.CtMark(uint32(u.table)), nft.RestoreMark())
+	}
+	for _, u := range uplinks {
+		if c.down[u.name] {
+			continue
+		}
+		for _, v6 := range []bool{false, true} {
+			id := "egress-" + u.name + familySuffix(v6)
+			rs.Add(nft.ChainMangle, id, nft.CtState(nft.CtNew), nft.DstInSet(egressSet(u.name, v6), v6),
+				nft.SetMark(uint32(u.table)), nft.SetCtMark(uint32(u.table)))
+		}
+	}
 }
 
 // peerFirewall compiles a peer's own firewall (kind: Peer) into braid's

@@ -54,6 +54,9 @@ var (
 		"rule[inet pref 7200 from 10.102.0.2/32]",
 		"address[wan2 10.102.0.2/24]",
 		"nft.set[inet braid egress_isp2_v4]",
+		// Its connections keep their mark, which no policy rule maps
+		// while it is withdrawn: they follow the main table.
+		"nft.rule[inet braid prerouting_mangle:restore-isp2]",
 		"nft.rule[inet braid postrouting_nat:masquerade-isp2-192.168.50.0/24]",
 		"mptcp.limits subflows=3 add_addr_accepted=2",
 	}

@@ -11,6 +11,7 @@ import (
 	nft "github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/dns"
 	"github.com/braid-router/braid/sessions/proxy"
 )
 
@@ -123,6 +124,13 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	rs.Add(nft.ChainTProxy, "reply", nft.CtDirectionReply(), nft.Return())
 	rs.Add(nft.ChainTProxy, "marked", nft.Marked(), nft.Return())
 	rs.Add(nft.ChainTProxy, "local", nft.DstLocal(), nft.Return())
+	if d := spec.DNS; d != nil && d.Intercept {
+		// The LAN's DNS to other resolvers is braid's forwarder's
+		// (dns.intercept), redirected after this chain, at dstnat.
+		for _, proto := range []string{"udp", "tcp"} {
+			rs.Add(nft.ChainTProxy, "dns-"+proto, nft.DPort(proto, dns.Port), nft.Return())
+		}
+	}
 	for _, d := range []direct{
 		{what: "bypass", p: bypass},
 		{what: "routes", p: to},

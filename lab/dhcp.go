@@ -60,12 +60,13 @@ type DHCP4Server struct {
 
 // ISP1DHCP4 is the DHCP server the lab runs in isp1 (the ONT): it leases
 // the box's wan1 its lab address, BoxWAN1V4/24, with isp1 as gateway and
-// resolver, to vendor classes that begin with "neufbox" only.
+// the lab's resolver (ResolverV4), to vendor classes that begin with
+// "neufbox" only.
 func ISP1DHCP4() DHCP4Server {
 	a := netip.MustParseAddr
 	return DHCP4Server{
 		Dev: ISPDownDev, First: a(BoxWAN1V4), Last: a(BoxWAN1V4), Bits: 24,
-		Router: a(ISP1GatewayV4), DNS: []netip.Addr{a(ISP1GatewayV4)},
+		Router: a(ISP1GatewayV4), DNS: []netip.Addr{a(ResolverV4)},
 		LeaseTime: ISP1LeaseTime, RenewTime: ISP1RenewTime, RebindTime: ISP1RebindTime,
 		VendorClassPrefix: SFRVendorClassPrefix,
 	}

@@ -113,7 +113,7 @@ func TestUpBoxUnconfigured(t *testing.T) {
 	}
 	// A test binary is not braid: its labs have no braid peer (see
 	// TestLabUpRunsThePeer in cmd/braid for one that has).
-	if want := []string{lab.IperfProcess, lab.DHCP4Process, lab.DHCP6Process, "peer-whoami", lab.ISP2AdvertsProcess, "whoami"}; !slices.Equal(names, want) {
+	if want := []string{lab.IperfProcess, lab.DHCP4Process, lab.DHCP6Process, "peer-whoami", lab.ISP2AdvertsProcess, lab.ResolverProcess, "whoami"}; !slices.Equal(names, want) {
 		t.Errorf("processes %q, want %q", names, want)
 	}
 }

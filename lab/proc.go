@@ -80,6 +80,14 @@ func startProcess(ctx context.Context, l *Lab, p Process) (procRecord, error) {
 			return rec, fmt.Errorf("process %s: %w", p.Name, err)
 		}
 	}
+	for name, content := range p.Files {
+		if name == "" || strings.ContainsAny(name, "/") {
+			return rec, fmt.Errorf("process %s: file name %q: want a name without a directory", p.Name, name)
+		}
+		if err := os.WriteFile(filepath.Join(procsDir(dir), name), []byte(expandConfig(content, dir)), 0o600); err != nil {
+			return rec, fmt.Errorf("process %s: %w", p.Name, err)
+		}
+	}
 
 	logf, err := os.OpenFile(rec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -121,6 +121,10 @@ type Process struct {
 	// starts (radvd reads its configuration from a file, braid its
 	// spec); {dir} and {lab} in it are expanded. Lab.Reload replaces it.
 	Config string `json:"config,omitempty"`
+	// Files, for a Command, are more files it reads, by name, written
+	// to the directory of the lab's processes ({dir}) before it starts,
+	// {dir} and {lab} expanded as in Config (unbound's zone file).
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Default returns the standard topology:
@@ -135,7 +139,8 @@ type Process struct {
 // and a resolver (radvd, see ISP2Adverts) and delegates prefixes (Kea,
 // see ISP2DHCP6); inet holds the servers on its loopback and runs
 // whoami and the download service on them (WhoamiPort, DownloadPort),
-// and iperf3's server (IperfPort); the peer runs braid's peer on
+// iperf3's server (IperfPort) and the resolver (unbound, see
+// ResolverConfig); the peer runs braid's peer on
 // PeerPort (PeerProcess, PeerSpec) and a whoami on WhoamiPort.
 func Default() Topology {
 	p := netip.MustParsePrefix
@@ -250,6 +255,8 @@ func Default() Topology {
 					{"lo", host(SteeredServerV4)},
 					{"lo", host(ServerV6)},
 					{"lo", host(SteeredServerV6)},
+					{"lo", host(ResolverV4)},
+					{"lo", host(ResolverV6)},
 				},
 				Routes: []Route{
 					{Dst: p(WAN1PrefixV4), Via: a(ISP1UpV4)},
@@ -293,6 +300,8 @@ func Default() Topology {
 			{Name: "peer-whoami", Role: RolePeer, Serve: whoami(PeerV4, PeerV6)},
 			{Name: ISP2AdvertsProcess, Role: RoleISP2, Config: ISP2Adverts(ISP2RouterLifetime),
 				Command: []string{"radvd", "--nodaemon", "--config", "{conf}", "--pidfile", "{pidfile}", "--logmethod", "stderr"}},
+			// The resolver the ISPs hand out, serving the test zone.
+			resolverProcess(),
 			// isp2's DHCPv6 server: prefix delegation (Kea).
 			{Name: DHCP6Process, Role: RoleISP2, Config: ISP2DHCP6("{dir}").Config(),
 				Command: ISP2DHCP6("{dir}").Command("{conf}", "{dir}")},
@@ -341,9 +350,9 @@ const (
 	ISP2ValidLifetime     = 86400
 	ISP2PreferredLifetime = 14400
 	// ISP2ResolverV6 is the resolver isp2 announces (RDNSS), for
-	// ISP2RouterLifetime seconds. Nothing answers there: the lab has no
-	// DNS server yet.
-	ISP2ResolverV6 = "2001:db8:102::53"
+	// ISP2RouterLifetime seconds, and names in its delegations: the
+	// lab's resolver in the core.
+	ISP2ResolverV6 = ResolverV6
 )
 
 // ISP2Adverts is radvd's configuration for isp2's adverts on its link to

@@ -105,7 +105,7 @@ func TestCommandArgs(t *testing.T) {
 	if radvd == nil || radvd.Role != RoleISP2 || radvd.Command[0] != "radvd" || !slices.Contains(radvd.Command, "{conf}") {
 		t.Fatalf("isp2's adverts: %+v", radvd)
 	}
-	for _, w := range []string{"interface down {", "prefix 2001:db8:102::/64 {", "AdvAutonomous on;", "RDNSS 2001:db8:102::53 {", "AdvDefaultLifetime 90;"} {
+	for _, w := range []string{"interface down {", "prefix 2001:db8:102::/64 {", "AdvAutonomous on;", "RDNSS 2001:db8:ffff::53 {", "AdvDefaultLifetime 90;"} {
 		if !strings.Contains(radvd.Config, w) {
 			t.Errorf("radvd's configuration lacks %q:\n%s", w, radvd.Config)
 		}

@@ -143,7 +143,7 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 		}
 	}
 	for _, waiting := range []bool{true, false} {
-		header := "\nNot converged by this version (not changes):\n"
+		header := "\nNotes (not changes):\n"
 		if waiting {
 			header = "\nWaiting (not changes):\n"
 		}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo: bring up the lab, show the plan for specs/lab.yaml in its box,
 # apply it, and prove the box reaches the Internet server out of each
-# uplink; then braid run with the uplinks tracked, a delegated prefix on
-# the LAN, and a LAN download aggregated over both uplinks through braid's
+# uplink; then braid run with the uplinks tracked, braid's resolver on the
+# LAN, a delegated prefix on the LAN, and a LAN download aggregated over both uplinks through braid's
 # peer that survives an uplink failing. Usage: demo.sh BRAID_BINARY [LAB_NAME]
 set -euo pipefail
 braid=${1:?braid binary}
@@ -108,6 +108,30 @@ kill "$daemon"
 wait "$daemon" 2>/dev/null
 trap - EXIT
 echo "  (braid run's log: $log)"
+
+# braid's resolver on the LAN: the uplinks' resolvers (the lab's unbound,
+# learnt by DHCP and from adverts), AAAA kept, a per-domain egress name
+# out of isp2, the LAN's DNS to other resolvers intercepted.
+step "braid --netns $box run -f specs/lab-dns.yaml: braid's resolver on the LAN (192.168.50.1, 2001:db8:50::1)"
+log5=$(mktemp)
+"$braid" --netns "$box" run -f specs/lab-dns.yaml >"$log5" 2>&1 &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+lookup() { "$braid" lab lookup --name "$lab" --from lan --timeout 2s "$@"; }
+# answers SERVER NAME TYPE WANT: the LAN's answer for NAME holds WANT.
+answers() { lookup "$1" "$2" "$3" 2>/dev/null | grep -q -- "$4"; }
+waitfor 60 "the LAN resolves www.lab.example (A) through braid" answers 192.168.50.1:53 www.lab.example A 198.51.100.80
+waitfor 10 "... and its AAAA, intact" answers "[2001:db8:50::1]:53" www.lab.example AAAA 2001:db8:ffff::80
+lookup 192.168.50.1:53 stream.lab.example A | grep -E '^stream' | sed 's/^/      /'
+ip netns exec "$box" nft list set inet braid egress_isp2_v4 | grep -E 'elements' | sed 's/^\s*/      /'
+expect "the LAN's connection to stream.lab.example (per-domain egress)" 10.102.0.2 whoami --from lan 198.51.100.200:7
+waitfor 10 "the LAN asks 198.51.100.53 itself: braid answers (intercept; alias.lab.example's AAAA filtered)" \
+	bash -c "'$braid' lab lookup --name '$lab' --from lan 198.51.100.53:53 alias.lab.example AAAA | grep -q 'ANSWER: 2,'"
+"$braid" --netns "$box" status | grep -E "session\[dns" | sed 's/^/      /'
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+trap - EXIT
+echo "  (braid run's log: $log5)"
 
 # The LAN's IPv6 from a delegated prefix, as SFR's 6PE gives it (there over
 # an L2TP tunnel, here natively from isp2, whose Kea delegates /56s).

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(iproute2 nftables iputils-ping tcpdump tshark iperf3 dnsmasq radvd kea-dhcp6-server ndisc6
 	shadowsocks-libev socat procps kmod ca-certificates git openssh-server make gcc
-	stress-ng iptables ufw)
+	stress-ng iptables ufw unbound)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -18,6 +18,16 @@ if ((${#missing[@]})); then
 	# tshark asks whether non-root users may capture; answer for it.
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 	apt-get update -qq
+	# The lab runs unbound itself, in a namespace, with its own
+	# configuration: the package's system service must not start (nor any
+	# other package's), so invoke-rc.d is told no for this install.
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

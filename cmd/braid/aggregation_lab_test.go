@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,9 +196,12 @@ func proxySubflows(t *testing.T, l *lab.Lab, cipher string) {
 		if _, err := io.ReadFull(c, got); err != nil {
 			return err
 		}
+		// Wait for both: another connection's subflows (an earlier
+		// cipher's, closing) may be listed beside this one's.
 		var locals []string
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-			if locals = mptcpSubflows(t, l, lab.PeerV4); len(locals) >= 2 {
+			locals = mptcpSubflows(t, l, lab.PeerV4)
+			if slices.Contains(locals, lab.BoxWAN1V4) && slices.Contains(locals, lab.BoxWAN2V4) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)

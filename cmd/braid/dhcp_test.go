@@ -220,7 +220,7 @@ func TestDHCPLeaseFromTheONT(t *testing.T) {
 	e, _ := leaseIn(st)
 	l4 := e.Fact.Lease4
 	if l4.Address.String() != "10.101.0.2/24" || l4.Gateway.String() != "10.101.0.1" || l4.Server.String() != "10.101.0.1" ||
-		!slices.Equal(l4.DNS, []netip.Addr{netip.MustParseAddr("10.101.0.1")}) || e.Expires.IsZero() || e.Process {
+		!slices.Equal(l4.DNS, []netip.Addr{netip.MustParseAddr(lab.ResolverV4)}) || e.Expires.IsZero() || e.Process {
 		t.Errorf("lease fact %+v (expires %v, process %v)", l4, e.Expires, e.Process)
 	}
 	if got := e.Expires.Sub(l4.Obtained); got != lab.ISP1LeaseTime {
@@ -228,7 +228,7 @@ func TestDHCPLeaseFromTheONT(t *testing.T) {
 	}
 	// braid's own name lookups go to the lease's resolver, by its uplink.
 	st = d.until("the lease's resolver in use", func(st reconcile.Status) bool {
-		return slices.Equal(st.Resolvers, []string{"10.101.0.1:53 (uplink isp1)"})
+		return slices.Equal(st.Resolvers, []string{lab.ResolverV4 + ":53 (uplink isp1)"})
 	})
 	if c, _ := sessionIn(st, "session[dhcp4/isp1]"); !strings.HasPrefix(c.Detail, "bound 10.101.0.2/24 via 10.101.0.1 from server 10.101.0.1; renews at ") {
 		t.Errorf("session detail %q", c.Detail)
@@ -256,7 +256,7 @@ func TestDHCPLeaseFromTheONT(t *testing.T) {
 		t.Errorf("the box reaches the server from %v (%v), want the leased address", seen, err)
 	}
 	// Status says what the lease is and when it renews.
-	if r := b.braid(nil, "status"); !strings.Contains(r.stdout, "10.101.0.2/24 via 10.101.0.1 dns [10.101.0.1] from server 10.101.0.1, renew") {
+	if r := b.braid(nil, "status"); !strings.Contains(r.stdout, "10.101.0.2/24 via 10.101.0.1 dns ["+lab.ResolverV4+"] from server 10.101.0.1, renew") {
 		t.Errorf("braid status:\n%s", r.stdout)
 	}
 	// Two renewals at T1 (10 s each), as the capture shows them.

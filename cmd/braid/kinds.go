@@ -3,10 +3,12 @@ package main
 import (
 	"log/slog"
 
+	"github.com/braid-router/braid/internal/metrics"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/dhcp6"
+	"github.com/braid-router/braid/sessions/dns"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
 	"github.com/braid-router/braid/sessions/peer"
@@ -30,6 +32,9 @@ type sessionHooks struct {
 	// peerStarted is handed each new peer session's counts of what it
 	// holds (the metrics' gauges).
 	peerStarted func(held func() peer.Stats)
+	// dnsStarted is handed, once, what the DNS forwarder counts and knows
+	// (the metrics' braid_dns_*).
+	dnsStarted func(stats func() metrics.DNS)
 	// stateDir is braid's state directory, where the DHCPv6 client keeps
 	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
 	stateDir string
@@ -63,6 +68,11 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 		}
 		return s
 	})
+	dw := newDNSWiring()
+	if hooks.dnsStarted != nil {
+		hooks.dnsStarted(dw.metrics)
+	}
+	session.Register(reg, dns.Kind, func() session.Session[dns.Config] { return dw.server() })
 	// Last: in a test build, stand-ins replace the kinds above.
 	registerStandIns(reg, log)
 	return reg

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/braid-router/braid/lab"
@@ -33,13 +34,14 @@ unaddressed, for braid to configure), two ISPs (isp1 at 50 Mbit/s, which
 routes the LAN's IPv6 prefix to the box; isp2 at 10 Mbit/s), the Internet
 core with servers on ` + lab.ServerV4 + `, ` + lab.SteeredServerV4 + `, ` + lab.ServerV6 + ` and
 ` + lab.SteeredServerV6 + ` (whoami on port ` + strconv.Itoa(lab.WhoamiPort) + `, a download service on port ` + strconv.Itoa(lab.DownloadPort) + `,
-iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `), and the aggregation peer (peer: braid run -f with a
-kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
+iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `; unbound on ` + lab.ResolverV4 + ` and ` + lab.ResolverV6 + `, serving
+the test zone ` + lab.TestZone + `, the resolver the ISPs hand out), and the
+aggregation peer (peer: braid run -f with a kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
 in ` + lab.RunDir + `/<name>/` + lab.PeerKeyFile + `). specs/lab.yaml configures the box;
 specs/lab-aggregation.yaml sends its LAN's TCP through the peer. The lab keeps
 its state and the processes it started under ` + lab.RunDir + `/<name>.`,
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabDownloadCmd(), newLabServeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabLookupCmd(), newLabDownloadCmd(), newLabServeCmd())
 	return cmd
 }
 
@@ -407,6 +409,64 @@ in the lab's namespace for --from ROLE (lan, box, isp1, isp2, inet, peer).`,
 	cmd.Flags().StringVar(&from, "from", "", "run from the lab namespace of this role")
 	cmd.Flags().StringVar(&bind, "bind", "", "local address to connect from")
 	cmd.Flags().BoolVar(&udp, "udp", false, "ask over UDP")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
+	return cmd
+}
+
+func newLabLookupCmd() *cobra.Command {
+	var name, from string
+	var tcp bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "lookup [--from ROLE [--name N]] [--tcp] SERVER:PORT NAME [TYPE]",
+		Short: "Ask a DNS server for a name, and print its answer",
+		Long: `Ask the DNS server at SERVER:PORT for NAME (TYPE: A by default; AAAA, HTTPS,
+TXT, ...), recursion desired, over UDP (or --tcp), and print the answer
+as dig would. The lab's resolver (` + lab.ResolverV4 + ` and ` + lab.ResolverV6 + `, unbound)
+serves the test zone ` + lab.TestZone + `; braid's own listens where its spec's dns.listen
+says. It runs in the current namespace (or the global --netns one), or in
+the lab's namespace for --from ROLE (lan, box, isp1, isp2, inet, peer).`,
+		Example: "  braid lab lookup --from lan " + lab.BoxLANV4 + ":53 " + lab.NameServer + " AAAA\n" +
+			"  braid lab lookup --from isp1 " + lab.ResolverV4 + ":53 " + lab.NameHTTPS + " HTTPS",
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			qtype := dns.TypeA
+			if len(args) == 3 {
+				t, ok := dns.StringToType[strings.ToUpper(args[2])]
+				if !ok {
+					return fmt.Errorf("unknown record type %q", args[2])
+				}
+				qtype = t
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, timeout)
+			defer cancelT()
+			network := "udp"
+			if tcp {
+				network = "tcp"
+			}
+			var r *dns.Msg
+			var err error
+			if from == "" {
+				r, err = lab.Lookup(ctx, network, args[0], args[1], qtype)
+			} else {
+				l, oerr := lab.Open(name)
+				if oerr != nil {
+					return oerr
+				}
+				r, err = l.Lookup(ctx, lab.Role(from), network, args[0], args[1], qtype)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name, with --from")
+	cmd.Flags().StringVar(&from, "from", "", "run from the lab namespace of this role")
+	cmd.Flags().BoolVar(&tcp, "tcp", false, "ask over TCP")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	return cmd
 }

@@ -105,7 +105,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	kernel, err := watch.Open()
+	kernel, err := watch.Open(compile.SessionSet)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		hooks.healthTransition = m.ObserveHealthTransition
 		hooks.peerRejected = m.ObservePeerRejected
 		hooks.peerRejectedDatagram = m.ObservePeerRejectedDatagram
+		hooks.dnsStarted = m.WatchDNS
 		hooks.peerStarted = func(held func() peer.Stats) {
 			m.WatchPeer(func() metrics.PeerHeld {
 				st := held()

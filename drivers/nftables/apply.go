@@ -158,7 +158,7 @@ func gset(s Set, id uint32) *gnft.Set {
 	if s.v6() {
 		kt = gnft.TypeIP6Addr
 	}
-	return &gnft.Set{Table: braidTable(), Name: s.Name, ID: id, Interval: s.Interval, KeyType: kt}
+	return &gnft.Set{Table: braidTable(), Name: s.Name, ID: id, Interval: s.Interval, HasTimeout: s.Timeout, KeyType: kt}
 }
 
 func gchain(c Chain) *gnft.Chain {
@@ -265,6 +265,8 @@ func build(changes []plan.Change, l *live) (*tx, error) {
 			switch {
 			case !ok:
 				err = t.addSet(ci, r)
+			case ls.sameKind(r) && r.Timeout:
+				// Its elements are a session's: nothing to change.
 			case ls.sameKind(r):
 				add, del := elementDiff(ls.Elements, r.Elements)
 				t.setID++

@@ -320,15 +320,22 @@ func Drop() Stmt {
 // Masquerade rewrites the source to the outgoing interface's address.
 func Masquerade() Stmt { return Stmt{exprs: []expr.Any{&expr.Masq{}}} }
 
-// DNAT rewrites the destination to an IPv4 address and port.
+// DNAT rewrites the destination to an address and port, IPv4 (dnat ip
+// to) or IPv6 (dnat ip6 to). In the inet table, a translation of one
+// family leaves the other family's packets alone.
 func DNAT(to netip.AddrPort) Stmt {
-	if !to.Addr().Is4() || to.Port() == 0 {
-		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 ADDRESS:PORT", to)}
+	a := to.Addr()
+	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || to.Port() == 0 {
+		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 or IPv6 ADDRESS:PORT", to)}
+	}
+	family := uint32(nfprotoIPv4)
+	if a.Is6() {
+		family = nfprotoIPv6
 	}
 	return Stmt{exprs: []expr.Any{
-		&expr.Immediate{Register: reg1, Data: to.Addr().AsSlice()},
+		&expr.Immediate{Register: reg1, Data: a.AsSlice()},
 		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: nfprotoIPv4, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
 	}}
 }
 
@@ -336,6 +343,34 @@ func DNAT(to netip.AddrPort) Stmt {
 func SetMark(mark uint32) Stmt {
 	return Stmt{exprs: []expr.Any{
 		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+// CtMark matches packets of connections whose mark is mark (ct mark
+// MARK): a mark saved by SetCtMark at the connection's first packet.
+func CtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+	}}
+}
+
+// SetCtMark sets the mark of the packet's connection (ct mark set MARK),
+// which the connection keeps for its life: CtMark and RestoreMark read
+// it on its later packets.
+func SetCtMark(mark uint32) Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: reg1},
+	}}
+}
+
+// RestoreMark sets the packet's mark to its connection's (meta mark set
+// ct mark).
+func RestoreMark() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
 	}}
 }
@@ -397,12 +432,7 @@ func NewRuleset() *Ruleset { return &Ruleset{rules: map[string][]Rule{}, at: map
 // AddSet declares a named set of IPv4 (v6 false) or IPv6 addresses, with
 // intervals, holding prefixes (merged where they overlap or touch).
 func (rs *Ruleset) AddSet(name string, v6 bool, prefixes []netip.Prefix) {
-	if !validID(name) {
-		rs.errs = append(rs.errs, fmt.Errorf("nftables set name %q: want 1 to %d characters without spaces or quotes", name, maxIDLen))
-		return
-	}
-	if slices.ContainsFunc(rs.sets, func(s Set) bool { return s.Name == name }) {
-		rs.errs = append(rs.errs, fmt.Errorf("nftables set %s declared twice", name))
+	if !rs.newSet(name) {
 		return
 	}
 	typ := typeIPv4
@@ -416,6 +446,36 @@ func (rs *Ruleset) AddSet(name string, v6 bool, prefixes []netip.Prefix) {
 		}
 	}
 	rs.sets = append(rs.sets, Set{Name: name, Type: typ, Interval: true, Elements: rangesOf(prefixes)})
+}
+
+// AddTimeoutSet declares a named set of IPv4 (v6 false) or IPv6
+// addresses whose elements carry their own timeout and belong to a
+// session, not the spec: the driver creates the set, changes its
+// definition and deletes it, but never reads, removes or reports its
+// elements. A session writes them with Elements.
+func (rs *Ruleset) AddTimeoutSet(name string, v6 bool) {
+	if !rs.newSet(name) {
+		return
+	}
+	typ := typeIPv4
+	if v6 {
+		typ = typeIPv6
+	}
+	rs.sets = append(rs.sets, Set{Name: name, Type: typ, Timeout: true})
+}
+
+// newSet checks the name of a set to declare, and that it is not
+// declared yet.
+func (rs *Ruleset) newSet(name string) bool {
+	if !validID(name) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set name %q: want 1 to %d characters without spaces or quotes", name, maxIDLen))
+		return false
+	}
+	if slices.ContainsFunc(rs.sets, func(s Set) bool { return s.Name == name }) {
+		rs.errs = append(rs.errs, fmt.Errorf("nftables set %s declared twice", name))
+		return false
+	}
+	return true
 }
 
 // Add appends a rule to a chain. id identifies the rule within its chain

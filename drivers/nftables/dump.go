@@ -133,8 +133,11 @@ func parseExpr(ad *netlink.AttributeDecoder) (expr.Any, error) {
 	if err := ad.Err(); err != nil {
 		return nil, err
 	}
-	if name == "tproxy" {
+	switch name {
+	case "tproxy":
 		return parseTProxy(name, data), nil
+	case "ct":
+		return parseCt(name, data), nil
 	}
 	e := newExpr(name)
 	if e == nil {
@@ -183,6 +186,38 @@ func parseTProxy(name string, data []byte) expr.Any {
 		return &undecoded{name: name, data: data}
 	}
 	e.Family = byte(family)
+	return e
+}
+
+// parseCt decodes a ct expression. google/nftables v0.3.0 reads neither
+// its source register (a ct mark set would read back as a load into
+// register 0) nor its direction, which the kernel sends as one byte.
+func parseCt(name string, data []byte) expr.Any {
+	ad, err := netlink.NewAttributeDecoder(data)
+	if err != nil {
+		return &undecoded{name: name, data: data}
+	}
+	ad.ByteOrder = binary.BigEndian
+	e := &expr.Ct{}
+	var dreg, sreg bool
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_CT_KEY:
+			e.Key = expr.CtKey(ad.Uint32())
+		case unix.NFTA_CT_DREG:
+			e.Register, dreg = ad.Uint32(), true
+		case unix.NFTA_CT_SREG:
+			e.Register, sreg, e.SourceRegister = ad.Uint32(), true, true
+		case unix.NFTA_CT_DIRECTION:
+			e.Direction = uint32(ad.Uint8())
+		default:
+			// An attribute braid does not know (a zone, say).
+			return &undecoded{name: name, data: data}
+		}
+	}
+	if ad.Err() != nil || dreg == sreg {
+		return &undecoded{name: name, data: data}
+	}
 	return e
 }
 

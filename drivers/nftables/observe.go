@@ -125,7 +125,8 @@ func (d *Driver) readOnce(elements func(set string) bool) (*live, error) {
 			continue // a rule's own set: it goes with the rule
 		}
 		set := setFrom(s)
-		if keyLen := set.keyLen(); keyLen > 0 && elements(s.Name) {
+		// A timeout set's elements are a session's: not read.
+		if keyLen := set.keyLen(); keyLen > 0 && !set.Timeout && elements(s.Name) {
 			elems, err := d.dump.setElements(s.Name, keyLen)
 			if err != nil {
 				return nil, fmt.Errorf("read the elements of set %s: %w", s.Name, err)
@@ -172,12 +173,12 @@ func chainFrom(c *gnft.Chain) Chain {
 }
 
 func setFrom(s *gnft.Set) Set {
-	out := Set{Name: s.Name, Type: s.KeyType.Name, Interval: s.Interval}
+	out := Set{Name: s.Name, Type: s.KeyType.Name, Interval: s.Interval, Timeout: s.HasTimeout}
 	var other []string
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{s.Constant, "constant"}, {s.IsMap, "map"}, {s.HasTimeout, "timeout"}, {s.Dynamic, "dynamic"}, {s.Concatenation, "concat"}} {
+	}{{s.Constant, "constant"}, {s.IsMap, "map"}, {s.Timeout != 0, "timeout " + s.Timeout.String()}, {s.Dynamic, "dynamic"}, {s.Concatenation, "concat"}} {
 		if f.on {
 			other = append(other, f.name)
 		}
@@ -280,7 +281,7 @@ func observe(l *live, w wanted) []plan.Observed {
 		if ds, ok := w.sets[s.Name]; ok {
 			if !ds.sameKind(s) {
 				replacedSets = append(replacedSets, s.Name)
-			} else {
+			} else if !s.Timeout {
 				add, del := elementDiff(s.Elements, ds.Elements)
 				s.delta = describeDelta(add, del)
 			}

@@ -247,6 +247,11 @@ func (r *renderer) expr(e expr.Any) {
 	case *expr.Meta:
 		if e.SourceRegister {
 			l, ok := r.reg(e.Register)
+			if ok && e.Key == expr.MetaKeyMARK && l.kind == loadCt && l.ct == expr.CtKeyMARK && l.mask == nil {
+				r.used(l)
+				r.emit("meta mark set ct mark")
+				return
+			}
 			if !ok || l.kind != loadImm || e.Key != expr.MetaKeyMARK {
 				r.raw(e)
 				return
@@ -267,7 +272,17 @@ func (r *renderer) expr(e expr.Any) {
 		}
 		r.setReg(e.DestRegister, load{kind: loadPayload, base: e.Base, off: e.Offset, n: e.Len}, e)
 	case *expr.Ct:
-		if e.SourceRegister || e.Direction != 0 {
+		if e.SourceRegister {
+			l, ok := r.reg(e.Register)
+			if v, vok := hostUint32(l.data); ok && vok && l.kind == loadImm && e.Key == expr.CtKeyMARK && e.Direction == 0 {
+				r.used(l)
+				r.emit(fmt.Sprintf("ct mark set 0x%08x", v))
+				return
+			}
+			r.raw(e)
+			return
+		}
+		if e.Direction != 0 {
 			r.raw(e)
 			return
 		}

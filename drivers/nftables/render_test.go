@@ -28,12 +28,15 @@ func TestRenderStatements(t *testing.T) {
 		{[]Stmt{DstPrefix(pfx("2001:db8:50::10/128")), DPort("tcp", 8080), Accept()}, `ip6 daddr 2001:db8:50::10 tcp dport 8080 accept`},
 		{[]Stmt{SrcInSet("allow_v4", false), Accept()}, `ip saddr @allow_v4 accept`},
 		{[]Stmt{DstInSet("egress_isp1_v6", true), SetMark(7101)}, `ip6 daddr @egress_isp1_v6 meta mark set 0x00001bbd`},
+		{[]Stmt{CtState(CtNew), DstInSet("egress_isp1_v4", false), SetMark(7101), SetCtMark(7101)}, `ct state new ip daddr @egress_isp1_v4 meta mark set 0x00001bbd ct mark set 0x00001bbd`},
+		{[]Stmt{CtMark(7101), RestoreMark()}, `ct mark 0x00001bbd meta mark set ct mark`},
 		{[]Stmt{DPort("udp", 68), Accept()}, `udp dport 68 accept`},
 		{[]Stmt{ICMP(ICMPEchoRequest), Accept()}, `icmp type echo-request accept`},
 		{[]Stmt{ICMPv6(ICMPv6PacketTooBig), Accept()}, `icmpv6 type packet-too-big accept`},
 		{[]Stmt{ICMPv6(200), Accept()}, `icmpv6 type 200 accept`},
 		{[]Stmt{OIFName("wan1"), SrcPrefix(pfx("10.0.0.0/8")), Masquerade()}, `oifname "wan1" ip saddr 10.0.0.0/8 masquerade`},
 		{[]Stmt{IIFName("wan1"), DPort("tcp", 8080), DNAT(netip.MustParseAddrPort("192.168.50.10:80"))}, `iifname "wan1" tcp dport 8080 dnat ip to 192.168.50.10:80`},
+		{[]Stmt{IIFName("lan0"), DstPrefix(netip.MustParsePrefix("::/0")), DPort("udp", 53), DNAT(netip.MustParseAddrPort("[2001:db8:50::1]:53"))}, `iifname "lan0" meta nfproto ipv6 udp dport 53 dnat ip6 to [2001:db8:50::1]:53`},
 		{[]Stmt{IIFNameNot("lan0"), Return()}, `iifname != "lan0" return`},
 		{[]Stmt{Marked(), Return()}, `meta mark != 0x00000000 return`},
 		{[]Stmt{DstLocal(), Return()}, `fib daddr type local return`},
@@ -217,7 +220,7 @@ func fuzzExprs(b []byte) []expr.Any {
 		case 3:
 			out = append(out, &expr.Bitwise{SourceRegister: reg, DestRegister: uint32(next() % 4), Len: uint32(next() % 20), Mask: data(), Xor: data()})
 		case 4:
-			out = append(out, &expr.Ct{Register: reg, Key: expr.CtKey(next() % 10)})
+			out = append(out, &expr.Ct{Register: reg, Key: expr.CtKey(next() % 10), SourceRegister: next()%4 == 0})
 		case 5:
 			out = append(out, &expr.Immediate{Register: reg, Data: data()})
 		case 6:

@@ -178,9 +178,16 @@ func priorityName(hook string, p int) string {
 	return strconv.Itoa(p)
 }
 
-// Set is a named set of braid's table: IPv4 or IPv6 addresses, with
-// intervals. Its elements are converged by difference: a change adds and
-// deletes only the elements that differ, however large the set.
+// Set is a named set of braid's table: IPv4 or IPv6 addresses, either
+// with intervals (the spec's prefixes) or with timeouts (a session's
+// addresses).
+//
+// An interval set's elements are the spec's, converged by difference: a
+// change adds and deletes only the elements that differ, however large
+// the set. A timeout set's elements belong to a session, not the spec
+// (the DNS forwarder's answers, written with Elements, each expiring on
+// its own): the driver converges its definition only, never reads,
+// diffs, removes or reports its elements.
 type Set struct {
 	// Name is the set's name in the table.
 	Name string
@@ -188,7 +195,11 @@ type Set struct {
 	Type string
 	// Interval is nft's "flags interval".
 	Interval bool
-	// Elements are the set's address ranges, sorted.
+	// Timeout is nft's "flags timeout": elements carry their own timeout,
+	// and belong to a session.
+	Timeout bool
+	// Elements are the set's address ranges, sorted (none for a timeout
+	// set: its elements are not the driver's).
 	Elements []Range
 	// delta, on an observed set, says what applying the desired one would
 	// add and remove ("+192.0.2.0/24 -198.51.100.7"); empty when the
@@ -207,25 +218,38 @@ func (s Set) Address() string { return "nft.set[" + tableLabel + " " + printable
 
 // Fields implements plan.Resource. Elements are shown as a count (a set
 // may hold thousands); an observed set that differs from the desired one
-// adds what applying would add (+) and remove (-).
+// adds what applying would add (+) and remove (-). A timeout set's
+// elements are a session's: they show as such, never counted or
+// compared.
 func (s Set) Fields() []plan.Field {
-	flags := "none"
+	var flags []string
 	if s.Interval {
-		flags = "interval"
+		flags = append(flags, "interval")
+	}
+	if s.Timeout {
+		flags = append(flags, "timeout")
+	}
+	if len(flags) == 0 {
+		flags = append(flags, "none")
 	}
 	n := strconv.Itoa(len(s.Elements))
-	if s.delta != "" {
+	switch {
+	case s.Timeout:
+		n = "session-owned"
+	case s.delta != "":
 		n += " (" + s.delta + ")"
 	}
 	return []plan.Field{
 		{Name: "type", Value: s.Type},
-		{Name: "flags", Value: flags},
+		{Name: "flags", Value: strings.Join(flags, ",")},
 		{Name: "elements", Value: n},
 	}
 }
 
 // sameKind reports whether o can become s by changing elements only.
-func (s Set) sameKind(o Set) bool { return s.Type == o.Type && s.Interval == o.Interval }
+func (s Set) sameKind(o Set) bool {
+	return s.Type == o.Type && s.Interval == o.Interval && s.Timeout == o.Timeout
+}
 
 // v6 reports whether the set holds IPv6 addresses.
 func (s Set) v6() bool { return s.Type == typeIPv6 }

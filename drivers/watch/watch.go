@@ -6,7 +6,9 @@
 package watch
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,6 +34,11 @@ const nfnlGroupNFTables = 7
 // to watch: its sockets stay there.
 type Kernel struct {
 	fds []int
+	// nf is the nftables socket (-1: none).
+	nf int
+	// sessionSet reports whether a set's elements belong to a session
+	// (nil: none do).
+	sessionSet func(table, set string) bool
 	// mu is held from reading a batch of notifications to the end of
 	// its changed call, and by Drain: a Drain that returns has waited
 	// for any batch already read to be reported, so a caller that
@@ -42,9 +49,13 @@ type Kernel struct {
 }
 
 // Open subscribes to the notifications. The sockets belong to the network
-// namespace of the calling thread.
-func Open() (*Kernel, error) {
-	k := &Kernel{}
+// namespace of the calling thread. sessionSet, if not nil, names the sets
+// whose elements a session writes at its own pace (per-domain egress: an
+// element per DNS answer): a change of their elements is no change of
+// what braid converges, so it is not reported, nor is the new generation
+// the kernel announces after it.
+func Open(sessionSet func(table, set string) bool) (*Kernel, error) {
+	k := &Kernel{nf: -1, sessionSet: sessionSet}
 	rt, err := subscribe(unix.NETLINK_ROUTE, routeGroups)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to rtnetlink changes: %w", err)
@@ -56,6 +67,7 @@ func Open() (*Kernel, error) {
 		return nil, fmt.Errorf("subscribe to nftables changes: %w", err)
 	}
 	k.fds = append(k.fds, nf)
+	k.nf = nf
 	return k, nil
 }
 
@@ -67,7 +79,7 @@ func OpenLinks() (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to link changes: %w", err)
 	}
-	return &Kernel{fds: []int{fd}}, nil
+	return &Kernel{fds: []int{fd}, nf: -1}, nil
 }
 
 func subscribe(proto int, groups []uint32) (int, error) {
@@ -145,7 +157,9 @@ func (k *Kernel) drain(fd int, buf []byte) bool {
 		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
 		switch {
 		case err == nil && n > 0:
-			got = true
+			if fd != k.nf || k.sessionSet == nil || Counts(buf[:n], k.sessionSet) {
+				got = true
+			}
 		case errors.Is(err, unix.ENOBUFS):
 			got = true // lost some: still a change
 		case errors.Is(err, unix.EINTR):
@@ -180,3 +194,71 @@ func (k *Kernel) Close() error {
 	k.fds = nil
 	return nil
 }
+
+// nftables notifications (linux/netfilter/nfnetlink.h, nf_tables.h).
+const (
+	nfnlSubsysNFTables = 10
+	nftMsgNewSetElem   = 12
+	nftMsgDelSetElem   = 14
+	nftMsgNewGen       = 15
+	nftaSetElemTable   = 1 // NFTA_SET_ELEM_LIST_TABLE
+	nftaSetElemSet     = 2 // NFTA_SET_ELEM_LIST_SET
+	nlmsgHdrLen        = 16
+	nfgenmsgLen        = 4
+)
+
+// Counts reports whether a datagram of nftables notifications holds a
+// change: any message but a new generation (which follows every change,
+// and is never one alone) and the elements of a set sessionSet names. A
+// datagram it cannot read counts: when in doubt, observe again.
+func Counts(b []byte, sessionSet func(table, set string) bool) bool {
+	for len(b) >= nlmsgHdrLen {
+		n := int(binary.NativeEndian.Uint32(b))
+		if n < nlmsgHdrLen || n > len(b) {
+			return true
+		}
+		msg := b[:n]
+		b = b[min(align4(n), len(b)):]
+		typ := binary.NativeEndian.Uint16(msg[4:])
+		if typ>>8 != nfnlSubsysNFTables {
+			return true
+		}
+		switch typ & 0xff {
+		case nftMsgNewGen:
+			continue
+		case nftMsgNewSetElem, nftMsgDelSetElem:
+			table, set, ok := setElemNames(msg[nlmsgHdrLen:])
+			if ok && sessionSet(table, set) {
+				continue
+			}
+		}
+		return true
+	}
+	return len(b) != 0
+}
+
+// setElemNames reads the table and set names of a set element message's
+// payload (nfgenmsg, then attributes).
+func setElemNames(b []byte) (table, set string, ok bool) {
+	if len(b) < nfgenmsgLen {
+		return "", "", false
+	}
+	b = b[nfgenmsgLen:]
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < 4 || l > len(b) {
+			return "", "", false
+		}
+		v := string(bytes.TrimRight(b[4:l], "\x00"))
+		switch binary.NativeEndian.Uint16(b[2:]) &^ unix.NLA_F_NESTED {
+		case nftaSetElemTable:
+			table = v
+		case nftaSetElemSet:
+			set = v
+		}
+		b = b[min(align4(l), len(b)):]
+	}
+	return table, set, table != "" && set != ""
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }

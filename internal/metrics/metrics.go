@@ -56,6 +56,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	peer        *peerCollector
+	dns         *dnsCollector
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -81,6 +82,7 @@ func New(status func() reconcile.Status) *Metrics {
 			Help: "Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).",
 		}, []string{"reason", "transport"}),
 		peer: &peerCollector{},
+		dns:  &dnsCollector{},
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -91,6 +93,7 @@ func New(status func() reconcile.Status) *Metrics {
 		m.transitions,
 		m.rejected,
 		m.peer,
+		m.dns,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

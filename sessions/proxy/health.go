@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Jigsaw-Code/outline-sdk/transport"
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
-	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/dnsstream"
+	"github.com/braid-router/braid/internal/sockmark"
 	"github.com/braid-router/braid/probe"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/peer/socksaddr"
@@ -229,28 +230,31 @@ func (h *peerHealth) round(ctx context.Context) {
 // probe connects to peer with a plain TCP socket (not Multipath TCP, so
 // that it leaves by the uplink) marked with mark; with a resolver, it
 // then asks it ProbeName through the peer, in the shadowsocks stream, by
-// DNS over TCP (RFC 7766), and waits for the answer. It returns "" on
-// success, else what failed.
+// DNS over TCP (RFC 7766, package dnsstream, as the DNS forwarder's peer
+// upstream does), and waits for the answer. It returns "" on success,
+// else what failed.
 func (h *peerHealth) probe(ctx context.Context, mark uint32, peer string, key *shadowsocks.EncryptionKey, dns socksaddr.Addr) string {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	d := net.Dialer{}
+	d := net.Dialer{Control: sockmark.Control(mark)}
 	d.SetMultipathTCP(false)
-	if mark != 0 {
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark)) })
-			return errors.Join(err, serr)
+	if !dns.IP.IsValid() {
+		c, err := d.DialContext(ctx, "tcp", peer)
+		if err != nil {
+			return failure(err)
 		}
+		c.Close()
+		return ""
 	}
-	c, err := d.DialContext(ctx, "tcp", peer)
+	ss, err := shadowsocks.NewStreamDialer(&transport.TCPEndpoint{Dialer: d, Address: peer}, key)
+	if err != nil {
+		return err.Error()
+	}
+	c, err := ss.DialStream(ctx, dns.String())
 	if err != nil {
 		return failure(err)
 	}
 	defer c.Close()
-	if !dns.IP.IsValid() {
-		return ""
-	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -259,19 +263,13 @@ func (h *peerHealth) probe(ctx context.Context, mark uint32, peer string, key *s
 	if err != nil {
 		return err.Error()
 	}
-	msg := socksaddr.Append(nil, dns)
-	msg = binary.BigEndian.AppendUint16(msg, uint16(len(q)))
-	msg = append(msg, q...)
-	if _, err := shadowsocks.NewWriter(c, key).Write(msg); err != nil {
+	// The target address went lazily into the stream's first chunk: the
+	// query joins it there.
+	if err := dnsstream.Write(c, q); err != nil {
 		return "sending the DNS query: " + failure(err)
 	}
-	r := shadowsocks.NewReader(c, key)
-	var n [2]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return "no DNS answer through the peer: " + failure(err)
-	}
-	reply := make([]byte, binary.BigEndian.Uint16(n[:]))
-	if _, err := io.ReadFull(r, reply); err != nil {
+	reply, err := dnsstream.Read(c)
+	if err != nil {
 		return "no DNS answer through the peer: " + failure(err)
 	}
 	if !probe.IsDNSReply(reply, id) {
