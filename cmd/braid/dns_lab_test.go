@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -449,17 +447,7 @@ func TestDNSThroughThePeer(t *testing.T) {
 // ns, and returns once dumpcap captures.
 func startDNSCapture(t *testing.T, ns, dev string) *capture {
 	t.Helper()
-	nstest.RequireBinary(t, "dumpcap")
-	nstest.RequireBinary(t, "tshark")
-	c := &capture{file: filepath.Join(t.TempDir(), dev+".pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-i", dev, "-f", "port 53", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.stop)
-	mustWait(t, "dumpcap to capture", func() bool { return strings.Contains(c.out.String(), "Capturing on") })
-	return c
+	return startCapture(t, ns, dev, "port 53")
 }
 
 // count stops the capture and returns how many packets it holds.
