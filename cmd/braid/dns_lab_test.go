@@ -214,9 +214,11 @@ func TestDNSResolverInTheLab(t *testing.T) {
 
 	t.Run("never from the WAN side", func(t *testing.T) {
 		// isp1 routes the LAN's IPv6 prefix to the box; give it a route
-		// to the LAN's IPv4 address too. Neither answers.
+		// to the LAN's IPv4 address too. Neither answers, nor do the
+		// intercept's transparent sockets (every address, port 7153).
 		b.run(lab.RoleISP1, "ip", "route", "add", lab.BoxLANV4+"/32", "via", lab.BoxWAN1V4)
-		for _, server := range []string{braidDNS4, braidDNS6, net.JoinHostPort(lab.BoxWAN1V4, "53"), net.JoinHostPort(lab.BoxWAN1V6, "53")} {
+		for _, server := range []string{braidDNS4, braidDNS6, net.JoinHostPort(lab.BoxWAN1V4, "53"), net.JoinHostPort(lab.BoxWAN1V6, "53"),
+			net.JoinHostPort(lab.BoxWAN1V4, "7153"), net.JoinHostPort(lab.BoxWAN1V6, "7153"), net.JoinHostPort(lab.BoxLANV4, "7153")} {
 			for _, network := range []string{"udp", "tcp"} {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				r, err := l.Lookup(ctx, lab.RoleISP1, network, server, lab.NameServer, dns.TypeA)
