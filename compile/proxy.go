@@ -39,16 +39,20 @@ func familySuffix(v6 bool) string {
 // while the session runs; a CLI run removes them):
 //
 //   - the chain prerouting_tproxy of braid's table: what does not come in
-//     on the LAN, a connection's replies (a LAN host answering a port
-//     forward), what is already marked (per-domain egress, another
-//     program), what is to the box itself, to aggregation.bypass, to a
+//     on the LAN and a connection's replies (a LAN host answering a port
+//     forward) return; with dns.intercept, its rules (interceptRules,
+//     bound to the forwarder) come next; then what is already marked
+//     (per-domain egress, another program), what is to the box itself,
+//     with dns.intercept port 53 (DNS is never proxied), to aggregation.bypass, to a
 //     routes: to: prefix (it chooses its uplink), from a routes: from:
 //     prefix (everything from it leaves by its uplink), to the LAN's own
 //     prefixes or to the peer returns; then LAN TCP of either family goes
 //     to the listener by tproxy, marked with nl.TableProxy;
 //   - fwmark TableProxy lookup TableProxy at nl.PrioProxy, and local
-//     default dev lo in that table, both families: the marked packets are
-//     delivered to the box, where the listener takes them.
+//     default dev lo in that table, both families (proxyDelivery): the
+//     marked packets are delivered to the box, where the listener takes
+//     them. With dns.intercept they, and the chain, are kept while either
+//     session runs (plan.ProcessBound.Also).
 //
 // The session always runs (it probes the peer), but the steering only
 // while its verdict on the peer (facts.Peer) is healthy: with the peer
