@@ -43,11 +43,12 @@ func familySuffix(v6 bool) string {
 //     forward) return; with dns.intercept, its rules (interceptRules,
 //     bound to the forwarder) come next; then what is already marked
 //     (per-domain egress, another program), what is to the box itself,
-//     with dns.intercept port 53 (DNS is never proxied), to aggregation.bypass, to a
-//     routes: to: prefix (it chooses its uplink), from a routes: from:
-//     prefix (everything from it leaves by its uplink), to the LAN's own
-//     prefixes or to the peer returns; then LAN TCP of either family goes
-//     to the listener by tproxy, marked with nl.TableProxy;
+//     with dns.intercept port 53 (DNS is never proxied), to
+//     aggregation.bypass, to a routes: to: prefix (it chooses its
+//     uplink), from a routes: from: prefix (everything from it leaves by
+//     its uplink), to the LAN's own prefixes or to the peer returns; then
+//     LAN TCP of either family goes to the listener by tproxy, marked
+//     with nl.TableProxy;
 //   - fwmark TableProxy lookup TableProxy at nl.PrioProxy, and local
 //     default dev lo in that table, both families (proxyDelivery): the
 //     marked packets are delivered to the box, where the listener takes
