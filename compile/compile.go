@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -332,7 +333,15 @@ func (c *compiler) link(l nl.Link) {
 // table, which braid installs itself (addresses carry noprefixroute).
 func (c *compiler) address(link string, p netip.Prefix) {
 	c.addrs = append(c.addrs, nl.Addr{Link: link, Prefix: p})
-	c.routes = append(c.routes, connected(nl.TableMain, link, p))
+	// A second address in a subnet the link already has needs no route
+	// of its own: the first one's reaches the subnet (as the kernel, which
+	// adds a prefix route for a primary address only).
+	r := connected(nl.TableMain, link, p)
+	if !slices.ContainsFunc(c.routes, func(o nl.Route) bool {
+		return o.Table == r.Table && o.Dst == r.Dst && o.Link == r.Link && o.Metric == r.Metric
+	}) {
+		c.routes = append(c.routes, r)
+	}
 	if p.Addr().Is4() {
 		// Without it, removing a link's first address in a subnet removes
 		// the others in that subnet too: changing 10.0.0.2/24 to

@@ -484,3 +484,23 @@ func TestCompileExampleSpecNotes(t *testing.T) {
 		}
 	}
 }
+
+// Two LAN addresses in one subnet: both addresses, and one route to the
+// subnet, from the first (a second route, from the other, made every
+// pass fail with "wanted twice").
+func TestCompileTwoAddressesInOneSubnet(t *testing.T) {
+	spec := twoUplinks()
+	spec.LAN = &api.LAN{Interface: "lan0", Addresses: []string{"10.251.1.1/24", "10.251.1.2/24", "2001:db8:5::1/64", "2001:db8:5::2/64"}}
+	d, _ := compileOrWantErr(t, spec, "")
+	var routes []string
+	for _, a := range addresses(d.Resources) {
+		if strings.HasPrefix(a, "route[main 10.251.1.0/24") || strings.HasPrefix(a, "route[main 2001:db8:5::/64") {
+			routes = append(routes, a)
+		}
+	}
+	got := strings.Join(addresses(d.Resources), "\n")
+	wantInAndNot(t, got, []string{"address[lan0 10.251.1.1/24]", "address[lan0 10.251.1.2/24]", "address[lan0 2001:db8:5::2/64]"}, nil)
+	if len(routes) != 2 || !strings.Contains(routes[0]+routes[1], "src=10.251.1.1") {
+		t.Errorf("want one route to each subnet, the IPv4 one from the first address; got %q", routes)
+	}
+}
