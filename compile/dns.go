@@ -24,14 +24,13 @@ var dnsSession = session.Spec{Kind: dns.Kind, Name: dns.Name}.ID()
 // dnsListen returns where the forwarder listens: for "lan", every
 // address braid holds on the LAN interface now (lan.addresses and the
 // box's address in a delegated prefix, once it is there), link-local ones
-// left out (they need a zone); then the explicit addresses, once each.
-// onLAN are those of them that are on the LAN link, which intercept may
-// send the LAN's DNS to. It reads the addresses the compile already
-// wants (c.addrs), so it must run after the LAN's and the delegation's.
-func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, err error) {
+// left out (they need a zone); then the explicit addresses, once each. It
+// reads the addresses the compile already wants (c.addrs), so it must run
+// after the LAN's and the delegation's.
+func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err error) {
 	d := spec.DNS
 	if d == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	var lan []netip.Addr
 	if l := spec.LAN; l != nil {
@@ -44,9 +43,6 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, 
 	add := func(a netip.Addr) {
 		if !slices.Contains(listen, a) {
 			listen = append(listen, a)
-			if slices.Contains(lan, a) {
-				onLAN = append(onLAN, a)
-			}
 		}
 	}
 	for i, l := range d.Listen {
@@ -58,11 +54,11 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, 
 		}
 		a, err := netip.ParseAddr(l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dns.listen[%d]: %w", i, err)
+			return nil, fmt.Errorf("dns.listen[%d]: %w", i, err)
 		}
 		add(a.Unmap())
 	}
-	return listen, onLAN, nil
+	return listen, nil
 }
 
 // dns compiles the dns section into session[dns/resolver]: the forwarder
@@ -82,7 +78,7 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 		c.domainsWithoutDNS(spec)
 		return nil
 	}
-	listen, _, err := c.dnsListen(spec)
+	listen, err := c.dnsListen(spec)
 	if err != nil {
 		return err
 	}

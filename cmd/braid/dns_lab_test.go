@@ -237,7 +237,7 @@ func TestDNSResolverInTheLab(t *testing.T) {
 
 	t.Run("status and metrics", func(t *testing.T) {
 		out := b.braidOK("status")
-		if !strings.Contains(out, "running     session[dns/resolver]") || !strings.Contains(out, "serving "+lab.BoxLANV4+", "+lab.BoxLANV6+" port 53") {
+		if !strings.Contains(out, "running     session[dns/resolver]") || !strings.Contains(out, "serving "+lab.BoxLANV4+", "+lab.BoxLANV6+" port 53, intercepting on port 7153") {
 			t.Errorf("status:\n%s", out)
 		}
 		fams, err := b.scrape(metricsAddr)

@@ -501,7 +501,7 @@ func listenString(cfg Config) string {
 	}
 	l := strings.Join(as, ", ") + " port " + fmt.Sprint(cfg.Port)
 	if cfg.InterceptPort != 0 {
-		l += ", intercept port " + fmt.Sprint(cfg.InterceptPort)
+		l += ", intercepting on port " + fmt.Sprint(cfg.InterceptPort)
 	}
 	return l
 }
