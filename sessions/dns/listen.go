@@ -174,20 +174,28 @@ func (s *Server) serveUDP(ctx context.Context, e *engine, c *net.UDPConn, inflig
 			continue // an ICMP error reported on the socket, say
 		}
 		s.stats.QueriesUDP.Add(1)
-		client := from.Addr().Unmap()
-		if !inflight.acquire(client) {
-			s.stats.Refused.Add(1)
-			continue
-		}
-		raw := append([]byte(nil), buf[:n]...)
-		wg.Go(func() {
-			defer inflight.release(client)
-			if out := e.answer(ctx, raw, true); out != nil {
-				c.SetWriteDeadline(time.Now().Add(writeTimeout))
-				c.WriteToUDPAddrPort(out, from)
-			}
+		s.answerUDP(ctx, e, inflight, wg, from.Addr().Unmap(), buf[:n], func(out []byte) {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.WriteToUDPAddrPort(out, from)
 		})
 	}
+}
+
+// answerUDP answers the datagram query from client on a goroutine of wg,
+// handing the answer to reply, unless client has too many queries in
+// flight already: then the query is refused, unanswered.
+func (s *Server) answerUDP(ctx context.Context, e *engine, inflight *limiter, wg *sync.WaitGroup, client netip.Addr, query []byte, reply func([]byte)) {
+	if !inflight.acquire(client) {
+		s.stats.Refused.Add(1)
+		return
+	}
+	raw := append([]byte(nil), query...)
+	wg.Go(func() {
+		defer inflight.release(client)
+		if out := e.answer(ctx, raw, true); out != nil {
+			reply(out)
+		}
+	})
 }
 
 // serveInterceptUDP answers the queries tproxy hands the transparent
@@ -212,17 +220,8 @@ func (s *Server) serveInterceptUDP(ctx context.Context, e *engine, c *net.UDPCon
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		client := from.Addr()
-		if !inflight.acquire(client) {
-			s.stats.Refused.Add(1)
-			continue
-		}
-		raw := append([]byte(nil), buf[:n]...)
-		wg.Go(func() {
-			defer inflight.release(client)
-			if out := e.answer(ctx, raw, true); out != nil {
-				replyFrom(ctx, dst, from, out)
-			}
+		s.answerUDP(ctx, e, inflight, wg, from.Addr(), buf[:n], func(out []byte) {
+			replyFrom(ctx, dst, from, out)
 		})
 	}
 }
