@@ -956,15 +956,7 @@ func writeAggregationTable(w io.Writer, r *aggResult) (missed []string) {
 		return fmt.Sprintf("%.1f Mbit/s (min %.1f) `%s`", median(v)/1e6, slices.Min(v)/1e6, label)
 	}
 	line := func(what, b, a, ratio, goal string, met *bool) {
-		verdict := "—"
-		if met != nil {
-			verdict = "met"
-			if !*met {
-				verdict = "**missed**"
-				missed = append(missed, what)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", what, b, a, ratio, goal, verdict)
+		missed = goalRow(w, missed, what, b, a, ratio, goal, met)
 	}
 	ratio := func(x float64, ok bool) string {
 		if !ok {

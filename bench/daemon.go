@@ -555,15 +555,7 @@ func writeDaemonTable(w io.Writer, r *daemonResult) (missed []string) {
 		if !math.IsNaN(ratio) && !math.IsInf(ratio, 0) {
 			ratioText = fmt.Sprintf("%.2f", ratio)
 		}
-		verdict := "—"
-		if met != nil {
-			verdict = "met"
-			if !*met {
-				verdict = "**missed**"
-				missed = append(missed, what)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", what, braid, alt, ratioText, goal, verdict)
+		missed = goalRow(w, missed, what, braid, alt, ratioText, goal, met)
 	}
 	dur := func(d time.Duration, label string) string {
 		return fmt.Sprintf("%s `%s`", fmtLatency(d), label)

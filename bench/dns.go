@@ -879,15 +879,7 @@ func writeDNSTable(w io.Writer, r *dnsResult) (missed []string) {
 	fmt.Fprintln(w, "| what | braid | alternative | ratio | goal | verdict |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
 	line := func(what, b, a, ratio, goal string, met *bool) {
-		verdict := "—"
-		if met != nil {
-			verdict = "met"
-			if !*met {
-				verdict = "**missed**"
-				missed = append(missed, what)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", what, b, a, ratio, goal, verdict)
+		missed = goalRow(w, missed, what, b, a, ratio, goal, met)
 	}
 	qpsOf := func(s dnsSample) float64 { return s.qps }
 	p99Of := func(s dnsSample) float64 { return float64(s.p99) }

@@ -808,15 +808,7 @@ func writeFailoverTable(w io.Writer, r *failoverResult) (missed []string) {
 		return fmt.Sprintf("%.2f", float64(percentile(a, 50))/float64(percentile(b, 50)))
 	}
 	line := func(what, b, a, ratio, goal string, met *bool) {
-		verdict := "—"
-		if met != nil {
-			verdict = "met"
-			if !*met {
-				verdict = "**missed**"
-				missed = append(missed, what)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", what, b, a, ratio, goal, verdict)
+		missed = goalRow(w, missed, what, b, a, ratio, goal, met)
 	}
 	for _, kind := range faultKinds {
 		b, o := r.route["braid"][kind], r.route["omr"][kind]

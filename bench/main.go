@@ -440,6 +440,23 @@ func benchOnly[R any](ctx context.Context, h *harness, name, heading string, run
 	return nil
 }
 
+// goalRow writes one row of a table of figures against goals: what,
+// braid's figure, the alternative's, their ratio, the goal, and its
+// verdict (met, missed, or "—" when met is nil, a figure with no goal).
+// It returns missed with what appended when the goal was missed.
+func goalRow(w io.Writer, missed []string, what, braid, alt, ratio, goal string, met *bool) []string {
+	verdict := "—"
+	if met != nil {
+		verdict = "met"
+		if !*met {
+			verdict = "**missed**"
+			missed = append(missed, what)
+		}
+	}
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", what, braid, alt, ratio, goal, verdict)
+	return missed
+}
+
 // writeVerdict says which goals braid missed, or that it met them all.
 func writeVerdict(w io.Writer, missed []string) {
 	if len(missed) > 0 {

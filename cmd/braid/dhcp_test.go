@@ -127,14 +127,14 @@ type capture struct {
 	out  *nstest.SyncBuffer
 }
 
-// startCapture captures DHCP on dev in namespace ns, and returns once
-// dumpcap captures.
-func startCapture(t *testing.T, ns, dev string) *capture {
+// startCapture captures what filter (a capture filter) matches on dev in
+// namespace ns, and returns once dumpcap captures.
+func startCapture(t *testing.T, ns, dev, filter string) *capture {
 	t.Helper()
 	nstest.RequireBinary(t, "dumpcap")
 	nstest.RequireBinary(t, "tshark")
 	c := &capture{file: filepath.Join(t.TempDir(), dev+".pcapng"), out: &nstest.SyncBuffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-i", dev, "-f", "udp port 67 or udp port 68", "-w", c.file)
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-i", dev, "-f", filter, "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func (c *capture) packets() []dhcpPacket {
 // is never removed across renewals.
 func TestDHCPLeaseFromTheONT(t *testing.T) {
 	l, b := dhcpLab(t, true)
-	pcap := startCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev)
+	pcap := startCapture(t, l.NS(lab.RoleISP1), lab.ISPDownDev, "udp port 67 or udp port 68")
 	mon := nstest.Watch(t, "ip", "-n", b.ns, "monitor", "address")
 	spec := writeSpec(t, strings.Replace(dhcpSpec(t), "hostname: braid-lab", "hostname: braid-lab\n        clientID: \"00:62:72:61:69:64\"", 1))
 	d := b.startDaemon("-f", spec)

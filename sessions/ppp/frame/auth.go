@@ -122,11 +122,12 @@ func ParsePAP(b []byte) (PAP, error) {
 		if len(d) < 1 || int(d[0]) > len(d)-1 {
 			return PAP{}, fmt.Errorf("PAP Authenticate-Request: %w: Peer-ID Length beyond the packet", ErrMalformed)
 		}
-		a.PeerID, d = d[1:1+d[0]], d[1+d[0]:]
+		n := 1 + int(d[0]) // int first: a byte sum of 255 and 1 wraps to 0
+		a.PeerID, d = d[1:n], d[n:]
 		if len(d) < 1 || int(d[0]) > len(d)-1 {
 			return PAP{}, fmt.Errorf("PAP Authenticate-Request: %w: Passwd-Length beyond the packet", ErrMalformed)
 		}
-		a.Password = d[1 : 1+d[0]]
+		a.Password = d[1 : 1+int(d[0])]
 	case PAPAck, PAPNak:
 		if len(d) == 0 {
 			break
@@ -134,7 +135,7 @@ func ParsePAP(b []byte) (PAP, error) {
 		if int(d[0]) > len(d)-1 {
 			return PAP{}, fmt.Errorf("PAP: %w: Msg-Length beyond the packet", ErrMalformed)
 		}
-		a.Message = d[1 : 1+d[0]]
+		a.Message = d[1 : 1+int(d[0])]
 	default:
 		return PAP{}, fmt.Errorf("PAP: %w: unknown code %d", ErrMalformed, p.Code)
 	}
