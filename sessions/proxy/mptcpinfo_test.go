@@ -10,10 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/nstest"
+	"github.com/braid-router/braid/session"
+	"github.com/braid-router/braid/sessions/proxy/peerhealth"
 	"github.com/braid-router/braid/sessions/proxy/subflows"
 )
 
@@ -200,4 +204,94 @@ func TestReadMPTCP(t *testing.T) {
 			t.Errorf("readMPTCP = %+v, MPTCP %v, %v; want a fallback from %v", conn, ok, err, pathA)
 		}
 	})
+}
+
+// TestSubflowsStatus: the peer's health, as the proxy runs it, looks at
+// real connections over two paths (root) and says per uplink in the
+// session's status whether their subflows establish: b is flagged once
+// 3 connections' joins over it were stripped (nftables in the peer's
+// namespace), a is not; an uplink plain TCP stops reaching the peer over
+// loses its flag; the fault cleared, the next connection clears it.
+func TestSubflowsStatus(t *testing.T) {
+	n := newTwoPaths(t)
+	const port = 7001
+	n.serve(t, port, true)
+	hub, err := facts.Open(facts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	var mu sync.Mutex
+	var detail string
+	env := session.NewEnv(Kind+"/"+Name, nil, hub, func(_ session.State, d string) {
+		mu.Lock()
+		detail = d
+		mu.Unlock()
+	})
+	status := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return detail
+	}
+	h := newPeerHealth(env, time.Hour, time.Second, 100*time.Millisecond, peerhealth.Params{})
+	cfg := Config{Port: Port, Peer: "10.1.0.1:" + strconv.Itoa(port), Cipher: testCipher, Uplinks: []Uplink{
+		{Name: "a", Mark: 7101, Endpoints: []netip.Addr{pathA}},
+		{Name: "b", Mark: 7102, Endpoints: []netip.Addr{pathB}},
+	}}
+	if err := h.configure(cfg, nil, "secret", "base"); err != nil {
+		t.Fatal(err)
+	}
+	// Plain TCP reaches the peer over both (what the probes find).
+	probed := func(b string) {
+		h.mu.Lock()
+		h.m.Probed("a", "")
+		h.m.Probed("b", b)
+		h.applyLocked(time.Now())
+		h.mu.Unlock()
+	}
+	probed("")
+	wait := func(what string, cond func(string) bool) {
+		t.Helper()
+		for end := time.Now().Add(time.Minute); !cond(status()); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("timed out waiting for %s; status %q", what, status())
+			}
+		}
+	}
+	if s := status(); strings.Contains(s, "mptcp:") {
+		t.Fatalf("a status about subflows before any connection: %q", s)
+	}
+	var conns []*net.TCPConn
+	connect := func() {
+		c := n.dial(t, port)
+		conns = append(conns, c)
+		h.observe(c)
+	}
+	connect()
+	wait("both uplinks ok", func(s string) bool { return strings.Contains(s, "; mptcp: a ok (1 subflow), b ok (1 subflow)") })
+
+	nstest.NftLoad(t, n.peer, "table inet strip {\n chain in {\n  type filter hook prerouting priority -300; policy accept;\n"+
+		"  iifname \"peer-b\" tcp flags & syn == syn reset tcp option mptcp\n }\n}\n")
+	for range 3 {
+		connect()
+	}
+	wait("b flagged", func(s string) bool {
+		return strings.Contains(s, "; mptcp: a ok (4 subflows), b joins fail\n! b: MPTCP subflows to the peer do not establish over b: the joins of 3 connections in a row were refused or reset at once")
+	})
+	if s := status(); strings.Contains(s, "! a:") {
+		t.Errorf("a flagged: %q", s)
+	}
+	// b cut from the peer: not MPTCP's fault, no flag.
+	probed("timed out")
+	probed("timed out")
+	if s := status(); strings.Contains(s, "b joins fail") || strings.Contains(s, "! b") {
+		t.Errorf("b unreached and still flagged: %q", s)
+	}
+	probed("")
+	nstest.In(t, n.peer, "nft", "delete", "table", "inet", "strip")
+	connect()
+	wait("b ok again", func(s string) bool { return strings.Contains(s, ", b ok (1 subflow)") })
+	if s := status(); strings.Contains(s, "\n!") {
+		t.Errorf("a flag left: %q", s)
+	}
 }

@@ -44,6 +44,10 @@ type Proxy struct {
 	// Health are the thresholds of the peer's health (its K, its
 	// trials' backoff); zero fields take peerhealth's defaults.
 	Health peerhealth.Params
+	// SubflowSettle is how long after the peer first answered a
+	// connection its MPTCP subflows are looked at (package subflows);
+	// zero: DefaultSubflowSettle.
+	SubflowSettle time.Duration
 	// UDPIdle is how long a UDP association may stay silent both ways;
 	// zero: DefaultUDPIdle.
 	UDPIdle time.Duration
@@ -67,7 +71,8 @@ type Proxy struct {
 // (the supervisor retries after its backoff). With Config.TCP direct it
 // listens for UDP only; with Config.UDP peer it relays UDP too (udp.go).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
-	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout), p.Health)
+	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout),
+		cmp.Or(p.SubflowSettle, DefaultSubflowSettle), p.Health)
 	r, err := p.relayer(cfg, env, health)
 	if err != nil {
 		return err
