@@ -244,7 +244,7 @@ func printLabStatus(w io.Writer, st *lab.Status) {
 func newLabFaultCmd() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "fault [--name N] isp1|isp2 blackhole|down|loss PCT|unplug|plug|clear",
+		Use:   "fault [--name N] isp1|isp2 blackhole|down|loss PCT|strip-mptcp|unplug|plug|clear",
 		Short: "Inject a fault on the ISP side of one of the box's links, or clear it",
 		Long: `Inject a fault on the ISP side of the box's link to isp1 or isp2:
 
@@ -255,6 +255,9 @@ func newLabFaultCmd() *cobra.Command {
   loss PCT   each packet crossing the link, either way, is dropped with
              probability PCT% (nftables numgen; a ping's round trip is lost
              with 1-(1-PCT/100)²)
+  strip-mptcp  the MPTCP option is stripped from TCP SYNs and SYN-ACKs crossing
+             the link, as a middlebox that scrubs TCP options does: no MPTCP
+             subflow establishes over it (braid status flags the uplink)
   unplug     the box's end of the link is removed, as a USB modem pulled out
   plug       it comes back under the same name and MAC address, down and
              unaddressed on the box's side, configured as at lab up on the ISP's
