@@ -329,29 +329,26 @@ func (v Verdict) Summary() string {
 }
 
 // Explain says, for a flagged uplink, what the problem means and what to
-// try, in one paragraph; "" when nothing is wrong.
+// try, in three lines (separated by "\n  "): the evidence, what it means,
+// what to try; "" when nothing is wrong.
 func (v Verdict) Explain() string {
-	n, since := v.Failed, v.Since.Format(time.TimeOnly)
+	n, since, u := count(v.Failed, "connection"), v.Since.Format(time.TimeOnly), v.Uplink
 	switch v.Problem {
 	case JoinsFail:
-		how := "got no answer"
-		what := "drops TCP SYNs carrying the MP_JOIN option"
+		how, what := "got no answer", "drops TCP SYNs that carry the MP_JOIN option"
 		if v.Last == JoinMissing {
 			how = "were refused or reset at once"
-			what = "strips MPTCP options from TCP SYNs (the peer then answers the join as plain TCP and the box resets it), or the peer refuses joins (its `ip mptcp limits`)"
+			what = "strips MPTCP options from TCP SYNs, or the peer refuses joins (`ip mptcp limits` there)"
 		}
-		return fmt.Sprintf("%s: MPTCP subflows to the peer do not establish over %s: the joins of %s in a row %s (since %s), while plain TCP reaches the peer over it. "+
-			"Something on %s's path (the ISP, its modem, a firewall) %s. Connections are not aggregated over %s; it still carries what is routed to it and takes over when the others fail. "+
-			"Try: put the ISP's modem in bridge mode or turn off its firewall; ask the ISP whether it filters TCP options; "+
-			"compare `tcpdump -ni IFACE 'tcp[tcpflags] & tcp-syn != 0'` on the box and on the peer (mptcp options leave, and do not arrive); "+
-			"`nstat -az | grep MPJoin` counts the joins sent (MPJoinSynTx) and answered (MPJoinSynAckRx)",
-			v.Uplink, v.Uplink, count(n, "connection"), how, since, v.Uplink, what, v.Uplink)
+		return fmt.Sprintf("%s: MPTCP subflows to the peer do not establish over %s: the joins of %s in a row %s (since %s), while plain TCP reaches the peer over it.\n"+
+			"  Something on %s's path (the ISP, its modem, a firewall) %s. Connections are not aggregated over %s; it still carries what is routed to it, and takes over if the others fail.\n"+
+			"  Try: put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPJoin` on the box counts joins sent (MPJoinSynTx) and answered (MPJoinSynAckRx); tcpdump the SYNs on the box and on the peer.",
+			u, u, n, how, since, u, what, u)
 	case FallsBack:
-		return fmt.Sprintf("%s: Multipath TCP fell back to plain TCP on %s in a row whose first subflow went over %s (since %s): the peer answered without MP_CAPABLE, so nothing is aggregated. "+
-			"Either the peer does not speak MPTCP (shadowsocks-libev needs --mptcp; net.mptcp.enabled=1 on the peer), or something on %s's path (the ISP, its modem, a firewall) strips MPTCP options. "+
-			"Try: `braid status` on the peer, or `ss -Mn` there; put the ISP's modem in bridge mode; ask the ISP whether it filters TCP options; "+
-			"`nstat -az | grep MPCapable` counts the fallbacks (MPCapableFallbackSYNACK)",
-			v.Uplink, count(n, "connection"), v.Uplink, since, v.Uplink)
+		return fmt.Sprintf("%s: Multipath TCP fell back to plain TCP on %s in a row whose first subflow went over %s (since %s): the peer answered without MP_CAPABLE.\n"+
+			"  Either the peer does not speak MPTCP (shadowsocks-libev needs --mptcp; net.mptcp.enabled=1 on the peer), or something on %s's path (the ISP, its modem, a firewall) strips MPTCP options. Nothing is aggregated.\n"+
+			"  Try: `ss -Mn` on the peer; put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPCapable` on the box counts the fallbacks (MPCapableFallbackSYNACK).",
+			u, n, u, since, u)
 	}
 	return ""
 }

@@ -121,7 +121,7 @@ func TestMachine(t *testing.T) {
 			{Outcome{"isp2", JoinMissing}, "isp2 failed on 2 connections so far"},
 			{Outcome{"isp2", JoinMissing}, "isp2 joins fail"},
 			{Outcome{"isp2", JoinMissing}, "isp2 joins fail"},
-		}, JoinsFail, "the joins of 4 connections in a row were refused or reset at once (since 05:09:40), while plain TCP reaches the peer over it. Something on isp2's path (the ISP, its modem, a firewall) strips MPTCP options from TCP SYNs"},
+		}, JoinsFail, "the joins of 4 connections in a row were refused or reset at once (since 05:09:40), while plain TCP reaches the peer over it.\n  Something on isp2's path (the ISP, its modem, a firewall) strips MPTCP options from TCP SYNs"},
 		{"a success clears the flag", []step{
 			{Outcome{"isp2", JoinMissing}, "isp2 failed on 1 connection so far"},
 			{Outcome{"isp2", JoinMissing}, "isp2 failed on 2 connections so far"},
