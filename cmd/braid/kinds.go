@@ -33,6 +33,9 @@ type sessionHooks struct {
 	// peerStarted is handed each new peer session's counts of what it
 	// holds (the metrics' gauges).
 	peerStarted func(held func() peer.Stats)
+	// proxyStarted is handed each new proxy session (the metrics' gauge
+	// of its verdicts on the uplinks' MPTCP subflows).
+	proxyStarted func(*proxy.Proxy)
 	// dnsStarted is handed, once, what the DNS forwarder counts and knows
 	// (the metrics' braid_dns_*).
 	dnsStarted func(stats func() metrics.DNS)
@@ -54,7 +57,13 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
-	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return &proxy.Proxy{} })
+	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] {
+		p := &proxy.Proxy{}
+		if hooks.proxyStarted != nil {
+			hooks.proxyStarted(p)
+		}
+		return p
+	})
 	session.Register(reg, dhcpserver.Kind, func() session.Session[dhcpserver.Config] {
 		return &dhcpserver.Server{StateDir: hooks.stateDir}
 	})

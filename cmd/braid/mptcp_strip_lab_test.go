@@ -83,7 +83,8 @@ func boxMIB(t *testing.T, l *lab.Lab) map[string]int64 {
 func TestStatusFlagsStrippedMPTCP(t *testing.T) {
 	l := labWithPeer(t)
 	b := labBoxOf(t, l)
-	d := b.startDaemon("-f", writeSpec(t, labAggregationSpec(t, l)))
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(b.freePort())
+	d := b.startDaemon("-f", writeSpec(t, labAggregationSpec(t, l)), "--metrics-listen", metricsAddr)
 	steeredLAN(t, l, d, "the proxy running and its steering in place")
 	whoami := net.JoinHostPort(lab.ServerV4, strconv.Itoa(lab.WhoamiPort))
 	e2eWait(t, l, nil, "the LAN's connections going through the peer", func() bool {
@@ -168,6 +169,16 @@ func TestStatusFlagsStrippedMPTCP(t *testing.T) {
 	if after["MPJoinSynTx"] <= before["MPJoinSynTx"] || after["MPJoinSynAckRx"] != before["MPJoinSynAckRx"] {
 		t.Errorf("while isp2 strips MPTCP, the box's kernel counted joins sent %d -> %d, answered %d -> %d; want more sent, none answered",
 			before["MPJoinSynTx"], after["MPJoinSynTx"], before["MPJoinSynAckRx"], after["MPJoinSynAckRx"])
+	}
+	// The metric says the same.
+	fams, err := b.scrape(metricsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uplink, want := range map[string]float64{"isp1": 1, "isp2": 0} {
+		if v, ok := metricValue(fams, "braid_uplink_mptcp_subflows_ok", "uplink", uplink); !ok || v != want {
+			t.Errorf("isp2 stripping: braid_uplink_mptcp_subflows_ok{uplink=%q} = %v (present %v), want %v", uplink, v, ok, want)
+		}
 	}
 	r := b.braid(nil, "status")
 	t.Logf("braid status, isp2 stripping MPTCP:\n%s", r.stdout)

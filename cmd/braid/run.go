@@ -24,6 +24,7 @@ import (
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/sessions/peer"
+	"github.com/braid-router/braid/sessions/proxy"
 	"github.com/braid-router/braid/source"
 )
 
@@ -157,6 +158,15 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		hooks.peerRejected = m.ObservePeerRejected
 		hooks.peerRejectedDatagram = m.ObservePeerRejectedDatagram
 		hooks.dnsStarted = m.WatchDNS
+		hooks.proxyStarted = func(p *proxy.Proxy) {
+			m.WatchSubflows(func() []metrics.SubflowVerdict {
+				var out []metrics.SubflowVerdict
+				for _, v := range p.SubflowVerdicts() {
+					out = append(out, metrics.SubflowVerdict{Uplink: v.Uplink, OK: !v.Flagged()})
+				}
+				return out
+			})
+		}
 		hooks.peerStarted = func(held func() peer.Stats) {
 			m.WatchPeer(func() metrics.PeerHeld {
 				st := held()

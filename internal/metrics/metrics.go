@@ -56,6 +56,7 @@ type Metrics struct {
 	rejected    *prometheus.CounterVec
 	peer        *peerCollector
 	dns         *dnsCollector
+	subflows    *subflowsCollector
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
@@ -80,8 +81,9 @@ func New(status func() reconcile.Status) *Metrics {
 			Name: "braid_peer_rejected_connections_total",
 			Help: "Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).",
 		}, []string{"reason", "transport"}),
-		peer: &peerCollector{},
-		dns:  &dnsCollector{},
+		peer:     &peerCollector{},
+		dns:      &dnsCollector{},
+		subflows: &subflowsCollector{},
 	}
 	for _, r := range Results {
 		m.passes.WithLabelValues(r)
@@ -93,6 +95,7 @@ func New(status func() reconcile.Status) *Metrics {
 		m.rejected,
 		m.peer,
 		m.dns,
+		m.subflows,
 		&statusCollector{status: status},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -38,3 +38,6 @@ func (*Metrics) WatchPeer(func() PeerHeld) {}
 
 // WatchDNS does nothing.
 func (*Metrics) WatchDNS(func() DNS) {}
+
+// WatchSubflows does nothing.
+func (*Metrics) WatchSubflows(func() []SubflowVerdict) {}

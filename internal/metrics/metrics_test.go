@@ -272,3 +272,21 @@ func TestMetricsPeerHeld(t *testing.T) {
 		held = PeerHeld{Relayed: 7}
 	}
 }
+
+// The proxy's verdicts on the uplinks' MPTCP subflows are a gauge per
+// uplink: absent before a proxy runs, 1 for ok, 0 for flagged.
+func TestMetricsSubflows(t *testing.T) {
+	m := New(func() reconcile.Status { return reconcile.Status{} })
+	if fams := scrape(t, m); fams["braid_uplink_mptcp_subflows_ok"] != nil {
+		t.Errorf("braid_uplink_mptcp_subflows_ok before a proxy runs")
+	}
+	m.WatchSubflows(func() []SubflowVerdict {
+		return []SubflowVerdict{{Uplink: "isp1", OK: true}, {Uplink: "isp2"}}
+	})
+	fams := scrape(t, m)
+	for uplink, want := range map[string]float64{"isp1": 1, "isp2": 0} {
+		if got, ok := value(fams, "braid_uplink_mptcp_subflows_ok", "uplink", uplink); !ok || got != want {
+			t.Errorf("%s: braid_uplink_mptcp_subflows_ok = %v (present %v), want %v", uplink, got, ok, want)
+		}
+	}
+}

@@ -39,3 +39,12 @@ type DNSUpstream struct {
 	// RTT is the round trip of its last answer; zero before one.
 	RTT time.Duration
 }
+
+// SubflowVerdict is the transparent proxy's verdict on one uplink's MPTCP
+// subflows to the aggregation peer.
+type SubflowVerdict struct {
+	// Uplink is the uplink's name.
+	Uplink string
+	// OK: its subflows establish; not OK: the proxy flags it.
+	OK bool
+}

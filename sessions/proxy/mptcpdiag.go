@@ -103,24 +103,8 @@ func (h *peerHealth) subflowsLocked() string {
 	if h.sf == nil {
 		return ""
 	}
-	ups := h.subflowUplinksLocked()
-	var keep []string
-	for _, u := range ups {
-		if u.Reached {
-			keep = append(keep, u.Name)
-		}
-	}
-	h.sf.Keep(keep)
-	var vs []subflows.Verdict
-	known := false
-	for _, u := range ups {
-		if u.Reached {
-			v := h.sf.Verdict(u.Name)
-			vs = append(vs, v)
-			known = known || v.Known
-		}
-	}
-	if !known {
+	vs := h.verdictsLocked()
+	if !slices.ContainsFunc(vs, func(v subflows.Verdict) bool { return v.Known }) {
 		return ""
 	}
 	var b strings.Builder
@@ -144,4 +128,36 @@ func (h *peerHealth) subflowsLocked() string {
 	}
 	h.flagged = flagged
 	return b.String()
+}
+
+// verdictsLocked forgets what was found of the uplinks plain TCP does
+// not reach the peer over, and returns the verdicts on the others, known
+// or not. h.mu is held, and h.sf is set.
+func (h *peerHealth) verdictsLocked() []subflows.Verdict {
+	var keep []string
+	var vs []subflows.Verdict
+	for _, u := range h.subflowUplinksLocked() {
+		if u.Reached {
+			keep = append(keep, u.Name)
+			vs = append(vs, h.sf.Verdict(u.Name))
+		}
+	}
+	h.sf.Keep(keep)
+	return vs
+}
+
+// subflowVerdicts returns the known verdicts, as verdictsLocked.
+func (h *peerHealth) subflowVerdicts() []subflows.Verdict {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sf == nil {
+		return nil
+	}
+	var out []subflows.Verdict
+	for _, v := range h.verdictsLocked() {
+		if v.Known {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/braid-router/braid/internal/transparent"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy/peerhealth"
+	"github.com/braid-router/braid/sessions/proxy/subflows"
 )
 
 // Defaults of a Proxy's zero fields.
@@ -187,6 +188,20 @@ func detail(cfg Config, r *relayer) string {
 		what = "udp"
 	}
 	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", cfg.Port, what, r.peer, r.cipher)
+}
+
+// SubflowVerdicts returns the verdicts on the uplinks' MPTCP subflows to
+// the peer (package subflows) that connections said something of, for
+// the uplinks plain TCP reaches the peer over; none while the session
+// does not run. It may be called from any goroutine.
+func (p *Proxy) SubflowVerdicts() []subflows.Verdict {
+	p.mu.Lock()
+	h := p.health
+	p.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h.subflowVerdicts()
 }
 
 // current is the relayer for a new connection.

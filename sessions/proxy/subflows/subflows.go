@@ -305,6 +305,9 @@ func (m *Machine) Verdict(name string) Verdict {
 	return v
 }
 
+// Flagged reports whether the verdict flags the uplink.
+func (v Verdict) Flagged() bool { return v.Problem != None }
+
 // Summary says the verdict in a few words: "isp1 ok (4 subflows)",
 // "isp1 ok (4 subflows, then 1 failed)", "isp2 failed on 2 connections so
 // far", "isp2 joins fail", "isp1 falls back to plain TCP", "isp2 not seen
