@@ -350,7 +350,7 @@ func (v Verdict) Explain() string {
 	case FallsBack:
 		return fmt.Sprintf("%s: Multipath TCP fell back to plain TCP on %s in a row whose first subflow went over %s (since %s): the peer answered without MP_CAPABLE.\n"+
 			"  Either the peer does not speak MPTCP (shadowsocks-libev needs --mptcp; net.mptcp.enabled=1 on the peer), or something on %s's path (the ISP, its modem, a firewall) strips MPTCP options. Nothing is aggregated.\n"+
-			"  Try: `ss -Mn` on the peer; put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPCapable` on the box counts the fallbacks (MPCapableFallbackSYNACK).",
+			"  Try: `ss -Mn` on the peer; put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPCapable` on the box counts the fallbacks (MPCapableFallbackSYNACK); when MPCapableSYNTXDisabled rises, MPTCP SYNs were lost and the kernel stopped asking for MPTCP for net.mptcp.blackhole_timeout (3600 s by default, growing).",
 			u, n, u, since, u)
 	}
 	return ""
