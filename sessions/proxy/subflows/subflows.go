@@ -345,12 +345,12 @@ func (v Verdict) Explain() string {
 		}
 		return fmt.Sprintf("%s: MPTCP subflows to the peer do not establish over %s: the joins of %s in a row %s (since %s), while plain TCP reaches the peer over it.\n"+
 			"  Something on %s's path (the ISP, its modem, a firewall) %s. Connections are not aggregated over %s; it still carries what is routed to it, and takes over if the others fail.\n"+
-			"  Try: put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPJoin` on the box counts joins sent (MPJoinSynTx) and answered (MPJoinSynAckRx); tcpdump the SYNs on the box and on the peer.",
-			u, u, n, how, since, u, what, u)
+			"  Try: put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPJoin` on the box counts joins sent (MPJoinSynTx) and answered (MPJoinSynAckRx); until it is fixed, `mptcp: {mode: off}` on %s stops the joins.",
+			u, u, n, how, since, u, what, u, u)
 	case FallsBack:
 		return fmt.Sprintf("%s: Multipath TCP fell back to plain TCP on %s in a row whose first subflow went over %s (since %s): the peer answered without MP_CAPABLE.\n"+
 			"  Either the peer does not speak MPTCP (shadowsocks-libev needs --mptcp; net.mptcp.enabled=1 on the peer), or something on %s's path (the ISP, its modem, a firewall) strips MPTCP options. Nothing is aggregated.\n"+
-			"  Try: `ss -Mn` on the peer; put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; `nstat -az | grep MPCapable` on the box counts the fallbacks (MPCapableFallbackSYNACK); when MPCapableSYNTXDisabled rises, MPTCP SYNs were lost and the kernel stopped asking for MPTCP for net.mptcp.blackhole_timeout (3600 s by default, growing).",
+			"  Try: `ss -Mn` on the peer; put the ISP's modem in bridge mode or turn its firewall off; ask the ISP whether it filters TCP options; give a clean uplink the lowest priority (the first subflow leaves by it); `nstat -az | grep MPCapable` on the box counts the fallbacks (MPCapableFallbackSYNACK); when MPCapableSYNTXDisabled rises, MPTCP SYNs were lost and the kernel stopped asking for MPTCP for net.mptcp.blackhole_timeout (3600 s by default, growing).",
 			u, n, u, since, u)
 	}
 	return ""
