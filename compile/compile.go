@@ -237,6 +237,9 @@ type compiler struct {
 	// in their apply order.
 	mptcpObjs []plan.Resource
 	nftObjs   []plan.Resource
+	// proxySteers is set when the proxy's steering is in the tproxy
+	// chain, with dns.intercept's rules in it (proxy.go, dns.go).
+	proxySteers bool
 
 	links   []nl.Link
 	sysctls []nl.Sysctl

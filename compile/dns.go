@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
 	nft "github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/session"
@@ -16,20 +17,20 @@ import (
 )
 
 // dnsSession is the forwarder's session, session[dns/resolver]: what its
-// process-bound objects (the intercept rules) belong to.
+// process-bound objects (the intercept rules, the local delivery of what
+// they mark) belong to.
 var dnsSession = session.Spec{Kind: dns.Kind, Name: dns.Name}.ID()
 
 // dnsListen returns where the forwarder listens: for "lan", every
 // address braid holds on the LAN interface now (lan.addresses and the
 // box's address in a delegated prefix, once it is there), link-local ones
-// left out (they need a zone); then the explicit addresses, once each.
-// onLAN are those of them that are on the LAN link, which intercept may
-// send the LAN's DNS to. It reads the addresses the compile already
-// wants (c.addrs), so it must run after the LAN's and the delegation's.
-func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, err error) {
+// left out (they need a zone); then the explicit addresses, once each. It
+// reads the addresses the compile already wants (c.addrs), so it must run
+// after the LAN's and the delegation's.
+func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err error) {
 	d := spec.DNS
 	if d == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	var lan []netip.Addr
 	if l := spec.LAN; l != nil {
@@ -42,9 +43,6 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, 
 	add := func(a netip.Addr) {
 		if !slices.Contains(listen, a) {
 			listen = append(listen, a)
-			if slices.Contains(lan, a) {
-				onLAN = append(onLAN, a)
-			}
 		}
 	}
 	for i, l := range d.Listen {
@@ -56,11 +54,11 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen, onLAN []netip.Addr, 
 		}
 		a, err := netip.ParseAddr(l)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dns.listen[%d]: %w", i, err)
+			return nil, fmt.Errorf("dns.listen[%d]: %w", i, err)
 		}
 		add(a.Unmap())
 	}
-	return listen, onLAN, nil
+	return listen, nil
 }
 
 // dns compiles the dns section into session[dns/resolver]: the forwarder
@@ -80,11 +78,17 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 		c.domainsWithoutDNS(spec)
 		return nil
 	}
-	listen, _, err := c.dnsListen(spec)
+	listen, err := c.dnsListen(spec)
 	if err != nil {
 		return err
 	}
+	if err := interceptChecks(spec); err != nil {
+		return err
+	}
 	cfg := dns.Config{Listen: listen, Port: dns.Port, AAAA: cmp.Or(d.AAAA, api.DefaultAAAA), FilterAAAA: d.FilterAAAA}
+	if intercepts(spec) {
+		cfg.InterceptPort = dns.InterceptPort
+	}
 	for i, u := range d.Upstreams {
 		switch name, isUplink := strings.CutPrefix(u, "uplink:"); {
 		case u == "peer":
@@ -140,7 +144,7 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 		}
 	}
 	c.specs = append(c.specs, session.Spec{Kind: dns.Kind, Name: dns.Name, Config: cfg, Wait: wait})
-	return nil
+	return c.interceptDNS(spec)
 }
 
 // uplinkResolvers lists the resolvers uplink learnt (its lease's option 6,
@@ -204,82 +208,82 @@ func (c *compiler) domainsWithoutDNS(spec *api.RouterSpec) {
 // Intercept rule IDs start with this.
 const interceptID = "dns-intercept"
 
-// interceptDNS adds to the dstnat chain, with dns.intercept, the
-// redirection of the LAN's DNS (UDP and TCP port 53) to any address that
-// is not the box's own to braid's forwarder: a DNAT to the first address
-// it listens on that the LAN link holds, per family (a family with none
-// is not intercepted: a note says so). What the LAN asks of the box's own
-// addresses is untouched. The rules are process-bound to the forwarder
-// (bindIntercept): with it not running, the LAN's queries go where they
-// were sent.
-func (c *compiler) interceptDNS(rs *nft.Ruleset, spec *api.RouterSpec, lanIf string) error {
-	d := spec.DNS
-	if d == nil || !d.Intercept || lanIf == "" {
+// intercepts reports whether spec intercepts the LAN's DNS
+// (dns.intercept, with a LAN).
+func intercepts(spec *api.RouterSpec) bool {
+	return spec.DNS != nil && spec.DNS.Intercept && spec.LAN != nil
+}
+
+// interceptRules adds to rs, with dns.intercept, the rules of the tproxy
+// chain that hand the LAN's DNS (UDP and TCP port 53, both families) to
+// an address that is not the box's own to the forwarder's transparent
+// sockets (dns.InterceptPort), marked with nl.TableProxy so that the
+// policy rule of proxyDelivery delivers it to the box; each rule then
+// ends the chain, so that the proxy's steering never sees an intercepted
+// query. What the LAN asks of the box's own addresses is untouched.
+//
+// tproxy hands a packet over only while a socket listens with
+// IP_TRANSPARENT on the port, and lets it through untouched otherwise:
+// with the forwarder's process gone (kill -9, a crash), the rules left
+// behind do nothing and the LAN's queries go where they were sent. The
+// rules are process-bound to the forwarder (the caller binds them).
+func interceptRules(rs *nft.Ruleset, spec *api.RouterSpec) {
+	if !intercepts(spec) {
+		return
+	}
+	for _, v6 := range []bool{false, true} {
+		for _, proto := range []string{"udp", "tcp"} {
+			rs.Add(nft.ChainTProxy, interceptID+"-"+proto+familySuffix(v6),
+				nft.IIFName(spec.LAN.Interface), nft.DstNotLocal(), nft.DPort(proto, dns.Port),
+				nft.TProxy(proto, v6, dns.InterceptPort), nft.SetMark(nl.TableProxy), nft.Return())
+		}
+	}
+}
+
+// interceptDNS compiles dns.intercept when the proxy's steering does not
+// hold it (c.proxySteers): the tproxy chain with interceptRules alone,
+// and proxyDelivery, all process-bound to the forwarder. The forwarder
+// listens on dns.InterceptPort (its Config.InterceptPort, set by dns).
+func (c *compiler) interceptDNS(spec *api.RouterSpec) error {
+	if !intercepts(spec) || c.proxySteers {
 		return nil
 	}
-	_, onLAN, err := c.dnsListen(spec)
+	rs := nft.NewRuleset()
+	interceptRules(rs, spec)
+	objs, err := rs.Resources()
 	if err != nil {
-		return err
+		return fmt.Errorf("dns.intercept: %w", err)
 	}
-	var to [2]netip.Addr // IPv4, IPv6
-	for _, a := range onLAN {
-		i := 0
-		if a.Is6() {
-			i = 1
-		}
-		if !to[i].IsValid() {
-			to[i] = a
-		}
+	for _, r := range proxyDelivery() {
+		c.nftObjs = append(c.nftObjs, plan.ProcessBound{Resource: r, Owner: dnsSession})
 	}
-	if !to[0].IsValid() && !to[1].IsValid() {
-		return nil // the session waits for an address; so does intercept
-	}
-	rs.Add(nft.ChainDNAT, interceptID+"-local", nft.IIFName(lanIf), nft.DstLocal(), nft.Return())
-	for i, a := range to {
-		fam := "v4"
-		every := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-		if i == 1 {
-			fam, every = "v6", netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	for _, r := range objs {
+		if _, ok := r.(nft.Table); ok {
+			continue // the firewall's
 		}
-		if !a.IsValid() {
-			note := c.note
-			if l := spec.LAN; i == 1 && l.IPv6 != nil && (l.IPv6.FromTunnel != "" || l.IPv6.FromUplink != "") {
-				note = c.wait // the delegated prefix is not there yet
-			}
-			note("dns.intercept", fmt.Sprintf("braid's resolver listens on no %[1]s address of the LAN: the LAN's DNS over %[1]s is not intercepted", family(every.Addr())))
-			continue
-		}
-		for _, proto := range []string{"udp", "tcp"} {
-			rs.Add(nft.ChainDNAT, interceptID+"-"+proto+"-"+fam, nft.IIFName(lanIf), nft.DstPrefix(every), nft.DPort(proto, dns.Port),
-				nft.DNAT(netip.AddrPortFrom(a, dns.Port)))
-		}
+		c.nftObjs = append(c.nftObjs, plan.ProcessBound{Resource: r, Owner: dnsSession})
 	}
 	return nil
 }
 
-// bindIntercept makes the intercept rules of objs process-bound to the
-// forwarder's session, and the dstnat chain with them when they are all
-// it holds.
-func bindIntercept(objs []plan.Resource) []plan.Resource {
-	others := false
-	for _, r := range objs {
-		if rl, ok := r.(nft.Rule); ok && rl.Chain == nft.ChainDNAT && !strings.HasPrefix(rl.ID, interceptID) {
-			others = true
+// interceptChecks refuses what dns.intercept cannot work with: an uplink
+// on the table its marked queries are delivered by, a WAN port opened to
+// its transparent sockets.
+func interceptChecks(spec *api.RouterSpec) error {
+	if !intercepts(spec) {
+		return nil
+	}
+	for _, u := range spec.Uplinks {
+		if u.Table == nl.TableProxy {
+			return fmt.Errorf("uplinks[%s].table: table %d delivers what braid's resolver intercepts (dns.intercept); choose another", u.Name, u.Table)
 		}
 	}
-	out := make([]plan.Resource, 0, len(objs))
-	for _, r := range objs {
-		switch o := r.(type) {
-		case nft.Rule:
-			if o.Chain == nft.ChainDNAT && strings.HasPrefix(o.ID, interceptID) {
-				r = plan.ProcessBound{Resource: r, Owner: dnsSession}
-			}
-		case nft.Chain:
-			if o.Name == nft.ChainDNAT && !others {
-				r = plan.ProcessBound{Resource: r, Owner: dnsSession}
+	if fw := spec.Firewall; fw != nil {
+		for i, o := range fw.Open {
+			if o.Port == dns.InterceptPort {
+				return fmt.Errorf("firewall.open[%d]: port %d is braid's resolver's intercept (dns.intercept): the WAN must not reach it", i, o.Port)
 			}
 		}
-		out = append(out, r)
 	}
-	return out
+	return nil
 }

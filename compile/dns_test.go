@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/api"
+	nl "github.com/braid-router/braid/drivers/netlink"
+	nft "github.com/braid-router/braid/drivers/nftables"
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/reconcile"
+	"github.com/braid-router/braid/reconcile/plan"
 	"github.com/braid-router/braid/sessions/dns"
 	"github.com/braid-router/braid/sessions/dns/upstream"
 )
@@ -182,72 +185,138 @@ func TestCompileDomainsWithoutDNS(t *testing.T) {
 	}
 }
 
-// intercept redirects the LAN's DNS to other addresses, UDP and TCP, each
-// family to the first LAN address braid's resolver listens on (never
-// 127.0.0.1, which is not on the LAN), leaves what is for the box's own
-// addresses alone, and is process-bound to the forwarder; the proxy's
-// steering lets DNS through to it.
+// intercept hands the LAN's DNS to other addresses, UDP and TCP, both
+// families, to the forwarder's transparent sockets by tproxy in the
+// proxy's chain, marked for the proxy's local delivery; the forwarder
+// listens there. Alone (no proxy steering: no aggregation, or its peer
+// not proven up), the chain holds its rules only, and it and the
+// delivery are the forwarder's; with the proxy steering, its rules come
+// before anything lets traffic go direct, DNS is never proxied, and the
+// chain and the delivery are kept while either session runs, each once.
+// No DNAT is left.
 func TestCompileDNSIntercept(t *testing.T) {
+	const (
+		dnsOwner   = "dns/resolver "
+		proxyOwner = "proxy/aggregation "
+		both       = "proxy/aggregation+dns/resolver "
+	)
+	rules := []string{
+		`nft.rule[inet braid prerouting_tproxy:dns-intercept-udp-v4] rule=iifname "lan0" fib daddr type != local udp dport 53 meta l4proto udp tproxy ip to :7153 meta mark set 0x00001c16 return`,
+		`nft.rule[inet braid prerouting_tproxy:dns-intercept-tcp-v4] rule=iifname "lan0" fib daddr type != local tcp dport 53 meta l4proto tcp tproxy ip to :7153 meta mark set 0x00001c16 return`,
+		`nft.rule[inet braid prerouting_tproxy:dns-intercept-udp-v6] rule=iifname "lan0" fib daddr type != local udp dport 53 meta l4proto udp tproxy ip6 to :7153 meta mark set 0x00001c16 return`,
+		`nft.rule[inet braid prerouting_tproxy:dns-intercept-tcp-v6] rule=iifname "lan0" fib daddr type != local tcp dport 53 meta l4proto tcp tproxy ip6 to :7153 meta mark set 0x00001c16 return`,
+	}
+	delivery := []string{
+		"route[7190 0.0.0.0/0 metric 0] type=local dev=lo",
+		"route[7190 ::/0 metric 1024] type=local dev=lo",
+		"rule[inet pref 6900 fwmark 0x1c16] lookup=7190",
+		"rule[inet6 pref 6900 fwmark 0x1c16] lookup=7190",
+	}
+	chain := "nft.chain[inet braid prerouting_tproxy] type=filter hook=prerouting priority=mangle + 1 policy=accept"
+	prefixed := func(p string, ss []string) []string {
+		var out []string
+		for _, s := range ss {
+			out = append(out, p+s)
+		}
+		return out
+	}
+	// once checks that each of want is among the bound objects, once.
+	once := func(t *testing.T, d reconcile.Desired, want []string) {
+		t.Helper()
+		got := bound(t, d.Resources)
+		for _, w := range want {
+			if n := len(slices.DeleteFunc(slices.Clone(got), func(g string) bool { return g != w })); n != 1 {
+				t.Errorf("%q %d times in\n%s", w, n, strings.Join(got, "\n"))
+			}
+		}
+		wantInAndNot(t, strings.Join(addresses(d.Resources), "\n"), nil, []string{"prerouting_nat", "dnat ip"})
+	}
 	spec := dnsSpec()
 	spec.DNS.Listen = []string{"127.0.0.1", "lan"}
 	spec.DNS.Intercept = true
-	spec.Aggregation.TCP, spec.Aggregation.UDP = api.TCPProxy, api.UDPPeer
-	d, err := Router(spec, peerUp(spec.Aggregation.Peer.Address))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const owner = "dns/resolver "
-	want := []string{
-		owner + "nft.chain[inet braid prerouting_nat] type=nat hook=prerouting priority=dstnat policy=accept",
-		owner + `nft.rule[inet braid prerouting_nat:dns-intercept-local] rule=iifname "lan0" fib daddr type local return`,
-		owner + `nft.rule[inet braid prerouting_nat:dns-intercept-udp-v4] rule=iifname "lan0" meta nfproto ipv4 udp dport 53 dnat ip to 192.168.50.1:53`,
-		owner + `nft.rule[inet braid prerouting_nat:dns-intercept-tcp-v4] rule=iifname "lan0" meta nfproto ipv4 tcp dport 53 dnat ip to 192.168.50.1:53`,
-		owner + `nft.rule[inet braid prerouting_nat:dns-intercept-udp-v6] rule=iifname "lan0" meta nfproto ipv6 udp dport 53 dnat ip6 to [2001:db8:50::1]:53`,
-		owner + `nft.rule[inet braid prerouting_nat:dns-intercept-tcp-v6] rule=iifname "lan0" meta nfproto ipv6 tcp dport 53 dnat ip6 to [2001:db8:50::1]:53`,
-	}
-	var got []string
-	for _, b := range bound(t, d.Resources) {
-		if strings.HasPrefix(b, owner) {
-			got = append(got, b)
+
+	t.Run("alone", func(t *testing.T) {
+		// The proxy's steering waits for the peer: intercept is alone in
+		// the chain.
+		spec.Aggregation.TCP, spec.Aggregation.UDP = api.TCPProxy, api.UDPPeer
+		d := mustRouter(t, spec, facts.Set{})
+		want := append(prefixed(dnsOwner, delivery), dnsOwner+chain)
+		want = append(want, prefixed(dnsOwner, rules)...)
+		if got := bound(t, d.Resources); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("bound\n got %s\nwant %s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("intercept\n got %s\nwant %s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	wantInAndNot(t, strings.Join(bound(t, d.Resources), "\n"), []string{
-		"proxy/aggregation nft.rule[inet braid prerouting_tproxy:dns-udp] rule=udp dport 53 return",
-		"proxy/aggregation nft.rule[inet braid prerouting_tproxy:dns-tcp] rule=tcp dport 53 return",
-	}, nil)
-
-	// With a port forward, the chain is the firewall's; only the rules
-	// are bound.
-	spec.Firewall = &api.Firewall{Forward: []api.PortForward{{Port: 8080, To: "192.168.50.10:80"}}}
-	d = mustRouter(t, spec, peerUp(spec.Aggregation.Peer.Address))
-	wantInAndNot(t, strings.Join(addresses(d.Resources), "\n"), []string{"nft.chain[inet braid prerouting_nat]"}, nil)
-	for _, b := range bound(t, d.Resources) {
-		if strings.Contains(b, "nft.chain[inet braid prerouting_nat]") || strings.Contains(b, "forward-") {
-			t.Errorf("bound: %s", b)
+		once(t, d, want)
+		if cfg, _ := dnsConfig(t, spec, facts.Set{}); cfg.InterceptPort != dns.InterceptPort {
+			t.Errorf("the forwarder's intercept port %d", cfg.InterceptPort)
 		}
-	}
+		// No aggregation at all: the same.
+		s := dnsSpec()
+		s.DNS.Intercept, s.Aggregation, s.DNS.Upstreams = true, nil, []string{"192.0.2.53"}
+		once(t, mustRouter(t, s, facts.Set{}), want)
+	})
 
-	// Without intercept: no redirection, and the proxy steers DNS too.
-	spec.DNS.Intercept = false
-	d = mustRouter(t, spec, peerUp(spec.Aggregation.Peer.Address))
-	wantInAndNot(t, strings.Join(addresses(d.Resources), "\n"), nil, []string{"dns-intercept", "prerouting_tproxy:dns-"})
-}
+	t.Run("with the proxy", func(t *testing.T) {
+		spec.Aggregation.TCP, spec.Aggregation.UDP = api.TCPProxy, api.UDPPeer
+		d := compileUp(t, spec)
+		once(t, d, append(append(prefixed(both, delivery), both+chain), prefixed(dnsOwner, rules)...))
+		once(t, d, []string{
+			proxyOwner + "nft.rule[inet braid prerouting_tproxy:dns-udp] rule=udp dport 53 return",
+			proxyOwner + "nft.rule[inet braid prerouting_tproxy:dns-tcp] rule=tcp dport 53 return",
+		})
+		// The order: nothing that lets traffic go direct before the
+		// intercept, and DNS never reaches the proxy's tproxy rules.
+		var ids []string
+		for _, r := range d.Resources {
+			if rl, ok := plan.Unbound(r).(nft.Rule); ok && rl.Chain == nft.ChainTProxy {
+				ids = append(ids, rl.ID)
+			}
+		}
+		wantOrder := "not-lan reply dns-intercept-udp-v4 dns-intercept-tcp-v4 dns-intercept-udp-v6 dns-intercept-tcp-v6 marked local dns-udp dns-tcp "
+		if !strings.HasPrefix(strings.Join(ids, " "), wantOrder) {
+			t.Errorf("tproxy chain %v, want it to start with %s", ids, wantOrder)
+		}
+	})
 
-// A LAN with no IPv6 braid listens on: IPv4 intercepted, IPv6 not, with
-// a note.
-func TestCompileDNSInterceptOneFamily(t *testing.T) {
-	spec := twoUplinks()
-	spec.LAN.Addresses = spec.LAN.Addresses[:1]
-	spec.DNS = &api.DNS{Listen: []string{"lan"}, Intercept: true}
-	d := mustRouter(t, spec, facts.Set{})
-	got := strings.Join(addresses(d.Resources), "\n")
-	wantInAndNot(t, got, []string{"dns-intercept-udp-v4", "dns-intercept-tcp-v4"}, []string{"dns-intercept-udp-v6"})
-	if len(d.Notes) != 1 || d.Notes[0].Section != "dns.intercept" || d.Notes[0].Waiting {
-		t.Errorf("notes %v", d.Notes)
-	}
+	t.Run("port forwards keep their DNAT", func(t *testing.T) {
+		s := dnsSpec()
+		s.DNS.Intercept = true
+		s.Firewall = &api.Firewall{Forward: []api.PortForward{{Port: 8080, To: "192.168.50.10:80"}}}
+		d := mustRouter(t, s, facts.Set{})
+		wantInAndNot(t, strings.Join(addresses(d.Resources), "\n"), []string{
+			"nft.chain[inet braid prerouting_nat]", "dnat ip to 192.168.50.10:80"}, []string{"prerouting_nat:dns"})
+		for _, b := range bound(t, d.Resources) {
+			if strings.Contains(b, "prerouting_nat") {
+				t.Errorf("bound: %s", b)
+			}
+		}
+	})
+
+	t.Run("without intercept", func(t *testing.T) {
+		s := dnsSpec()
+		d := mustRouter(t, s, facts.Set{})
+		wantInAndNot(t, strings.Join(addresses(d.Resources), "\n"), nil, []string{"dns-intercept", "prerouting_tproxy", "fwmark 0x1c16"})
+		if cfg, _ := dnsConfig(t, s, facts.Set{}); cfg.InterceptPort != 0 {
+			t.Errorf("the forwarder's intercept port %d", cfg.InterceptPort)
+		}
+		// The proxy steers DNS like the rest.
+		s.Aggregation.TCP = api.TCPProxy
+		wantInAndNot(t, strings.Join(addresses(compileUp(t, s).Resources), "\n"), nil, []string{"dns-intercept", "prerouting_tproxy:dns-"})
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		s := dnsSpec()
+		s.DNS.Intercept = true
+		s.Firewall = &api.Firewall{Open: []api.OpenPort{{Port: dns.InterceptPort}}}
+		if _, err := Router(s, facts.Set{}); err == nil || !strings.Contains(err.Error(), "firewall.open[0]") {
+			t.Errorf("the intercept port opened to the WAN: %v", err)
+		}
+		s = dnsSpec()
+		s.DNS.Intercept = true
+		s.Uplinks[0].Table = nl.TableProxy
+		if _, err := Router(s, facts.Set{}); err == nil || !strings.Contains(err.Error(), "uplinks[isp1].table") {
+			t.Errorf("an uplink on the delivery's table: %v", err)
+		}
+	})
 }
 
 func mustRouter(t *testing.T, spec *api.RouterSpec, f facts.Set) reconcile.Desired {

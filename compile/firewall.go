@@ -145,10 +145,6 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	for _, r := range dnat {
 		rs.Add(nft.ChainDNAT, r.id, r.stmts...)
 	}
-	// The LAN's DNS to other resolvers, to braid's (dns.go).
-	if err := c.interceptDNS(rs, spec, lanIf); err != nil {
-		return err
-	}
 
 	// The router's own firewall.
 	inputHead(rs)
@@ -222,7 +218,7 @@ func (c *compiler) firewall(spec *api.RouterSpec) error {
 	if err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
-	c.nftObjs = append(c.nftObjs, bindIntercept(objs)...)
+	c.nftObjs = append(c.nftObjs, objs...)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/braid-router/braid/api"
 	nl "github.com/braid-router/braid/drivers/netlink"
@@ -38,16 +39,21 @@ func familySuffix(v6 bool) string {
 // while the session runs; a CLI run removes them):
 //
 //   - the chain prerouting_tproxy of braid's table: what does not come in
-//     on the LAN, a connection's replies (a LAN host answering a port
-//     forward), what is already marked (per-domain egress, another
-//     program), what is to the box itself, to aggregation.bypass, to a
-//     routes: to: prefix (it chooses its uplink), from a routes: from:
-//     prefix (everything from it leaves by its uplink), to the LAN's own
-//     prefixes or to the peer returns; then LAN TCP of either family goes
-//     to the listener by tproxy, marked with nl.TableProxy;
+//     on the LAN and a connection's replies (a LAN host answering a port
+//     forward) return; with dns.intercept, its rules (interceptRules,
+//     bound to the forwarder) come next; then what is already marked
+//     (per-domain egress, another program), what is to the box itself,
+//     with dns.intercept port 53 (DNS is never proxied), to
+//     aggregation.bypass, to a routes: to: prefix (it chooses its
+//     uplink), from a routes: from: prefix (everything from it leaves by
+//     its uplink), to the LAN's own prefixes or to the peer returns; then
+//     LAN TCP of either family goes to the listener by tproxy, marked
+//     with nl.TableProxy;
 //   - fwmark TableProxy lookup TableProxy at nl.PrioProxy, and local
-//     default dev lo in that table, both families: the marked packets are
-//     delivered to the box, where the listener takes them.
+//     default dev lo in that table, both families (proxyDelivery): the
+//     marked packets are delivered to the box, where the listener takes
+//     them. With dns.intercept they, and the chain, are kept while either
+//     session runs (plan.ProcessBound.Also).
 //
 // The session always runs (it probes the peer), but the steering only
 // while its verdict on the peer (facts.Peer) is healthy: with the peer
@@ -122,11 +128,13 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 	// A LAN host's answers to a connection opened from outside (a port
 	// forward) are not new connections to proxy.
 	rs.Add(nft.ChainTProxy, "reply", nft.CtDirectionReply(), nft.Return())
+	// The LAN's DNS to other resolvers is braid's forwarder's
+	// (dns.intercept), before anything else may let it go direct; what
+	// its rules do not take (the forwarder is not running) goes direct.
+	interceptRules(rs, spec)
 	rs.Add(nft.ChainTProxy, "marked", nft.Marked(), nft.Return())
 	rs.Add(nft.ChainTProxy, "local", nft.DstLocal(), nft.Return())
-	if d := spec.DNS; d != nil && d.Intercept {
-		// The LAN's DNS to other resolvers is braid's forwarder's
-		// (dns.intercept), redirected after this chain, at dstnat.
+	if intercepts(spec) {
 		for _, proto := range []string{"udp", "tcp"} {
 			rs.Add(nft.ChainTProxy, "dns-"+proto, nft.DPort(proto, dns.Port), nft.Return())
 		}
@@ -190,24 +198,49 @@ func (c *compiler) proxy(spec *api.RouterSpec) error {
 		c.wait("aggregation", "peer "+why+": LAN traffic goes direct")
 		return nil
 	}
-	bound := func(r plan.Resource) plan.Resource { return plan.ProcessBound{Resource: r, Owner: id} }
-	// The netlink objects ride in the last list desired() adds: the engine
-	// hands them to the netlink driver, after its other objects.
-	for _, r := range []plan.Resource{
+	// What intercept shares (the chain, the local delivery) is kept
+	// while either session runs; its own rules only while the forwarder
+	// does.
+	var also string
+	if intercepts(spec) {
+		also = dnsSession
+	}
+	c.proxySteers = true
+	for _, r := range proxyDelivery() {
+		c.nftObjs = append(c.nftObjs, plan.ProcessBound{Resource: r, Owner: id, Also: also})
+	}
+	for _, r := range objs {
+		b := plan.ProcessBound{Resource: r, Owner: id}
+		switch o := r.(type) {
+		case nft.Table:
+			continue // the firewall's
+		case nft.Chain:
+			b.Also = also
+		case nft.Rule:
+			if strings.HasPrefix(o.ID, interceptID) {
+				b.Owner = dnsSession
+			}
+		}
+		c.nftObjs = append(c.nftObjs, b)
+	}
+	return nil
+}
+
+// proxyDelivery is what delivers the packets the tproxy chain marked
+// with nl.TableProxy to the box, where the transparent socket they were
+// handed to takes them (the proxy's listener, the forwarder's intercept):
+// fwmark TableProxy lookup TableProxy at nl.PrioProxy and local default
+// dev lo in that table, both families. The caller binds them to the
+// sessions whose sockets they serve. The netlink objects ride in the last
+// list desired() adds: the engine hands them to the netlink driver, after
+// its other objects.
+func proxyDelivery() []plan.Resource {
+	return []plan.Resource{
 		nl.Route{Table: nl.TableProxy, Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Metric: metricTable4, Type: nl.Local, Link: "lo"},
 		nl.Route{Table: nl.TableProxy, Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Metric: metricTable6, Type: nl.Local, Link: "lo"},
 		nl.Rule{Priority: nl.PrioProxy, Mark: nl.TableProxy, Table: nl.TableProxy, SuppressPrefixlen: -1},
 		nl.Rule{Priority: nl.PrioProxy, IPv6: true, Mark: nl.TableProxy, Table: nl.TableProxy, SuppressPrefixlen: -1},
-	} {
-		c.nftObjs = append(c.nftObjs, bound(r))
 	}
-	for _, r := range objs {
-		if _, ok := r.(nft.Table); ok {
-			continue // the firewall's
-		}
-		c.nftObjs = append(c.nftObjs, bound(r))
-	}
-	return nil
 }
 
 // probeUplinks lists the uplinks the proxy probes its peer over: those

@@ -52,7 +52,11 @@ func bound(t *testing.T, rs []plan.Resource) []string {
 	var out []string
 	for _, r := range rs {
 		if b, ok := r.(plan.ProcessBound); ok {
-			out = append(out, b.Owner+" "+r.Address()+" "+plan.Describe(r))
+			owner := b.Owner
+			if b.Also != "" {
+				owner += "+" + b.Also
+			}
+			out = append(out, owner+" "+r.Address()+" "+plan.Describe(r))
 		}
 	}
 	return out

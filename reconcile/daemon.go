@@ -739,7 +739,9 @@ func (d *Daemon) desired() (Desired, error) {
 // keepBound keeps the process-bound objects whose session runs, and
 // records which they are (Bound).
 func (d *Daemon) keepBound(full Desired) Desired {
-	running := func(b plan.ProcessBound) bool { return d.Supervisor != nil && d.Supervisor.Running(b.Owner) }
+	running := func(b plan.ProcessBound) bool {
+		return d.Supervisor != nil && (d.Supervisor.Running(b.Owner) || b.Also != "" && d.Supervisor.Running(b.Also))
+	}
 	desired := full.WithoutProcessBound(running)
 	var bound []string
 	for _, b := range full.ProcessBound() {

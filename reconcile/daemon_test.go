@@ -371,15 +371,21 @@ func TestSessionsFactsAndWithdrawal(t *testing.T) {
 	// The health tracker of isp2 owns one process-bound object.
 	withBound := func(doc *api.Document, f facts.Set) (reconcile.Desired, error) {
 		d, err := compile.Compile(doc, f)
-		d.Resources = append(d.Resources, plan.ProcessBound{Resource: reconcile.Item("listener", "redirect", "to-braid"), Owner: "health/isp2"})
+		d.Resources = append(d.Resources, plan.ProcessBound{Resource: reconcile.Item("listener", "redirect", "to-braid"), Owner: "health/isp2"},
+			// Shared with a session that does not run: kept all the same.
+			plan.ProcessBound{Resource: reconcile.Item("listener", "shared", "to-braid"), Owner: "dns/absent", Also: "health/isp2"},
+			plan.ProcessBound{Resource: reconcile.Item("listener", "absent", "to-braid"), Owner: "dns/absent"})
 		return d, err
 	}
 	d := &reconcile.Daemon{Compile: withBound, Engine: &reconcile.Engine{Drivers: []reconcile.Driver{drv}}, Source: src, Interval: time.Hour,
 		Facts: hub, Supervisor: &reconcile.Supervisor{Registry: reg, Facts: hub}}
 	stop := start(t, d)
 	st := waitStatus(t, d, "the session running and its object converged", func(st reconcile.Status) bool {
-		return len(st.Sessions) == 1 && st.Sessions[0].State == session.Running && drv.Has("listener[redirect]")
+		return len(st.Sessions) == 1 && st.Sessions[0].State == session.Running && drv.Has("listener[redirect]") && drv.Has("listener[shared]")
 	})
+	if drv.Has("listener[absent]") {
+		t.Error("an object bound to a session that does not run")
+	}
 	if st.Sessions[0].Address != "session[health/isp2]" {
 		t.Errorf("sessions: %+v", st.Sessions)
 	}
@@ -411,8 +417,8 @@ func TestSessionsFactsAndWithdrawal(t *testing.T) {
 	}
 	// Stopping withdraws what needs the process, and only that.
 	stop()
-	if drv.Has("listener[redirect]") {
-		t.Error("the session's object survived the daemon")
+	if drv.Has("listener[redirect]") || drv.Has("listener[shared]") {
+		t.Error("the session's objects survived the daemon")
 	}
 	if !drv.Has("route[main 0.0.0.0/0 metric 20]") || !drv.Has("address[wan1 10.101.0.2/24]") {
 		t.Error("stopping removed routing state that works without braid")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,9 +224,11 @@ func TestDNSResolverInTheLab(t *testing.T) {
 
 	t.Run("never from the WAN side", func(t *testing.T) {
 		// isp1 routes the LAN's IPv6 prefix to the box; give it a route
-		// to the LAN's IPv4 address too. Neither answers.
+		// to the LAN's IPv4 address too. Neither answers, nor do the
+		// intercept's transparent sockets (every address, port 7153).
 		b.run(lab.RoleISP1, "ip", "route", "add", lab.BoxLANV4+"/32", "via", lab.BoxWAN1V4)
-		for _, server := range []string{braidDNS4, braidDNS6, net.JoinHostPort(lab.BoxWAN1V4, "53"), net.JoinHostPort(lab.BoxWAN1V6, "53")} {
+		for _, server := range []string{braidDNS4, braidDNS6, net.JoinHostPort(lab.BoxWAN1V4, "53"), net.JoinHostPort(lab.BoxWAN1V6, "53"),
+			net.JoinHostPort(lab.BoxWAN1V4, "7153"), net.JoinHostPort(lab.BoxWAN1V6, "7153"), net.JoinHostPort(lab.BoxLANV4, "7153")} {
 			for _, network := range []string{"udp", "tcp"} {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				r, err := l.Lookup(ctx, lab.RoleISP1, network, server, lab.NameServer, dns.TypeA)
@@ -244,7 +247,7 @@ func TestDNSResolverInTheLab(t *testing.T) {
 
 	t.Run("status and metrics", func(t *testing.T) {
 		out := b.braidOK("status")
-		if !strings.Contains(out, "running     session[dns/resolver]") || !strings.Contains(out, "serving "+lab.BoxLANV4+", "+lab.BoxLANV6+" port 53") {
+		if !strings.Contains(out, "running     session[dns/resolver]") || !strings.Contains(out, "serving "+lab.BoxLANV4+", "+lab.BoxLANV6+" port 53, intercepting on port 7153") {
 			t.Errorf("status:\n%s", out)
 		}
 		fams, err := b.scrape(metricsAddr)
@@ -260,6 +263,87 @@ func TestDNSResolverInTheLab(t *testing.T) {
 			t.Errorf("braid_dns_upstream_up{upstream=uplink:isp1} = %v (present %v), want 1", v, ok)
 		}
 	})
+}
+
+// intercepted reports whether the LAN's query to server over network
+// (the AAAA of lab.NameCNAME, which specs/lab-dns.yaml filters) got
+// braid's answer (the CNAMEs, no AAAA) rather than the resolver's own
+// (the CNAMEs and the AAAA); it fails the test on any other answer.
+func intercepted(t *testing.T, l *lab.Lab, network, server string) bool {
+	t.Helper()
+	r := lookup(t, l, lab.RoleLAN, network, server, lab.NameCNAME, dns.TypeAAAA)
+	switch n := len(answers(r, dns.TypeAAAA)); {
+	case r.Rcode == dns.RcodeSuccess && n == 0 && len(r.Answer) == 2:
+		return true
+	case r.Rcode == dns.RcodeSuccess && n == 1:
+		return false
+	}
+	t.Fatalf("%s %s: %v: neither braid's answer nor the resolver's", network, server, r)
+	return false
+}
+
+// allIntercepted checks that the LAN's queries to the lab's resolver,
+// both families, UDP and TCP, get braid's answer (want) or the
+// resolver's own (!want).
+func allIntercepted(t *testing.T, l *lab.Lab, want bool, when string) {
+	t.Helper()
+	for _, server := range []string{net.JoinHostPort(lab.ResolverV4, "53"), net.JoinHostPort(lab.ResolverV6, "53")} {
+		for _, network := range []string{"udp", "tcp"} {
+			if got := intercepted(t, l, network, server); got != want {
+				t.Errorf("%s: %s %s intercepted %v, want %v", when, network, server, got, want)
+			}
+		}
+	}
+}
+
+// dns.intercept fails open: after kill -9 of braid, its intercept rules
+// are still in the kernel but hand nothing over (no transparent socket
+// listens on their port), and the LAN's queries to the lab's resolver
+// are answered by that resolver itself, both families, UDP and TCP; a
+// braid started again intercepts them again.
+func TestDNSInterceptFailsOpen(t *testing.T) {
+	b := newLabBox(t)
+	l := b.l
+	spec := "../../specs/lab-dns.yaml"
+	d := untilDNSRunning(t, b, spec)
+	allIntercepted(t, l, true, "braid running")
+
+	d.stop(syscall.SIGKILL)
+	allIntercepted(t, l, false, "braid killed")
+	rules := b.run(lab.RoleBox, "nft", "list", "chain", "inet", "braid", "prerouting_tproxy")
+	for _, want := range []string{"udp dport 53 meta l4proto udp tproxy ip to :7153", "tcp dport 53 meta l4proto tcp tproxy ip6 to :7153"} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("braid killed: the intercept rules are not left in the kernel (%q):\n%s", want, rules)
+		}
+	}
+
+	d = untilDNSRunning(t, b, spec)
+	allIntercepted(t, l, true, "braid started again")
+	d.stop(syscall.SIGTERM)
+}
+
+// With the transparent proxy steering LAN TCP and UDP to the peer, the
+// intercept rules share its chain and come first: the LAN's DNS to the
+// lab's resolver is braid's, never proxied; after kill -9 both are inert
+// and the resolver answers.
+func TestDNSInterceptWithTheProxy(t *testing.T) {
+	b := newLabBox(t)
+	l := b.l
+	const password = "lab-dns-intercept"
+	braidPeerDaemon(t, nsBox(t, l.NS(lab.RolePeer)), lab.PeerPort, lab.PeerCipher, password)
+	spec := labDNSSpec(t, "[uplink:isp1, uplink:isp2]", `  aggregation:
+    peer:
+      address: `+net.JoinHostPort(lab.PeerV4, strconv.Itoa(lab.PeerPort))+`
+      cipher: `+lab.PeerCipher+`
+      key: {value: `+password+`}
+    tcp: proxy
+    udp: peer
+`)
+	d := untilDNSRunning(t, b, spec)
+	d.within(60*time.Second, "the proxy steering", steering)
+	allIntercepted(t, l, true, "with the proxy")
+	d.stop(syscall.SIGKILL)
+	allIntercepted(t, l, false, "braid killed")
 }
 
 // labDNSSpec is specs/lab-dns.yaml with its upstreams replaced, and more

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/transparent"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/health"
@@ -48,7 +49,7 @@ func (standInProxy) Run(ctx context.Context, cfg proxy.Config, env *session.Env)
 		}
 	}()
 	for _, network := range []string{"tcp4", "tcp6"} {
-		ln, err := proxy.ListenTransparent(ctx, network, cfg.Port)
+		ln, err := transparent.Listen(ctx, network, cfg.Port)
 		if err != nil {
 			return err
 		}

@@ -266,6 +266,15 @@ func DstLocal() Stmt {
 	}}
 }
 
+// DstNotLocal matches packets to an address that is not the box's own
+// (fib daddr type != local).
+func DstNotLocal() Stmt {
+	return Stmt{exprs: []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
+	}}
+}
+
 // rtnUnicast is the route type of an address routed elsewhere
 // (RTN_UNICAST), as the fib expression reports it.
 const rtnUnicast = unix.RTN_UNICAST
@@ -320,23 +329,27 @@ func Drop() Stmt {
 // Masquerade rewrites the source to the outgoing interface's address.
 func Masquerade() Stmt { return Stmt{exprs: []expr.Any{&expr.Masq{}}} }
 
-// DNAT rewrites the destination to an address and port, IPv4 (dnat ip
-// to) or IPv6 (dnat ip6 to). In the inet table, a translation of one
-// family leaves the other family's packets alone.
+// DNAT rewrites the destination of IPv4 packets to an address and port
+// (dnat ip to): the port forwards to LAN hosts. In the inet table, it
+// leaves IPv6 packets alone. (IPv6 is routed, never translated; the
+// renderer still reads "dnat ip6 to", which an older braid's DNS
+// intercept wrote, so that a plan shows its removal.)
 func DNAT(to netip.AddrPort) Stmt {
 	a := to.Addr()
-	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || to.Port() == 0 {
-		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 or IPv6 ADDRESS:PORT", to)}
+	if !a.Is4() || to.Port() == 0 {
+		return Stmt{err: fmt.Errorf("dnat to %s: want an IPv4 ADDRESS:PORT", to)}
 	}
-	family := uint32(nfprotoIPv4)
-	if a.Is6() {
-		family = nfprotoIPv6
-	}
-	return Stmt{exprs: []expr.Any{
-		&expr.Immediate{Register: reg1, Data: a.AsSlice()},
-		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
+	return Stmt{exprs: dnatExprs(a, to.Port(), nfprotoIPv4)}
+}
+
+// dnatExprs is a destination NAT to addr and port, for packets of
+// family (nfprotoIPv4, nfprotoIPv6).
+func dnatExprs(addr netip.Addr, port uint16, family uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: reg1, Data: addr.AsSlice()},
+		&expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(port)},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: reg1, RegAddrMax: reg1, RegProtoMin: reg2, RegProtoMax: reg2, Specified: true},
-	}}
+	}
 }
 
 // SetMark sets the packet's mark (which policy rules can match).

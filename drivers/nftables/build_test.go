@@ -56,6 +56,7 @@ func TestRulesetErrors(t *testing.T) {
 	rs.Add(ChainInput, "c", DPort("tcp", 0), Accept())
 	rs.Add(ChainInput, "d", IIFName("averyveryverylongname"), Accept())
 	rs.Add(ChainDNAT, "e", DNAT(netip.MustParseAddrPort("[::ffff:192.0.2.1]:80")))
+	rs.Add(ChainDNAT, "e6", DNAT(netip.MustParseAddrPort("[2001:db8::1]:80")))
 	rs.AddSet("s", false, pfxs("2001:db8::/32"))
 	rs.AddSet("s2", true, nil)
 	rs.AddSet("s2", true, nil)
@@ -70,7 +71,8 @@ func TestRulesetErrors(t *testing.T) {
 		`unknown protocol "sctp"`,
 		"invalid port 0",
 		`invalid interface name "averyveryverylongname"`,
-		"dnat to [::ffff:192.0.2.1]:80: want an IPv4 or IPv6 ADDRESS:PORT",
+		"dnat to [::ffff:192.0.2.1]:80: want an IPv4 ADDRESS:PORT",
+		"dnat to [2001:db8::1]:80: want an IPv4 ADDRESS:PORT",
 		"element 2001:db8::/32 is not of its family",
 		"set s2 declared twice",
 	} {

@@ -36,7 +36,7 @@ func TestRenderStatements(t *testing.T) {
 		{[]Stmt{ICMPv6(200), Accept()}, `icmpv6 type 200 accept`},
 		{[]Stmt{OIFName("wan1"), SrcPrefix(pfx("10.0.0.0/8")), Masquerade()}, `oifname "wan1" ip saddr 10.0.0.0/8 masquerade`},
 		{[]Stmt{IIFName("wan1"), DPort("tcp", 8080), DNAT(netip.MustParseAddrPort("192.168.50.10:80"))}, `iifname "wan1" tcp dport 8080 dnat ip to 192.168.50.10:80`},
-		{[]Stmt{IIFName("lan0"), DstPrefix(netip.MustParsePrefix("::/0")), DPort("udp", 53), DNAT(netip.MustParseAddrPort("[2001:db8:50::1]:53"))}, `iifname "lan0" meta nfproto ipv6 udp dport 53 dnat ip6 to [2001:db8:50::1]:53`},
+		{[]Stmt{IIFName("lan0"), DstPrefix(netip.MustParsePrefix("::/0")), DPort("udp", 53), {exprs: dnatExprs(netip.MustParseAddr("2001:db8:50::1"), 53, nfprotoIPv6)}}, `iifname "lan0" meta nfproto ipv6 udp dport 53 dnat ip6 to [2001:db8:50::1]:53`},
 		{[]Stmt{IIFNameNot("lan0"), Return()}, `iifname != "lan0" return`},
 		{[]Stmt{Marked(), Return()}, `meta mark != 0x00000000 return`},
 		{[]Stmt{DstLocal(), Return()}, `fib daddr type local return`},

@@ -26,10 +26,12 @@ const (
 	ChainMangle = "prerouting_mangle"
 	// ChainTProxy (prerouting, priority mangle + 1) steers LAN TCP into
 	// the transparent proxy's listener (TProxy), except what must go
-	// direct. It comes after ChainMangle, so that the packets marked
-	// there are seen marked, and before dstnat, so that it sees the
-	// destination the client asked for. Only the daemon keeps it, while
-	// the proxy runs (a process-bound object).
+	// direct, and the LAN's DNS to other resolvers into the DNS
+	// forwarder's transparent sockets (dns.intercept). It comes after
+	// ChainMangle, so that the packets marked there are seen marked, and
+	// before dstnat, so that it sees the destination the client asked
+	// for. Only the daemon keeps it, while
+	// the proxy or the forwarder runs (a process-bound object).
 	ChainTProxy = "prerouting_tproxy"
 	// ChainDNAT (prerouting, priority dstnat) holds the IPv4 port forwards.
 	ChainDNAT = "prerouting_nat"

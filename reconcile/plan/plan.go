@@ -209,6 +209,10 @@ type ProcessBound struct {
 	Resource
 	// Owner is the session it serves ("proxy/peer").
 	Owner string
+	// Also is a second session it serves, "" for none: it is kept while
+	// either runs (the transparent proxy's local delivery of marked
+	// packets, which the DNS forwarder's intercept shares).
+	Also string
 }
 
 // Unbound returns the resource a ProcessBound wraps, or r itself.

@@ -27,6 +27,12 @@ const (
 // Port is the port the forwarder serves, UDP and TCP.
 const Port = 53
 
+// InterceptPort is the port of the forwarder's transparent sockets, UDP
+// and TCP, both families (dns.intercept): the kernel's tproxy hands them
+// the LAN's DNS to other resolvers. The firewall keeps the WAN from it
+// (the input chain drops what arrives on an uplink).
+const InterceptPort = 7153
+
 // Config is what the forwarder needs.
 type Config struct {
 	// Listen are the addresses it serves on, UDP and TCP on Port: the
@@ -48,6 +54,11 @@ type Config struct {
 	FilterAAAA []string
 	// Egress lists the per-domain egress routes (routes[].domains).
 	Egress []Egress
+	// InterceptPort, when not 0, is where it also listens transparently
+	// (IP_TRANSPARENT, every address of both families, UDP and TCP) for
+	// the queries tproxy steers to it (dns.intercept: InterceptPort). It
+	// answers each from the address and port its client asked.
+	InterceptPort int
 }
 
 // Peer is how to reach the aggregation peer.
@@ -85,6 +96,9 @@ func (c Config) Fields() []plan.Field {
 		if c.Peer.Key != nil {
 			fs = append(fs, session.SecretField("key", c.Peer.Key))
 		}
+	}
+	if c.InterceptPort != 0 {
+		fs = append(fs, session.Fields("intercept", strconv.Itoa(c.InterceptPort))...)
 	}
 	fs = append(fs, session.Fields("aaaa", c.AAAA, "filter-aaaa", strings.Join(c.FilterAAAA, ","))...)
 	for _, e := range c.Egress {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/internal/transparent"
 )
 
 // Sizes of what the listeners read.
@@ -85,6 +87,43 @@ func listen(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, *net.
 	return uc, ln.(*net.TCPListener), nil
 }
 
+// listenIntercept opens the transparent sockets of dns.intercept on
+// port, UDP and TCP, IPv4 and IPv6 (internal/transparent): tproxy hands
+// them the LAN's queries to addresses that are not the box's.
+func listenIntercept(ctx context.Context, port int) ([]*net.UDPConn, []*net.TCPListener, error) {
+	var (
+		udps []*net.UDPConn
+		tcps []*net.TCPListener
+	)
+	fail := func(err error) ([]*net.UDPConn, []*net.TCPListener, error) {
+		for _, c := range udps {
+			c.Close()
+		}
+		for _, l := range tcps {
+			l.Close()
+		}
+		return nil, nil, fmt.Errorf("dns: intercept: %w", err)
+	}
+	for _, unspec := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		uc, err := transparent.ListenUDP(ctx, netip.AddrPortFrom(unspec, uint16(port)), true)
+		if err != nil {
+			return fail(err)
+		}
+		uc.SetReadBuffer(udpReadBuffer)
+		udps = append(udps, uc)
+		network := "tcp4"
+		if unspec.Is6() {
+			network = "tcp6"
+		}
+		ln, err := transparent.Listen(ctx, network, port)
+		if err != nil {
+			return fail(err)
+		}
+		tcps = append(tcps, ln.(*net.TCPListener))
+	}
+	return udps, tcps, nil
+}
+
 // limiter counts what each client holds (queries in flight, TCP
 // connections) and in total, each up to a bound.
 type limiter struct {
@@ -135,20 +174,72 @@ func (s *Server) serveUDP(ctx context.Context, e *engine, c *net.UDPConn, inflig
 			continue // an ICMP error reported on the socket, say
 		}
 		s.stats.QueriesUDP.Add(1)
-		client := from.Addr().Unmap()
-		if !inflight.acquire(client) {
-			s.stats.Refused.Add(1)
-			continue
-		}
-		raw := append([]byte(nil), buf[:n]...)
-		wg.Go(func() {
-			defer inflight.release(client)
-			if out := e.answer(ctx, raw, true); out != nil {
-				c.SetWriteDeadline(time.Now().Add(writeTimeout))
-				c.WriteToUDPAddrPort(out, from)
-			}
+		s.answerUDP(ctx, e, inflight, wg, from.Addr().Unmap(), buf[:n], func(out []byte) {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.WriteToUDPAddrPort(out, from)
 		})
 	}
+}
+
+// answerUDP answers the datagram query from client on a goroutine of wg,
+// handing the answer to reply, unless client has too many queries in
+// flight already: then the query is refused, unanswered.
+func (s *Server) answerUDP(ctx context.Context, e *engine, inflight *limiter, wg *sync.WaitGroup, client netip.Addr, query []byte, reply func([]byte)) {
+	if !inflight.acquire(client) {
+		s.stats.Refused.Add(1)
+		return
+	}
+	raw := append([]byte(nil), query...)
+	wg.Go(func() {
+		defer inflight.release(client)
+		if out := e.answer(ctx, raw, true); out != nil {
+			reply(out)
+		}
+	})
+}
+
+// serveInterceptUDP answers the queries tproxy hands the transparent
+// socket c, as serveUDP does, each from the address and port it was sent
+// to (its original destination, from the datagram's control messages):
+// the client's socket, connected to that address, takes nothing else.
+func (s *Server) serveInterceptUDP(ctx context.Context, e *engine, c *net.UDPConn, inflight *limiter, wg *sync.WaitGroup) {
+	buf := make([]byte, maxUDPQuery)
+	oob := make([]byte, transparent.OOBSize)
+	for {
+		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		s.stats.QueriesUDP.Add(1)
+		dst, err := transparent.OrigDst(oob[:oobn])
+		if err != nil {
+			s.stats.Malformed.Add(1) // no way to answer it
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		s.answerUDP(ctx, e, inflight, wg, from.Addr(), buf[:n], func(out []byte) {
+			replyFrom(ctx, dst, from, out)
+		})
+	}
+}
+
+// replyFrom sends out to client from src, an address that is not the
+// box's: through a transparent socket bound to src for this one reply
+// (IP_PKTINFO could set the source address, not the port). An unconnected
+// socket is never what tproxy hands a datagram to (it looks up connected
+// sockets, then the listener of its port), so the client's next queries
+// still reach the intercept socket.
+func replyFrom(ctx context.Context, src, client netip.AddrPort, out []byte) {
+	c, err := transparent.ListenUDP(ctx, src, false)
+	if err != nil {
+		return // the client asks again
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.WriteToUDPAddrPort(out, client)
 }
 
 // serveTCP accepts connections on ln until it is closed, within the

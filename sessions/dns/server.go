@@ -54,9 +54,10 @@ const (
 )
 
 // Server is the forwarder session, session[dns/resolver]: it answers on
-// UDP and TCP on each Config.Listen address (and no other), from its
-// cache or its upstreams, applying the answer policy. The zero value is
-// ready but for NewAsker.
+// UDP and TCP on each Config.Listen address (and no other), and on the
+// transparent sockets of Config.InterceptPort, from its cache or its
+// upstreams, applying the answer policy. The zero value is ready but for
+// NewAsker.
 type Server struct {
 	// Stats are the counters it counts into; nil: its own.
 	Stats *Stats
@@ -102,7 +103,8 @@ type Server struct {
 }
 
 // Run implements session.Session: it listens on every Config.Listen
-// address, UDP and TCP, on Config.Port, and answers until ctx ends; then
+// address, UDP and TCP, on Config.Port (and transparently on
+// Config.InterceptPort, if set), and answers until ctx ends; then
 // it closes the listeners and connections and returns once every query
 // in flight is done. An address taken, or a policy that does not parse,
 // is an error (the supervisor retries after its backoff).
@@ -148,11 +150,11 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	e.rules.Store(r)
 
 	var (
-		udps []*net.UDPConn
-		tcps []*net.TCPListener
+		udps, intercepts []*net.UDPConn
+		tcps             []*net.TCPListener
 	)
 	closeAll := func() {
-		for _, c := range udps {
+		for _, c := range append(udps, intercepts...) {
 			c.Close()
 		}
 		for _, l := range tcps {
@@ -166,6 +168,14 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 			return err
 		}
 		udps, tcps = append(udps, u), append(tcps, t)
+	}
+	if cfg.InterceptPort != 0 {
+		u, t, err := listenIntercept(ctx, cfg.InterceptPort)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		intercepts, tcps = u, append(tcps, t...)
 	}
 
 	s.mu.Lock()
@@ -190,6 +200,9 @@ func (s *Server) Run(ctx context.Context, cfg Config, env *session.Env) error {
 	)
 	for _, c := range udps {
 		wg.Go(func() { s.serveUDP(ctx, e, c, inflight, &wg) })
+	}
+	for _, c := range intercepts {
+		wg.Go(func() { s.serveInterceptUDP(ctx, e, c, inflight, &wg) })
 	}
 	for _, l := range tcps {
 		wg.Go(func() { s.serveTCP(ctx, e, l, conns, inflight, &open, &wg) })
@@ -216,7 +229,7 @@ func (s *Server) Update(cfg Config) error {
 	s.mu.Lock()
 	e, old := s.cur, s.cfg
 	s.mu.Unlock()
-	if e == nil || cfg.Port != old.Port || !slices.Equal(cfg.Listen, old.Listen) {
+	if e == nil || cfg.Port != old.Port || cfg.InterceptPort != old.InterceptPort || !slices.Equal(cfg.Listen, old.Listen) {
 		return session.ErrRestart
 	}
 	asker := e.rules.Load().asker
@@ -486,5 +499,9 @@ func listenString(cfg Config) string {
 	if len(as) == 0 {
 		return "nowhere"
 	}
-	return strings.Join(as, ", ") + " port " + fmt.Sprint(cfg.Port)
+	l := strings.Join(as, ", ") + " port " + fmt.Sprint(cfg.Port)
+	if cfg.InterceptPort != 0 {
+		l += ", intercepting on port " + fmt.Sprint(cfg.InterceptPort)
+	}
+	return l
 }

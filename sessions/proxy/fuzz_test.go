@@ -2,15 +2,10 @@ package proxy
 
 import (
 	"bytes"
-	"net/netip"
 	"testing"
-	"unsafe"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
-	"golang.org/x/sys/unix"
 )
-
-func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
 
 // FuzzOpenReply feeds openReply datagrams from the peer: sealed with the
 // key (the fuzzer's bytes as the plaintext, so that the address decoder
@@ -50,36 +45,6 @@ func FuzzOpenReply(f *testing.F) {
 		// (mapped IPv4 aside).
 		if enc := targetAddr(nil, src); b[0] != 4 && !bytes.Equal(enc, b[:len(b)-len(payload)]) {
 			t.Fatalf("openReply(%x): source %s encodes as %x", b, src, enc)
-		}
-	})
-}
-
-// FuzzOrigDst feeds origDst control messages: a well-formed message
-// around the fuzzer's bytes, of either family, and the bytes as they
-// come. It never panics, and what it decodes from a sockaddr is that
-// sockaddr's address and port.
-func FuzzOrigDst(f *testing.F) {
-	f.Add(sockaddr4(netip.MustParseAddrPort("198.51.100.80:443")), false)
-	f.Add(sockaddr6(netip.MustParseAddrPort("[2001:db8::1]:53")), true)
-	f.Add([]byte{}, false)
-	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
-		origDst(b)
-		level, typ := unix.SOL_IP, unix.IP_ORIGDSTADDR
-		if v6 {
-			level, typ = unix.SOL_IPV6, unix.IPV6_ORIGDSTADDR
-		}
-		got, err := origDst(cmsg(level, typ, b))
-		if err != nil {
-			return
-		}
-		var want netip.AddrPort
-		if v6 {
-			want = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), uint16(b[2])<<8|uint16(b[3]))
-		} else {
-			want = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), uint16(b[2])<<8|uint16(b[3]))
-		}
-		if got != want {
-			t.Fatalf("origDst(%x) = %s, want %s", b, got, want)
 		}
 	})
 }

@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
-	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/api"
+	"github.com/braid-router/braid/internal/transparent"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy/peerhealth"
 )
@@ -85,9 +83,9 @@ func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
 		if !tcp {
 			break
 		}
-		ln, err := ListenTransparent(ctx, network, cfg.Port)
+		ln, err := transparent.Listen(ctx, network, cfg.Port)
 		if err != nil {
-			return err
+			return fmt.Errorf("proxy: %w", err)
 		}
 		lns = append(lns, ln)
 	}
@@ -220,27 +218,6 @@ func (p *Proxy) relayer(cfg Config, env *session.Env, health *peerHealth) (*rela
 	}
 	r.dialer.SetMultipathTCP(true)
 	return r, nil
-}
-
-// ListenTransparent listens on port of every address of one family
-// ("tcp4" or "tcp6") with IP_TRANSPARENT (IPV6_TRANSPARENT), which
-// tproxy requires of the socket it hands LAN connections to. An accepted
-// connection's local address is the destination its client asked for.
-func ListenTransparent(ctx context.Context, network string, port int) (net.Listener, error) {
-	level, opt, addr := unix.SOL_IP, unix.IP_TRANSPARENT, "0.0.0.0"
-	if network == "tcp6" {
-		level, opt, addr = unix.SOL_IPV6, unix.IPV6_TRANSPARENT, "::"
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, 1) })
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(ctx, network, net.JoinHostPort(addr, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("proxy: listen on %s port %d with IP_TRANSPARENT: %w", network, port, err)
-	}
-	return ln, nil
 }
 
 // accept serves ln's connections until it is closed, each in its own

@@ -9,10 +9,10 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
+	"github.com/braid-router/braid/internal/transparent"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,10 +131,10 @@ func listenUDP(ctx context.Context, port int, idle time.Duration, limit int, par
 	r := &udpRelay{port: port, idle: idle, limit: limit, log: log, params: params,
 		assocs: map[netip.AddrPort]*association{}, senders: map[netip.AddrPort]*sender{}}
 	for _, unspec := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
-		c, err := listenTransparentUDP(ctx, netip.AddrPortFrom(unspec, uint16(port)), true)
+		c, err := transparent.ListenUDP(ctx, netip.AddrPortFrom(unspec, uint16(port)), true)
 		if err != nil {
 			r.Close()
-			return nil, err
+			return nil, fmt.Errorf("proxy: %w", err)
 		}
 		r.lans = append(r.lans, c)
 	}
@@ -142,36 +142,6 @@ func listenUDP(ctx context.Context, port int, idle time.Duration, limit int, par
 		r.wg.Go(func() { r.readLAN(c) })
 	}
 	return r, nil
-}
-
-// listenTransparentUDP opens a UDP socket of addr's family with
-// IP_TRANSPARENT (IPV6_TRANSPARENT) on addr, which may be another
-// host's: the relay's LAN socket on the unspecified address (orig set:
-// datagrams come with their original destination), or a reply sender
-// bound to the address a reply came from. SO_REUSEADDR lets the two
-// share a port, and senders of several relays one address.
-func listenTransparentUDP(ctx context.Context, addr netip.AddrPort, orig bool) (*net.UDPConn, error) {
-	network, level, opt, recv := "udp4", unix.SOL_IP, unix.IP_TRANSPARENT, unix.IP_RECVORIGDSTADDR
-	if addr.Addr().Is6() {
-		network, level, opt, recv = "udp6", unix.SOL_IPV6, unix.IPV6_TRANSPARENT, unix.IPV6_RECVORIGDSTADDR
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = errors.Join(
-				unix.SetsockoptInt(int(fd), level, opt, 1),
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1))
-			if orig && serr == nil {
-				serr = unix.SetsockoptInt(int(fd), level, recv, 1)
-			}
-		})
-		return errors.Join(err, serr)
-	}}
-	pc, err := lc.ListenPacket(ctx, network, addr.String())
-	if err != nil {
-		return nil, fmt.Errorf("proxy: udp socket on %s with IP_TRANSPARENT: %w", addr, err)
-	}
-	return pc.(*net.UDPConn), nil
 }
 
 // setParams makes new associations use p; those open end, so that none
@@ -212,7 +182,7 @@ func (r *udpRelay) Close() {
 // itself is set up per datagram, each having its own salt).
 func (r *udpRelay) readLAN(c *net.UDPConn) {
 	buf := newDatagramBuf()
-	oob := make([]byte, 128)
+	oob := make([]byte, transparent.OOBSize)
 	for {
 		n, oobn, flags, src, err := c.ReadMsgUDPAddrPort(buf[udpHead:len(buf)-udpTail], oob)
 		if err != nil {
@@ -225,7 +195,7 @@ func (r *udpRelay) readLAN(c *net.UDPConn) {
 		if flags&unix.MSG_TRUNC != 0 {
 			continue
 		}
-		dst, err := origDst(oob[:oobn])
+		dst, err := transparent.OrigDst(oob[:oobn])
 		if err != nil {
 			r.log.Debug("proxy: udp: a LAN datagram", "src", src, "err", err)
 			continue
@@ -333,9 +303,9 @@ func (r *udpRelay) sender(src netip.AddrPort) (*sender, error) {
 		return s, nil
 	}
 	r.mu.Unlock()
-	c, err := listenTransparentUDP(context.Background(), src, false)
+	c, err := transparent.ListenUDP(context.Background(), src, false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s := &sender{conn: c, used: now}
 	r.mu.Lock()

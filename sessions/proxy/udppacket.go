@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
-	"golang.org/x/sys/unix"
 
 	"github.com/braid-router/braid/sessions/peer/socksaddr"
 )
@@ -74,32 +72,4 @@ func openReply(pkt []byte, key *shadowsocks.EncryptionKey) (netip.AddrPort, []by
 		return netip.AddrPort{}, nil, errNameSource
 	}
 	return netip.AddrPortFrom(a.IP.Unmap(), a.Port), plain[n:], nil
-}
-
-// origDst decodes the destination a LAN datagram was sent to from the
-// control messages the transparent socket received it with
-// (IP_ORIGDSTADDR, IPV6_ORIGDSTADDR: a sockaddr_in or sockaddr_in6).
-func origDst(oob []byte) (netip.AddrPort, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("original destination: %w", err)
-	}
-	for _, m := range msgs {
-		d := m.Data
-		switch {
-		case m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_ORIGDSTADDR:
-			if len(d) < unix.SizeofSockaddrInet4 || binary.NativeEndian.Uint16(d) != unix.AF_INET {
-				return netip.AddrPort{}, errors.New("original destination: not a sockaddr_in")
-			}
-			return netip.AddrPortFrom(netip.AddrFrom4([4]byte(d[4:8])), binary.BigEndian.Uint16(d[2:4])), nil
-		case m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_ORIGDSTADDR:
-			if len(d) < unix.SizeofSockaddrInet6 || binary.NativeEndian.Uint16(d) != unix.AF_INET6 {
-				return netip.AddrPort{}, errors.New("original destination: not a sockaddr_in6")
-			}
-			// An IPv4 destination reaches only the IPv4 socket; unmapped
-			// all the same, as the TCP listener's.
-			return netip.AddrPortFrom(netip.AddrFrom16([16]byte(d[8:24])).Unmap(), binary.BigEndian.Uint16(d[2:4])), nil
-		}
-	}
-	return netip.AddrPort{}, errors.New("original destination: not in the datagram's control messages")
 }

@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
 
 	"github.com/Jigsaw-Code/outline-sdk/transport/shadowsocks"
-	"golang.org/x/sys/unix"
 )
 
 func testKey(t testing.TB, cipher string) *shadowsocks.EncryptionKey {
@@ -61,59 +59,6 @@ func TestSealOpen(t *testing.T) {
 		named, _ := shadowsocks.Pack(make([]byte, 2048), []byte{3, 1, 'a', 0, 53, 'x'}, key)
 		if _, _, err := openReply(named, key); !errors.Is(err, errNameSource) {
 			t.Errorf("%s: a reply from a name: %v", cipher, err)
-		}
-	}
-}
-
-// cmsg builds one control message as the kernel writes it.
-func cmsg(level, typ int, data []byte) []byte {
-	b := make([]byte, unix.CmsgSpace(len(data)))
-	h := (*unix.Cmsghdr)(unsafePointer(b))
-	h.Level, h.Type = int32(level), int32(typ)
-	h.SetLen(unix.CmsgLen(len(data)))
-	copy(b[unix.CmsgLen(0):], data)
-	return b
-}
-
-func sockaddr4(ap netip.AddrPort) []byte {
-	b := make([]byte, unix.SizeofSockaddrInet4)
-	binary.NativeEndian.PutUint16(b, unix.AF_INET)
-	binary.BigEndian.PutUint16(b[2:], ap.Port())
-	a := ap.Addr().As4()
-	copy(b[4:], a[:])
-	return b
-}
-
-func sockaddr6(ap netip.AddrPort) []byte {
-	b := make([]byte, unix.SizeofSockaddrInet6)
-	binary.NativeEndian.PutUint16(b, unix.AF_INET6)
-	binary.BigEndian.PutUint16(b[2:], ap.Port())
-	a := ap.Addr().As16()
-	copy(b[8:], a[:])
-	return b
-}
-
-// TestOrigDst decodes the original destination from the control messages
-// of either family, after another message, and refuses what is not one.
-func TestOrigDst(t *testing.T) {
-	v4 := netip.MustParseAddrPort("198.51.100.80:443")
-	v6 := netip.MustParseAddrPort("[2001:db8::80]:53")
-	other := cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMP, make([]byte, 16))
-	for _, c := range []struct {
-		oob  []byte
-		want netip.AddrPort
-	}{
-		{cmsg(unix.SOL_IP, unix.IP_ORIGDSTADDR, sockaddr4(v4)), v4},
-		{append(other, cmsg(unix.SOL_IPV6, unix.IPV6_ORIGDSTADDR, sockaddr6(v6))...), v6},
-		{nil, netip.AddrPort{}},
-		{other, netip.AddrPort{}},
-		{cmsg(unix.SOL_IP, unix.IP_ORIGDSTADDR, sockaddr6(v6)), netip.AddrPort{}},
-		{cmsg(unix.SOL_IPV6, unix.IPV6_ORIGDSTADDR, sockaddr4(v4)), netip.AddrPort{}},
-		{cmsg(unix.SOL_IP, unix.IP_ORIGDSTADDR, sockaddr4(v4)[:7]), netip.AddrPort{}},
-	} {
-		got, err := origDst(c.oob)
-		if got != c.want || (err == nil) != c.want.IsValid() {
-			t.Errorf("origDst(%x) = %s, %v; want %s", c.oob, got, err, c.want)
 		}
 	}
 }
