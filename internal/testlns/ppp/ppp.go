@@ -100,6 +100,10 @@ const (
 	Establish Phase = iota
 	Authenticate
 	Network
+	// Terminate: the LNS sent a Terminate-Request and waits for the Ack
+	// (or two restart intervals) before the link is Down, as pppd does:
+	// the LAC reads the CHAP Failure before the session goes.
+	Terminate
 	Dead
 )
 
@@ -132,6 +136,11 @@ type Conn struct {
 	authDue   time.Time
 	login     string
 	authed    bool
+
+	// Termination.
+	termErr   error
+	termSends int
+	termDue   time.Time
 }
 
 // New returns a link in the Establish phase; Open starts it.
@@ -160,7 +169,7 @@ func (c *Conn) Login() string { return c.login }
 // Deadline is when Timeout is due next; zero when no timer runs.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range []time.Time{c.lcp.due, c.ipv6cp.due, c.authDue} {
+	for _, t := range []time.Time{c.lcp.due, c.ipv6cp.due, c.authDue, c.termDue} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -227,40 +236,59 @@ func (c *Conn) finish(err error) {
 		return
 	}
 	c.phase = Dead
-	c.lcp.due, c.ipv6cp.due, c.authDue = time.Time{}, time.Time{}, time.Time{}
+	c.lcp.due, c.ipv6cp.due, c.authDue, c.termDue = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	c.out = append(c.out, Down{Err: err})
 }
 
-// fail terminates the link (LCP Terminate-Request) and finishes it.
-func (c *Conn) fail(err error) {
-	if c.phase == Dead {
+// fail terminates the link: an LCP Terminate-Request, and Down once the
+// LAC acknowledges it or two restart intervals have passed.
+func (c *Conn) fail(err error, now time.Time) {
+	if c.phase == Dead || c.phase == Terminate {
 		return
 	}
-	c.send(frame.ProtoLCP, frame.Packet{Code: frame.TerminateRequest, ID: c.lcp.id + 1, Data: []byte(err.Error())})
-	c.finish(err)
+	c.phase, c.termErr, c.termSends = Terminate, err, 0
+	c.lcp.due, c.ipv6cp.due, c.authDue = time.Time{}, time.Time{}, time.Time{}
+	c.sendTerminate(now)
+}
+
+func (c *Conn) sendTerminate(now time.Time) {
+	c.termSends++
+	c.termDue = now.Add(c.cfg.Restart)
+	c.lcp.id++
+	c.send(frame.ProtoLCP, frame.Packet{Code: frame.TerminateRequest, ID: c.lcp.id, Data: []byte(c.termErr.Error())})
 }
 
 // Close terminates the link from the LNS's side.
 func (c *Conn) Close(now time.Time) []Action {
-	c.fail(errors.New("closed by the LNS"))
+	c.fail(errors.New("closed by the LNS"), now)
 	return c.flush()
 }
 
 // Timeout runs the timers due at now: retransmissions.
 func (c *Conn) Timeout(now time.Time) []Action {
+	if c.phase == Terminate {
+		if !c.termDue.IsZero() && !now.Before(c.termDue) {
+			if c.termSends >= 2 {
+				c.finish(c.termErr)
+			} else {
+				c.sendTerminate(now)
+			}
+		}
+		return c.flush()
+	}
 	for _, s := range []*side{&c.lcp, &c.ipv6cp} {
 		if s.due.IsZero() || now.Before(s.due) {
 			continue
 		}
 		if s.sends >= c.cfg.MaxConfigure {
-			c.fail(fmt.Errorf("%w: %s Configure-Request unacknowledged %d times", ErrNegotiation, frame.ProtocolName(s.proto), s.sends))
+			c.fail(fmt.Errorf("%w: %s Configure-Request unacknowledged %d times", ErrNegotiation, frame.ProtocolName(s.proto), s.sends), now)
 			return c.flush()
 		}
 		c.request(s, now, false)
 	}
 	if !c.authDue.IsZero() && !now.Before(c.authDue) {
 		if c.authSends >= c.cfg.MaxConfigure {
-			c.fail(fmt.Errorf("%w: no CHAP Response", ErrAuth))
+			c.fail(fmt.Errorf("%w: no CHAP Response", ErrAuth), now)
 			return c.flush()
 		}
 		c.sendChallenge(now)
@@ -277,6 +305,19 @@ func (c *Conn) Input(b []byte, now time.Time) []Action {
 	f, err := frame.Parse(b)
 	if err != nil {
 		return nil
+	}
+	if c.phase == Terminate {
+		// RFC 1661 4.2 (Closing): Terminate-Requests and -Acks only.
+		if p, err := frame.ParsePacket(f.Info); err == nil && f.Protocol == frame.ProtoLCP {
+			switch p.Code {
+			case frame.TerminateRequest:
+				c.send(frame.ProtoLCP, frame.Packet{Code: frame.TerminateAck, ID: p.ID})
+				c.finish(c.termErr)
+			case frame.TerminateAck:
+				c.finish(c.termErr)
+			}
+		}
+		return c.flush()
 	}
 	switch f.Protocol {
 	case frame.ProtoLCP:
@@ -347,7 +388,7 @@ func (c *Conn) inputLCP(p frame.Packet, now time.Time) {
 		for _, o := range opts {
 			switch o.Type {
 			case frame.LCPAuthProtocol:
-				c.fail(fmt.Errorf("%w: the LAC refuses to authenticate with %s", ErrNegotiation, c.cfg.Auth))
+				c.fail(fmt.Errorf("%w: the LAC refuses to authenticate with %s", ErrNegotiation, c.cfg.Auth), now)
 				return
 			case frame.LCPMagic:
 				if p.Code == frame.ConfigureReject {
@@ -372,7 +413,7 @@ func (c *Conn) inputLCP(p frame.Packet, now time.Time) {
 		}
 	case frame.ProtocolReject:
 		if proto, ok := frame.RejectedProtocol(p.Data); ok && proto == frame.ProtoIPV6CP {
-			c.fail(fmt.Errorf("%w: the LAC rejects IPV6CP", ErrNegotiation))
+			c.fail(fmt.Errorf("%w: the LAC rejects IPV6CP", ErrNegotiation), now)
 		}
 	case frame.TerminateAck, frame.EchoReply, frame.DiscardRequest, frame.CodeReject:
 	default:
@@ -455,7 +496,7 @@ func (c *Conn) chapResponse(r frame.CHAP, now time.Time) {
 	if !ok {
 		c.out = append(c.out, Send{Frame: frame.CHAP{Code: frame.CHAPFailure, ID: r.ID, Message: []byte("Access denied")}.
 			Append(frame.Append(nil, frame.ProtoCHAP, nil))})
-		c.fail(fmt.Errorf("%w: CHAP login %q", ErrAuth, r.Name))
+		c.fail(fmt.Errorf("%w: CHAP login %q", ErrAuth, r.Name), now)
 		return
 	}
 	c.out = append(c.out, Send{Frame: frame.CHAP{Code: frame.CHAPSuccess, ID: r.ID, Message: []byte("Access granted")}.
@@ -468,7 +509,7 @@ func (c *Conn) papRequest(r frame.PAP, now time.Time) {
 	if !ok {
 		c.out = append(c.out, Send{Frame: frame.PAP{Code: frame.PAPNak, ID: r.ID, Message: []byte("Login incorrect")}.
 			Append(frame.Append(nil, frame.ProtoPAP, nil))})
-		c.fail(fmt.Errorf("%w: PAP login %q", ErrAuth, r.PeerID))
+		c.fail(fmt.Errorf("%w: PAP login %q", ErrAuth, r.PeerID), now)
 		return
 	}
 	c.out = append(c.out, Send{Frame: frame.PAP{Code: frame.PAPAck, ID: r.ID, Message: []byte("Login ok")}.
@@ -519,7 +560,7 @@ func (c *Conn) inputIPV6CP(p frame.Packet, now time.Time) {
 		}
 	case frame.TerminateRequest:
 		c.send(frame.ProtoIPV6CP, frame.Packet{Code: frame.TerminateAck, ID: p.ID})
-		c.fail(fmt.Errorf("%w: the LAC closed IPV6CP", ErrNegotiation))
+		c.fail(fmt.Errorf("%w: the LAC closed IPV6CP", ErrNegotiation), now)
 	}
 }
 
