@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,7 +252,7 @@ func (l *Lab) LNSStatus() (LNSStatus, error) {
 				PID: rec.PID, Alive: rec.alive(), Args: rec.Args, Log: rec.Log})
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(procsDir(l.Dir), LNSProcess+".log")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(procsDir(l.Dir), LNSProcess+".log")); err == nil && len(bytes.TrimSpace(b)) > 0 {
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		st.Events = lines[max(0, len(lines)-10):]
 	}

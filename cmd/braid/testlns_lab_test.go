@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,7 +103,7 @@ func TestRunTunnelWithTheTestLNS(t *testing.T) {
 	if _, p2 := reachesServer(t, l, d); p2 != p.Prefix {
 		t.Errorf("after a restart of braid, prefix %s, want %s again", p2, p.Prefix)
 	}
-	log, _ := exec.Command("cat", l.Dir+"/procs/"+lab.LNSProcess+".log").Output()
+	log, _ := os.ReadFile(l.Dir + "/procs/" + lab.LNSProcess + ".log")
 	if !regexp.MustCompile(`msg="tunnel closed".*tunnel closed by the LAC`).Match(log) {
 		t.Errorf("the LNS did not hear braid close its first tunnel:\n%s", log)
 	}
@@ -123,6 +125,26 @@ func TestRunTunnelWithTheTestLNS(t *testing.T) {
 	}
 	d.tunnelUp()
 	reachesServer(t, l, d)
+
+	// braid lab down takes the LNS with the lab: its process, Kea and
+	// its namespace.
+	d.stop(syscall.SIGTERM)
+	st2, err := l.LNSStatus()
+	if err != nil || len(st2.Processes) != 2 {
+		t.Fatalf("LNS status %+v: %v", st2, err)
+	}
+	if out, err := labCLI(t, "lab", "down", "--name", l.Name); err != nil {
+		t.Fatalf("braid lab down: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), l.NS(lab.RoleLNS)) {
+		t.Errorf("namespace %s left after lab down", l.NS(lab.RoleLNS))
+	}
+	for _, p := range st2.Processes {
+		// Gone, or a zombie its new parent has not reaped yet.
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat"); err == nil && !regexp.MustCompile(`\) [ZX] `).Match(b) {
+			t.Errorf("process %s (pid %d) left after lab down: %s", p.Name, p.PID, b)
+		}
+	}
 }
 
 // A wrong PPP password (the LNS started with another) is refused with
