@@ -614,6 +614,15 @@ box gets its prefix back.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %s: LNS on %s:1701 in %s (%s login %s, secret and password not shown), "+
 				"delegating /%d of %s; up in %s\n", l.Name, lab.LNSAddrV4, l.NS(lab.RoleLNS), strings.ToUpper(cfg.Auth), cfg.User,
 				lab.LNSDelegatedLen, lab.LNSPool, time.Since(start).Round(time.Millisecond))
+			password := "<password>"
+			if cfg.Password == lab.LNSDefaultPassword {
+				password = lab.LNSDefaultPassword // the lab's documented test password
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Next:\n"+
+				"  BRAID_LAB_PPP_PASSWORD=%s braid --netns %s run -f specs/lab-6pe.yaml\n"+
+				"  braid lab lns status --name %s\n"+
+				"  braid lab lns down --name %s\n",
+				password, l.NS(lab.RoleBox), l.Name, l.Name)
 			return nil
 		},
 	}
