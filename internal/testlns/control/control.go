@@ -283,7 +283,11 @@ func (c *Conn) stop(acts []Action, result avp.Result, err error, now time.Time) 
 	}
 	if c.localSession != 0 {
 		peer := c.peerSession
-		acts = c.sessionEnded(acts, err)
+		why := err
+		if why == nil {
+			why = fmt.Errorf("the LNS closes the tunnel: %s", result.Describe(avp.StopCCN))
+		}
+		acts = c.sessionEnded(acts, why)
 		acts = c.send(acts, avp.NewMessage(avp.CDN, c.peerTunnel, peer,
 			avp.NewResult(avp.Result{Code: avp.CDNAdmin, HasError: true}), avp.Uint16(avp.AssignedSessionID, 0)), now)
 	}
