@@ -38,7 +38,8 @@ iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `; unbound on ` + lab.ResolverV
 the test zone ` + lab.TestZone + `, the resolver the ISPs hand out), and the
 aggregation peer (peer: braid run -f with a kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
 in ` + lab.RunDir + `/<name>/` + lab.PeerKeyFile + `). specs/lab.yaml configures the box;
-specs/lab-aggregation.yaml sends its LAN's TCP through the peer. The lab keeps
+specs/lab-aggregation.yaml sends its LAN's TCP through the peer. braid lab lns
+up adds a test LNS behind isp1 for specs/lab-6pe.yaml's 6PE tunnel. The lab keeps
 its state and the processes it started under ` + lab.RunDir + `/<name>.`,
 	}
 	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabLookupCmd(), newLabDownloadCmd(), newLabLNSCmd(), newLabServeCmd())
