@@ -284,6 +284,9 @@ func serveLNS(ctx context.Context, path string, ready func()) error {
 		return err
 	}
 	cmds := [][]string{
+		// fe80::1 alone, as the LNS's IPV6CP says: no address of the
+		// kernel's own making beside it.
+		{"ip", "link", "set", c.Link, "addrgenmode", "none"},
 		{"ip", "link", "set", c.Link, "up"},
 		{"ip", "-6", "addr", "add", "fe80::1/64", "dev", c.Link, "nodad"},
 	}

@@ -35,9 +35,9 @@ func TestLNSUpDown(t *testing.T) {
 	}
 	i := slices.IndexFunc(st.Namespaces, func(n lab.NamespaceStatus) bool { return n.Role == lab.RoleLNS })
 	if i < 0 || !slices.ContainsFunc(st.Namespaces[i].Links, func(ls lab.LinkStatus) bool {
-		return ls.Name == lab.LNSLink && ls.Up && slices.Contains(ls.Addrs, "fe80::1/64")
+		return ls.Name == lab.LNSLink && ls.Up && slices.Equal(ls.Addrs, []string{"fe80::1/64"})
 	}) {
-		t.Errorf("status has no LNS namespace with %s up and fe80::1: %+v", lab.LNSLink, st.Namespaces)
+		t.Errorf("status has no LNS namespace with %s up and fe80::1 its only address: %+v", lab.LNSLink, st.Namespaces)
 	}
 	ls, err := l.LNSStatus()
 	if err != nil || !ls.Up || len(ls.Processes) != 2 || !ls.Processes[0].Alive || !ls.Processes[1].Alive {
