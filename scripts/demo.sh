@@ -50,7 +50,7 @@ cleanup() {
 	[ -n "$lns_stop" ] && eval "$lns_stop" >/dev/null 2>&1
 	"$braid" lab fault --name "$lab" isp1 clear >/dev/null 2>&1
 }
-trap cleanup EXIT
+trap finish EXIT
 trap 'exit 143' TERM INT
 
 say() { printf '      %s\n' "$@"; }
@@ -102,6 +102,48 @@ stop_run() {
 # kernel's own counter.
 txbytes() { ip netns exec "$lab-$1" cat /sys/class/net/down/statistics/tx_bytes; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+
+# --- the summary: every declared step, in order ------------------------
+summary() {
+	local bad=0 s id v c
+	printf '\n%sThe demo, lab %s, in %ss%s\n' "$bold" "$lab" "$((SECONDS - t0))" "$off"
+	for s in "${STEPS[@]}"; do
+		id=${s%%|*} v=${verdict[${s%%|*}]:-missing}
+		case $v in
+		ok) c=$green ;;
+		"not built") c=$yellow ;;
+		*) c=$red bad=1 ;;
+		esac
+		printf '  %-10s %s%-10s%s %s\n' "$id" "$c" "$v" "$off" "${s#*|}"
+		[ "$v" = ok ] || printf '  %-10s %-10s %s\n' '' '' "(${why[$id]:-the step never reported})"
+	done
+
+	cat <<-EOF
+
+	Try next (the lab stays up; braid run is stopped):
+	  $braid --netns $box run -f $spec &     # the demo's spec, aggregation on
+	  $braid --netns $box status             # leases, prefixes, sessions, health, the peer
+	  edit $spec: braid run applies each save (a plan in its log; braid status shows the revision)
+	  $braid lab fault --name $lab isp1 blackhole   # then isp1 clear; also loss 30, unplug, down
+	  $braid lab download --name $lab --from lan --size 50M 198.51.100.80:9001
+	Tear down: make demo-down LAB=$lab (or $braid lab down --name $lab)
+	EOF
+	if [ "$bad" -ne 0 ]; then
+		echo "${red}A step failed or never reported (above).${off}"
+		return 1
+	fi
+}
+
+# finish: the EXIT trap, however the script ends: stop what the demo
+# started, print the summary, and exit non-zero when a step failed or
+# never reported, or when the script itself failed.
+finish() {
+	local rc=$?
+	trap - EXIT
+	cleanup
+	summary || [ "$rc" -ne 0 ] || rc=1
+	exit "$rc"
+}
 
 # --- the steps ---------------------------------------------------------
 
@@ -397,35 +439,4 @@ for s in "${STEPS[@]}"; do
 	*) printf '  %s=> not built%s: %s\n' "$yellow" "$off" "${why[$cur]:-}" ;;
 	esac
 done
-stop_run
-cleanup
-trap - EXIT
-
-# --- the summary: every declared step, in order ------------------------
-bad=0
-printf '\n%sThe demo, lab %s, in %ss%s\n' "$bold" "$lab" "$((SECONDS - t0))" "$off"
-for s in "${STEPS[@]}"; do
-	id=${s%%|*} v=${verdict[${s%%|*}]:-missing}
-	case $v in
-	ok) c=$green ;;
-	"not built") c=$yellow ;;
-	*) c=$red bad=1 ;;
-	esac
-	printf '  %-10s %s%-10s%s %s\n' "$id" "$c" "$v" "$off" "${s#*|}"
-	[ "$v" = ok ] || printf '  %-10s %-10s %s\n' '' '' "(${why[$id]:-the step never reported})"
-done
-
-cat <<EOF
-
-Try next (the lab stays up; braid run is stopped):
-  $braid --netns $box run -f $spec &     # the demo's spec, aggregation on
-  $braid --netns $box status             # leases, prefixes, sessions, health, the peer
-  edit $spec: braid run applies each save (a plan in its log; braid status shows the revision)
-  $braid lab fault --name $lab isp1 blackhole   # then isp1 clear; also loss 30, unplug, down
-  $braid lab download --name $lab --from lan --size 50M 198.51.100.80:9001
-Tear down: make demo-down LAB=$lab (or $braid lab down --name $lab)
-EOF
-if [ "$bad" -ne 0 ]; then
-	echo "${red}A step failed or never reported (above).${off}"
-	exit 1
-fi
+exit 0 # finish (the EXIT trap) stops what runs and prints the summary
