@@ -71,6 +71,22 @@ waitfor() {
 	done
 	printf ' after %ss\n' "$((SECONDS - start))"
 }
+# dots LOG DESCRIPTION CMD...: run CMD, its output to LOG, a dot a second
+# while it runs; its exit status.
+dots() {
+	local log=$1 what=$2 start=$SECONDS pid rc=0
+	shift 2
+	printf '  ..  %s ' "$what"
+	"$@" >"$log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		kill -0 "$pid" 2>/dev/null && printf '.'
+	done
+	wait "$pid" || rc=$?
+	if [ "$rc" -eq 0 ]; then printf ' after %ss\n' "$((SECONDS - start))"; else printf ' %sfailed (exit %s)%s\n' "$red" "$rc" "$off"; fi
+	return "$rc"
+}
 # fail REASON, notbuilt REASON: a step's verdict other than ok, with why.
 fail() { why[$cur]=$1; return 1; }
 notbuilt() { why[$cur]=$1; return 2; }
@@ -149,7 +165,8 @@ finish() {
 
 step_lab() {
 	"$braid" lab down --name "$lab" >/dev/null || fail "braid lab down failed" || return
-	"$braid" lab up --name "$lab" --rate isp1=$rate1 --rate isp2=$rate2 >"$work/lab-up.log" 2>&1 ||
+	dots "$work/lab-up.log" "braid lab up --name $lab --rate isp1=$rate1 --rate isp2=$rate2" \
+		"$braid" lab up --name "$lab" --rate isp1=$rate1 --rate isp2=$rate2 ||
 		{ indent <"$work/lab-up.log"; fail "braid lab up failed"; return; }
 	say "namespaces: $(ip netns list | awk -v p="^$lab-" '$1 ~ p { print $1 }' | sort | xargs)"
 	sed -n '/^  PROCESS/,/^$/p' "$work/lab-up.log" | grep -v '^$' | indent
@@ -295,10 +312,17 @@ step_aggregate() {
 	say "the faster uplink alone: braid lab download --from lan --size $size 198.51.100.80:9001 (aggregation off: NATed out of isp1)"
 	[[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == 10.101.0.2:* ]] || { fail "the LAN does not leave by isp1 before aggregation"; return; }
 	i1=$(txbytes isp1) i2=$(txbytes isp2)
-	"$braid" lab download --name "$lab" --from lan --size "$size" --every 500ms --timeout 60s 198.51.100.80:9001 >"$work/alone.txt" 2>&1 ||
-		{ indent <"$work/alone.txt"; fail "the download out of isp1 alone failed"; return; }
+	"$braid" lab download --name "$lab" --from lan --size "$size" --every 500ms --timeout 60s 198.51.100.80:9001 >"$work/alone.txt" 2>&1 &
+	dlpid=$!
+	shown=0
+	while kill -0 "$dlpid" 2>/dev/null; do
+		follow "$work/alone.txt"
+		sleep 0.5
+	done
+	follow "$work/alone.txt"
+	wait "$dlpid" || { dlpid=''; fail "the download out of isp1 alone failed"; return; }
+	dlpid=''
 	d1=$(($(txbytes isp1) - i1)) d2=$(($(txbytes isp2) - i2))
-	tail -1 "$work/alone.txt" | indent
 	say "the ISPs' own counters (their links to the box, sent): isp1 $(mb $d1) MB, isp2 $(mb $d2) MB"
 	base=$(rate "$work/alone.txt" 1.0) || { fail "the download out of isp1 was too short to measure"; return; }
 
@@ -372,9 +396,9 @@ step_6pe() {
 	if [ "${DEMO_LNS:-}" = real ]; then
 		[ -x "$shared/peers/lns/run-lns.sh" ] || { fail "DEMO_LNS=real but $shared/peers/lns/run-lns.sh is not there"; return; }
 		how=real
-	elif "$braid" lab lns --help 2>/dev/null | grep 'braid lab lns' >/dev/null; then
-		# (cobra prints `braid lab`'s help, exit status 0, for a
-		# subcommand it lacks: the usage line tells.)
+	elif "$braid" lab lns --help 2>/dev/null | grep -E '^  braid lab lns( |$)' >/dev/null; then
+		# (Not the exit status: for a subcommand it lacks, cobra prints
+		# `braid lab`'s help and exits 0. The usage line tells.)
 		how=test
 	else
 		notbuilt "$lnsnote"
@@ -382,19 +406,21 @@ step_6pe() {
 	fi
 	stop_run # one writer per namespace: the 6PE spec's braid run replaces it
 	if [ "$how" = real ]; then
-		say "the real LNS (xl2tpd, pppd, Kea in a QEMU guest) at 10.77.1.2 in $lab-isp1: run-lns.sh start"
+		say "the real LNS (xl2tpd, pppd, Kea in a QEMU guest) at 10.77.1.2, on a bridge in $lab-isp1"
 		exec {lockfd}>/run/lock/braid-lnstest.lock
 		flock -w 300 "$lockfd" || { fail "another LNS holds /run/lock/braid-lnstest.lock"; return; }
 		local lw=/run/braid-lab/$lab/lns
 		mkdir -p "$lw"
-		LNS_WORK=/var/cache/braid-lns "$shared/peers/lns/run-lns.sh" build >"$work/lns.log" 2>&1 || { tail -5 "$work/lns.log" | indent; fail "run-lns.sh build failed"; return; }
+		dots "$work/lns-build.log" "run-lns.sh build (the guest image, cached in /var/cache/braid-lns)" \
+			env LNS_WORK=/var/cache/braid-lns "$shared/peers/lns/run-lns.sh" build || { tail -5 "$work/lns-build.log" | indent; fail "run-lns.sh build failed"; return; }
 		for f in vmlinux initrd.img image.key; do ln -f "/var/cache/braid-lns/$f" "$lw/$f"; done
 		local env="LNS_WORK=$lw LNS_NETNS=$lab-isp1 LNS_USER=dhcp/10.101.0.2@0024d4aabbcc LNS_PASS=testpass"
 		lns_stop="env $env '$shared/peers/lns/run-lns.sh' stop; exec $lockfd>&-"
-		env $env "$shared/peers/lns/run-lns.sh" start >>"$work/lns.log" 2>&1 || { tail -5 "$work/lns.log" | indent; fail "run-lns.sh start failed"; return; }
+		dots "$work/lns.log" "run-lns.sh start (boots the guest, waits for xl2tpd)" \
+			env $env "$shared/peers/lns/run-lns.sh" start || { tail -5 "$work/lns.log" | indent; fail "run-lns.sh start failed"; return; }
 	else
-		say "braid's test LNS at 10.77.1.2 in $lab-isp1: braid lab lns up --name $lab"
-		"$braid" lab lns up --name "$lab" >"$work/lns.log" 2>&1 || { indent <"$work/lns.log"; fail "braid lab lns up failed"; return; }
+		say "braid's test LNS at 10.77.1.2, behind isp1"
+		dots "$work/lns.log" "braid lab lns up --name $lab" "$braid" lab lns up --name "$lab" || { indent <"$work/lns.log"; fail "braid lab lns up failed"; return; }
 		lns_stop="'$braid' lab lns down --name '$lab'"
 	fi
 	ip -n "$lab-inet" -6 route replace 2001:db8:e000::/40 via 2001:db8:201::2
