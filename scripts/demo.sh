@@ -171,6 +171,12 @@ step_lab() {
 	say "namespaces: $(ip netns list | awk -v p="^$lab-" '$1 ~ p { print $1 }' | sort | xargs)"
 	sed -n '/^  PROCESS/,/^$/p' "$work/lab-up.log" | grep -v '^$' | indent
 	"$braid" lab delay --name "$lab" isp2 "$rtt2" | indent || fail "braid lab delay failed" || return
+	# The delay line is a process (this kernel has no netem): on a busy
+	# machine, a starved line would add far more than rtt2 and measure
+	# the machine, not braid. It plays a wire: it gets the CPU first.
+	local pid t
+	pid=$("$braid" lab status --name "$lab" | awk '$1 == "delay-isp2" && $4 == "running" { print $3 }')
+	for t in /proc/$pid/task/*; do renice -n -10 -p "${t##*/}" >/dev/null; done
 	say "isp1: the fibre, $rate1""bit/s, its ONT's DHCP server (dnsmasq) answers only vendor class neufbox..."
 	say "isp2: $rate2""bit/s, $rtt2 more round trip, IPv6 by adverts (radvd) and prefix delegation (Kea)"
 	say "peer: braid run of a kind: Peer spec on 10.203.0.2:65101; inet: whoami, download server, unbound"
@@ -310,7 +316,11 @@ step_aggregate() {
 	# The faster uplink alone: the same LAN download with the spec's
 	# aggregation still off (NATed out of isp1, the default route).
 	say "the faster uplink alone: braid lab download --from lan --size $size 198.51.100.80:9001 (aggregation off: NATed out of isp1)"
-	[[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == 10.101.0.2:* ]] || { fail "the LAN does not leave by isp1 before aggregation"; return; }
+	# (isp1's tracker counts the rounds before its lease as failed: it
+	# comes back healthy a few seconds after the lease.)
+	leaves_by_isp1() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == 10.101.0.2:* ]]; }
+	waitfor 60 "the LAN leaves by isp1 (healthy, priority 10)" leaves_by_isp1 ||
+		{ bstatus | grep -E '^ *health ' | indent; fail "the LAN does not leave by isp1 before aggregation"; return; }
 	i1=$(txbytes isp1) i2=$(txbytes isp2)
 	"$braid" lab download --name "$lab" --from lan --size "$size" --every 500ms --timeout 60s 198.51.100.80:9001 >"$work/alone.txt" 2>&1 &
 	dlpid=$!
@@ -369,10 +379,11 @@ step_aggregate() {
 step_failover() {
 	[ -n "$dlpid" ] && kill -0 "$dlpid" 2>/dev/null || { fail "no download running (the aggregate step did not get that far)"; return; }
 	local at then
-	"$braid" lab fault --name "$lab" isp1 blackhole | indent
+	follow "$dl"
 	at=$(tail -1 "$dl" | awk '{ print $1 }')
+	"$braid" lab fault --name "$lab" isp1 blackhole | indent
 	then=$(txbytes isp2)
-	say "-- isp1 blackholed at ${at} of the download --"
+	say "-- isp1 blackholed after ${at} of the download --"
 	local start=$SECONDS
 	while kill -0 "$dlpid" 2>/dev/null && ((SECONDS - start < 90)); do
 		follow "$dl"
