@@ -420,7 +420,10 @@ step_6pe() {
 	if [ "$how" = real ]; then
 		say "the real LNS (xl2tpd, pppd, Kea in a QEMU guest) at 10.77.1.2, on a bridge in $lab-isp1"
 		exec {lockfd}>/run/lock/braid-lnstest.lock
-		flock -w 300 "$lockfd" || { fail "another LNS holds /run/lock/braid-lnstest.lock"; return; }
+		# One LNS guest at a time on this machine (internal/lnstest's lock;
+		# flock on the inherited descriptor holds it for this shell).
+		flock -n "$lockfd" || dots /dev/null "another LNS runs (a test's): waiting for /run/lock/braid-lnstest.lock" flock -w 600 "$lockfd" ||
+			{ fail "another LNS held /run/lock/braid-lnstest.lock for 10 minutes"; return; }
 		local lw=/run/braid-lab/$lab/lns
 		mkdir -p "$lw"
 		dots "$work/lns-build.log" "run-lns.sh build (the guest image, cached in /var/cache/braid-lns)" \
