@@ -57,14 +57,23 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func newLabUpCmd() *cobra.Command {
 	var name string
+	var rates []string
 	cmd := &cobra.Command{
-		Use:   "up [--name N]",
+		Use:   "up [--name N] [--rate isp1=30M]...",
 		Short: "Build the lab (refuses if it exists)",
-		Args:  cobra.NoArgs,
+		Long: `Build the lab (refuses if it exists). --rate ISP=RATE changes an ISP's rate
+limit from the default (isp1 50M, isp2 10M), in bit/s with the suffixes k, M
+and G (powers of 1000).`,
+		Example: "  braid lab up\n  braid lab up --name demo --rate isp1=30M --rate isp2=20M",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			l, err := lab.Up(ctx, lab.Config{Name: name})
+			topo, err := labTopology(rates)
+			if err != nil {
+				return err
+			}
+			l, err := lab.Up(ctx, lab.Config{Name: name, Topology: topo})
 			if err != nil {
 				return err
 			}
@@ -93,7 +102,31 @@ func newLabUpCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name: its namespaces are NAME-<role>")
+	cmd.Flags().StringArrayVar(&rates, "rate", nil, "an ISP's rate limit, ISP=RATE in bit/s (isp1=30M); repeat for both")
 	return cmd
+}
+
+// labTopology is the default topology with the rate limits of --rate
+// (ISP=RATE, RATE in bit/s with k, M or G), or nil (the default) without.
+func labTopology(rates []string) (*lab.Topology, error) {
+	if len(rates) == 0 {
+		return nil, nil
+	}
+	topo := lab.Default()
+	for _, r := range rates {
+		isp, v, ok := strings.Cut(r, "=")
+		if !ok {
+			return nil, fmt.Errorf("lab up: --rate %q: want ISP=RATE (isp1=30M)", r)
+		}
+		bps, err := parseSize(v)
+		if err != nil {
+			return nil, fmt.Errorf("lab up: --rate %q: want ISP=RATE, RATE in bit/s with k, M or G (isp1=30M)", r)
+		}
+		if err := topo.SetRate(lab.Role(isp), uint64(bps)); err != nil {
+			return nil, fmt.Errorf("lab up: --rate: %w", err)
+		}
+	}
+	return &topo, nil
 }
 
 func newLabDownCmd() *cobra.Command {
