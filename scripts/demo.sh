@@ -26,8 +26,11 @@ STEPS=(
 	"6pe|IPv6 over SFR's 6PE: L2TP and PPP to an LNS behind isp1, a prefix delegated over it, reaching an IPv6 server"
 )
 # The lab's rate limits and the round-trip time added to isp2 (braid lab
-# delay): their sum beats the faster one by far more than 1.3x.
-rate1=20M rate2=16M rtt2=10ms
+# delay): their sum beats the faster one by far more than 1.3x (1.75x).
+# They are low enough that a busy 2-core machine still carries their sum
+# through the proxy, the peer and the lab's delay line, all in userspace:
+# at 20 and 16 Mbit/s a loaded CI machine reached only 1.26x.
+rate1=8M rate2=6M rtt2=10ms
 minratio=1.3
 box=$lab-box lan=$lab-lan
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -312,7 +315,7 @@ follow() {
 dl=''
 step_aggregate() {
 	need_daemon || return
-	local base agg ratio i1 i2 d1 d2 size=10M
+	local base agg ratio i1 i2 d1 d2 size=6M
 	# The faster uplink alone: the same LAN download with the spec's
 	# aggregation still off (NATed out of isp1, the default route).
 	say "the faster uplink alone: braid lab download --from lan --size $size 198.51.100.80:9001 (aggregation off: NATed out of isp1)"
@@ -346,10 +349,10 @@ step_aggregate() {
 		{ bstatus | grep -E 'session\[proxy' | indent; fail "the peer is not up over both uplinks"; return; }
 
 	# One download, measured from 1.5 s (both subflows past their slow
-	# start) to 6.5 s (or 28 MB), long enough that a stall of the busy
+	# start) to 6.5 s (or 11 MB), long enough that a stall of the busy
 	# machine's scheduler is not the measure: then the
 	# failover step blackholes isp1 in its middle.
-	size=40M
+	size=16M
 	say "both uplinks: braid lab download --from lan --size $size 198.51.100.80:9001, through braid's proxy and peer"
 	dl=$work/download.txt
 	: >"$dl"
@@ -358,7 +361,7 @@ step_aggregate() {
 	"$braid" lab download --name "$lab" --from lan --size "$size" --every 500ms --timeout 120s 198.51.100.80:9001 >"$dl" 2>&1 &
 	dlpid=$!
 	local start=$SECONDS
-	until awk '{ t = $1; sub(/s$/, "", t) } t + 0 >= 6.5 || $2 + 0 >= 28 { f = 1 } END { exit !f }' "$dl"; do
+	until awk '{ t = $1; sub(/s$/, "", t) } t + 0 >= 6.5 || $2 + 0 >= 11 { f = 1 } END { exit !f }' "$dl"; do
 		if ! kill -0 "$dlpid" 2>/dev/null || ((SECONDS - start > 60)); then
 			follow "$dl"
 			fail "the download ended or stalled before it could be measured"
