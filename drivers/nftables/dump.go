@@ -146,20 +146,78 @@ func parseExpr(ad *netlink.AttributeDecoder) (expr.Any, error) {
 	if data == nil {
 		return e, nil // notrack has no data
 	}
-	if err := expr.Unmarshal(unix.NFPROTO_INET, data, e); err != nil {
+	if err := unmarshal(data, e); err != nil {
 		// Written out in full rather than failing the whole read.
 		return &undecoded{name: name, data: data}, nil
 	}
 	// A verdict is an immediate into the verdict register, without a
 	// value (as google/nftables decodes it).
 	if imm, ok := e.(*expr.Immediate); ok && imm.Register == unix.NFT_REG_VERDICT && len(imm.Data) == 0 {
-		v := &expr.Verdict{}
-		if err := expr.Unmarshal(unix.NFPROTO_INET, data, v); err != nil {
-			return &undecoded{name: name, data: data}, nil
+		if v, ok := parseVerdict(data); ok {
+			return v, nil
 		}
-		return v, nil
+		return &undecoded{name: name, data: data}, nil
 	}
 	return e, nil
+}
+
+// unmarshal decodes data into e with google/nftables. Its v0.3.0 decoders
+// index attributes at fixed offsets without checking their lengths (a
+// verdict's four-octet code read at [4:8] of whatever arrived), so a
+// panic there is an expression braid cannot decode, not a crash.
+func unmarshal(data []byte, e expr.Any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("google/nftables: %v", r)
+		}
+	}()
+	return expr.Unmarshal(unix.NFPROTO_INET, data, e)
+}
+
+// parseVerdict decodes an immediate's verdict: NFTA_IMMEDIATE_DATA
+// holding NFTA_DATA_VERDICT, itself holding the code and, for a jump or
+// a goto, the chain. False when data is not one.
+func parseVerdict(data []byte) (*expr.Verdict, bool) {
+	ad, err := netlink.NewAttributeDecoder(data)
+	if err != nil {
+		return nil, false
+	}
+	ad.ByteOrder = binary.BigEndian
+	var v *expr.Verdict
+	for ad.Next() {
+		if ad.Type() != unix.NFTA_IMMEDIATE_DATA {
+			continue
+		}
+		ad.Nested(func(nd *netlink.AttributeDecoder) error {
+			for nd.Next() {
+				if nd.Type() != unix.NFTA_DATA_VERDICT {
+					continue
+				}
+				nd.Nested(func(vd *netlink.AttributeDecoder) error {
+					var code bool
+					w := &expr.Verdict{}
+					for vd.Next() {
+						switch vd.Type() {
+						case unix.NFTA_VERDICT_CODE:
+							w.Kind = expr.VerdictKind(int32(vd.Uint32()))
+							code = true
+						case unix.NFTA_VERDICT_CHAIN:
+							w.Chain = vd.String()
+						}
+					}
+					if code && vd.Err() == nil {
+						v = w
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+	}
+	if ad.Err() != nil || v == nil {
+		return nil, false
+	}
+	return v, true
 }
 
 // parseTProxy decodes a tproxy expression. google/nftables v0.3.0 has the

@@ -100,3 +100,57 @@ func FuzzParseRule(f *testing.F) {
 		parseRule(b)
 	})
 }
+
+// A verdict reads back as google/nftables writes it, code and chain; one
+// whose code is not four octets is no verdict (google/nftables v0.3.0
+// read it at [4:8] and panicked: FuzzParseRule).
+func TestParseVerdict(t *testing.T) {
+	for _, want := range []*expr.Verdict{
+		{Kind: expr.VerdictAccept},
+		{Kind: expr.VerdictDrop},
+		{Kind: expr.VerdictReturn},
+		{Kind: expr.VerdictJump, Chain: "dns_intercept"},
+		{Kind: expr.VerdictGoto, Chain: "x"},
+	} {
+		b, err := expr.Marshal(unix.NFPROTO_INET, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The expression's name and data: the data is what is parsed.
+		attrs, err := netlink.UnmarshalAttributes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []byte
+		for _, a := range attrs {
+			if a.Type&^unix.NLA_F_NESTED == unix.NFTA_EXPR_DATA {
+				data = a.Data
+			}
+		}
+		got, ok := parseVerdict(data)
+		if !ok || got.Kind != want.Kind || got.Chain != want.Chain {
+			t.Errorf("%+v read back as %+v, %v", want, got, ok)
+		}
+	}
+	short, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_IMMEDIATE_DREG, Data: []byte{0, 0, 0, 0}},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_IMMEDIATE_DATA, Data: mustAttrs(t, netlink.Attribute{
+			Type: unix.NLA_F_NESTED | unix.NFTA_DATA_VERDICT, Data: mustAttrs(t, netlink.Attribute{Type: unix.NFTA_VERDICT_CODE, Data: []byte{0, 1}}),
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := parseVerdict(short); ok {
+		t.Errorf("a two-octet verdict code read as %+v", v)
+	}
+}
+
+func mustAttrs(t *testing.T, attrs ...netlink.Attribute) []byte {
+	t.Helper()
+	b, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
