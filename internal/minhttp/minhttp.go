@@ -1,7 +1,7 @@
 // Package minhttp is the little HTTP/1.1 braid speaks: a server for its
 // control socket and its metrics endpoint, and a client for the socket.
 //
-// The standard library's net/http would do both, and weighs 1.6 MiB in a
+// The standard library's net/http would do both, and weighs 2.6 MiB in a
 // stripped router binary (the HTTP/2 bundle, and a TLS server the server
 // reaches through its *tls.Conn check) where these endpoints need a few
 // kilobytes: one request per connection, a handful of fixed paths, small
