@@ -331,7 +331,7 @@ func readResponse(br *bufio.Reader, maxBody int64) (*Response, error) {
 	proto, rest, _ := strings.Cut(line, " ")
 	code, reason, _ := strings.Cut(rest, " ")
 	status, err := strconv.Atoi(code)
-	if !strings.HasPrefix(proto, "HTTP/1.") || err != nil || len(code) != 3 {
+	if !strings.HasPrefix(proto, "HTTP/1.") || err != nil || len(code) != 3 || status < 100 {
 		return nil, fmt.Errorf("malformed status line %q", line)
 	}
 	h, err := tp.ReadMIMEHeader()
