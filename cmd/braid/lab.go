@@ -1,3 +1,5 @@
+//go:build !braid_nolab
+
 package main
 
 import (

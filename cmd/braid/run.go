@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/metrics"
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/sessions/peer"
@@ -189,7 +189,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 			}
 		}
 	}()
-	mux := http.NewServeMux()
+	mux := minhttp.NewServeMux()
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
 	mux.Handle("GET "+control.PathBound, control.JSON(func() any { return d.Bound() }))

@@ -1,5 +1,3 @@
-//go:build !braid_nometrics
-
 package metrics
 
 import (

@@ -1,9 +1,9 @@
-//go:build !braid_nometrics
-
 package metrics
 
 import (
-	"net/http/httptest"
+	"context"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -12,22 +12,43 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// scrape serves m's handler once and parses the text exposition.
+// scrape serves m's handler once, over HTTP, and parses the text
+// exposition with Prometheus's own parser.
 func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", Path, nil)
-	req.Header.Set("Accept", "text/plain")
-	m.Handler().ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		t.Fatalf("GET %s: %d %s", Path, rec.Code, rec.Body)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&minhttp.Server{Handler: m.Handler()}).Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+Path, nil)
+	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", Path, resp.Status)
+	}
+	if got := expfmt.ResponseFormat(resp.Header); got.FormatType() != expfmt.TypeTextPlain {
+		t.Errorf("Content-Type %q is not read as the text format (%v)", resp.Header.Get("Content-Type"), got)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
+	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatalf("parse the exposition: %v", err)
 	}

@@ -2,9 +2,6 @@ package metrics
 
 import "time"
 
-// What both builds share: the full one (metrics.go) and the one without
-// Prometheus (metrics_off.go, build tag braid_nometrics).
-
 // Path is where the endpoint serves the metrics.
 const Path = "/metrics"
 
