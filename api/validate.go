@@ -215,9 +215,11 @@ func checkHostPort(s string) string {
 	return ""
 }
 
+// checkPort refuses what is not a port number: digits only (Atoi alone
+// takes a sign, "+1"), at most five of them, 1..65535.
 func checkPort(port string) string {
 	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
+	if err != nil || len(port) > 5 || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
 		return fmt.Sprintf("port %q out of range 1..65535", port)
 	}
 	return ""
