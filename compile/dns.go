@@ -68,7 +68,8 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 // its adverts, leaving by its table's mark, and none while the uplink is
 // withdrawn for its health or its link is missing; an address to itself,
 // by the box's routing), falling back to every healthy uplink's learnt
-// resolvers when all of them are dead; the AAAA policy; and the
+// resolvers that are not upstreams already when all of them are dead;
+// the AAAA policy; and the
 // per-domain egress of routes[].domains into each uplink's egress sets.
 // It waits while it has nowhere to listen (the LAN's link is missing, or
 // its only addresses are delegated and the prefix has not come).
@@ -115,7 +116,13 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 	ups := slices.Clone(spec.Uplinks)
 	slices.SortStableFunc(ups, func(a, b api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
 	for _, u := range ups {
-		cfg.Fallback = append(cfg.Fallback, c.uplinkResolvers(u.Name, "uplink:"+u.Name)...)
+		for _, r := range c.uplinkResolvers(u.Name, "uplink:"+u.Name) {
+			// An upstream already: dead when the fallback is asked, and
+			// one resolver in the pool (probed and shown once).
+			if !slices.Contains(cfg.Upstreams, r) {
+				cfg.Fallback = append(cfg.Fallback, r)
+			}
+		}
 	}
 	byUplink := map[string]int{}
 	for _, r := range spec.Routes {

@@ -82,8 +82,9 @@ func res(name, addr, uplink string, mark uint32) upstream.Resolver {
 // The forwarder's configuration, field by field: where it listens (the
 // LAN's addresses braid holds, not the link-local one, then the explicit
 // one), its upstreams expanded in the spec's order, the fallback of
-// every healthy uplink's resolvers by priority, the AAAA policy and the
-// per-domain egress by uplink.
+// every healthy uplink's resolvers by priority but those upstreams
+// already (isp1's: once each in the pool and in status), the AAAA policy
+// and the per-domain egress by uplink.
 func TestCompileDNS(t *testing.T) {
 	cfg, wait := dnsConfig(t, dnsSpec(), dnsFacts())
 	if wait != "" {
@@ -102,8 +103,6 @@ func TestCompileDNS(t *testing.T) {
 		Fallback: []upstream.Resolver{
 			res("uplink:isp2", "[2001:db8:102::53]:53", "isp2", 7102),
 			res("uplink:isp2", "[fe80::1%wan2]:53", "isp2", 7102),
-			res("uplink:isp1", "10.101.0.1:53", "isp1", 7101),
-			res("uplink:isp1", "10.101.0.53:53", "isp1", 7101),
 		},
 		Peer:       &dns.Peer{Address: "203.0.113.9:65101", Cipher: "chacha20-ietf-poly1305", Key: &api.Secret{File: "/etc/braid/peer.key"}},
 		AAAA:       "keep",
@@ -132,7 +131,7 @@ func TestCompileDNSHealth(t *testing.T) {
 		t.Errorf("upstreams %v, fallback %v", cfg.Upstreams, cfg.Fallback)
 	}
 	cfg, _ = dnsConfig(t, dnsSpec(), dnsFacts("isp1", "isp2"))
-	if len(cfg.Upstreams) != 5 || len(cfg.Fallback) != 4 {
+	if len(cfg.Upstreams) != 5 || len(cfg.Fallback) != 2 {
 		t.Errorf("all unhealthy: upstreams %v, fallback %v", cfg.Upstreams, cfg.Fallback)
 	}
 	// Nothing learnt yet: the peer and the addresses, no fallback.
