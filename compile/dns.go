@@ -72,7 +72,8 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 // the AAAA policy; and the
 // per-domain egress of routes[].domains into each uplink's egress sets.
 // It waits while it has nowhere to listen (the LAN's link is missing, or
-// its only addresses are delegated and the prefix has not come).
+// its only addresses are delegated and the prefix has not come) and does
+// not intercept.
 func (c *compiler) dns(spec *api.RouterSpec) error {
 	d := spec.DNS
 	if d == nil {
@@ -142,7 +143,9 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 		}
 	}
 	var wait string
-	if len(listen) == 0 {
+	// Intercept alone needs no address: its transparent sockets answer
+	// from the address each query was sent to.
+	if len(listen) == 0 && cfg.InterceptPort == 0 {
 		switch l := spec.LAN; {
 		case l != nil && !c.present(l.Interface):
 			wait = "link " + l.Interface

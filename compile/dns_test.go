@@ -276,6 +276,26 @@ func TestCompileDNSIntercept(t *testing.T) {
 		}
 	})
 
+	t.Run("without a listen address", func(t *testing.T) {
+		// The transparent sockets need no address: the forwarder runs,
+		// answering only what it intercepts, with the same rules. With
+		// the LAN's link missing too.
+		s := dnsSpec()
+		s.DNS.Listen, s.DNS.Intercept = nil, true
+		s.Aggregation.TCP, s.Aggregation.UDP = api.TCPProxy, api.UDPPeer
+		cfg, wait := dnsConfig(t, s, facts.Set{})
+		if wait != "" || len(cfg.Listen) != 0 || cfg.InterceptPort != dns.InterceptPort {
+			t.Errorf("wait %q, listen %v, intercept port %d", wait, cfg.Listen, cfg.InterceptPort)
+		}
+		want := append(prefixed(dnsOwner, delivery), dnsOwner+chain)
+		once(t, mustRouter(t, s, facts.Set{}), append(want, prefixed(dnsOwner, rules)...))
+		s.DNS.Listen = []string{"lan"}
+		missing := facts.Set{Slots: map[string]facts.Slot{"kernel/links": {Facts: []facts.Fact{{Interface: &facts.Interface{Name: "lan0"}, Process: true}}}}}
+		if cfg, wait := dnsConfig(t, s, missing); wait != "" || len(cfg.Listen) != 0 || cfg.InterceptPort != dns.InterceptPort {
+			t.Errorf("the LAN's link missing: wait %q, listen %v, intercept port %d", wait, cfg.Listen, cfg.InterceptPort)
+		}
+	})
+
 	t.Run("port forwards keep their DNAT", func(t *testing.T) {
 		s := dnsSpec()
 		s.DNS.Intercept = true

@@ -85,3 +85,17 @@ func TestDetail(t *testing.T) {
 		}
 	}
 }
+
+// Intercept alone serves no address of its own: status says it answers
+// only what it intercepts.
+func TestDetailInterceptOnly(t *testing.T) {
+	cfg := Config{Port: Port, InterceptPort: InterceptPort}
+	want := "serving only what it intercepts, on port 7153; 0 queries"
+	if got := detail(cfg, Snapshot{}, nil); got != want {
+		t.Errorf("detail %q, want %q", got, want)
+	}
+	cfg.InterceptPort = 0
+	if got, want := detail(cfg, Snapshot{}, nil), "serving nowhere; 0 queries"; got != want {
+		t.Errorf("detail %q, want %q", got, want)
+	}
+}

@@ -502,13 +502,18 @@ func upstreamHealth(states []upstream.State) string {
 	return strings.Join(parts, " | ")
 }
 
-// listenString is where cfg serves: "192.0.2.1, 2001:db8::1 port 53".
+// listenString is where cfg serves: "192.0.2.1, 2001:db8::1 port 53",
+// then ", intercepting on port 7153" with intercept; "only what it
+// intercepts, on port 7153" without a listen address.
 func listenString(cfg Config) string {
 	var as []string
 	for _, a := range cfg.Listen {
 		as = append(as, a.String())
 	}
-	if len(as) == 0 {
+	switch {
+	case len(as) == 0 && cfg.InterceptPort != 0:
+		return "only what it intercepts, on port " + fmt.Sprint(cfg.InterceptPort)
+	case len(as) == 0:
 		return "nowhere"
 	}
 	l := strings.Join(as, ", ") + " port " + fmt.Sprint(cfg.Port)
