@@ -394,3 +394,70 @@ func TestCompileDNSNeverFromTheWAN(t *testing.T) {
 		`nft.rule[inet braid input:drop-isp1]`, `nft.rule[inet braid input:drop-isp2]`, `nft.rule[inet braid input:drop-tunnel-sixpe]`,
 	}, []string{"dport 53 accept"})
 }
+
+// An address the WAN side holds is never listened on, whatever names it:
+// an uplink's DHCP lease or SLAAC address (facts validation cannot see),
+// even while the uplink's link is missing; the forwarder listens on the
+// rest, and a note names the dns.listen entry and the uplink (or the
+// tunnel). Without the lease, the same address is no uplink's and is
+// listened on.
+func TestCompileDNSNeverListensOnAnUplink(t *testing.T) {
+	linkMissing := func(f facts.Set, link string) facts.Set {
+		return f.With("kernel/links", []facts.Fact{{Interface: &facts.Interface{Name: link}, Process: true}})
+	}
+	for _, tt := range []struct {
+		what    string
+		listen  []string
+		facts   facts.Set
+		want    []netip.Addr
+		section string // the note's; "": no note
+		holder  string // what the note says holds the address
+		tunnel  bool   // the spec with the 6PE tunnel out of isp1
+	}{
+		{"isp1's lease", []string{"lan", "10.101.0.2"}, dnsFacts(),
+			addrs("192.168.50.1", "2001:db8:50::1"), "dns.listen[1]", "10.101.0.2 is uplink isp1's address (its DHCP lease)", false},
+		{"isp2's SLAAC address", []string{"2001:db8:102::7", "lan"}, dnsFacts(),
+			addrs("192.168.50.1", "2001:db8:50::1"), "dns.listen[0]", "2001:db8:102::7 is uplink isp2's address (SLAAC)", false},
+		{"isp1's lease, its link missing", []string{"10.101.0.2", "127.0.0.1"}, linkMissing(dnsFacts(), "wan1"),
+			addrs("127.0.0.1"), "dns.listen[0]", "10.101.0.2 is uplink isp1's address (its DHCP lease)", false},
+		{"isp2's static address", []string{"10.102.0.2", "127.0.0.1"}, dnsFacts(),
+			addrs("127.0.0.1"), "dns.listen[0]", "10.102.0.2 is uplink isp2's address", false},
+		{"no lease: no uplink's", []string{"10.101.0.2"}, facts.Set{},
+			addrs("10.101.0.2"), "", "", false},
+		{"the tunnel's address", []string{"127.0.0.1", "fe80::1234"}, factsOf(lease1, tun),
+			addrs("127.0.0.1"), "dns.listen[1]", "fe80::1234 is tunnel sixpe's address", true},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			spec := dnsSpec()
+			if tt.tunnel {
+				spec = sixpeSpec()
+				spec.DNS = &api.DNS{Upstreams: []string{"192.0.2.53"}}
+			}
+			spec.DNS.Listen = tt.listen
+			d, err := Router(spec, tt.facts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, ok := sessionOf(d, dns.Kind, dns.Name)
+			if !ok {
+				t.Fatal("no session[dns/resolver]")
+			}
+			if got := s.Config.(dns.Config).Listen; !slices.Equal(got, tt.want) {
+				t.Errorf("listen %v, want %v", got, tt.want)
+			}
+			var notes []plan.Note
+			for _, n := range d.Notes {
+				if strings.HasPrefix(n.Section, "dns.listen") {
+					notes = append(notes, n)
+				}
+			}
+			want := tt.holder + ": braid's resolver never listens on the WAN side"
+			switch {
+			case tt.section == "" && len(notes) != 0:
+				t.Errorf("notes %v", notes)
+			case tt.section != "" && (len(notes) != 1 || notes[0].Section != tt.section || !strings.HasPrefix(notes[0].Message, want)):
+				t.Errorf("notes %v, want one on %s starting %q", notes, tt.section, want)
+			}
+		})
+	}
+}
