@@ -322,6 +322,62 @@ func TestDNSInterceptFailsOpen(t *testing.T) {
 	d.stop(syscall.SIGTERM)
 }
 
+// dns.intercept with no listen address: braid's resolver answers only
+// what it intercepts, from the address each query was sent to (its
+// transparent sockets need no address of their own): the LAN's queries
+// to the lab's resolver get braid's answers, both families, UDP and TCP,
+// nothing answers on the box's LAN addresses, and status says so.
+func TestDNSInterceptOnly(t *testing.T) {
+	b := newLabBox(t)
+	l := b.l
+	spec := readFile(t, "../../specs/lab-dns.yaml")
+	const line = "    listen: [lan]                    # 192.168.50.1 and 2001:db8:50::1\n"
+	if !strings.Contains(spec, line) {
+		t.Fatalf("specs/lab-dns.yaml has no line %q", line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.WaitResolver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := b.startDaemon("-f", writeSpec(t, strings.Replace(spec, line, "", 1)))
+	d.bound(lab.BoxWAN1V4)
+	st := d.until("the forwarder running, both uplinks healthy", func(st reconcile.Status) bool {
+		h1, k1 := healthOf(st, "isp1")
+		h2, k2 := healthOf(st, "isp2")
+		return dnsRunning(st) && h1 && k1 && h2 && k2
+	})
+	if det := dnsDetail(st); !strings.HasPrefix(det, "serving only what it intercepts, on port 7153;") {
+		t.Errorf("status %q", det)
+	}
+	// Braid's answer (the filtered AAAA) once its upstreams are learnt.
+	resolver := net.JoinHostPort(lab.ResolverV4, "53")
+	var last string
+	if !waitFor(90*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := l.Lookup(ctx, lab.RoleLAN, "udp", resolver, lab.NameCNAME, dns.TypeAAAA)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = r.String()
+		return r.Rcode == dns.RcodeSuccess && len(r.Answer) == 2 && len(answers(r, dns.TypeAAAA)) == 0
+	}) {
+		t.Fatalf("the LAN's query to %s never got braid's answer: %s", resolver, last)
+	}
+	allIntercepted(t, l, true, "intercept alone")
+	for _, server := range []string{braidDNS4, braidDNS6} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := l.Lookup(ctx, lab.RoleLAN, "udp", server, lab.NameServer, dns.TypeA)
+		cancel()
+		if err == nil {
+			t.Errorf("%s answered, with no listen address: %v", server, r)
+		}
+	}
+	d.stop(syscall.SIGTERM)
+}
+
 // With the transparent proxy steering LAN TCP and UDP to the peer, the
 // intercept rules share its chain and come first: the LAN's DNS to the
 // lab's resolver is braid's, never proxied; after kill -9 both are inert
