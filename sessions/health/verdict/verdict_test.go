@@ -18,7 +18,7 @@ var (
 	// has no address of their family yet.
 	unsent = Round{Unsent: true, Detail: "probe icmp 192.0.2.1: not sent: no IPv4 source address to probe from (sources [2001:db8::2])"}
 	up     = Carrier{Up: true}
-	down = Carrier{Up: false}
+	down   = Carrier{Up: false}
 )
 
 // step is one event of a scenario and what must follow it: the verdict
