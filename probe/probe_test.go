@@ -214,6 +214,8 @@ func wantTimeout(t *testing.T, ns string, p *Prober, tg Target) {
 		t.Errorf("%+v: %s answered", p, tg)
 	case !errors.Is(err, context.DeadlineExceeded):
 		t.Errorf("%+v: %s: %v, want a timeout (context.DeadlineExceeded)", p, tg, err)
+	case Unsent(err):
+		t.Errorf("%+v: %s: %v: Unsent, though the probe left and went unanswered", p, tg, err)
 	case took < silentFor-50*time.Millisecond || took > silentFor+slack:
 		t.Errorf("%+v: %s timed out after %s, with a deadline of %s", p, tg, took, silentFor)
 	}
@@ -286,6 +288,8 @@ func TestBindingErrors(t *testing.T) {
 		case c.want != nil && !errors.Is(err, c.want), !strings.Contains(err.Error(), c.text),
 			!strings.Contains(err.Error(), c.tg.String()):
 			t.Errorf("%+v: %s: %v, want %v naming %q and the target", c.p, c.tg, err, c.want, c.text)
+		case !Unsent(err):
+			t.Errorf("%+v: %s: %v: not Unsent, though nothing left", c.p, c.tg, err)
 		}
 	}
 }

@@ -319,8 +319,8 @@ step_aggregate() {
 	# The faster uplink alone: the same LAN download with the spec's
 	# aggregation still off (NATed out of isp1, the default route).
 	say "the faster uplink alone: braid lab download --from lan --size $size 198.51.100.80:9001 (aggregation off: NATed out of isp1)"
-	# (isp1's tracker counts the rounds before its lease as failed: it
-	# comes back healthy a few seconds after the lease.)
+	# (isp1's tracker does not count the rounds it could not send before
+	# its lease: the LAN leaves by isp1 as soon as it is leased.)
 	leaves_by_isp1() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == 10.101.0.2:* ]]; }
 	waitfor 60 "the LAN leaves by isp1 (healthy, priority 10)" leaves_by_isp1 ||
 		{ bstatus | grep -E '^ *health ' | indent; fail "the LAN does not leave by isp1 before aggregation"; return; }
