@@ -17,6 +17,10 @@ const (
 	// (lcp-echo-failure 4): with the 10s interval, a dead link is found
 	// in about 40 seconds, and one or two lost echoes are not enough.
 	DefaultPPPKeepaliveFailures = 4
+	// DefaultLeaseTime is the LAN DHCP server's lease time: a host that
+	// left gives its address back within half a day; one that stays
+	// renews every 6 hours (at T1, half the lease).
+	DefaultLeaseTime = "12h"
 )
 
 // SetDefaults fills in every default of d, in place. It is the only place
@@ -37,6 +41,7 @@ const (
 //   - aggregation: tcp proxy, udp peer; aggregation.peer: protocol
 //     shadowsocks, cipher chacha20-ietf-poly1305; its dns without a port
 //     gets port 53
+//   - lan.dhcp.leaseTime: 12h
 //   - dns.aaaa: keep (AAAA answers are never filtered unless asked)
 //   - tunnels[i].interface: the tunnel's name, when it fits an interface
 //     name (15 bytes)
@@ -116,6 +121,9 @@ func SetDefaults(d *Document) {
 			}
 			p.DNS = withPort(p.DNS, DefaultDNSPort)
 		}
+	}
+	if l := s.LAN; l != nil && l.DHCP != nil && l.DHCP.LeaseTime == "" {
+		l.DHCP.LeaseTime = DefaultLeaseTime
 	}
 	if dns := s.DNS; dns != nil && dns.AAAA == "" {
 		dns.AAAA = DefaultAAAA

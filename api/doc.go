@@ -50,6 +50,15 @@
 // Effective prints a document back as YAML that Parse accepts, with inline
 // secret values redacted.
 //
+// # JSON Schema
+//
+// JSONSchema returns a JSON Schema of both kinds of spec, for editors,
+// built from the same field table, the defaults and the types' doc
+// comments (docs_gen.go, written by go generate); schema.json is its
+// committed copy, which the example specs name. It checks each field on
+// its own and accepts whatever Parse accepts; the rules spanning fields
+// are Parse's alone.
+//
 // # Secrets
 //
 // A Secret is {value: ...}, {file: PATH} or {env: NAME}. Resolve reads it

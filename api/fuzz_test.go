@@ -10,7 +10,7 @@ import (
 // return *Errors on failure, and a document it accepts must print (with
 // Effective) a spec that parses again to the same effective spec.
 func FuzzParse(f *testing.F) {
-	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml"} {
+	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml", "../specs/fleet/boxes/*.yaml"} {
 		files, err := filepath.Glob(pattern)
 		if err != nil {
 			f.Fatal(err)

@@ -169,6 +169,33 @@ type LAN struct {
 	MTU int `json:"mtu,omitempty"`
 	// IPv6 is the routed IPv6 prefix on the LAN.
 	IPv6 *LANIPv6 `json:"ipv6,omitempty"`
+	// DHCP runs braid's DHCPv4 server on the LAN.
+	DHCP *LANDHCP `json:"dhcp,omitempty"`
+}
+
+// LANDHCP is the LAN's DHCPv4 server: it leases addresses of Range, and
+// the Static ones to their MACs, with the box as the router and DNS
+// resolver (braid's when it listens on the LAN, else the uplinks').
+type LANDHCP struct {
+	// Range is [FIRST, LAST]: the addresses leased to any host, inside
+	// one IPv4 subnet of lan.addresses, without the box's own address,
+	// the subnet's network and broadcast addresses.
+	Range []string `json:"range" required:"true" format:"ip"`
+	// LeaseTime is how long a lease lasts (Go duration, at least 1m;
+	// default 12h).
+	LeaseTime string `json:"leaseTime,omitempty" format:"duration"`
+	// Static leases a fixed address to a MAC, inside or outside Range.
+	Static []StaticLease `json:"static,omitempty"`
+}
+
+// StaticLease is one fixed lease.
+type StaticLease struct {
+	// MAC is the host's MAC address (00:24:d4:aa:bb:cc).
+	MAC string `json:"mac" required:"true" format:"mac"`
+	// Address is the IPv4 address it always gets, in the range's subnet.
+	Address string `json:"address" required:"true" format:"ip"`
+	// Hostname is a name for status and logs (option 12 is not sent).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // LANIPv6 describes the LAN's routed IPv6 prefixes: at most one of

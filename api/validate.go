@@ -215,9 +215,11 @@ func checkHostPort(s string) string {
 	return ""
 }
 
+// checkPort refuses what is not a port number: digits only (Atoi alone
+// takes a sign, "+1"), at most five of them, 1..65535.
 func checkPort(port string) string {
 	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
+	if err != nil || len(port) > 5 || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
 		return fmt.Sprintf("port %q out of range 1..65535", port)
 	}
 	return ""
@@ -462,6 +464,9 @@ func (r *run) checkRouter(s *RouterSpec) {
 		r.checkMTU("spec.lan.mtu", l.MTU, hasIPv6)
 		if v6 := l.IPv6; v6 != nil {
 			r.checkLANIPv6(s, v6, l.Addresses, tunnels, tunnelNames, uplinks, uplinkNames)
+		}
+		if l.DHCP != nil {
+			r.checkLANDHCP(l)
 		}
 	}
 
@@ -1038,4 +1043,141 @@ func checkServer(s string) string {
 		return checkHostPort(s)
 	}
 	return fmt.Sprintf("%q is not HOST or HOST:PORT", s)
+}
+
+// minLeaseTime is the shortest lease the LAN's DHCP server hands out:
+// shorter ones keep hosts renewing every few seconds.
+const minLeaseTime = time.Minute
+
+// DHCPSubnet returns the box's address on the LAN subnet that holds the
+// first address of lan.dhcp.range (192.168.1.1/24), and false when the
+// LAN has no DHCP server or no IPv4 subnet of lan.addresses holds it.
+func DHCPSubnet(l *LAN) (netip.Prefix, bool) {
+	if l == nil || l.DHCP == nil || len(l.DHCP.Range) == 0 {
+		return netip.Prefix{}, false
+	}
+	first, err := netip.ParseAddr(l.DHCP.Range[0])
+	if err != nil || !first.Is4() {
+		return netip.Prefix{}, false
+	}
+	for _, a := range l.Addresses {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() && p.Contains(first) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// checkLANDHCP checks the LAN's DHCP server: a range [FIRST, LAST] in
+// one IPv4 subnet of lan.addresses, without the box's addresses and the
+// subnet's network and broadcast addresses; static leases in that subnet,
+// each MAC and address once; a lease time of at least a minute.
+func (r *run) checkLANDHCP(l *LAN) {
+	const path = "spec.lan.dhcp"
+	d := l.DHCP
+	if lt, err := time.ParseDuration(d.LeaseTime); err == nil && lt > 0 && lt < minLeaseTime {
+		r.errorf(join(path, "leaseTime"), "lease time %s is shorter than %s: hosts would renew every few seconds", d.LeaseTime, minLeaseTime)
+	}
+	var box []netip.Addr
+	for _, a := range l.Addresses {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() {
+			box = append(box, p.Addr())
+		}
+	}
+	rpath := join(path, "range")
+	if len(d.Range) == 0 {
+		return // the required-field check's business
+	}
+	if len(d.Range) != 2 {
+		r.errorf(rpath, "want two addresses, [FIRST, LAST], got %d", len(d.Range))
+		return
+	}
+	var ends [2]netip.Addr
+	for i, s := range d.Range {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return // the format check reported it
+		}
+		if !a.Is4() {
+			r.errorf(index(rpath, i), "%q is not an IPv4 address: the DHCP server leases IPv4 addresses", s)
+			return
+		}
+		ends[i] = a
+	}
+	subnet, ok := DHCPSubnet(l)
+	if !ok {
+		r.errorf(index(rpath, 0), "%s is in no IPv4 subnet of spec.lan.addresses (%s): the range must be on the LAN", ends[0], strings.Join(l.Addresses, ", "))
+		return
+	}
+	net4 := subnet.Masked()
+	if !net4.Contains(ends[1]) {
+		r.errorf(index(rpath, 1), "%s is not in %s, the subnet of the range's first address: the range lies inside one subnet", ends[1], net4)
+		return
+	}
+	if ends[1].Less(ends[0]) {
+		r.errorf(rpath, "the range ends (%s) before it starts (%s): want [FIRST, LAST]", ends[1], ends[0])
+		return
+	}
+	network, broadcast := net4.Addr(), lastAddr(net4)
+	reserved := func(a netip.Addr) string {
+		switch {
+		case net4.Bits() < 31 && a == network:
+			return "the network address of " + net4.String()
+		case net4.Bits() < 31 && a == broadcast:
+			return "the broadcast address of " + net4.String()
+		}
+		for _, b := range box {
+			if a == b {
+				return "the box's own address (spec.lan.addresses)"
+			}
+		}
+		return ""
+	}
+	inRange := func(a netip.Addr) bool { return !a.Less(ends[0]) && !ends[1].Less(a) }
+	for _, a := range append([]netip.Addr{network, broadcast}, box...) {
+		if msg := reserved(a); msg != "" && inRange(a) {
+			r.errorf(rpath, "the range %s-%s holds %s, %s: leave it out", ends[0], ends[1], a, msg)
+		}
+	}
+	macs := make(map[string]int)
+	addrs := make(map[netip.Addr]int)
+	for i, st := range d.Static {
+		p := index(join(path, "static"), i)
+		if st.MAC != "" {
+			if j, dup := macs[st.MAC]; dup {
+				r.errorf(join(p, "mac"), "duplicate MAC %s (also %s.static[%d]): a host has one static lease", st.MAC, path, j)
+			} else {
+				macs[st.MAC] = i
+			}
+		}
+		if st.Hostname != "" && !isHostname(st.Hostname) {
+			r.errorf(join(p, "hostname"), "invalid hostname %q: want letters, digits and '-' in dot-separated labels", st.Hostname)
+		}
+		a, err := netip.ParseAddr(st.Address)
+		if err != nil {
+			continue // the format check reported it
+		}
+		switch {
+		case !net4.Contains(a):
+			r.errorf(join(p, "address"), "%s is not in %s, the subnet of spec.lan.dhcp.range", a, net4)
+			continue
+		case reserved(a) != "":
+			r.errorf(join(p, "address"), "%s is %s: a host cannot have it", a, reserved(a))
+			continue
+		}
+		if j, dup := addrs[a]; dup {
+			r.errorf(join(p, "address"), "duplicate address %s (also %s.static[%d]): two hosts cannot share it", a, path, j)
+			continue
+		}
+		addrs[a] = i
+	}
+}
+
+// lastAddr is the last address of p (its broadcast address, for IPv4).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1 // a shift by 32 is 0: all ones
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

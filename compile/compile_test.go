@@ -385,6 +385,8 @@ func TestCompileIsDeterministic(t *testing.T) {
 // Every example spec users start from compiles.
 func TestCompileExampleSpecs(t *testing.T) {
 	paths, _ := filepath.Glob("../specs/*.yaml")
+	fleet, _ := filepath.Glob("../specs/fleet/boxes/*.yaml")
+	paths = append(paths, fleet...)
 	if len(paths) < 3 {
 		t.Fatalf("found only %d specs in ../specs", len(paths))
 	}

@@ -24,7 +24,8 @@ func TestIntentsPassBraidsOwnTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, file := range files {
+	fleet, _ := filepath.Glob("../specs/fleet/boxes/*.yaml")
+	for _, file := range append(files, fleet...) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			doc, err := api.Load(file)
 			if err != nil {

@@ -245,7 +245,8 @@ func proxyDelivery() []plan.Resource {
 
 // probeUplinks lists the uplinks the proxy probes its peer over: those
 // whose link is there and that health has not withdrawn (their mark's
-// policy rule is in place), by priority.
+// policy rule is in place), by priority, each with its MPTCP endpoints'
+// addresses.
 func (c *compiler) probeUplinks(spec *api.RouterSpec) []proxy.Uplink {
 	var ups []*api.Uplink
 	for i := range spec.Uplinks {
@@ -258,7 +259,15 @@ func (c *compiler) probeUplinks(spec *api.RouterSpec) []proxy.Uplink {
 	slices.SortStableFunc(ups, func(a, b *api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
 	out := make([]proxy.Uplink, 0, len(ups))
 	for _, u := range ups {
-		out = append(out, proxy.Uplink{Name: u.Name, Mark: uint32(u.Table)})
+		pu := proxy.Uplink{Name: u.Name, Mark: uint32(u.Table)}
+		// Its MPTCP endpoints, as mptcp() compiles them: the proxy
+		// tells its subflows by them.
+		if u.MPTCP != nil && u.MPTCP.Mode != api.MPTCPOff {
+			for _, p := range c.uplinks[u.Name].addrs() {
+				pu.Endpoints = append(pu.Endpoints, p.Addr())
+			}
+		}
+		out = append(out, pu)
 	}
 	return out
 }

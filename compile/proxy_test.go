@@ -281,8 +281,22 @@ func TestCompileProxyPeerHealth(t *testing.T) {
 	if d, err = Router(spec, f); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Sessions[0].Config.(proxy.Config).Uplinks; len(got) != 1 || got[0] != (proxy.Uplink{Name: "isp2", Mark: 7102}) || len(cfg.Uplinks) != 2 {
+	if got := d.Sessions[0].Config.(proxy.Config).Uplinks; len(got) != 1 || got[0].Name != "isp2" || got[0].Mark != 7102 || len(cfg.Uplinks) != 2 {
 		t.Errorf("with isp1 unhealthy: probed over %v", got)
+	}
+	// Each with its MPTCP endpoints' addresses, by which the session
+	// tells its subflows; none with mptcp off.
+	spec = proxied()
+	spec.Uplinks[0].MPTCP = &api.MPTCP{Mode: api.MPTCPSubflow}
+	spec.Uplinks[1].MPTCP = &api.MPTCP{Mode: api.MPTCPBackup}
+	d = compileUp(t, spec)
+	if got := plan.Describe(d.Sessions[0]); !strings.HasSuffix(got, " probe-uplinks=isp1/7101,isp2/7102 mptcp-endpoints=isp1@10.101.0.2+2001:db8:101::2,isp2@10.102.0.2") {
+		t.Errorf("session with MPTCP uplinks: %s", got)
+	}
+	spec.Uplinks[1].MPTCP.Mode = api.MPTCPOff
+	d = compileUp(t, spec)
+	if got := plan.Describe(d.Sessions[0]); !strings.HasSuffix(got, " mptcp-endpoints=isp1@10.101.0.2+2001:db8:101::2") {
+		t.Errorf("session with isp2's MPTCP off: %s", got)
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 // client per uplink whose IPv4 comes from DHCP, an RA session per uplink
 // whose IPv6 comes from router advertisements, a health tracker per
 // uplink with health probes, a DHCPv6 prefix delegation client per uplink
-// and tunnel that asks for a prefix, the LAN's router advertisements.
+// and tunnel that asks for a prefix, the LAN's DHCPv4 server, the LAN's
+// router advertisements.
 func (c *compiler) sessions(spec *api.RouterSpec) error {
 	for i := range spec.Uplinks {
 		u := &spec.Uplinks[i]
@@ -70,6 +71,9 @@ func (c *compiler) sessions(spec *api.RouterSpec) error {
 		}
 	}
 	c.dhcp6Sessions(spec)
+	if err := c.dhcpServer(spec); err != nil {
+		return err
+	}
 	return c.advertise(spec)
 }
 

@@ -63,6 +63,9 @@ const (
 	LANPrefixV6 = "2001:db8:50::/64"
 	// LANClientV4 is the LAN client's IPv4 address (prefix length 24).
 	LANClientV4 = "192.168.50.10"
+	// LANClientMAC is the LAN client's MAC address, fixed so that a spec
+	// can give it a static DHCP lease on LANClientV4.
+	LANClientMAC = "02:00:00:00:50:10"
 	// LANClientV6 is the LAN client's IPv6 address (prefix length 64).
 	LANClientV6 = "2001:db8:50::10"
 	// BoxLANV4 is the box's LAN address, the client's IPv4 gateway. The lab

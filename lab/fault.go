@@ -33,6 +33,15 @@ const (
 	// probability Loss percent (nftables' numgen: this kernel has no
 	// netem). A ping's round trip is lost with 1-(1-Loss/100)².
 	FaultLoss FaultKind = "loss"
+	// FaultStripMPTCP strips the Multipath TCP option from every TCP SYN
+	// and SYN-ACK crossing the link, either way (nftables' reset tcp
+	// option, which overwrites it with NOPs), as a middlebox that
+	// scrubs unknown TCP options does; everything else passes. A join
+	// (a SYN with MP_JOIN) from the box's end reaches the peer as a plain
+	// SYN, which the peer answers as a new TCP connection and the box
+	// resets: no subflow ever establishes over the uplink. A connection
+	// whose first subflow goes this way falls back to plain TCP.
+	FaultStripMPTCP FaultKind = "strip-mptcp"
 	// FaultUnplug removes the box's end of the link (and so the veth pair:
 	// the ISP's end goes with it), as a USB modem pulled out. Plug puts it
 	// back.
@@ -40,7 +49,7 @@ const (
 )
 
 // faultTable is the nftables table, in an ISP's namespace, of the
-// blackhole and loss faults.
+// blackhole, loss and strip-mptcp faults.
 const faultTable = "braidlab_fault"
 
 // Fault is a fault on the ISP side of one of the box's uplinks.
@@ -144,14 +153,14 @@ func (l *Lab) Inject(ctx context.Context, f Fault) error {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
 	}
 	switch f.Kind {
-	case FaultBlackhole, FaultDown, FaultUnplug:
+	case FaultBlackhole, FaultDown, FaultUnplug, FaultStripMPTCP:
 		f.Loss = 0
 	case FaultLoss:
 		if f.Loss < 1 || f.Loss > 100 {
 			return fmt.Errorf("lab %s: loss %d%%: want 1 to 100", l.Name, f.Loss)
 		}
 	default:
-		return fmt.Errorf("lab %s: unknown fault %q: want blackhole, down, loss or unplug", l.Name, f.Kind)
+		return fmt.Errorf("lab %s: unknown fault %q: want blackhole, down, loss, strip-mptcp or unplug", l.Name, f.Kind)
 	}
 	cur, err := l.fault(f.ISP)
 	if err != nil {
@@ -174,6 +183,8 @@ func (l *Lab) Inject(ctx context.Context, f Fault) error {
 			verdict = "drop" // numgen's values stop at 99
 		}
 		err = nftScript(ctx, ns, faultRules(ispEnd.Dev, verdict, false))
+	case FaultStripMPTCP:
+		err = nftScript(ctx, ns, faultRules(ispEnd.Dev, "tcp flags & syn == syn tcp option mptcp exists reset tcp option mptcp", false))
 	case FaultDown:
 		err = ipBatch(ctx, ns, []string{"link set dev " + ispEnd.Dev + " down"}, false)
 	case FaultUnplug:
@@ -191,8 +202,9 @@ func (l *Lab) Inject(ctx context.Context, f Fault) error {
 	return nil
 }
 
-// faultRules is the nftables script of a blackhole or loss fault on the
-// ISP's interface dev: verdict applies to what arrives from the box and
+// faultRules is the nftables script of a blackhole, loss or strip-mptcp
+// fault on the ISP's interface dev: verdict (a statement, after
+// matches of its own if any) applies to what arrives from the box and
 // what leaves toward it, before anything else sees it (conntrack, the
 // routing decision), and after everything else on the way out. With
 // keepND, neighbour solicitations and advertisements pass.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/braid-router/braid/internal/netns"
 	"github.com/braid-router/braid/lab"
@@ -349,5 +350,60 @@ func wantISPSide(t *testing.T, l *lab.Lab, u lab.Uplink) {
 	}
 	if got := run(t, l, u.ISP, "tc", "qdisc", "show", "dev", lab.ISPDownDev); !strings.Contains(got, "tbf") || !strings.Contains(got, fmt.Sprint(u.Rate/1_000_000)+"Mbit") {
 		t.Errorf("the ISP's end has no rate limit: %q", got)
+	}
+}
+
+// strip-mptcp scrubs the MPTCP option from the SYNs crossing the link: a
+// Multipath TCP connection from the box through the ISP to a Multipath
+// TCP server in the Internet falls back to plain TCP at both ends, and
+// is Multipath TCP again once the fault is cleared; plain TCP passes
+// throughout.
+func TestFaultStripMPTCP(t *testing.T) {
+	l := labtest.New(t)
+	u := uplink(t, "isp2")
+	configureWAN(t, l, u)
+	var ln net.Listener
+	if err := l.Do(lab.RoleInet, func() (err error) {
+		lc := net.ListenConfig{}
+		lc.SetMultipathTCP(true)
+		ln, err = lc.Listen(ctx(t), "tcp", net.JoinHostPort(lab.ServerV4, "7300"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// mptcp connects from the box and says whether each end is still
+	// Multipath TCP.
+	mptcp := func() (client, server bool) {
+		t.Helper()
+		var c net.Conn
+		if err := l.Do(lab.RoleBox, func() (err error) {
+			d := net.Dialer{Timeout: 10 * time.Second}
+			d.SetMultipathTCP(true)
+			c, err = d.Dial("tcp", ln.Addr().String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		client, _ = c.(*net.TCPConn).MultipathTCP()
+		server, _ = s.(*net.TCPConn).MultipathTCP()
+		return client, server
+	}
+	if c, s := mptcp(); !c || !s {
+		t.Fatalf("without a fault: MPTCP at the box %v, at the server %v; want both", c, s)
+	}
+	inject(t, l, lab.Fault{ISP: u.ISP, Kind: lab.FaultStripMPTCP})
+	if c, s := mptcp(); c || s {
+		t.Errorf("strip-mptcp: MPTCP at the box %v, at the server %v; want neither", c, s)
+	}
+	clearFault(t, l, u.ISP)
+	if c, s := mptcp(); !c || !s {
+		t.Errorf("cleared: MPTCP at the box %v, at the server %v; want both", c, s)
 	}
 }

@@ -360,7 +360,8 @@ func Down(ctx context.Context, name string) error {
 		return fmt.Errorf("lab: %w", err)
 	}
 	dir := filepath.Join(RunDir, name)
-	roles := Roles()
+	// The test LNS's namespace, which only LNSUp makes.
+	roles := append(Roles(), RoleLNS)
 	var state Lab
 	if err := readJSON(filepath.Join(dir, "lab.json"), &state); err == nil {
 		roles = append(roles, state.Topology.roles()...)

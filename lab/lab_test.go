@@ -247,7 +247,20 @@ func TestWhoami(t *testing.T) {
 	}
 	for _, server := range []string{lab.ServerV4, lab.ServerV6} {
 		t.Run("iperf3-"+server, func(t *testing.T) {
-			out, err := l.Run(ctx(t), lab.RolePeer, "iperf3", "--client", server, "--port", strconv.Itoa(lab.IperfPort), "--bytes", "1M", "--json")
+			// iperf3's server runs one test at a time and takes a moment
+			// to be ready for the next after the one before (the other
+			// family's): a client that comes too early is turned away
+			// ("busy") or reset. It tries again until the deadline.
+			var out string
+			var err error
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				out, err = l.Run(ctx(t), lab.RolePeer, "iperf3", "--client", server, "--port", strconv.Itoa(lab.IperfPort), "--bytes", "1M", "--json")
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+				t.Logf("iperf3 to %s: %v; again", server, err)
+				time.Sleep(500 * time.Millisecond)
+			}
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}

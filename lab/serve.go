@@ -52,6 +52,7 @@ func (a *addrList) Set(s string) error {
 //	                   namespace NS and write back every packet sent out of
 //	                   it -delay later; repeatable, one per direction.
 //	-delay D           how long the delay lines hold packets.
+//	-lns FILE          the lab's test LNS (see LNSUp), configured by FILE.
 //	-ready-fd N        once every service listens (and every TAP device
 //	                   exists), write "ready\n" to file descriptor N and
 //	                   close it.
@@ -68,6 +69,7 @@ func Serve(ctx context.Context, args []string) error {
 	var taps stringList
 	fset.Var(&taps, "delay-tap", "delay line TAP device, NS/NAME (repeatable)")
 	delay := fset.Duration("delay", 0, "delay of the delay lines")
+	lnsConf := fset.String("lns", "", "test LNS configuration file")
 	readyFD := fset.Int("ready-fd", -1, "file descriptor to report readiness on")
 	if err := fset.Parse(args); err != nil {
 		return fmt.Errorf("lab serve: %w", err)
@@ -75,8 +77,8 @@ func Serve(ctx context.Context, args []string) error {
 	if fset.NArg() > 0 {
 		return fmt.Errorf("lab serve: unexpected arguments %q", fset.Args())
 	}
-	if len(tcp)+len(udp)+len(downloads)+len(taps) == 0 {
-		return errors.New("lab serve: nothing to serve (use -whoami, -whoami-udp, -download or -delay-tap)")
+	if len(tcp)+len(udp)+len(downloads)+len(taps) == 0 && *lnsConf == "" {
+		return errors.New("lab serve: nothing to serve (use -whoami, -whoami-udp, -download, -delay-tap or -lns)")
 	}
 	if len(taps) > 0 && *delay <= 0 {
 		return errors.New("lab serve: -delay-tap needs a positive -delay")
@@ -116,7 +118,7 @@ func Serve(ctx context.Context, args []string) error {
 		closers = append(closers, pc)
 		wg.Go(func() { serveWhoamiUDP(pc) })
 	}
-	lineErr := make(chan error, len(taps))
+	lineErr := make(chan error, len(taps)+1)
 	for _, tap := range taps {
 		line, err := openDelayTAP(tap, *delay)
 		if err != nil {
@@ -131,6 +133,25 @@ func Serve(ctx context.Context, args []string) error {
 				cancel()
 			}
 		})
+	}
+	if *lnsConf != "" {
+		lnsReady := make(chan struct{})
+		lnsDone := make(chan error, 1)
+		wg.Go(func() {
+			err := serveLNS(ctx, *lnsConf, func() { close(lnsReady) })
+			lnsDone <- err
+			if err != nil {
+				lineErr <- err
+				cancel()
+			}
+		})
+		select {
+		case <-lnsReady:
+		case err := <-lnsDone:
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("lab serve: %w", err)
+		}
 	}
 	if *readyFD >= 0 {
 		f := os.NewFile(uintptr(*readyFD), "ready")

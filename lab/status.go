@@ -88,6 +88,16 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		}
 		st.Namespaces = append(st.Namespaces, nss)
 	}
+	if existingNamespaces(l.Name, []Role{RoleLNS}) != nil {
+		// The test LNS (LNSUp), not part of the topology.
+		nss := NamespaceStatus{Role: RoleLNS, Name: l.NS(RoleLNS), Exists: true}
+		links, err := linkStatus(ctx, nss.Name)
+		if err != nil {
+			return nil, fmt.Errorf("lab %s: %w", l.Name, err)
+		}
+		nss.Links = links
+		st.Namespaces = append(st.Namespaces, nss)
+	}
 	recs, err := readProcs(l.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: %w", l.Name, err)

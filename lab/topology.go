@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -92,6 +93,9 @@ type Endpoint struct {
 	// Down leaves the interface administratively down (for the box, whose
 	// links braid configures). Other ends are brought up.
 	Down bool `json:"down,omitempty"`
+	// MAC is the interface's MAC address; empty leaves the kernel's
+	// random one.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Process is a long-running program the lab starts in a namespace and
@@ -281,7 +285,7 @@ func Default() Topology {
 			},
 		},
 		Links: []Link{
-			{Endpoint{Role: RoleLAN, Dev: LANDev}, Endpoint{Role: RoleBox, Dev: BoxLANDev, Down: true}},
+			{Endpoint{Role: RoleLAN, Dev: LANDev, MAC: LANClientMAC}, Endpoint{Role: RoleBox, Dev: BoxLANDev, Down: true}},
 			{Endpoint{Role: RoleISP1, Dev: ISPDownDev}, Endpoint{Role: RoleBox, Dev: BoxWAN1Dev, Down: true}},
 			{Endpoint{Role: RoleISP2, Dev: ISPDownDev}, Endpoint{Role: RoleBox, Dev: BoxWAN2Dev, Down: true}},
 			{Endpoint{Role: RoleISP1, Dev: ISPUpDev}, Endpoint{Role: RoleInet, Dev: InetISP1Dev}},
@@ -411,6 +415,9 @@ func (t Topology) Validate() error {
 				return fmt.Errorf("topology: link %d: interface %s appears twice in namespace role %q", i, e.Dev, e.Role)
 			}
 			devs[e.Role][e.Dev] = true
+			if mac, err := net.ParseMAC(e.MAC); e.MAC != "" && (err != nil || len(mac) != 6 || mac[0]&1 != 0) {
+				return fmt.Errorf("topology: link %d: interface %s: %q is not a unicast Ethernet address", i, e.Dev, e.MAC)
+			}
 		}
 	}
 	for _, ns := range t.Namespaces {
@@ -491,6 +498,9 @@ func (t Topology) namespaceBatch(ns Namespace) []string {
 	lines := []string{"link set dev lo up"}
 	for _, l := range t.Links {
 		for _, e := range []Endpoint{l.A, l.B} {
+			if e.Role == ns.Role && e.MAC != "" {
+				lines = append(lines, "link set dev "+e.Dev+" address "+e.MAC)
+			}
 			if e.Role == ns.Role && !e.Down {
 				lines = append(lines, "link set dev "+e.Dev+" up")
 			}

@@ -125,6 +125,8 @@ func TestValidate(t *testing.T) {
 		{"bad role", func(tp *Topology) { tp.Namespaces[0].Role = "LAN-1" }, "invalid role"},
 		{"long ifname", func(tp *Topology) { tp.Links[0].A.Dev = "a-very-long-name0" }, "invalid interface name"},
 		{"dup ifname", func(tp *Topology) { tp.Links[1].B.Dev = BoxLANDev }, "appears twice"},
+		{"multicast MAC", func(tp *Topology) { tp.Links[0].A.MAC = "01:00:5e:00:00:01" }, "not a unicast Ethernet address"},
+		{"bad MAC", func(tp *Topology) { tp.Links[0].A.MAC = "02:00:00:00:50" }, "not a unicast Ethernet address"},
 		{"unknown link role", func(tp *Topology) { tp.Links[0].A.Role = "lns" }, "no namespace"},
 		{"addr on unknown dev", func(tp *Topology) {
 			tp.Namespaces[0].Addrs = append(tp.Namespaces[0].Addrs, Addr{"eth9", netip.MustParsePrefix("10.0.0.1/24")})
@@ -169,6 +171,11 @@ func TestBatches(t *testing.T) {
 	}
 	if got := tp.namespaceBatch(isp1); !slices.Equal(got, want) {
 		t.Errorf("isp1 batch:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The LAN client's fixed MAC is set before its link comes up.
+	if got := tp.namespaceBatch(tp.Namespaces[0])[1:3]; !slices.Equal(got, []string{
+		"link set dev " + LANDev + " address " + LANClientMAC, "link set dev " + LANDev + " up"}) {
+		t.Errorf("LAN client batch %q", got)
 	}
 	if got := tp.namespaceBatch(tp.Namespaces[1]); !slices.Equal(got, []string{"link set dev lo up"}) {
 		t.Errorf("box batch %q", got)

@@ -1,3 +1,5 @@
+//go:build !braid_nogit
+
 package source
 
 import (

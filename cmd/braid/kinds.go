@@ -8,6 +8,7 @@ import (
 	"github.com/braid-router/braid/sessions/advertise"
 	"github.com/braid-router/braid/sessions/dhcp4"
 	"github.com/braid-router/braid/sessions/dhcp6"
+	"github.com/braid-router/braid/sessions/dhcpserver"
 	"github.com/braid-router/braid/sessions/dns"
 	"github.com/braid-router/braid/sessions/health"
 	"github.com/braid-router/braid/sessions/health/verdict"
@@ -32,11 +33,15 @@ type sessionHooks struct {
 	// peerStarted is handed each new peer session's counts of what it
 	// holds (the metrics' gauges).
 	peerStarted func(held func() peer.Stats)
+	// proxyStarted is handed each new proxy session (the metrics' gauge
+	// of its verdicts on the uplinks' MPTCP subflows).
+	proxyStarted func(*proxy.Proxy)
 	// dnsStarted is handed, once, what the DNS forwarder counts and knows
 	// (the metrics' braid_dns_*).
 	dnsStarted func(stats func() metrics.DNS)
 	// stateDir is braid's state directory, where the DHCPv6 client keeps
-	// a DUID-LLT when it has no MAC address to make a DUID-LL of.
+	// a DUID-LLT when it has no MAC address to make a DUID-LL of, and the
+	// LAN's DHCP server its leases.
 	stateDir string
 }
 
@@ -52,7 +57,16 @@ func sessionKinds(log *slog.Logger, hooks sessionHooks) *session.Registry {
 	session.Register(reg, ra.Kind, func() session.Session[ra.Config] { return &ra.Client{} })
 	session.Register(reg, dhcp6.Kind, func() session.Session[dhcp6.Config] { return &dhcp6.Client{StateDir: hooks.stateDir} })
 	session.Register(reg, tunnel.Kind, func() session.Session[tunnel.Config] { return &tunnel.Session{} })
-	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] { return &proxy.Proxy{} })
+	session.Register(reg, proxy.Kind, func() session.Session[proxy.Config] {
+		p := &proxy.Proxy{}
+		if hooks.proxyStarted != nil {
+			hooks.proxyStarted(p)
+		}
+		return p
+	})
+	session.Register(reg, dhcpserver.Kind, func() session.Session[dhcpserver.Config] {
+		return &dhcpserver.Server{StateDir: hooks.stateDir}
+	})
 	session.Register(reg, advertise.Kind, func() session.Session[advertise.Config] { return &advertise.Server{} })
 	session.Register(reg, health.Kind, func() session.Session[health.Config] {
 		t := &health.Tracker{}

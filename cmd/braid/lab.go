@@ -1,3 +1,5 @@
+//go:build !braid_nolab
+
 package main
 
 import (
@@ -38,10 +40,11 @@ iperf3 on port ` + strconv.Itoa(lab.IperfPort) + `; unbound on ` + lab.ResolverV
 the test zone ` + lab.TestZone + `, the resolver the ISPs hand out), and the
 aggregation peer (peer: braid run -f with a kind: Peer spec, Multipath TCP on ` + lab.PeerV4 + ` and ` + lab.PeerV6 + ` port ` + strconv.Itoa(lab.PeerPort) + `, its key
 in ` + lab.RunDir + `/<name>/` + lab.PeerKeyFile + `). specs/lab.yaml configures the box;
-specs/lab-aggregation.yaml sends its LAN's TCP through the peer. The lab keeps
+specs/lab-aggregation.yaml sends its LAN's TCP through the peer. braid lab lns
+up adds a test LNS behind isp1 for specs/lab-6pe.yaml's 6PE tunnel. The lab keeps
 its state and the processes it started under ` + lab.RunDir + `/<name>.`,
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabLookupCmd(), newLabDownloadCmd(), newLabServeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabFaultCmd(), newLabDelayCmd(), newLabWhoamiCmd(), newLabLookupCmd(), newLabDownloadCmd(), newLabLNSCmd(), newLabServeCmd())
 	return cmd
 }
 
@@ -56,14 +59,23 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func newLabUpCmd() *cobra.Command {
 	var name string
+	var rates []string
 	cmd := &cobra.Command{
-		Use:   "up [--name N]",
+		Use:   "up [--name N] [--rate isp1=30M]...",
 		Short: "Build the lab (refuses if it exists)",
-		Args:  cobra.NoArgs,
+		Long: `Build the lab (refuses if it exists). --rate ISP=RATE changes an ISP's rate
+limit from the default (isp1 50M, isp2 10M), in bit/s with the suffixes k, M
+and G (powers of 1000).`,
+		Example: "  braid lab up\n  braid lab up --name demo --rate isp1=30M --rate isp2=20M",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			l, err := lab.Up(ctx, lab.Config{Name: name})
+			topo, err := labTopology(rates)
+			if err != nil {
+				return err
+			}
+			l, err := lab.Up(ctx, lab.Config{Name: name, Topology: topo})
 			if err != nil {
 				return err
 			}
@@ -92,7 +104,31 @@ func newLabUpCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "lab name: its namespaces are NAME-<role>")
+	cmd.Flags().StringArrayVar(&rates, "rate", nil, "an ISP's rate limit, ISP=RATE in bit/s (isp1=30M); repeat for both")
 	return cmd
+}
+
+// labTopology is the default topology with the rate limits of --rate
+// (ISP=RATE, RATE in bit/s with k, M or G), or nil (the default) without.
+func labTopology(rates []string) (*lab.Topology, error) {
+	if len(rates) == 0 {
+		return nil, nil
+	}
+	topo := lab.Default()
+	for _, r := range rates {
+		isp, v, ok := strings.Cut(r, "=")
+		if !ok {
+			return nil, fmt.Errorf("lab up: --rate %q: want ISP=RATE (isp1=30M)", r)
+		}
+		bps, err := parseSize(v)
+		if err != nil {
+			return nil, fmt.Errorf("lab up: --rate %q: want ISP=RATE, RATE in bit/s with k, M or G (isp1=30M)", r)
+		}
+		if err := topo.SetRate(lab.Role(isp), uint64(bps)); err != nil {
+			return nil, fmt.Errorf("lab up: --rate: %w", err)
+		}
+	}
+	return &topo, nil
 }
 
 func newLabDownCmd() *cobra.Command {
@@ -244,7 +280,7 @@ func printLabStatus(w io.Writer, st *lab.Status) {
 func newLabFaultCmd() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "fault [--name N] isp1|isp2 blackhole|down|loss PCT|unplug|plug|clear",
+		Use:   "fault [--name N] isp1|isp2 blackhole|down|loss PCT|strip-mptcp|unplug|plug|clear",
 		Short: "Inject a fault on the ISP side of one of the box's links, or clear it",
 		Long: `Inject a fault on the ISP side of the box's link to isp1 or isp2:
 
@@ -255,6 +291,9 @@ func newLabFaultCmd() *cobra.Command {
   loss PCT   each packet crossing the link, either way, is dropped with
              probability PCT% (nftables numgen; a ping's round trip is lost
              with 1-(1-PCT/100)²)
+  strip-mptcp  the MPTCP option is stripped from TCP SYNs and SYN-ACKs crossing
+             the link, as a middlebox that scrubs TCP options does: no MPTCP
+             subflow establishes over it (braid status flags the uplink)
   unplug     the box's end of the link is removed, as a USB modem pulled out
   plug       it comes back under the same name and MAC address, down and
              unaddressed on the box's side, configured as at lab up on the ISP's
@@ -574,12 +613,127 @@ func parseSize(s string) (int64, error) {
 // megabytes formats a byte count in MB (10^6 bytes).
 func megabytes(n int64) string { return fmt.Sprintf("%6.1f MB", float64(n)/1e6) }
 
+// newLabLNSCmd is `braid lab lns`: the lab's own test LNS for the 6PE
+// tunnel (see lab.LNSUp).
+func newLabLNSCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lns",
+		Short: "Run a test LNS (L2TPv2, PPP, DHCPv6 prefix delegation) behind the lab's isp1",
+		Long: `braid lab lns up starts braid's own test LNS where specs/lab-6pe.yaml
+expects the real one: ` + lab.LNSAddrV4 + `:1701, in the namespace <name>-lns behind the
+bridge ` + lab.LNSBridge + ` in isp1. It speaks L2TPv2 with tunnel authentication (the
+secret), PPP with CHAP-MD5 (or PAP) against one login, IPV6CP, and answers
+LCP echoes; Kea delegates /56s of ` + lab.LNSPool + ` over its sessions, and the
+core routes ` + lab.LNSDelegated + ` back through isp1 to it. It is a test peer
+written with braid's own codecs; the real LNS (xl2tpd, pppd, Kea in a QEMU
+guest: ../shared/peers/lns/run-lns.sh) remains the conformance test.
+braid lab lns down stops it (so does braid lab down); Kea's leases stay, so a
+box gets its prefix back.`,
+		Example: "  braid lab lns up\n" +
+			"  BRAID_LAB_PPP_PASSWORD=" + lab.LNSDefaultPassword + " braid --netns braid-box run -f specs/lab-6pe.yaml\n" +
+			"  braid lab lns status\n  braid lab lns down",
+	}
+	var name string
+	var cfg lab.LNSConfig
+	up := &cobra.Command{
+		Use:   "up [--name N] [--secret S] [--user U] [--password P] [--auth chap|pap]",
+		Short: "Start the test LNS (refuses if it runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			l, err := lab.Open(name)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := l.LNSUp(ctx, cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s: LNS on %s:1701 in %s (%s login %s, secret and password not shown), "+
+				"delegating /%d of %s; up in %s\n", l.Name, lab.LNSAddrV4, l.NS(lab.RoleLNS), strings.ToUpper(cfg.Auth), cfg.User,
+				lab.LNSDelegatedLen, lab.LNSPool, time.Since(start).Round(time.Millisecond))
+			password := "<password>"
+			if cfg.Password == lab.LNSDefaultPassword {
+				password = lab.LNSDefaultPassword // the lab's documented test password
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Next:\n"+
+				"  BRAID_LAB_PPP_PASSWORD=%s braid --netns %s run -f specs/lab-6pe.yaml\n"+
+				"  braid lab lns status --name %s\n"+
+				"  braid lab lns down --name %s\n",
+				password, l.NS(lab.RoleBox), l.Name, l.Name)
+			return nil
+		},
+	}
+	up.Flags().StringVar(&name, "name", lab.DefaultName, "lab name")
+	up.Flags().StringVar(&cfg.Secret, "secret", lab.LNSDefaultSecret, "L2TP tunnel secret")
+	up.Flags().StringVar(&cfg.User, "user", lab.LNSDefaultUser, "PPP login it accepts")
+	up.Flags().StringVar(&cfg.Password, "password", lab.LNSDefaultPassword, "PPP password it accepts")
+	up.Flags().StringVar(&cfg.Auth, "auth", "chap", "PPP authentication: chap (CHAP-MD5) or pap")
+	var downName string
+	down := &cobra.Command{
+		Use:   "down [--name N]",
+		Short: "Stop the test LNS (no error if it is not running)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			l, err := lab.Open(downName)
+			if err != nil {
+				return err
+			}
+			if err := l.LNSDown(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %s: LNS is down\n", l.Name)
+			return nil
+		},
+	}
+	down.Flags().StringVar(&downName, "name", lab.DefaultName, "lab name")
+	var stName string
+	status := &cobra.Command{
+		Use:   "status [--name N]",
+		Short: "Show whether the test LNS runs, and its last events",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Open(stName)
+			if err != nil {
+				return err
+			}
+			st, err := l.LNSStatus()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !st.Up {
+				fmt.Fprintf(out, "lab %s: no LNS (braid lab lns up --name %s starts one)\n", l.Name, l.Name)
+				return nil
+			}
+			fmt.Fprintf(out, "lab %s: LNS on %s:1701 in %s\n", l.Name, lab.LNSAddrV4, l.NS(lab.RoleLNS))
+			for _, p := range st.Processes {
+				state := "running"
+				if !p.Alive {
+					state = "DEAD"
+				}
+				fmt.Fprintf(out, "  %-10s pid %-7d %s  %s\n", p.Name, p.PID, state, p.Log)
+			}
+			for _, e := range st.Events {
+				fmt.Fprintf(out, "  %s\n", e)
+			}
+			return nil
+		},
+	}
+	status.Flags().StringVar(&stName, "name", lab.DefaultName, "lab name")
+	cmd.AddCommand(up, down, status)
+	return cmd
+}
+
 // newLabServeCmd is the hidden `braid lab serve`: the lab starts it inside
 // its namespaces to run the whoami and download servers and the delay lines (see
 // lab.Serve for its flags).
 func newLabServeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-download ADDR]... [-delay-tap NS/TAP]... [-delay D] [-ready-fd N]",
+		Use:                "serve [-whoami ADDR]... [-whoami-udp ADDR]... [-download ADDR]... [-delay-tap NS/TAP]... [-delay D] [-lns FILE] [-ready-fd N]",
 		Short:              "Run the lab's services (started by braid lab up)",
 		Hidden:             true,
 		DisableFlagParsing: true,

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -73,26 +72,6 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "braid:", err)
 	os.Exit(exitError)
-}
-
-// profileEnv names a file to write a CPU profile of the whole command to,
-// for measuring braid on a small CPU.
-const profileEnv = "BRAID_CPUPROFILE"
-
-func startProfile() (stop func(), err error) {
-	path := os.Getenv(profileEnv)
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", profileEnv, err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", profileEnv, err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // netnsArg finds the value of a global --netns flag in args.
@@ -167,6 +146,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every change applied")
 	root.AddCommand(
 		newValidateCmd(),
+		newSchemaCmd(),
 		newPlanCmd(g),
 		newApplyCmd(g),
 		newShowCmd(g),
@@ -176,6 +156,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newConfirmCmd(g),
 		newRevertCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,9 +20,11 @@ import (
 	"github.com/braid-router/braid/facts"
 	"github.com/braid-router/braid/internal/control"
 	"github.com/braid-router/braid/internal/metrics"
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/resolve"
 	"github.com/braid-router/braid/sessions/peer"
+	"github.com/braid-router/braid/sessions/proxy"
 	"github.com/braid-router/braid/source"
 )
 
@@ -157,6 +158,15 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 		hooks.peerRejected = m.ObservePeerRejected
 		hooks.peerRejectedDatagram = m.ObservePeerRejectedDatagram
 		hooks.dnsStarted = m.WatchDNS
+		hooks.proxyStarted = func(p *proxy.Proxy) {
+			m.WatchSubflows(func() []metrics.SubflowVerdict {
+				var out []metrics.SubflowVerdict
+				for _, v := range p.SubflowVerdicts() {
+					out = append(out, metrics.SubflowVerdict{Uplink: v.Uplink, OK: !v.Flagged()})
+				}
+				return out
+			})
+		}
 		hooks.peerStarted = func(held func() peer.Stats) {
 			m.WatchPeer(func() metrics.PeerHeld {
 				st := held()
@@ -179,7 +189,7 @@ func runDaemon(cmd *cobra.Command, g *globals, f *runFlags) error {
 			}
 		}
 	}()
-	mux := http.NewServeMux()
+	mux := minhttp.NewServeMux()
 	mux.Handle("GET "+control.PathStatus, control.JSON(func() any { return d.Status() }))
 	mux.Handle("GET "+control.PathFacts, control.JSON(func() any { return d.CurrentFacts() }))
 	mux.Handle("GET "+control.PathBound, control.JSON(func() any { return d.Bound() }))

@@ -82,10 +82,18 @@ func writeStatus(w io.Writer, ns string, st reconcile.Status) {
 	fmt.Fprintf(w, "sessions:   %d\n", len(st.Sessions))
 	for _, s := range st.Sessions {
 		fmt.Fprintf(w, "  %-11s %s for %s", s.State, s.Address, age(s.Since))
-		if s.Detail != "" {
-			fmt.Fprintf(w, ": %s", s.Detail)
+		// A detail's first line follows the address; its others (a
+		// session's warnings: "! isp2: ...") go under it, indented.
+		first, more, _ := strings.Cut(s.Detail, "\n")
+		if first != "" {
+			fmt.Fprintf(w, ": %s", first)
 		}
 		fmt.Fprintln(w)
+		for l := range strings.SplitSeq(more, "\n") {
+			if l != "" {
+				fmt.Fprintf(w, "              %s\n", l)
+			}
+		}
 		if s.LastError != "" {
 			fmt.Fprintf(w, "              last error %s ago (%d restarts): %s\n", age(s.LastErrorAt), s.Restarts, s.LastError)
 		}

@@ -1,8 +1,11 @@
 // Package control is the daemon's local API: HTTP with JSON over a Unix
-// socket in the namespace's runtime directory, readable by root only.
+// socket in the namespace's runtime directory, readable by root only. It
+// speaks HTTP/1.1 through internal/minhttp, so `curl --unix-socket` reads
+// it too.
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +13,13 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/braid-router/braid/internal/minhttp"
 )
 
 // SocketName is the socket's name in the runtime directory.
@@ -40,7 +44,7 @@ const (
 // is mode 0600, and every connection's peer credentials are checked, so
 // that a socket made reachable by mistake still answers nobody else.
 // The socket is removed on return.
-func Serve(ctx context.Context, dir string, handler http.Handler) error {
+func Serve(ctx context.Context, dir string, handler minhttp.Handler) error {
 	path := filepath.Join(dir, SocketName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -59,17 +63,15 @@ func Serve(ctx context.Context, dir string, handler http.Handler) error {
 		ln.Close()
 		return fmt.Errorf("control socket: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           rootOnly(handler),
-		ReadHeaderTimeout: 5 * time.Second,
+	srv := &minhttp.Server{
+		Handler: rootOnly(handler),
+		Timeout: time.Minute,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, peerUID(c))
 		},
 	}
-	stop := context.AfterFunc(ctx, func() { srv.Close() })
-	defer stop()
 	defer os.Remove(path)
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	return nil
@@ -99,10 +101,10 @@ func peerUID(c net.Conn) int {
 }
 
 // rootOnly refuses every request whose peer is not root.
-func rootOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func rootOnly(h minhttp.Handler) minhttp.Handler {
+	return minhttp.HandlerFunc(func(w *minhttp.ResponseWriter, r *minhttp.Request) {
 		if uid, _ := r.Context().Value(peerKey{}).(int); uid != 0 {
-			http.Error(w, "braid's control socket answers root only", http.StatusForbidden)
+			minhttp.Error(w, "braid's control socket answers root only", 403)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -110,8 +112,8 @@ func rootOnly(h http.Handler) http.Handler {
 }
 
 // JSON is a handler that serves the value get returns as JSON.
-func JSON(get func() any) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func JSON(get func() any) minhttp.Handler {
+	return minhttp.HandlerFunc(func(w *minhttp.ResponseWriter, r *minhttp.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -124,31 +126,26 @@ var ErrNoDaemon = errors.New("no braid daemon is running in this namespace")
 
 // Client talks to a daemon's socket.
 type Client struct {
-	dir  string
-	http *http.Client
+	dir string
 }
 
 // NewClient returns a client for the socket in dir.
 func NewClient(dir string) *Client {
-	path := filepath.Join(dir, SocketName)
-	return &Client{dir: dir, http: &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}},
-	}}
+	return &Client{dir: dir}
 }
+
+// maxAnswer bounds a daemon's answer.
+const maxAnswer = 64 << 20
 
 // Get fetches path and decodes its JSON into v. It returns ErrNoDaemon
 // when nothing listens on the socket.
 func (c *Client) Get(ctx context.Context, path string, v any) error {
-	return c.do(ctx, http.MethodGet, path, v)
+	return c.do(ctx, "GET", path, v)
 }
 
 // Post calls path and decodes the JSON answer into v (if not nil).
 func (c *Client) Post(ctx context.Context, path string, v any) error {
-	return c.do(ctx, http.MethodPost, path, v)
+	return c.do(ctx, "POST", path, v)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, v any) error {
@@ -157,11 +154,15 @@ func (c *Client) do(ctx context.Context, method, path string, v any) error {
 	if _, err := os.Lstat(filepath.Join(c.dir, SocketName)); errors.Is(err, fs.ErrNotExist) {
 		return ErrNoDaemon
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://braid"+path, nil)
-	if err != nil {
-		return err
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(c.dir, SocketName))
+	var resp *minhttp.Response
+	if err == nil {
+		resp, err = minhttp.Do(ctx, conn, method, "braid", path, maxAnswer)
+		conn.Close()
 	}
-	resp, err := c.http.Do(req)
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED):
@@ -171,20 +172,22 @@ func (c *Client) do(ctx context.Context, method, path string, v any) error {
 	default:
 		return fmt.Errorf("daemon %s: %w", path, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("daemon %s: %s: %s", path, resp.Status, b)
+	if resp.Status != 200 {
+		b := resp.Body
+		if len(b) > 4096 {
+			b = b[:4096]
+		}
+		return fmt.Errorf("daemon %s: %d %s: %s", path, resp.Status, resp.Reason, bytes.TrimSpace(b))
 	}
 	if v == nil {
 		return nil
 	}
-	return c.decode(path, resp.Body, v)
+	return c.decode(path, bytes.NewReader(resp.Body), v)
 }
 
-// decode reads a daemon's JSON answer into v, at most 64 MiB of it.
+// decode reads a daemon's JSON answer into v.
 func (c *Client) decode(path string, r io.Reader, v any) error {
-	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(v); err != nil {
+	if err := json.NewDecoder(r).Decode(v); err != nil {
 		return fmt.Errorf("daemon %s: %w", path, err)
 	}
 	return nil

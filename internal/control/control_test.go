@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/internal/nstest"
 )
 
@@ -47,7 +47,7 @@ func serve(t *testing.T) (dir string, confirms *atomic.Int32) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	dir = filepath.Join(base, "run")
 	confirms = &atomic.Int32{}
-	mux := http.NewServeMux()
+	mux := minhttp.NewServeMux()
 	mux.Handle("POST "+PathConfirm, JSON(func() any { confirms.Add(1); return map[string]string{"revision": "r1"} }))
 	mux.Handle("GET "+PathStatus, JSON(func() any { return map[string]string{"ok": "yes"} }))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,31 +9,27 @@
 // were derived from the facts); a collector reads
 // the daemon's status at every scrape for everything else (objects by
 // state, conflicts, the revision, the trial and the quarantine, and the
-// status's own counters of applying, repairing and failed passes). The
-// registry is braid's own, never Prometheus's global default one, and
-// holds the Go runtime and process collectors beside braid's metrics.
+// status's own counters of applying, repairing and failed passes). The Go
+// runtime's and the process's standard series are served beside braid's.
+// The text exposition format is written by braid itself (expose.go) and
+// served by internal/minhttp: together a few tens of kilobytes where the
+// Prometheus client (2.2 MB) and net/http (2.6 MiB) weighed, so the router
+// builds keep their metrics.
 package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
-
-// Path is where the endpoint serves the metrics.
-const Path = "/metrics"
 
 // DurationBuckets are the upper bounds, in seconds, of the pass duration
 // histogram: a no-op pass on a small box takes milliseconds, a pass that
@@ -47,57 +43,36 @@ var States = []plan.State{plan.Done, plan.Pending, plan.Failed}
 // Results are the pass results braid_passes_total always reports.
 var Results = []string{reconcile.ResultConverged, reconcile.ResultFailed}
 
-// Metrics is braid's registry: the pass counters the OnPass hook feeds,
-// and a collector that reads the daemon's status when scraped.
+// Metrics is braid's registry: the counters the hooks feed, and what is
+// read when scraped.
 type Metrics struct {
-	reg         *prometheus.Registry
-	passes      *prometheus.CounterVec
-	duration    prometheus.Histogram
-	transitions *prometheus.CounterVec
-	rejected    *prometheus.CounterVec
-	peer        *peerCollector
-	dns         *dnsCollector
+	status      func() reconcile.Status
+	passes      *counterVec
+	duration    *hist
+	transitions *counterVec
+	rejected    *counterVec
+	peer        atomic.Pointer[func() PeerHeld]
+	dns         atomic.Pointer[func() DNS]
+	subflows    atomic.Pointer[func() []SubflowVerdict]
 }
 
 // New makes the registry. status is called at every scrape (the daemon's
 // Status method): it must be safe to call concurrently with passes.
 func New(status func() reconcile.Status) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "braid_passes_total",
-			Help: "Passes the daemon ran, by result (converged or error).",
-		}, []string{"result"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "braid_pass_duration_seconds",
-			Help:    "How long each pass took, from its start to its status: load, compile, plan, apply and verify.",
-			Buckets: DurationBuckets,
-		}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "braid_uplink_health_transitions_total",
-			Help: "Changes of an uplink's health verdict, by uplink and by the verdict it went to (healthy or unhealthy).",
-		}, []string{"uplink", "to"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "braid_peer_rejected_connections_total",
-			Help: "Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).",
-		}, []string{"reason", "transport"}),
-		peer: &peerCollector{},
-		dns:  &dnsCollector{},
+		status: status,
+		passes: newCounterVec("braid_passes_total",
+			"Passes the daemon ran, by result (converged or error).", "result"),
+		duration: newHist("braid_pass_duration_seconds",
+			"How long each pass took, from its start to its status: load, compile, plan, apply and verify.", DurationBuckets),
+		transitions: newCounterVec("braid_uplink_health_transitions_total",
+			"Changes of an uplink's health verdict, by uplink and by the verdict it went to (healthy or unhealthy).", "uplink", "to"),
+		rejected: newCounterVec("braid_peer_rejected_connections_total",
+			"Connections (transport tcp) and UDP relay datagrams (transport udp) the aggregation peer gave nothing to, by reason: auth (the first chunk or the datagram did not authenticate: a wrong key, garbage), truncated, replay (a salt seen before), address, local (a destination refused), capped (tcp: over its source's cap, closed at once, also counted under its first reason; udp: one association too many).", "reason", "transport"),
 	}
 	for _, r := range Results {
-		m.passes.WithLabelValues(r)
+		m.passes.add(0, r)
 	}
-	m.reg.MustRegister(
-		m.passes,
-		m.duration,
-		m.transitions,
-		m.rejected,
-		m.peer,
-		m.dns,
-		&statusCollector{status: status},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 	return m
 }
 
@@ -105,8 +80,8 @@ func New(status func() reconcile.Status) *Metrics {
 // reconcile.Daemon's OnPass hook, which calls it with the daemon's lock
 // held: it only touches the metrics, never the daemon.
 func (m *Metrics) ObservePass(p reconcile.PassStatus, _ reconcile.Status) {
-	m.passes.WithLabelValues(p.Result).Inc()
-	m.duration.Observe(p.Duration.Seconds())
+	m.passes.inc(p.Result)
+	m.duration.observe(p.Duration.Seconds())
 }
 
 // ObserveHealthTransition counts a change of an uplink's health verdict.
@@ -116,65 +91,62 @@ func (m *Metrics) ObserveHealthTransition(uplink string, healthy bool) {
 	if healthy {
 		to = "healthy"
 	}
-	m.transitions.WithLabelValues(uplink, to).Inc()
+	m.transitions.inc(uplink, to)
 }
 
 // ObservePeerRejected counts a connection the aggregation peer rejected,
 // with its reason. The peer calls it on the connection's goroutine.
 func (m *Metrics) ObservePeerRejected(reason string) {
-	m.rejected.WithLabelValues(reason, "tcp").Inc()
+	m.rejected.inc(reason, "tcp")
 }
 
 // ObservePeerRejectedDatagram counts a datagram the aggregation peer's UDP
 // relay rejected, with its reason. The relay calls it on its goroutines.
 func (m *Metrics) ObservePeerRejectedDatagram(reason string) {
-	m.rejected.WithLabelValues(reason, "udp").Inc()
-}
-
-// PeerHeld is what the aggregation peer holds at a moment.
-type PeerHeld struct {
-	// Relayed connections, Rejected connections held (read and
-	// discarded), and UDP relay Associations.
-	Relayed, Rejected, Associations int
+	m.rejected.inc(reason, "udp")
 }
 
 // WatchPeer makes braid_peer_held report what held returns at each scrape
 // (the running peer's counts; the last one watched when its session
 // restarts). It may be called from any goroutine.
-func (m *Metrics) WatchPeer(held func() PeerHeld) { m.peer.held.Store(&held) }
+func (m *Metrics) WatchPeer(held func() PeerHeld) { m.peer.Store(&held) }
 
-var descPeerHeld = prometheus.NewDesc("braid_peer_held",
-	"What the aggregation peer holds now, by what: relayed (connections relayed to a destination), rejected (rejected connections read and discarded, at most 1,024), associations (UDP relay associations, at most 1,024 by default).", []string{"what"}, nil)
-
-// peerCollector reads the running peer's counts at every scrape; it
-// reports nothing before a peer runs.
-type peerCollector struct {
-	held atomic.Pointer[func() PeerHeld]
-}
-
-func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPeerHeld }
-
-func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.held.Load()
+// peerFamilies reads the running peer's counts; nothing before a peer
+// runs.
+func (m *Metrics) peerFamilies() []*family {
+	f := m.peer.Load()
 	if f == nil {
-		return
+		return nil
 	}
 	h := (*f)()
-	for what, v := range map[string]int{"relayed": h.Relayed, "rejected": h.Rejected, "associations": h.Associations} {
-		ch <- prometheus.MustNewConstMetric(descPeerHeld, prometheus.GaugeValue, float64(v), what)
-	}
+	held := &family{name: "braid_peer_held", kind: gauge,
+		help: "What the aggregation peer holds now, by what: relayed (connections relayed to a destination), rejected (rejected connections read and discarded, at most 1,024), associations (UDP relay associations, at most 1,024 by default)."}
+	held.add(float64(h.Relayed), "what", "relayed")
+	held.add(float64(h.Rejected), "what", "rejected")
+	held.add(float64(h.Associations), "what", "associations")
+	return []*family{held}
 }
 
-// Gatherer is the registry, for a handler or a test to read.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+// Expose writes every metric in the text exposition format.
+func (m *Metrics) Expose(w io.Writer) error {
+	fams := []*family{m.passes.family(), m.duration.family(), m.transitions.family(), m.rejected.family()}
+	fams = append(fams, m.statusFamilies()...)
+	fams = append(fams, m.peerFamilies()...)
+	fams = append(fams, m.dnsFamilies()...)
+	fams = append(fams, m.subflowsFamilies()...)
+	fams = append(fams, runtimeFamilies()...)
+	fams = append(fams, processFamilies()...)
+	return writeFamilies(w, fams)
+}
 
-// Handler serves the registry in the exposition formats Prometheus asks
-// for. A collector that fails is reported in the response, and the rest is
-// still served.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		Registry:      m.reg, // promhttp's own error counters
-		ErrorHandling: promhttp.ContinueOnError,
+// ContentType is the text exposition format's media type.
+const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// Handler serves the metrics in the text exposition format.
+func (m *Metrics) Handler() minhttp.Handler {
+	return minhttp.HandlerFunc(func(w *minhttp.ResponseWriter, r *minhttp.Request) {
+		w.Header().Set("Content-Type", ContentType)
+		m.Expose(w)
 	})
 }
 
@@ -202,21 +174,11 @@ func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logg
 	if err != nil {
 		return nil, nil, fmt.Errorf("--metrics-listen: %w", err)
 	}
-	mux := http.NewServeMux()
+	mux := minhttp.NewServeMux()
 	mux.Handle("GET "+Path, m.Handler())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	srv := &minhttp.Server{Handler: mux, Timeout: 10 * time.Second}
 	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ctx, ln); err != nil {
 			log.Error("serving metrics failed; the daemon goes on without them", "listen", ln.Addr().String(), "err", err)
 		}
 	}()
@@ -224,84 +186,67 @@ func Start(ctx context.Context, addr string, d *reconcile.Daemon, log *slog.Logg
 	return m, ln.Addr(), nil
 }
 
-// statusCollector reads the daemon's status at every scrape.
-type statusCollector struct {
-	status func() reconcile.Status
-}
-
-var (
-	descRepairs = prometheus.NewDesc("braid_drift_repairs_total",
-		"Passes that changed the kernel when no spec or fact change explains it: drift repaired.", nil, nil)
-	descApplying = prometheus.NewDesc("braid_applying_passes_total",
-		"Passes that changed something (a new spec or facts, or drift).", nil, nil)
-	descFailed = prometheus.NewDesc("braid_failed_passes_total",
-		"Passes that ended in an error (retried with backoff).", nil, nil)
-	descObjects = prometheus.NewDesc("braid_objects",
-		"Objects braid owns for the current spec, by state after the last pass (done, pending, error).", []string{"state"}, nil)
-	descConflicts = prometheus.NewDesc("braid_conflicts",
-		"Foreign objects in the way of one braid wants, left alone, at the last pass.", nil, nil)
-	descForeignDrops = prometheus.NewDesc("braid_foreign_drops",
-		"Flows braid lets through that another firewall on the box drops (or may drop), at the last pass; not changes, braid leaves that firewall alone.", nil, nil)
-	descRevision = prometheus.NewDesc("braid_spec_revision_info",
-		"The spec revision being converged (the last valid one), as the label revision; absent before one loads.", []string{"revision"}, nil)
-	descRejected = prometheus.NewDesc("braid_spec_rejected",
-		"1 when the newest revision is not applied (invalid or quarantined) and the last good one stays.", nil, nil)
-	descTrial = prometheus.NewDesc("braid_trial_pending",
-		"1 while a new revision is on trial, awaiting braid confirm or its probes; it is reverted if they do not come.", nil, nil)
-	descQuarantined = prometheus.NewDesc("braid_quarantined_revisions",
-		"Revisions reverted and never applied again until the source changes.", nil, nil)
-	descHealthy = prometheus.NewDesc("braid_uplink_healthy",
-		"1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict.", []string{"uplink"}, nil)
-	descPeerUp = prometheus.NewDesc("braid_peer_up",
-		"1 while the transparent proxy judges its aggregation peer healthy (steered LAN traffic goes through it), 0 while down (LAN traffic goes direct); absent before its first verdict.", []string{"peer"}, nil)
-	descLastPass = prometheus.NewDesc("braid_last_pass_timestamp_seconds",
-		"When the last pass started, in seconds since the Unix epoch; absent before the first.", nil, nil)
-)
-
-// Describe sends every descriptor the collector may emit.
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRepairs, descApplying, descFailed, descObjects, descConflicts, descForeignDrops,
-		descRevision, descRejected, descTrial, descQuarantined, descLastPass, descHealthy, descPeerUp} {
-		ch <- d
+// statusFamilies reads the daemon's status once and makes its metrics.
+func (m *Metrics) statusFamilies() []*family {
+	st := m.status()
+	one := func(name string, k kind, v float64, help string) *family {
+		f := &family{name: name, help: help, kind: k}
+		f.add(v)
+		return f
 	}
-}
-
-// Collect reads the status once and sends its metrics.
-func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.status()
-	counter := func(d *prometheus.Desc, v uint64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	objects := &family{name: "braid_objects", kind: gauge,
+		help: "Objects braid owns for the current spec, by state after the last pass (done, pending, error)."}
+	byState := ObjectsByState(st.Objects)
+	for _, state := range States {
+		objects.add(float64(byState[state]), "state", string(state))
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter(descRepairs, st.Repairs)
-	counter(descApplying, st.Applying)
-	counter(descFailed, st.Failures)
-	for state, n := range ObjectsByState(st.Objects) {
-		gauge(descObjects, float64(n), string(state))
-	}
-	gauge(descConflicts, float64(len(st.Conflicts)))
-	gauge(descForeignDrops, float64(plan.CountKind(st.PlanWarnings, plan.WarnForeignDrop)))
+	revision := &family{name: "braid_spec_revision_info", kind: gauge,
+		help: "The spec revision being converged (the last valid one), as the label revision; absent before one loads."}
 	if st.Revision != "" {
-		gauge(descRevision, 1, st.Revision)
+		revision.add(1, "revision", st.Revision)
 	}
-	gauge(descRejected, boolValue(st.SpecError != ""))
-	gauge(descTrial, boolValue(st.Trial != nil))
-	gauge(descQuarantined, float64(len(st.Quarantined)))
+	lastPass := &family{name: "braid_last_pass_timestamp_seconds", kind: gauge,
+		help: "When the last pass started, in seconds since the Unix epoch; absent before the first."}
 	if st.LastPass != nil {
-		gauge(descLastPass, float64(st.LastPass.Start.UnixNano())/1e9)
+		lastPass.add(float64(st.LastPass.Start.UnixNano()) / 1e9)
 	}
+	healthy := &family{name: "braid_uplink_healthy", kind: gauge,
+		help: "1 while an uplink's health tracker judges it healthy, 0 while unhealthy; absent for an uplink without a verdict."}
+	peerUp := &family{name: "braid_peer_up", kind: gauge,
+		help: "1 while the transparent proxy judges its aggregation peer healthy (steered LAN traffic goes through it), 0 while down (LAN traffic goes direct); absent before its first verdict."}
 	seen := map[string]bool{}
 	for _, e := range st.Facts.Entries {
 		if h := e.Fact.Health; h != nil && !seen[h.Uplink] {
 			seen[h.Uplink] = true
-			gauge(descHealthy, boolValue(h.Healthy), h.Uplink)
+			healthy.add(boolValue(h.Healthy), "uplink", h.Uplink)
 		}
 		if p := e.Fact.Peer; p != nil && !seen["peer/"+p.Address] {
 			seen["peer/"+p.Address] = true
-			gauge(descPeerUp, boolValue(p.Healthy), p.Address)
+			peerUp.add(boolValue(p.Healthy), "peer", p.Address)
 		}
+	}
+	return []*family{
+		one("braid_drift_repairs_total", counter, float64(st.Repairs),
+			"Passes that changed the kernel when no spec or fact change explains it: drift repaired."),
+		one("braid_applying_passes_total", counter, float64(st.Applying),
+			"Passes that changed something (a new spec or facts, or drift)."),
+		one("braid_failed_passes_total", counter, float64(st.Failures),
+			"Passes that ended in an error (retried with backoff)."),
+		objects,
+		one("braid_conflicts", gauge, float64(len(st.Conflicts)),
+			"Foreign objects in the way of one braid wants, left alone, at the last pass."),
+		one("braid_foreign_drops", gauge, float64(plan.CountKind(st.PlanWarnings, plan.WarnForeignDrop)),
+			"Flows braid lets through that another firewall on the box drops (or may drop), at the last pass; not changes, braid leaves that firewall alone."),
+		revision,
+		one("braid_spec_rejected", gauge, boolValue(st.SpecError != ""),
+			"1 when the newest revision is not applied (invalid or quarantined) and the last good one stays."),
+		one("braid_trial_pending", gauge, boolValue(st.Trial != nil),
+			"1 while a new revision is on trial, awaiting braid confirm or its probes; it is reverted if they do not come."),
+		one("braid_quarantined_revisions", gauge, float64(len(st.Quarantined)),
+			"Revisions reverted and never applied again until the source changes."),
+		lastPass,
+		healthy,
+		peerUp,
 	}
 }
 

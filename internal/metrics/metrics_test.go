@@ -1,7 +1,9 @@
 package metrics
 
 import (
-	"net/http/httptest"
+	"context"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -10,22 +12,43 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/braid-router/braid/facts"
+	"github.com/braid-router/braid/internal/minhttp"
 	"github.com/braid-router/braid/reconcile"
 	"github.com/braid-router/braid/reconcile/plan"
 )
 
-// scrape serves m's handler once and parses the text exposition.
+// scrape serves m's handler once, over HTTP, and parses the text
+// exposition with Prometheus's own parser.
 func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", Path, nil)
-	req.Header.Set("Accept", "text/plain")
-	m.Handler().ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		t.Fatalf("GET %s: %d %s", Path, rec.Code, rec.Body)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&minhttp.Server{Handler: m.Handler()}).Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+Path, nil)
+	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", Path, resp.Status)
+	}
+	if got := expfmt.ResponseFormat(resp.Header); got.FormatType() != expfmt.TypeTextPlain {
+		t.Errorf("Content-Type %q is not read as the text format (%v)", resp.Header.Get("Content-Type"), got)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
+	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatalf("parse the exposition: %v", err)
 	}
@@ -268,5 +291,23 @@ func TestMetricsPeerHeld(t *testing.T) {
 			}
 		}
 		held = PeerHeld{Relayed: 7}
+	}
+}
+
+// The proxy's verdicts on the uplinks' MPTCP subflows are a gauge per
+// uplink: absent before a proxy runs, 1 for ok, 0 for flagged.
+func TestMetricsSubflows(t *testing.T) {
+	m := New(func() reconcile.Status { return reconcile.Status{} })
+	if fams := scrape(t, m); fams["braid_uplink_mptcp_subflows_ok"] != nil {
+		t.Errorf("braid_uplink_mptcp_subflows_ok before a proxy runs")
+	}
+	m.WatchSubflows(func() []SubflowVerdict {
+		return []SubflowVerdict{{Uplink: "isp1", OK: true}, {Uplink: "isp2"}}
+	})
+	fams := scrape(t, m)
+	for uplink, want := range map[string]float64{"isp1": 1, "isp2": 0} {
+		if got, ok := value(fams, "braid_uplink_mptcp_subflows_ok", "uplink", uplink); !ok || got != want {
+			t.Errorf("%s: braid_uplink_mptcp_subflows_ok = %v (present %v), want %v", uplink, got, ok, want)
+		}
 	}
 }

@@ -16,15 +16,24 @@ import (
 // NamedDir is where `ip netns` keeps named namespaces.
 const NamedDir = "/run/netns"
 
+// InitInode is the inode number of the initial network namespace since
+// Linux 6.18 (NET_NS_INIT_INO in linux/nsfs.h); earlier kernels number it
+// like any other, from 0xF0000000 up, so no other namespace ever has it.
+const InitInode = 0xEFFFFFF9
+
 // Current returns braid's name for the network namespace of the calling
 // thread: the name under /run/netns whose inode matches, "host" for the
-// initial namespace (that of PID 1), else "ns-<inode>".
+// initial namespace (that of PID 1), else "ns-<inode>". A process without
+// CAP_SYS_PTRACE may not look at PID 1's namespace (braid under its
+// systemd unit): it then knows the initial namespace by InitInode, which
+// needs Linux 6.18 or later.
 func Current() (string, error) {
 	self, err := inode("/proc/thread-self/ns/net")
 	if err != nil {
 		return "", err
 	}
-	if initNS, err := inode("/proc/1/ns/net"); err == nil && initNS == self {
+	initNS, err := inode("/proc/1/ns/net")
+	if err == nil && initNS == self || err != nil && self == InitInode {
 		return "host", nil
 	}
 	entries, _ := os.ReadDir(NamedDir)

@@ -53,3 +53,16 @@ func TestCurrentNames(t *testing.T) {
 		t.Errorf("Enter of a missing namespace: %v", err)
 	}
 }
+
+// TestCurrentHost: the initial namespace is "host", also for a process
+// that may not look at PID 1's namespace (this test's, in some sandboxes;
+// braid's under its systemd unit, which packaging tests).
+func TestCurrentHost(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil || st.Ino != InitInode {
+		t.Skipf("not in the initial network namespace of Linux 6.18 or later (inode %d, %v)", st.Ino, err)
+	}
+	if got, err := Current(); err != nil || got != "host" {
+		t.Errorf("Current() = %q, %v; want host", got, err)
+	}
+}

@@ -1,12 +1,24 @@
-// Package testlns is a test LNS of braid's own, for testing and measuring
-// braid's 6PE data plane where the real LNS (a QEMU guest) is far too
-// slow: it terminates one L2TPv2 session's data messages on a UDP socket
-// and carries their IPv6 packets to and from a TUN link of its own, with
+// Package testlns is braid's own test LNS, in two forms.
+//
+// Start is the data plane alone, for testing and measuring braid's 6PE
+// data plane where the real LNS (a QEMU guest) is far too slow: it
+// terminates one L2TPv2 session's data messages on a UDP socket and
+// carries their IPv6 packets to and from a TUN link of its own, with
 // fixed tunnel and session IDs and no control connection. It checks every
 // datagram it receives against RFC 2661 and RFC 1661 by hand, strictly,
 // without braid's codecs: a datagram that is not an unsequenced L2TPv2
 // data message for its session carrying one whole IPv6 packet in PPP is
 // counted as malformed and dropped.
+//
+// NewServer is a whole LNS, for the demo (`braid lab lns up`, see package
+// lab) and for fast tests: the control connection with tunnel
+// authentication (package testlns/control), PPP with CHAP-MD5 or PAP and
+// IPV6CP (package testlns/ppp), and the data plane, on one UDP socket
+// and one TUN link. Its state machines are written with braid's own
+// codecs (sessions/l2tp/avp, sessions/ppp/frame), so it shares their
+// reading of the RFCs: the real LNS (xl2tpd, pppd and Kea in a QEMU
+// guest, ../shared/peers/lns/run-lns.sh) remains the conformance test of
+// braid's LAC; this one exists for the demo and for fast tests.
 //
 // It is test code: the real LNS is the one braid must work with.
 package testlns

@@ -13,6 +13,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -75,6 +76,11 @@ type Uplink struct {
 	// uplink: its table's number, which a policy rule of braid looks up
 	// for packets so marked while the uplink is healthy.
 	Mark uint32
+	// Endpoints are the addresses of the uplink's MPTCP endpoints (none
+	// with mptcp.mode off): the kernel opens a subflow from each, and a
+	// subflow from one of them is the uplink's. Whether they establish
+	// is judged per uplink for the status (package subflows).
+	Endpoints []netip.Addr
 }
 
 // Fields implements session.Config. The key shows as its reference.
@@ -83,11 +89,19 @@ func (c Config) Fields() []plan.Field {
 	if c.Key != nil {
 		fs = append(fs, session.SecretField("key", c.Key))
 	}
-	var ups []string
+	var ups, eps []string
 	for _, u := range c.Uplinks {
 		ups = append(ups, u.Name+"/"+strconv.FormatUint(uint64(u.Mark), 10))
+		if len(u.Endpoints) > 0 {
+			var as []string
+			for _, a := range u.Endpoints {
+				as = append(as, a.String())
+			}
+			eps = append(eps, u.Name+"@"+strings.Join(as, "+"))
+		}
 	}
-	return append(fs, session.Fields("tcp", c.TCP, "udp", c.UDP, "probe-uplinks", strings.Join(ups, ","), "dns", c.DNS)...)
+	return append(fs, session.Fields("tcp", c.TCP, "udp", c.UDP, "probe-uplinks", strings.Join(ups, ","),
+		"mptcp-endpoints", strings.Join(eps, ","), "dns", c.DNS)...)
 }
 
 // Secrets implements session.Config: the key.

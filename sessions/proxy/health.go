@@ -25,6 +25,7 @@ import (
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/peer/socksaddr"
 	"github.com/braid-router/braid/sessions/proxy/peerhealth"
+	"github.com/braid-router/braid/sessions/proxy/subflows"
 )
 
 // Timing of the peer's probes.
@@ -68,10 +69,23 @@ type peerHealth struct {
 	// yet, each with what gives it up: when the peer goes down, they
 	// are reset rather than left hanging.
 	waiting map[*int]func()
+
+	// sf judges, per uplink, whether the connections' MPTCP subflows
+	// establish (mptcpdiag.go); nil once the session stopped. sfGen
+	// counts the peers judged (a look at another's connection is
+	// dropped), looks the connections waiting for theirs, settle how
+	// long after its answer a connection is looked at, flagged the
+	// uplinks flagged at the last status.
+	sf      *subflows.Machine
+	sfGen   int
+	looks   int
+	settle  time.Duration
+	flagged map[string]string
 }
 
-func newPeerHealth(env *session.Env, interval, timeout time.Duration, params peerhealth.Params) *peerHealth {
-	return &peerHealth{env: env, interval: interval, timeout: timeout, params: params, kick: make(chan struct{}, 1)}
+func newPeerHealth(env *session.Env, interval, timeout, settle time.Duration, params peerhealth.Params) *peerHealth {
+	return &peerHealth{env: env, interval: interval, timeout: timeout, settle: settle, params: params, kick: make(chan struct{}, 1),
+		sf: subflows.New(subflows.Params{})}
 }
 
 // configure takes cfg (and its derived key, and the status's first
@@ -99,6 +113,10 @@ func (h *peerHealth) configure(cfg Config, key *shadowsocks.EncryptionKey, secre
 		h.m.SetUplinks(uplinkNames(cfg))
 	} else {
 		h.m = peerhealth.New(params, uplinkNames(cfg))
+		if h.sf != nil {
+			h.sf, h.looks, h.flagged = subflows.New(subflows.Params{}), 0, nil
+			h.sfGen++
+		}
 	}
 	h.cfg, h.key, h.secret, h.base, h.dnsAddr = cfg, key, secret, base, dns
 	h.applyLocked(time.Now())
@@ -182,6 +200,11 @@ func (h *peerHealth) connection(answered bool) {
 // it holds only while the session runs.
 func (h *peerHealth) run(ctx context.Context) {
 	defer h.env.Publish()
+	defer func() {
+		h.mu.Lock()
+		h.sf = nil
+		h.mu.Unlock()
+	}()
 	tick := time.NewTicker(h.interval)
 	defer tick.Stop()
 	for {
@@ -381,5 +404,6 @@ func (h *peerHealth) describeLocked(v peerhealth.Verdict) string {
 		b.WriteString("; IPv6 trial at " + at.Format(time.TimeOnly))
 	}
 	b.WriteString(")")
+	b.WriteString(h.subflowsLocked())
 	return b.String()
 }

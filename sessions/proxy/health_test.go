@@ -89,7 +89,7 @@ func newHealthRig(t *testing.T, peerAddr string, params peerhealth.Params) *heal
 	t.Cleanup(func() { hub.Close() })
 	env := session.NewEnv(Kind+"/"+Name, nil, hub, nil)
 	cfg := Config{Port: Port, Peer: peerAddr, Cipher: testCipher, Key: &api.Secret{Value: "right"}}
-	h := newPeerHealth(env, 50*time.Millisecond, time.Second, params)
+	h := newPeerHealth(env, 50*time.Millisecond, time.Second, DefaultSubflowSettle, params)
 	r, err := (&Proxy{}).relayer(cfg, env, h)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/braid-router/braid/internal/transparent"
 	"github.com/braid-router/braid/session"
 	"github.com/braid-router/braid/sessions/proxy/peerhealth"
+	"github.com/braid-router/braid/sessions/proxy/subflows"
 )
 
 // Defaults of a Proxy's zero fields.
@@ -44,6 +45,10 @@ type Proxy struct {
 	// Health are the thresholds of the peer's health (its K, its
 	// trials' backoff); zero fields take peerhealth's defaults.
 	Health peerhealth.Params
+	// SubflowSettle is how long after the peer first answered a
+	// connection its MPTCP subflows are looked at (package subflows);
+	// zero: DefaultSubflowSettle.
+	SubflowSettle time.Duration
 	// UDPIdle is how long a UDP association may stay silent both ways;
 	// zero: DefaultUDPIdle.
 	UDPIdle time.Duration
@@ -67,7 +72,8 @@ type Proxy struct {
 // (the supervisor retries after its backoff). With Config.TCP direct it
 // listens for UDP only; with Config.UDP peer it relays UDP too (udp.go).
 func (p *Proxy) Run(ctx context.Context, cfg Config, env *session.Env) error {
-	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout), p.Health)
+	health := newPeerHealth(env, cmp.Or(p.ProbeInterval, DefaultProbeInterval), cmp.Or(p.ProbeTimeout, DefaultProbeTimeout),
+		cmp.Or(p.SubflowSettle, DefaultSubflowSettle), p.Health)
 	r, err := p.relayer(cfg, env, health)
 	if err != nil {
 		return err
@@ -182,6 +188,20 @@ func detail(cfg Config, r *relayer) string {
 		what = "udp"
 	}
 	return fmt.Sprintf("listening on port %d (%s), peer %s (%s)", cfg.Port, what, r.peer, r.cipher)
+}
+
+// SubflowVerdicts returns the verdicts on the uplinks' MPTCP subflows to
+// the peer (package subflows) that connections said something of, for
+// the uplinks plain TCP reaches the peer over; none while the session
+// does not run. It may be called from any goroutine.
+func (p *Proxy) SubflowVerdicts() []subflows.Verdict {
+	p.mu.Lock()
+	h := p.health
+	p.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h.subflowVerdicts()
 }
 
 // current is the relayer for a new connection.

@@ -84,6 +84,7 @@ func (r *relayer) serve(ctx context.Context, lan *net.TCPConn, dst netip.AddrPor
 		replied.Store(true)
 		waited()
 		r.health.connection(true)
+		r.health.observe(peer)
 		if v6 {
 			r.health.connection6(true)
 		}
