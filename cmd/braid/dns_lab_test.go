@@ -164,11 +164,9 @@ func TestDNSResolverInTheLab(t *testing.T) {
 	t.Run("per-domain egress", func(t *testing.T) {
 		whoami := net.JoinHostPort(lab.SteeredServerV4, strconv.Itoa(lab.WhoamiPort))
 		// Before the name is resolved, its address leaves by isp1 (the
-		// main table's preferred default route), once the pass that
-		// followed isp1's healthy verdict has put its default route back:
-		// the daemon was waited for until the verdict, not that pass (isp1
-		// starts unhealthy, with no IPv4 address to probe from before its
-		// lease).
+		// main table's preferred default route), once isp1's lease has put
+		// its IPv4 default route in: the daemon was waited for until the
+		// verdict, not that pass.
 		var got string
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 			if got = b.whoami(lab.RoleLAN, "tcp", whoami); got == lab.BoxWAN1V4 || time.Now().After(deadline) {
@@ -199,6 +197,19 @@ func TestDNSResolverInTheLab(t *testing.T) {
 		}
 		if set := b.run(lab.RoleBox, "nft", "list", "set", "inet", "braid", "egress_isp2_v6"); !strings.Contains(set, lab.SteeredServerV6+" timeout ") {
 			t.Errorf("egress_isp2_v6 lacks %s:\n%s", lab.SteeredServerV6, set)
+		}
+		// isp2's IPv6 comes from its adverts: until its default route is
+		// in isp2's table (7102), marked packets find no route there and
+		// take the main table's, out of isp1. isp1 is healthy from the
+		// start now (no verdict before its lease), so the test gets here
+		// sooner than isp2's first advert may.
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if strings.Contains(b.run(lab.RoleBox, "ip", "-6", "route", "show", "default", "table", "7102"), "default") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("isp2's IPv6 default route never reached its table 7102:\n%s", b.run(lab.RoleBox, "ip", "-6", "route", "show", "table", "all"))
+			}
 		}
 		wan1, wan2 := b.txPackets(lab.RoleBox, lab.BoxWAN1Dev), b.txPackets(lab.RoleBox, lab.BoxWAN2Dev)
 		const n = 200
