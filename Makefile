@@ -42,7 +42,7 @@ demo-down: build
 DEMO_CI_LAB     ?= braid-ci-demo
 DEMO_CI_TIMEOUT ?= 10m
 demo-ci: build
-	@rc=0; timeout -k 30s $(DEMO_CI_TIMEOUT) bash scripts/demo.sh $(BIN) $(DEMO_CI_LAB) || rc=$$?; \
+	@rc=0; DEMO_CI=1 timeout -k 30s $(DEMO_CI_TIMEOUT) bash scripts/demo.sh $(BIN) $(DEMO_CI_LAB) || rc=$$?; \
 	$(BIN) lab down --name $(DEMO_CI_LAB) || rc=1; \
 	if [ $$rc -eq 124 ]; then echo "make demo-ci: the demo did not finish within $(DEMO_CI_TIMEOUT)"; fi; \
 	exit $$rc

@@ -47,7 +47,7 @@ func docOf(key string) string {
 	case "DNS.FilterAAAA":
 		return "FilterAAAA lists DNS names whose AAAA answers are filtered, with AAAA keep: a name and every name under it."
 	case "DNS.Intercept":
-		return "Intercept redirects the LAN's DNS queries to other resolvers to braid's."
+		return "Intercept redirects the LAN's DNS queries to other resolvers to braid's, which answers each from the address it was sent to: it needs no listen address."
 	case "DNS.Listen":
 		return "Listen lists where the resolver listens: IP addresses, or \"lan\" for the LAN addresses braid holds (delegated ones included); never an uplink's address."
 	case "DNS.Upstreams":

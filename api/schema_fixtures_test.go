@@ -40,7 +40,7 @@ var fixtureClasses = map[string]struct{ class, why string }{
 	"dns-nothing-to-ask":          {braidOnly, "no upstreams and no uplink that learns resolvers: a cross-field rule"},
 	"dns-wan":                     {braidOnly, "port 53 open, or an uplink's address in listen: cross-field rules"},
 	"dns":                         {schemaRejects, "filterAAAA names are lowercase domains"},
-	"dns-intercept":               {braidOnly, "intercept needs a LAN listener; the peer as only upstream"},
+	"dns-intercept":               {braidOnly, "the peer as only upstream, its address a name"},
 	"dns-no-lan":                  {schemaRejects, "aggregation.peer.dns is an address, not a name"},
 	"duplicate-keys":              {notYAML, "duplicate keys: YAML parsers refuse them"},
 	"empty":                       {schemaRejects, "the document is null, not an object"},

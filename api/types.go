@@ -483,7 +483,8 @@ type DNS struct {
 	// AAAA keep: a name and every name under it.
 	FilterAAAA []string `json:"filterAAAA,omitempty" format:"domain"`
 	// Intercept redirects the LAN's DNS queries to other resolvers to
-	// braid's.
+	// braid's, which answers each from the address it was sent to: it
+	// needs no listen address.
 	Intercept bool `json:"intercept,omitempty"`
 }
 

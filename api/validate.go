@@ -621,11 +621,9 @@ func (r *run) checkRouter(s *RouterSpec) {
 // and what they need, and the AAAA policy.
 func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNames []string) {
 	const path = "spec.dns"
-	onLAN := false
 	for i, l := range dns.Listen {
 		p := index(join(path, "listen"), i)
 		if l == "lan" {
-			onLAN = true
 			if s.LAN == nil {
 				r.errorf(p, "lan listens on the LAN addresses braid holds, and there is no spec.lan")
 			}
@@ -641,13 +639,6 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 			}
 			r.errorf(p, "%s", msg)
 			continue
-		}
-		if s.LAN != nil {
-			for _, la := range s.LAN.Addresses {
-				if lp, err := netip.ParsePrefix(la); err == nil && lp.Addr() == a {
-					onLAN = true
-				}
-			}
 		}
 		for _, u := range s.Uplinks {
 			for _, st := range []*Static{staticOf(u.IPv4), staticOf6(u.IPv6)} {
@@ -670,13 +661,11 @@ func (r *run) checkDNS(s *RouterSpec, dns *DNS, uplinks map[string]int, uplinkNa
 			}
 		}
 	}
-	if dns.Intercept {
-		switch {
-		case s.LAN == nil:
-			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, and there is no spec.lan")
-		case !onLAN:
-			r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, which must listen on the LAN: add lan to spec.dns.listen")
-		}
+	// intercept needs no listen address: the resolver's transparent
+	// sockets answer each intercepted query from the address it was sent
+	// to.
+	if dns.Intercept && s.LAN == nil {
+		r.errorf(join(path, "intercept"), "intercept redirects the LAN's DNS to braid's resolver, and there is no spec.lan")
 	}
 
 	if len(dns.Upstreams) == 0 && !slices.ContainsFunc(s.Uplinks, func(u Uplink) bool { return learnsResolvers(&u) }) && !r.suppressed("spec.uplinks") {

@@ -24,9 +24,15 @@ var dnsSession = session.Spec{Kind: dns.Kind, Name: dns.Name}.ID()
 // dnsListen returns where the forwarder listens: for "lan", every
 // address braid holds on the LAN interface now (lan.addresses and the
 // box's address in a delegated prefix, once it is there), link-local ones
-// left out (they need a zone); then the explicit addresses, once each. It
-// reads the addresses the compile already wants (c.addrs), so it must run
-// after the LAN's and the delegation's.
+// left out (they need a zone); then the explicit addresses, once each.
+// An address the WAN side holds (wanAddrs: an uplink's DHCP lease or
+// SLAAC address, a tunnel's) is left out, with a note naming the
+// dns.listen entry and the uplink: the resolver is never bound on the
+// WAN side, and the rest of the plan goes on (a lease that changes is no
+// reason to stop converging; validation refuses an uplink's static
+// address). It reads the addresses the compile already wants (c.addrs),
+// so it must run after the LAN's, the uplinks', the tunnels' and the
+// delegation's.
 func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err error) {
 	d := spec.DNS
 	if d == nil {
@@ -40,7 +46,12 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 			}
 		}
 	}
-	add := func(a netip.Addr) {
+	wan := c.wanAddrs(spec)
+	add := func(i int, a netip.Addr) {
+		if w, ok := wan[a]; ok {
+			c.note(fmt.Sprintf("dns.listen[%d]", i), fmt.Sprintf("%s is %s: braid's resolver never listens on the WAN side, and does not on this address; listen on the LAN (lan or a LAN address)", a, w))
+			return
+		}
 		if !slices.Contains(listen, a) {
 			listen = append(listen, a)
 		}
@@ -48,7 +59,7 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 	for i, l := range d.Listen {
 		if l == "lan" {
 			for _, a := range lan {
-				add(a)
+				add(i, a)
 			}
 			continue
 		}
@@ -56,9 +67,48 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 		if err != nil {
 			return nil, fmt.Errorf("dns.listen[%d]: %w", i, err)
 		}
-		add(a.Unmap())
+		add(i, a.Unmap())
 	}
 	return listen, nil
+}
+
+// wanAddrs maps each address the WAN side holds or is about to to what
+// holds it ("uplink isp1's address (its DHCP lease)"): the uplinks'
+// static, leased and SLAAC addresses, from the facts even while an
+// uplink's link is missing, and every address the compile puts on an
+// uplink's or a tunnel's link.
+func (c *compiler) wanAddrs(spec *api.RouterSpec) map[netip.Addr]string {
+	wan := map[netip.Addr]string{}
+	put := func(a netip.Addr, what string) {
+		if _, ok := wan[a.Unmap()]; !ok && a.IsValid() {
+			wan[a.Unmap()] = what
+		}
+	}
+	links := map[string]string{}
+	for _, u := range spec.Uplinks {
+		if l, ok := c.facts.Lease4(u.Name); ok {
+			put(l.Address.Addr(), "uplink "+u.Name+"'s address (its DHCP lease)")
+		}
+		if a, ok := c.facts.SLAAC(u.Name); ok {
+			put(a.Address.Addr(), "uplink "+u.Name+"'s address (SLAAC)")
+		}
+		links[u.Interface] = "uplink " + u.Name + "'s address"
+	}
+	for _, t := range spec.Tunnels {
+		links[t.Interface] = "tunnel " + t.Name + "'s address"
+		if lk, ok := c.facts.Link("tunnel/" + t.Name); ok {
+			links[lk.Name] = "tunnel " + t.Name + "'s address"
+			for _, p := range lk.Addresses {
+				put(p.Addr(), "tunnel "+t.Name+"'s address")
+			}
+		}
+	}
+	for _, a := range c.addrs {
+		if what, ok := links[a.Link]; ok {
+			put(a.Prefix.Addr(), what)
+		}
+	}
+	return wan
 }
 
 // dns compiles the dns section into session[dns/resolver]: the forwarder
@@ -68,10 +118,12 @@ func (c *compiler) dnsListen(spec *api.RouterSpec) (listen []netip.Addr, err err
 // its adverts, leaving by its table's mark, and none while the uplink is
 // withdrawn for its health or its link is missing; an address to itself,
 // by the box's routing), falling back to every healthy uplink's learnt
-// resolvers when all of them are dead; the AAAA policy; and the
+// resolvers that are not upstreams already when all of them are dead;
+// the AAAA policy; and the
 // per-domain egress of routes[].domains into each uplink's egress sets.
 // It waits while it has nowhere to listen (the LAN's link is missing, or
-// its only addresses are delegated and the prefix has not come).
+// its only addresses are delegated and the prefix has not come) and does
+// not intercept.
 func (c *compiler) dns(spec *api.RouterSpec) error {
 	d := spec.DNS
 	if d == nil {
@@ -115,7 +167,13 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 	ups := slices.Clone(spec.Uplinks)
 	slices.SortStableFunc(ups, func(a, b api.Uplink) int { return cmp.Compare(a.Priority, b.Priority) })
 	for _, u := range ups {
-		cfg.Fallback = append(cfg.Fallback, c.uplinkResolvers(u.Name, "uplink:"+u.Name)...)
+		for _, r := range c.uplinkResolvers(u.Name, "uplink:"+u.Name) {
+			// An upstream already: dead when the fallback is asked, and
+			// one resolver in the pool (probed and shown once).
+			if !slices.Contains(cfg.Upstreams, r) {
+				cfg.Fallback = append(cfg.Fallback, r)
+			}
+		}
 	}
 	byUplink := map[string]int{}
 	for _, r := range spec.Routes {
@@ -135,7 +193,9 @@ func (c *compiler) dns(spec *api.RouterSpec) error {
 		}
 	}
 	var wait string
-	if len(listen) == 0 {
+	// Intercept alone needs no address: its transparent sockets answer
+	// from the address each query was sent to.
+	if len(listen) == 0 && cfg.InterceptPort == 0 {
 		switch l := spec.LAN; {
 		case l != nil && !c.present(l.Interface):
 			wait = "link " + l.Interface

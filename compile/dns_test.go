@@ -82,8 +82,9 @@ func res(name, addr, uplink string, mark uint32) upstream.Resolver {
 // The forwarder's configuration, field by field: where it listens (the
 // LAN's addresses braid holds, not the link-local one, then the explicit
 // one), its upstreams expanded in the spec's order, the fallback of
-// every healthy uplink's resolvers by priority, the AAAA policy and the
-// per-domain egress by uplink.
+// every healthy uplink's resolvers by priority but those upstreams
+// already (isp1's: once each in the pool and in status), the AAAA policy
+// and the per-domain egress by uplink.
 func TestCompileDNS(t *testing.T) {
 	cfg, wait := dnsConfig(t, dnsSpec(), dnsFacts())
 	if wait != "" {
@@ -102,8 +103,6 @@ func TestCompileDNS(t *testing.T) {
 		Fallback: []upstream.Resolver{
 			res("uplink:isp2", "[2001:db8:102::53]:53", "isp2", 7102),
 			res("uplink:isp2", "[fe80::1%wan2]:53", "isp2", 7102),
-			res("uplink:isp1", "10.101.0.1:53", "isp1", 7101),
-			res("uplink:isp1", "10.101.0.53:53", "isp1", 7101),
 		},
 		Peer:       &dns.Peer{Address: "203.0.113.9:65101", Cipher: "chacha20-ietf-poly1305", Key: &api.Secret{File: "/etc/braid/peer.key"}},
 		AAAA:       "keep",
@@ -132,7 +131,7 @@ func TestCompileDNSHealth(t *testing.T) {
 		t.Errorf("upstreams %v, fallback %v", cfg.Upstreams, cfg.Fallback)
 	}
 	cfg, _ = dnsConfig(t, dnsSpec(), dnsFacts("isp1", "isp2"))
-	if len(cfg.Upstreams) != 5 || len(cfg.Fallback) != 4 {
+	if len(cfg.Upstreams) != 5 || len(cfg.Fallback) != 2 {
 		t.Errorf("all unhealthy: upstreams %v, fallback %v", cfg.Upstreams, cfg.Fallback)
 	}
 	// Nothing learnt yet: the peer and the addresses, no fallback.
@@ -277,6 +276,26 @@ func TestCompileDNSIntercept(t *testing.T) {
 		}
 	})
 
+	t.Run("without a listen address", func(t *testing.T) {
+		// The transparent sockets need no address: the forwarder runs,
+		// answering only what it intercepts, with the same rules. With
+		// the LAN's link missing too.
+		s := dnsSpec()
+		s.DNS.Listen, s.DNS.Intercept = nil, true
+		s.Aggregation.TCP, s.Aggregation.UDP = api.TCPProxy, api.UDPPeer
+		cfg, wait := dnsConfig(t, s, facts.Set{})
+		if wait != "" || len(cfg.Listen) != 0 || cfg.InterceptPort != dns.InterceptPort {
+			t.Errorf("wait %q, listen %v, intercept port %d", wait, cfg.Listen, cfg.InterceptPort)
+		}
+		want := append(prefixed(dnsOwner, delivery), dnsOwner+chain)
+		once(t, mustRouter(t, s, facts.Set{}), append(want, prefixed(dnsOwner, rules)...))
+		s.DNS.Listen = []string{"lan"}
+		missing := facts.Set{Slots: map[string]facts.Slot{"kernel/links": {Facts: []facts.Fact{{Interface: &facts.Interface{Name: "lan0"}, Process: true}}}}}
+		if cfg, wait := dnsConfig(t, s, missing); wait != "" || len(cfg.Listen) != 0 || cfg.InterceptPort != dns.InterceptPort {
+			t.Errorf("the LAN's link missing: wait %q, listen %v, intercept port %d", wait, cfg.Listen, cfg.InterceptPort)
+		}
+	})
+
 	t.Run("port forwards keep their DNAT", func(t *testing.T) {
 		s := dnsSpec()
 		s.DNS.Intercept = true
@@ -374,4 +393,71 @@ func TestCompileDNSNeverFromTheWAN(t *testing.T) {
 	wantInAndNot(t, got, []string{
 		`nft.rule[inet braid input:drop-isp1]`, `nft.rule[inet braid input:drop-isp2]`, `nft.rule[inet braid input:drop-tunnel-sixpe]`,
 	}, []string{"dport 53 accept"})
+}
+
+// An address the WAN side holds is never listened on, whatever names it:
+// an uplink's DHCP lease or SLAAC address (facts validation cannot see),
+// even while the uplink's link is missing; the forwarder listens on the
+// rest, and a note names the dns.listen entry and the uplink (or the
+// tunnel). Without the lease, the same address is no uplink's and is
+// listened on.
+func TestCompileDNSNeverListensOnAnUplink(t *testing.T) {
+	linkMissing := func(f facts.Set, link string) facts.Set {
+		return f.With("kernel/links", []facts.Fact{{Interface: &facts.Interface{Name: link}, Process: true}})
+	}
+	for _, tt := range []struct {
+		what    string
+		listen  []string
+		facts   facts.Set
+		want    []netip.Addr
+		section string // the note's; "": no note
+		holder  string // what the note says holds the address
+		tunnel  bool   // the spec with the 6PE tunnel out of isp1
+	}{
+		{"isp1's lease", []string{"lan", "10.101.0.2"}, dnsFacts(),
+			addrs("192.168.50.1", "2001:db8:50::1"), "dns.listen[1]", "10.101.0.2 is uplink isp1's address (its DHCP lease)", false},
+		{"isp2's SLAAC address", []string{"2001:db8:102::7", "lan"}, dnsFacts(),
+			addrs("192.168.50.1", "2001:db8:50::1"), "dns.listen[0]", "2001:db8:102::7 is uplink isp2's address (SLAAC)", false},
+		{"isp1's lease, its link missing", []string{"10.101.0.2", "127.0.0.1"}, linkMissing(dnsFacts(), "wan1"),
+			addrs("127.0.0.1"), "dns.listen[0]", "10.101.0.2 is uplink isp1's address (its DHCP lease)", false},
+		{"isp2's static address", []string{"10.102.0.2", "127.0.0.1"}, dnsFacts(),
+			addrs("127.0.0.1"), "dns.listen[0]", "10.102.0.2 is uplink isp2's address", false},
+		{"no lease: no uplink's", []string{"10.101.0.2"}, facts.Set{},
+			addrs("10.101.0.2"), "", "", false},
+		{"the tunnel's address", []string{"127.0.0.1", "fe80::1234"}, factsOf(lease1, tun),
+			addrs("127.0.0.1"), "dns.listen[1]", "fe80::1234 is tunnel sixpe's address", true},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			spec := dnsSpec()
+			if tt.tunnel {
+				spec = sixpeSpec()
+				spec.DNS = &api.DNS{Upstreams: []string{"192.0.2.53"}}
+			}
+			spec.DNS.Listen = tt.listen
+			d, err := Router(spec, tt.facts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, ok := sessionOf(d, dns.Kind, dns.Name)
+			if !ok {
+				t.Fatal("no session[dns/resolver]")
+			}
+			if got := s.Config.(dns.Config).Listen; !slices.Equal(got, tt.want) {
+				t.Errorf("listen %v, want %v", got, tt.want)
+			}
+			var notes []plan.Note
+			for _, n := range d.Notes {
+				if strings.HasPrefix(n.Section, "dns.listen") {
+					notes = append(notes, n)
+				}
+			}
+			want := tt.holder + ": braid's resolver never listens on the WAN side"
+			switch {
+			case tt.section == "" && len(notes) != 0:
+				t.Errorf("notes %v", notes)
+			case tt.section != "" && (len(notes) != 1 || notes[0].Section != tt.section || !strings.HasPrefix(notes[0].Message, want)):
+				t.Errorf("notes %v, want one on %s starting %q", notes, tt.section, want)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -63,7 +64,23 @@ func (p *Prober) source(dst netip.Addr) (netip.Addr, error) {
 			return s.Unmap(), nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("no IPv%d source address to probe from (sources %v)", family(dst), p.Sources)
+	return netip.Addr{}, fmt.Errorf("%w: no IPv%d source address to probe from (sources %v)", ErrNoSource, family(dst), p.Sources)
+}
+
+// ErrNoSource is wrapped by the error of a probe that was not sent because
+// Sources has no address of its target's family: it says nothing of the
+// path, only that the prober has no address to leave from yet.
+var ErrNoSource = errors.New("not sent")
+
+// Unsent reports whether err, a probe's error, means that the probe was
+// never sent: no source address of its family (ErrNoSource), a source
+// address the kernel does not have or cannot use yet (EADDRNOTAVAIL: a
+// lease's address not yet added, an IPv6 address still tentative), or an
+// Interface that is down or missing (ENETDOWN, ENODEV). Such an error is
+// no evidence that the path is dead.
+func Unsent(err error) bool {
+	return errors.Is(err, ErrNoSource) || errors.Is(err, unix.EADDRNOTAVAIL) ||
+		errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENODEV)
 }
 
 // control binds a socket to p.Interface before it is bound to an address

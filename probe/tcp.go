@@ -55,5 +55,5 @@ func (p *Prober) resolve(ctx context.Context, host string) (netip.Addr, error) {
 			return ip.Unmap(), nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%s has no address of the families of the sources %v (it has %v)", host, p.Sources, ips)
+	return netip.Addr{}, fmt.Errorf("%w: %s has no address of the families of the sources %v (it has %v)", ErrNoSource, host, p.Sources, ips)
 }

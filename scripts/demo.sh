@@ -7,6 +7,8 @@
 #   demo.sh BRAID_BINARY [LAB_NAME]
 # DEMO_LNS=real uses the real LNS of ../shared/peers/lns/run-lns.sh for the
 # 6PE step (a QEMU guest: slow) instead of `braid lab lns`.
+# DEMO_CI=1 (make demo-ci) prints no "try next" and removes the work
+# directory when every step passed.
 set -uo pipefail # not -e: every step reports its own verdict.
 braid=${1:?usage: demo.sh BRAID_BINARY [LAB_NAME]}
 lab=${2:-braid}
@@ -137,7 +139,12 @@ summary() {
 		[ "$v" = ok ] || printf '  %-10s %-10s %s\n' '' '' "(${why[$id]:-the step never reported})"
 	done
 
-	cat <<-EOF
+	if [ -n "${DEMO_CI:-}" ]; then
+		# make demo-ci removes the lab next; the work directory goes
+		# too unless a step failed (its logs say why).
+		[ "$bad" -ne 0 ] || rm -rf "$work"
+	else
+		cat <<-EOF
 
 	Try next (the lab stays up; braid run is stopped):
 	  $braid --netns $box run -f $spec &     # the demo's spec, aggregation on
@@ -147,6 +154,7 @@ summary() {
 	  $braid lab download --name $lab --from lan --size 50M 198.51.100.80:9001
 	Tear down: make demo-down LAB=$lab (or $braid lab down --name $lab)
 	EOF
+	fi
 	if [ "$bad" -ne 0 ]; then
 		echo "${red}A step failed or never reported (above).${off}"
 		return 1
@@ -319,8 +327,8 @@ step_aggregate() {
 	# The faster uplink alone: the same LAN download with the spec's
 	# aggregation still off (NATed out of isp1, the default route).
 	say "the faster uplink alone: braid lab download --from lan --size $size 198.51.100.80:9001 (aggregation off: NATed out of isp1)"
-	# (isp1's tracker counts the rounds before its lease as failed: it
-	# comes back healthy a few seconds after the lease.)
+	# (isp1's tracker does not count the rounds it could not send before
+	# its lease: the LAN leaves by isp1 as soon as it is leased.)
 	leaves_by_isp1() { [[ $(whoami --from lan 198.51.100.80:7 2>/dev/null) == 10.101.0.2:* ]]; }
 	waitfor 60 "the LAN leaves by isp1 (healthy, priority 10)" leaves_by_isp1 ||
 		{ bstatus | grep -E '^ *health ' | indent; fail "the LAN does not leave by isp1 before aggregation"; return; }

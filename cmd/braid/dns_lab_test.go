@@ -164,11 +164,9 @@ func TestDNSResolverInTheLab(t *testing.T) {
 	t.Run("per-domain egress", func(t *testing.T) {
 		whoami := net.JoinHostPort(lab.SteeredServerV4, strconv.Itoa(lab.WhoamiPort))
 		// Before the name is resolved, its address leaves by isp1 (the
-		// main table's preferred default route), once the pass that
-		// followed isp1's healthy verdict has put its default route back:
-		// the daemon was waited for until the verdict, not that pass (isp1
-		// starts unhealthy, with no IPv4 address to probe from before its
-		// lease).
+		// main table's preferred default route), once isp1's lease has put
+		// its IPv4 default route in: the daemon was waited for until the
+		// verdict, not that pass.
 		var got string
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 			if got = b.whoami(lab.RoleLAN, "tcp", whoami); got == lab.BoxWAN1V4 || time.Now().After(deadline) {
@@ -199,6 +197,19 @@ func TestDNSResolverInTheLab(t *testing.T) {
 		}
 		if set := b.run(lab.RoleBox, "nft", "list", "set", "inet", "braid", "egress_isp2_v6"); !strings.Contains(set, lab.SteeredServerV6+" timeout ") {
 			t.Errorf("egress_isp2_v6 lacks %s:\n%s", lab.SteeredServerV6, set)
+		}
+		// isp2's IPv6 comes from its adverts: until its default route is
+		// in isp2's table (7102), marked packets find no route there and
+		// take the main table's, out of isp1. isp1 is healthy from the
+		// start now (no verdict before its lease), so the test gets here
+		// sooner than isp2's first advert may.
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if strings.Contains(b.run(lab.RoleBox, "ip", "-6", "route", "show", "default", "table", "7102"), "default") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("isp2's IPv6 default route never reached its table 7102:\n%s", b.run(lab.RoleBox, "ip", "-6", "route", "show", "table", "all"))
+			}
 		}
 		wan1, wan2 := b.txPackets(lab.RoleBox, lab.BoxWAN1Dev), b.txPackets(lab.RoleBox, lab.BoxWAN2Dev)
 		const n = 200
@@ -319,6 +330,62 @@ func TestDNSInterceptFailsOpen(t *testing.T) {
 
 	d = untilDNSRunning(t, b, spec)
 	allIntercepted(t, l, true, "braid started again")
+	d.stop(syscall.SIGTERM)
+}
+
+// dns.intercept with no listen address: braid's resolver answers only
+// what it intercepts, from the address each query was sent to (its
+// transparent sockets need no address of their own): the LAN's queries
+// to the lab's resolver get braid's answers, both families, UDP and TCP,
+// nothing answers on the box's LAN addresses, and status says so.
+func TestDNSInterceptOnly(t *testing.T) {
+	b := newLabBox(t)
+	l := b.l
+	spec := readFile(t, "../../specs/lab-dns.yaml")
+	const line = "    listen: [lan]                    # 192.168.50.1 and 2001:db8:50::1\n"
+	if !strings.Contains(spec, line) {
+		t.Fatalf("specs/lab-dns.yaml has no line %q", line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.WaitResolver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := b.startDaemon("-f", writeSpec(t, strings.Replace(spec, line, "", 1)))
+	d.bound(lab.BoxWAN1V4)
+	st := d.until("the forwarder running, both uplinks healthy", func(st reconcile.Status) bool {
+		h1, k1 := healthOf(st, "isp1")
+		h2, k2 := healthOf(st, "isp2")
+		return dnsRunning(st) && h1 && k1 && h2 && k2
+	})
+	if det := dnsDetail(st); !strings.HasPrefix(det, "serving only what it intercepts, on port 7153;") {
+		t.Errorf("status %q", det)
+	}
+	// Braid's answer (the filtered AAAA) once its upstreams are learnt.
+	resolver := net.JoinHostPort(lab.ResolverV4, "53")
+	var last string
+	if !waitFor(90*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := l.Lookup(ctx, lab.RoleLAN, "udp", resolver, lab.NameCNAME, dns.TypeAAAA)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = r.String()
+		return r.Rcode == dns.RcodeSuccess && len(r.Answer) == 2 && len(answers(r, dns.TypeAAAA)) == 0
+	}) {
+		t.Fatalf("the LAN's query to %s never got braid's answer: %s", resolver, last)
+	}
+	allIntercepted(t, l, true, "intercept alone")
+	for _, server := range []string{braidDNS4, braidDNS6} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := l.Lookup(ctx, lab.RoleLAN, "udp", server, lab.NameServer, dns.TypeA)
+		cancel()
+		if err == nil {
+			t.Errorf("%s answered, with no listen address: %v", server, r)
+		}
+	}
 	d.stop(syscall.SIGTERM)
 }
 

@@ -400,33 +400,12 @@ func (s *Server) report(ctx context.Context, env *session.Env, cfg Config) {
 	}
 }
 
-// detail is the status detail: where it serves, what it asks, how much
-// it answered and how.
+// detail is the status detail: where it serves, how much it answered
+// and how, then the resolvers (upstreamHealth), each named once: the one
+// asked first now is the one marked "in use" there.
 func detail(cfg Config, st Snapshot, ups []upstream.State) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "serving %s", listenString(cfg))
-	asked := ""
-	for _, u := range ups {
-		if u.InUse {
-			asked = u.Name
-			if u.Fallback {
-				asked = "fallback " + u.Name + " (every upstream down)"
-			}
-		}
-	}
-	if asked == "" && ups != nil {
-		asked = "no upstream up"
-	}
-	if asked == "" {
-		var names []string
-		for _, u := range cfg.Upstreams {
-			names = append(names, u.Name)
-		}
-		asked = strings.Join(names, ", ")
-	}
-	if asked != "" {
-		fmt.Fprintf(&b, ", asking %s", asked)
-	}
 	fmt.Fprintf(&b, "; %d queries", st.Queries())
 	if n := st.CacheHits + st.CacheMisses; n > 0 {
 		fmt.Fprintf(&b, ", %d%% from cache", st.CacheHits*100/n)
@@ -443,18 +422,47 @@ func detail(cfg Config, st Snapshot, ups []upstream.State) string {
 			fmt.Fprintf(&b, " (%d answers failed to add theirs)", st.EgressFailures)
 		}
 	}
-	if h := upstreamHealth(ups); h != "" {
+	h := upstreamHealth(ups)
+	if ups == nil {
+		// An Asker that reports no state: the configured names.
+		h = configured(cfg)
+	}
+	if h != "" {
 		fmt.Fprintf(&b, "; %s", h)
 	}
 	return b.String()
 }
 
-// upstreamHealth writes the upstreams' states for status: each as
-// "NAME ADDR up RTT" or "NAME ADDR dead (why)", the one asked first
-// marked "in use", and the fallback apart: "upstreams: ...; fallback:
-// ...".
+// configured names cfg's resolvers, once each, without their health:
+// "upstreams: NAME, ... | fallback: NAME, ...".
+func configured(cfg Config) string {
+	names := func(rs []upstream.Resolver) string {
+		var ns []string
+		for _, r := range rs {
+			if !slices.Contains(ns, r.Name) {
+				ns = append(ns, r.Name)
+			}
+		}
+		return strings.Join(ns, ", ")
+	}
+	var parts []string
+	if len(cfg.Upstreams) > 0 {
+		parts = append(parts, "upstreams: "+names(cfg.Upstreams))
+	}
+	if len(cfg.Fallback) > 0 {
+		parts = append(parts, "fallback: "+names(cfg.Fallback))
+	}
+	return strings.Join(parts, " | ")
+}
+
+// upstreamHealth writes the resolvers' states for status, each once: as
+// "NAME ADDR up RTT" or "NAME ADDR dead (why)", the one asked first now
+// marked "in use" (a fallback's when every upstream is dead), and the
+// fallback apart: "upstreams: ... | fallback: ...". With none up, it
+// says that every query asks them all.
 func upstreamHealth(states []upstream.State) string {
 	var ups, fallback []string
+	inUse := false
 	for _, s := range states {
 		w := s.Name
 		if addr := s.Addr.String(); addr != s.Name {
@@ -473,6 +481,7 @@ func upstreamHealth(states []upstream.State) string {
 		}
 		if s.InUse {
 			w += ", in use"
+			inUse = true
 		}
 		if s.Fallback {
 			fallback = append(fallback, w)
@@ -487,16 +496,24 @@ func upstreamHealth(states []upstream.State) string {
 	if len(fallback) > 0 {
 		parts = append(parts, "fallback: "+strings.Join(fallback, "; "))
 	}
+	if len(states) > 0 && !inUse {
+		parts = append(parts, "none up: each query asks them all at once")
+	}
 	return strings.Join(parts, " | ")
 }
 
-// listenString is where cfg serves: "192.0.2.1, 2001:db8::1 port 53".
+// listenString is where cfg serves: "192.0.2.1, 2001:db8::1 port 53",
+// then ", intercepting on port 7153" with intercept; "only what it
+// intercepts, on port 7153" without a listen address.
 func listenString(cfg Config) string {
 	var as []string
 	for _, a := range cfg.Listen {
 		as = append(as, a.String())
 	}
-	if len(as) == 0 {
+	switch {
+	case len(as) == 0 && cfg.InterceptPort != 0:
+		return "only what it intercepts, on port " + fmt.Sprint(cfg.InterceptPort)
+	case len(as) == 0:
 		return "nowhere"
 	}
 	l := strings.Join(as, ", ") + " port " + fmt.Sprint(cfg.Port)

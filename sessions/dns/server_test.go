@@ -573,8 +573,10 @@ func TestFallback(t *testing.T) {
 	if a := l.ask("udp", query("a.test.example.", dns.TypeA, true)); len(a.Answer) != 1 {
 		t.Fatalf("reply:\n%v", a)
 	}
-	waitFor(t, "the status naming the fallback", func() bool {
-		return strings.Contains(r.status(), "asking fallback uplink:wan (every upstream down)")
+	waitFor(t, "the status marking the fallback in use", func() bool {
+		st := r.status()
+		i := strings.Index(st, "| fallback: uplink:wan "+netip.AddrPortFrom(upstreamAddr, 53).String()+" up")
+		return i >= 0 && strings.HasSuffix(st, ", in use") && !strings.Contains(st[:i], "in use")
 	})
 	var inUse []string
 	for _, u := range r.srv.Upstreams() {

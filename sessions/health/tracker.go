@@ -219,7 +219,9 @@ func targetsOf(ps []api.Probe) []probe.Target {
 
 // round sends every probe at once and waits, at most timeout, for the
 // first answer: the round succeeds then, and the other probes are called
-// off. It fails when every probe has failed, or at the timeout.
+// off. It fails when every probe has failed, or at the timeout; when none
+// could even be sent (no source address of its family yet, the link down:
+// probe.Unsent), it is Unsent, which the verdict takes as no evidence.
 func round(ctx context.Context, pr *probe.Prober, targets []probe.Target, timeout time.Duration) verdict.Round {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -237,17 +239,19 @@ func round(ctx context.Context, pr *probe.Prober, targets []probe.Target, timeou
 		}()
 	}
 	var errs []string
+	sent := false
 	for range targets {
 		a := <-answers
 		if a.err == nil {
 			return verdict.Round{OK: true, RTT: a.rtt, Detail: fmt.Sprintf("%s answered in %s", a.target, a.rtt.Round(time.Microsecond))}
 		}
 		errs = append(errs, a.err.Error())
+		sent = sent || !probe.Unsent(a.err)
 	}
 	if len(targets) == 0 {
-		errs = append(errs, "no probes")
+		return verdict.Round{Detail: "no probes"}
 	}
-	return verdict.Round{Detail: strings.Join(errs, "; ")}
+	return verdict.Round{Unsent: !sent, Detail: strings.Join(errs, "; ")}
 }
 
 // subscribeLinks subscribes to the link notifications of the process's

@@ -26,6 +26,18 @@
 //   - an uplink starts healthy (braid routes over an uplink it knows
 //     nothing bad about, as over one without a tracker), unless its carrier
 //     is down;
+//   - a round that could not be sent (Round.Unsent: the uplink has no
+//     address of any probe's family yet, or its link is down) is no
+//     evidence: it fails nothing and recovers nothing (it breaks a run of
+//     successful rounds). Until the first round is sent the tracker is
+//     Waiting: its verdict is the starting one and silence is counted
+//     from the last round that could not be sent, not from the start,
+//     so an uplink whose lease comes after it started is judged by its
+//     first real rounds, not declared dead while it had no address. Once
+//     rounds have been sent, silence is counted as before, sent or not: an
+//     uplink that loses its address after answering goes unhealthy after
+//     FailAfter x Interval without an answer, and needs RecoverAfter
+//     answered rounds once it can send again;
 //   - the last Window rounds are kept for status: their loss and the
 //     round-trip times of those that succeeded.
 package verdict
@@ -60,6 +72,9 @@ type Round struct {
 	OK bool
 	// RTT is how long the first answer took (OK rounds).
 	RTT time.Duration
+	// Unsent is set when no probe could be sent (no source address of
+	// any probe's family, link down): the round says nothing of the path.
+	Unsent bool
 	// Detail says which probe answered, or why none did ("icmp
 	// 198.51.100.80: no echo reply: i/o timeout").
 	Detail string
@@ -118,10 +133,17 @@ type State struct {
 	// Failed and Passed count the failed and successful rounds in a row
 	// (one of them is 0). Passed counts only rounds with the carrier up.
 	Failed, Passed int
+	// Waiting is set until a round is sent: the verdict is the starting
+	// one, and silence is counted from the last round that could not be
+	// sent.
+	Waiting bool
+	// Unsent counts the rounds in a row that could not be sent.
+	Unsent int
 	// Transitions counts the verdict's changes since New.
 	Transitions int
-	// LastAnswer is when a round last succeeded (New's time before the
-	// first): silence is counted from it.
+	// LastAnswer is when a round last succeeded (before the first, New's
+	// time or, while Waiting, the last round that could not be sent):
+	// silence is counted from it.
 	LastAnswer time.Time
 	// Last is the last round.
 	Last Round
@@ -136,7 +158,7 @@ type State struct {
 // carrier as the kernel has it.
 func New(p Params, carrier bool, now time.Time) State {
 	s := State{Params: p.normal(), Healthy: carrier, Carrier: carrier, Since: now, LastAnswer: now,
-		Reason: "starting: healthy until rounds fail"}
+		Waiting: true, Reason: "starting: healthy until rounds fail"}
 	if !carrier {
 		s.Reason = "no carrier"
 	}
@@ -150,7 +172,8 @@ func (p Params) normal() Params {
 
 // Deadline is when silence makes a healthy uplink unhealthy:
 // FailAfter x Interval after the last answer. It is zero when the uplink
-// is unhealthy or Interval is zero.
+// is unhealthy or Interval is zero. While Waiting, each round that could
+// not be sent pushes it on.
 func (s State) Deadline() time.Time {
 	if !s.Healthy || s.Params.Interval <= 0 {
 		return time.Time{}
@@ -171,8 +194,19 @@ func (s State) WithParams(p Params) State {
 func Step(s State, e Event, now time.Time) (State, *Transition) {
 	switch e := e.(type) {
 	case Round:
-		s.record(e)
 		s.Last = e
+		if e.Unsent {
+			s.Unsent++
+			s.Passed = 0
+			if s.Waiting {
+				s.LastAnswer = now
+			} else if s.Healthy && s.silent(now) {
+				return s.change(false, fmt.Sprintf("no answer for %s: %s", now.Sub(s.LastAnswer).Round(time.Millisecond), e.Detail), now)
+			}
+			return s, nil
+		}
+		s.Waiting, s.Unsent = false, 0
+		s.record(e)
 		if e.OK {
 			s.LastAnswer = now
 		}
@@ -281,10 +315,20 @@ func (s State) Stats() Stats {
 
 // Describe renders the state for `braid status`, one line: the verdict
 // and for how long, its reason, and the recent rounds' loss and round-trip
-// times.
+// times. A healthy tracker Waiting for its first round to leave is
+// "unknown": "unknown for 4s (waiting for an address to probe from: ...)".
 func (s State) Describe(now time.Time) string {
 	st := s.Stats()
-	out := fmt.Sprintf("%s for %s (%s)", direction(s.Healthy), now.Sub(s.Since).Round(time.Second), s.Reason)
+	var out string
+	if s.Waiting && s.Healthy && s.Unsent > 0 {
+		out = fmt.Sprintf("unknown for %s (waiting for an address to probe from: %d rounds not sent: %s; routed as healthy until a probe fails)",
+			now.Sub(s.Since).Round(time.Second), s.Unsent, s.Last.Detail)
+	} else {
+		out = fmt.Sprintf("%s for %s (%s)", direction(s.Healthy), now.Sub(s.Since).Round(time.Second), s.Reason)
+		if s.Unsent > 0 {
+			out += fmt.Sprintf("; %d rounds not sent: %s", s.Unsent, s.Last.Detail)
+		}
+	}
 	if !s.Carrier {
 		out += "; no carrier"
 	}

@@ -14,8 +14,11 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 var (
 	ok   = Round{OK: true, RTT: 2 * time.Millisecond, Detail: "icmp 192.0.2.1 answered"}
 	fail = Round{Detail: "icmp 192.0.2.1: no echo reply"}
-	up   = Carrier{Up: true}
-	down = Carrier{Up: false}
+	// unsent is a round none of whose probes could leave: the uplink
+	// has no address of their family yet.
+	unsent = Round{Unsent: true, Detail: "probe icmp 192.0.2.1: not sent: no IPv4 source address to probe from (sources [2001:db8::2])"}
+	up     = Carrier{Up: true}
+	down   = Carrier{Up: false}
 )
 
 // step is one event of a scenario and what must follow it: the verdict
@@ -55,6 +58,24 @@ func TestStep(t *testing.T) {
 		{"starts unhealthy without carrier", false, []step{{ok, false, ""}, {up, false, ""}, {ok, false, ""}, {ok, true, "healthy"}}},
 		{"carrier flap while unhealthy makes no transition", true, []step{
 			{fail, true, ""}, {fail, true, ""}, {fail, false, "unhealthy"}, {down, false, ""}, {up, false, ""},
+		}},
+		{"rounds not sent at the start fail nothing: the first ones sent decide", true, []step{
+			{unsent, true, ""}, {unsent, true, ""}, {unsent, true, ""}, {unsent, true, ""}, {unsent, true, ""},
+			{fail, true, ""}, {fail, true, ""}, {fail, false, "unhealthy"},
+		}},
+		{"rounds not sent at the start, then answers: healthy all along", true, []step{
+			{unsent, true, ""}, {unsent, true, ""}, {unsent, true, ""}, {unsent, true, ""}, {ok, true, ""}, {ok, true, ""},
+		}},
+		{"rounds not sent do not end a run of failures", true, []step{
+			{fail, true, ""}, {fail, true, ""}, {unsent, true, ""}, {unsent, true, ""}, {fail, false, "unhealthy"},
+		}},
+		{"rounds not sent recover nothing and break a run of answers", true, []step{
+			{fail, true, ""}, {fail, true, ""}, {fail, false, "unhealthy"},
+			{unsent, false, ""}, {unsent, false, ""}, {unsent, false, ""},
+			{ok, false, ""}, {unsent, false, ""}, {ok, false, ""}, {ok, true, "healthy"},
+		}},
+		{"without carrier and without an address", false, []step{
+			{unsent, false, ""}, {up, false, ""}, {unsent, false, ""}, {ok, false, ""}, {ok, true, "healthy"},
 		}},
 		{"a repeated carrier event changes nothing", true, []step{{up, true, ""}, {up, true, ""}, {fail, true, ""}, {up, true, ""}, {fail, true, ""}, {fail, false, "unhealthy"}}},
 	}
@@ -308,4 +329,92 @@ func TestSilence(t *testing.T) {
 	if _, tr := Step(s, Tick{}, ms(100000)); tr != nil || !s.Deadline().IsZero() {
 		t.Errorf("silence without an interval: %+v", tr)
 	}
+}
+
+// An uplink whose address comes after its tracker started (a DHCP lease,
+// adverts): rounds that cannot leave are no evidence and silence is not
+// counted while it waits; its first rounds sent decide. One that loses its
+// address after answering still goes unhealthy by silence.
+func TestUnsentRounds(t *testing.T) {
+	p := Params{FailAfter: 3, RecoverAfter: 2, Interval: 500 * time.Millisecond}
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// waitFor feeds n unsent rounds, one per interval from `from` ms, and
+	// a Tick at each deadline: none may change the verdict.
+	waitFor := func(s State, from, n int) State {
+		t.Helper()
+		for i := range n {
+			now := ms(from + 500*i)
+			var tr *Transition
+			if s, tr = Step(s, unsent, now); tr != nil {
+				t.Fatalf("unsent round at %v: %+v", now.Sub(t0), tr)
+			}
+			if d := s.Deadline(); !d.IsZero() && !d.After(now) {
+				t.Fatalf("deadline %v not after the round not sent at %v", d.Sub(t0), now.Sub(t0))
+			}
+			if s, tr = Step(s, Tick{}, now.Add(499*time.Millisecond)); tr != nil {
+				t.Fatalf("tick before the next round: %+v", tr)
+			}
+		}
+		return s
+	}
+
+	t.Run("lease arrives, answers", func(t *testing.T) {
+		s := waitFor(New(p, true, t0), 0, 20) // 10 s without an address
+		if !s.Healthy || !s.Waiting || s.Unsent != 20 || s.Transitions != 0 || s.Stats().Rounds != 0 {
+			t.Fatalf("after 10 s without an address: %+v", s)
+		}
+		d := s.Describe(ms(10000))
+		if !strings.HasPrefix(d, "unknown for 10s (waiting for an address to probe from: 20 rounds not sent: probe icmp 192.0.2.1: not sent: no IPv4 source address") {
+			t.Errorf("Describe while waiting: %q", d)
+		}
+		s, tr := Step(s, ok, ms(10000))
+		if tr != nil || !s.Healthy || s.Waiting || s.Unsent != 0 || s.Deadline() != ms(11500) {
+			t.Fatalf("first answer: %+v, state %+v", tr, s)
+		}
+		if d := s.Describe(ms(10000)); !strings.HasPrefix(d, "healthy for 10s (starting: healthy until rounds fail); last 1 rounds: loss 0%") {
+			t.Errorf("Describe after the first answer: %q", d)
+		}
+	})
+	t.Run("lease arrives, path dead", func(t *testing.T) {
+		s := waitFor(New(p, true, t0), 0, 20)
+		// The last round not sent was at 9.5 s: silence counts from there,
+		// and the first rounds sent fail.
+		s, tr := Step(s, fail, ms(10000))
+		if tr != nil || !s.Healthy || s.Waiting || s.Deadline() != ms(11000) {
+			t.Fatalf("first failed round: %+v, deadline %v", tr, s.Deadline().Sub(t0))
+		}
+		s, tr = Step(s, Tick{}, ms(11000))
+		if tr == nil || s.Healthy || tr.Reason != "no answer for 1.5s: icmp 192.0.2.1: no echo reply" {
+			t.Fatalf("silence after the first rounds sent: %+v", tr)
+		}
+	})
+	t.Run("address lost after answering", func(t *testing.T) {
+		s := New(p, true, t0)
+		s, _ = Step(s, ok, ms(500))
+		s, _ = Step(s, ok, ms(1000))
+		s, tr := Step(s, unsent, ms(1500))
+		s, tr2 := Step(s, unsent, ms(2000))
+		if tr != nil || tr2 != nil || !s.Healthy || s.Waiting || s.Deadline() != ms(2500) {
+			t.Fatalf("address just lost: %+v %+v, deadline %v", tr, tr2, s.Deadline().Sub(t0))
+		}
+		if d := s.Describe(ms(2000)); !strings.Contains(d, "healthy for 2s (starting: healthy until rounds fail); 2 rounds not sent: probe icmp 192.0.2.1: not sent") {
+			t.Errorf("Describe with the address lost: %q", d)
+		}
+		s, tr = Step(s, unsent, ms(2500))
+		if tr == nil || s.Healthy || !strings.HasPrefix(tr.Reason, "no answer for 1.5s: probe icmp 192.0.2.1: not sent") {
+			t.Fatalf("silence without an address: %+v", tr)
+		}
+		// Back: RecoverAfter answered rounds, as for any unhealthy uplink.
+		s = waitFor(s, 3000, 4)
+		if s.Healthy {
+			t.Fatal("recovered without an answer")
+		}
+		s, tr = Step(s, ok, ms(5000))
+		if tr != nil {
+			t.Fatalf("one answer: %+v", tr)
+		}
+		if s, tr = Step(s, ok, ms(5500)); tr == nil || !s.Healthy {
+			t.Fatalf("RecoverAfter answers: %+v", tr)
+		}
+	})
 }
