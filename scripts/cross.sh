@@ -28,13 +28,15 @@ jobs=${JOBS:-2}
 mkdir -p "$out"
 start=$SECONDS
 
-# Code that runs once per spec load or command (the YAML parser, the
-# spec's validation, the command line) is compiled without inlining: 0.12
-# MiB less on mipsle, nothing on a hot path. Both builds use the same
-# flags, so they share the build cache.
+# Code that runs once per spec load, command, control request or metrics
+# scrape (the YAML parser, the spec's validation, the command line, the
+# spec sources, the control socket, the metrics exposition and their HTTP)
+# is compiled without inlining: 0.18 MiB less on mipsle, nothing on a hot
+# path. Both builds use the same flags, so they share the build cache.
 mod=github.com/braid-router/braid
 gcflags=()
-for p in go.yaml.in/yaml/... $mod/api/... $mod/cmd/braid github.com/spf13/...; do
+for p in go.yaml.in/yaml/... $mod/api/... $mod/cmd/braid github.com/spf13/... \
+	$mod/source/... $mod/internal/control $mod/internal/metrics $mod/internal/minhttp; do
 	gcflags+=("-gcflags=$p=-l")
 done
 
