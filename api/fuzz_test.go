@@ -10,19 +10,7 @@ import (
 // return *Errors on failure, and a document it accepts must print (with
 // Effective) a spec that parses again to the same effective spec.
 func FuzzParse(f *testing.F) {
-	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml", "../specs/fleet/boxes/*.yaml"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
+	addSpecSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d *Document
 		var err error
@@ -40,4 +28,22 @@ func FuzzParse(f *testing.F) {
 		}
 		roundTrip(t, d)
 	})
+}
+
+// addSpecSeeds adds every spec the tests and the examples hold, malformed
+// and valid, to f's corpus.
+func addSpecSeeds(f *testing.F) {
+	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml", "../specs/fleet/boxes/*.yaml"} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
 }

@@ -158,19 +158,7 @@ func TestSchemaAcceptsValid(t *testing.T) {
 // FuzzSchemaAcceptsParsed checks, on every spec Parse accepts, that the
 // schema accepts it too: an editor never flags a spec braid takes.
 func FuzzSchemaAcceptsParsed(f *testing.F) {
-	for _, pattern := range []string{"testdata/errors/*.yaml", "testdata/valid/*.yaml", "../specs/*.yaml", "../specs/fleet/boxes/*.yaml"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
+	addSpecSeeds(f)
 	s := compileSchema(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if _, err := Parse("fuzz.yaml", data); err != nil {
